@@ -1,0 +1,1 @@
+//! nmc compiler library.

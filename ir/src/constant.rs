@@ -1,0 +1,284 @@
+//! The constant pool: weights and biases live here, not in the graph, so the graph stays small and
+//! printable. Tensors whose density is below [`SPARSE_DENSITY_THRESHOLD`] are stored as sorted
+//! (flat index, value) lists; the storage choice never changes a value.
+
+use std::fmt;
+
+/// Below this fraction of non-zeros a constant is stored sparse.
+pub const SPARSE_DENSITY_THRESHOLD: f64 = 0.5;
+
+/// Index of a constant in the [`ConstPool`]; prints as `@c3`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConstId(pub u32);
+
+impl fmt::Display for ConstId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "@c{}", self.0)
+    }
+}
+
+/// Element storage, dense or sparse by density.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Storage<T> {
+    /// All elements, row-major.
+    Dense(Vec<T>),
+    /// Non-zero elements only: strictly increasing flat indices and their values.
+    Sparse {
+        /// Number of elements of the full tensor.
+        len: usize,
+        /// Flat row-major index of each non-zero.
+        indices: Vec<u32>,
+        /// The non-zero values.
+        values: Vec<T>,
+    },
+}
+
+/// Element values of a constant.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConstData {
+    /// Real values (imported weights).
+    F32(Storage<f32>),
+    /// Integer values (quantised weights and biases).
+    I32(Storage<i32>),
+    /// Values not available: a constant parsed from the text format, which prints only a summary.
+    Opaque {
+        /// Content hash as printed.
+        hash: u64,
+        /// Number of non-zeros as printed.
+        nnz: usize,
+        /// Element type as printed.
+        dtype: crate::DType,
+    },
+}
+
+/// One constant tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Constant {
+    /// Shape of the tensor (weights keep all their axes, e.g. `[out, in]` or `[co, ci/g, kh, kw]`).
+    pub shape: Vec<usize>,
+    /// The values.
+    pub data: ConstData,
+}
+
+trait Zero: Copy + PartialEq {
+    const ZERO: Self;
+}
+impl Zero for f32 {
+    const ZERO: f32 = 0.0;
+}
+impl Zero for i32 {
+    const ZERO: i32 = 0;
+}
+
+fn store<T: Zero>(values: Vec<T>) -> Storage<T> {
+    let nnz = values.iter().filter(|v| **v != T::ZERO).count();
+    if values.is_empty() || (nnz as f64) / (values.len() as f64) >= SPARSE_DENSITY_THRESHOLD {
+        return Storage::Dense(values);
+    }
+    let mut indices = Vec::with_capacity(nnz);
+    let mut vals = Vec::with_capacity(nnz);
+    for (i, v) in values.iter().enumerate() {
+        if *v != T::ZERO {
+            indices.push(i as u32);
+            vals.push(*v);
+        }
+    }
+    Storage::Sparse {
+        len: values.len(),
+        indices,
+        values: vals,
+    }
+}
+
+fn to_dense<T: Zero>(s: &Storage<T>) -> Vec<T> {
+    match s {
+        Storage::Dense(v) => v.clone(),
+        Storage::Sparse {
+            len,
+            indices,
+            values,
+        } => {
+            let mut out = vec![T::ZERO; *len];
+            for (i, v) in indices.iter().zip(values) {
+                out[*i as usize] = *v;
+            }
+            out
+        }
+    }
+}
+
+fn nnz<T: Zero>(s: &Storage<T>) -> usize {
+    match s {
+        Storage::Dense(v) => v.iter().filter(|x| **x != T::ZERO).count(),
+        Storage::Sparse { values, .. } => values.len(),
+    }
+}
+
+/// FNV-1a, 64 bit: a stable content hash for printing constants (not for security).
+pub fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+impl Constant {
+    /// A float constant, stored sparse when it is sparse enough.
+    pub fn f32(shape: Vec<usize>, values: Vec<f32>) -> Self {
+        debug_assert_eq!(shape.iter().product::<usize>(), values.len());
+        Constant {
+            shape,
+            data: ConstData::F32(store(values)),
+        }
+    }
+
+    /// An integer constant, stored sparse when it is sparse enough.
+    pub fn i32(shape: Vec<usize>, values: Vec<i32>) -> Self {
+        debug_assert_eq!(shape.iter().product::<usize>(), values.len());
+        Constant {
+            shape,
+            data: ConstData::I32(store(values)),
+        }
+    }
+
+    /// Element type.
+    pub fn dtype(&self) -> crate::DType {
+        match &self.data {
+            ConstData::F32(_) => crate::DType::F32,
+            ConstData::I32(_) => crate::DType::I32,
+            ConstData::Opaque { dtype, .. } => *dtype,
+        }
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Number of non-zero elements.
+    pub fn nnz(&self) -> usize {
+        match &self.data {
+            ConstData::F32(s) => nnz(s),
+            ConstData::I32(s) => nnz(s),
+            ConstData::Opaque { nnz, .. } => *nnz,
+        }
+    }
+
+    /// Whether the storage is sparse.
+    pub fn is_sparse(&self) -> bool {
+        matches!(
+            &self.data,
+            ConstData::F32(Storage::Sparse { .. }) | ConstData::I32(Storage::Sparse { .. })
+        )
+    }
+
+    /// All values as floats (integers converted), or `None` for an opaque constant.
+    pub fn to_f32(&self) -> Option<Vec<f32>> {
+        match &self.data {
+            ConstData::F32(s) => Some(to_dense(s)),
+            ConstData::I32(s) => Some(to_dense(s).into_iter().map(|v| v as f32).collect()),
+            ConstData::Opaque { .. } => None,
+        }
+    }
+
+    /// All values as integers, or `None` unless this is an integer constant.
+    pub fn to_i32(&self) -> Option<Vec<i32>> {
+        match &self.data {
+            ConstData::I32(s) => Some(to_dense(s)),
+            _ => None,
+        }
+    }
+
+    /// Content hash over dtype, shape and dense values; independent of the storage choice.
+    pub fn hash(&self) -> u64 {
+        if let ConstData::Opaque { hash, .. } = &self.data {
+            return *hash;
+        }
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(self.dtype().name().as_bytes());
+        for d in &self.shape {
+            bytes.extend_from_slice(&(*d as u64).to_le_bytes());
+        }
+        match &self.data {
+            ConstData::F32(s) => {
+                for v in to_dense(s) {
+                    // Normalise -0.0 so that equal values hash equal.
+                    let v = if v == 0.0 { 0.0f32 } else { v };
+                    bytes.extend_from_slice(&v.to_bits().to_le_bytes());
+                }
+            }
+            ConstData::I32(s) => {
+                for v in to_dense(s) {
+                    bytes.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+            ConstData::Opaque { .. } => unreachable!(),
+        }
+        fnv1a(bytes)
+    }
+}
+
+/// Arena of constants addressed by [`ConstId`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ConstPool {
+    items: Vec<Constant>,
+}
+
+impl ConstPool {
+    /// Adds a constant and returns its id.
+    pub fn add(&mut self, c: Constant) -> ConstId {
+        self.items.push(c);
+        ConstId(self.items.len() as u32 - 1)
+    }
+
+    /// The constant with this id.
+    ///
+    /// Panics on an id from another pool: that is a compiler bug, not a user error.
+    pub fn get(&self, id: ConstId) -> &Constant {
+        &self.items[id.0 as usize]
+    }
+
+    /// The constant with this id, if the id is valid.
+    pub fn try_get(&self, id: ConstId) -> Option<&Constant> {
+        self.items.get(id.0 as usize)
+    }
+
+    /// Number of constants.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether the pool is empty.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Iterates over (id, constant).
+    pub fn iter(&self) -> impl Iterator<Item = (ConstId, &Constant)> {
+        self.items
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (ConstId(i as u32), c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparse_storage_round_trips_and_hash_ignores_storage() {
+        let vals = vec![0.0, 0.0, 1.5, 0.0, 0.0, 0.0, -2.0, 0.0];
+        let c = Constant::f32(vec![2, 4], vals.clone());
+        assert!(c.is_sparse());
+        assert_eq!(c.nnz(), 2);
+        assert_eq!(c.to_f32().unwrap(), vals);
+        let dense = Constant {
+            shape: vec![2, 4],
+            data: ConstData::F32(Storage::Dense(vals)),
+        };
+        assert_eq!(c.hash(), dense.hash());
+    }
+}

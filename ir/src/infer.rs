@@ -1,0 +1,291 @@
+//! Type inference: the type each op produces from its operand types. Used by builders (the ONNX
+//! importer, passes) and re-checked by the verifier.
+
+use crate::{ConstPool, DType, Neuron, Op, Synapse, TensorType};
+
+/// Infers the output type of `op` applied to `inputs`; the message says what does not fit.
+pub fn infer_type(
+    op: &Op,
+    inputs: &[&TensorType],
+    consts: &ConstPool,
+) -> Result<TensorType, String> {
+    let arity = |n: usize| -> Result<(), String> {
+        if inputs.len() == n {
+            Ok(())
+        } else {
+            Err(format!("expects {n} operand(s), has {}", inputs.len()))
+        }
+    };
+    let cshape = |id: crate::ConstId| -> Result<Vec<usize>, String> {
+        consts
+            .try_get(id)
+            .map(|c| c.shape.clone())
+            .ok_or_else(|| format!("unknown constant {id}"))
+    };
+    match op {
+        Op::Input { .. } => Err("input types are given, not inferred".into()),
+        Op::Dense { weight, bias } => {
+            arity(1)?;
+            let w = cshape(*weight)?;
+            dense_out(&w, inputs[0], bias.map(cshape).transpose()?.as_deref()).map(|s| TensorType {
+                dtype: inputs[0].dtype,
+                shape: s,
+            })
+        }
+        Op::Conv2d { weight, bias, geom } => {
+            arity(1)?;
+            let w = cshape(*weight)?;
+            let s = conv_out(&w, geom, inputs[0])?;
+            if let Some(b) = bias {
+                check_bias(&cshape(*b)?, w[0])?;
+            }
+            Ok(TensorType {
+                dtype: inputs[0].dtype,
+                shape: s,
+            })
+        }
+        Op::Pool2d(p) => {
+            arity(1)?;
+            pool_out(p, &inputs[0].shape).map(|s| TensorType {
+                dtype: inputs[0].dtype,
+                shape: s,
+            })
+        }
+        Op::ChannelAffine { scale, shift } => {
+            arity(1)?;
+            let c = *inputs[0]
+                .shape
+                .first()
+                .ok_or("channel affine on a scalar")?;
+            for id in [scale, shift] {
+                if cshape(*id)?.iter().product::<usize>() != c {
+                    return Err(format!(
+                        "per-channel constant {id} does not have {c} elements"
+                    ));
+                }
+            }
+            Ok(inputs[0].clone())
+        }
+        Op::Add => {
+            arity(2)?;
+            if inputs[0] != inputs[1] {
+                return Err(format!(
+                    "operand types differ: {} vs {}",
+                    inputs[0], inputs[1]
+                ));
+            }
+            Ok(inputs[0].clone())
+        }
+        Op::Act(_) | Op::Softmax { .. } => {
+            arity(1)?;
+            if let Op::Softmax { axis, .. } = op {
+                if *axis >= inputs[0].shape.len() {
+                    return Err(format!(
+                        "softmax axis {axis} out of range for {}",
+                        inputs[0]
+                    ));
+                }
+            }
+            Ok(inputs[0].clone())
+        }
+        Op::Concat { axis } => {
+            if inputs.is_empty() {
+                return Err("concat of nothing".into());
+            }
+            let first = inputs[0];
+            if *axis >= first.shape.len() {
+                return Err(format!("concat axis {axis} out of range for {first}"));
+            }
+            let mut shape = first.shape.clone();
+            shape[*axis] = 0;
+            for t in inputs {
+                let same = t.dtype == first.dtype
+                    && t.shape.len() == first.shape.len()
+                    && t.shape
+                        .iter()
+                        .zip(&first.shape)
+                        .enumerate()
+                        .all(|(i, (a, b))| i == *axis || a == b);
+                if !same {
+                    return Err(format!(
+                        "concat operands {first} and {t} differ off axis {axis}"
+                    ));
+                }
+                shape[*axis] += t.shape[*axis];
+            }
+            Ok(TensorType {
+                dtype: first.dtype,
+                shape,
+            })
+        }
+        Op::Reshape => Err("reshape types are given, not inferred".into()),
+        Op::Transpose { perm } => {
+            arity(1)?;
+            let s = &inputs[0].shape;
+            let mut sorted = perm.clone();
+            sorted.sort_unstable();
+            if sorted != (0..s.len()).collect::<Vec<_>>() {
+                return Err(format!(
+                    "perm {perm:?} is not a permutation of the {} axes",
+                    s.len()
+                ));
+            }
+            Ok(TensorType {
+                dtype: inputs[0].dtype,
+                shape: perm.iter().map(|&p| s[p]).collect(),
+            })
+        }
+        Op::Layer(l) => {
+            if inputs.len() != l.synapses.len() || inputs.is_empty() {
+                return Err(format!(
+                    "layer has {} synapse group(s) but {} operand(s)",
+                    l.synapses.len(),
+                    inputs.len()
+                ));
+            }
+            let mut out: Option<Vec<usize>> = None;
+            for (s, t) in l.synapses.iter().zip(inputs) {
+                let w = cshape(s.weight())?;
+                let shape = match s {
+                    Synapse::Dense { .. } => dense_out(&w, t, None)?,
+                    Synapse::Conv { geom, .. } => conv_out(&w, geom, t)?,
+                };
+                match &out {
+                    None => out = Some(shape),
+                    Some(o) if *o != shape => {
+                        return Err(format!(
+                            "synapse groups disagree on the population shape: {o:?} vs {shape:?}"
+                        ))
+                    }
+                    _ => {}
+                }
+            }
+            let mut shape = out.expect("at least one synapse group");
+            let channels = shape[0];
+            for b in l
+                .bias
+                .iter()
+                .chain(l.quant.as_ref().and_then(|q| q.bias.as_ref()))
+            {
+                check_bias(&cshape(*b)?, channels)?;
+            }
+            if let Some(p) = &l.pool {
+                shape = pool_out(p, &shape)?;
+            }
+            if let Some(q) = &l.quant {
+                if q.weight_exp.len() != l.synapses.len() {
+                    return Err("weight_exp must have one entry per synapse group".into());
+                }
+                if q.act_min > q.act_max {
+                    return Err(format!("empty output range [{}, {}]", q.act_min, q.act_max));
+                }
+                if let Neuron::Relu = l.neuron {
+                    if q.act_min < 0 {
+                        return Err("relu population with a negative output range".into());
+                    }
+                }
+            }
+            let dtype = if l.quant.is_some() {
+                DType::I32
+            } else {
+                DType::F32
+            };
+            if inputs.iter().any(|t| t.dtype != dtype) {
+                return Err(format!("layer operands must all be {}", dtype.name()));
+            }
+            Ok(TensorType { dtype, shape })
+        }
+        Op::Quantize(q) => {
+            arity(1)?;
+            if inputs[0].dtype != DType::F32 {
+                return Err("quantize expects an f32 operand".into());
+            }
+            if q.min > q.max || !(q.scale > 0.0) {
+                return Err(format!(
+                    "bad quantisation: scale {} range [{}, {}]",
+                    q.scale, q.min, q.max
+                ));
+            }
+            Ok(inputs[0].with_dtype(DType::I32))
+        }
+        Op::Dequantize { .. } => {
+            arity(1)?;
+            if inputs[0].dtype != DType::I32 {
+                return Err("dequantize expects an i32 operand".into());
+            }
+            Ok(inputs[0].with_dtype(DType::F32))
+        }
+    }
+}
+
+fn check_bias(b: &[usize], channels: usize) -> Result<(), String> {
+    if b.iter().product::<usize>() != channels {
+        return Err(format!(
+            "bias has shape {b:?}, expected {channels} elements"
+        ));
+    }
+    Ok(())
+}
+
+fn dense_out(w: &[usize], x: &TensorType, bias: Option<&[usize]>) -> Result<Vec<usize>, String> {
+    if w.len() != 2 {
+        return Err(format!("dense weight must be [out, in], is {w:?}"));
+    }
+    if x.numel() != w[1] {
+        return Err(format!(
+            "dense weight {w:?} expects {} inputs, operand {x} has {}",
+            w[1],
+            x.numel()
+        ));
+    }
+    if let Some(b) = bias {
+        check_bias(b, w[0])?;
+    }
+    Ok(vec![w[0]])
+}
+
+fn conv_out(w: &[usize], g: &crate::ConvGeom, x: &TensorType) -> Result<Vec<usize>, String> {
+    if w.len() != 4 {
+        return Err(format!("conv weight must be [co, ci/g, kh, kw], is {w:?}"));
+    }
+    if x.shape.len() != 3 {
+        return Err(format!("conv operand must be [c, h, w], is {x}"));
+    }
+    if g.groups == 0 || x.shape[0] % g.groups != 0 || w[0] % g.groups != 0 {
+        return Err(format!(
+            "{} groups do not divide {} input and {} output channels",
+            g.groups, x.shape[0], w[0]
+        ));
+    }
+    if w[1] * g.groups != x.shape[0] {
+        return Err(format!(
+            "conv weight {w:?} with {} groups expects {} input channels, operand {x} has {}",
+            g.groups,
+            w[1] * g.groups,
+            x.shape[0]
+        ));
+    }
+    if [w[2], w[3]] != g.kernel {
+        return Err(format!(
+            "conv kernel {:?} disagrees with weight {w:?}",
+            g.kernel
+        ));
+    }
+    let (oh, ow) = g.out_hw(x.shape[1], x.shape[2]).ok_or_else(|| {
+        format!(
+            "kernel {:?} does not fit input {x} with pads {:?}",
+            g.kernel, g.pads
+        )
+    })?;
+    Ok(vec![w[0], oh, ow])
+}
+
+fn pool_out(p: &crate::Pool, s: &[usize]) -> Result<Vec<usize>, String> {
+    if s.len() != 3 {
+        return Err(format!("pooling operand must be [c, h, w], is {s:?}"));
+    }
+    let (oh, ow) = p
+        .out_hw(s[1], s[2])
+        .ok_or_else(|| format!("pool window {:?} does not fit input {s:?}", p.kernel))?;
+    Ok(vec![s[0], oh, ow])
+}

@@ -1,0 +1,335 @@
+//! Operations. One enum, each variant with typed attributes. Import-level ops mirror ONNX; the
+//! canonical form that partitioning and the backends see uses only [`Op::Input`], [`Op::Quantize`],
+//! [`Op::Layer`], [`Op::Reshape`], [`Op::Concat`] and [`Op::Dequantize`].
+
+use crate::ConstId;
+
+/// 2-D convolution geometry (NCHW, weights `[co, ci/groups, kh, kw]`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ConvGeom {
+    /// Kernel height and width.
+    pub kernel: [usize; 2],
+    /// Strides (h, w).
+    pub strides: [usize; 2],
+    /// Padding (top, left, bottom, right).
+    pub pads: [usize; 4],
+    /// Dilations (h, w).
+    pub dilations: [usize; 2],
+    /// Number of groups.
+    pub groups: usize,
+}
+
+impl ConvGeom {
+    /// Output spatial size for an input of `h × w`, or `None` if the kernel does not fit.
+    pub fn out_hw(&self, h: usize, w: usize) -> Option<(usize, usize)> {
+        let eff_h = self.dilations[0] * (self.kernel[0] - 1) + 1;
+        let eff_w = self.dilations[1] * (self.kernel[1] - 1) + 1;
+        let ph = h + self.pads[0] + self.pads[2];
+        let pw = w + self.pads[1] + self.pads[3];
+        if ph < eff_h || pw < eff_w || self.strides[0] == 0 || self.strides[1] == 0 {
+            return None;
+        }
+        Some((
+            (ph - eff_h) / self.strides[0] + 1,
+            (pw - eff_w) / self.strides[1] + 1,
+        ))
+    }
+}
+
+/// Pooling kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PoolKind {
+    /// Maximum over the window.
+    Max,
+    /// Mean over the window (`count_include_pad` decides the divisor at the border).
+    Avg,
+    /// Sum over the window (what Speck's pooling does).
+    Sum,
+}
+
+impl PoolKind {
+    /// Text-format name.
+    pub fn name(self) -> &'static str {
+        match self {
+            PoolKind::Max => "max",
+            PoolKind::Avg => "avg",
+            PoolKind::Sum => "sum",
+        }
+    }
+}
+
+/// 2-D pooling attributes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Pool {
+    /// Max, average or sum.
+    pub kind: PoolKind,
+    /// Window (h, w).
+    pub kernel: [usize; 2],
+    /// Strides (h, w).
+    pub strides: [usize; 2],
+    /// Padding (top, left, bottom, right); padded positions never win a max and add zero to sums.
+    pub pads: [usize; 4],
+    /// For average pooling: whether padded positions count in the divisor.
+    pub count_include_pad: bool,
+}
+
+impl Pool {
+    /// Output spatial size for an input of `h × w`.
+    pub fn out_hw(&self, h: usize, w: usize) -> Option<(usize, usize)> {
+        ConvGeom {
+            kernel: self.kernel,
+            strides: self.strides,
+            pads: self.pads,
+            dilations: [1, 1],
+            groups: 1,
+        }
+        .out_hw(h, w)
+    }
+}
+
+/// Element-wise activation functions of the import-level graph.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    /// max(x, 0).
+    Relu,
+    /// clamp(x, lo, hi) (ONNX Clip, ReLU6).
+    Clip {
+        /// Lower bound.
+        lo: f32,
+        /// Upper bound.
+        hi: f32,
+    },
+}
+
+/// Neuron model of a population (a canonical [`Layer`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Neuron {
+    /// Graded ReLU neuron: output = max(v, 0). Sigma-delta on Loihi 2.
+    Relu,
+    /// Graded clipped neuron: output = clamp(v, lo, hi) in the float graph.
+    Clip {
+        /// Lower bound (float graph units).
+        lo: f32,
+        /// Upper bound (float graph units).
+        hi: f32,
+    },
+    /// Linear readout: output = v (the last layer before a softmax or the output).
+    Linear,
+}
+
+/// How a population receives one input: dense (all-to-all by a matrix) or convolutional.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Synapse {
+    /// `y[o] += Σ_i W[o, i] · x[i]` with `W: [out, in]` over the flattened input.
+    Dense {
+        /// Weight matrix `[out, in]`.
+        weight: ConstId,
+    },
+    /// 2-D convolution (cross-correlation, as ONNX) with weights `[co, ci/g, kh, kw]`.
+    Conv {
+        /// Kernel weights.
+        weight: ConstId,
+        /// Geometry.
+        geom: ConvGeom,
+    },
+}
+
+impl Synapse {
+    /// The weight constant.
+    pub fn weight(&self) -> ConstId {
+        match self {
+            Synapse::Dense { weight } | Synapse::Conv { weight, .. } => *weight,
+        }
+    }
+}
+
+/// Integer semantics of a quantised layer (see the crate docs for the exact arithmetic).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerQuant {
+    /// Per synapse group: shift applied to that group's accumulated sum (left if positive,
+    /// arithmetic right — floor — if negative) before the groups are added.
+    pub weight_exp: Vec<i32>,
+    /// Integer bias per output channel, in state units (already shifted by its exponent).
+    pub bias: Option<ConstId>,
+    /// Width of the neuron state in bits (two's complement); sums saturate to it.
+    pub state_bits: u32,
+    /// Arithmetic right shift from state to output units.
+    pub act_shift: u32,
+    /// Smallest output value (after the shift).
+    pub act_min: i32,
+    /// Largest output value (after the shift).
+    pub act_max: i32,
+    /// Real value of one output unit: `x_real ≈ scale · x_int`.
+    pub scale: f32,
+}
+
+/// A canonical layer: one population fed by one synapse group per input value, with a neuron
+/// model and optional output pooling. Residual adds become two synapse groups into one population
+/// because neuromorphic cores sum their inputs for free.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layer {
+    /// One synapse group per node input, in input order.
+    pub synapses: Vec<Synapse>,
+    /// Bias per output channel (float graph), if any.
+    pub bias: Option<ConstId>,
+    /// Neuron model.
+    pub neuron: Neuron,
+    /// Pooling applied to the neuron outputs.
+    pub pool: Option<Pool>,
+    /// Integer semantics once quantised; `None` in the float graph.
+    pub quant: Option<LayerQuant>,
+}
+
+/// Quantisation of a float tensor to integers: `q = clamp(round_half_even(x / scale), min, max)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantParams {
+    /// Real value of one integer unit.
+    pub scale: f32,
+    /// Smallest integer.
+    pub min: i32,
+    /// Largest integer.
+    pub max: i32,
+}
+
+/// Operations.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// Graph input number `index` (per-sample shape in the node type).
+    Input {
+        /// Position in the graph's input list.
+        index: usize,
+    },
+    /// `y = W x + b` over the flattened input, `W: [out, in]`.
+    Dense {
+        /// Weight `[out, in]`.
+        weight: ConstId,
+        /// Bias `[out]`.
+        bias: Option<ConstId>,
+    },
+    /// 2-D convolution with optional bias.
+    Conv2d {
+        /// Weight `[co, ci/g, kh, kw]`.
+        weight: ConstId,
+        /// Bias `[co]`.
+        bias: Option<ConstId>,
+        /// Geometry.
+        geom: ConvGeom,
+    },
+    /// 2-D pooling.
+    Pool2d(Pool),
+    /// Per-channel affine `y = x · scale[c] + shift[c]` (batch normalisation, folded at import).
+    ChannelAffine {
+        /// Scale per channel.
+        scale: ConstId,
+        /// Shift per channel.
+        shift: ConstId,
+    },
+    /// Element-wise sum of two equally shaped inputs.
+    Add,
+    /// Element-wise activation.
+    Act(Activation),
+    /// Concatenation along a per-sample axis.
+    Concat {
+        /// Per-sample axis.
+        axis: usize,
+    },
+    /// Reinterprets the row-major data with a new per-sample shape (a view: no data moves).
+    Reshape,
+    /// Permutes the per-sample axes.
+    Transpose {
+        /// `out.shape[i] = in.shape[perm[i]]`.
+        perm: Vec<usize>,
+    },
+    /// Softmax (or log-softmax) along a per-sample axis; kept by `eval`, never lowered to a chip.
+    Softmax {
+        /// Per-sample axis.
+        axis: usize,
+        /// Log-softmax instead of softmax.
+        log: bool,
+    },
+    /// Canonical layer (synapses + population + pooling).
+    Layer(Layer),
+    /// Float to integer conversion at the chip boundary.
+    Quantize(QuantParams),
+    /// Integer to float conversion at the chip boundary: `x = scale · q`.
+    Dequantize {
+        /// Real value of one integer unit.
+        scale: f32,
+    },
+}
+
+impl Op {
+    /// Text-format mnemonic.
+    pub fn mnemonic(&self) -> &'static str {
+        match self {
+            Op::Input { .. } => "input",
+            Op::Dense { .. } => "dense",
+            Op::Conv2d { .. } => "conv2d",
+            Op::Pool2d(_) => "pool2d",
+            Op::ChannelAffine { .. } => "channel_affine",
+            Op::Add => "add",
+            Op::Act(Activation::Relu) => "relu",
+            Op::Act(Activation::Clip { .. }) => "clip",
+            Op::Concat { .. } => "concat",
+            Op::Reshape => "reshape",
+            Op::Transpose { .. } => "transpose",
+            Op::Softmax { .. } => "softmax",
+            Op::Layer(_) => "layer",
+            Op::Quantize(_) => "quantize",
+            Op::Dequantize { .. } => "dequantize",
+        }
+    }
+
+    /// Constants this op refers to, in a fixed order.
+    pub fn constants(&self) -> Vec<ConstId> {
+        match self {
+            Op::Dense { weight, bias } | Op::Conv2d { weight, bias, .. } => {
+                std::iter::once(*weight).chain(*bias).collect()
+            }
+            Op::ChannelAffine { scale, shift } => vec![*scale, *shift],
+            Op::Layer(l) => {
+                let mut v: Vec<ConstId> = l.synapses.iter().map(Synapse::weight).collect();
+                v.extend(l.bias);
+                if let Some(q) = &l.quant {
+                    v.extend(q.bias);
+                }
+                v
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Rewrites every constant id of an op with `f` (used when constants move between pools).
+pub fn remap_constants(op: &mut Op, mut f: impl FnMut(ConstId) -> ConstId) {
+    match op {
+        Op::Dense { weight, bias } | Op::Conv2d { weight, bias, .. } => {
+            *weight = f(*weight);
+            if let Some(b) = bias {
+                *b = f(*b);
+            }
+        }
+        Op::ChannelAffine { scale, shift } => {
+            *scale = f(*scale);
+            *shift = f(*shift);
+        }
+        Op::Layer(l) => {
+            for s in &mut l.synapses {
+                match s {
+                    Synapse::Dense { weight } | Synapse::Conv { weight, .. } => {
+                        *weight = f(*weight)
+                    }
+                }
+            }
+            if let Some(b) = &mut l.bias {
+                *b = f(*b);
+            }
+            if let Some(q) = &mut l.quant {
+                if let Some(b) = &mut q.bias {
+                    *b = f(*b);
+                }
+            }
+        }
+        _ => {}
+    }
+}

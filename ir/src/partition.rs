@@ -1,0 +1,67 @@
+//! Mapping annotations, kept in side tables beside the graph: which cores hold which slice of each
+//! population, and where each core sits on the chip mesh.
+
+use crate::NodeId;
+use std::collections::BTreeMap;
+
+/// A contiguous range of a population's output channels held by one core. For a dense population
+/// a channel is one neuron; for a convolutional one it is a whole feature map, so pooling windows
+/// never straddle cores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CoreSlice {
+    /// Logical core id (dense from 0).
+    pub core: u32,
+    /// First channel.
+    pub start: u32,
+    /// One past the last channel.
+    pub end: u32,
+}
+
+/// Physical location of a logical core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CoreLoc {
+    /// Chip index in a multi-chip system.
+    pub chip: u32,
+    /// Mesh column.
+    pub x: u32,
+    /// Mesh row.
+    pub y: u32,
+}
+
+/// Population → core slices, and core → location.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Mapping {
+    /// Slices of each layer node, ordered by channel.
+    pub layers: BTreeMap<NodeId, Vec<CoreSlice>>,
+    /// Location of each logical core, indexed by core id.
+    pub placement: Vec<CoreLoc>,
+}
+
+impl Mapping {
+    /// Number of logical cores in use.
+    pub fn cores_used(&self) -> usize {
+        self.placement.len()
+    }
+}
+
+/// Integer widths a target imposes on quantisation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuantSpec {
+    /// Bits of a weight mantissa, sign included.
+    pub weight_bits: u32,
+    /// Whether stored mantissas are doubled on use (Loihi's mixed-sign mode drops the weight's
+    /// least significant bit, so effective weights are even: chips.md §6).
+    pub even_weights: bool,
+    /// Smallest and largest shared weight exponent of a synapse group.
+    pub weight_exp_range: (i32, i32),
+    /// Neuron state width in bits.
+    pub state_bits: u32,
+    /// Default activation (graded spike payload) width in bits.
+    pub act_bits: u32,
+    /// Largest activation width the target can carry.
+    pub max_act_bits: u32,
+    /// Bias mantissa bits (sign included) and largest bias exponent: bias = mant << exp.
+    pub bias_mant_bits: u32,
+    /// Largest bias exponent.
+    pub bias_exp_max: u32,
+}
