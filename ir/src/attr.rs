@@ -161,6 +161,17 @@ pub fn op_attrs(op: &Op) -> Attrs {
         Op::Dequantize { scale } => {
             m.insert("scale".into(), AttrValue::Float(*scale));
         }
+        Op::FakeQuant {
+            scale,
+            zero_point,
+            min,
+            max,
+        } => {
+            m.insert("scale".into(), AttrValue::Float(*scale));
+            m.insert("zero_point".into(), AttrValue::Int(*zero_point as i64));
+            m.insert("min".into(), AttrValue::Int(*min as i64));
+            m.insert("max".into(), AttrValue::Int(*max as i64));
+        }
     }
     m
 }

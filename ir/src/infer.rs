@@ -76,6 +76,18 @@ pub fn infer_type(
             }
             Ok(inputs[0].clone())
         }
+        Op::FakeQuant {
+            scale, min, max, ..
+        } => {
+            arity(1)?;
+            if inputs[0].dtype != DType::F32 || !(*scale > 0.0) || min > max {
+                return Err(format!(
+                    "bad fake quantisation: scale {scale} range [{min}, {max}] on {}",
+                    inputs[0]
+                ));
+            }
+            Ok(inputs[0].clone())
+        }
         Op::Act(_) | Op::Softmax { .. } => {
             arity(1)?;
             if let Op::Softmax { axis, .. } = op {

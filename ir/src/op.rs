@@ -251,6 +251,19 @@ pub enum Op {
     Layer(Layer),
     /// Float to integer conversion at the chip boundary.
     Quantize(QuantParams),
+    /// Float rounding to a quantisation grid, as an ONNX QuantizeLinear→DequantizeLinear pair on an
+    /// activation: `y = (clamp(round_half_even(x / scale) + zero_point, min, max) − zero_point) · scale`.
+    /// Its scale is a hint for quantisation; the canonical pipeline removes it.
+    FakeQuant {
+        /// Grid step.
+        scale: f32,
+        /// Integer that represents real zero.
+        zero_point: i32,
+        /// Smallest integer of the grid.
+        min: i32,
+        /// Largest integer of the grid.
+        max: i32,
+    },
     /// Integer to float conversion at the chip boundary: `x = scale · q`.
     Dequantize {
         /// Real value of one integer unit.
@@ -277,6 +290,7 @@ impl Op {
             Op::Layer(_) => "layer",
             Op::Quantize(_) => "quantize",
             Op::Dequantize { .. } => "dequantize",
+            Op::FakeQuant { .. } => "fake_quant",
         }
     }
 
