@@ -413,6 +413,12 @@ pub fn op_from_attrs(mnemonic: &str, m: &Attrs) -> Result<Op, String> {
             min: r.i32("min")?,
             max: r.i32("max")?,
         }),
+        "fake_quant" => Op::FakeQuant {
+            scale: r.float("scale")?,
+            zero_point: r.i32("zero_point")?,
+            min: r.i32("min")?,
+            max: r.i32("max")?,
+        },
         "dequantize" => Op::Dequantize {
             scale: r.float("scale")?,
         },

@@ -325,6 +325,21 @@ impl<'g> Interpreter<'g> {
                     };
                     Value::I64(x.iter().map(|v| quantize(*v, q)).collect())
                 }
+                Op::FakeQuant {
+                    scale,
+                    zero_point,
+                    min,
+                    max,
+                } => {
+                    let Value::F32(x) = arg(0) else {
+                        return Err(bad("fake quantisation of integers"));
+                    };
+                    let zp = *zero_point as f32;
+                    let q = |v: f32| {
+                        ((v / scale).round_ties_even() + zp).clamp(*min as f32, *max as f32)
+                    };
+                    Value::F32(x.iter().map(|v| (q(*v) - zp) * scale).collect())
+                }
                 Op::Dequantize { scale } => {
                     let Value::I64(x) = arg(0) else {
                         return Err(bad("dequantize of floats"));

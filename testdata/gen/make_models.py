@@ -657,7 +657,8 @@ def case_digits_mlp_qdq() -> Built:
     return Built(onx, data.x_test, "digits_mlp statically quantized by onnxruntime: QDQ, per-tensor, "
                  "activations QUInt8, weights QInt8, MinMax calibration on 200 training images",
                  "torchscript", opset_of(onx), min_top1=0.93,
-                 extra={"quantization": "onnxruntime quantize_static QDQ U8/S8 per-tensor"})
+                 extra={"source_case": "digits_mlp",
+                        "quantization": "onnxruntime quantize_static QDQ U8/S8 per-tensor"})
 
 
 CASES: dict[str, Callable[[], Built]] = {
