@@ -1,1 +1,2 @@
 //! nmc compiler library.
+pub mod passes;

@@ -25,7 +25,6 @@ import copy
 import functools
 import io
 import logging
-import os
 import random
 import sys
 import tempfile

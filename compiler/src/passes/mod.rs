@@ -1,0 +1,28 @@
+//! IR → IR passes. Each pass is one file, has a kebab-case name used in messages and dumps, and
+//! leaves a graph that passes the verifier (the driver checks after every pass).
+
+pub mod canonicalize;
+pub mod quantize;
+
+pub use canonicalize::canonicalize;
+pub use quantize::{quantize, Calibration, QuantOptions, QuantReport};
+
+/// A pass failed on a node.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("in pass `{pass}` at {node}: {message}")]
+pub struct PassError {
+    /// Pass name.
+    pub pass: &'static str,
+    /// The node, with its ONNX name when known.
+    pub node: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Describes a node for messages: `%3 ("/fc1/Gemm")`.
+pub(crate) fn describe(graph: &nmc_ir::Graph, id: nmc_ir::NodeId) -> String {
+    match &graph.node(id).name {
+        Some(n) => format!("{id} (\"{n}\")"),
+        None => id.to_string(),
+    }
+}
