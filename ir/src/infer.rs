@@ -80,7 +80,7 @@ pub fn infer_type(
             scale, min, max, ..
         } => {
             arity(1)?;
-            if inputs[0].dtype != DType::F32 || !(*scale > 0.0) || min > max {
+            if inputs[0].dtype != DType::F32 || scale.is_nan() || *scale <= 0.0 || min > max {
                 return Err(format!(
                     "bad fake quantisation: scale {scale} range [{min}, {max}] on {}",
                     inputs[0]
@@ -212,7 +212,7 @@ pub fn infer_type(
             if inputs[0].dtype != DType::F32 {
                 return Err("quantize expects an f32 operand".into());
             }
-            if q.min > q.max || !(q.scale > 0.0) {
+            if q.min > q.max || q.scale.is_nan() || q.scale <= 0.0 {
                 return Err(format!(
                     "bad quantisation: scale {} range [{}, {}]",
                     q.scale, q.min, q.max

@@ -1,1 +1,17 @@
+//! nmc's integration tests: one binary, data-driven over `testdata/models/*`.
+//!
+//! - `eval`: the float reference interpreter equals onnxruntime's `expected.npy`;
+//! - `emulate`: the emulator equals the quantised reference bit for bit, and quantised top-1
+//!   agrees with the float model;
+//! - `snapshots`: IR text and artifact listings per (case, stage);
+//! - `roundtrip`: IR print → parse → print is the identity;
+//! - `errors`: bad inputs give the documented error kind, message and exit code, and no file;
+//! - `determinism`: compiling twice gives byte-identical artifacts.
 
+mod common;
+mod determinism;
+mod emulate;
+mod errors;
+mod eval;
+mod roundtrip;
+mod snapshots;

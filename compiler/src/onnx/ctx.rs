@@ -88,7 +88,12 @@ impl Ctx {
     }
 
     /// Adds a reshape view to `shape` (or returns `src` when the shape is already that).
-    pub fn reshape(&mut self, n: &NodeCx, src: NodeId, shape: Vec<usize>) -> Result<NodeId, ImportError> {
+    pub fn reshape(
+        &mut self,
+        n: &NodeCx,
+        src: NodeId,
+        shape: Vec<usize>,
+    ) -> Result<NodeId, ImportError> {
         let from = self.ty(src).clone();
         if from.shape == shape {
             return Ok(src);
@@ -135,7 +140,11 @@ impl NodeCx<'_> {
         }
     }
 
-    fn attr(&self, name: &str, want: AttributeType) -> Result<Option<&AttributeProto>, ImportError> {
+    fn attr(
+        &self,
+        name: &str,
+        want: AttributeType,
+    ) -> Result<Option<&AttributeProto>, ImportError> {
         let Some(a) = self.proto.attribute.iter().find(|a| a.name == name) else {
             return Ok(None);
         };
@@ -143,12 +152,10 @@ impl NodeCx<'_> {
             Ok(t) if t == want => Ok(Some(a)),
             // Very old writers leave the type unset; trust the field the caller asks for.
             Ok(AttributeType::UNDEFINED) => Ok(Some(a)),
-            Ok(t) => Err(self.invalid(format!(
-                "attribute '{name}' must be {want:?}, is {t:?}"
-            ))),
-            Err(code) => Err(self.invalid(format!(
-                "attribute '{name}' has unknown type code {code}"
-            ))),
+            Ok(t) => Err(self.invalid(format!("attribute '{name}' must be {want:?}, is {t:?}"))),
+            Err(code) => {
+                Err(self.invalid(format!("attribute '{name}' has unknown type code {code}")))
+            }
         }
     }
 
@@ -161,7 +168,9 @@ impl NodeCx<'_> {
     }
 
     pub fn attr_ints(&self, name: &str) -> Result<Option<Vec<i64>>, ImportError> {
-        Ok(self.attr(name, AttributeType::INTS)?.map(|a| a.ints.clone()))
+        Ok(self
+            .attr(name, AttributeType::INTS)?
+            .map(|a| a.ints.clone()))
     }
 
     pub fn attr_float(&self, name: &str) -> Result<Option<f32>, ImportError> {
@@ -169,7 +178,9 @@ impl NodeCx<'_> {
     }
 
     pub fn attr_floats(&self, name: &str) -> Result<Option<Vec<f32>>, ImportError> {
-        Ok(self.attr(name, AttributeType::FLOATS)?.map(|a| a.floats.clone()))
+        Ok(self
+            .attr(name, AttributeType::FLOATS)?
+            .map(|a| a.floats.clone()))
     }
 
     pub fn attr_string(&self, name: &str) -> Result<Option<String>, ImportError> {
@@ -181,17 +192,12 @@ impl NodeCx<'_> {
     pub fn attr_tensor(&self, name: &str) -> Result<Option<&TensorProto>, ImportError> {
         match self.attr(name, AttributeType::TENSOR)? {
             None => Ok(None),
-            Some(a) => a
-                .t
-                .as_ref()
-                .map(Some)
-                .ok_or_else(|| self.invalid(format!("attribute '{name}' has no tensor"))),
+            Some(a) => {
+                a.t.as_ref()
+                    .map(Some)
+                    .ok_or_else(|| self.invalid(format!("attribute '{name}' has no tensor")))
+            }
         }
-    }
-
-    /// Whether an attribute of that name is present (any type).
-    pub fn has_attr(&self, name: &str) -> bool {
-        self.proto.attribute.iter().any(|a| a.name == name)
     }
 
     /// Operand `k`, if given.
@@ -243,10 +249,9 @@ impl NodeCx<'_> {
     pub fn ints_input(&self, k: usize, what: &str) -> Result<Option<Vec<i64>>, ImportError> {
         match self.const_input(k, what)? {
             None => Ok(None),
-            Some(t) => t
-                .ints()
-                .map(|v| Some(v.to_vec()))
-                .ok_or_else(|| self.invalid(format!("input {k} ({what}) must be an integer tensor"))),
+            Some(t) => t.ints().map(|v| Some(v.to_vec())).ok_or_else(|| {
+                self.invalid(format!("input {k} ({what}) must be an integer tensor"))
+            }),
         }
     }
 

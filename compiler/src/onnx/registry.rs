@@ -54,7 +54,11 @@ static TABLE: &[Entry] = &[
     fold("Constant", constant::constant),
     fold("ConstantOfShape", constant::constant_of_shape),
     build("Conv", conv::conv),
-    both("DequantizeLinear", quant::dequantize_const, quant::dequantize),
+    both(
+        "DequantizeLinear",
+        quant::dequantize_const,
+        quant::dequantize,
+    ),
     both("Div", constant::binary, elementwise::binary),
     both("Dropout", constant::identity, shape::identity),
     both("Flatten", constant::flatten, shape::flatten),

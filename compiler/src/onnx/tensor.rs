@@ -115,12 +115,15 @@ impl HostTensor {
     }
 }
 
-/// Checked element count of a shape, at most [`MAX_ELEMENTS`].
+/// Checked element count of a shape, at most [`MAX_ELEMENTS`]. Zero-sized axes do not excuse
+/// the others: the product of the non-zero dims must be within the limit too, so that strides
+/// and partial products of any accepted shape never overflow.
 pub(crate) fn checked_numel(shape: &[usize]) -> Option<usize> {
     shape
         .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .filter(|&n| n <= MAX_ELEMENTS)
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d.max(1)))
+        .filter(|&n| n <= MAX_ELEMENTS)?;
+    Some(shape.iter().product())
 }
 
 /// ONNX dims (signed) to a shape, rejecting negative dims and oversized tensors.
@@ -140,9 +143,9 @@ pub(crate) fn dims_to_shape(dims: &[i64]) -> Result<Vec<usize>, String> {
 
 /// Row-major strides.
 pub(crate) fn strides(shape: &[usize]) -> Vec<usize> {
-    let mut s = vec![1; shape.len()];
+    let mut s = vec![1usize; shape.len()];
     for i in (0..shape.len().saturating_sub(1)).rev() {
-        s[i] = s[i + 1] * shape[i + 1];
+        s[i] = s[i + 1].saturating_mul(shape[i + 1]);
     }
     s
 }
@@ -193,7 +196,13 @@ pub(crate) fn broadcast_src(from: &[usize], to: &[usize]) -> Vec<usize> {
     let lead = to.len() - from.len();
     index_map(to, |idx| {
         (0..from.len())
-            .map(|d| if from[d] == 1 { 0 } else { idx[lead + d] * st[d] })
+            .map(|d| {
+                if from[d] == 1 {
+                    0
+                } else {
+                    idx[lead + d] * st[d]
+                }
+            })
             .sum()
     })
 }
@@ -245,16 +254,17 @@ impl Loader {
         let location = location.ok_or_else(|| ext("no location given".into()))?;
         let rel = Path::new(location);
         let confined = !location.is_empty()
-            && rel.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+            && rel
+                .components()
+                .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
         if !confined {
             return Err(ext(format!(
                 "location \"{location}\" must be a relative path inside the model's folder"
             )));
         }
-        let base = self
-            .base_dir
-            .clone()
-            .ok_or_else(|| ext("the model was given as bytes without a folder for its external data".into()))?;
+        let base = self.base_dir.clone().ok_or_else(|| {
+            ext("the model was given as bytes without a folder for its external data".into())
+        })?;
         let path = base.join(rel);
         // Symbolic links could still lead outside: compare canonical paths.
         let canon = path
@@ -275,12 +285,15 @@ impl Loader {
             .map_err(|e| ext(format!("cannot read \"{}\": {e}", path.display())))?
             .len();
         let length = length.unwrap_or(size.saturating_sub(offset));
-        offset.checked_add(length).filter(|&e| e <= size).ok_or_else(|| {
-            ext(format!(
-                "offset {offset} + length {length} is beyond the end of \"{}\" ({size} bytes)",
-                path.display()
-            ))
-        })?;
+        offset
+            .checked_add(length)
+            .filter(|&e| e <= size)
+            .ok_or_else(|| {
+                ext(format!(
+                    "offset {offset} + length {length} is beyond the end of \"{}\" ({size} bytes)",
+                    path.display()
+                ))
+            })?;
         if length != expected as u64 {
             return Err(ext(format!(
                 "length {length} does not match the {expected} bytes the tensor's shape needs"
@@ -336,7 +349,11 @@ fn decode_raw(dt: DataType, b: &[u8]) -> Result<Data, TensorError> {
     Ok(match dt {
         FLOAT => Data::F32(chunks.map(|c| f32::from_le_bytes(arr4(c))).collect()),
         DOUBLE => Data::F32(chunks.map(|c| f64::from_le_bytes(arr8(c)) as f32).collect()),
-        FLOAT16 => Data::F32(chunks.map(|c| f16_to_f32(u16::from_le_bytes(arr2(c)))).collect()),
+        FLOAT16 => Data::F32(
+            chunks
+                .map(|c| f16_to_f32(u16::from_le_bytes(arr2(c))))
+                .collect(),
+        ),
         BFLOAT16 => Data::F32(
             chunks
                 .map(|c| f32::from_bits((u16::from_le_bytes(arr2(c)) as u32) << 16))
@@ -374,8 +391,12 @@ pub(crate) fn data_type(code: i32) -> Option<DataType> {
 pub(crate) fn decode(t: &TensorProto, loader: &mut Loader) -> Result<HostTensor, TensorError> {
     use DataType::*;
     let inv = |m: String| TensorError::Invalid(m);
-    let dt = data_type(t.data_type)
-        .ok_or_else(|| inv(format!("element type code {} is not supported", t.data_type)))?;
+    let dt = data_type(t.data_type).ok_or_else(|| {
+        inv(format!(
+            "element type code {} is not supported",
+            t.data_type
+        ))
+    })?;
     if t.segment.is_some() {
         return Err(inv("segmented tensors are not supported".into()));
     }
@@ -432,9 +453,7 @@ pub(crate) fn decode(t: &TensorProto, loader: &mut Loader) -> Result<HostTensor,
             ),
         };
         if len != n {
-            return Err(inv(format!(
-                "has {len} values, shape {shape:?} needs {n}"
-            )));
+            return Err(inv(format!("has {len} values, shape {shape:?} needs {n}")));
         }
         data
     };

@@ -445,13 +445,15 @@ impl Cx {
                 (0..*n).for_each(|i| w[i * n + i] = 1.0);
                 (GroupKind::Dense, vec![*n, *n], w)
             }
-            s => return Err(PassError {
-                pass: PASS,
-                node: describe(&self.new, src),
-                message: format!(
+            s => {
+                return Err(PassError {
+                    pass: PASS,
+                    node: describe(&self.new, src),
+                    message: format!(
                     "cannot route a value of shape {s:?} into a population (needs [c,h,w] or [n])"
                 ),
-            }),
+                })
+            }
         };
         let channels = ty.shape[0];
         Ok(Pending {

@@ -4,6 +4,8 @@
 pub mod canonicalize;
 pub mod quantize;
 
+pub(crate) use describe_node as describe;
+
 pub use canonicalize::canonicalize;
 pub use quantize::{quantize, Calibration, QuantOptions, QuantReport};
 
@@ -20,7 +22,7 @@ pub struct PassError {
 }
 
 /// Describes a node for messages: `%3 ("/fc1/Gemm")`.
-pub(crate) fn describe(graph: &nmc_ir::Graph, id: nmc_ir::NodeId) -> String {
+pub fn describe_node(graph: &nmc_ir::Graph, id: nmc_ir::NodeId) -> String {
     match &graph.node(id).name {
         Some(n) => format!("{id} (\"{n}\")"),
         None => id.to_string(),

@@ -1,0 +1,453 @@
+//! The artifact: what the compiler hands to a Loihi 2 runtime (here, the emulator). Hand-written
+//! prost messages, so no protoc is needed; the wire format is protobuf, versioned by the header.
+//!
+//! Encoding is deterministic: prost writes fields in tag order and the artifact has no maps.
+//! Decoding checks the header, then validates the whole structure ([`crate::validate`]) so that
+//! nothing downstream can index out of range or allocate without bound.
+
+/// First bytes of the header: identifies an nmc Loihi 2 artifact.
+pub const MAGIC: &[u8; 8] = b"NMCL2ART";
+/// The artifact format version this crate writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// Target name stored in the header.
+pub const TARGET: &str = "loihi2";
+
+/// Identification of the artifact.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Header {
+    /// Always [`MAGIC`].
+    #[prost(bytes = "vec", tag = "1")]
+    pub magic: Vec<u8>,
+    /// [`FORMAT_VERSION`] at writing time.
+    #[prost(uint32, tag = "2")]
+    pub format_version: u32,
+    /// [`TARGET`].
+    #[prost(string, tag = "3")]
+    pub target: String,
+    /// Hash of the source model, given by the compiler (for dependency tracking).
+    #[prost(fixed64, tag = "4")]
+    pub source_hash: u64,
+    /// Chips the artifact uses.
+    #[prost(uint32, tag = "5")]
+    pub chips: u32,
+}
+
+/// One graph input: the host sends it already quantised.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct InputSpec {
+    /// Name in the source model.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// Per-sample shape.
+    #[prost(uint32, repeated, tag = "2")]
+    pub shape: Vec<u32>,
+    /// Real value of one integer unit.
+    #[prost(float, tag = "3")]
+    pub scale: f32,
+    /// Smallest integer value.
+    #[prost(sint32, tag = "4")]
+    pub min: i32,
+    /// Largest integer value.
+    #[prost(sint32, tag = "5")]
+    pub max: i32,
+}
+
+/// Where a synapse group's input comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum SourceKind {
+    /// A graph input (index into `Artifact::inputs`).
+    Input = 0,
+    /// A population's post-pool outputs (index into `Artifact::populations`).
+    Population = 1,
+}
+
+/// One contiguous piece of a synapse group's (flat) input.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Source {
+    /// Input or population.
+    #[prost(enumeration = "SourceKind", tag = "1")]
+    pub kind: i32,
+    /// Index of the input or population.
+    #[prost(uint32, tag = "2")]
+    pub index: u32,
+    /// Number of values it contributes (its whole flat size).
+    #[prost(uint32, tag = "3")]
+    pub length: u32,
+}
+
+/// A dense (all-to-all) synapse group: weights `[out_features, in_features]`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DenseShape {
+    /// Output neurons (= the population's channels).
+    #[prost(uint32, tag = "1")]
+    pub out_features: u32,
+    /// Input values (= the sum of the source lengths).
+    #[prost(uint32, tag = "2")]
+    pub in_features: u32,
+}
+
+/// A convolutional synapse group: weights `[out_channels, in_shape[0]/groups, kh, kw]`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ConvShape {
+    /// Input `[c, h, w]`.
+    #[prost(uint32, repeated, tag = "1")]
+    pub in_shape: Vec<u32>,
+    /// Output channels.
+    #[prost(uint32, tag = "2")]
+    pub out_channels: u32,
+    /// Kernel `[kh, kw]`.
+    #[prost(uint32, repeated, tag = "3")]
+    pub kernel: Vec<u32>,
+    /// Strides `[h, w]`.
+    #[prost(uint32, repeated, tag = "4")]
+    pub strides: Vec<u32>,
+    /// Padding `[top, left, bottom, right]`.
+    #[prost(uint32, repeated, tag = "5")]
+    pub pads: Vec<u32>,
+    /// Dilations `[h, w]`.
+    #[prost(uint32, repeated, tag = "6")]
+    pub dilations: Vec<u32>,
+    /// Channel groups.
+    #[prost(uint32, tag = "7")]
+    pub groups: u32,
+}
+
+/// Connectivity of a synapse group.
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum GroupKind {
+    /// Dense matrix.
+    #[prost(message, tag = "3")]
+    Dense(DenseShape),
+    /// Convolution.
+    #[prost(message, tag = "4")]
+    Conv(ConvShape),
+}
+
+/// All weights, row-major over the weight shape.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DenseWeights {
+    /// Effective integer weights.
+    #[prost(sint32, repeated, tag = "1")]
+    pub values: Vec<i32>,
+}
+
+/// Weights in compressed sparse rows over `[shape[0], product(shape[1..])]`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CsrWeights {
+    /// Row starts into `indices`/`values`, `rows + 1` entries.
+    #[prost(uint32, repeated, tag = "1")]
+    pub indptr: Vec<u32>,
+    /// Column of each stored weight, strictly increasing within a row.
+    #[prost(uint32, repeated, tag = "2")]
+    pub indices: Vec<u32>,
+    /// Stored weights.
+    #[prost(sint32, repeated, tag = "3")]
+    pub values: Vec<i32>,
+}
+
+/// Weight storage, chosen by density like the IR's constant pool.
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum Weights {
+    /// Every weight.
+    #[prost(message, tag = "5")]
+    Dense(DenseWeights),
+    /// Non-zeros only.
+    #[prost(message, tag = "6")]
+    Csr(CsrWeights),
+}
+
+/// One synapse group feeding a population.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SynapseGroup {
+    /// The group's input, concatenated in flat order.
+    #[prost(message, repeated, tag = "1")]
+    pub sources: Vec<Source>,
+    /// Left shift applied to `w·x` (non-negative on this target).
+    #[prost(sint32, tag = "2")]
+    pub weight_exp: i32,
+    /// Dense or convolutional connectivity.
+    #[prost(oneof = "GroupKind", tags = "3, 4")]
+    pub kind: Option<GroupKind>,
+    /// The weights.
+    #[prost(oneof = "Weights", tags = "5, 6")]
+    pub weights: Option<Weights>,
+}
+
+/// Pooling kind of a population.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum PoolKindMsg {
+    /// Maximum.
+    Max = 0,
+    /// Floor of the mean.
+    Avg = 1,
+    /// Sum.
+    Sum = 2,
+}
+
+/// Pooling applied to a population's activations.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PoolMsg {
+    /// Max, avg or sum.
+    #[prost(enumeration = "PoolKindMsg", tag = "1")]
+    pub kind: i32,
+    /// Window `[h, w]`.
+    #[prost(uint32, repeated, tag = "2")]
+    pub kernel: Vec<u32>,
+    /// Strides `[h, w]`.
+    #[prost(uint32, repeated, tag = "3")]
+    pub strides: Vec<u32>,
+    /// Padding `[top, left, bottom, right]`.
+    #[prost(uint32, repeated, tag = "4")]
+    pub pads: Vec<u32>,
+    /// Whether padded positions count in an average's divisor.
+    #[prost(bool, tag = "5")]
+    pub count_include_pad: bool,
+}
+
+/// Channels `start..end` of a population live on core `core`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SliceMsg {
+    /// Logical core id (index into `Artifact::cores`).
+    #[prost(uint32, tag = "1")]
+    pub core: u32,
+    /// First channel.
+    #[prost(uint32, tag = "2")]
+    pub start: u32,
+    /// One past the last channel.
+    #[prost(uint32, tag = "3")]
+    pub end: u32,
+}
+
+/// A neuron population (one canonical layer): synapse groups, sigma-delta neurons, pooling.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Population {
+    /// Layer name.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// Post-pool per-sample shape (what consumers see).
+    #[prost(uint32, repeated, tag = "2")]
+    pub shape: Vec<u32>,
+    /// Pre-pool shape (the neurons).
+    #[prost(uint32, repeated, tag = "3")]
+    pub pre_shape: Vec<u32>,
+    /// Synapse groups, summed into the neurons.
+    #[prost(message, repeated, tag = "4")]
+    pub groups: Vec<SynapseGroup>,
+    /// Bias per channel in state units (empty: none).
+    #[prost(sint32, repeated, tag = "5")]
+    pub bias: Vec<i32>,
+    /// Neuron state width; sums saturate to it.
+    #[prost(uint32, tag = "6")]
+    pub state_bits: u32,
+    /// Right shift from state to activation.
+    #[prost(uint32, tag = "7")]
+    pub act_shift: u32,
+    /// Smallest activation.
+    #[prost(sint32, tag = "8")]
+    pub act_min: i32,
+    /// Largest activation.
+    #[prost(sint32, tag = "9")]
+    pub act_max: i32,
+    /// Real value of one activation unit.
+    #[prost(float, tag = "10")]
+    pub scale: f32,
+    /// Output pooling, if any.
+    #[prost(message, optional, tag = "11")]
+    pub pool: Option<PoolMsg>,
+    /// Channel ranges per core, ordered by channel, covering every channel once.
+    #[prost(message, repeated, tag = "12")]
+    pub slices: Vec<SliceMsg>,
+}
+
+/// A logical core and its place on the mesh.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CoreMsg {
+    /// Logical id (equal to its index in `Artifact::cores`).
+    #[prost(uint32, tag = "1")]
+    pub id: u32,
+    /// Chip.
+    #[prost(uint32, tag = "2")]
+    pub chip: u32,
+    /// Mesh column.
+    #[prost(uint32, tag = "3")]
+    pub x: u32,
+    /// Mesh row.
+    #[prost(uint32, tag = "4")]
+    pub y: u32,
+}
+
+/// One graph output: a population's post-pool values, viewed with `shape`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct OutputSpec {
+    /// Name in the source model.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// Index of the population.
+    #[prost(uint32, tag = "2")]
+    pub population: u32,
+    /// Per-sample shape.
+    #[prost(uint32, repeated, tag = "3")]
+    pub shape: Vec<u32>,
+    /// Real value of one integer unit.
+    #[prost(float, tag = "4")]
+    pub scale: f32,
+}
+
+/// A compiled Loihi 2 program.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Artifact {
+    /// Identification.
+    #[prost(message, optional, tag = "1")]
+    pub header: Option<Header>,
+    /// Graph inputs in order.
+    #[prost(message, repeated, tag = "2")]
+    pub inputs: Vec<InputSpec>,
+    /// Populations in topological order (sources before consumers).
+    #[prost(message, repeated, tag = "3")]
+    pub populations: Vec<Population>,
+    /// Logical cores.
+    #[prost(message, repeated, tag = "4")]
+    pub cores: Vec<CoreMsg>,
+    /// Graph outputs in order.
+    #[prost(message, repeated, tag = "5")]
+    pub outputs: Vec<OutputSpec>,
+}
+
+/// Why bytes are not a usable artifact.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ArtifactError {
+    /// The bytes do not start with an nmc Loihi 2 header.
+    #[error("not an nmc loihi2 artifact (bad magic)")]
+    NotAnArtifact,
+    /// Written by another format version.
+    #[error(
+        "artifact format version {found} is not supported (this build reads version {supported})"
+    )]
+    Version {
+        /// Version in the header.
+        found: u32,
+        /// Version this build reads.
+        supported: u32,
+    },
+    /// An nmc artifact for another chip.
+    #[error("artifact is for target `{found}`, not loihi2")]
+    WrongTarget {
+        /// Target in the header.
+        found: String,
+    },
+    /// Truncated, malformed or inconsistent.
+    #[error("corrupt artifact: {0}")]
+    Corrupt(String),
+}
+
+/// The artifact's bytes (deterministic for equal artifacts).
+pub fn encode(a: &Artifact) -> Vec<u8> {
+    prost::Message::encode_to_vec(a)
+}
+
+/// Whether `bytes` start with an nmc artifact header (of any version or target), i.e. whether a
+/// failure to decode them should be reported as a damaged artifact rather than a foreign file.
+pub fn is_artifact(bytes: &[u8]) -> bool {
+    sniff_header(bytes).is_some_and(|h| h.magic == MAGIC)
+}
+
+/// Parses and validates an artifact.
+pub fn decode(bytes: &[u8]) -> Result<Artifact, ArtifactError> {
+    let a = match <Artifact as prost::Message>::decode(bytes) {
+        Ok(a) => a,
+        Err(e) => {
+            // Tell a damaged artifact (whose header still reads) from arbitrary bytes, and report
+            // a version mismatch even when the newer body does not parse.
+            let Some(h) = sniff_header(bytes) else {
+                return Err(ArtifactError::NotAnArtifact);
+            };
+            check_header(&h)?;
+            return Err(ArtifactError::Corrupt(format!(
+                "malformed or truncated protobuf: {e}"
+            )));
+        }
+    };
+    let Some(h) = &a.header else {
+        return Err(ArtifactError::NotAnArtifact);
+    };
+    check_header(h)?;
+    crate::validate::validate(&a)?;
+    Ok(a)
+}
+
+pub(crate) fn check_header(h: &Header) -> Result<(), ArtifactError> {
+    if h.magic != MAGIC {
+        return Err(ArtifactError::NotAnArtifact);
+    }
+    if h.format_version != FORMAT_VERSION {
+        return Err(ArtifactError::Version {
+            found: h.format_version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    if h.target != TARGET {
+        return Err(ArtifactError::WrongTarget {
+            found: h.target.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// The header, if `bytes` start with a complete header field (field 1, length-delimited).
+fn sniff_header(bytes: &[u8]) -> Option<Header> {
+    if *bytes.first()? != 0x0a {
+        return None;
+    }
+    let mut rest = &bytes[1..];
+    let len = prost::encoding::decode_varint(&mut rest).ok()?;
+    let body = rest.get(..usize::try_from(len).ok()?)?;
+    <Header as prost::Message>::decode(body).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> Header {
+        Header {
+            magic: MAGIC.to_vec(),
+            format_version: FORMAT_VERSION,
+            target: TARGET.into(),
+            source_hash: 0x1234_5678_9abc_def0,
+            chips: 1,
+        }
+    }
+
+    #[test]
+    fn header_checks() {
+        let a = Artifact {
+            header: Some(header()),
+            ..Default::default()
+        };
+        assert_eq!(decode(&encode(&a)), Ok(a.clone()));
+        assert!(is_artifact(&encode(&a)));
+        assert!(!is_artifact(b"\x0a\x02hi"));
+        assert_eq!(decode(b"GIF89a...."), Err(ArtifactError::NotAnArtifact));
+        assert_eq!(decode(&[]), Err(ArtifactError::NotAnArtifact));
+        let mut b = a.clone();
+        b.header.as_mut().unwrap().format_version = 2;
+        assert_eq!(
+            decode(&encode(&b)),
+            Err(ArtifactError::Version {
+                found: 2,
+                supported: 1
+            })
+        );
+        let mut b = a.clone();
+        b.header.as_mut().unwrap().target = "speck".into();
+        assert!(matches!(
+            decode(&encode(&b)),
+            Err(ArtifactError::WrongTarget { found }) if found == "speck"
+        ));
+        let mut b = a;
+        b.header.as_mut().unwrap().magic = b"NMCL2ARX".to_vec();
+        assert_eq!(decode(&encode(&b)), Err(ArtifactError::NotAnArtifact));
+    }
+}

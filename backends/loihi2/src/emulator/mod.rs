@@ -1,0 +1,450 @@
+//! Event-driven emulation of an artifact, bit-exact with `nmc_ir::Interpreter`.
+//!
+//! Semantics: Lava-style sigma-delta graded neurons (chips.md §1.4) with threshold 0 and one
+//! timestep of synaptic delay per hop (chips.md §1.3). Each step has two phases:
+//! 1. **neurons**: every population updates the neurons whose `sigma` changed (all of them on the
+//!    first step after a reset, so bias-only outputs appear): `y = activate(sigma + bias)`, then
+//!    pooling over the affected windows, then `delta = y − prev`; a non-zero delta is an event;
+//! 2. **synapses**: every event of the step (and on step 0 the graph inputs, sent as deltas from
+//!    0) is delivered to its consumers' synapse groups and accumulated into their `sigma`, to be
+//!    seen by their neuron phase of the next step.
+//!
+//! `sigma` accumulates `(w·delta) << weight_exp`. Because the exponent is non-negative this is
+//! linear in the deltas, and the deltas of a source telescope to its current value, so once the
+//! deltas stop `sigma = Σ_g (W_g·x_g) << e_g`, exactly the reference interpreter's sum: a
+//! population at depth `d` (synapse hops from the inputs) is exact from the end of step `d` on.
+//!
+//! Work is proportional to events × fan-out: dense groups are transposed at construction into
+//! per-input fan-out lists; conv groups visit the kernel footprint of the event.
+
+mod net;
+mod noc;
+mod perf;
+
+pub use perf::{Bound, CoreStep, CoreTotals, PerfReport, StepReport};
+
+use crate::artifact::{check_header, Artifact, ArtifactError, SourceKind};
+use crate::memory::{FitError, LayerFootprint, SliceUsage};
+use crate::spec::{ChipSpec, CostModel};
+use net::{Consumer, Event, PopRt};
+use nmc_ir::CoreLoc;
+use noc::Noc;
+use perf::{Counters, PerfBuilder};
+
+/// Why an artifact cannot be emulated, or a run cannot start.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EmuError {
+    /// The artifact is invalid.
+    #[error(transparent)]
+    Artifact(#[from] ArtifactError),
+    /// The artifact needs more chips than the emulated system has.
+    #[error("the artifact uses {needed} chip(s), the system has {available}")]
+    Chips {
+        /// Chips in the artifact's header.
+        needed: u32,
+        /// Chips in the spec.
+        available: u32,
+    },
+    /// A core is not at a location of the emulated system.
+    #[error("core {core}: {message}")]
+    Placement {
+        /// The core.
+        core: u32,
+        /// What is wrong.
+        message: String,
+    },
+    /// A core's slices exceed the chip's per-core limits.
+    #[error("core {core} does not fit: {fit}")]
+    DoesNotFit {
+        /// The core.
+        core: u32,
+        /// Resource, needed and available.
+        fit: FitError,
+    },
+    /// Wrong number of input tensors.
+    #[error("the model has {expected} input(s), {got} given")]
+    InputCount {
+        /// Inputs expected.
+        expected: usize,
+        /// Inputs given.
+        got: usize,
+    },
+    /// An input tensor has the wrong size.
+    #[error("input {index} has {got} values, the model expects {expected}")]
+    InputSize {
+        /// Input position.
+        index: usize,
+        /// Values given.
+        got: usize,
+        /// Values expected.
+        expected: usize,
+    },
+    /// An input value is outside its quantised range (the host must quantise first).
+    #[error("input {index} value {value} at position {position} is outside its quantised range [{min}, {max}]")]
+    InputRange {
+        /// Input position.
+        index: usize,
+        /// Flat position in the tensor.
+        position: usize,
+        /// The value.
+        value: i64,
+        /// Smallest allowed.
+        min: i32,
+        /// Largest allowed.
+        max: i32,
+    },
+}
+
+/// A graph input at run time.
+struct InputRt {
+    len: usize,
+    min: i32,
+    max: i32,
+    /// Last value sent per element.
+    prev: Vec<i64>,
+    /// Elements sent this step.
+    sent: u64,
+}
+
+/// An emulated Loihi 2 system loaded with one artifact.
+pub struct Emulator {
+    cost: CostModel,
+    message_bits: u64,
+    chips: u32,
+    cores: Vec<CoreLoc>,
+    inputs: Vec<InputRt>,
+    pops: Vec<PopRt>,
+    /// Per source (inputs, then populations): the synapse groups reading it.
+    consumers: Vec<Vec<Consumer>>,
+    /// Per source: the distinct cores its events are delivered to.
+    dests: Vec<Vec<u32>>,
+    outputs: Vec<u32>,
+    noc: Noc,
+    counters: Vec<Counters>,
+    outbox: Vec<Event>,
+    taps: Vec<(usize, usize)>,
+    /// No step has run since the last reset.
+    fresh: bool,
+    /// Whether step reports list every core (see [`Emulator::record_core_steps`]).
+    record_cores: bool,
+}
+
+/// Timesteps after which every output is exact: the longest path in synapse hops from an input
+/// to an output, plus one (step 0 only injects the inputs). Never panics, even on an invalid
+/// artifact.
+pub fn min_timesteps(a: &Artifact) -> u32 {
+    let mut depth: Vec<u32> = Vec::with_capacity(a.populations.len());
+    for (i, p) in a.populations.iter().enumerate() {
+        let d = p
+            .groups
+            .iter()
+            .flat_map(|g| &g.sources)
+            .map(|s| {
+                let from_pop = s.kind == SourceKind::Population as i32 && (s.index as usize) < i;
+                if from_pop {
+                    depth[s.index as usize]
+                } else {
+                    0
+                }
+            })
+            .max()
+            .unwrap_or(0);
+        depth.push(d + 1);
+    }
+    a.outputs
+        .iter()
+        .map(|o| depth.get(o.population as usize).copied().unwrap_or(0))
+        .max()
+        .unwrap_or(0)
+        + 1
+}
+
+impl Emulator {
+    /// Loads `artifact` on the system `spec` describes: validates it, checks placement and
+    /// per-core limits, and prepares fan-out tables.
+    pub fn new(artifact: &Artifact, spec: &ChipSpec) -> Result<Emulator, EmuError> {
+        let header = artifact
+            .header
+            .as_ref()
+            .ok_or(ArtifactError::NotAnArtifact)?;
+        check_header(header)?;
+        crate::validate::validate(artifact)?;
+        if header.chips > spec.chips {
+            return Err(EmuError::Chips {
+                needed: header.chips,
+                available: spec.chips,
+            });
+        }
+        let mut cores = Vec::with_capacity(artifact.cores.len());
+        for c in &artifact.cores {
+            let loc = CoreLoc {
+                chip: c.chip,
+                x: c.x,
+                y: c.y,
+            };
+            if !spec.has_loc(loc) {
+                return Err(EmuError::Placement {
+                    core: c.id,
+                    message: format!(
+                        "location (chip {}, x {}, y {}) is outside the {}×{} mesh",
+                        c.chip, c.x, c.y, spec.mesh_width, spec.mesh_height
+                    ),
+                });
+            }
+            cores.push(loc);
+        }
+        // Fit before allocating: this bounds every table built below by the chip's memories.
+        let mut usage = vec![SliceUsage::default(); cores.len()];
+        for p in &artifact.populations {
+            let fp = LayerFootprint::of_population(p);
+            for s in &p.slices {
+                usage[s.core as usize] += fp.usage(s.start, s.end);
+            }
+        }
+        for (core, u) in usage.iter().enumerate() {
+            spec.check_slice(u).map_err(|fit| EmuError::DoesNotFit {
+                core: core as u32,
+                fit,
+            })?;
+        }
+
+        let n_in = artifact.inputs.len();
+        let inputs: Vec<InputRt> = artifact
+            .inputs
+            .iter()
+            .map(|i| {
+                let len = i.shape.iter().map(|&d| d as usize).product();
+                InputRt {
+                    len,
+                    min: i.min,
+                    max: i.max,
+                    prev: vec![0; len],
+                    sent: 0,
+                }
+            })
+            .collect();
+        let pops: Vec<PopRt> = artifact.populations.iter().map(PopRt::new).collect();
+        let mut consumers = vec![Vec::new(); n_in + pops.len()];
+        for (q, p) in artifact.populations.iter().enumerate() {
+            for (g, grp) in p.groups.iter().enumerate() {
+                let mut offset = 0u32;
+                for s in &grp.sources {
+                    let src = if s.kind == SourceKind::Input as i32 {
+                        s.index as usize
+                    } else {
+                        n_in + s.index as usize
+                    };
+                    consumers[src].push(Consumer {
+                        pop: q as u32,
+                        group: g as u32,
+                        offset,
+                    });
+                    offset += s.length;
+                }
+            }
+        }
+        let dests = consumers
+            .iter()
+            .map(|cs| {
+                let mut d: Vec<u32> = cs
+                    .iter()
+                    .flat_map(|c| pops[c.pop as usize].slices.iter().map(|s| s.0))
+                    .collect();
+                d.sort_unstable();
+                d.dedup();
+                d
+            })
+            .collect();
+        Ok(Emulator {
+            cost: spec.cost.clone(),
+            message_bits: u64::from(spec.message_bits),
+            chips: header.chips.max(1),
+            noc: Noc::new(spec.mesh_width, spec.mesh_height, header.chips.max(1)),
+            counters: vec![Counters::default(); cores.len()],
+            cores,
+            inputs,
+            pops,
+            consumers,
+            dests,
+            outputs: artifact.outputs.iter().map(|o| o.population).collect(),
+            outbox: Vec::new(),
+            taps: Vec::new(),
+            fresh: true,
+            record_cores: true,
+        })
+    }
+
+    /// Whether each [`StepReport`] lists every core (default: yes). Long runs in a search loop
+    /// can turn it off: the report then keeps per-step totals and per-core totals only, instead
+    /// of timesteps × cores entries.
+    pub fn record_core_steps(&mut self, on: bool) {
+        self.record_cores = on;
+    }
+
+    /// Clears all state, as before the first sample.
+    pub fn reset(&mut self) {
+        for i in &mut self.inputs {
+            i.prev.fill(0);
+            i.sent = 0;
+        }
+        for p in &mut self.pops {
+            p.reset();
+        }
+        self.outbox.clear();
+        self.counters.fill(Counters::default());
+        self.fresh = true;
+    }
+
+    /// Runs one sample from a clean state for `timesteps` steps; returns the output tensors
+    /// (flat, one per artifact output) and the performance report. Outputs are exact once
+    /// `timesteps >= min_timesteps(artifact)`.
+    pub fn run(
+        &mut self,
+        inputs: &[Vec<i64>],
+        timesteps: u32,
+    ) -> Result<(Vec<Vec<i64>>, PerfReport), EmuError> {
+        self.check_inputs(inputs)?;
+        self.reset();
+        self.run_continue(inputs, timesteps)
+    }
+
+    /// Runs the next frame without clearing state: the inputs send only their change since the
+    /// previous frame, and neurons whose input does not change stay silent (the temporal
+    /// sparsity of sigma-delta networks). Outputs are exact after `min_timesteps` steps.
+    pub fn run_continue(
+        &mut self,
+        inputs: &[Vec<i64>],
+        timesteps: u32,
+    ) -> Result<(Vec<Vec<i64>>, PerfReport), EmuError> {
+        self.check_inputs(inputs)?;
+        let mut perf = PerfBuilder::new(&self.cores, self.record_cores);
+        for t in 0..timesteps {
+            if t == 0 {
+                self.inject(inputs);
+            }
+            self.neuron_phase();
+            self.synapse_phase();
+            self.close_step(&mut perf);
+        }
+        let outputs = self
+            .outputs
+            .iter()
+            .map(|&p| self.pops[p as usize].prev.clone())
+            .collect();
+        Ok((outputs, perf.finish(&self.cost)))
+    }
+
+    fn check_inputs(&self, inputs: &[Vec<i64>]) -> Result<(), EmuError> {
+        if inputs.len() != self.inputs.len() {
+            return Err(EmuError::InputCount {
+                expected: self.inputs.len(),
+                got: inputs.len(),
+            });
+        }
+        for (index, (x, spec)) in inputs.iter().zip(&self.inputs).enumerate() {
+            if x.len() != spec.len {
+                return Err(EmuError::InputSize {
+                    index,
+                    got: x.len(),
+                    expected: spec.len,
+                });
+            }
+            let range = i64::from(spec.min)..=i64::from(spec.max);
+            if let Some(position) = x.iter().position(|v| !range.contains(v)) {
+                return Err(EmuError::InputRange {
+                    index,
+                    position,
+                    value: x[position],
+                    min: spec.min,
+                    max: spec.max,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues each input element's change since the last frame as an event.
+    fn inject(&mut self, inputs: &[Vec<i64>]) {
+        for (i, (inp, x)) in self.inputs.iter_mut().zip(inputs).enumerate() {
+            for (k, (&v, prev)) in x.iter().zip(inp.prev.iter_mut()).enumerate() {
+                if v != *prev {
+                    self.outbox.push(Event {
+                        src: i as u32,
+                        idx: k as u32,
+                        delta: v - *prev,
+                    });
+                    *prev = v;
+                    inp.sent += 1;
+                }
+            }
+        }
+    }
+
+    fn neuron_phase(&mut self) {
+        let n_in = self.inputs.len() as u32;
+        let full = self.fresh;
+        for (p, pop) in self.pops.iter_mut().enumerate() {
+            pop.update(n_in + p as u32, full, &mut self.counters, &mut self.outbox);
+        }
+        self.fresh = false;
+    }
+
+    fn synapse_phase(&mut self) {
+        let Emulator {
+            pops,
+            consumers,
+            counters,
+            outbox,
+            taps,
+            ..
+        } = self;
+        for ev in outbox.drain(..) {
+            for c in &consumers[ev.src as usize] {
+                pops[c.pop as usize].accept(
+                    c.group as usize,
+                    (c.offset + ev.idx) as usize,
+                    ev.delta,
+                    counters,
+                    taps,
+                );
+            }
+        }
+    }
+
+    /// Counts and routes the step's messages, then costs the step.
+    fn close_step(&mut self, perf: &mut PerfBuilder) {
+        let n_in = self.inputs.len();
+        for (i, inp) in self.inputs.iter_mut().enumerate() {
+            if inp.sent > 0 {
+                for &d in &self.dests[i] {
+                    self.counters[d as usize].msgs_in += inp.sent;
+                }
+                inp.sent = 0;
+            }
+        }
+        for (p, pop) in self.pops.iter_mut().enumerate() {
+            let dests = &self.dests[n_in + p];
+            for (s, sent) in pop.sent.iter_mut().enumerate() {
+                if *sent == 0 {
+                    continue;
+                }
+                let src = pop.slices[s].0 as usize;
+                self.counters[src].msgs_out += *sent * dests.len() as u64;
+                for &d in dests {
+                    self.counters[d as usize].msgs_in += *sent;
+                    self.noc.route(
+                        self.cores[src],
+                        self.cores[d as usize],
+                        *sent,
+                        self.message_bits,
+                    );
+                }
+                *sent = 0;
+            }
+        }
+        let links = self
+            .noc
+            .end_step(self.cost.a_link.value, self.cost.a_link_interchip.value);
+        perf.step(&self.cost, &mut self.counters, links, self.chips);
+    }
+}

@@ -1,0 +1,540 @@
+//! The emulator's runtime form of an artifact: weights rearranged for event-driven delivery
+//! (dense matrices transposed to per-input fan-out lists, conv kernels kept dense for footprint
+//! iteration), consumer lists per source, and the neuron state of each population.
+//!
+//! Everything here is built from a validated artifact, so indices are trusted.
+
+use super::perf::Counters;
+use crate::artifact::{GroupKind, PoolKindMsg, Population, SynapseGroup, Weights};
+use crate::memory::{dense_group_storage, SynapseStorage, SPARSE_SYNAPSE_BYTES};
+use nmc_ir::LayerQuant;
+
+/// A synapse group reading a source's values at `offset` of its input.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Consumer {
+    pub pop: u32,
+    pub group: u32,
+    pub offset: u32,
+}
+
+/// One emitted (or injected) delta.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Event {
+    /// Source id: inputs first, then populations.
+    pub src: u32,
+    /// Flat index in the source's value.
+    pub idx: u32,
+    /// New value minus the last one sent.
+    pub delta: i64,
+}
+
+/// A dense group as fan-out lists: column `i`'s synapses are `rows/vals[col_ptr[i]..col_ptr[i+1]]`,
+/// rows ascending. Only non-zero weights are listed.
+pub(crate) struct DenseRt {
+    exp: u32,
+    col_ptr: Vec<u32>,
+    rows: Vec<u32>,
+    vals: Vec<i64>,
+    /// Per slice of the population: whether the slice stores this group sparsely.
+    sparse_slice: Vec<bool>,
+}
+
+/// A conv group: dense kernels `[co, cig, kh, kw]` and the geometry.
+pub(crate) struct ConvRt {
+    exp: u32,
+    h: usize,
+    w: usize,
+    cig: usize,
+    cog: usize,
+    kh: usize,
+    kw: usize,
+    sh: usize,
+    sw: usize,
+    pt: usize,
+    pl: usize,
+    dh: usize,
+    dw: usize,
+    oh: usize,
+    ow: usize,
+    weights: Vec<i32>,
+}
+
+pub(crate) enum GroupRt {
+    Dense(DenseRt),
+    Conv(ConvRt),
+}
+
+pub(crate) struct PoolRt {
+    kind: PoolKindMsg,
+    kh: usize,
+    kw: usize,
+    sh: usize,
+    sw: usize,
+    pt: usize,
+    pl: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    include_pad: bool,
+}
+
+/// A population at run time.
+pub(crate) struct PopRt {
+    pre_hw: usize,
+    post_hw: usize,
+    quant: LayerQuant,
+    bias: Vec<i64>,
+    groups: Vec<GroupRt>,
+    pool: Option<PoolRt>,
+    /// (core, start, end) per slice.
+    pub slices: Vec<(u32, u32, u32)>,
+    slice_of_channel: Vec<u32>,
+    /// Accumulated, exponent-shifted synaptic input per pre-pool neuron.
+    sigma: Vec<i64>,
+    /// Current activation per pre-pool neuron (pooled populations only).
+    act: Vec<i64>,
+    /// Last value sent per post-pool output.
+    pub prev: Vec<i64>,
+    dirty: Vec<u32>,
+    is_dirty: Vec<bool>,
+    pdirty: Vec<u32>,
+    is_pdirty: Vec<bool>,
+    /// Deltas emitted this step per slice (routed at the end of the step).
+    pub sent: Vec<u64>,
+}
+
+fn dense_rows(g: &SynapseGroup, rows: usize, cols: usize) -> Vec<Vec<(u32, i32)>> {
+    let mut out = vec![Vec::new(); rows];
+    match &g.weights {
+        Some(Weights::Dense(d)) => {
+            for (r, row) in out.iter_mut().enumerate() {
+                for (c, &v) in d.values[r * cols..(r + 1) * cols].iter().enumerate() {
+                    if v != 0 {
+                        row.push((c as u32, v));
+                    }
+                }
+            }
+        }
+        Some(Weights::Csr(c)) => {
+            for (r, row) in out.iter_mut().enumerate() {
+                let (a, b) = (c.indptr[r] as usize, c.indptr[r + 1] as usize);
+                for (&i, &v) in c.indices[a..b].iter().zip(&c.values[a..b]) {
+                    if v != 0 {
+                        row.push((i, v));
+                    }
+                }
+            }
+        }
+        None => {}
+    }
+    out
+}
+
+fn build_dense(g: &SynapseGroup, rows: usize, cols: usize, slices: &[(u32, u32, u32)]) -> DenseRt {
+    let by_row = dense_rows(g, rows, cols);
+    let mut col_ptr = vec![0u32; cols + 1];
+    for row in &by_row {
+        for &(c, _) in row {
+            col_ptr[c as usize + 1] += 1;
+        }
+    }
+    for i in 0..cols {
+        col_ptr[i + 1] += col_ptr[i];
+    }
+    let nnz = col_ptr[cols] as usize;
+    let mut fill = col_ptr.clone();
+    let mut out_rows = vec![0u32; nnz];
+    let mut vals = vec![0i64; nnz];
+    // Rows in ascending order, so each column's list is sorted by row.
+    for (r, row) in by_row.iter().enumerate() {
+        for &(c, v) in row {
+            let at = fill[c as usize] as usize;
+            out_rows[at] = r as u32;
+            vals[at] = i64::from(v);
+            fill[c as usize] += 1;
+        }
+    }
+    let sparse_slice = slices
+        .iter()
+        .map(|&(_, start, end)| {
+            let nnz: usize = by_row[start as usize..end as usize]
+                .iter()
+                .map(Vec::len)
+                .sum();
+            dense_group_storage(u64::from(end - start), cols as u64, nnz as u64).0
+                == SynapseStorage::Sparse
+        })
+        .collect();
+    DenseRt {
+        exp: g.weight_exp as u32,
+        col_ptr,
+        rows: out_rows,
+        vals,
+        sparse_slice,
+    }
+}
+
+/// `oh × ow` is the population's pre-pool plane, which validation tied to the geometry.
+fn build_conv(g: &SynapseGroup, c: &crate::artifact::ConvShape, oh: usize, ow: usize) -> ConvRt {
+    let u = |v: u32| v as usize;
+    let (cin, h, w) = (u(c.in_shape[0]), u(c.in_shape[1]), u(c.in_shape[2]));
+    let (kh, kw) = (u(c.kernel[0]), u(c.kernel[1]));
+    let groups = u(c.groups);
+    let (cig, cog) = (cin / groups, u(c.out_channels) / groups);
+    let count = u(c.out_channels) * cig * kh * kw;
+    let weights = match &g.weights {
+        Some(Weights::Dense(d)) => d.values.clone(),
+        Some(Weights::Csr(s)) => {
+            let cols = cig * kh * kw;
+            let mut v = vec![0i32; count];
+            for r in 0..u(c.out_channels) {
+                let (a, b) = (s.indptr[r] as usize, s.indptr[r + 1] as usize);
+                for (&i, &x) in s.indices[a..b].iter().zip(&s.values[a..b]) {
+                    v[r * cols + i as usize] = x;
+                }
+            }
+            v
+        }
+        None => vec![0; count],
+    };
+    ConvRt {
+        exp: g.weight_exp as u32,
+        h,
+        w,
+        cig,
+        cog,
+        kh,
+        kw,
+        sh: u(c.strides[0]),
+        sw: u(c.strides[1]),
+        pt: u(c.pads[0]),
+        pl: u(c.pads[1]),
+        dh: u(c.dilations[0]),
+        dw: u(c.dilations[1]),
+        oh,
+        ow,
+        weights,
+    }
+}
+
+impl PopRt {
+    pub(crate) fn new(p: &Population) -> PopRt {
+        let channels = p.pre_shape[0] as usize;
+        let pre: usize = p.pre_shape.iter().map(|&d| d as usize).product();
+        let post: usize = p.shape.iter().map(|&d| d as usize).product();
+        let slices: Vec<(u32, u32, u32)> =
+            p.slices.iter().map(|s| (s.core, s.start, s.end)).collect();
+        let mut slice_of_channel = vec![0u32; channels];
+        for (k, &(_, start, end)) in slices.iter().enumerate() {
+            slice_of_channel[start as usize..end as usize].fill(k as u32);
+        }
+        let groups = p
+            .groups
+            .iter()
+            .map(|g| match g.kind.as_ref().expect("validated") {
+                GroupKind::Dense(d) => GroupRt::Dense(build_dense(
+                    g,
+                    d.out_features as usize,
+                    d.in_features as usize,
+                    &slices,
+                )),
+                GroupKind::Conv(c) => GroupRt::Conv(build_conv(
+                    g,
+                    c,
+                    p.pre_shape[1] as usize,
+                    p.pre_shape[2] as usize,
+                )),
+            })
+            .collect();
+        let pool = p.pool.as_ref().map(|q| PoolRt {
+            kind: PoolKindMsg::try_from(q.kind).unwrap_or(PoolKindMsg::Max),
+            kh: q.kernel[0] as usize,
+            kw: q.kernel[1] as usize,
+            sh: q.strides[0] as usize,
+            sw: q.strides[1] as usize,
+            pt: q.pads[0] as usize,
+            pl: q.pads[1] as usize,
+            h: p.pre_shape[1] as usize,
+            w: p.pre_shape[2] as usize,
+            oh: p.shape[1] as usize,
+            ow: p.shape[2] as usize,
+            include_pad: q.count_include_pad,
+        });
+        let mut bias = vec![0i64; channels];
+        for (b, &v) in bias.iter_mut().zip(&p.bias) {
+            *b = i64::from(v);
+        }
+        PopRt {
+            pre_hw: pre / channels,
+            post_hw: post / channels,
+            quant: LayerQuant {
+                weight_exp: Vec::new(),
+                bias: None,
+                state_bits: p.state_bits,
+                act_shift: p.act_shift,
+                act_min: p.act_min,
+                act_max: p.act_max,
+                scale: p.scale,
+            },
+            bias,
+            groups,
+            sent: vec![0; slices.len()],
+            slices,
+            slice_of_channel,
+            sigma: vec![0; pre],
+            act: if pool.is_some() {
+                vec![0; pre]
+            } else {
+                Vec::new()
+            },
+            pool,
+            prev: vec![0; post],
+            dirty: Vec::new(),
+            is_dirty: vec![false; pre],
+            pdirty: Vec::new(),
+            is_pdirty: vec![false; post],
+        }
+    }
+
+    /// Back to the state before any input: all sums and sent values zero.
+    pub(crate) fn reset(&mut self) {
+        self.sigma.fill(0);
+        self.act.fill(0);
+        self.prev.fill(0);
+        self.dirty.clear();
+        self.is_dirty.fill(false);
+        self.pdirty.clear();
+        self.is_pdirty.fill(false);
+        self.sent.fill(0);
+    }
+
+    fn core_of(&self, channel: usize) -> usize {
+        self.slices[self.slice_of_channel[channel] as usize].0 as usize
+    }
+
+    fn emit(&mut self, src: u32, out: usize, y: i64, outbox: &mut Vec<Event>) {
+        let delta = y - self.prev[out];
+        if delta != 0 {
+            self.prev[out] = y;
+            outbox.push(Event {
+                src,
+                idx: out as u32,
+                delta,
+            });
+            let slice = self.slice_of_channel[out / self.post_hw] as usize;
+            self.sent[slice] += 1;
+        }
+    }
+
+    /// Neuron phase of a step: updates the neurons whose input changed (all of them when
+    /// `full`), pools, and emits the deltas of changed outputs as events from source `src`.
+    pub(crate) fn update(
+        &mut self,
+        src: u32,
+        full: bool,
+        counters: &mut [Counters],
+        outbox: &mut Vec<Event>,
+    ) {
+        let mut list = std::mem::take(&mut self.dirty);
+        if full {
+            list.clear();
+            list.extend(0..self.sigma.len() as u32);
+        }
+        for &n in &list {
+            let n = n as usize;
+            self.is_dirty[n] = false;
+            let ch = n / self.pre_hw;
+            counters[self.core_of(ch)].neu += 1;
+            let y = nmc_ir::activate(self.sigma[n].wrapping_add(self.bias[ch]), &self.quant);
+            if self.pool.is_none() {
+                self.emit(src, n, y, outbox);
+            } else if y != self.act[n] {
+                self.act[n] = y;
+                if !full {
+                    self.mark_windows(n);
+                }
+            }
+        }
+        list.clear();
+        self.dirty = list;
+        if self.pool.is_some() {
+            let mut plist = std::mem::take(&mut self.pdirty);
+            if full {
+                plist.clear();
+                plist.extend(0..self.prev.len() as u32);
+            }
+            for &o in &plist {
+                let o = o as usize;
+                self.is_pdirty[o] = false;
+                counters[self.core_of(o / self.post_hw)].neu += 1;
+                let y = self.pooled(o);
+                self.emit(src, o, y, outbox);
+            }
+            plist.clear();
+            self.pdirty = plist;
+        }
+    }
+
+    /// Marks every pooled output whose window holds pre-pool neuron `n`.
+    fn mark_windows(&mut self, n: usize) {
+        let p = self.pool.as_ref().expect("pooled population");
+        let hw = p.h * p.w;
+        let (ch, iy, ix) = (n / hw, (n % hw) / p.w, n % p.w);
+        // Window oy covers rows oy·sh − pt ..= oy·sh − pt + kh − 1.
+        let range = |i: usize, pad: usize, k: usize, s: usize, o: usize| {
+            let hi = ((i + pad) / s).min(o.saturating_sub(1));
+            let lo = (i + pad + 1).saturating_sub(k).div_ceil(s);
+            (lo, hi)
+        };
+        let (y0, y1) = range(iy, p.pt, p.kh, p.sh, p.oh);
+        let (x0, x1) = range(ix, p.pl, p.kw, p.sw, p.ow);
+        let (oh, ow) = (p.oh, p.ow);
+        if y0 > y1 || x0 > x1 {
+            return;
+        }
+        for oy in y0..=y1 {
+            for ox in x0..=x1 {
+                let o = (ch * oh + oy) * ow + ox;
+                if !self.is_pdirty[o] {
+                    self.is_pdirty[o] = true;
+                    self.pdirty.push(o as u32);
+                }
+            }
+        }
+    }
+
+    /// Pooled value of output `o`, exactly as the reference interpreter computes it.
+    fn pooled(&self, o: usize) -> i64 {
+        let p = self.pool.as_ref().expect("pooled population");
+        let ohw = p.oh * p.ow;
+        let (ch, oy, ox) = (o / ohw, (o % ohw) / p.ow, o % p.ow);
+        let (mut max, mut sum, mut n) = (i64::MIN, 0i64, 0usize);
+        for ky in 0..p.kh {
+            let iy = (oy * p.sh + ky) as isize - p.pt as isize;
+            if iy < 0 || iy >= p.h as isize {
+                continue;
+            }
+            for kx in 0..p.kw {
+                let ix = (ox * p.sw + kx) as isize - p.pl as isize;
+                if ix < 0 || ix >= p.w as isize {
+                    continue;
+                }
+                let v = self.act[(ch * p.h + iy as usize) * p.w + ix as usize];
+                max = max.max(v);
+                sum += v;
+                n += 1;
+            }
+        }
+        match p.kind {
+            PoolKindMsg::Max => {
+                if n == 0 {
+                    0
+                } else {
+                    max
+                }
+            }
+            PoolKindMsg::Sum => sum,
+            PoolKindMsg::Avg => {
+                let d = if p.include_pad { p.kh * p.kw } else { n };
+                sum.div_euclid(d.max(1) as i64)
+            }
+        }
+    }
+
+    fn mark(is_dirty: &mut [bool], dirty: &mut Vec<u32>, n: usize) {
+        if !is_dirty[n] {
+            is_dirty[n] = true;
+            dirty.push(n as u32);
+        }
+    }
+
+    /// Delivery of one event to synapse group `group` at input position `i`: accumulates into
+    /// the neurons it reaches and charges every core holding a slice of this population.
+    pub(crate) fn accept(
+        &mut self,
+        group: usize,
+        i: usize,
+        delta: i64,
+        counters: &mut [Counters],
+        taps: &mut Vec<(usize, usize)>,
+    ) {
+        let PopRt {
+            groups,
+            sigma,
+            dirty,
+            is_dirty,
+            slices,
+            ..
+        } = self;
+        match &groups[group] {
+            GroupRt::Dense(g) => {
+                let (a, b) = (g.col_ptr[i] as usize, g.col_ptr[i + 1] as usize);
+                for (&r, &w) in g.rows[a..b].iter().zip(&g.vals[a..b]) {
+                    let r = r as usize;
+                    sigma[r] = sigma[r].wrapping_add(w.wrapping_mul(delta) << g.exp);
+                    Self::mark(is_dirty, dirty, r);
+                }
+                let col = &g.rows[a..b];
+                for (s, &(core, start, end)) in slices.iter().enumerate() {
+                    let (syn, bytes) = if g.sparse_slice[s] {
+                        let n = (col.partition_point(|&r| r < end)
+                            - col.partition_point(|&r| r < start))
+                            as u64;
+                        (n, n * SPARSE_SYNAPSE_BYTES)
+                    } else {
+                        let n = u64::from(end - start);
+                        (n, n)
+                    };
+                    let c = &mut counters[core as usize];
+                    c.syn += syn;
+                    c.mem += bytes.div_ceil(4);
+                }
+            }
+            GroupRt::Conv(g) => {
+                let hw = g.h * g.w;
+                let (c, iy, ix) = (i / hw, (i % hw) / g.w, i % g.w);
+                let (grp, cl) = (c / g.cig, c % g.cig);
+                taps.clear();
+                for ky in 0..g.kh {
+                    let t = (iy + g.pt) as isize - (ky * g.dh) as isize;
+                    if t < 0 || t as usize % g.sh != 0 || t as usize / g.sh >= g.oh {
+                        continue;
+                    }
+                    let oy = t as usize / g.sh;
+                    for kx in 0..g.kw {
+                        let t = (ix + g.pl) as isize - (kx * g.dw) as isize;
+                        if t < 0 || t as usize % g.sw != 0 || t as usize / g.sw >= g.ow {
+                            continue;
+                        }
+                        let ox = t as usize / g.sw;
+                        taps.push((ky * g.kw + kx, oy * g.ow + ox));
+                    }
+                }
+                let (o0, o1) = (grp * g.cog, (grp + 1) * g.cog);
+                let (khw, ohw) = (g.kh * g.kw, g.oh * g.ow);
+                for o in o0..o1 {
+                    let wbase = (o * g.cig + cl) * khw;
+                    for &(k, pos) in taps.iter() {
+                        let w = i64::from(g.weights[wbase + k]);
+                        if w != 0 {
+                            let n = o * ohw + pos;
+                            sigma[n] = sigma[n].wrapping_add(w.wrapping_mul(delta) << g.exp);
+                            Self::mark(is_dirty, dirty, n);
+                        }
+                    }
+                }
+                for &(core, start, end) in slices.iter() {
+                    let lo = (start as usize).max(o0);
+                    let hi = (end as usize).min(o1);
+                    if hi > lo {
+                        let syn = ((hi - lo) * taps.len()) as u64;
+                        let c = &mut counters[core as usize];
+                        c.syn += syn;
+                        c.mem += syn.div_ceil(4);
+                    }
+                }
+            }
+        }
+    }
+}

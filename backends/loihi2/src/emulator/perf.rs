@@ -1,0 +1,307 @@
+//! Performance report of an emulation: per core and timestep counters, the floorline latency and
+//! energy of each step, and which bound held. Plain data with public fields, so the compiler can
+//! serialise it as it likes.
+
+use super::noc::LinkLoad;
+use crate::spec::CostModel;
+use nmc_ir::CoreLoc;
+
+/// Which floorline term limits a core (or the workload). The discriminants are stable
+/// (`Bound as usize` indexes `["memory", "compute", "traffic"]`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Bound {
+    /// Synaptic-memory reads (`a_mem·R`).
+    Memory = 0,
+    /// Synaptic or neuron operations (`max(a_syn·S, a_neu·D)`).
+    #[default]
+    Compute = 1,
+    /// Messages in and out (`a_msg·M`), or a mesh link for the workload.
+    Traffic = 2,
+}
+
+impl Bound {
+    /// "memory", "compute" or "traffic".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bound::Memory => "memory",
+            Bound::Compute => "compute",
+            Bound::Traffic => "traffic",
+        }
+    }
+
+    /// The largest term; ties go to compute, then memory (an idle core is on the compute floor).
+    pub(crate) fn of(compute: f64, memory: f64, traffic: f64) -> Bound {
+        if memory > compute && memory >= traffic {
+            Bound::Memory
+        } else if traffic > compute && traffic > memory {
+            Bound::Traffic
+        } else {
+            Bound::Compute
+        }
+    }
+}
+
+/// What one core did in one timestep.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CoreStep {
+    /// Synaptic operations `S`: stored synapses applied to arriving events (zeros included where
+    /// the weights are stored densely, because the core reads and applies them).
+    pub syn_ops: u64,
+    /// Synaptic-memory words read `R`: per event and core, the weight bytes touched (1 per dense
+    /// weight, 3 per sparse synapse) divided by 4, rounded up.
+    pub mem_reads: u64,
+    /// Neuron updates `D`: pre-pool neurons updated plus pooled outputs recomputed.
+    pub neuron_updates: u64,
+    /// Messages received (one per event per destination core).
+    pub msgs_in: u64,
+    /// Messages sent (one per emitted delta per destination core).
+    pub msgs_out: u64,
+    /// The core's time: `max(a_syn·S, a_mem·R, a_neu·D, a_msg·(in + out))` in ns.
+    pub t_ns: f64,
+    /// Which term was largest.
+    pub bound: Bound,
+}
+
+/// One timestep.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepReport {
+    /// Step latency: slowest core or link, plus the barrier (ns).
+    pub t_ns: f64,
+    /// Step energy (nJ).
+    pub energy_nj: f64,
+    /// Per core, indexed by core id (empty if the emulator was told not to record them).
+    pub cores: Vec<CoreStep>,
+    /// Most bits on one directed link.
+    pub max_link_bits: u64,
+    /// Time of the busiest link (ns).
+    pub link_ns: f64,
+    /// Link traversals of all messages.
+    pub hops: u64,
+    /// What limited the step: the slowest core's bound, or traffic if a link was slower.
+    pub bound: Bound,
+}
+
+/// A core's totals over the run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CoreTotals {
+    /// Logical core id.
+    pub id: u32,
+    /// Chip.
+    pub chip: u32,
+    /// Mesh column.
+    pub x: u32,
+    /// Mesh row.
+    pub y: u32,
+    /// Σ S.
+    pub syn_ops: u64,
+    /// Σ R.
+    pub mem_reads: u64,
+    /// Σ D.
+    pub neuron_updates: u64,
+    /// Σ messages in.
+    pub msgs_in: u64,
+    /// Σ messages out.
+    pub msgs_out: u64,
+    /// Σ of the core's per-step times (ns).
+    pub busy_ns: f64,
+    /// Largest term over the run's totals.
+    pub bound: Bound,
+}
+
+/// Performance of one run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PerfReport {
+    /// Timesteps run.
+    pub timesteps: u32,
+    /// Σ step latencies (ns).
+    pub latency_ns: f64,
+    /// Σ step energies (nJ).
+    pub energy_nj: f64,
+    /// Every step.
+    pub per_step: Vec<StepReport>,
+    /// Every core.
+    pub cores: Vec<CoreTotals>,
+    /// Σ S over cores and steps.
+    pub synaptic_events: u64,
+    /// Σ link traversals.
+    pub hops: u64,
+    /// The workload's bound: the one that limited the most step time (barrier excluded).
+    pub bound: Bound,
+}
+
+/// Counters accumulated during a step.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Counters {
+    pub syn: u64,
+    pub mem: u64,
+    pub neu: u64,
+    pub msgs_in: u64,
+    pub msgs_out: u64,
+}
+
+/// Builds the report step by step.
+pub(crate) struct PerfBuilder {
+    per_step: Vec<StepReport>,
+    cores: Vec<CoreTotals>,
+    /// Step time (barrier excluded) attributed to each bound: memory, compute, traffic.
+    by_bound: [f64; 3],
+    /// Keep per-core step entries.
+    record: bool,
+}
+
+impl PerfBuilder {
+    pub(crate) fn new(cores: &[CoreLoc], record: bool) -> PerfBuilder {
+        PerfBuilder {
+            per_step: Vec::new(),
+            cores: cores
+                .iter()
+                .enumerate()
+                .map(|(i, l)| CoreTotals {
+                    id: i as u32,
+                    chip: l.chip,
+                    x: l.x,
+                    y: l.y,
+                    syn_ops: 0,
+                    mem_reads: 0,
+                    neuron_updates: 0,
+                    msgs_in: 0,
+                    msgs_out: 0,
+                    busy_ns: 0.0,
+                    bound: Bound::Compute,
+                })
+                .collect(),
+            by_bound: [0.0; 3],
+            record,
+        }
+    }
+
+    /// Closes a step: costs the counters (then zeroes them) and the link load.
+    pub(crate) fn step(
+        &mut self,
+        cost: &CostModel,
+        counters: &mut [Counters],
+        links: LinkLoad,
+        chips: u32,
+    ) {
+        let mut cores = Vec::with_capacity(counters.len());
+        let mut energy_pj = cost.e_hop.value * links.hops as f64;
+        let mut slowest: Option<(f64, Bound)> = None;
+        for (k, c) in counters.iter_mut().enumerate() {
+            let m = c.msgs_in + c.msgs_out;
+            let compute = (cost.a_syn.value * c.syn as f64).max(cost.a_neu.value * c.neu as f64);
+            let memory = cost.a_mem.value * c.mem as f64;
+            let traffic = cost.a_msg.value * m as f64;
+            let t = compute.max(memory).max(traffic);
+            let bound = Bound::of(compute, memory, traffic);
+            if slowest.is_none_or(|(s, _)| t > s) {
+                slowest = Some((t, bound));
+            }
+            energy_pj += cost.e_syn.value * c.syn as f64
+                + cost.e_mem.value * c.mem as f64
+                + cost.e_neu.value * c.neu as f64
+                + cost.e_msg.value * m as f64;
+            let tot = &mut self.cores[k];
+            tot.syn_ops += c.syn;
+            tot.mem_reads += c.mem;
+            tot.neuron_updates += c.neu;
+            tot.msgs_in += c.msgs_in;
+            tot.msgs_out += c.msgs_out;
+            tot.busy_ns += t;
+            if self.record {
+                cores.push(CoreStep {
+                    syn_ops: c.syn,
+                    mem_reads: c.mem,
+                    neuron_updates: c.neu,
+                    msgs_in: c.msgs_in,
+                    msgs_out: c.msgs_out,
+                    t_ns: t,
+                    bound,
+                });
+            }
+            *c = Counters::default();
+        }
+        let (core_t, core_bound) = slowest.unwrap_or((0.0, Bound::Compute));
+        let (work, bound) = if links.max_ns > core_t {
+            (links.max_ns, Bound::Traffic)
+        } else {
+            (core_t, core_bound)
+        };
+        self.by_bound[bound as usize] += work;
+        let t_ns = work + cost.b_sync.value;
+        energy_pj += cost.p_static.value * f64::from(chips) * t_ns;
+        self.per_step.push(StepReport {
+            t_ns,
+            energy_nj: energy_pj / 1000.0,
+            cores,
+            max_link_bits: links.max_bits,
+            link_ns: links.max_ns,
+            hops: links.hops,
+            bound,
+        });
+    }
+
+    pub(crate) fn finish(mut self, cost: &CostModel) -> PerfReport {
+        for c in &mut self.cores {
+            let compute = (cost.a_syn.value * c.syn_ops as f64)
+                .max(cost.a_neu.value * c.neuron_updates as f64);
+            let memory = cost.a_mem.value * c.mem_reads as f64;
+            let traffic = cost.a_msg.value * (c.msgs_in + c.msgs_out) as f64;
+            c.bound = Bound::of(compute, memory, traffic);
+        }
+        let [m, c, t] = self.by_bound;
+        PerfReport {
+            timesteps: self.per_step.len() as u32,
+            latency_ns: self.per_step.iter().map(|s| s.t_ns).sum(),
+            energy_nj: self.per_step.iter().map(|s| s.energy_nj).sum(),
+            synaptic_events: self.cores.iter().map(|c| c.syn_ops).sum(),
+            hops: self.per_step.iter().map(|s| s.hops).sum(),
+            bound: Bound::of(c, m, t),
+            per_step: self.per_step,
+            cores: self.cores,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bound_ties_and_names() {
+        assert_eq!(Bound::of(0.0, 0.0, 0.0), Bound::Compute);
+        assert_eq!(Bound::of(1.0, 2.0, 2.0), Bound::Memory);
+        assert_eq!(Bound::of(1.0, 2.0, 3.0), Bound::Traffic);
+        assert_eq!(Bound::of(3.0, 2.0, 3.0), Bound::Compute);
+        assert_eq!(Bound::Traffic.as_str(), "traffic");
+    }
+
+    #[test]
+    fn step_latency_is_slowest_core_or_link_plus_barrier() {
+        let cost = crate::loihi2().cost;
+        let locs = [
+            CoreLoc {
+                chip: 0,
+                x: 0,
+                y: 0,
+            },
+            CoreLoc {
+                chip: 0,
+                x: 1,
+                y: 0,
+            },
+        ];
+        let mut b = PerfBuilder::new(&locs, true);
+        let mut c = vec![Counters::default(); 2];
+        c[0].syn = 1000;
+        c[1].msgs_in = 10;
+        b.step(&cost, &mut c, LinkLoad::default(), 1);
+        let r = b.finish(&cost);
+        let s = &r.per_step[0];
+        let expect = cost.a_syn.value * 1000.0;
+        assert!((s.t_ns - expect - cost.b_sync.value).abs() < 1e-9);
+        assert_eq!(s.bound, Bound::Compute);
+        assert_eq!(r.cores[1].bound, Bound::Traffic);
+        assert_eq!(r.synaptic_events, 1000);
+        assert!(r.energy_nj > 0.0);
+    }
+}

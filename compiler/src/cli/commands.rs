@@ -1,0 +1,390 @@
+//! What each command does.
+
+use super::{Cli, Command, Format, PartitionArg};
+use crate::driver::{self, Options, PartitionKind};
+use crate::fsutil::write_atomic;
+use crate::npy;
+use crate::target::{LoadedArtifact, Target};
+use crate::Error;
+use std::path::{Path, PathBuf};
+
+/// Runs a parsed command line.
+pub fn dispatch(cli: Cli) -> Result<(), Error> {
+    match cli.command {
+        Command::Compile {
+            model,
+            target,
+            output,
+            partition,
+            seed,
+            calibrate,
+            act_bits,
+            chips,
+            emit,
+        } => {
+            let mut opts = Options::new(target);
+            opts.partition = match partition {
+                PartitionArg::Greedy => PartitionKind::Greedy,
+            };
+            opts.seed = seed;
+            opts.calibrate = calibrate;
+            opts.act_bits = act_bits;
+            if chips == 0 {
+                return Err(Error::Usage("--chips must be at least 1".into()));
+            }
+            opts.chips = chips;
+            compile(&model, output, &opts, &emit)
+        }
+        Command::Run {
+            artifact,
+            input,
+            timesteps,
+            output,
+            report,
+            labels,
+        } => run(
+            &artifact,
+            &input,
+            timesteps,
+            output.as_deref(),
+            report.as_deref(),
+            labels.as_deref(),
+        ),
+        Command::Eval {
+            model,
+            input,
+            output,
+            quantized,
+            target,
+            calibrate,
+            labels,
+        } => eval(
+            &model,
+            &input,
+            output.as_deref(),
+            quantized.then_some(target).flatten(),
+            calibrate,
+            labels.as_deref(),
+        ),
+        Command::Inspect { file, format } => inspect(&file, format),
+        Command::Targets { format } => {
+            print!("{}", targets(format));
+            Ok(())
+        }
+    }
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    write_atomic(path, bytes).map_err(|source| Error::Io {
+        action: "write",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// One `--emit` request.
+struct Emit {
+    kind: String,
+    path: Option<PathBuf>,
+}
+
+fn parse_emit(items: &[String]) -> Result<Vec<Emit>, Error> {
+    const KINDS: [&str; 7] = [
+        "ir",
+        "opt-ir",
+        "partitioned-ir",
+        "artifact",
+        "listing",
+        "report",
+        "dep-info",
+    ];
+    items
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let (kind, path) = match s.split_once('=') {
+                Some((k, p)) => (k.to_string(), Some(PathBuf::from(p))),
+                None => (s.clone(), None),
+            };
+            if !KINDS.contains(&kind.as_str()) {
+                return Err(Error::Usage(format!(
+                    "unknown --emit kind `{kind}` (expected one of {})",
+                    KINDS.join(", ")
+                )));
+            }
+            if kind == "dep-info" && path.is_none() {
+                return Err(Error::Usage(
+                    "--emit dep-info needs a file: dep-info=FILE".into(),
+                ));
+            }
+            Ok(Emit { kind, path })
+        })
+        .collect()
+}
+
+fn compile(
+    model: &Path,
+    output: Option<PathBuf>,
+    opts: &Options,
+    emit: &[String],
+) -> Result<(), Error> {
+    let emits = parse_emit(emit)?;
+    let compiled = driver::compile(model, opts)?;
+    let out = output.unwrap_or_else(|| {
+        let stem = model
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".into());
+        PathBuf::from(format!("{stem}.{}", opts.target.name()))
+    });
+    write_file(&out, &compiled.artifact)?;
+    for e in &emits {
+        let text = match e.kind.as_str() {
+            "ir" => nmc_ir::print(&compiled.imported),
+            "opt-ir" => nmc_ir::print(&compiled.quantized),
+            "partitioned-ir" => driver::print_partitioned(&compiled.quantized, &compiled.mapping),
+            "listing" => compiled.listing.clone(),
+            "report" => report_text(&compiled.report),
+            "dep-info" => driver::dep_info(&out, &compiled.files),
+            "artifact" => {
+                if let Some(p) = &e.path {
+                    write_file(p, &compiled.artifact)?;
+                } else {
+                    return Err(Error::Usage(
+                        "--emit artifact needs a file: artifact=FILE (or use -o)".into(),
+                    ));
+                }
+                continue;
+            }
+            _ => unreachable!("validated"),
+        };
+        match &e.path {
+            Some(p) => write_file(p, text.as_bytes())?,
+            None => print!("{text}"),
+        }
+    }
+    eprintln!(
+        "compiled {} for {}: {} layer(s) on {} core(s) -> {} ({} bytes); ranges from {}",
+        model.display(),
+        opts.target.name(),
+        compiled.report.layers.len(),
+        compiled.report.cores_used,
+        out.display(),
+        compiled.artifact.len(),
+        compiled.report.ranges_from
+    );
+    for n in &compiled.report.notes {
+        eprintln!("note: {n}");
+    }
+    Ok(())
+}
+
+fn report_text(r: &driver::CompileReport) -> String {
+    let mut s = format!(
+        "target: {}\nranges: {}\ncores used: {}\nlayers:\n",
+        r.target, r.ranges_from, r.cores_used
+    );
+    for l in &r.layers {
+        s.push_str(&format!(
+            "  {:<32} shape {:?} synapses {} cores {:?}\n",
+            l.name, l.shape, l.synapses, l.cores
+        ));
+    }
+    for n in &r.notes {
+        s.push_str(&format!("note: {n}\n"));
+    }
+    s
+}
+
+fn read_labels(path: &Path) -> Result<Vec<i64>, Error> {
+    let a = npy::read(path).map_err(|message| Error::Input { message })?;
+    Ok(a.data.iter().map(|v| *v as i64).collect())
+}
+
+/// Top-1 accuracy of `[N, K]` outputs against labels.
+fn accuracy(out: &npy::Array, labels: &[i64]) -> Result<f64, Error> {
+    let n = out.shape.first().copied().unwrap_or(0);
+    if n != labels.len() || n == 0 {
+        return Err(Error::Input {
+            message: format!("{} labels for {} samples", labels.len(), n),
+        });
+    }
+    let k = out.data.len() / n;
+    let hits = (0..n)
+        .filter(|&i| argmax(&out.data[i * k..(i + 1) * k]) as i64 == labels[i])
+        .count();
+    Ok(hits as f64 / n as f64)
+}
+
+/// Index of the largest value (first on ties).
+pub fn argmax(v: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, x) in v.iter().enumerate() {
+        if *x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+fn run(
+    artifact: &Path,
+    input: &Path,
+    timesteps: Option<u32>,
+    output: Option<&Path>,
+    report: Option<&Path>,
+    labels: Option<&Path>,
+) -> Result<(), Error> {
+    let bytes = std::fs::read(artifact).map_err(|source| Error::Io {
+        action: "read",
+        path: artifact.into(),
+        source,
+    })?;
+    let art = LoadedArtifact::decode(&bytes).map_err(|message| Error::Artifact {
+        path: artifact.into(),
+        message,
+    })?;
+    let samples = npy::read(input).map_err(|message| Error::Input { message })?;
+    let result = art
+        .run(&samples, timesteps)
+        .map_err(|message| Error::Input {
+            message: format!("{}: {message}", input.display()),
+        })?;
+    if let Some(p) = output {
+        npy::write(p, &result.outputs).map_err(|source| Error::Io {
+            action: "write",
+            path: p.into(),
+            source,
+        })?;
+    }
+    if let Some(p) = report {
+        let json = serde_json::to_string_pretty(&result.perf).expect("report serialises");
+        write_file(p, format!("{json}\n").as_bytes())?;
+    }
+    let perf = &result.perf;
+    eprintln!(
+        "ran {} sample(s) on {} for {} timestep(s) each: {:.1} ns and {:.3} nJ per inference, {} synaptic events",
+        perf.samples, perf.target, perf.timesteps, perf.latency_ns, perf.energy_nj, perf.synaptic_events
+    );
+    if let Some(l) = labels {
+        let acc = accuracy(&result.outputs, &read_labels(l)?)?;
+        println!("top-1 accuracy: {:.4}", acc);
+    }
+    if output.is_none() && report.is_none() && labels.is_none() {
+        let n = result.outputs.shape.first().copied().unwrap_or(0).max(1);
+        let k = result.outputs.data.len() / n;
+        for i in 0..n {
+            println!(
+                "sample {i}: argmax {}",
+                argmax(&result.outputs.data[i * k..(i + 1) * k])
+            );
+        }
+    }
+    Ok(())
+}
+
+fn eval(
+    model: &Path,
+    input: &Path,
+    output: Option<&Path>,
+    quantized: Option<Target>,
+    calibrate: Option<PathBuf>,
+    labels: Option<&Path>,
+) -> Result<(), Error> {
+    let imported = crate::onnx::import_file(model)?;
+    let samples = driver::load_samples(input, &imported.graph)?;
+    let graph = match quantized {
+        None => imported.graph,
+        Some(t) => {
+            let mut opts = Options::new(t);
+            opts.calibrate = calibrate;
+            let calib = match &opts.calibrate {
+                Some(p) => driver::load_samples(p, &imported.graph)?,
+                None => Vec::new(),
+            };
+            driver::quantize_for(&imported.graph, &calib, &opts)?.1
+        }
+    };
+    let outs = driver::interpret(&graph, &samples)?;
+    let first = outs.into_iter().next().ok_or_else(|| Error::Input {
+        message: "model has no outputs".into(),
+    })?;
+    if let Some(p) = output {
+        npy::write(p, &first).map_err(|source| Error::Io {
+            action: "write",
+            path: p.into(),
+            source,
+        })?;
+    }
+    if let Some(l) = labels {
+        println!("top-1 accuracy: {:.4}", accuracy(&first, &read_labels(l)?)?);
+    }
+    if output.is_none() && labels.is_none() {
+        let n = first.shape.first().copied().unwrap_or(0).max(1);
+        let k = first.data.len() / n;
+        for i in 0..n {
+            println!(
+                "sample {i}: argmax {}",
+                argmax(&first.data[i * k..(i + 1) * k])
+            );
+        }
+    }
+    Ok(())
+}
+
+fn inspect(file: &Path, format: Format) -> Result<(), Error> {
+    let bytes = std::fs::read(file).map_err(|source| Error::Io {
+        action: "read",
+        path: file.into(),
+        source,
+    })?;
+    if LoadedArtifact::is_artifact(&bytes) {
+        let art = LoadedArtifact::decode(&bytes).map_err(|message| Error::Artifact {
+            path: file.into(),
+            message,
+        })?;
+        match format {
+            Format::Text => print!("{}", art.listing()),
+            Format::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(&art.to_json()).expect("json")
+            ),
+        }
+        return Ok(());
+    }
+    if let Ok(text) = std::str::from_utf8(&bytes) {
+        if text.trim_start().starts_with("graph ") {
+            let g = nmc_ir::parse(text).map_err(|e| Error::Input {
+                message: format!("{}: {e}", file.display()),
+            })?;
+            print!("{}", nmc_ir::print(&g));
+            return Ok(());
+        }
+    }
+    let imported = crate::onnx::import_bytes(&bytes, file.parent())?;
+    match format {
+        Format::Text => print!("{}", nmc_ir::print(&imported.graph)),
+        Format::Json => {
+            return Err(Error::Usage(
+                "--format json is available for artifacts; ONNX models print as IR text".into(),
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// The `targets` listing.
+pub fn targets(format: Format) -> String {
+    match format {
+        Format::Text => Target::all()
+            .iter()
+            .map(|t| t.describe())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Format::Json => {
+            let v: Vec<serde_json::Value> =
+                Target::all().iter().map(|t| t.describe_json()).collect();
+            format!("{}\n", serde_json::to_string_pretty(&v).expect("json"))
+        }
+    }
+}

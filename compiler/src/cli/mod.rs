@@ -1,0 +1,153 @@
+//! The `nmc` command line: `compile`, `run`, `eval`, `inspect`, `targets`.
+
+mod commands;
+
+use crate::target::Target;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+pub use commands::dispatch;
+
+/// nmc — compile ONNX models for neuromorphic chips, run them on nmc's emulators, and see why a
+/// mapping is slow.
+#[derive(Debug, Parser)]
+#[command(name = "nmc", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output format of `inspect` and `targets`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// Human-readable text.
+    #[default]
+    Text,
+    /// JSON for scripts.
+    Json,
+}
+
+/// Partitioner choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum PartitionArg {
+    /// Fewest cores per layer, filled in order (vendor-style baseline).
+    #[default]
+    Greedy,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compile an ONNX model to a chip artifact.
+    Compile {
+        /// The ONNX model.
+        model: PathBuf,
+        /// Target chip.
+        #[arg(long, value_enum)]
+        target: Target,
+        /// Output artifact (default: the model's file stem with the target as extension, in the
+        /// current directory).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Partitioner.
+        #[arg(long, value_enum, default_value_t)]
+        partition: PartitionArg,
+        /// Seed for randomised searches.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Calibration inputs (.npy, samples along the first axis) for activation ranges.
+        #[arg(long)]
+        calibrate: Option<PathBuf>,
+        /// Activation width in bits (default: the target's).
+        #[arg(long)]
+        act_bits: Option<u32>,
+        /// Chips in the system.
+        #[arg(long, default_value_t = 1)]
+        chips: u32,
+        /// Stage dumps, comma-separated KIND[=PATH] (stdout without a path): ir, opt-ir,
+        /// partitioned-ir, artifact, listing, report, dep-info=FILE.
+        #[arg(long, value_delimiter = ',')]
+        emit: Vec<String>,
+    },
+    /// Run an artifact on nmc's emulator of its chip.
+    Run {
+        /// The artifact.
+        artifact: PathBuf,
+        /// Input samples (.npy, samples along the first axis).
+        #[arg(long)]
+        input: PathBuf,
+        /// Timesteps per sample (default: the smallest number that gives exact outputs).
+        #[arg(long)]
+        timesteps: Option<u32>,
+        /// Write the outputs (.npy, samples along the first axis).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Write the performance report (JSON).
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Labels (.npy) to report top-1 accuracy against.
+        #[arg(long)]
+        labels: Option<PathBuf>,
+    },
+    /// Run a model with nmc's reference interpreter (float, or quantised for a target).
+    Eval {
+        /// The ONNX model.
+        model: PathBuf,
+        /// Input samples (.npy, samples along the first axis).
+        #[arg(long)]
+        input: PathBuf,
+        /// Write the outputs (.npy).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Evaluate the quantised graph for `--target` instead of the float model.
+        #[arg(long, requires = "target")]
+        quantized: bool,
+        /// Target whose quantisation to evaluate.
+        #[arg(long, value_enum)]
+        target: Option<Target>,
+        /// Calibration inputs for the quantised evaluation.
+        #[arg(long)]
+        calibrate: Option<PathBuf>,
+        /// Labels (.npy) to report top-1 accuracy against.
+        #[arg(long)]
+        labels: Option<PathBuf>,
+    },
+    /// Print an artifact, an ONNX model's IR, or an IR text file, readably.
+    Inspect {
+        /// The file.
+        file: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// List the supported chips and their limits.
+    Targets {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+/// Parses `args` (program name first) and runs the command: what `main` does, callable in
+/// process (tests use it to check exit codes and messages).
+pub fn run_args<I, T>(args: I) -> Result<(), crate::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    match Cli::try_parse_from(args) {
+        Ok(cli) => dispatch(cli),
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            Ok(())
+        }
+        Err(e) => Err(crate::Error::Usage(
+            e.render()
+                .to_string()
+                .trim_end()
+                .trim_start_matches("error: ")
+                .to_string(),
+        )),
+    }
+}

@@ -1,0 +1,293 @@
+//! The pipeline: import → canonicalize → quantize → partition → lower, with a verifier run after
+//! every stage, plus the library entry points that the CLI and build scripts call.
+
+use crate::npy;
+use crate::onnx;
+use crate::partition::{self, FitError};
+use crate::passes::{self, QuantOptions, QuantReport};
+use crate::target::Target;
+use crate::Error;
+use nmc_ir::{Graph, Interpreter, Mapping, Value};
+use std::path::{Path, PathBuf};
+
+/// How a model is partitioned across cores.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PartitionKind {
+    /// Fewest cores per layer, filled in order (the vendor-style baseline).
+    #[default]
+    Greedy,
+}
+
+/// Compile options.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The chip.
+    pub target: Target,
+    /// Partitioner.
+    pub partition: PartitionKind,
+    /// Seed of every random search (none is random yet: greedy is deterministic).
+    pub seed: u64,
+    /// Calibration inputs (`.npy`, samples along the first axis).
+    pub calibrate: Option<PathBuf>,
+    /// Activation width override.
+    pub act_bits: Option<u32>,
+    /// Chips in the system (Loihi 2 boards hold several).
+    pub chips: u32,
+}
+
+impl Options {
+    /// Defaults for a target.
+    pub fn new(target: Target) -> Self {
+        Options {
+            target,
+            partition: PartitionKind::Greedy,
+            seed: 0,
+            calibrate: None,
+            act_bits: None,
+            chips: 1,
+        }
+    }
+}
+
+/// Every stage's result, for dumps and reports.
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    /// The imported float graph.
+    pub imported: Graph,
+    /// The canonical float graph (layers).
+    pub canonical: Graph,
+    /// The quantised graph that the chip runs (the golden model for the emulator).
+    pub quantized: Graph,
+    /// Partition and placement.
+    pub mapping: Mapping,
+    /// The artifact's bytes.
+    pub artifact: Vec<u8>,
+    /// The artifact's listing.
+    pub listing: String,
+    /// What the compiler decided and noticed.
+    pub report: CompileReport,
+    /// Input files the artifact depends on (model and external data).
+    pub files: Vec<PathBuf>,
+}
+
+/// The compile report.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct CompileReport {
+    /// Target name.
+    pub target: String,
+    /// Where activation ranges came from.
+    pub ranges_from: String,
+    /// Notes from the importer and the passes.
+    pub notes: Vec<String>,
+    /// Per layer: name, cores and size.
+    pub layers: Vec<LayerReport>,
+    /// Cores in use.
+    pub cores_used: usize,
+}
+
+/// One layer in the compile report.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct LayerReport {
+    /// ONNX-derived name.
+    pub name: String,
+    /// Output shape (per sample).
+    pub shape: Vec<usize>,
+    /// Non-zero synapses (weights) over all groups.
+    pub synapses: usize,
+    /// Cores holding it.
+    pub cores: Vec<u32>,
+}
+
+/// Reads calibration or evaluation samples for a graph with one input.
+pub fn load_samples(path: &Path, graph: &Graph) -> Result<Vec<Vec<Vec<f32>>>, Error> {
+    let a = npy::read(path).map_err(|message| Error::Input { message })?;
+    if graph.inputs.len() != 1 {
+        return Err(Error::Usage(format!(
+            "the model has {} inputs; nmc reads one .npy input per run",
+            graph.inputs.len()
+        )));
+    }
+    let ty = graph.ty(graph.inputs[0]);
+    let per = ty.numel();
+    let per_file: usize = a.shape.iter().skip(1).product();
+    let samples = if a.shape.len() > 1 && per_file == per {
+        a.samples()
+    } else if a.data.len() == per {
+        vec![a.data.clone()]
+    } else {
+        return Err(Error::Input {
+            message: format!(
+                "{}: array of shape {:?} does not hold samples of the model input shape {:?} (expected [N, {}])",
+                path.display(),
+                a.shape,
+                ty.shape,
+                ty.shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+            ),
+        });
+    };
+    Ok(samples.into_iter().map(|s| vec![s]).collect())
+}
+
+/// Compiles an ONNX file.
+pub fn compile(model: &Path, opts: &Options) -> Result<Compiled, Error> {
+    let imported = onnx::import_file(model)?;
+    let calib = match &opts.calibrate {
+        Some(p) => load_samples(p, &imported.graph)?,
+        None => Vec::new(),
+    };
+    let hash = source_hash(&imported.files)?;
+    let mut compiled = compile_graph(imported.graph, &calib, opts, hash)?;
+    compiled.report.notes.splice(0..0, imported.notes);
+    compiled.files = imported.files;
+    Ok(compiled)
+}
+
+/// Content hash of the model files, recorded in the artifact header.
+fn source_hash(files: &[PathBuf]) -> Result<u64, Error> {
+    let mut bytes = Vec::new();
+    for f in files {
+        let b = std::fs::read(f).map_err(|source| Error::Io {
+            action: "read",
+            path: f.clone(),
+            source,
+        })?;
+        bytes.extend_from_slice(&(b.len() as u64).to_le_bytes());
+        bytes.extend(b);
+    }
+    Ok(nmc_ir::fnv1a(bytes))
+}
+
+/// The float graph for a target: canonical and quantised forms (no mapping).
+pub fn quantize_for(
+    imported: &Graph,
+    calib: &[Vec<Vec<f32>>],
+    opts: &Options,
+) -> Result<(Graph, Graph, QuantReport), Error> {
+    let canonical = passes::canonicalize(imported)?;
+    let mut qopts = QuantOptions::for_spec(opts.target.quant_spec());
+    if let Some(b) = opts.act_bits {
+        qopts.act_bits = b;
+    }
+    let (quantized, qreport) = passes::quantize(&canonical, calib, &qopts)?;
+    Ok((canonical, quantized, qreport))
+}
+
+/// Compiles an imported graph (the library entry point below the file reader).
+pub fn compile_graph(
+    imported: Graph,
+    calib: &[Vec<Vec<f32>>],
+    opts: &Options,
+    source_hash: u64,
+) -> Result<Compiled, Error> {
+    let (canonical, quantized, qreport) = quantize_for(&imported, calib, opts)?;
+    let model = opts.target.core_model(opts.chips);
+    let mapping = match opts.partition {
+        PartitionKind::Greedy => partition::greedy(&quantized, model.as_ref()),
+    }
+    .map_err(|e: FitError| Error::Fit {
+        target: opts.target.name(),
+        message: e.to_string(),
+    })?;
+    let (artifact, listing) = opts
+        .target
+        .lower(&quantized, &mapping, source_hash, opts.chips)?;
+    let mut report = CompileReport {
+        target: opts.target.name().into(),
+        ranges_from: qreport.ranges_from,
+        notes: qreport.notes,
+        layers: Vec::new(),
+        cores_used: mapping.cores_used(),
+    };
+    for (id, slices) in &mapping.layers {
+        let node = quantized.node(*id);
+        let synapses = match &node.op {
+            nmc_ir::Op::Layer(l) => l
+                .synapses
+                .iter()
+                .map(|s| quantized.consts.get(s.weight()).nnz())
+                .sum(),
+            _ => 0,
+        };
+        report.layers.push(LayerReport {
+            name: node.name.clone().unwrap_or_else(|| id.to_string()),
+            shape: node.ty.shape.clone(),
+            synapses,
+            cores: slices.iter().map(|s| s.core).collect(),
+        });
+    }
+    Ok(Compiled {
+        imported,
+        canonical,
+        quantized,
+        mapping,
+        artifact,
+        listing,
+        report,
+        files: Vec::new(),
+    })
+}
+
+/// Runs a graph on samples with the reference interpreter; returns outputs `[N, …]` per output.
+pub fn interpret(graph: &Graph, samples: &[Vec<Vec<f32>>]) -> Result<Vec<npy::Array>, Error> {
+    let interp = Interpreter::new(graph).map_err(|e| Error::Input {
+        message: e.to_string(),
+    })?;
+    let mut outs: Vec<npy::Array> = graph
+        .outputs
+        .iter()
+        .map(|o| {
+            let mut shape = vec![samples.len()];
+            shape.extend(graph.ty(o.node).shape.iter().copied());
+            npy::Array {
+                shape,
+                data: Vec::new(),
+            }
+        })
+        .collect();
+    for s in samples {
+        let refs: Vec<&[f32]> = s.iter().map(|v| v.as_slice()).collect();
+        let vals = interp.run(&refs).map_err(|e| Error::Input {
+            message: e.to_string(),
+        })?;
+        for (o, v) in outs.iter_mut().zip(vals) {
+            o.data.extend(match v {
+                Value::F32(x) => x,
+                Value::I64(x) => x.into_iter().map(|v| v as f32).collect(),
+            });
+        }
+    }
+    Ok(outs)
+}
+
+/// Prints the partitioned IR: the quantised graph followed by its mapping.
+pub fn print_partitioned(graph: &Graph, mapping: &Mapping) -> String {
+    let mut out = nmc_ir::print(graph);
+    out.push_str("mapping {\n");
+    for (id, slices) in &mapping.layers {
+        let name = graph.node(*id).name.as_deref().unwrap_or("");
+        for s in slices {
+            let loc = mapping.placement[s.core as usize];
+            out.push_str(&format!(
+                "  {id} {:?} channels [{}, {}) -> core {} (chip {}, x {}, y {})\n",
+                name, s.start, s.end, s.core, loc.chip, loc.x, loc.y
+            ));
+        }
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// A Makefile-style dependency file: the artifact depends on the model and its external data.
+pub fn dep_info(artifact: &Path, files: &[PathBuf]) -> String {
+    let esc = |p: &Path| p.display().to_string().replace(' ', "\\ ");
+    let mut s = format!("{}:", esc(artifact));
+    for f in files {
+        s.push(' ');
+        s.push_str(&esc(f));
+    }
+    s.push('\n');
+    for f in files {
+        s.push_str(&format!("\n{}:\n", esc(f)));
+    }
+    s
+}

@@ -1,0 +1,141 @@
+//! `.npy` input and output. Inputs of any common numeric dtype are read as `f32`; outputs are
+//! written as little-endian `f32`, C order, atomically.
+
+use crate::fsutil::write_atomic;
+use std::path::Path;
+
+/// A dense array: shape and row-major values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Array {
+    /// Dimensions.
+    pub shape: Vec<usize>,
+    /// Values, C order.
+    pub data: Vec<f32>,
+}
+
+impl Array {
+    /// Splits the first axis: one flattened sample per entry.
+    pub fn samples(&self) -> Vec<Vec<f32>> {
+        let n = self.shape.first().copied().unwrap_or(1).max(1);
+        let per = self.data.len() / n;
+        self.data.chunks(per.max(1)).map(|c| c.to_vec()).collect()
+    }
+}
+
+/// Reads an `.npy` file; the message says what is wrong with it.
+pub fn read(path: &Path) -> Result<Array, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Parses `.npy` bytes.
+pub fn parse(bytes: &[u8]) -> Result<Array, String> {
+    let file = npyz::NpyFile::new(bytes).map_err(|e| format!("not a valid .npy file ({e})"))?;
+    if file.order() != npyz::Order::C {
+        return Err(
+            "Fortran-ordered arrays are not supported; save with np.ascontiguousarray".into(),
+        );
+    }
+    let shape: Vec<usize> = file.shape().iter().map(|&d| d as usize).collect();
+    let total = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or("array shape overflows")?;
+    let descr = match file.dtype() {
+        npyz::DType::Plain(t) => t.to_string(),
+        _ => return Err("structured or record arrays are not supported here".into()),
+    };
+    let size = descr[2..]
+        .parse::<usize>()
+        .map_err(|_| format!("unsupported dtype {descr}"))?;
+    if total.checked_mul(size).is_none_or(|n| n > bytes.len()) {
+        return Err(format!(
+            "file holds fewer values than its shape {shape:?} needs"
+        ));
+    }
+    let conv = |e: std::io::Error| format!("cannot decode values ({e})");
+    let data: Vec<f32> = match &descr[1..] {
+        "f4" => file.into_vec::<f32>().map_err(conv)?,
+        "f8" => file
+            .into_vec::<f64>()
+            .map_err(conv)?
+            .into_iter()
+            .map(|v| v as f32)
+            .collect(),
+        "i8" => file
+            .into_vec::<i64>()
+            .map_err(conv)?
+            .into_iter()
+            .map(|v| v as f32)
+            .collect(),
+        "i4" => file
+            .into_vec::<i32>()
+            .map_err(conv)?
+            .into_iter()
+            .map(|v| v as f32)
+            .collect(),
+        "i2" => file
+            .into_vec::<i16>()
+            .map_err(conv)?
+            .into_iter()
+            .map(|v| v as f32)
+            .collect(),
+        "i1" => file
+            .into_vec::<i8>()
+            .map_err(conv)?
+            .into_iter()
+            .map(|v| v as f32)
+            .collect(),
+        "u1" => file
+            .into_vec::<u8>()
+            .map_err(conv)?
+            .into_iter()
+            .map(|v| v as f32)
+            .collect(),
+        "u2" => file
+            .into_vec::<u16>()
+            .map_err(conv)?
+            .into_iter()
+            .map(|v| v as f32)
+            .collect(),
+        "b1" => file
+            .into_vec::<bool>()
+            .map_err(conv)?
+            .into_iter()
+            .map(|v| v as u8 as f32)
+            .collect(),
+        _ => {
+            return Err(format!(
+                "unsupported dtype {descr} (use float32, float64, or an integer type)"
+            ))
+        }
+    };
+    if data.len() != total {
+        return Err(format!("expected {total} values, found {}", data.len()));
+    }
+    Ok(Array { shape, data })
+}
+
+/// Encodes an `f32` array as `.npy` bytes.
+pub fn encode(a: &Array) -> Vec<u8> {
+    use npyz::WriterBuilder;
+    let mut out = Vec::new();
+    let shape: Vec<u64> = a.shape.iter().map(|&d| d as u64).collect();
+    {
+        let mut w = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&shape)
+            .writer(&mut out)
+            .begin_nd()
+            .expect("writing to memory cannot fail");
+        w.extend(a.data.iter().copied())
+            .expect("writing to memory cannot fail");
+        w.finish().expect("writing to memory cannot fail");
+    }
+    out
+}
+
+/// Writes an `f32` array atomically.
+pub fn write(path: &Path, a: &Array) -> std::io::Result<()> {
+    write_atomic(path, &encode(a))
+}

@@ -1,0 +1,48 @@
+//! Partitioning and placement: which cores hold which channels of each population, and where
+//! those cores sit. Partitioners are target-independent; a [`CoreModel`] answers "does this slice
+//! fit one core" and "where is core k" for the target.
+
+pub mod greedy;
+
+pub use greedy::greedy;
+
+use nmc_ir::{CoreLoc, Graph, NodeId};
+
+/// What a partitioner needs to know about a target.
+pub trait CoreModel {
+    /// Number of cores in the system.
+    fn cores_available(&self) -> usize;
+    /// Whether channels `[start, end)` of `layer` fit one core; the error names the resource,
+    /// what the slice needs and what a core has.
+    fn check_slice(&self, graph: &Graph, layer: NodeId, start: u32, end: u32)
+        -> Result<(), String>;
+    /// A lower bound on the cores `layer` needs (for a quick start; 1 is always correct).
+    fn min_cores(&self, graph: &Graph, layer: NodeId) -> usize;
+    /// Physical location of logical core `core` when cores are used in id order.
+    fn location(&self, core: usize) -> CoreLoc;
+}
+
+/// A layer that fits no partition.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("layer {layer}: {message}")]
+pub struct FitError {
+    /// The layer (node and ONNX name).
+    pub layer: String,
+    /// Resource, needed and available.
+    pub message: String,
+}
+
+/// Splits `channels` into `k` contiguous, near-equal ranges (the first ones one larger).
+pub fn even_split(channels: u32, k: u32) -> Vec<(u32, u32)> {
+    let base = channels / k;
+    let extra = channels % k;
+    let mut start = 0;
+    (0..k)
+        .map(|i| {
+            let len = base + u32::from(i < extra);
+            let r = (start, start + len);
+            start += len;
+            r
+        })
+        .collect()
+}

@@ -1,0 +1,205 @@
+//! Synthetic ONNX models, built in memory: the error tests (models with unsupported ops, wrong
+//! shapes, too large for a chip) and the benchmarks (sparse MLPs of millions of synapses) use
+//! them. Weights come from a seeded generator, so a model is a pure function of its arguments.
+
+use onnx_protobuf::{
+    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TypeProto,
+    ValueInfoProto,
+};
+use protobuf::Message;
+
+/// SplitMix64: a tiny, well-mixed, seedable generator (no dependency needed for test data).
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Uniform in [lo, hi).
+    pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
+        lo + (hi - lo) * self.unit() as f32
+    }
+}
+
+/// Builds an ONNX model node by node.
+pub struct ModelBuilder {
+    graph: GraphProto,
+    opset: i64,
+}
+
+impl ModelBuilder {
+    /// An empty model with a default-domain opset.
+    pub fn new(name: &str, opset: i64) -> Self {
+        let graph = GraphProto {
+            name: name.into(),
+            ..Default::default()
+        };
+        ModelBuilder { graph, opset }
+    }
+
+    fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
+        let mut shape = onnx_protobuf::TensorShapeProto::new();
+        for (i, &d) in dims.iter().enumerate() {
+            let mut dim = tensor_shape_proto::Dimension::new();
+            if i == 0 && d < 0 {
+                dim.set_dim_param("N".into());
+            } else {
+                dim.set_dim_value(d);
+            }
+            shape.dim.push(dim);
+        }
+        let tensor = type_proto::Tensor {
+            elem_type: DataType::FLOAT as i32,
+            shape: protobuf::MessageField::some(shape),
+            ..Default::default()
+        };
+        let mut ty = TypeProto::new();
+        ty.set_tensor_type(tensor);
+        ValueInfoProto {
+            name: name.into(),
+            type_: protobuf::MessageField::some(ty),
+            ..Default::default()
+        }
+    }
+
+    /// A float graph input; a negative first dimension is a symbolic batch.
+    pub fn input(&mut self, name: &str, dims: &[i64]) -> &mut Self {
+        self.graph.input.push(Self::value_info(name, dims));
+        self
+    }
+
+    /// A graph output (its type is left for the importer to infer).
+    pub fn output(&mut self, name: &str) -> &mut Self {
+        self.graph.output.push(ValueInfoProto {
+            name: name.into(),
+            ..Default::default()
+        });
+        self
+    }
+
+    /// A float initializer.
+    pub fn init(&mut self, name: &str, dims: &[i64], data: &[f32]) -> &mut Self {
+        let t = TensorProto {
+            name: name.into(),
+            dims: dims.to_vec(),
+            data_type: DataType::FLOAT as i32,
+            raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        };
+        self.graph.initializer.push(t);
+        self
+    }
+
+    /// A node with attributes.
+    pub fn node(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        outputs: &[&str],
+        attrs: Vec<AttributeProto>,
+    ) -> &mut Self {
+        let n = NodeProto {
+            name: format!("{op}_{}", self.graph.node.len()),
+            op_type: op.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: outputs.iter().map(|s| s.to_string()).collect(),
+            attribute: attrs,
+            ..Default::default()
+        };
+        self.graph.node.push(n);
+        self
+    }
+
+    /// The serialised model.
+    pub fn finish(&self) -> Vec<u8> {
+        let model = ModelProto {
+            ir_version: 8,
+            producer_name: "nmc-synth".into(),
+            graph: protobuf::MessageField::some(self.graph.clone()),
+            opset_import: vec![OperatorSetIdProto {
+                domain: String::new(),
+                version: self.opset,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        model.write_to_bytes().expect("in-memory serialisation")
+    }
+}
+
+/// An integer-list attribute.
+pub fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        type_: AttributeType::INTS.into(),
+        ints: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+/// An integer attribute.
+pub fn attr_int(name: &str, v: i64) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        type_: AttributeType::INT.into(),
+        i: v,
+        ..Default::default()
+    }
+}
+
+/// A multilayer perceptron `widths[0] → … → widths[last]` (Gemm + ReLU, linear last layer) whose
+/// weights are zero with probability `sparsity`; non-zeros are uniform with a fan-in scaling.
+pub fn sparse_mlp(widths: &[usize], sparsity: f64, seed: u64) -> Vec<u8> {
+    let mut rng = Rng::new(seed);
+    let mut b = ModelBuilder::new("sparse_mlp", 13);
+    b.input("x", &[-1, widths[0] as i64]);
+    let mut prev = "x".to_string();
+    for (l, w) in widths.windows(2).enumerate() {
+        let (n_in, n_out) = (w[0], w[1]);
+        let keep = (1.0 - sparsity).max(1e-6);
+        let scale = (3.0 / (n_in as f64 * keep)).sqrt() as f32;
+        let weights: Vec<f32> = (0..n_in * n_out)
+            .map(|_| {
+                if rng.unit() < sparsity {
+                    0.0
+                } else {
+                    rng.uniform(-scale, scale)
+                }
+            })
+            .collect();
+        let bias: Vec<f32> = (0..n_out).map(|_| rng.uniform(-0.05, 0.05)).collect();
+        let (wn, bn, yn) = (format!("w{l}"), format!("b{l}"), format!("y{l}"));
+        b.init(&wn, &[n_out as i64, n_in as i64], &weights);
+        b.init(&bn, &[n_out as i64], &bias);
+        b.node(
+            "Gemm",
+            &[&prev, &wn, &bn],
+            &[&yn],
+            vec![attr_int("transB", 1)],
+        );
+        prev = yn;
+        if l + 2 < widths.len() {
+            let rn = format!("r{l}");
+            b.node("Relu", &[&prev], &[&rn], vec![]);
+            prev = rn;
+        }
+    }
+    b.node("Identity", &[&prev], &["out"], vec![]);
+    b.output("out");
+    b.finish()
+}

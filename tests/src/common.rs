@@ -1,0 +1,103 @@
+//! Shared helpers: test cases, arrays, compiling.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// Samples used for calibration and for the bit-exact emulator checks (kept small: tests run in
+/// the dev profile on two cores). The accuracy checks use all samples.
+pub const CALIB_SAMPLES: usize = 64;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// One shipped model with its data.
+pub struct Case {
+    pub name: String,
+    pub dir: PathBuf,
+    pub model: PathBuf,
+    pub inputs: nmc::npy::Array,
+    pub expected: nmc::npy::Array,
+    pub labels: Vec<i64>,
+}
+
+impl Case {
+    /// Per-sample inputs, in the driver's shape (one tensor per graph input).
+    pub fn samples(&self, n: usize) -> Vec<Vec<Vec<f32>>> {
+        self.inputs
+            .samples()
+            .into_iter()
+            .take(n)
+            .map(|s| vec![s])
+            .collect()
+    }
+}
+
+/// Every case under testdata/models, sorted by name (loaded once).
+pub fn cases() -> &'static [Case] {
+    static CASES: OnceLock<Vec<Case>> = OnceLock::new();
+    CASES.get_or_init(|| {
+        let dir = root().join("testdata/models");
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .expect("testdata/models exists")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().join("model.onnx").exists())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert!(!names.is_empty(), "no test cases found");
+        names
+            .into_iter()
+            .map(|name| {
+                let dir = dir.join(&name);
+                let read = |f: &str| {
+                    nmc::npy::read(&dir.join(f)).unwrap_or_else(|e| panic!("{name}: {e}"))
+                };
+                Case {
+                    model: dir.join("model.onnx"),
+                    inputs: read("inputs.npy"),
+                    expected: read("expected.npy"),
+                    labels: read("labels.npy").data.iter().map(|v| *v as i64).collect(),
+                    name,
+                    dir,
+                }
+            })
+            .collect()
+    })
+}
+
+/// A case's model compiled for Loihi 2 with calibration on the first samples (cached).
+pub fn compiled(case: &Case) -> &'static nmc::Compiled {
+    static COMPILED: OnceLock<
+        std::sync::Mutex<std::collections::BTreeMap<String, &'static nmc::Compiled>>,
+    > = OnceLock::new();
+    let map = COMPILED.get_or_init(Default::default);
+    if let Some(c) = map.lock().unwrap().get(&case.name) {
+        return c;
+    }
+    let imported =
+        nmc::onnx::import_file(&case.model).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+    let opts = nmc::Options::new(nmc::Target::Loihi2);
+    let c = nmc::driver::compile_graph(imported.graph, &case.samples(CALIB_SAMPLES), &opts, 0)
+        .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+    let leaked: &'static nmc::Compiled = Box::leak(Box::new(c));
+    map.lock().unwrap().insert(case.name.clone(), leaked);
+    leaked
+}
+
+/// Index of the largest value.
+pub fn argmax(v: &[f32]) -> usize {
+    nmc::cli::argmax(v)
+}
+
+/// A fresh temporary directory for one test.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("nmc-test-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}

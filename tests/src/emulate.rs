@@ -1,0 +1,90 @@
+//! The central invariant: the emulator's outputs on the artifact are bit-identical to the
+//! reference interpreter's outputs on the quantised graph; and quantisation keeps accuracy.
+
+use crate::common::{argmax, cases, compiled, CALIB_SAMPLES};
+use nmc_ir::{Interpreter, Op, Value};
+
+/// Integer values feeding each Dequantize (the chip's outputs) for one sample.
+fn reference_ints(graph: &nmc_ir::Graph, sample: &[f32]) -> Vec<i64> {
+    let interp = Interpreter::new(graph).unwrap();
+    let vals = interp.run_all(&[sample]).unwrap();
+    let out = graph.outputs[0].node;
+    assert!(matches!(graph.node(out).op, Op::Dequantize { .. }));
+    match vals[graph.node(out).inputs[0].index()].as_ref().unwrap() {
+        Value::I64(v) => v.clone(),
+        Value::F32(_) => panic!("chip output is not integer"),
+    }
+}
+
+#[test]
+fn emulator_equals_quantized_reference_bit_for_bit() {
+    for case in cases() {
+        let c = compiled(case);
+        let art = nmc::LoadedArtifact::decode(&c.artifact).unwrap();
+        let n = CALIB_SAMPLES.min(case.inputs.shape[0]);
+        let per = case.inputs.data.len() / case.inputs.shape[0];
+        let mut shape = case.inputs.shape.clone();
+        shape[0] = n;
+        let subset = nmc::npy::Array {
+            shape,
+            data: case.inputs.data[..n * per].to_vec(),
+        };
+        let run = art
+            .run(&subset, None)
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        for (i, got) in run.int_outputs.iter().enumerate() {
+            let want = reference_ints(&c.quantized, &case.inputs.data[i * per..(i + 1) * per]);
+            assert_eq!(
+                got, &want,
+                "{}: sample {i} differs from the quantised reference",
+                case.name
+            );
+        }
+    }
+}
+
+#[test]
+fn quantized_top1_agrees_with_float_on_at_least_98_percent() {
+    for case in cases() {
+        let c = compiled(case);
+        let n = case.inputs.shape[0];
+        let q = nmc::driver::interpret(&c.quantized, &case.samples(n)).unwrap();
+        let k = case.expected.data.len() / n;
+        let kq = q[0].data.len() / n;
+        let agree = (0..n)
+            .filter(|&i| {
+                argmax(&q[0].data[i * kq..(i + 1) * kq])
+                    == argmax(&case.expected.data[i * k..(i + 1) * k])
+            })
+            .count();
+        let rate = agree as f64 / n as f64;
+        assert!(
+            rate >= 0.98,
+            "{}: quantised top-1 agrees with float on only {rate:.3}",
+            case.name
+        );
+    }
+}
+
+#[test]
+fn emulated_digits_models_reach_95_percent_top1() {
+    for name in ["digits_mlp", "digits_cnn"] {
+        let case = cases()
+            .iter()
+            .find(|c| c.name == name)
+            .expect("shipped case");
+        let c = compiled(case);
+        let art = nmc::LoadedArtifact::decode(&c.artifact).unwrap();
+        let run = art.run(&case.inputs, None).unwrap();
+        let n = case.labels.len();
+        let k = run.outputs.data.len() / n;
+        let hits = (0..n)
+            .filter(|&i| argmax(&run.outputs.data[i * k..(i + 1) * k]) as i64 == case.labels[i])
+            .count();
+        let acc = hits as f64 / n as f64;
+        assert!(
+            acc >= 0.95,
+            "{name}: emulated top-1 accuracy {acc:.3} < 0.95"
+        );
+    }
+}

@@ -1,0 +1,27 @@
+//! Snapshots per (case, stage): the text a reviewer reads when a change alters what nmc emits.
+//! Stored as tests/snapshots/<stage>/<case>.snap.
+
+use crate::common::{cases, compiled};
+
+fn snap(stage: &str, case: &str, text: &str) {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(crate::common::root().join("tests/snapshots").join(stage));
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    settings.bind(|| insta::assert_snapshot!(case.to_string(), text));
+}
+
+#[test]
+fn stage_snapshots() {
+    for case in cases() {
+        let c = compiled(case);
+        snap("ir", &case.name, &nmc_ir::print(&c.imported));
+        snap("opt-ir", &case.name, &nmc_ir::print(&c.quantized));
+        snap(
+            "partitioned-ir",
+            &case.name,
+            &nmc::driver::print_partitioned(&c.quantized, &c.mapping),
+        );
+        snap("listing-loihi2", &case.name, &c.listing);
+    }
+}
