@@ -336,8 +336,8 @@ fn run_loihi2(
             .data
             .extend(o.iter().map(|v| *v as f32 * output.scale));
         int_outputs.push(o);
-        perf.latency_ns += report.latency_ns as f64;
-        perf.energy_nj += report.energy_nj as f64;
+        perf.latency_ns += report.latency_ns;
+        perf.energy_nj += report.energy_nj;
         perf.synaptic_events += report.synaptic_events;
         if perf.cores.is_empty() {
             perf.cores = report

@@ -109,12 +109,12 @@ fn missing_input_names_node_and_value() {
 
 #[test]
 fn model_too_large_for_the_chip_names_layer_and_resource() {
-    // A convolution over a 256×256 image with 64 output channels: 4 M neurons, more than the
-    // 128 cores × 8,192 neurons of one Loihi 2 chip.
+    // A convolution over a 64×64 image with 320 output channels: 1.3 M neurons, more than the
+    // 128 cores × 8,192 neurons of one Loihi 2 chip (each channel alone fits a core).
     let d = temp_dir("toolarge");
     let mut b = ModelBuilder::new("big", 13);
-    b.input("x", &[-1, 1, 256, 256]);
-    b.init("w", &[64, 1, 3, 3], &[0.1; 576]);
+    b.input("x", &[-1, 1, 64, 64]);
+    b.init("w", &[320, 1, 3, 3], &[0.1; 2880]);
     b.node(
         "Conv",
         &["x", "w"],
@@ -126,7 +126,7 @@ fn model_too_large_for_the_chip_names_layer_and_resource() {
     let p = d.join("model.onnx");
     std::fs::write(&p, b.finish()).unwrap();
     let msg = compile_fails(&p, "fit", 3);
-    assert!(msg.contains("Conv_0") && msg.contains("cores"), "{msg}");
+    assert!(msg.contains("Conv_0") && msg.contains("128 available"), "{msg}");
 }
 
 #[test]

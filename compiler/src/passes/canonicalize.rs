@@ -190,7 +190,7 @@ pub fn canonicalize(graph: &Graph) -> Result<Graph, PassError> {
                 for (c, b) in p.bias.iter_mut().enumerate() {
                     *b = *b * s[c] + t[c];
                 }
-                p.name = node.name.clone().or(p.name);
+                p.name = p.name.or(node.name.clone());
                 Val::Pending(p)
             }
             Op::Add => {
@@ -199,7 +199,7 @@ pub fn canonicalize(graph: &Graph) -> Result<Graph, PassError> {
                 let mut p = a;
                 p.groups.extend(b.groups);
                 p.bias.iter_mut().zip(&b.bias).for_each(|(x, y)| *x += y);
-                p.name = node.name.clone().or(p.name);
+                p.name = p.name.or(node.name.clone());
                 Val::Pending(p)
             }
             Op::Act(a) => {
@@ -214,7 +214,7 @@ pub fn canonicalize(graph: &Graph) -> Result<Graph, PassError> {
                         cx.identity(src)?
                     }
                 };
-                p.name = node.name.clone().or(p.name);
+                p.name = p.name.or(node.name.clone());
                 Val::Done(cx.emit_layer(p, neuron, users[id.index()].len() == 1))
             }
             Op::Pool2d(pool) => match arg(0, &vals) {
@@ -224,7 +224,7 @@ pub fn canonicalize(graph: &Graph) -> Result<Graph, PassError> {
                         && monotone_next(graph, &users, id) =>
                 {
                     p.pool = Some(pool.clone());
-                    p.name = node.name.clone().or(p.name);
+                    p.name = p.name.or(node.name.clone());
                     Val::Pending(p)
                 }
                 Val::Done(src) if cx.poolable.contains_key(&src) => {

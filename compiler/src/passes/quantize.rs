@@ -114,7 +114,7 @@ pub fn quantize(
         .iter()
         .map(|o| {
             let mut n = o.node;
-            while matches!(graph.node(n).op, Op::Reshape) {
+            while matches!(graph.node(n).op, Op::Reshape | Op::FakeQuant { .. }) {
                 n = graph.node(n).inputs[0];
             }
             n
