@@ -49,6 +49,15 @@ impl Options {
     }
 }
 
+impl Compiled {
+    /// The artifact's readable listing (computed on request: it hashes every weight).
+    pub fn listing(&self) -> String {
+        crate::LoadedArtifact::decode(&self.artifact)
+            .map(|a| a.listing())
+            .unwrap_or_else(|e| format!("error: {e}\n"))
+    }
+}
+
 /// Every stage's result, for dumps and reports.
 #[derive(Clone, Debug)]
 pub struct Compiled {
@@ -62,8 +71,6 @@ pub struct Compiled {
     pub mapping: Mapping,
     /// The artifact's bytes.
     pub artifact: Vec<u8>,
-    /// The artifact's listing.
-    pub listing: String,
     /// What the compiler decided and noticed.
     pub report: CompileReport,
     /// Input files the artifact depends on (model and external data).
@@ -128,14 +135,28 @@ pub fn load_samples(path: &Path, graph: &Graph) -> Result<Vec<Vec<Vec<f32>>>, Er
     Ok(samples.into_iter().map(|s| vec![s]).collect())
 }
 
+/// Prints how long a stage took when `NMC_TIME_PASSES` is set (like rustc's `-Z time-passes`).
+pub(crate) fn timed<T>(stage: &str, f: impl FnOnce() -> T) -> T {
+    if std::env::var_os("NMC_TIME_PASSES").is_none() {
+        return f();
+    }
+    let start = std::time::Instant::now();
+    let out = f();
+    eprintln!(
+        "time: {:>9.3} ms  {stage}",
+        start.elapsed().as_secs_f64() * 1e3
+    );
+    out
+}
+
 /// Compiles an ONNX file.
 pub fn compile(model: &Path, opts: &Options) -> Result<Compiled, Error> {
-    let imported = onnx::import_file(model)?;
+    let imported = timed("import", || onnx::import_file(model))?;
     let calib = match &opts.calibrate {
         Some(p) => load_samples(p, &imported.graph)?,
         None => Vec::new(),
     };
-    let hash = source_hash(&imported.files)?;
+    let hash = timed("hash", || source_hash(&imported.files))?;
     let mut compiled = compile_graph(imported.graph, &calib, opts, hash)?;
     compiled.report.notes.splice(0..0, imported.notes);
     compiled.files = imported.files;
@@ -144,17 +165,16 @@ pub fn compile(model: &Path, opts: &Options) -> Result<Compiled, Error> {
 
 /// Content hash of the model files, recorded in the artifact header.
 fn source_hash(files: &[PathBuf]) -> Result<u64, Error> {
-    let mut bytes = Vec::new();
+    let mut h = 0u64;
     for f in files {
         let b = std::fs::read(f).map_err(|source| Error::Io {
             action: "read",
             path: f.clone(),
             source,
         })?;
-        bytes.extend_from_slice(&(b.len() as u64).to_le_bytes());
-        bytes.extend(b);
+        h = h.rotate_left(17) ^ nmc_ir::hash_bytes(&b);
     }
-    Ok(nmc_ir::fnv1a(bytes))
+    Ok(h)
 }
 
 /// The float graph for a target: canonical and quantised forms (no mapping).
@@ -163,12 +183,12 @@ pub fn quantize_for(
     calib: &[Vec<Vec<f32>>],
     opts: &Options,
 ) -> Result<(Graph, Graph, QuantReport), Error> {
-    let canonical = passes::canonicalize(imported)?;
+    let canonical = timed("canonicalize", || passes::canonicalize(imported))?;
     let mut qopts = QuantOptions::for_spec(opts.target.quant_spec());
     if let Some(b) = opts.act_bits {
         qopts.act_bits = b;
     }
-    let (quantized, qreport) = passes::quantize(&canonical, calib, &qopts)?;
+    let (quantized, qreport) = timed("quantize", || passes::quantize(&canonical, calib, &qopts))?;
     Ok((canonical, quantized, qreport))
 }
 
@@ -181,16 +201,17 @@ pub fn compile_graph(
 ) -> Result<Compiled, Error> {
     let (canonical, quantized, qreport) = quantize_for(&imported, calib, opts)?;
     let model = opts.target.core_model(opts.chips);
-    let mapping = match opts.partition {
+    let mapping = timed("partition", || match opts.partition {
         PartitionKind::Greedy => partition::greedy(&quantized, model.as_ref()),
-    }
+    })
     .map_err(|e: FitError| Error::Fit {
         target: opts.target.name(),
         message: e.to_string(),
     })?;
-    let (artifact, listing) = opts
-        .target
-        .lower(&quantized, &mapping, source_hash, opts.chips)?;
+    let artifact = timed("lower", || {
+        opts.target
+            .lower(&quantized, &mapping, source_hash, opts.chips)
+    })?;
     let mut report = CompileReport {
         target: opts.target.name().into(),
         ranges_from: qreport.ranges_from,
@@ -221,7 +242,6 @@ pub fn compile_graph(
         quantized,
         mapping,
         artifact,
-        listing,
         report,
         files: Vec::new(),
     })

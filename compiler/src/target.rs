@@ -2,7 +2,7 @@
 //! specs, resource models, lowering, artifact decoding and emulators.
 
 use crate::npy::Array;
-use crate::partition::CoreModel;
+use crate::partition::{CoreModel, LayerSizer};
 use crate::Error;
 use nmc_ir::{CoreLoc, Graph, Mapping, NodeId, QuantSpec};
 
@@ -40,14 +40,14 @@ impl Target {
         }
     }
 
-    /// Lowers a quantised, mapped graph; returns the artifact bytes and listing.
+    /// Lowers a quantised, mapped graph; returns the artifact's bytes.
     pub fn lower(
         self,
         graph: &Graph,
         mapping: &Mapping,
         source_hash: u64,
         chips: u32,
-    ) -> Result<(Vec<u8>, String), Error> {
+    ) -> Result<Vec<u8>, Error> {
         match self {
             Target::Loihi2 => {
                 let spec = nmc_loihi2::loihi2().with_chips(chips);
@@ -57,7 +57,7 @@ impl Target {
                         message: e.to_string(),
                     }
                 })?;
-                Ok((nmc_loihi2::encode(&art), nmc_loihi2::listing(&art)))
+                Ok(crate::driver::timed("encode", || nmc_loihi2::encode(&art)))
             }
         }
     }
@@ -114,28 +114,16 @@ impl CoreModel for Loihi2Cores {
     fn cores_available(&self) -> usize {
         self.0.total_cores() as usize
     }
-    fn check_slice(
+    fn sizer<'g>(
         &self,
-        graph: &Graph,
+        graph: &'g Graph,
         layer: NodeId,
-        start: u32,
-        end: u32,
-    ) -> Result<(), String> {
-        let usage = nmc_loihi2::slice_usage(graph, layer, start, end).map_err(|e| e.to_string())?;
-        self.0.check_slice(&usage).map_err(|e| e.to_string())
-    }
-    fn min_cores(&self, graph: &Graph, layer: NodeId) -> usize {
-        let channels = graph.ty(layer).shape.first().copied().unwrap_or(1) as u32;
-        match nmc_loihi2::slice_usage(graph, layer, 0, channels) {
-            Ok(u) => {
-                let by = |need: u64, have: u64| need.div_ceil(have.max(1)) as usize;
-                by(u.neurons, u64::from(self.0.max_neurons_per_core))
-                    .max(by(u.synapse_bytes, self.0.synapse_bytes_per_core))
-                    .max(by(u.state_bytes, self.0.state_bytes_per_core))
-                    .max(1)
-            }
-            Err(_) => 1,
-        }
+    ) -> Result<Box<dyn LayerSizer + 'g>, String> {
+        let fp = nmc_loihi2::LayerFootprint::of(graph, layer).map_err(|e| e.to_string())?;
+        Ok(Box::new(Loihi2Layer {
+            spec: self.0.clone(),
+            fp,
+        }))
     }
     fn location(&self, core: usize) -> CoreLoc {
         self.0.core_loc(core as u32).unwrap_or(CoreLoc {
@@ -143,6 +131,27 @@ impl CoreModel for Loihi2Cores {
             x: 0,
             y: 0,
         })
+    }
+}
+
+struct Loihi2Layer {
+    spec: nmc_loihi2::ChipSpec,
+    fp: nmc_loihi2::LayerFootprint,
+}
+
+impl LayerSizer for Loihi2Layer {
+    fn check_slice(&self, start: u32, end: u32) -> Result<(), String> {
+        self.spec
+            .check_slice(&self.fp.usage(start, end))
+            .map_err(|e| e.to_string())
+    }
+    fn min_cores(&self) -> usize {
+        let u = self.fp.usage(0, self.fp.channels as u32);
+        let by = |need: u64, have: u64| need.div_ceil(have.max(1)) as usize;
+        by(u.neurons, u64::from(self.spec.max_neurons_per_core))
+            .max(by(u.synapse_bytes, self.spec.synapse_bytes_per_core))
+            .max(by(u.state_bytes, self.spec.state_bytes_per_core))
+            .max(1)
     }
 }
 

@@ -124,6 +124,23 @@ pub fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
     h
 }
 
+/// A fast stable 64-bit content hash of a byte string, for large inputs such as model files:
+/// FNV-1a's multiply over 8-byte little-endian words, with an xor-shift per word so that high
+/// bits reach the low ones. Not cryptographic.
+pub fn hash_bytes(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+        h = (h ^ w).wrapping_mul(0x0000_0100_0000_01b3);
+        h ^= h >> 29;
+    }
+    for &b in chunks.remainder() {
+        h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
 impl Constant {
     /// A float constant, stored sparse when it is sparse enough.
     pub fn f32(shape: Vec<usize>, values: Vec<f32>) -> Self {
@@ -183,6 +200,51 @@ impl Constant {
         }
     }
 
+    /// The stored float values: every element when dense, the non-zeros when sparse. Enough for
+    /// reductions that ignore zeros (maximum magnitude, sum of squares) without densifying.
+    pub fn stored_f32(&self) -> Option<&[f32]> {
+        match &self.data {
+            ConstData::F32(Storage::Dense(v)) => Some(v),
+            ConstData::F32(Storage::Sparse { values, .. }) => Some(values),
+            _ => None,
+        }
+    }
+
+    /// Maps a float constant element-wise to integers with `f`, which must map 0 to 0, keeping
+    /// sparse storage sparse (only the non-zeros are visited). `None` unless this is a float
+    /// constant.
+    pub fn map_f32_to_i32(&self, f: impl Fn(f32) -> i32) -> Option<Constant> {
+        debug_assert_eq!(f(0.0), 0);
+        let data = match &self.data {
+            ConstData::F32(Storage::Dense(v)) => store(v.iter().map(|x| f(*x)).collect()),
+            ConstData::F32(Storage::Sparse {
+                len,
+                indices,
+                values,
+            }) => {
+                let mut idx = Vec::with_capacity(values.len());
+                let mut vals = Vec::with_capacity(values.len());
+                for (i, v) in indices.iter().zip(values) {
+                    let q = f(*v);
+                    if q != 0 {
+                        idx.push(*i);
+                        vals.push(q);
+                    }
+                }
+                Storage::Sparse {
+                    len: *len,
+                    indices: idx,
+                    values: vals,
+                }
+            }
+            _ => return None,
+        };
+        Some(Constant {
+            shape: self.shape.clone(),
+            data: ConstData::I32(data),
+        })
+    }
+
     /// All values as integers, or `None` unless this is an integer constant.
     pub fn to_i32(&self) -> Option<Vec<i32>> {
         match &self.data {
@@ -191,7 +253,8 @@ impl Constant {
         }
     }
 
-    /// Content hash over dtype, shape and dense values; independent of the storage choice.
+    /// Content hash over dtype, shape and dense values (FNV-1a over bytes); independent of the
+    /// storage choice.
     pub fn hash(&self) -> u64 {
         if let ConstData::Opaque { hash, .. } = &self.data {
             return *hash;

@@ -33,7 +33,7 @@ mod verify;
 
 pub use attr::{op_attrs, op_from_attrs, AttrValue, Attrs};
 pub use constant::{
-    fnv1a, ConstData, ConstId, ConstPool, Constant, Storage, SPARSE_DENSITY_THRESHOLD,
+    fnv1a, hash_bytes, ConstData, ConstId, ConstPool, Constant, Storage, SPARSE_DENSITY_THRESHOLD,
 };
 pub use graph::{Cycle, Graph, Node, NodeId, Output};
 pub use infer::infer_type;

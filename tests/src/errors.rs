@@ -126,7 +126,10 @@ fn model_too_large_for_the_chip_names_layer_and_resource() {
     let p = d.join("model.onnx");
     std::fs::write(&p, b.finish()).unwrap();
     let msg = compile_fails(&p, "fit", 3);
-    assert!(msg.contains("Conv_0") && msg.contains("128 available"), "{msg}");
+    assert!(
+        msg.contains("Conv_0") && msg.contains("128 available"),
+        "{msg}"
+    );
 }
 
 #[test]

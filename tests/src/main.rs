@@ -8,6 +8,7 @@
 //! - `errors`: bad inputs give the documented error kind, message and exit code, and no file;
 //! - `determinism`: compiling twice gives byte-identical artifacts.
 
+mod cli;
 mod common;
 mod determinism;
 mod emulate;

@@ -22,6 +22,6 @@ fn stage_snapshots() {
             &case.name,
             &nmc::driver::print_partitioned(&c.quantized, &c.mapping),
         );
-        snap("listing-loihi2", &case.name, &c.listing);
+        snap("listing-loihi2", &case.name, &c.listing());
     }
 }

@@ -1,1 +1,47 @@
-fn main() {}
+//! `cargo xtask …`: project chores that are not part of the compiler.
+//!
+//! - `cargo xtask testdata [--only CASE]`: regenerates testdata/models with the pinned Python
+//!   environment of testdata/gen (PyTorch, onnx, onnxruntime, scikit-learn).
+//! - `cargo xtask bench [compile|emulator|all]`: the benchmarks; figures are ratios against a
+//!   baseline measured in the same process, because machines here are noisy.
+
+mod bench;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask has a parent")
+        .to_path_buf()
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("testdata") => testdata(&args[1..]),
+        Some("bench") => bench::run(args.get(1).map(String::as_str).unwrap_or("all")),
+        _ => {
+            eprintln!("usage: cargo xtask testdata [--only CASE] | cargo xtask bench [compile|emulator|all]");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn testdata(rest: &[String]) -> ExitCode {
+    let script = root().join("testdata/gen/make_models.py");
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    eprintln!("needs: pip install -r testdata/gen/requirements.txt");
+    match Command::new(python).arg(script).args(rest).status() {
+        Ok(s) if s.success() => ExitCode::SUCCESS,
+        Ok(s) => {
+            eprintln!("make_models.py failed: {s}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("cannot run python: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

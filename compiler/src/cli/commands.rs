@@ -143,7 +143,7 @@ fn compile(
             "ir" => nmc_ir::print(&compiled.imported),
             "opt-ir" => nmc_ir::print(&compiled.quantized),
             "partitioned-ir" => driver::print_partitioned(&compiled.quantized, &compiled.mapping),
-            "listing" => compiled.listing.clone(),
+            "listing" => compiled.listing(),
             "report" => report_text(&compiled.report),
             "dep-info" => driver::dep_info(&out, &compiled.files),
             "artifact" => {

@@ -6,7 +6,7 @@ use crate::target::Target;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
-pub use commands::{argmax, dispatch};
+pub use commands::{argmax, dispatch, targets};
 
 /// nmc — compile ONNX models for neuromorphic chips, run them on nmc's emulators, and see why a
 /// mapping is slow.

@@ -22,14 +22,12 @@ pub fn greedy(graph: &Graph, model: &dyn CoreModel) -> Result<Mapping, FitError>
             layer: describe_node(graph, id),
             message,
         };
-        // A single channel that does not fit can never fit.
-        let mut k = (model.min_cores(graph, id).max(1) as u32).min(channels.max(1));
+        let sizer = model.sizer(graph, id).map_err(fail)?;
+        // Start at the layer's lower bound; a single channel that does not fit never will.
+        let mut k = (sizer.min_cores().max(1) as u32).min(channels.max(1));
         let slices = loop {
             let split = even_split(channels, k);
-            match split
-                .iter()
-                .try_for_each(|&(s, e)| model.check_slice(graph, id, s, e))
-            {
+            match split.iter().try_for_each(|&(s, e)| sizer.check_slice(s, e)) {
                 Ok(()) => break split,
                 Err(m) if k >= channels => {
                     return Err(fail(format!("one channel does not fit a core: {m}")))

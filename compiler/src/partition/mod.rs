@@ -12,14 +12,23 @@ use nmc_ir::{CoreLoc, Graph, NodeId};
 pub trait CoreModel {
     /// Number of cores in the system.
     fn cores_available(&self) -> usize;
-    /// Whether channels `[start, end)` of `layer` fit one core; the error names the resource,
-    /// what the slice needs and what a core has.
-    fn check_slice(&self, graph: &Graph, layer: NodeId, start: u32, end: u32)
-        -> Result<(), String>;
-    /// A lower bound on the cores `layer` needs (for a quick start; 1 is always correct).
-    fn min_cores(&self, graph: &Graph, layer: NodeId) -> usize;
+    /// Sizes `layer` once; the result checks slices of it cheaply.
+    fn sizer<'g>(
+        &self,
+        graph: &'g Graph,
+        layer: NodeId,
+    ) -> Result<Box<dyn LayerSizer + 'g>, String>;
     /// Physical location of logical core `core` when cores are used in id order.
     fn location(&self, core: usize) -> CoreLoc;
+}
+
+/// A layer's resource needs, ready to check any slice of its channels.
+pub trait LayerSizer {
+    /// Whether channels `[start, end)` fit one core; the error names the resource, what the
+    /// slice needs and what a core has.
+    fn check_slice(&self, start: u32, end: u32) -> Result<(), String>;
+    /// A lower bound on the cores the whole layer needs (1 is always correct).
+    fn min_cores(&self) -> usize;
 }
 
 /// A layer that fits no partition.

@@ -39,8 +39,37 @@ struct Pending {
 struct Group {
     kind: GroupKind,
     weight_shape: Vec<usize>,
-    weight: Vec<f32>,
+    weight: Weights,
     src: NodeId,
+}
+
+/// A group's weights: the imported constant as is (sparse storage kept, nothing copied) until a
+/// rewrite needs to change values, then an owned dense copy.
+#[derive(Clone)]
+enum Weights {
+    Shared(std::rc::Rc<Constant>),
+    Owned(std::rc::Rc<Vec<f32>>),
+}
+
+impl Weights {
+    fn values_mut(&mut self) -> &mut Vec<f32> {
+        if let Weights::Shared(c) = self {
+            *self = Weights::Owned(std::rc::Rc::new(
+                c.to_f32().expect("float weights checked at import"),
+            ));
+        }
+        match self {
+            Weights::Owned(v) => std::rc::Rc::make_mut(v),
+            Weights::Shared(_) => unreachable!("converted above"),
+        }
+    }
+
+    fn into_constant(self, shape: Vec<usize>) -> Constant {
+        match self {
+            Weights::Shared(c) => std::rc::Rc::unwrap_or_clone(c),
+            Weights::Owned(v) => Constant::f32(shape, std::rc::Rc::unwrap_or_clone(v)),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -111,29 +140,32 @@ pub fn canonicalize(graph: &Graph) -> Result<Graph, PassError> {
         let v = match &node.op {
             Op::Input { .. } => unreachable!("inputs handled first"),
             Op::Dense { weight, bias } => {
-                let w = floats(graph, *weight).map_err(err)?;
-                let out = graph.consts.get(*weight).shape[0];
+                let konst = graph.consts.get(*weight);
+                let out = konst.shape[0];
+                let n_in = konst.shape[1];
                 let src = arg(0, &vals);
                 let (src, w) = match src {
                     Val::Permuted(p) => {
                         // y = W · P x  =>  columns of W permuted back onto x's order.
-                        let n_in = p.perm_index.len();
+                        let w = floats(graph, *weight).map_err(err)?;
                         let mut wp = vec![0f32; w.len()];
                         for o in 0..out {
                             for (i, &s) in p.perm_index.iter().enumerate() {
                                 wp[o * n_in + s] = w[o * n_in + i];
                             }
                         }
-                        (p.src, wp)
+                        (p.src, Weights::Owned(std::rc::Rc::new(wp)))
                     }
-                    other => (cx.materialize(other), w),
+                    other => (
+                        cx.materialize(other),
+                        Weights::Shared(std::rc::Rc::new(konst.clone())),
+                    ),
                 };
                 let bias = bias
                     .map(|b| floats(graph, b))
                     .transpose()
                     .map_err(err)?
                     .unwrap_or_else(|| vec![0.0; out]);
-                let n_in = w.len() / out.max(1);
                 Val::Pending(Pending {
                     groups: vec![Group {
                         kind: GroupKind::Dense,
@@ -148,7 +180,7 @@ pub fn canonicalize(graph: &Graph) -> Result<Graph, PassError> {
                 })
             }
             Op::Conv2d { weight, bias, geom } => {
-                let w = floats(graph, *weight).map_err(err)?;
+                let w = Weights::Shared(std::rc::Rc::new(graph.consts.get(*weight).clone()));
                 let wshape = graph.consts.get(*weight).shape.clone();
                 let src = cx.materialize(arg(0, &vals));
                 let bias = bias
@@ -181,11 +213,9 @@ pub fn canonicalize(graph: &Graph) -> Result<Graph, PassError> {
                 };
                 // Scale each output channel's synapses and bias, then add the shift (BN folding).
                 for g in &mut p.groups {
-                    let per = g.weight.len() / s.len();
-                    g.weight
-                        .iter_mut()
-                        .enumerate()
-                        .for_each(|(i, w)| *w *= s[i / per]);
+                    let w = g.weight.values_mut();
+                    let per = w.len() / s.len();
+                    w.iter_mut().enumerate().for_each(|(i, w)| *w *= s[i / per]);
                 }
                 for (c, b) in p.bias.iter_mut().enumerate() {
                     *b = *b * s[c] + t[c];
@@ -396,7 +426,7 @@ impl Cx {
                     groups: vec![Group {
                         kind: GroupKind::Dense,
                         weight_shape: vec![n, n],
-                        weight: w,
+                        weight: Weights::Owned(std::rc::Rc::new(w)),
                         src: p.src,
                     }],
                     bias: vec![0.0; n],
@@ -460,7 +490,7 @@ impl Cx {
             groups: vec![Group {
                 kind,
                 weight_shape,
-                weight,
+                weight: Weights::Owned(std::rc::Rc::new(weight)),
                 src,
             }],
             bias: vec![0.0; channels],
@@ -474,7 +504,7 @@ impl Cx {
         let mut synapses = Vec::new();
         let mut srcs = Vec::new();
         for g in p.groups {
-            let weight = self.new.consts.add(Constant::f32(g.weight_shape, g.weight));
+            let weight = self.new.consts.add(g.weight.into_constant(g.weight_shape));
             synapses.push(match g.kind {
                 GroupKind::Dense => Synapse::Dense { weight },
                 GroupKind::Conv(geom) => Synapse::Conv { weight, geom },

@@ -434,17 +434,20 @@ fn quantize_layer(
         }
     }
     let ((act_min, act_max), s_out) = grid(r, bits);
-    let weights: Vec<Vec<f32>> = l
+    let weights: Vec<&Constant> = l
         .synapses
         .iter()
-        .map(|s| {
-            graph
-                .consts
-                .get(s.weight())
-                .to_f32()
-                .ok_or_else(|| "weights have no values".to_string())
+        .map(|s| graph.consts.get(s.weight()))
+        .collect();
+    let maxabs: Vec<f64> = weights
+        .iter()
+        .map(|c| {
+            let v = c
+                .stored_f32()
+                .ok_or_else(|| "weights have no float values".to_string())?;
+            Ok(v.iter().fold(0f64, |m, x| m.max(x.abs() as f64)))
         })
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<_, String>>()?;
     let bias: Vec<f32> = match l.bias {
         Some(b) => graph.consts.get(b).to_f32().ok_or("bias has no values")?,
         None => Vec::new(),
@@ -460,11 +463,10 @@ fn quantize_layer(
     let mut chosen = None;
     for shift in (0..=top_shift).rev() {
         let s_v = s_out as f64 / (1u64 << shift) as f64;
-        let exps: Vec<i32> = weights
+        let exps: Vec<i32> = maxabs
             .iter()
             .zip(in_scales)
-            .map(|(w, &s_in)| {
-                let maxabs = w.iter().fold(0f64, |m, x| m.max(x.abs() as f64));
+            .map(|(&maxabs, &s_in)| {
                 let need = maxabs * s_in as f64 / (s_v * w_limit);
                 if need <= 0.0 {
                     e_min
@@ -498,24 +500,24 @@ fn quantize_layer(
         .zip(in_scales.iter().zip(&exps))
     {
         let s_w = s_v * (e as f64).exp2() / s_in as f64;
-        let q: Vec<i32> = w
-            .iter()
-            .map(|&x| {
+        let lo = -(w_limit + if spec.even_weights { 2.0 } else { 1.0 });
+        let clamped_here = std::cell::Cell::new(0usize);
+        let q = w
+            .map_f32_to_i32(|x| {
                 let v = x as f64 / s_w;
                 let q = if spec.even_weights {
                     2.0 * (v / 2.0).round_ties_even()
                 } else {
                     v.round_ties_even()
                 };
-                let lo = -(w_limit + if spec.even_weights { 2.0 } else { 1.0 });
                 if q > w_limit || q < lo {
-                    clamped += 1;
+                    clamped_here.set(clamped_here.get() + 1);
                 }
                 q.clamp(lo, w_limit) as i32
             })
-            .collect();
-        let shape = graph.consts.get(s.weight()).shape.clone();
-        let weight = out.consts.add(Constant::i32(shape, q));
+            .ok_or("weights have no float values")?;
+        clamped += clamped_here.get();
+        let weight = out.consts.add(q);
         synapses.push(match s {
             Synapse::Dense { .. } => Synapse::Dense { weight },
             Synapse::Conv { geom, .. } => Synapse::Conv {
