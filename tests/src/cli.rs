@@ -11,7 +11,10 @@ fn nmc(args: &[&str]) {
 
 #[test]
 fn compile_emits_stage_dumps_and_dep_info() {
-    let case = cases().iter().find(|c| c.name == "digits_mlp_extdata").unwrap();
+    let case = cases()
+        .iter()
+        .find(|c| c.name == "digits_mlp_extdata")
+        .unwrap();
     let d = temp_dir("emit");
     let art = d.join("m.loihi2");
     let p = |f: &str| d.join(f).to_str().unwrap().to_string();
@@ -24,18 +27,33 @@ fn compile_emits_stage_dumps_and_dep_info() {
         p("report.txt"),
         p("m.d")
     );
-    nmc(&["compile", case.model.to_str().unwrap(), "--target", "loihi2", "-o", art.to_str().unwrap(), "--emit", &emit]);
+    nmc(&[
+        "compile",
+        case.model.to_str().unwrap(),
+        "--target",
+        "loihi2",
+        "-o",
+        art.to_str().unwrap(),
+        "--emit",
+        &emit,
+    ]);
     let read = |f: &str| std::fs::read_to_string(d.join(f)).unwrap();
     assert!(read("ir.txt").starts_with("graph "));
     assert!(read("opt.txt").contains("= quantize("));
     assert!(read("part.txt").contains("mapping {"));
     assert!(read("listing.txt").starts_with("artifact loihi2"));
-    assert!(read("report.txt").contains("Softmax"), "the report says the softmax was left off");
+    assert!(
+        read("report.txt").contains("Softmax"),
+        "the report says the softmax was left off"
+    );
     // The artifact depends on the model and its external data, and on nothing else.
     let dep = read("m.d");
     let first = dep.lines().next().unwrap();
     assert!(first.starts_with(&format!("{}:", art.display())), "{dep}");
-    assert!(first.contains("model.onnx ") && first.ends_with("model.onnx.data"), "{dep}");
+    assert!(
+        first.contains("model.onnx ") && first.ends_with("model.onnx.data"),
+        "{dep}"
+    );
     // Parsing an emitted IR dump back gives the same text.
     let ir = read("opt.txt");
     assert_eq!(nmc_ir::print(&nmc_ir::parse(&ir).unwrap()), ir);
@@ -47,7 +65,14 @@ fn run_report_and_inspect_json_have_the_documented_fields() {
     let d = temp_dir("json");
     let art = d.join("m.loihi2");
     let inputs = case.dir.join("inputs.npy");
-    nmc(&["compile", case.model.to_str().unwrap(), "--target", "loihi2", "-o", art.to_str().unwrap()]);
+    nmc(&[
+        "compile",
+        case.model.to_str().unwrap(),
+        "--target",
+        "loihi2",
+        "-o",
+        art.to_str().unwrap(),
+    ]);
     let out = d.join("out.npy");
     let report = d.join("perf.json");
     nmc(&[
@@ -61,21 +86,39 @@ fn run_report_and_inspect_json_have_the_documented_fields() {
         report.to_str().unwrap(),
     ]);
     let outputs = nmc::npy::read(&out).unwrap();
-    assert_eq!(outputs.shape, vec![case.inputs.shape[0], 10], "batch first, then the output shape");
-    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(
+        outputs.shape,
+        vec![case.inputs.shape[0], 10],
+        "batch first, then the output shape"
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(r["target"], "loihi2");
-    assert!(r["timesteps"].as_u64().unwrap() >= 4, "3 layers need at least 4 steps");
+    assert!(
+        r["timesteps"].as_u64().unwrap() >= 4,
+        "3 layers need at least 4 steps"
+    );
     assert!(r["latency_ns"].as_f64().unwrap() > 0.0);
     assert!(r["energy_nj"].as_f64().unwrap() > 0.0);
     let cores = r["cores"].as_array().unwrap();
     assert_eq!(cores.len(), 3);
     for c in cores {
-        for k in ["id", "syn_ops", "mem_reads", "neuron_updates", "msgs_in", "msgs_out", "bound"] {
+        for k in [
+            "id",
+            "syn_ops",
+            "mem_reads",
+            "neuron_updates",
+            "msgs_in",
+            "msgs_out",
+            "bound",
+        ] {
             assert!(c.get(k).is_some(), "core entry lacks `{k}`: {c}");
         }
     }
     // inspect --format json: one entry per layer with its name and where it was placed.
-    let listing = nmc::LoadedArtifact::decode(&std::fs::read(&art).unwrap()).unwrap().to_json();
+    let listing = nmc::LoadedArtifact::decode(&std::fs::read(&art).unwrap())
+        .unwrap()
+        .to_json();
     let layers = listing["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 3);
     assert_eq!(layers[0]["name"], "/conv1/Conv");
@@ -86,7 +129,8 @@ fn run_report_and_inspect_json_have_the_documented_fields() {
 fn targets_lists_loihi2_with_its_limits() {
     let text = nmc::cli::targets(nmc::cli::Format::Text);
     assert!(text.contains("loihi2") && text.contains("128"), "{text}");
-    let json: serde_json::Value = serde_json::from_str(&nmc::cli::targets(nmc::cli::Format::Json)).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&nmc::cli::targets(nmc::cli::Format::Json)).unwrap();
     assert_eq!(json[0]["name"], "loihi2");
     assert_eq!(json[0]["cores_per_chip"], 128);
 }

@@ -1,0 +1,203 @@
+//! The targets nmc compiles for. Each target's adapter (one file per chip) is the only place that
+//! calls into its backend crate: spec, resource model, lowering, artifact decoding, emulation.
+//! Adding a target means adding a file here and one arm to each `match` below.
+
+mod loihi2;
+
+use crate::npy::Array;
+use crate::partition::CoreModel;
+use crate::Error;
+use nmc_ir::{Graph, Mapping, QuantSpec};
+
+/// A chip nmc can compile for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Target {
+    /// Intel Loihi 2.
+    Loihi2,
+}
+
+impl Target {
+    /// All targets.
+    pub fn all() -> &'static [Target] {
+        &[Target::Loihi2]
+    }
+
+    /// The target's name (also the default artifact extension).
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Loihi2 => "loihi2",
+        }
+    }
+
+    /// Integer widths for quantisation.
+    pub fn quant_spec(self) -> QuantSpec {
+        match self {
+            Target::Loihi2 => loihi2::quant_spec(),
+        }
+    }
+
+    /// The partitioner's view of the chip.
+    pub fn core_model(self, chips: u32) -> Box<dyn CoreModel> {
+        match self {
+            Target::Loihi2 => loihi2::core_model(chips),
+        }
+    }
+
+    /// Lowers a quantised, mapped graph; returns the artifact's bytes.
+    pub fn lower(
+        self,
+        graph: &Graph,
+        mapping: &Mapping,
+        source_hash: u64,
+        chips: u32,
+    ) -> Result<Vec<u8>, Error> {
+        match self {
+            Target::Loihi2 => loihi2::lower(graph, mapping, source_hash, chips),
+        }
+    }
+
+    /// Human-readable limits for `nmc targets`.
+    pub fn describe(self) -> String {
+        match self {
+            Target::Loihi2 => loihi2::describe(),
+        }
+    }
+
+    /// Machine-readable limits for `nmc targets --format json`.
+    pub fn describe_json(self) -> serde_json::Value {
+        match self {
+            Target::Loihi2 => loihi2::describe_json(),
+        }
+    }
+}
+
+/// Per-core figures of a run, summed over samples and timesteps.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct CorePerf {
+    /// Logical core id.
+    pub id: u32,
+    /// Chip.
+    pub chip: u32,
+    /// Mesh column.
+    pub x: u32,
+    /// Mesh row.
+    pub y: u32,
+    /// Synaptic operations.
+    pub syn_ops: u64,
+    /// Synaptic memory words read.
+    pub mem_reads: u64,
+    /// Neuron updates.
+    pub neuron_updates: u64,
+    /// Messages received.
+    pub msgs_in: u64,
+    /// Messages sent.
+    pub msgs_out: u64,
+    /// The bound that held most often over the run: "memory", "compute" or "traffic".
+    pub bound: String,
+}
+
+/// The `nmc run --report` JSON.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct PerfSummary {
+    /// Target name.
+    pub target: String,
+    /// Samples run.
+    pub samples: usize,
+    /// Timesteps per sample.
+    pub timesteps: u32,
+    /// Mean latency per inference (ns).
+    pub latency_ns: f64,
+    /// Mean energy per inference (nJ).
+    pub energy_nj: f64,
+    /// Mean time of the slowest timestep of an inference (ns): the emulated `T_step`.
+    pub t_step_ns: f64,
+    /// The bound of the slowest timesteps, most often over the samples.
+    pub workload_bound: String,
+    /// Total synaptic events.
+    pub synaptic_events: u64,
+    /// Per-core counters, summed over all samples.
+    pub cores: Vec<CorePerf>,
+}
+
+/// What `run` returns.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    /// Dequantised outputs of the first output, `[N, …]`.
+    pub outputs: Array,
+    /// Integer outputs of the first output, one vector per sample (for bit-exact checks).
+    pub int_outputs: Vec<Vec<i64>>,
+    /// Performance figures.
+    pub perf: PerfSummary,
+}
+
+/// A decoded artifact of any target.
+pub enum LoadedArtifact {
+    /// Loihi 2.
+    Loihi2(nmc_loihi2::Artifact),
+}
+
+impl LoadedArtifact {
+    /// Whether `bytes` start like an nmc artifact of any target.
+    pub fn is_artifact(bytes: &[u8]) -> bool {
+        nmc_loihi2::is_artifact(bytes)
+    }
+
+    /// Decodes and validates an artifact.
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        if nmc_loihi2::is_artifact(bytes) {
+            return nmc_loihi2::decode(bytes)
+                .map(LoadedArtifact::Loihi2)
+                .map_err(|e| e.to_string());
+        }
+        Err("not an nmc artifact (unknown magic bytes)".into())
+    }
+
+    /// The target it was compiled for.
+    pub fn target(&self) -> Target {
+        match self {
+            LoadedArtifact::Loihi2(_) => Target::Loihi2,
+        }
+    }
+
+    /// The readable listing.
+    pub fn listing(&self) -> String {
+        match self {
+            LoadedArtifact::Loihi2(a) => nmc_loihi2::listing(a),
+        }
+    }
+
+    /// The JSON form of `inspect --format json` (a `layers` array with names and placement).
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            LoadedArtifact::Loihi2(a) => loihi2::to_json(a),
+        }
+    }
+
+    /// Runs samples (`[N, …]` floats, quantised here with the artifact's input grid).
+    pub fn run(&self, samples: &Array, timesteps: Option<u32>) -> Result<RunResult, String> {
+        match self {
+            LoadedArtifact::Loihi2(a) => loihi2::run(a, samples, timesteps),
+        }
+    }
+}
+
+/// Splits `[N, …]` samples (or one unbatched sample) into flat per-sample slices of `per` values.
+pub(crate) fn split_samples<'a>(
+    samples: &'a Array,
+    per: usize,
+    shape: &[u32],
+) -> Result<Vec<&'a [f32]>, String> {
+    let n = if samples.shape.len() > 1 && samples.shape[1..].iter().product::<usize>() == per {
+        samples.shape[0]
+    } else if samples.data.len() == per {
+        1
+    } else {
+        return Err(format!(
+            "array of shape {:?} does not hold samples of the input shape {shape:?}",
+            samples.shape
+        ));
+    };
+    Ok((0..n)
+        .map(|i| &samples.data[i * per..(i + 1) * per])
+        .collect())
+}
