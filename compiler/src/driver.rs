@@ -247,6 +247,28 @@ pub fn compile_graph(
     })
 }
 
+/// Compiles a model and evaluates the floorline model on it: activity measured on the
+/// calibration inputs when given (they also set the activation ranges), else assumed.
+pub fn analyze(
+    model: &Path,
+    opts: &Options,
+    params: &crate::target::ChipParams,
+) -> Result<(Compiled, crate::cost::Analysis, crate::cost::Constants), Error> {
+    let imported = onnx::import_file(model)?;
+    let calib = match &opts.calibrate {
+        Some(p) => load_samples(p, &imported.graph)?,
+        None => Vec::new(),
+    };
+    let hash = source_hash(&imported.files)?;
+    let compiled = compile_graph(imported.graph, &calib, opts, hash)?;
+    let profile = crate::cost::ActivityProfile::measure(&compiled.quantized, &calib)
+        .map_err(|message| Error::Input { message })?;
+    let (analysis, constants) = opts
+        .target
+        .analyze(&compiled, &profile, opts.chips, params)?;
+    Ok((compiled, analysis, constants))
+}
+
 /// Runs a graph on samples with the reference interpreter; returns outputs `[N, …]` per output.
 pub fn interpret(graph: &Graph, samples: &[Vec<Vec<f32>>]) -> Result<Vec<npy::Array>, Error> {
     let interp = Interpreter::new(graph).map_err(|e| Error::Input {

@@ -12,6 +12,7 @@
 //! ```
 
 pub mod cli;
+pub mod cost;
 pub mod driver;
 mod error;
 pub mod fsutil;

@@ -4,7 +4,7 @@ use super::{Cli, Command, Format, PartitionArg};
 use crate::driver::{self, Options, PartitionKind};
 use crate::fsutil::write_atomic;
 use crate::npy;
-use crate::target::{LoadedArtifact, Target};
+use crate::target::{ChipParams, LoadedArtifact, Target};
 use crate::Error;
 use std::path::{Path, PathBuf};
 
@@ -42,14 +42,41 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             output,
             report,
             labels,
-        } => run(
-            &artifact,
-            &input,
-            timesteps,
-            output.as_deref(),
-            report.as_deref(),
-            labels.as_deref(),
-        ),
+            chip_params,
+        } => {
+            let params = load_params(chip_params.as_deref())?;
+            run(
+                &artifact,
+                &input,
+                timesteps,
+                output.as_deref(),
+                report.as_deref(),
+                labels.as_deref(),
+                &params,
+            )
+        }
+        Command::Analyze {
+            model,
+            target,
+            calibrate,
+            partition,
+            chips,
+            svg,
+            format,
+            chip_params,
+        } => {
+            let params = load_params(chip_params.as_deref())?;
+            let mut opts = Options::new(target);
+            opts.partition = match partition {
+                PartitionArg::Greedy => PartitionKind::Greedy,
+            };
+            opts.calibrate = calibrate;
+            if chips == 0 {
+                return Err(Error::Usage("--chips must be at least 1".into()));
+            }
+            opts.chips = chips;
+            analyze(&model, &opts, svg.as_deref(), format, &params)
+        }
         Command::Eval {
             model,
             input,
@@ -67,8 +94,12 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             labels.as_deref(),
         ),
         Command::Inspect { file, format } => inspect(&file, format),
-        Command::Targets { format } => {
-            print!("{}", targets(format));
+        Command::Targets { format, params } => {
+            if params {
+                print!("{}", target_params(format)?);
+            } else {
+                print!("{}", targets(format));
+            }
             Ok(())
         }
     }
@@ -234,6 +265,7 @@ fn run(
     output: Option<&Path>,
     report: Option<&Path>,
     labels: Option<&Path>,
+    params: &ChipParams,
 ) -> Result<(), Error> {
     let bytes = std::fs::read(artifact).map_err(|source| Error::Io {
         action: "read",
@@ -246,7 +278,7 @@ fn run(
     })?;
     let samples = npy::read(input).map_err(|message| Error::Input { message })?;
     let result = art
-        .run(&samples, timesteps)
+        .run_with(&samples, timesteps, params)
         .map_err(|message| Error::Input {
             message: format!("{}: {message}", input.display()),
         })?;
@@ -387,4 +419,60 @@ pub fn targets(format: Format) -> String {
             format!("{}\n", serde_json::to_string_pretty(&v).expect("json"))
         }
     }
+}
+
+fn load_params(path: Option<&Path>) -> Result<ChipParams, Error> {
+    path.map(ChipParams::load)
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+fn analyze(
+    model: &Path,
+    opts: &Options,
+    svg: Option<&Path>,
+    format: Format,
+    params: &ChipParams,
+) -> Result<(), Error> {
+    let (_, analysis, constants) = driver::analyze(model, opts, params)?;
+    if let Some(p) = svg {
+        let title = model
+            .parent()
+            .and_then(|d| d.file_name())
+            .map(|s| s.to_string_lossy().into_owned());
+        let title = title.unwrap_or_else(|| model.display().to_string());
+        write_file(
+            p,
+            crate::cost::floorline_svg(&analysis, &constants, &title).as_bytes(),
+        )?;
+    }
+    match format {
+        Format::Text => print!("{}", crate::cost::report_text(&analysis)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&analysis).expect("json")),
+    }
+    Ok(())
+}
+
+/// The `targets --params` listing.
+pub fn target_params(format: Format) -> Result<String, Error> {
+    let mut text = String::new();
+    let mut json = Vec::new();
+    for t in Target::all() {
+        let ps = t.cost_params(&ChipParams::default())?;
+        text.push_str(&format!(
+            "{} cost model (override with --chip-params FILE.toml):\n",
+            t.name()
+        ));
+        for p in &ps {
+            text.push_str(&format!(
+                "  {:<18} {:>12} {:<10} {}\n",
+                p.name, p.value, p.unit, p.source
+            ));
+        }
+        json.push(serde_json::json!({ "target": t.name(), "params": ps }));
+    }
+    Ok(match format {
+        Format::Text => text,
+        Format::Json => format!("{}\n", serde_json::to_string_pretty(&json).expect("json")),
+    })
 }

@@ -70,6 +70,34 @@ pub enum Command {
         #[arg(long, value_delimiter = ',')]
         emit: Vec<String>,
     },
+    /// Where each core's time goes on the floorline model: per-core loads, the bound that holds
+    /// (memory, compute or traffic), the workload's state and what to do about it.
+    Analyze {
+        /// The ONNX model.
+        model: PathBuf,
+        /// Target chip.
+        #[arg(long, value_enum)]
+        target: Target,
+        /// Calibration inputs (.npy): activation ranges and the activity profile (without them a
+        /// density of 0.5 is assumed and the report says so).
+        #[arg(long)]
+        calibrate: Option<PathBuf>,
+        /// Partitioner.
+        #[arg(long, value_enum, default_value_t)]
+        partition: PartitionArg,
+        /// Chips in the system.
+        #[arg(long, default_value_t = 1)]
+        chips: u32,
+        /// Write the floorline plot (SVG).
+        #[arg(long)]
+        svg: Option<PathBuf>,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+        /// Override cost-model constants from a TOML file (`a_syn = 0.5`; see `nmc targets --params`).
+        #[arg(long)]
+        chip_params: Option<PathBuf>,
+    },
     /// Run an artifact on nmc's emulator of its chip.
     Run {
         /// The artifact.
@@ -89,6 +117,9 @@ pub enum Command {
         /// Labels (.npy) to report top-1 accuracy against.
         #[arg(long)]
         labels: Option<PathBuf>,
+        /// Override cost-model constants from a TOML file (see `nmc targets --params`).
+        #[arg(long)]
+        chip_params: Option<PathBuf>,
     },
     /// Run a model with nmc's reference interpreter (float, or quantised for a target).
     Eval {
@@ -126,6 +157,9 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
+        /// Print the cost-model constants with their units and sources.
+        #[arg(long)]
+        params: bool,
     },
 }
 

@@ -4,7 +4,7 @@
 
 pub mod greedy;
 
-pub use greedy::greedy;
+pub use greedy::{assign, greedy};
 
 use nmc_ir::{CoreLoc, Graph, NodeId};
 

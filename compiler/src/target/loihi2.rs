@@ -1,6 +1,6 @@
 //! Intel Loihi 2 (crate `nmc-loihi2`).
 
-use super::{split_samples, CorePerf, PerfSummary, RunResult};
+use super::{split_samples, ChipParams, CorePerf, CostParam, PerfSummary, RunResult};
 use crate::npy::Array;
 use crate::partition::{CoreModel, LayerSizer};
 use crate::Error;
@@ -141,13 +141,92 @@ pub(super) fn to_json(a: &nmc_loihi2::Artifact) -> serde_json::Value {
     })
 }
 
+/// The spec for `chips` chips with cost constants overridden.
+fn spec_with(chips: u32, params: &ChipParams) -> Result<nmc_loihi2::ChipSpec, String> {
+    let mut spec = nmc_loihi2::loihi2().with_chips(chips.max(1));
+    for (name, value) in &params.values {
+        let names: Vec<&str> = spec.cost.entries().iter().map(|e| e.0).collect();
+        let c = spec.cost.get_mut(name).ok_or_else(|| {
+            format!(
+                "unknown loihi2 cost constant `{name}` (known: {})",
+                names.join(", ")
+            )
+        })?;
+        c.value = *value;
+    }
+    Ok(spec)
+}
+
+pub(super) fn cost_params(params: &ChipParams) -> Result<Vec<CostParam>, Error> {
+    let spec = spec_with(1, params).map_err(Error::Usage)?;
+    Ok(spec
+        .cost
+        .entries()
+        .iter()
+        .map(|(name, c)| CostParam {
+            name: name.to_string(),
+            value: c.value,
+            unit: c.unit.to_string(),
+            source: c.source.to_string(),
+        })
+        .collect())
+}
+
+/// The floorline model's constants, from the same spec the emulator uses.
+fn constants(spec: &nmc_loihi2::ChipSpec) -> crate::cost::Constants {
+    let c = &spec.cost;
+    crate::cost::Constants {
+        a_syn: c.a_syn.value,
+        a_mem: c.a_mem.value,
+        a_neu: c.a_neu.value,
+        a_msg: c.a_msg.value,
+        b_sync: c.b_sync.value,
+        e_syn: c.e_syn.value,
+        e_mem: c.e_mem.value,
+        e_neu: c.e_neu.value,
+        e_msg: c.e_msg.value,
+        e_hop: c.e_hop.value,
+        p_static: c.p_static.value,
+    }
+}
+
+pub(super) fn analyze(
+    compiled: &crate::Compiled,
+    profile: &crate::cost::ActivityProfile,
+    chips: u32,
+    params: &ChipParams,
+) -> Result<(crate::cost::Analysis, crate::cost::Constants), Error> {
+    let art = nmc_loihi2::decode(&compiled.artifact).map_err(|e| Error::Lower {
+        target: "loihi2",
+        message: e.to_string(),
+    })?;
+    let spec = spec_with(chips, params).map_err(Error::Usage)?;
+    let (loads, link_ns, hops) = crate::cost::loihi2_loads(&art, &spec, profile);
+    let k = constants(&spec);
+    let used_chips = art.header.as_ref().map_or(1, |h| h.chips).max(1);
+    let a = crate::cost::evaluate(
+        "loihi2",
+        loads,
+        link_ns,
+        hops,
+        nmc_loihi2::min_timesteps(&art),
+        used_chips,
+        &k,
+        &profile.from,
+    );
+    Ok((a, k))
+}
+
 pub(super) fn run(
     a: &nmc_loihi2::Artifact,
     samples: &Array,
     timesteps: Option<u32>,
+    params: &ChipParams,
 ) -> Result<RunResult, String> {
-    let spec =
-        nmc_loihi2::loihi2().with_chips(a.header.as_ref().map(|h| h.chips).unwrap_or(1).max(1));
+    let spec = spec_with(
+        a.header.as_ref().map(|h| h.chips).unwrap_or(1).max(1),
+        params,
+    )?;
     if a.inputs.len() != 1 {
         return Err(format!(
             "the artifact has {} inputs; nmc run reads one .npy",

@@ -63,12 +63,90 @@ impl Target {
         }
     }
 
+    /// The cost-model constants with units and sources, after `params` overrides.
+    pub fn cost_params(self, params: &ChipParams) -> Result<Vec<CostParam>, Error> {
+        match self {
+            Target::Loihi2 => loihi2::cost_params(params),
+        }
+    }
+
+    /// The floorline analysis of a compiled model under an activity profile, with the constants
+    /// it used.
+    pub fn analyze(
+        self,
+        compiled: &crate::Compiled,
+        profile: &crate::cost::ActivityProfile,
+        chips: u32,
+        params: &ChipParams,
+    ) -> Result<(crate::cost::Analysis, crate::cost::Constants), Error> {
+        match self {
+            Target::Loihi2 => loihi2::analyze(compiled, profile, chips, params),
+        }
+    }
+
     /// Machine-readable limits for `nmc targets --format json`.
     pub fn describe_json(self) -> serde_json::Value {
         match self {
             Target::Loihi2 => loihi2::describe_json(),
         }
     }
+}
+
+/// Overrides of a target's cost-model constants (`--chip-params file.toml`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ChipParams {
+    /// Constant name and new value, in file order.
+    pub values: Vec<(String, f64)>,
+}
+
+impl ChipParams {
+    /// Reads `name = value` pairs from a TOML file, at the top level or under `[cost]`.
+    pub fn load(path: &std::path::Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            action: "read",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let bad = |m: String| Error::Usage(format!("{}: {m}", path.display()));
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| bad(e.message().to_string()))?;
+        let table = match table.get("cost") {
+            Some(toml::Value::Table(t)) => t.clone(),
+            _ => table,
+        };
+        let mut values = Vec::new();
+        for (k, v) in table {
+            let v = match v {
+                toml::Value::Float(f) => f,
+                toml::Value::Integer(i) => i as f64,
+                other => {
+                    return Err(bad(format!(
+                        "`{k}` must be a number, is {}",
+                        other.type_str()
+                    )))
+                }
+            };
+            if !v.is_finite() || v < 0.0 {
+                return Err(bad(format!("`{k}` must be a finite non-negative number")));
+            }
+            values.push((k, v));
+        }
+        Ok(ChipParams { values })
+    }
+}
+
+/// One cost-model constant, for `nmc targets --params`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct CostParam {
+    /// Name (as in override files).
+    pub name: String,
+    /// Value.
+    pub value: f64,
+    /// Unit.
+    pub unit: String,
+    /// Where the number comes from, or "assumed".
+    pub source: String,
 }
 
 /// Per-core figures of a run, summed over samples and timesteps.
@@ -173,10 +251,21 @@ impl LoadedArtifact {
         }
     }
 
-    /// Runs samples (`[N, …]` floats, quantised here with the artifact's input grid).
+    /// Runs samples (`[N, …]` floats, quantised here with the artifact's input grid) with the
+    /// target's default cost constants.
     pub fn run(&self, samples: &Array, timesteps: Option<u32>) -> Result<RunResult, String> {
+        self.run_with(samples, timesteps, &ChipParams::default())
+    }
+
+    /// [`LoadedArtifact::run`] with cost constants overridden.
+    pub fn run_with(
+        &self,
+        samples: &Array,
+        timesteps: Option<u32>,
+        params: &ChipParams,
+    ) -> Result<RunResult, String> {
         match self {
-            LoadedArtifact::Loihi2(a) => loihi2::run(a, samples, timesteps),
+            LoadedArtifact::Loihi2(a) => loihi2::run(a, samples, timesteps, params),
         }
     }
 }

@@ -18,7 +18,7 @@
 //! per-input fan-out lists; conv groups visit the kernel footprint of the event.
 
 mod net;
-mod noc;
+pub mod noc;
 mod perf;
 
 pub use perf::{Bound, CoreStep, CoreTotals, PerfReport, StepReport};
@@ -125,6 +125,13 @@ pub struct Emulator {
     taps: Vec<(usize, usize)>,
     /// No step has run since the last reset.
     fresh: bool,
+    /// The settled response to an all-zero input, which every sample starts from (like the
+    /// initial state a chip is loaded with), so that a frame's events are exactly its changes.
+    baseline: Vec<[Vec<i64>; 3]>,
+    /// Neurons each core updates per timestep: Loihi's neuro-cores update every neuron every
+    /// step whatever the input (the floorline's compute floor, papers.md §1.3), so the counter
+    /// charges them all while the emulator itself only recomputes neurons whose input changed.
+    neurons_per_core: Vec<u64>,
     /// Whether step reports list every core (see [`Emulator::record_core_steps`]).
     record_cores: bool,
 }
@@ -255,7 +262,7 @@ impl Emulator {
                 d
             })
             .collect();
-        Ok(Emulator {
+        let mut emu = Emulator {
             cost: spec.cost.clone(),
             message_bits: u64::from(spec.message_bits),
             chips: header.chips.max(1),
@@ -271,7 +278,30 @@ impl Emulator {
             taps: Vec::new(),
             fresh: true,
             record_cores: true,
-        })
+            baseline: Vec::new(),
+            neurons_per_core: Vec::new(),
+        };
+        let mut per_core = vec![0u64; emu.cores.len()];
+        for p in &emu.pops {
+            p.count_neurons(&mut per_core);
+        }
+        emu.neurons_per_core = per_core;
+        emu.settle(min_timesteps(artifact));
+        Ok(emu)
+    }
+
+    /// Runs the network on an all-zero input until it is quiet and keeps that state as the
+    /// baseline. Work done here is not reported: it is configuration, not inference.
+    fn settle(&mut self, steps: u32) {
+        self.fresh = true;
+        let mut perf = PerfBuilder::new(&self.cores, false);
+        for _ in 0..steps.max(1) {
+            self.neuron_phase();
+            self.synapse_phase();
+            self.close_step(&mut perf);
+        }
+        self.baseline = self.pops.iter().map(|p| p.state()).collect();
+        self.fresh = false;
     }
 
     /// Whether each [`StepReport`] lists every core (default: yes). Long runs in a search loop
@@ -281,18 +311,18 @@ impl Emulator {
         self.record_cores = on;
     }
 
-    /// Clears all state, as before the first sample.
+    /// Returns to the settled baseline, as before the first sample.
     pub fn reset(&mut self) {
         for i in &mut self.inputs {
             i.prev.fill(0);
             i.sent = 0;
         }
-        for p in &mut self.pops {
-            p.reset();
+        for (p, b) in self.pops.iter_mut().zip(&self.baseline) {
+            p.restore(b);
         }
         self.outbox.clear();
         self.counters.fill(Counters::default());
-        self.fresh = true;
+        self.fresh = self.baseline.is_empty();
     }
 
     /// Runs one sample from a clean state for `timesteps` steps; returns the output tensors
@@ -384,7 +414,7 @@ impl Emulator {
         let n_in = self.inputs.len() as u32;
         let full = self.fresh;
         for (p, pop) in self.pops.iter_mut().enumerate() {
-            pop.update(n_in + p as u32, full, &mut self.counters, &mut self.outbox);
+            pop.update(n_in + p as u32, full, &mut self.outbox);
         }
         self.fresh = false;
     }
@@ -441,6 +471,9 @@ impl Emulator {
                 }
                 *sent = 0;
             }
+        }
+        for (c, n) in self.counters.iter_mut().zip(&self.neurons_per_core) {
+            c.neu += n;
         }
         let links = self
             .noc

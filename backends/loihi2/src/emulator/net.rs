@@ -298,6 +298,32 @@ impl PopRt {
     }
 
     /// Back to the state before any input: all sums and sent values zero.
+    /// The neuron state (for the settled baseline every sample starts from).
+    pub(crate) fn state(&self) -> [Vec<i64>; 3] {
+        [self.sigma.clone(), self.act.clone(), self.prev.clone()]
+    }
+
+    /// Restores a state taken by [`PopRt::state`] and clears pending work.
+    pub(crate) fn restore(&mut self, state: &[Vec<i64>; 3]) {
+        self.reset();
+        self.sigma.copy_from_slice(&state[0]);
+        self.act.copy_from_slice(&state[1]);
+        self.prev.copy_from_slice(&state[2]);
+    }
+
+    /// Neurons (pre-pool, plus pooled outputs) each core updates per timestep, added to `per_core`.
+    pub(crate) fn count_neurons(&self, per_core: &mut [u64]) {
+        for &(core, start, end) in &self.slices {
+            let ch = (end - start) as usize;
+            let pooled = if self.pool.is_some() {
+                ch * self.post_hw
+            } else {
+                0
+            };
+            per_core[core as usize] += (ch * self.pre_hw + pooled) as u64;
+        }
+    }
+
     pub(crate) fn reset(&mut self) {
         self.sigma.fill(0);
         self.act.fill(0);
@@ -307,10 +333,6 @@ impl PopRt {
         self.pdirty.clear();
         self.is_pdirty.fill(false);
         self.sent.fill(0);
-    }
-
-    fn core_of(&self, channel: usize) -> usize {
-        self.slices[self.slice_of_channel[channel] as usize].0 as usize
     }
 
     fn emit(&mut self, src: u32, out: usize, y: i64, outbox: &mut Vec<Event>) {
@@ -329,13 +351,7 @@ impl PopRt {
 
     /// Neuron phase of a step: updates the neurons whose input changed (all of them when
     /// `full`), pools, and emits the deltas of changed outputs as events from source `src`.
-    pub(crate) fn update(
-        &mut self,
-        src: u32,
-        full: bool,
-        counters: &mut [Counters],
-        outbox: &mut Vec<Event>,
-    ) {
+    pub(crate) fn update(&mut self, src: u32, full: bool, outbox: &mut Vec<Event>) {
         let mut list = std::mem::take(&mut self.dirty);
         if full {
             list.clear();
@@ -345,7 +361,6 @@ impl PopRt {
             let n = n as usize;
             self.is_dirty[n] = false;
             let ch = n / self.pre_hw;
-            counters[self.core_of(ch)].neu += 1;
             let y = nmc_ir::activate(self.sigma[n].wrapping_add(self.bias[ch]), &self.quant);
             if self.pool.is_none() {
                 self.emit(src, n, y, outbox);
@@ -367,7 +382,6 @@ impl PopRt {
             for &o in &plist {
                 let o = o as usize;
                 self.is_pdirty[o] = false;
-                counters[self.core_of(o / self.post_hw)].neu += 1;
                 let y = self.pooled(o);
                 self.emit(src, o, y, outbox);
             }

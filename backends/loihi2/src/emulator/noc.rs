@@ -15,7 +15,7 @@ const SOUTH: usize = 2;
 const NORTH: usize = 3;
 
 /// Link loads of one timestep.
-pub(crate) struct Noc {
+pub struct Noc {
     mesh_width: u32,
     global_width: u32,
     /// Bits per directed link, indexed `router * 4 + direction`.
@@ -28,7 +28,7 @@ pub(crate) struct Noc {
 
 /// What the links did in one step.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub(crate) struct LinkLoad {
+pub struct LinkLoad {
     /// Most bits on one link.
     pub max_bits: u64,
     /// Longest link time (bits × the link's time per bit).
@@ -38,7 +38,8 @@ pub(crate) struct LinkLoad {
 }
 
 impl Noc {
-    pub(crate) fn new(mesh_width: u32, mesh_height: u32, chips: u32) -> Noc {
+    /// An idle mesh of `chips` chips side by side, each `mesh_width × mesh_height` routers.
+    pub fn new(mesh_width: u32, mesh_height: u32, chips: u32) -> Noc {
         let global_width = mesh_width * chips.max(1);
         Noc {
             mesh_width,
@@ -59,7 +60,7 @@ impl Noc {
     }
 
     /// Routes `msgs` messages of `msg_bits` bits each from `a` to `b`.
-    pub(crate) fn route(&mut self, a: CoreLoc, b: CoreLoc, msgs: u64, msg_bits: u64) {
+    pub fn route(&mut self, a: CoreLoc, b: CoreLoc, msgs: u64, msg_bits: u64) {
         let bits = msgs * msg_bits;
         let (mut x, y) = (a.chip * self.mesh_width + a.x, a.y);
         let (tx, ty) = (b.chip * self.mesh_width + b.x, b.y);
@@ -95,7 +96,7 @@ impl Noc {
     }
 
     /// The step's link load, costed with the intra- and inter-chip time per bit; clears it.
-    pub(crate) fn end_step(&mut self, ns_per_bit: f64, ns_per_bit_interchip: f64) -> LinkLoad {
+    pub fn end_step(&mut self, ns_per_bit: f64, ns_per_bit_interchip: f64) -> LinkLoad {
         let mut load = LinkLoad {
             hops: self.hops,
             ..LinkLoad::default()

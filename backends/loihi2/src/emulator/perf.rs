@@ -10,9 +10,10 @@ use nmc_ir::CoreLoc;
 /// (`Bound as usize` indexes `["memory", "compute", "traffic"]`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Bound {
-    /// Synaptic-memory reads (`a_mem·R`).
+    /// Synaptic processing: synaptic operations and the weight-memory reads that feed them
+    /// (`max(a_syn·S, a_mem·R)`), the floorline's sloped line.
     Memory = 0,
-    /// Synaptic or neuron operations (`max(a_syn·S, a_neu·D)`).
+    /// Neuron (dendrite) updates (`a_neu·D`): the floor that sparser inputs do not lower.
     #[default]
     Compute = 1,
     /// Messages in and out (`a_msg·M`), or a mesh link for the workload.
@@ -188,8 +189,10 @@ impl PerfBuilder {
         let mut slowest: Option<(f64, Bound)> = None;
         for (k, c) in counters.iter_mut().enumerate() {
             let m = c.msgs_in + c.msgs_out;
-            let compute = (cost.a_syn.value * c.syn as f64).max(cost.a_neu.value * c.neu as f64);
-            let memory = cost.a_mem.value * c.mem as f64;
+            // Floorline vocabulary (papers.md §1.3): synaptic processing (synops and the weight
+            // reads that feed them) is the memory slope; neuron updates are the compute floor.
+            let compute = cost.a_neu.value * c.neu as f64;
+            let memory = (cost.a_syn.value * c.syn as f64).max(cost.a_mem.value * c.mem as f64);
             let traffic = cost.a_msg.value * m as f64;
             let t = compute.max(memory).max(traffic);
             let bound = Bound::of(compute, memory, traffic);
@@ -242,9 +245,9 @@ impl PerfBuilder {
 
     pub(crate) fn finish(mut self, cost: &CostModel) -> PerfReport {
         for c in &mut self.cores {
-            let compute = (cost.a_syn.value * c.syn_ops as f64)
-                .max(cost.a_neu.value * c.neuron_updates as f64);
-            let memory = cost.a_mem.value * c.mem_reads as f64;
+            let compute = cost.a_neu.value * c.neuron_updates as f64;
+            let memory =
+                (cost.a_syn.value * c.syn_ops as f64).max(cost.a_mem.value * c.mem_reads as f64);
             let traffic = cost.a_msg.value * (c.msgs_in + c.msgs_out) as f64;
             c.bound = Bound::of(compute, memory, traffic);
         }
@@ -299,7 +302,7 @@ mod tests {
         let s = &r.per_step[0];
         let expect = cost.a_syn.value * 1000.0;
         assert!((s.t_ns - expect - cost.b_sync.value).abs() < 1e-9);
-        assert_eq!(s.bound, Bound::Compute);
+        assert_eq!(s.bound, Bound::Memory, "synaptic work is the memory slope");
         assert_eq!(r.cores[1].bound, Bound::Traffic);
         assert_eq!(r.synaptic_events, 1000);
         assert!(r.energy_nj > 0.0);

@@ -1,0 +1,297 @@
+//! Loads of a Loihi 2 artifact: what each core does per inference, in expectation over the
+//! activity profile. The counting conventions are the emulator's (backends/loihi2 emulator), so
+//! that the model can be judged against it: a synaptic operation per stored synapse an event
+//! touches, memory words = touched synapse bytes / 4 rounded up per event and core, every neuron
+//! of a core updated every timestep, and one message per event per destination core. An event
+//! is a change of a value from its blank-input response (the state every inference starts from).
+
+use super::{ActivityProfile, CoreLoad};
+use nmc_loihi2::artifact::{GroupKind, SourceKind, Weights};
+use nmc_loihi2::emulator::noc::Noc;
+use nmc_loihi2::memory::{dense_group_storage, SynapseStorage, SPARSE_SYNAPSE_BYTES};
+use nmc_loihi2::{Artifact, ChipSpec};
+use std::collections::BTreeSet;
+
+/// Per-core loads, the slowest link's time per step (ns) and the expected link traversals.
+pub fn loihi2_loads(
+    a: &Artifact,
+    spec: &ChipSpec,
+    profile: &ActivityProfile,
+) -> (Vec<CoreLoad>, f64, f64) {
+    let mut loads: Vec<CoreLoad> = a
+        .cores
+        .iter()
+        .map(|c| CoreLoad {
+            id: c.id,
+            chip: c.chip,
+            x: c.x,
+            y: c.y,
+            ..Default::default()
+        })
+        .collect();
+    let core_index = |id: u32| a.cores.iter().position(|c| c.id == id);
+    // Densities of every source (inputs first, then populations), per flat element.
+    let density = |kind: i32, index: u32, len: usize| -> Vec<f64> {
+        let v = if kind == SourceKind::Input as i32 {
+            profile.inputs.get(index as usize)
+        } else {
+            profile.layers.get(index as usize).map(|l| &l.2)
+        };
+        match v {
+            Some(v) if v.len() == len => v.clone(),
+            _ => vec![super::profile::DEFAULT_DENSITY; len],
+        }
+    };
+    let pop_density: Vec<Vec<f64>> = a
+        .populations
+        .iter()
+        .enumerate()
+        .map(|(p, pop)| {
+            density(
+                SourceKind::Population as i32,
+                p as u32,
+                pop.shape.iter().product::<u32>() as usize,
+            )
+        })
+        .collect();
+    // Destination cores of each source: every core holding a slice of a consumer.
+    let n_in = a.inputs.len();
+    let mut dests: Vec<BTreeSet<u32>> = vec![BTreeSet::new(); n_in + a.populations.len()];
+    for pop in &a.populations {
+        for g in &pop.groups {
+            for s in &g.sources {
+                let k = if s.kind == SourceKind::Input as i32 {
+                    s.index as usize
+                } else {
+                    n_in + s.index as usize
+                };
+                if let Some(d) = dests.get_mut(k) {
+                    d.extend(pop.slices.iter().map(|sl| sl.core));
+                }
+            }
+        }
+    }
+    let events = |k: usize| -> f64 {
+        if k < n_in {
+            let len = a.inputs[k].shape.iter().product::<u32>() as usize;
+            density(SourceKind::Input as i32, k as u32, len)
+                .iter()
+                .sum()
+        } else {
+            pop_density[k - n_in].iter().sum()
+        }
+    };
+    // Messages in: every event of a source reaches each of its destination cores once.
+    for (k, ds) in dests.iter().enumerate() {
+        let e = events(k);
+        for d in ds {
+            if let Some(i) = core_index(*d) {
+                loads[i].m_in += e;
+            }
+        }
+    }
+    let mut link_ns = 0f64;
+    let mut hops = 0f64;
+    for (p, pop) in a.populations.iter().enumerate() {
+        let pre_hw: u64 = pop
+            .pre_shape
+            .iter()
+            .skip(1)
+            .map(|&d| u64::from(d))
+            .product();
+        let post_hw: u64 = pop.shape.iter().skip(1).map(|&d| u64::from(d)).product();
+        let pooled = pop.pool.is_some();
+        let my_dests = &dests[n_in + p];
+        let mut noc = Noc::new(
+            spec.mesh_width,
+            spec.mesh_height,
+            spec.chips.max(a.header.as_ref().map_or(1, |h| h.chips)),
+        );
+        for sl in &pop.slices {
+            let Some(ci) = core_index(sl.core) else {
+                continue;
+            };
+            let ch = u64::from(sl.end - sl.start);
+            let l = &mut loads[ci];
+            if l.layer.is_empty() {
+                l.layer = pop.name.clone();
+            } else if !l.layer.split(", ").any(|n| n == pop.name) {
+                l.layer = format!("{}, {}", l.layer, pop.name);
+            }
+            l.d += (ch * pre_hw + if pooled { ch * post_hw } else { 0 }) as f64;
+            let out_events: f64 = pop_density[p]
+                .get(
+                    (u64::from(sl.start) * post_hw) as usize
+                        ..(u64::from(sl.end) * post_hw) as usize,
+                )
+                .map_or(0.0, |v| v.iter().sum());
+            l.m_out += out_events * my_dests.len() as f64;
+            for d in my_dests {
+                if let Some(di) = core_index(*d) {
+                    let msgs = out_events.round() as u64;
+                    let (from, to) = (&a.cores[ci], &a.cores[di]);
+                    let loc = |c: &nmc_loihi2::artifact::CoreMsg| nmc_ir::CoreLoc {
+                        chip: c.chip,
+                        x: c.x,
+                        y: c.y,
+                    };
+                    noc.route(loc(from), loc(to), msgs, u64::from(spec.message_bits));
+                }
+            }
+        }
+        let load = noc.end_step(spec.cost.a_link.value, spec.cost.a_link_interchip.value);
+        link_ns = link_ns.max(load.max_ns);
+        hops += load.hops as f64;
+        // Synaptic work of the groups feeding this population.
+        for g in &pop.groups {
+            let mut dens = Vec::new();
+            for s in &g.sources {
+                let len = s.length as usize;
+                if s.kind == SourceKind::Population as i32 {
+                    match pop_density.get(s.index as usize) {
+                        Some(v) if v.len() == len => dens.extend_from_slice(v),
+                        _ => dens.extend(std::iter::repeat_n(super::profile::DEFAULT_DENSITY, len)),
+                    }
+                } else {
+                    dens.extend(density(s.kind, s.index, len));
+                }
+            }
+            match (&g.kind, &g.weights) {
+                (Some(GroupKind::Dense(shape)), Some(w)) => {
+                    let cols = shape.in_features as usize;
+                    let nz_rows = row_nonzeros(w, shape.out_features as usize, cols);
+                    for sl in &pop.slices {
+                        let Some(ci) = core_index(sl.core) else {
+                            continue;
+                        };
+                        let rows = &nz_rows[sl.start as usize..sl.end as usize];
+                        let nnz: usize = rows.iter().map(Vec::len).sum();
+                        let storage = dense_group_storage(
+                            u64::from(sl.end - sl.start),
+                            cols as u64,
+                            nnz as u64,
+                        )
+                        .0;
+                        let (s, r) = if storage == SynapseStorage::Sparse {
+                            let mut per_col = vec![0u64; cols];
+                            rows.iter().flatten().for_each(|&c| per_col[c] += 1);
+                            per_col
+                                .iter()
+                                .zip(&dens)
+                                .fold((0.0, 0.0), |(s, r), (&n, &p)| {
+                                    (
+                                        s + p * n as f64,
+                                        r + p * (n * SPARSE_SYNAPSE_BYTES).div_ceil(4) as f64,
+                                    )
+                                })
+                        } else {
+                            let n = u64::from(sl.end - sl.start);
+                            let active: f64 = dens.iter().sum();
+                            (active * n as f64, active * n.div_ceil(4) as f64)
+                        };
+                        loads[ci].s += s;
+                        loads[ci].r += r;
+                    }
+                }
+                (Some(GroupKind::Conv(c)), _)
+                    if c.in_shape.len() == 3 && pop.pre_shape.len() == 3 =>
+                {
+                    let (ci_n, h, w) = (
+                        c.in_shape[0] as usize,
+                        c.in_shape[1] as usize,
+                        c.in_shape[2] as usize,
+                    );
+                    let (oh, ow) = (pop.pre_shape[1] as usize, pop.pre_shape[2] as usize);
+                    let at = |v: &Vec<u32>, i: usize| v.get(i).copied().unwrap_or(1) as usize;
+                    let taps_y = valid_taps(
+                        h,
+                        at(&c.kernel, 0),
+                        at(&c.strides, 0),
+                        at(&c.dilations, 0),
+                        at(&c.pads, 0),
+                        oh,
+                    );
+                    let taps_x = valid_taps(
+                        w,
+                        at(&c.kernel, 1),
+                        at(&c.strides, 1),
+                        at(&c.dilations, 1),
+                        at(&c.pads, 1),
+                        ow,
+                    );
+                    let groups = (c.groups as usize).max(1);
+                    let (cig, cog) = (ci_n / groups, c.out_channels as usize / groups);
+                    for sl in &pop.slices {
+                        let Some(core) = core_index(sl.core) else {
+                            continue;
+                        };
+                        let (mut s, mut r) = (0.0, 0.0);
+                        for ch in 0..ci_n {
+                            let grp = ch / cig.max(1);
+                            let lo = (sl.start as usize).max(grp * cog);
+                            let hi = (sl.end as usize).min((grp + 1) * cog);
+                            if hi <= lo {
+                                continue;
+                            }
+                            let outs = (hi - lo) as u64;
+                            for (iy, ty) in taps_y.iter().enumerate() {
+                                for (ix, tx) in taps_x.iter().enumerate() {
+                                    let p =
+                                        dens.get((ch * h + iy) * w + ix).copied().unwrap_or(0.0);
+                                    let syn = outs * ty * tx;
+                                    s += p * syn as f64;
+                                    r += p * syn.div_ceil(4) as f64;
+                                }
+                            }
+                        }
+                        loads[core].s += s;
+                        loads[core].r += r;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    for l in &mut loads {
+        l.m = l.m_in.max(l.m_out);
+    }
+    (loads, link_ns, hops)
+}
+
+/// Column indices of the non-zero weights of each row.
+fn row_nonzeros(w: &Weights, rows: usize, cols: usize) -> Vec<Vec<usize>> {
+    match w {
+        Weights::Dense(d) => (0..rows)
+            .map(|r| {
+                (0..cols)
+                    .filter(|&c| d.values.get(r * cols + c).is_some_and(|v| *v != 0))
+                    .collect()
+            })
+            .collect(),
+        Weights::Csr(c) => (0..rows)
+            .map(|r| {
+                let (a, b) = (c.indptr[r] as usize, c.indptr[r + 1] as usize);
+                (a..b)
+                    .filter(|&k| c.values[k] != 0)
+                    .map(|k| c.indices[k] as usize)
+                    .collect()
+            })
+            .collect(),
+    }
+}
+
+/// For each input coordinate along one axis, how many kernel taps reach a valid output.
+fn valid_taps(n: usize, k: usize, stride: usize, dil: usize, pad: usize, out: usize) -> Vec<u64> {
+    (0..n)
+        .map(|i| {
+            (0..k)
+                .filter(|&ky| {
+                    let t = (i + pad) as isize - (ky * dil) as isize;
+                    t >= 0
+                        && (t as usize) % stride.max(1) == 0
+                        && (t as usize) / stride.max(1) < out
+                })
+                .count() as u64
+        })
+        .collect()
+}

@@ -1,0 +1,333 @@
+//! The floorline performance model (ARCHITECTURE.md §5; papers.md §1.3 and §1.6).
+//!
+//! Per core `k` and timestep the model estimates `S_k` synaptic operations, `R_k` synaptic-memory
+//! words read, `D_k` neuron updates and `M_k` messages, plus the bits on every mesh link, then
+//!
+//! ```text
+//! T_step = max( a_syn·max S_k, a_mem·max R_k, a_neu·max D_k, a_msg·max M_k, a_link·max bits ) + b_sync
+//! ```
+//!
+//! A core is **memory-bound** when synaptic processing (`max(a_syn·S, a_mem·R)`, the weight
+//! stream) is its largest term, **compute-bound** when neuron updates are, and **traffic-bound**
+//! when messages are. The workload takes the state of its slowest core (or traffic, when a mesh
+//! link is slower than every core). Sparser activity moves a memory-bound core down the slope;
+//! it does nothing for a core on the compute floor.
+//!
+//! Loads come from the lowered artifact and an [`ActivityProfile`] (how often each value is
+//! non-zero, measured by the reference interpreter on calibration inputs). Targets supply the
+//! loads (`cost/<target>.rs`); evaluation, advice and the plot are shared.
+
+mod loihi2;
+mod profile;
+mod svg;
+
+pub use loihi2::loihi2_loads;
+pub use profile::ActivityProfile;
+pub use svg::floorline_svg;
+
+/// Estimated work of one core in one timestep.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct CoreLoad {
+    /// Logical core id.
+    pub id: u32,
+    /// Chip.
+    pub chip: u32,
+    /// Mesh column.
+    pub x: u32,
+    /// Mesh row.
+    pub y: u32,
+    /// The layer (population) whose slice the core holds.
+    pub layer: String,
+    /// Synaptic operations.
+    #[serde(rename = "S")]
+    pub s: f64,
+    /// Synaptic-memory words read.
+    #[serde(rename = "R")]
+    pub r: f64,
+    /// Neuron updates.
+    #[serde(rename = "D")]
+    pub d: f64,
+    /// Messages in and out (the larger: they fall in different timesteps of the pipeline).
+    #[serde(rename = "M")]
+    pub m: f64,
+    /// Messages into the core.
+    pub m_in: f64,
+    /// Messages out of the core.
+    pub m_out: f64,
+}
+
+/// The constants of the model (times in ns, energies in pJ, power in mW).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Constants {
+    /// Time per synaptic operation.
+    pub a_syn: f64,
+    /// Time per synaptic-memory word.
+    pub a_mem: f64,
+    /// Time per neuron update.
+    pub a_neu: f64,
+    /// Time per message in or out of a core.
+    pub a_msg: f64,
+    /// Barrier at the end of a timestep.
+    pub b_sync: f64,
+    /// Energy per synaptic operation.
+    pub e_syn: f64,
+    /// Energy per memory word.
+    pub e_mem: f64,
+    /// Energy per neuron update.
+    pub e_neu: f64,
+    /// Energy per message.
+    pub e_msg: f64,
+    /// Energy per link traversal.
+    pub e_hop: f64,
+    /// Static power per chip.
+    pub p_static: f64,
+}
+
+/// Which term limits a core or the workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bound {
+    /// Synaptic processing (weight reads and synaptic operations): the floorline's slope.
+    Memory,
+    /// Neuron updates: a floor that sparser inputs do not lower.
+    Compute,
+    /// Messages in or out, or a mesh link.
+    Traffic,
+}
+
+impl Bound {
+    /// "memory", "compute" or "traffic".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bound::Memory => "memory",
+            Bound::Compute => "compute",
+            Bound::Traffic => "traffic",
+        }
+    }
+
+    /// The largest term; ties go to compute, then memory (as the emulator decides).
+    pub fn of(memory: f64, compute: f64, traffic: f64) -> Bound {
+        if memory > compute && memory >= traffic {
+            Bound::Memory
+        } else if traffic > compute && traffic > memory {
+            Bound::Traffic
+        } else {
+            Bound::Compute
+        }
+    }
+}
+
+/// Modelled time of each term for one core (ns).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct BoundTimes {
+    /// `max(a_syn·S, a_mem·R)`.
+    pub memory: f64,
+    /// `a_neu·D`.
+    pub compute: f64,
+    /// `a_msg·M`.
+    pub traffic: f64,
+}
+
+/// One core in the analysis.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct CoreCost {
+    /// Its load.
+    #[serde(flatten)]
+    pub load: CoreLoad,
+    /// Time per term.
+    pub t_ns: BoundTimes,
+    /// The largest term.
+    pub bound: Bound,
+}
+
+impl CoreCost {
+    /// The core's time per step (its largest term).
+    pub fn time(&self) -> f64 {
+        self.t_ns
+            .memory
+            .max(self.t_ns.compute)
+            .max(self.t_ns.traffic)
+    }
+}
+
+/// The floorline analysis of one mapping.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Analysis {
+    /// Target name.
+    pub target: String,
+    /// The state of the workload.
+    pub workload_bound: Bound,
+    /// Modelled time per timestep (ns), barrier included.
+    pub t_step_ns: f64,
+    /// Modelled energy per timestep (nJ): dynamic energy of an inference spread over its
+    /// timesteps, plus static power over `t_step_ns`.
+    pub energy_step_nj: f64,
+    /// Timesteps of one inference (pipeline depth + 1).
+    pub timesteps: u32,
+    /// The slowest core (index into `cores`), unless a link is slower.
+    pub bottleneck_core: Option<usize>,
+    /// The slowest mesh link's time per step (ns).
+    pub link_ns: f64,
+    /// Where the activity came from.
+    pub activity: String,
+    /// Every core.
+    pub cores: Vec<CoreCost>,
+    /// What to do about it.
+    pub advice: Vec<String>,
+}
+
+/// Evaluates the model on loads. `link_ns` is the slowest link's time per step, `hops` the
+/// expected link traversals of one inference, `chips` the chips powered.
+pub fn evaluate(
+    target: &str,
+    loads: Vec<CoreLoad>,
+    link_ns: f64,
+    hops: f64,
+    timesteps: u32,
+    chips: u32,
+    k: &Constants,
+    activity: &str,
+) -> Analysis {
+    let cores: Vec<CoreCost> = loads
+        .into_iter()
+        .map(|l| {
+            let t = BoundTimes {
+                memory: (k.a_syn * l.s).max(k.a_mem * l.r),
+                compute: k.a_neu * l.d,
+                traffic: k.a_msg * l.m,
+            };
+            let bound = Bound::of(t.memory, t.compute, t.traffic);
+            CoreCost {
+                load: l,
+                t_ns: t,
+                bound,
+            }
+        })
+        .collect();
+    let slowest = cores
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.time().total_cmp(&b.1.time()).then(b.0.cmp(&a.0)));
+    let (work, bound, bottleneck) = match slowest {
+        Some((i, c)) if c.time() >= link_ns => (c.time(), c.bound, Some(i)),
+        _ => (link_ns, Bound::Traffic, None),
+    };
+    let t_step = work + k.b_sync;
+    let dynamic_pj: f64 = cores
+        .iter()
+        .map(|c| {
+            k.e_syn * c.load.s
+                + k.e_mem * c.load.r
+                + k.e_neu * c.load.d
+                + k.e_msg * (c.load.m_in + c.load.m_out)
+        })
+        .sum::<f64>()
+        + k.e_hop * hops;
+    let steps = timesteps.max(1) as f64;
+    let energy_step_nj = (dynamic_pj / steps + k.p_static * chips as f64 * t_step) / 1000.0;
+    let mut a = Analysis {
+        target: target.into(),
+        workload_bound: bound,
+        t_step_ns: t_step,
+        energy_step_nj,
+        timesteps,
+        bottleneck_core: bottleneck,
+        link_ns,
+        activity: activity.into(),
+        cores,
+        advice: Vec::new(),
+    };
+    a.advice = advice(&a);
+    a
+}
+
+/// What the state of the workload suggests (papers.md §1.3: move a memory-bound workload down
+/// the slope; stop at the compute or traffic floor).
+fn advice(a: &Analysis) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(i) = a.bottleneck_core else {
+        out.push(format!(
+            "traffic-bound on a mesh link ({:.0} ns per step): place communicating cores closer, or use fewer cores \
+             per layer so that each event reaches fewer destinations",
+            a.link_ns
+        ));
+        return out;
+    };
+    let c = &a.cores[i];
+    let layer = &c.load.layer;
+    let same_layer = a.cores.iter().filter(|o| o.load.layer == *layer).count();
+    match c.bound {
+        Bound::Memory => {
+            out.push(format!(
+                "memory-bound: core {} ({layer}) streams {:.0} synaptic operations per step; split {layer} over more \
+                 cores (it uses {same_layer}), or raise activation or weight sparsity: time falls with the synaptic \
+                 load of this core",
+                c.load.id, c.load.s
+            ));
+            let compute_floor = a.cores.iter().map(|o| o.t_ns.compute).fold(0.0, f64::max);
+            let traffic_floor = a.cores.iter().map(|o| o.t_ns.traffic).fold(a.link_ns, f64::max);
+            let floor = compute_floor.max(traffic_floor);
+            if floor > 0.0 {
+                out.push(format!(
+                    "at most {:.1}× faster before the {} floor ({:.0} ns) holds",
+                    c.time() / floor,
+                    if compute_floor >= traffic_floor { "compute" } else { "traffic" },
+                    floor
+                ));
+            }
+        }
+        Bound::Compute => out.push(format!(
+            "compute-bound: core {} ({layer}) updates {:.0} neurons per step; more sparsity will not help here — split \
+             the population over more cores, or shrink it (pool earlier, fewer channels)",
+            c.load.id, c.load.d
+        )),
+        Bound::Traffic => out.push(format!(
+            "traffic-bound: core {} ({layer}) handles {:.0} messages per step; merge {layer}'s {same_layer} core(s) or \
+             co-locate them with their sources, since every event is sent to every core of a population",
+            c.load.id, c.load.m
+        )),
+    }
+    out
+}
+
+/// The text report of `nmc analyze`.
+pub fn report_text(a: &Analysis) -> String {
+    let mut s = format!(
+        "floorline analysis — target {}\nactivity: {}\n\n{:>4} {:<24} {:>10} {:>10} {:>8} {:>8} {:>9} {:>9} {:>9}  {}\n",
+        a.target, a.activity, "core", "layer", "S", "R", "D", "M", "mem ns", "comp ns", "traf ns", "bound"
+    );
+    for (i, c) in a.cores.iter().enumerate() {
+        let mark = if a.bottleneck_core == Some(i) {
+            "  ◀ bottleneck"
+        } else {
+            ""
+        };
+        let name: String = c.load.layer.chars().take(24).collect();
+        s.push_str(&format!(
+            "{:>4} {:<24} {:>10.1} {:>10.1} {:>8.1} {:>8.1} {:>9.1} {:>9.1} {:>9.1}  {}{}\n",
+            c.load.id,
+            name,
+            c.load.s,
+            c.load.r,
+            c.load.d,
+            c.load.m,
+            c.t_ns.memory,
+            c.t_ns.compute,
+            c.t_ns.traffic,
+            c.bound.as_str(),
+            mark
+        ));
+    }
+    s.push_str(&format!(
+        "\nslowest link: {:.1} ns per step\nworkload: {}-bound, T_step = {:.1} ns, energy = {:.3} nJ per step, {} steps per inference\n",
+        a.link_ns,
+        a.workload_bound.as_str(),
+        a.t_step_ns,
+        a.energy_step_nj,
+        a.timesteps
+    ));
+    for line in &a.advice {
+        s.push_str(&format!("advice: {line}\n"));
+    }
+    s
+}
