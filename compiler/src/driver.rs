@@ -263,9 +263,9 @@ pub fn analyze(
     let compiled = compile_graph(imported.graph, &calib, opts, hash)?;
     let profile = crate::cost::ActivityProfile::measure(&compiled.quantized, &calib)
         .map_err(|message| Error::Input { message })?;
-    let (analysis, constants) = opts
-        .target
-        .analyze(&compiled, &profile, opts.chips, params)?;
+    let (analysis, constants) =
+        opts.target
+            .analyze(&compiled.artifact, &profile, opts.chips, params)?;
     Ok((compiled, analysis, constants))
 }
 

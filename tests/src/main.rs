@@ -14,5 +14,6 @@ mod determinism;
 mod emulate;
 mod errors;
 mod eval;
+mod floorline;
 mod roundtrip;
 mod snapshots;

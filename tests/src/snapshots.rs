@@ -1,7 +1,7 @@
 //! Snapshots per (case, stage): the text a reviewer reads when a change alters what nmc emits.
 //! Stored as tests/snapshots/<stage>/<case>.snap.
 
-use crate::common::{cases, compiled};
+use crate::common::{cases, compiled, CALIB_SAMPLES};
 
 fn snap(stage: &str, case: &str, text: &str) {
     let mut settings = insta::Settings::clone_current();
@@ -23,5 +23,21 @@ fn stage_snapshots() {
             &nmc::driver::print_partitioned(&c.quantized, &c.mapping),
         );
         snap("listing-loihi2", &case.name, &c.listing());
+        let profile =
+            nmc::cost::ActivityProfile::measure(&c.quantized, &case.samples(CALIB_SAMPLES))
+                .unwrap();
+        let (analysis, _) = nmc::Target::Loihi2
+            .analyze(
+                &c.artifact,
+                &profile,
+                1,
+                &nmc::target::ChipParams::default(),
+            )
+            .unwrap();
+        snap(
+            "analyze-loihi2",
+            &case.name,
+            &nmc::cost::report_text(&analysis),
+        );
     }
 }

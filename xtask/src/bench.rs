@@ -11,12 +11,14 @@ pub fn run(which: &str) -> ExitCode {
     match which {
         "compile" => compile(),
         "emulator" => emulator(),
+        "floorline" => floorline(),
         "all" => {
             compile();
-            emulator()
+            emulator();
+            floorline()
         }
         other => {
-            eprintln!("unknown bench `{other}` (compile, emulator, all)");
+            eprintln!("unknown bench `{other}` (compile, emulator, floorline, all)");
             ExitCode::from(2)
         }
     }
@@ -166,5 +168,92 @@ fn emulator() -> ExitCode {
             );
         }
     }
+    ExitCode::SUCCESS
+}
+
+/// The floorline model against the emulator over many mappings of every shipped model: extra
+/// cores per layer and scattered placements, seeded.
+fn floorline() -> ExitCode {
+    use nmc::cost::{spearman, ActivityProfile};
+    println!("\n## floorline model vs emulator (T_step = slowest timestep; bound = its state)\n");
+    println!("| model | mappings | Spearman ρ | bound agreement | emulated bounds (m/c/t) |");
+    println!("|---|---|---|---|---|");
+    let mut rng = nmc::synth::Rng::new(7);
+    let (mut all_m, mut all_e, mut all_agree, mut all_n) = (Vec::new(), Vec::new(), 0usize, 0usize);
+    for (name, dir) in models() {
+        let imported = nmc::onnx::import_file(&dir.join("model.onnx")).expect("import");
+        let samples: Vec<_> = driver::load_samples(&dir.join("inputs.npy"), &imported.graph)
+            .expect("inputs")
+            .into_iter()
+            .take(32)
+            .collect();
+        let opts = Options::new(Target::Loihi2);
+        let (_, q, _) = driver::quantize_for(&imported.graph, &samples, &opts).expect("quantises");
+        let profile = ActivityProfile::measure(&q, &samples).expect("profile");
+        let per = samples[0][0].len();
+        let arr = nmc::npy::Array {
+            shape: vec![samples.len(), per],
+            data: samples.iter().flat_map(|s| s[0].clone()).collect(),
+        };
+        let layers = q
+            .ids()
+            .filter(|&i| matches!(q.node(i).op, nmc_ir::Op::Layer(_)))
+            .count();
+        let model = Target::Loihi2.core_model(1);
+        let (mut m, mut e, mut agree, mut bounds) = (Vec::new(), Vec::new(), 0usize, [0usize; 3]);
+        for k in 0..40 {
+            let extra: Vec<u32> = (0..layers)
+                .map(|_| {
+                    if k == 0 {
+                        0
+                    } else {
+                        (rng.next_u64() % 16) as u32
+                    }
+                })
+                .collect();
+            let mut pos: Vec<usize> = (0..128).collect();
+            if k > 0 {
+                for i in (1..pos.len()).rev() {
+                    pos.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+                }
+            }
+            let Ok(mapping) = nmc::partition::assign(&q, model.as_ref(), &extra, Some(&pos)) else {
+                continue;
+            };
+            let art = Target::Loihi2.lower(&q, &mapping, 0, 1).expect("lowers");
+            let (a, _) = Target::Loihi2
+                .analyze(&art, &profile, 1, &Default::default())
+                .expect("analyses");
+            let run = nmc::LoadedArtifact::decode(&art)
+                .expect("decodes")
+                .run(&arr, None)
+                .expect("runs");
+            m.push(a.t_step_ns);
+            e.push(run.perf.t_step_ns);
+            agree += usize::from(a.workload_bound.as_str() == run.perf.workload_bound);
+            bounds[["memory", "compute", "traffic"]
+                .iter()
+                .position(|b| *b == run.perf.workload_bound)
+                .unwrap_or(0)] += 1;
+        }
+        println!(
+            "| {name} | {} | {:.3} | {:.3} | {}/{}/{} |",
+            m.len(),
+            spearman(&m, &e),
+            agree as f64 / m.len() as f64,
+            bounds[0],
+            bounds[1],
+            bounds[2]
+        );
+        all_n += m.len();
+        all_agree += agree;
+        all_m.extend(m);
+        all_e.extend(e);
+    }
+    println!(
+        "| all | {all_n} | {:.3} | {:.3} | |",
+        spearman(&all_m, &all_e),
+        all_agree as f64 / all_n as f64
+    );
     ExitCode::SUCCESS
 }

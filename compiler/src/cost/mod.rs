@@ -290,6 +290,43 @@ fn advice(a: &Analysis) -> Vec<String> {
     out
 }
 
+/// Spearman's rank correlation of two equally long series (ties get their average rank); the
+/// measure by which the model is judged against the emulator.
+pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
+    fn ranks(v: &[f64]) -> Vec<f64> {
+        let mut idx: Vec<usize> = (0..v.len()).collect();
+        idx.sort_by(|&i, &j| v[i].total_cmp(&v[j]));
+        let mut r = vec![0.0; v.len()];
+        let mut i = 0;
+        while i < idx.len() {
+            let mut j = i;
+            while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
+                j += 1;
+            }
+            let avg = (i + j) as f64 / 2.0 + 1.0;
+            for k in i..=j {
+                r[idx[k]] = avg;
+            }
+            i = j + 1;
+        }
+        r
+    }
+    let (ra, rb) = (ranks(a), ranks(b));
+    let n = ra.len() as f64;
+    let mean = (n + 1.0) / 2.0;
+    let cov: f64 = ra
+        .iter()
+        .zip(&rb)
+        .map(|(x, y)| (x - mean) * (y - mean))
+        .sum();
+    let sa: f64 = ra.iter().map(|x| (x - mean).powi(2)).sum::<f64>().sqrt();
+    let sb: f64 = rb.iter().map(|y| (y - mean).powi(2)).sum::<f64>().sqrt();
+    if sa == 0.0 || sb == 0.0 {
+        return 0.0;
+    }
+    cov / (sa * sb)
+}
+
 /// The text report of `nmc analyze`.
 pub fn report_text(a: &Analysis) -> String {
     let mut s = format!(

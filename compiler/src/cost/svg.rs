@@ -75,14 +75,14 @@ pub fn floorline_svg(a: &Analysis, k: &Constants, title: &str) -> String {
     let y_candidates = ts
         .iter()
         .copied()
-        .chain([compute_floor, traffic_floor, k.a_syn * x_max])
+        .chain([compute_floor, traffic_floor])
         .filter(|v| *v > 0.0);
-    let y_max = y_candidates.clone().fold(1.0, f64::max) * 2.0;
-    let y_min = y_candidates
-        .fold(f64::INFINITY, f64::min)
-        .min(k.a_syn * x_min)
-        .max(1e-2)
-        / 2.0;
+    let y_max = y_candidates
+        .clone()
+        .chain([k.a_syn * x_max])
+        .fold(1.0, f64::max)
+        * 2.0;
+    let y_min = y_candidates.fold(f64::INFINITY, f64::min).max(1e-2) / 3.0;
     let xa = Axis::new(x_min, x_max, LEFT, W - RIGHT);
     let ya = Axis::new(y_min, y_max, H - BOTTOM, TOP);
     let mut s = String::new();
@@ -165,18 +165,20 @@ pub fn floorline_svg(a: &Analysis, k: &Constants, title: &str) -> String {
     )
     .unwrap();
     // The memory slope t = a_syn·S, clipped to the plot.
-    let x0 = 10f64.powi(xa.lo);
-    let x1 = 10f64.powi(xa.hi);
-    writeln!(
-        s,
-        r##"<line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{}" stroke-width="2"/>"##,
-        xa.map(x0),
-        ya.map(k.a_syn * x0),
-        xa.map(x1),
-        ya.map(k.a_syn * x1),
-        color(Bound::Memory)
-    )
-    .unwrap();
+    let x0 = 10f64.powi(xa.lo).max(10f64.powi(ya.lo) / k.a_syn);
+    let x1 = 10f64.powi(xa.hi).min(10f64.powi(ya.hi) / k.a_syn);
+    if x1 > x0 {
+        writeln!(
+            s,
+            r##"<line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{}" stroke-width="2"/>"##,
+            xa.map(x0),
+            ya.map(k.a_syn * x0),
+            xa.map(x1),
+            ya.map(k.a_syn * x1),
+            color(Bound::Memory)
+        )
+        .unwrap();
+    }
     for (floor, b, label) in [
         (compute_floor, Bound::Compute, "compute floor"),
         (traffic_floor, Bound::Traffic, "traffic floor"),
@@ -193,8 +195,8 @@ pub fn floorline_svg(a: &Analysis, k: &Constants, title: &str) -> String {
             writeln!(
                 s,
                 r#"<text x="{:.1}" y="{:.1}" fill="{}">{label} {:.0} ns</text>"#,
-                W - RIGHT + 6.0,
-                y + 4.0,
+                LEFT + 6.0,
+                y - 5.0,
                 color(b),
                 floor
             )
@@ -271,7 +273,7 @@ pub fn floorline_svg(a: &Analysis, k: &Constants, title: &str) -> String {
     .unwrap();
     writeln!(
         s,
-        r##"<text x="{lx:.1}" y="{:.1}" fill="#444">a_syn = {} ns/op</text>"##,
+        r##"<text x="{lx:.1}" y="{:.1}" fill="#444">a_syn = {:.3} ns/op</text>"##,
         TOP + 206.0,
         k.a_syn
     )

@@ -191,12 +191,12 @@ fn constants(spec: &nmc_loihi2::ChipSpec) -> crate::cost::Constants {
 }
 
 pub(super) fn analyze(
-    compiled: &crate::Compiled,
+    artifact: &[u8],
     profile: &crate::cost::ActivityProfile,
     chips: u32,
     params: &ChipParams,
 ) -> Result<(crate::cost::Analysis, crate::cost::Constants), Error> {
-    let art = nmc_loihi2::decode(&compiled.artifact).map_err(|e| Error::Lower {
+    let art = nmc_loihi2::decode(artifact).map_err(|e| Error::Lower {
         target: "loihi2",
         message: e.to_string(),
     })?;

@@ -70,17 +70,17 @@ impl Target {
         }
     }
 
-    /// The floorline analysis of a compiled model under an activity profile, with the constants
-    /// it used.
+    /// The floorline analysis of an artifact of this target under an activity profile (measured
+    /// on the quantised graph it was lowered from), with the constants it used.
     pub fn analyze(
         self,
-        compiled: &crate::Compiled,
+        artifact: &[u8],
         profile: &crate::cost::ActivityProfile,
         chips: u32,
         params: &ChipParams,
     ) -> Result<(crate::cost::Analysis, crate::cost::Constants), Error> {
         match self {
-            Target::Loihi2 => loihi2::analyze(compiled, profile, chips, params),
+            Target::Loihi2 => loihi2::analyze(artifact, profile, chips, params),
         }
     }
 
