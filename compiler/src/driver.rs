@@ -16,6 +16,10 @@ pub enum PartitionKind {
     /// Fewest cores per layer, filled in order (the vendor-style baseline).
     #[default]
     Greedy,
+    /// Split the floorline model's bottleneck layer while that helps (deterministic).
+    Floorline,
+    /// Nested (1+λ) evolution strategy with the emulator in the loop (seeded).
+    Evolve,
 }
 
 /// Compile options.
@@ -25,7 +29,7 @@ pub struct Options {
     pub target: Target,
     /// Partitioner.
     pub partition: PartitionKind,
-    /// Seed of every random search (none is random yet: greedy is deterministic).
+    /// Seed of every random search (`evolve`).
     pub seed: u64,
     /// Calibration inputs (`.npy`, samples along the first axis).
     pub calibrate: Option<PathBuf>,
@@ -33,6 +37,10 @@ pub struct Options {
     pub act_bits: Option<u32>,
     /// Chips in the system (Loihi 2 boards hold several).
     pub chips: u32,
+    /// Fitness evaluations of `evolve`.
+    pub evals: usize,
+    /// Show progress bars.
+    pub progress: bool,
 }
 
 impl Options {
@@ -45,6 +53,8 @@ impl Options {
             calibrate: None,
             act_bits: None,
             chips: 1,
+            evals: 500,
+            progress: false,
         }
     }
 }
@@ -90,6 +100,38 @@ pub struct CompileReport {
     pub layers: Vec<LayerReport>,
     /// Cores in use.
     pub cores_used: usize,
+    /// The mapping search, when one ran.
+    pub search: Option<SearchSummary>,
+}
+
+/// Greedy against the chosen mapping, for the compile report.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct SearchSummary {
+    /// "floorline" or "evolve".
+    pub partitioner: String,
+    /// Evaluations spent.
+    pub evals: usize,
+    /// Fitness the search minimised: "modelled T_step (ns)" or "emulated latency (ns)".
+    pub objective: String,
+    /// Greedy's figures.
+    pub greedy: MappingFigures,
+    /// The chosen mapping's figures.
+    pub chosen: MappingFigures,
+}
+
+/// Emulated (or, without calibration inputs, modelled) figures of one mapping.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct MappingFigures {
+    /// Latency per inference (ns).
+    pub latency_ns: f64,
+    /// Energy per inference (nJ).
+    pub energy_nj: f64,
+    /// Cores used.
+    pub cores: usize,
+    /// Bottleneck state.
+    pub bound: String,
+    /// Whether the figures come from the emulator (else from the model).
+    pub emulated: bool,
 }
 
 /// One layer in the compile report.
@@ -201,12 +243,8 @@ pub fn compile_graph(
 ) -> Result<Compiled, Error> {
     let (canonical, quantized, qreport) = quantize_for(&imported, calib, opts)?;
     let model = opts.target.core_model(opts.chips);
-    let mapping = timed("partition", || match opts.partition {
-        PartitionKind::Greedy => partition::greedy(&quantized, model.as_ref()),
-    })
-    .map_err(|e: FitError| Error::Fit {
-        target: opts.target.name(),
-        message: e.to_string(),
+    let (mapping, search) = timed("partition", || {
+        map_layers(&quantized, calib, opts, model.as_ref())
     })?;
     let artifact = timed("lower", || {
         opts.target
@@ -218,6 +256,7 @@ pub fn compile_graph(
         notes: qreport.notes,
         layers: Vec::new(),
         cores_used: mapping.cores_used(),
+        search,
     };
     for (id, slices) in &mapping.layers {
         let node = quantized.node(*id);
@@ -244,6 +283,137 @@ pub fn compile_graph(
         artifact,
         report,
         files: Vec::new(),
+    })
+}
+
+/// Runs the chosen partitioner.
+fn map_layers(
+    graph: &Graph,
+    calib: &[Vec<Vec<f32>>],
+    opts: &Options,
+    model: &dyn partition::CoreModel,
+) -> Result<(Mapping, Option<SearchSummary>), Error> {
+    let fit = |e: FitError| Error::Fit {
+        target: opts.target.name(),
+        message: e.to_string(),
+    };
+    let greedy = partition::greedy(graph, model).map_err(fit)?;
+    if opts.partition == PartitionKind::Greedy {
+        return Ok((greedy, None));
+    }
+    if opts.partition == PartitionKind::Evolve && calib.is_empty() {
+        return Err(Error::Usage(
+            "--partition evolve needs --calibrate: its fitness is the emulated latency on calibration inputs".into(),
+        ));
+    }
+    let layers: Vec<nmc_ir::NodeId> = greedy.layers.keys().copied().collect();
+    let problem = partition::search::Problem {
+        min_cores: greedy.layers.values().map(|s| s.len() as u32).collect(),
+        channels: layers
+            .iter()
+            .map(|&l| graph.ty(l).shape.first().copied().unwrap_or(1) as u32)
+            .collect(),
+        positions: (0..model.cores_available())
+            .map(|c| model.location(c))
+            .collect(),
+    };
+    let decode = |g: &partition::search::Genome| {
+        partition::assign(graph, model, &g.extra, Some(&g.placement)).ok()
+    };
+    let lower = |m: &Mapping| opts.target.lower(graph, m, 0, opts.chips).ok();
+    let profile = crate::cost::ActivityProfile::measure(graph, calib)
+        .map_err(|message| Error::Input { message })?;
+    let params = crate::target::ChipParams::default();
+    let verdict = |g: &partition::search::Genome| -> Option<partition::search::FloorlineVerdict> {
+        let m = decode(g)?;
+        let art = lower(&m)?;
+        let (a, _) = opts
+            .target
+            .analyze(&art, &profile, opts.chips, &params)
+            .ok()?;
+        let layer = a.bottleneck_core.and_then(|i| {
+            let core = a.cores[i].load.id;
+            m.layers
+                .values()
+                .position(|slices| slices.iter().any(|s| s.core == core))
+        });
+        Some((a.t_step_ns, layer, a.workload_bound))
+    };
+    let samples = calib_array(calib);
+    let emulated = |m: &Mapping| -> Option<MappingFigures> {
+        let art = lower(m)?;
+        let arr = samples.as_ref()?;
+        let run = crate::LoadedArtifact::decode(&art)
+            .ok()?
+            .run(arr, None)
+            .ok()?;
+        Some(MappingFigures {
+            latency_ns: run.perf.latency_ns,
+            energy_nj: run.perf.energy_nj,
+            cores: m.cores_used(),
+            bound: run.perf.workload_bound,
+            emulated: true,
+        })
+    };
+    let modelled = |g: &partition::search::Genome, m: &Mapping| -> MappingFigures {
+        let v = verdict(g);
+        MappingFigures {
+            latency_ns: v.as_ref().map_or(f64::NAN, |v| v.0),
+            energy_nj: f64::NAN,
+            cores: m.cores_used(),
+            bound: v.map_or_else(String::new, |v| v.2.as_str().to_string()),
+            emulated: false,
+        }
+    };
+    let floor = partition::search::floorline_search(&problem, 200, &verdict);
+    let (result, name, objective) = match opts.partition {
+        PartitionKind::Evolve => {
+            let fitness =
+                |g: &partition::search::Genome| emulated(&decode(g)?).map(|f| f.latency_ns);
+            let so = partition::search::SearchOptions {
+                seed: opts.seed,
+                evals: opts.evals,
+                progress: opts.progress,
+                ..Default::default()
+            };
+            let mut r = partition::search::evolve(&problem, floor.best.clone(), &so, &fitness);
+            r.evals += floor.evals;
+            (
+                r,
+                "evolve",
+                "emulated latency per inference (ns), started from the floorline result",
+            )
+        }
+        _ => (floor, "floorline", "modelled T_step (ns)"),
+    };
+    let chosen = decode(&result.best).ok_or_else(|| Error::Fit {
+        target: opts.target.name(),
+        message: "the search returned a mapping that does not fit (a bug)".into(),
+    })?;
+    let figures =
+        |g: &partition::search::Genome, m: &Mapping| emulated(m).unwrap_or_else(|| modelled(g, m));
+    let summary = SearchSummary {
+        partitioner: name.into(),
+        evals: result.evals,
+        objective: objective.into(),
+        greedy: figures(&problem.greedy(), &greedy),
+        chosen: figures(&result.best, &chosen),
+    };
+    Ok((chosen, Some(summary)))
+}
+
+/// Calibration samples as one `[N, …]` array (at most 16: enough for a fitness, cheap to emulate).
+fn calib_array(calib: &[Vec<Vec<f32>>]) -> Option<npy::Array> {
+    let first = calib.first()?.first()?;
+    let n = calib.len().min(16);
+    let data: Vec<f32> = calib
+        .iter()
+        .take(n)
+        .flat_map(|s| s[0].iter().copied())
+        .collect();
+    Some(npy::Array {
+        shape: vec![n, first.len()],
+        data,
     })
 }
 

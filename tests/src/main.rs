@@ -15,5 +15,6 @@ mod emulate;
 mod errors;
 mod eval;
 mod floorline;
+mod mapping;
 mod roundtrip;
 mod snapshots;

@@ -12,13 +12,15 @@ pub fn run(which: &str) -> ExitCode {
         "compile" => compile(),
         "emulator" => emulator(),
         "floorline" => floorline(),
+        "mapping" => mapping(),
         "all" => {
             compile();
             emulator();
-            floorline()
+            floorline();
+            mapping()
         }
         other => {
-            eprintln!("unknown bench `{other}` (compile, emulator, floorline, all)");
+            eprintln!("unknown bench `{other}` (compile, emulator, floorline, mapping, all)");
             ExitCode::from(2)
         }
     }
@@ -255,5 +257,79 @@ fn floorline() -> ExitCode {
         spearman(&all_m, &all_e),
         all_agree as f64 / all_n as f64
     );
+    ExitCode::SUCCESS
+}
+
+/// Greedy vs floorline vs evolve on sparse MLPs in the style of Pierro et al. (papers.md §2.2:
+/// 3–10 layers, 256–4096 wide, 80–95 % weight sparsity) and on the shipped CNNs. Latency and
+/// energy are emulated per inference on the calibration inputs; search time is wall time.
+fn mapping() -> ExitCode {
+    println!("\n## mapping: greedy vs floorline vs evolve (Loihi 2, emulated per inference)\n");
+    println!("| model | partitioner | cores | latency | energy | bound | vs greedy | search time |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let tmp = std::env::temp_dir().join("nmc-bench");
+    std::fs::create_dir_all(&tmp).expect("temp dir");
+    let mut cases: Vec<(String, std::path::PathBuf, Vec<Vec<Vec<f32>>>)> = Vec::new();
+    let mlps: [(&str, Vec<usize>, f64); 3] = [
+        ("mlp-4x1024-90", vec![256, 1024, 1024, 1024, 10], 0.90),
+        ("mlp-6x2048-95", vec![512, 2048, 2048, 2048, 2048, 512, 10], 0.95),
+        ("mlp-3x4096-80", vec![256, 4096, 4096, 10], 0.80),
+    ];
+    for (name, widths, sparsity) in mlps {
+        let path = tmp.join(format!("{name}.onnx"));
+        std::fs::write(&path, sparse_mlp(&widths, sparsity, 11)).expect("write");
+        let mut rng = nmc::synth::Rng::new(5);
+        // Calibrated activity: inputs active with probability 0.5.
+        let samples =
+            (0..8).map(|_| vec![(0..widths[0]).map(|_| if rng.unit() < 0.5 { rng.uniform(0.0, 1.0) } else { 0.0 }).collect()]).collect();
+        cases.push((name.to_string(), path, samples));
+    }
+    for (name, dir) in models().into_iter().filter(|(n, _)| n.contains("cnn")) {
+        let imported = nmc::onnx::import_file(&dir.join("model.onnx")).expect("import");
+        let s = driver::load_samples(&dir.join("inputs.npy"), &imported.graph).expect("inputs").into_iter().take(8).collect();
+        cases.push((name, dir.join("model.onnx"), s));
+    }
+    for (name, path, samples) in cases {
+        let imported = nmc::onnx::import_file(&path).expect("import");
+        let mut greedy_latency = f64::NAN;
+        for (label, kind) in [
+            ("greedy", nmc::PartitionKind::Greedy),
+            ("floorline", nmc::PartitionKind::Floorline),
+            ("evolve", nmc::PartitionKind::Evolve),
+        ] {
+            let mut opts = Options::new(Target::Loihi2);
+            opts.partition = kind;
+            opts.seed = 1;
+            opts.evals = 300;
+            opts.chips = 2;
+            let start = Instant::now();
+            let c = match driver::compile_graph(imported.graph.clone(), &samples, &opts, 0) {
+                Ok(c) => c,
+                Err(e) => {
+                    println!("| {name} | {label} | error: {e} | | | | | |");
+                    continue;
+                }
+            };
+            let secs = start.elapsed().as_secs_f64();
+            let per = samples[0][0].len();
+            let arr = nmc::npy::Array {
+                shape: vec![samples.len(), per],
+                data: samples.iter().flat_map(|s| s[0].clone()).collect(),
+            };
+            let run = nmc::LoadedArtifact::decode(&c.artifact).expect("decodes").run(&arr, None).expect("runs");
+            if label == "greedy" {
+                greedy_latency = run.perf.latency_ns;
+            }
+            println!(
+                "| {name} | {label} | {} | {:.0} ns | {:.1} nJ | {} | {:+.0}% | {:.2} s |",
+                c.mapping.cores_used(),
+                run.perf.latency_ns,
+                run.perf.energy_nj,
+                run.perf.workload_bound,
+                (run.perf.latency_ns / greedy_latency - 1.0) * 100.0,
+                secs
+            );
+        }
+    }
     ExitCode::SUCCESS
 }

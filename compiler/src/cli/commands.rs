@@ -1,7 +1,7 @@
 //! What each command does.
 
-use super::{Cli, Command, Format, PartitionArg};
-use crate::driver::{self, Options, PartitionKind};
+use super::{Cli, Command, Format};
+use crate::driver::{self, Options};
 use crate::fsutil::write_atomic;
 use crate::npy;
 use crate::target::{ChipParams, LoadedArtifact, Target};
@@ -17,16 +17,17 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             output,
             partition,
             seed,
+            evals,
             calibrate,
             act_bits,
             chips,
             emit,
         } => {
             let mut opts = Options::new(target);
-            opts.partition = match partition {
-                PartitionArg::Greedy => PartitionKind::Greedy,
-            };
+            opts.partition = partition.kind();
             opts.seed = seed;
+            opts.evals = evals;
+            opts.progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
             opts.calibrate = calibrate;
             opts.act_bits = act_bits;
             if chips == 0 {
@@ -67,9 +68,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
         } => {
             let params = load_params(chip_params.as_deref())?;
             let mut opts = Options::new(target);
-            opts.partition = match partition {
-                PartitionArg::Greedy => PartitionKind::Greedy,
-            };
+            opts.partition = partition.kind();
             opts.calibrate = calibrate;
             if chips == 0 {
                 return Err(Error::Usage("--chips must be at least 1".into()));
@@ -207,7 +206,37 @@ fn compile(
     for n in &compiled.report.notes {
         eprintln!("note: {n}");
     }
+    if let Some(s) = &compiled.report.search {
+        eprintln!("{}", search_text(s));
+    }
     Ok(())
+}
+
+fn search_text(s: &driver::SearchSummary) -> String {
+    let line = |name: &str, f: &driver::MappingFigures| {
+        format!(
+            "  {name:<8} {:>10.1} ns {:>10.3} nJ {:>5} cores  {}-bound{}",
+            f.latency_ns,
+            f.energy_nj,
+            f.cores,
+            f.bound,
+            if f.emulated { "" } else { " (modelled)" }
+        )
+    };
+    let gain = if s.chosen.latency_ns > 0.0 {
+        s.greedy.latency_ns / s.chosen.latency_ns
+    } else {
+        f64::NAN
+    };
+    format!(
+        "mapping search: {} ({} evaluations; objective: {})\n{}\n{}\n  latency {:.2}× greedy's speed",
+        s.partitioner,
+        s.evals,
+        s.objective,
+        line("greedy", &s.greedy),
+        line(&s.partitioner, &s.chosen),
+        gain
+    )
 }
 
 fn report_text(r: &driver::CompileReport) -> String {

@@ -34,6 +34,21 @@ pub enum PartitionArg {
     /// Fewest cores per layer, filled in order (vendor-style baseline).
     #[default]
     Greedy,
+    /// Split the floorline model's bottleneck layer while the modelled time improves.
+    Floorline,
+    /// Evolutionary search (nested 1+λ ES) with the emulator in the loop; needs --calibrate.
+    Evolve,
+}
+
+impl PartitionArg {
+    /// The driver's partitioner.
+    pub fn kind(self) -> crate::PartitionKind {
+        match self {
+            PartitionArg::Greedy => crate::PartitionKind::Greedy,
+            PartitionArg::Floorline => crate::PartitionKind::Floorline,
+            PartitionArg::Evolve => crate::PartitionKind::Evolve,
+        }
+    }
 }
 
 /// Subcommands.
@@ -56,6 +71,9 @@ pub enum Command {
         /// Seed for randomised searches.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Fitness evaluations for --partition evolve.
+        #[arg(long, default_value_t = 500)]
+        evals: usize,
         /// Calibration inputs (.npy, samples along the first axis) for activation ranges.
         #[arg(long)]
         calibrate: Option<PathBuf>,

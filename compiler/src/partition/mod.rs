@@ -3,13 +3,14 @@
 //! fit one core" and "where is core k" for the target.
 
 pub mod greedy;
+pub mod search;
 
 pub use greedy::{assign, greedy};
 
 use nmc_ir::{CoreLoc, Graph, NodeId};
 
 /// What a partitioner needs to know about a target.
-pub trait CoreModel {
+pub trait CoreModel: Sync {
     /// Number of cores in the system.
     fn cores_available(&self) -> usize;
     /// Sizes `layer` once; the result checks slices of it cheaply.

@@ -1,0 +1,376 @@
+//! Mapping searches over the genome of [`super::assign`]: extra cores per layer (on top of each
+//! layer's greedy minimum) and a placement permutation of every physical core position.
+//!
+//! - [`floorline_search`]: deterministic local search guided by the floorline model: split the
+//!   bottleneck layer while it is memory- or compute-bound, take cores back while it is
+//!   traffic-bound, and stop when the modelled `T_step` no longer improves.
+//! - [`evolve`]: the evolutionary mapping of Pierro et al. (papers.md §2.2): a nested, elitist
+//!   (1+λ) evolution strategy. Each generation first tries `λ_part` partition offspring (move one
+//!   or two cores between a layer and the unused pool, each layer with probability 0.3), then
+//!   `λ_place` placement offspring for the current partition (swap, invert or scramble a span
+//!   of positions). A repair step keeps every layer's cores where they were when its core count
+//!   changes: surplus cores go back to the pool, missing ones are drawn from the pool nearest to
+//!   the layer's existing cores. Fitness is supplied by the caller (nmc uses emulated latency on
+//!   calibration inputs); offspring are evaluated in parallel (rayon) but generated from one
+//!   seeded stream and compared with ties broken by offspring index, so a seed gives one result.
+
+use crate::synth::Rng;
+use nmc_ir::CoreLoc;
+use rayon::prelude::*;
+
+/// A point of the mapping search space.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Genome {
+    /// Extra cores per layer, in topological order.
+    pub extra: Vec<u32>,
+    /// Physical position index of every logical core, layers in order, then the unused pool.
+    pub placement: Vec<usize>,
+}
+
+/// Search limits.
+#[derive(Clone, Debug)]
+pub struct SearchOptions {
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Budget in fitness evaluations.
+    pub evals: usize,
+    /// Partition offspring per generation.
+    pub lambda_part: usize,
+    /// Placement offspring per generation.
+    pub lambda_place: usize,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        SearchOptions {
+            seed: 0,
+            evals: 500,
+            lambda_part: 4,
+            lambda_place: 4,
+            progress: false,
+        }
+    }
+}
+
+/// The shape of the problem: per layer its greedy core count and its channel count (a layer
+/// never gets more cores than channels), and the physical positions.
+#[derive(Clone, Debug)]
+pub struct Problem {
+    /// Greedy (minimum) cores per layer.
+    pub min_cores: Vec<u32>,
+    /// Channels per layer.
+    pub channels: Vec<u32>,
+    /// Every physical core position, indexed by position id.
+    pub positions: Vec<CoreLoc>,
+}
+
+impl Problem {
+    fn cores(&self, g: &Genome, l: usize) -> usize {
+        (self.min_cores[l] + g.extra[l]).min(self.channels[l].max(1)) as usize
+    }
+
+    fn used(&self, g: &Genome) -> usize {
+        (0..self.min_cores.len()).map(|l| self.cores(g, l)).sum()
+    }
+
+    /// The greedy genome: no extra cores, positions in id order.
+    pub fn greedy(&self) -> Genome {
+        Genome {
+            extra: vec![0; self.min_cores.len()],
+            placement: (0..self.positions.len()).collect(),
+        }
+    }
+
+    /// Re-derives the placement after core counts changed from `old` to `new.extra`: each layer
+    /// keeps its cores; surplus returns to the pool; missing cores come from the pool, nearest
+    /// (Manhattan distance on the mesh, chips side by side) to the layer's first core.
+    fn repair(&self, old: &Genome, new_extra: Vec<u32>) -> Genome {
+        let layers = self.min_cores.len();
+        let mut at = 0;
+        let mut per_layer: Vec<Vec<usize>> = Vec::with_capacity(layers);
+        for l in 0..layers {
+            let n = self.cores(old, l);
+            per_layer.push(old.placement[at..at + n].to_vec());
+            at += n;
+        }
+        let mut pool: Vec<usize> = old.placement[at..].to_vec();
+        let target = Genome {
+            extra: new_extra,
+            placement: Vec::new(),
+        };
+        for l in 0..layers {
+            let want = self.cores(&target, l);
+            while per_layer[l].len() > want {
+                pool.push(per_layer[l].pop().expect("non-empty"));
+            }
+        }
+        let dist = |a: CoreLoc, b: CoreLoc| -> u64 {
+            let (ax, bx) = (
+                u64::from(a.chip) * 1000 + u64::from(a.x),
+                u64::from(b.chip) * 1000 + u64::from(b.x),
+            );
+            ax.abs_diff(bx) + u64::from(a.y.abs_diff(b.y))
+        };
+        for l in 0..layers {
+            let want = self.cores(&target, l);
+            while per_layer[l].len() < want && !pool.is_empty() {
+                let anchor = per_layer[l].first().map(|&p| self.positions[p]);
+                let pick = match anchor {
+                    Some(a) => (0..pool.len())
+                        .min_by_key(|&i| (dist(a, self.positions[pool[i]]), pool[i]))
+                        .expect("non-empty"),
+                    None => (0..pool.len()).min_by_key(|&i| pool[i]).expect("non-empty"),
+                };
+                per_layer[l].push(pool.swap_remove(pick));
+            }
+        }
+        let mut placement: Vec<usize> = per_layer.into_iter().flatten().collect();
+        pool.sort_unstable();
+        placement.extend(pool);
+        Genome {
+            extra: target.extra,
+            placement,
+        }
+    }
+
+    fn mutate_partition(&self, g: &Genome, rng: &mut Rng) -> Genome {
+        let mut extra = g.extra.clone();
+        let mut free = self.positions.len().saturating_sub(self.used(g)) as i64;
+        for l in 0..extra.len() {
+            if rng.unit() >= 0.3 {
+                continue;
+            }
+            let step = 1 + (rng.next_u64() % 2) as i64;
+            let room = i64::from(self.channels[l].max(1)) - i64::from(self.min_cores[l] + extra[l]);
+            if rng.unit() < 0.5 {
+                let add = step.min(free).min(room.max(0));
+                extra[l] += add as u32;
+                free -= add;
+            } else {
+                let take = step.min(i64::from(extra[l]));
+                extra[l] -= take as u32;
+                free += take;
+            }
+        }
+        self.repair(g, extra)
+    }
+
+    fn mutate_placement(&self, g: &Genome, rng: &mut Rng) -> Genome {
+        let mut p = g.placement.clone();
+        let n = p.len();
+        if n < 2 {
+            return g.clone();
+        }
+        let used = self.used(g).max(2).min(n);
+        let k = ((0.3 * used as f64).ceil() as usize).clamp(2, n);
+        let start = (rng.next_u64() % (n - k + 1) as u64) as usize;
+        match rng.next_u64() % 3 {
+            0 => {
+                // Swap a used core with any position (possibly an unused one).
+                let a = (rng.next_u64() % used as u64) as usize;
+                let b = (rng.next_u64() % n as u64) as usize;
+                p.swap(a, b);
+            }
+            1 => p[start..start + k].reverse(),
+            _ => {
+                for i in (1..k).rev() {
+                    let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+                    p.swap(start + i, start + j);
+                }
+            }
+        }
+        Genome {
+            extra: g.extra.clone(),
+            placement: p,
+        }
+    }
+}
+
+/// Result of a search.
+#[derive(Clone, Debug)]
+pub struct SearchResult {
+    /// The best genome found.
+    pub best: Genome,
+    /// Its fitness (lower is better).
+    pub fitness: f64,
+    /// The greedy genome's fitness.
+    pub greedy_fitness: f64,
+    /// Fitness evaluations spent.
+    pub evals: usize,
+}
+
+fn progress(opts: &SearchOptions, len: usize, what: &str) -> Option<indicatif::ProgressBar> {
+    if !opts.progress {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(len as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} evals, {elapsed}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    Some(bar)
+}
+
+/// The nested (1+λ) evolution strategy; `fitness` returns `None` for a genome that does not
+/// map (it is then never selected). Starts from `start` (greedy, or another partitioner's
+/// result).
+pub fn evolve(
+    problem: &Problem,
+    start: Genome,
+    opts: &SearchOptions,
+    fitness: &(dyn Fn(&Genome) -> Option<f64> + Sync),
+) -> SearchResult {
+    let mut rng = Rng::new(opts.seed ^ 0x6e6d_6365_766f_6c76);
+    let greedy_fitness = fitness(&problem.greedy()).unwrap_or(f64::INFINITY);
+    let mut best = start;
+    let mut best_fit = fitness(&best).unwrap_or(f64::INFINITY);
+    let mut evals = 2;
+    let bar = progress(opts, opts.evals, "evolve");
+    let pick = |children: &[Genome]| -> Option<(usize, f64)> {
+        let fits: Vec<Option<f64>> = children.par_iter().map(fitness).collect();
+        fits.iter()
+            .enumerate()
+            .filter_map(|(i, f)| f.map(|f| (i, f)))
+            .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
+    };
+    while evals + opts.lambda_part.max(1) <= opts.evals {
+        let kids: Vec<Genome> = (0..opts.lambda_part.max(1))
+            .map(|_| problem.mutate_partition(&best, &mut rng))
+            .collect();
+        evals += kids.len();
+        if let Some((i, f)) = pick(&kids) {
+            if f <= best_fit {
+                best = kids[i].clone();
+                best_fit = f;
+            }
+        }
+        if evals + opts.lambda_place.max(1) > opts.evals {
+            break;
+        }
+        let kids: Vec<Genome> = (0..opts.lambda_place.max(1))
+            .map(|_| problem.mutate_placement(&best, &mut rng))
+            .collect();
+        evals += kids.len();
+        if let Some((i, f)) = pick(&kids) {
+            if f <= best_fit {
+                best = kids[i].clone();
+                best_fit = f;
+            }
+        }
+        if let Some(b) = &bar {
+            b.set_position(evals as u64);
+            b.set_message(format!(
+                "evolve: best {best_fit:.0} ns (greedy {greedy_fitness:.0})"
+            ));
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    SearchResult {
+        best,
+        fitness: best_fit,
+        greedy_fitness,
+        evals,
+    }
+}
+
+/// What the floorline model says about a genome: `T_step`, and the bottleneck layer (index in
+/// topological order) with its bound, or `None` for the layer when a link is the bottleneck.
+pub type FloorlineVerdict = (f64, Option<usize>, crate::cost::Bound);
+
+/// The floorline-informed partitioner (see the module docs). Layers keep compact, in-order
+/// placement (consecutive cores are mesh neighbours, which keeps hop-weighted traffic low).
+pub fn floorline_search(
+    problem: &Problem,
+    max_evals: usize,
+    verdict: &dyn Fn(&Genome) -> Option<FloorlineVerdict>,
+) -> SearchResult {
+    let mut best = problem.greedy();
+    let Some(mut cur) = verdict(&best) else {
+        return SearchResult {
+            best,
+            fitness: f64::INFINITY,
+            greedy_fitness: f64::INFINITY,
+            evals: 1,
+        };
+    };
+    let greedy_fitness = cur.0;
+    let mut evals = 1;
+    let layers = problem.min_cores.len();
+    while evals < max_evals {
+        let used = problem.used(&best);
+        let free = problem.positions.len().saturating_sub(used) as u32;
+        let mut candidates: Vec<Vec<u32>> = Vec::new();
+        match cur.1 {
+            Some(l) if cur.2 != crate::cost::Bound::Traffic => {
+                // Split the bottleneck layer: one more core, or half again as many.
+                let k = problem.cores(&best, l) as u32;
+                for add in [1, k.div_ceil(2)] {
+                    let add = add.min(free);
+                    if add > 0 && k < problem.channels[l] {
+                        let mut e = best.extra.clone();
+                        e[l] += add;
+                        candidates.push(e);
+                    }
+                }
+            }
+            Some(l) => {
+                // Traffic-bound: every core of a layer receives every event; take cores back.
+                if best.extra[l] > 0 {
+                    let mut e = best.extra.clone();
+                    e[l] -= 1;
+                    candidates.push(e);
+                }
+                // Or from the layer feeding it.
+                if l > 0 && best.extra[l - 1] > 0 {
+                    let mut e = best.extra.clone();
+                    e[l - 1] -= 1;
+                    candidates.push(e);
+                }
+            }
+            None => {
+                for l in 0..layers {
+                    if best.extra[l] > 0 {
+                        let mut e = best.extra.clone();
+                        e[l] -= 1;
+                        candidates.push(e);
+                    }
+                }
+            }
+        }
+        candidates.dedup();
+        let mut improved = false;
+        for e in candidates {
+            if evals >= max_evals {
+                break;
+            }
+            let g = Genome {
+                extra: e,
+                placement: (0..problem.positions.len()).collect(),
+            };
+            evals += 1;
+            if let Some(v) = verdict(&g) {
+                if v.0 < cur.0 {
+                    best = g;
+                    cur = v;
+                    improved = true;
+                    break;
+                }
+            }
+        }
+        if !improved {
+            break;
+        }
+    }
+    SearchResult {
+        best,
+        fitness: cur.0,
+        greedy_fitness,
+        evals,
+    }
+}
