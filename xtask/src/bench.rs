@@ -265,14 +265,20 @@ fn floorline() -> ExitCode {
 /// energy are emulated per inference on the calibration inputs; search time is wall time.
 fn mapping() -> ExitCode {
     println!("\n## mapping: greedy vs floorline vs evolve (Loihi 2, emulated per inference)\n");
-    println!("| model | partitioner | cores | latency | energy | bound | vs greedy | search time |");
+    println!(
+        "| model | partitioner | cores | latency | energy | bound | vs greedy | search time |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     let tmp = std::env::temp_dir().join("nmc-bench");
     std::fs::create_dir_all(&tmp).expect("temp dir");
     let mut cases: Vec<(String, std::path::PathBuf, Vec<Vec<Vec<f32>>>)> = Vec::new();
     let mlps: [(&str, Vec<usize>, f64); 3] = [
         ("mlp-4x1024-90", vec![256, 1024, 1024, 1024, 10], 0.90),
-        ("mlp-6x2048-95", vec![512, 2048, 2048, 2048, 2048, 512, 10], 0.95),
+        (
+            "mlp-6x2048-95",
+            vec![512, 2048, 2048, 2048, 2048, 512, 10],
+            0.95,
+        ),
         ("mlp-3x4096-80", vec![256, 4096, 4096, 10], 0.80),
     ];
     for (name, widths, sparsity) in mlps {
@@ -280,13 +286,28 @@ fn mapping() -> ExitCode {
         std::fs::write(&path, sparse_mlp(&widths, sparsity, 11)).expect("write");
         let mut rng = nmc::synth::Rng::new(5);
         // Calibrated activity: inputs active with probability 0.5.
-        let samples =
-            (0..8).map(|_| vec![(0..widths[0]).map(|_| if rng.unit() < 0.5 { rng.uniform(0.0, 1.0) } else { 0.0 }).collect()]).collect();
+        let samples = (0..8)
+            .map(|_| {
+                vec![(0..widths[0])
+                    .map(|_| {
+                        if rng.unit() < 0.5 {
+                            rng.uniform(0.0, 1.0)
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect()]
+            })
+            .collect();
         cases.push((name.to_string(), path, samples));
     }
     for (name, dir) in models().into_iter().filter(|(n, _)| n.contains("cnn")) {
         let imported = nmc::onnx::import_file(&dir.join("model.onnx")).expect("import");
-        let s = driver::load_samples(&dir.join("inputs.npy"), &imported.graph).expect("inputs").into_iter().take(8).collect();
+        let s = driver::load_samples(&dir.join("inputs.npy"), &imported.graph)
+            .expect("inputs")
+            .into_iter()
+            .take(8)
+            .collect();
         cases.push((name, dir.join("model.onnx"), s));
     }
     for (name, path, samples) in cases {
@@ -316,7 +337,10 @@ fn mapping() -> ExitCode {
                 shape: vec![samples.len(), per],
                 data: samples.iter().flat_map(|s| s[0].clone()).collect(),
             };
-            let run = nmc::LoadedArtifact::decode(&c.artifact).expect("decodes").run(&arr, None).expect("runs");
+            let run = nmc::LoadedArtifact::decode(&c.artifact)
+                .expect("decodes")
+                .run(&arr, None)
+                .expect("runs");
             if label == "greedy" {
                 greedy_latency = run.perf.latency_ns;
             }
