@@ -111,7 +111,7 @@ pub struct SearchSummary {
     pub partitioner: String,
     /// Evaluations spent.
     pub evals: usize,
-    /// Fitness the search minimised: "modelled T_step (ns)" or "emulated latency (ns)".
+    /// What the search minimised.
     pub objective: String,
     /// Greedy's figures.
     pub greedy: MappingFigures,
@@ -331,13 +331,12 @@ fn map_layers(
             .target
             .analyze(&art, &profile, opts.chips, &params)
             .ok()?;
-        let layer = a.bottleneck_core.and_then(|i| {
-            let core = a.cores[i].load.id;
-            m.layers
-                .values()
-                .position(|slices| slices.iter().any(|s| s.core == core))
-        });
-        Some((a.t_step_ns, layer, a.workload_bound))
+        // Layer names in the analysis are population names; map them to topological indices.
+        let names: Vec<String> =
+            m.layers.keys().map(|&id| graph.node(id).name.clone().unwrap_or_else(|| id.to_string())).collect();
+        let slowest =
+            a.layers.iter().filter_map(|l| names.iter().position(|n| *n == l.name).map(|i| (i, l.bound))).collect();
+        Some((a.latency_ns, slowest))
     };
     let samples = calib_array(calib);
     let emulated = |m: &Mapping| -> Option<MappingFigures> {
@@ -361,7 +360,7 @@ fn map_layers(
             latency_ns: v.as_ref().map_or(f64::NAN, |v| v.0),
             energy_nj: f64::NAN,
             cores: m.cores_used(),
-            bound: v.map_or_else(String::new, |v| v.2.as_str().to_string()),
+            bound: v.and_then(|v| v.1.first().map(|l| l.1.as_str().to_string())).unwrap_or_default(),
             emulated: false,
         }
     };
@@ -384,7 +383,7 @@ fn map_layers(
                 "emulated latency per inference (ns), started from the floorline result",
             )
         }
-        _ => (floor, "floorline", "modelled T_step (ns)"),
+        _ => (floor, "floorline", "modelled latency per inference (ns)"),
     };
     let chosen = decode(&result.best).ok_or_else(|| Error::Fit {
         target: opts.target.name(),

@@ -168,12 +168,31 @@ pub struct Analysis {
     pub bottleneck_core: Option<usize>,
     /// The slowest mesh link's time per step (ns).
     pub link_ns: f64,
+    /// Modelled latency of one inference (ns): every layer's work falls in its own timestep of
+    /// the pipeline, so it is the sum over layers of the layer's slowest core, plus a barrier per
+    /// timestep.
+    pub latency_ns: f64,
+    /// Per layer, slowest first.
+    pub layers: Vec<LayerCost>,
     /// Where the activity came from.
     pub activity: String,
     /// Every core.
     pub cores: Vec<CoreCost>,
     /// What to do about it.
     pub advice: Vec<String>,
+}
+
+/// One layer in the analysis.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct LayerCost {
+    /// Layer name.
+    pub name: String,
+    /// Its slowest core's time per step (ns).
+    pub t_ns: f64,
+    /// That core's bound.
+    pub bound: Bound,
+    /// Cores holding it.
+    pub cores: usize,
 }
 
 /// Evaluates the model on loads. `link_ns` is the slowest link's time per step, `hops` the
@@ -225,7 +244,24 @@ pub fn evaluate(
         + k.e_hop * hops;
     let steps = timesteps.max(1) as f64;
     let energy_step_nj = (dynamic_pj / steps + k.p_static * chips as f64 * t_step) / 1000.0;
+    let mut layers: Vec<LayerCost> = Vec::new();
+    for c in &cores {
+        match layers.iter_mut().find(|l| l.name == c.load.layer) {
+            Some(l) => {
+                l.cores += 1;
+                if c.time() > l.t_ns {
+                    l.t_ns = c.time();
+                    l.bound = c.bound;
+                }
+            }
+            None => layers.push(LayerCost { name: c.load.layer.clone(), t_ns: c.time(), bound: c.bound, cores: 1 }),
+        }
+    }
+    let latency_ns = layers.iter().map(|l| l.t_ns).sum::<f64>() + k.b_sync * timesteps.max(1) as f64;
+    layers.sort_by(|a, b| b.t_ns.total_cmp(&a.t_ns).then(a.name.cmp(&b.name)));
     let mut a = Analysis {
+        latency_ns,
+        layers,
         target: target.into(),
         workload_bound: bound,
         t_step_ns: t_step,

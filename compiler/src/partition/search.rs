@@ -2,8 +2,8 @@
 //! layer's greedy minimum) and a placement permutation of every physical core position.
 //!
 //! - [`floorline_search`]: deterministic local search guided by the floorline model: split the
-//!   bottleneck layer while it is memory- or compute-bound, take cores back while it is
-//!   traffic-bound, and stop when the modelled `T_step` no longer improves.
+//!   slowest layers while they are memory- or compute-bound, take cores back from traffic-bound
+//!   ones, and stop when the modelled latency per inference no longer improves.
 //! - [`evolve`]: the evolutionary mapping of Pierro et al. (papers.md §2.2): a nested, elitist
 //!   (1+λ) evolution strategy. Each generation first tries `λ_part` partition offspring (move one
 //!   or two cores between a layer and the unused pool, each layer with probability 0.3), then
@@ -279,9 +279,10 @@ pub fn evolve(
     }
 }
 
-/// What the floorline model says about a genome: `T_step`, and the bottleneck layer (index in
-/// topological order) with its bound, or `None` for the layer when a link is the bottleneck.
-pub type FloorlineVerdict = (f64, Option<usize>, crate::cost::Bound);
+/// What the floorline model says about a genome: the objective (modelled latency per
+/// inference), and the layers (index in topological order) from slowest to fastest with the
+/// bound of each one's slowest core.
+pub type FloorlineVerdict = (f64, Vec<(usize, crate::cost::Bound)>);
 
 /// The floorline-informed partitioner (see the module docs). Layers keep compact, in-order
 /// placement (consecutive cores are mesh neighbours, which keeps hop-weighted traffic low).
@@ -301,70 +302,51 @@ pub fn floorline_search(
     };
     let greedy_fitness = cur.0;
     let mut evals = 1;
-    let layers = problem.min_cores.len();
     while evals < max_evals {
         let used = problem.used(&best);
         let free = problem.positions.len().saturating_sub(used) as u32;
         let mut candidates: Vec<Vec<u32>> = Vec::new();
-        match cur.1 {
-            Some(l) if cur.2 != crate::cost::Bound::Traffic => {
-                // Split the bottleneck layer: one more core, or half again as many.
-                let k = problem.cores(&best, l) as u32;
+        // Work on the two slowest layers: split a memory- or compute-bound one (one more core,
+        // or half again as many); give cores back from a traffic-bound one.
+        for &(l, bound) in cur.1.iter().take(2) {
+            let k = problem.cores(&best, l) as u32;
+            if bound == crate::cost::Bound::Traffic {
+                if best.extra[l] > 0 {
+                    let mut e = best.extra.clone();
+                    e[l] -= 1;
+                    candidates.push(e);
+                }
+            } else {
                 for add in [1, k.div_ceil(2)] {
-                    let add = add.min(free);
-                    if add > 0 && k < problem.channels[l] {
+                    let add = add.min(free).min(problem.channels[l].saturating_sub(k));
+                    if add > 0 {
                         let mut e = best.extra.clone();
                         e[l] += add;
                         candidates.push(e);
                     }
                 }
             }
-            Some(l) => {
-                // Traffic-bound: every core of a layer receives every event; take cores back.
-                if best.extra[l] > 0 {
-                    let mut e = best.extra.clone();
-                    e[l] -= 1;
-                    candidates.push(e);
-                }
-                // Or from the layer feeding it.
-                if l > 0 && best.extra[l - 1] > 0 {
-                    let mut e = best.extra.clone();
-                    e[l - 1] -= 1;
-                    candidates.push(e);
-                }
-            }
-            None => {
-                for l in 0..layers {
-                    if best.extra[l] > 0 {
-                        let mut e = best.extra.clone();
-                        e[l] -= 1;
-                        candidates.push(e);
-                    }
-                }
-            }
         }
         candidates.dedup();
-        let mut improved = false;
+        let mut step: Option<(Genome, FloorlineVerdict)> = None;
         for e in candidates {
             if evals >= max_evals {
                 break;
             }
-            let g = Genome {
-                extra: e,
-                placement: (0..problem.positions.len()).collect(),
-            };
+            let g = Genome { extra: e, placement: (0..problem.positions.len()).collect() };
             evals += 1;
             if let Some(v) = verdict(&g) {
-                if v.0 < cur.0 {
-                    best = g;
-                    cur = v;
-                    improved = true;
-                    break;
+                if v.0 < step.as_ref().map_or(cur.0, |s| s.1 .0) {
+                    step = Some((g, v));
                 }
             }
         }
-        if !improved {
-            break;
+        match step {
+            Some((g, v)) => {
+                best = g;
+                cur = v;
+            }
+            None => break,
         }
     }
     SearchResult {
