@@ -31,6 +31,8 @@ pub struct Options {
     pub calibrate: Option<PathBuf>,
     /// Activation width override.
     pub act_bits: Option<u32>,
+    /// Weight width override (AKD1000: 1, 2 or 4; Loihi 2: a mantissa of 2..=8 bits).
+    pub weight_bits: Option<u32>,
     /// Chips in the system (Loihi 2 boards hold several).
     pub chips: u32,
 }
@@ -44,6 +46,7 @@ impl Options {
             seed: 0,
             calibrate: None,
             act_bits: None,
+            weight_bits: None,
             chips: 1,
         }
     }
@@ -184,9 +187,29 @@ pub fn quantize_for(
     opts: &Options,
 ) -> Result<(Graph, Graph, QuantReport), Error> {
     let canonical = timed("canonicalize", || passes::canonicalize(imported))?;
+    if opts.target == Target::Akd1000 {
+        // Akida's integer neuron (ceil division by a per-channel step) has its own pass.
+        let mut aopts = passes::AkidaQuantOptions::default();
+        aopts.weight_bits = opts.weight_bits.unwrap_or(aopts.weight_bits);
+        aopts.act_bits = opts.act_bits.unwrap_or(aopts.act_bits);
+        let (quantized, qreport) = timed("quantize", || {
+            passes::quantize_akida(&canonical, calib, &aopts)
+        })?;
+        return Ok((canonical, quantized, qreport));
+    }
     let mut qopts = QuantOptions::for_spec(opts.target.quant_spec());
     if let Some(b) = opts.act_bits {
         qopts.act_bits = b;
+    }
+    if let Some(b) = opts.weight_bits {
+        if b < 2 || b > qopts.spec.weight_bits {
+            return Err(Error::Usage(format!(
+                "--weight-bits {b}: {} weights take 2..={} bits",
+                opts.target.name(),
+                qopts.spec.weight_bits
+            )));
+        }
+        qopts.spec.weight_bits = b;
     }
     let (quantized, qreport) = timed("quantize", || passes::quantize(&canonical, calib, &qopts))?;
     Ok((canonical, quantized, qreport))
@@ -200,14 +223,20 @@ pub fn compile_graph(
     source_hash: u64,
 ) -> Result<Compiled, Error> {
     let (canonical, quantized, qreport) = quantize_for(&imported, calib, opts)?;
-    let model = opts.target.core_model(opts.chips);
-    let mapping = timed("partition", || match opts.partition {
-        PartitionKind::Greedy => partition::greedy(&quantized, model.as_ref()),
-    })
-    .map_err(|e: FitError| Error::Fit {
-        target: opts.target.name(),
-        message: e.to_string(),
-    })?;
+    let mapping = match opts.target.own_mapping(&quantized) {
+        // A target with its own mapper (AKD1000) does not use the generic partitioners.
+        Some(m) => m?,
+        None => {
+            let model = opts.target.core_model(opts.chips);
+            timed("partition", || match opts.partition {
+                PartitionKind::Greedy => partition::greedy(&quantized, model.as_ref()),
+            })
+            .map_err(|e: FitError| Error::Fit {
+                target: opts.target.name(),
+                message: e.to_string(),
+            })?
+        }
+    };
     let artifact = timed("lower", || {
         opts.target
             .lower(&quantized, &mapping, source_hash, opts.chips)
