@@ -330,6 +330,18 @@ fn input_conv_width() {
 }
 
 #[test]
+fn input_conv_height() {
+    constraint(
+        "input_conv_height",
+        "height at least 5",
+        &[],
+        net_on(&[1, 4, 8], |n| {
+            n.conv(2, 3, 1, 1).relu().flatten().dense(2);
+        }),
+    );
+}
+
+#[test]
 fn input_conv_even_kernel() {
     constraint(
         "input_conv_even_kernel",
@@ -466,6 +478,26 @@ fn conv_pool_3x3() {
             .flatten()
             .dense(10);
     });
+}
+
+#[test]
+fn conv_pool_stride_above_size() {
+    constraint(
+        "conv_pool_stride_above_size",
+        "not above the size",
+        &[],
+        |n| {
+            n.conv(4, 3, 1, 1)
+                .relu()
+                .conv(8, 3, 1, 1)
+                .relu()
+                .pool("MaxPool", 1, 2)
+                .conv(8, 1, 1, 0)
+                .relu()
+                .flatten()
+                .dense(10);
+        },
+    );
 }
 
 #[test]

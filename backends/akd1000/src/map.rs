@@ -345,7 +345,7 @@ pub fn map(a: &Analysis, spec: &ChipSpec) -> Result<NpMapping, AkError> {
                             "{} can take it ({free} of the device's {} NPs are free{})",
                             picked.len(),
                             spec.nps.len(),
-                            if l.kind == LayerKind::Dense {
+                            if l.kind == LayerKind::Dense || fnp3_left_for_dense == 0 {
                                 ""
                             } else {
                                 "; FNP3-capable ones are kept for the dense layers"

@@ -215,6 +215,10 @@ impl LoadedArtifact {
         match self {
             LoadedArtifact::Loihi2(a) => loihi2::run(a, samples, timesteps),
             // Akida runs a frame through its layer pipeline; there are no timesteps.
+            LoadedArtifact::Akd1000(_) if timesteps.is_some_and(|t| t != 1) => Err(
+                "the AKD1000 runs each sample once through its layer pipeline; --timesteps does not apply"
+                    .into(),
+            ),
             LoadedArtifact::Akd1000(a) => akd1000::run(a, samples),
         }
     }
