@@ -26,6 +26,11 @@
 //!   order Akida 1.0 has) is fused into the convolution: the potentials are summed over the `N`
 //!   positions (`pool_first`), the step becomes `N · k_c` and the bias `N · b`.
 //!
+//! Departures from the vendor flow, on purpose: steps are integers only (the engine divides by a
+//! non-integer step inexactly, by an unknown rule, chips.md §6; integer steps are exact), and the
+//! artifact stores the effective divisor of the measured rule, not cnn2snn's internal encoding
+//! (which scales `act_step` by `2^(act_bits − 4)` for widths other than 4).
+//!
 //! InputConv2D layers use 8-bit weights (QuantizeML's `input_weight_bits` default); other layers
 //! use `weight_bits` (default 4). Layers Akida cannot run are quantised as well as they can be
 //! and then rejected, with the rule they break, by the backend's constraint check
