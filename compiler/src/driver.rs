@@ -35,6 +35,8 @@ pub struct Options {
     pub calibrate: Option<PathBuf>,
     /// Activation width override.
     pub act_bits: Option<u32>,
+    /// Weight width override (AKD1000: 1, 2 or 4; Loihi 2: a mantissa of 2..=8 bits).
+    pub weight_bits: Option<u32>,
     /// Chips in the system (Loihi 2 boards hold several).
     pub chips: u32,
     /// Fitness evaluations of `evolve`.
@@ -52,6 +54,7 @@ impl Options {
             seed: 0,
             calibrate: None,
             act_bits: None,
+            weight_bits: None,
             chips: 1,
             evals: 500,
             progress: false,
@@ -226,9 +229,29 @@ pub fn quantize_for(
     opts: &Options,
 ) -> Result<(Graph, Graph, QuantReport), Error> {
     let canonical = timed("canonicalize", || passes::canonicalize(imported))?;
+    if opts.target == Target::Akd1000 {
+        // Akida's integer neuron (ceil division by a per-channel step) has its own pass.
+        let mut aopts = passes::AkidaQuantOptions::default();
+        aopts.weight_bits = opts.weight_bits.unwrap_or(aopts.weight_bits);
+        aopts.act_bits = opts.act_bits.unwrap_or(aopts.act_bits);
+        let (quantized, qreport) = timed("quantize", || {
+            passes::quantize_akida(&canonical, calib, &aopts)
+        })?;
+        return Ok((canonical, quantized, qreport));
+    }
     let mut qopts = QuantOptions::for_spec(opts.target.quant_spec());
     if let Some(b) = opts.act_bits {
         qopts.act_bits = b;
+    }
+    if let Some(b) = opts.weight_bits {
+        if b < 2 || b > qopts.spec.weight_bits {
+            return Err(Error::Usage(format!(
+                "--weight-bits {b}: {} weights take 2..={} bits",
+                opts.target.name(),
+                qopts.spec.weight_bits
+            )));
+        }
+        qopts.spec.weight_bits = b;
     }
     let (quantized, qreport) = timed("quantize", || passes::quantize(&canonical, calib, &qopts))?;
     Ok((canonical, quantized, qreport))
@@ -242,10 +265,24 @@ pub fn compile_graph(
     source_hash: u64,
 ) -> Result<Compiled, Error> {
     let (canonical, quantized, qreport) = quantize_for(&imported, calib, opts)?;
-    let model = opts.target.core_model(opts.chips);
-    let (mapping, search) = timed("partition", || {
-        map_layers(&quantized, calib, opts, model.as_ref())
-    })?;
+    let (mapping, search) = match opts.target.own_mapping(&quantized) {
+        // A target with its own mapper (AKD1000) does not use the generic partitioners.
+        Some(m) => {
+            if opts.partition != PartitionKind::Greedy {
+                return Err(Error::Usage(format!(
+                    "{} maps layers with its own NP mapper; --partition floorline|evolve is available for loihi2",
+                    opts.target.name()
+                )));
+            }
+            (m?, None)
+        }
+        None => {
+            let model = opts.target.core_model(opts.chips);
+            timed("partition", || {
+                map_layers(&quantized, calib, opts, model.as_ref())
+            })?
+        }
+    };
     let artifact = timed("lower", || {
         opts.target
             .lower(&quantized, &mapping, source_hash, opts.chips)
@@ -332,10 +369,27 @@ fn map_layers(
             .analyze(&art, &profile, opts.chips, &params)
             .ok()?;
         // Layer names in the analysis are population names; map them to topological indices.
-        let names: Vec<String> =
-            m.layers.keys().map(|&id| graph.node(id).name.clone().unwrap_or_else(|| id.to_string())).collect();
-        let slowest =
-            a.layers.iter().filter_map(|l| names.iter().position(|n| *n == l.name).map(|i| (i, l.bound))).collect();
+        let names: Vec<String> = m
+            .layers
+            .keys()
+            .map(|&id| {
+                graph
+                    .node(id)
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| id.to_string())
+            })
+            .collect();
+        let slowest = a
+            .layers
+            .iter()
+            .filter_map(|l| {
+                names
+                    .iter()
+                    .position(|n| *n == l.name)
+                    .map(|i| (i, l.bound))
+            })
+            .collect();
         Some((a.latency_ns, slowest))
     };
     let samples = calib_array(calib);
@@ -360,7 +414,9 @@ fn map_layers(
             latency_ns: v.as_ref().map_or(f64::NAN, |v| v.0),
             energy_nj: f64::NAN,
             cores: m.cores_used(),
-            bound: v.and_then(|v| v.1.first().map(|l| l.1.as_str().to_string())).unwrap_or_default(),
+            bound: v
+                .and_then(|v| v.1.first().map(|l| l.1.as_str().to_string()))
+                .unwrap_or_default(),
             emulated: false,
         }
     };
@@ -430,11 +486,26 @@ pub fn analyze(
     };
     let hash = source_hash(&imported.files)?;
     let compiled = compile_graph(imported.graph, &calib, opts, hash)?;
-    let profile = crate::cost::ActivityProfile::measure(&compiled.quantized, &calib)
-        .map_err(|message| Error::Input { message })?;
-    let (analysis, constants) =
+    let (analysis, constants) = if opts.target.models_loads() {
+        let profile = crate::cost::ActivityProfile::measure(&compiled.quantized, &calib)
+            .map_err(|message| Error::Input { message })?;
         opts.target
-            .analyze(&compiled.artifact, &profile, opts.chips, params)?;
+            .analyze(&compiled.artifact, &profile, opts.chips, params)?
+    } else {
+        // Loads measured by the emulator: on the calibration inputs, else on a mid-grey input.
+        let samples = match calib_array(&calib) {
+            Some(a) => a,
+            None => {
+                let ty = compiled.imported.ty(compiled.imported.inputs[0]);
+                npy::Array {
+                    shape: vec![1, ty.numel()],
+                    data: vec![0.5; ty.numel()],
+                }
+            }
+        };
+        opts.target
+            .analyze_measured(&compiled.artifact, &samples, params)?
+    };
     Ok((compiled, analysis, constants))
 }
 

@@ -9,6 +9,9 @@ use onnx_protobuf::{
 };
 use protobuf::Message;
 
+/// An ONNX node attribute (what [`attr_int`] and [`attr_ints`] build).
+pub use onnx_protobuf::AttributeProto as Attribute;
+
 /// SplitMix64: a tiny, well-mixed, seedable generator (no dependency needed for test data).
 #[derive(Clone, Debug)]
 pub struct Rng(u64);

@@ -2,8 +2,8 @@
 //! the one place that maps each op to and from its attributes, so adding an op touches one file.
 
 use crate::{
-    Activation, ConstId, ConvGeom, Layer, LayerQuant, Neuron, Op, Pool, PoolKind, QuantParams,
-    Synapse,
+    ActRound, Activation, ConstId, ConvGeom, Layer, LayerQuant, Neuron, Op, Pool, PoolKind,
+    QuantParams, Synapse,
 };
 use std::collections::BTreeMap;
 
@@ -150,6 +150,17 @@ pub fn op_attrs(op: &Op) -> Attrs {
                 qm.insert("act_min".into(), AttrValue::Int(q.act_min as i64));
                 qm.insert("act_max".into(), AttrValue::Int(q.act_max as i64));
                 qm.insert("scale".into(), AttrValue::Float(q.scale));
+                // Printed only when not the default, so graphs without them read as before.
+                opt_const(&mut qm, "act_step", q.act_step);
+                if q.act_round != ActRound::Floor {
+                    qm.insert(
+                        "act_round".into(),
+                        AttrValue::Ident(q.act_round.name().into()),
+                    );
+                }
+                if q.pool_first {
+                    qm.insert("pool_first".into(), AttrValue::Bool(true));
+                }
                 m.insert("quant".into(), AttrValue::Map(qm));
             }
         }
@@ -396,6 +407,17 @@ pub fn op_from_attrs(mnemonic: &str, m: &Attrs) -> Result<Op, String> {
                     act_min: qr.i32("act_min")?,
                     act_max: qr.i32("act_max")?,
                     scale: qr.float("scale")?,
+                    act_step: qr.opt_const("act_step")?,
+                    act_round: if qr.m.contains_key("act_round") {
+                        match qr.ident("act_round")? {
+                            "floor" => ActRound::Floor,
+                            "ceil" => ActRound::Ceil,
+                            k => return Err(format!("quant: unknown act_round `{k}`")),
+                        }
+                    } else {
+                        ActRound::Floor
+                    },
+                    pool_first: qr.m.contains_key("pool_first") && qr.bool("pool_first")?,
                 })
             } else {
                 None

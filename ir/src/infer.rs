@@ -196,6 +196,25 @@ pub fn infer_type(
                         return Err("relu population with a negative output range".into());
                     }
                 }
+                if let Some(step) = q.act_step {
+                    check_bias(&cshape(step)?, channels)
+                        .map_err(|m| m.replace("bias", "act_step"))?;
+                    let c = consts
+                        .try_get(step)
+                        .ok_or_else(|| format!("unknown constant {step}"))?;
+                    if c.dtype() != DType::I32 {
+                        return Err("act_step must be an integer constant".into());
+                    }
+                    // Values are known unless the graph was parsed from text (a summary only).
+                    if let Some(v) = c.to_i32() {
+                        if v.iter().any(|s| *s < 1) {
+                            return Err("act_step values must be positive".into());
+                        }
+                    }
+                }
+                if q.pool_first && l.pool.is_none() {
+                    return Err("pool_first without a pool".into());
+                }
             }
             let dtype = if l.quant.is_some() {
                 DType::I32

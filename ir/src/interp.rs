@@ -5,10 +5,19 @@
 //! Integer semantics of a quantised [`Layer`](crate::Layer) with operands `x_g` (integers):
 //! 1. per synapse group `g`: `acc_g = Σ w·x` (exact, 64-bit), then `acc_g << e_g` for
 //!    `e_g = weight_exp[g] ≥ 0`, or `acc_g >> -e_g` (arithmetic, i.e. floor) when negative;
-//! 2. `v = sat_state(Σ_g acc_g + bias[c])`, saturating to `state_bits` two's complement;
-//! 3. `y = clamp(v >> act_shift, act_min, act_max)` (the neuron model is encoded in the range:
-//!    ReLU has `act_min = 0`, a clip its upper bound, a linear readout the full range);
-//! 4. pooling on `y`: max; sum; average as `floor(sum / count)`.
+//!    `acc = Σ_g acc_g`;
+//! 2. only with `pool_first`: `acc` is pooled per channel (max; sum; average as
+//!    `floor(sum / count)`) and the rest runs on the pooled sums;
+//! 3. `v = sat_state(acc + bias[c])`, saturating to `state_bits` two's complement;
+//! 4. `y = clamp(R(v / (step[c] · 2^act_shift)), act_min, act_max)` with `step[c]` the layer's
+//!    `act_step` (1 when absent) and `R` its `act_round`: floor (the default, so with step 1 this
+//!    is the arithmetic shift `v >> act_shift`) or ceil (Akida's rule, chips.md §6). The neuron
+//!    model is encoded in the range: ReLU has `act_min = 0`, a clip its upper bound, a linear
+//!    readout the full range;
+//! 5. without `pool_first`, pooling on `y`: max; sum; average as `floor(sum / count)`.
+//!
+//! With the defaults (`act_step` absent, floor, no `pool_first`) steps 2 and 4 reduce to
+//! `y = clamp(v >> act_shift, act_min, act_max)` followed by pooling, the original semantics.
 
 use crate::{Activation, ConstId, ConvGeom, Graph, NodeId, Op, Pool, PoolKind, Synapse};
 
@@ -304,6 +313,14 @@ impl<'g> Interpreter<'g> {
                                     .zip(part)
                                     .for_each(|(a, b)| *a += shift(b, e));
                             }
+                            let (mut acc, n) = match (&l.pool, q.pool_first) {
+                                (Some(p), true) => {
+                                    let pooled = pool_i(&acc, &pre_shape, &node.ty.shape, p);
+                                    let m = pooled.len();
+                                    (pooled, m)
+                                }
+                                _ => (acc, n),
+                            };
                             if let Some(b) = q.bias {
                                 let b = self.wi(b);
                                 let per = n / b.len().max(1);
@@ -311,10 +328,22 @@ impl<'g> Interpreter<'g> {
                                     .enumerate()
                                     .for_each(|(i, a)| *a += b[i / per]);
                             }
-                            let y: Vec<i64> = acc.into_iter().map(|v| activate(v, q)).collect();
+                            let y: Vec<i64> = match q.act_step {
+                                None => acc.into_iter().map(|v| activate(v, q)).collect(),
+                                Some(st) => {
+                                    let st = self.wi(st);
+                                    let per = n / st.len().max(1);
+                                    acc.into_iter()
+                                        .enumerate()
+                                        .map(|(i, v)| activate_div(v, q, st[i / per]))
+                                        .collect()
+                                }
+                            };
                             match &l.pool {
-                                Some(p) => Value::I64(pool_i(&y, &pre_shape, &node.ty.shape, p)),
-                                None => Value::I64(y),
+                                Some(p) if !q.pool_first => {
+                                    Value::I64(pool_i(&y, &pre_shape, &node.ty.shape, p))
+                                }
+                                _ => Value::I64(y),
                             }
                         }
                     }
@@ -368,9 +397,29 @@ pub fn saturate(v: i64, bits: u32) -> i64 {
     v.clamp(-max - 1, max)
 }
 
-/// Steps 2–3 of the layer semantics for one neuron whose summed input (with bias) is `v`.
+/// Steps 3–4 of the layer semantics for one neuron whose summed input (with bias) is `v`, with a
+/// step of 1 (layers without `act_step`).
 pub fn activate(v: i64, q: &crate::LayerQuant) -> i64 {
-    (saturate(v, q.state_bits) >> q.act_shift).clamp(q.act_min as i64, q.act_max as i64)
+    activate_div(v, q, 1)
+}
+
+/// Steps 3–4 of the layer semantics for one neuron whose summed input (with bias) is `v` and whose
+/// channel's step is `step` (values below 1 count as 1).
+pub fn activate_div(v: i64, q: &crate::LayerQuant, step: i64) -> i64 {
+    let v = saturate(v, q.state_bits);
+    let y = if step <= 1 && q.act_round == crate::ActRound::Floor {
+        v >> q.act_shift.min(63)
+    } else {
+        // In i128: |v| ≤ 2^63 and step · 2^shift < 2^95, so the division is exact.
+        let d = i128::from(step.max(1)) << q.act_shift.min(63);
+        let (v, d) = (i128::from(v), d);
+        let y = match q.act_round {
+            crate::ActRound::Floor => v.div_euclid(d),
+            crate::ActRound::Ceil => -((-v).div_euclid(d)),
+        };
+        y.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+    };
+    y.clamp(q.act_min as i64, q.act_max as i64)
 }
 
 /// `clamp(round_half_even(x / scale), min, max)`; NaN maps to 0.

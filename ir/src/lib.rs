@@ -37,9 +37,11 @@ pub use constant::{
 };
 pub use graph::{Cycle, Graph, Node, NodeId, Output};
 pub use infer::infer_type;
-pub use interp::{activate, quantize, saturate, shift, InterpError, Interpreter, Value};
+pub use interp::{
+    activate, activate_div, quantize, saturate, shift, InterpError, Interpreter, Value,
+};
 pub use op::{
-    remap_constants, Activation, ConvGeom, Layer, LayerQuant, Neuron, Op, Pool, PoolKind,
+    remap_constants, ActRound, Activation, ConvGeom, Layer, LayerQuant, Neuron, Op, Pool, PoolKind,
     QuantParams, Synapse,
 };
 pub use parse::{parse, ParseError};

@@ -143,7 +143,33 @@ impl Synapse {
     }
 }
 
+/// How the state is divided down to an activation (step 4 of the integer layer semantics in
+/// the interpreter's module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ActRound {
+    /// Toward negative infinity (an arithmetic right shift when the step is 1); the default.
+    #[default]
+    Floor,
+    /// Toward positive infinity: BrainChip Akida's `ceil((Σ w·x − threshold) / act_step)`
+    /// (chips.md §6).
+    Ceil,
+}
+
+impl ActRound {
+    /// Text-format name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ActRound::Floor => "floor",
+            ActRound::Ceil => "ceil",
+        }
+    }
+}
+
 /// Integer semantics of a quantised layer (see the crate docs for the exact arithmetic).
+///
+/// The last three fields were added for targets whose neurons divide by an integer step and round
+/// up (Akida); their defaults (`None`, `Floor`, `false`) give the original shift-and-floor
+/// semantics, and the text format omits them when they have their defaults.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerQuant {
     /// Per synapse group: shift applied to that group's accumulated sum (left if positive,
@@ -161,6 +187,15 @@ pub struct LayerQuant {
     pub act_max: i32,
     /// Real value of one output unit: `x_real ≈ scale · x_int`.
     pub scale: f32,
+    /// Integer divisor per output channel (an i32 constant of one positive value per channel),
+    /// applied with `act_shift` before rounding: `y = round(v / (step[c] · 2^act_shift))`.
+    /// `None` means 1 for every channel.
+    pub act_step: Option<ConstId>,
+    /// Rounding of that division.
+    pub act_round: ActRound,
+    /// Pool the accumulated sums before the bias and the activation instead of pooling the
+    /// activations (Akida pools potentials; for max pooling the two orders agree).
+    pub pool_first: bool,
 }
 
 /// A canonical layer: one population fed by one synapse group per input value, with a neuron
@@ -306,6 +341,7 @@ impl Op {
                 v.extend(l.bias);
                 if let Some(q) = &l.quant {
                     v.extend(q.bias);
+                    v.extend(q.act_step);
                 }
                 v
             }
@@ -341,6 +377,9 @@ pub fn remap_constants(op: &mut Op, mut f: impl FnMut(ConstId) -> ConstId) {
             if let Some(q) = &mut l.quant {
                 if let Some(b) = &mut q.bias {
                     *b = f(*b);
+                }
+                if let Some(s) = &mut q.act_step {
+                    *s = f(*s);
                 }
             }
         }

@@ -163,6 +163,50 @@ class DigitsResCNN(nn.Module):
         return self.fc(x)
 
 
+class DigitsAkidaCNN(nn.Module):
+    """A CNN within the Akida 1.0 (AKD1000) constraints, with a dense head.
+
+    conv1 (1->8, 3x3, Same) becomes an InputConv2D on 8-bit input; its 2x2 max
+    pooling is followed by a convolution, as Akida requires; conv2 (8->16,
+    3x3, Same) has no pooling, so it may feed the FullyConnected head, whose
+    input (16x4x4 = 256) is flattened column-major by Akida.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 16, 3, padding=1)
+        self.fc = nn.Linear(16 * 4 * 4, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.relu(self.conv2(x))
+        return self.fc(torch.flatten(x, 1))
+
+
+class DigitsAkidaGapCNN(nn.Module):
+    """A CNN within the Akida 1.0 constraints, with a global-average-pooling head.
+
+    Akida 1.0 pools the potentials before the activation, so the head is
+    conv3 -> GlobalAveragePool -> ReLU -> Linear (not ReLU before the pool).
+    conv3's 4x4 output meets the pooling rules (width 1..32, at least 3 rows).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
+        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
+        self.conv3 = nn.Conv2d(32, 64, 3, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.relu(self.conv2(x))
+        x = F.relu(torch.flatten(self.pool(self.conv3(x)), 1))
+        return self.fc(x)
+
+
 # --------------------------------------------------------------------------
 # Training and pruning
 # --------------------------------------------------------------------------
@@ -536,7 +580,8 @@ def case_digits_mlp() -> Built:
     m = dense_mlp()
     x = load_data().x_test
     onx = export_torchscript(m, torch.from_numpy(x[:2]), opset=13)
-    return Built(onx, x, "MLP 64-128-64-10 with ReLU", "torchscript", 13, torch_model=m)
+    return Built(onx, x, "MLP 64-128-64-10 with ReLU", "torchscript", 13, torch_model=m,
+                 extra={"targets": ["loihi2", "akd1000"]})
 
 
 def case_digits_mlp_sparse() -> Built:
@@ -546,7 +591,7 @@ def case_digits_mlp_sparse() -> Built:
     m = prune_and_finetune(dense_mlp(), data.x_train, data.y_train, targets=[0.85, 0.85, 0.85])
     onx = export_dynamo(m, torch.from_numpy(data.x_test[:2]), opset=18)
     return Built(onx, data.x_test, "MLP 64-128-64-10 with ReLU, 85% unstructured magnitude pruning",
-                 "dynamo", opset_of(onx), torch_model=m)
+                 "dynamo", opset_of(onx), torch_model=m, extra={"targets": ["loihi2", "akd1000"]})
 
 
 def case_digits_cnn() -> Built:
@@ -603,7 +648,7 @@ def case_digits_mlp_extdata() -> Built:
     onx = export_torchscript(m, torch.from_numpy(data.x_test[:2]), opset=17)
     return Built(onx, data.x_test, "MLP 64-96-10 with ReLU and Softmax, all initializers external",
                  "torchscript", 17, torch_model=m, external_data=True,
-                 extra={"external_data": "model.onnx.data"})
+                 extra={"external_data": "model.onnx.data", "targets": ["loihi2", "akd1000"]})
 
 
 def case_digits_mlp_relu6_opset9() -> Built:
@@ -618,7 +663,7 @@ def case_digits_mlp_relu6_opset9() -> Built:
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in c.attribute}
         assert attrs == {"min": 0.0, "max": 6.0} and len(c.input) == 1, attrs
     return Built(onx, data.x_test, "MLP 64-64-10 with ReLU6 as opset-9 Clip(min=0,max=6 attributes)",
-                 "torchscript", 9, torch_model=m)
+                 "torchscript", 9, torch_model=m, extra={"targets": ["loihi2", "akd1000"]})
 
 
 class DigitsCalibration(ortq.CalibrationDataReader):
@@ -657,7 +702,30 @@ def case_digits_mlp_qdq() -> Built:
                  "activations QUInt8, weights QInt8, MinMax calibration on 200 training images",
                  "torchscript", opset_of(onx), min_top1=0.93,
                  extra={"source_case": "digits_mlp",
-                        "quantization": "onnxruntime quantize_static QDQ U8/S8 per-tensor"})
+                        "quantization": "onnxruntime quantize_static QDQ U8/S8 per-tensor",
+                        "targets": ["loihi2", "akd1000"]})
+
+
+def case_digits_cnn_akida() -> Built:
+    """CNN within the AKD1000 constraints, dense head (TorchScript, opset 13)."""
+    seed_everything(SEED + 6)
+    data = load_data()
+    m = train(DigitsAkidaCNN(), as_images(data.x_train), data.y_train, epochs=30)
+    x = as_images(data.x_test)
+    onx = export_torchscript(m, torch.from_numpy(x[:2]), opset=13)
+    return Built(onx, x, "AKD1000-compatible CNN conv8-relu-maxpool-conv16-relu-flatten-linear10",
+                 "torchscript", 13, torch_model=m, extra={"targets": ["loihi2", "akd1000"]})
+
+
+def case_digits_cnn_akida_gap() -> Built:
+    """CNN within the AKD1000 constraints, global-average-pooling head."""
+    seed_everything(SEED + 7)
+    data = load_data()
+    m = train(DigitsAkidaGapCNN(), as_images(data.x_train), data.y_train, epochs=40)
+    x = as_images(data.x_test)
+    onx = export_torchscript(m, torch.from_numpy(x[:2]), opset=13)
+    return Built(onx, x, "AKD1000-compatible CNN conv16-relu-maxpool-conv32-relu-conv64-globalavgpool-relu-linear10",
+                 "torchscript", 13, torch_model=m, extra={"targets": ["loihi2", "akd1000"]})
 
 
 CASES: dict[str, Callable[[], Built]] = {
@@ -669,6 +737,8 @@ CASES: dict[str, Callable[[], Built]] = {
     "digits_mlp_extdata": case_digits_mlp_extdata,
     "digits_mlp_relu6_opset9": case_digits_mlp_relu6_opset9,
     "digits_mlp_qdq": case_digits_mlp_qdq,
+    "digits_cnn_akida": case_digits_cnn_akida,
+    "digits_cnn_akida_gap": case_digits_cnn_akida_gap,
 }
 
 

@@ -23,6 +23,9 @@ pub struct Case {
     pub inputs: nmc::npy::Array,
     pub expected: nmc::npy::Array,
     pub labels: Vec<i64>,
+    /// Targets the case is meant to compile for (`targets` in case.toml; default loihi2 only).
+    /// The Loihi 2 tests run every case; the AKD1000 tests run the cases that list it.
+    pub targets: Vec<String>,
 }
 
 impl Case {
@@ -57,7 +60,21 @@ pub fn cases() -> &'static [Case] {
                 let read = |f: &str| {
                     nmc::npy::read(&dir.join(f)).unwrap_or_else(|e| panic!("{name}: {e}"))
                 };
+                let toml: toml::Table = std::fs::read_to_string(dir.join("case.toml"))
+                    .ok()
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or_default();
+                let targets = toml
+                    .get("targets")
+                    .and_then(|t| t.as_array())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_else(|| vec!["loihi2".to_string()]);
                 Case {
+                    targets,
                     model: dir.join("model.onnx"),
                     inputs: read("inputs.npy"),
                     expected: read("expected.npy"),

@@ -6,8 +6,11 @@
 //! - `snapshots`: IR text and artifact listings per (case, stage);
 //! - `roundtrip`: IR print → parse → print is the identity;
 //! - `errors`: bad inputs give the documented error kind, message and exit code, and no file;
-//! - `determinism`: compiling twice gives byte-identical artifacts.
+//! - `determinism`: compiling twice gives byte-identical artifacts;
+//! - `akd1000`: the AKD1000 backend on the cases whose case.toml lists it (bit-exactness,
+//!   accuracy, listings, NP mapping) and one error test per Akida 1.0 constraint.
 
+mod akd1000;
 mod cli;
 mod common;
 mod determinism;

@@ -13,14 +13,18 @@ pub fn run(which: &str) -> ExitCode {
         "emulator" => emulator(),
         "floorline" => floorline(),
         "mapping" => mapping(),
+        "akd1000" => akd1000(),
         "all" => {
             compile();
             emulator();
             floorline();
-            mapping()
+            mapping();
+            akd1000()
         }
         other => {
-            eprintln!("unknown bench `{other}` (compile, emulator, floorline, mapping, all)");
+            eprintln!(
+                "unknown bench `{other}` (compile, emulator, floorline, mapping, akd1000, all)"
+            );
             ExitCode::from(2)
         }
     }
@@ -271,7 +275,8 @@ fn mapping() -> ExitCode {
     println!("|---|---|---|---|---|---|---|---|");
     let tmp = std::env::temp_dir().join("nmc-bench");
     std::fs::create_dir_all(&tmp).expect("temp dir");
-    let mut cases: Vec<(String, std::path::PathBuf, Vec<Vec<Vec<f32>>>)> = Vec::new();
+    type Samples = Vec<Vec<Vec<f32>>>;
+    let mut cases: Vec<(String, std::path::PathBuf, Samples)> = Vec::new();
     let mlps: [(&str, Vec<usize>, f64); 3] = [
         ("mlp-4x1024-90", vec![256, 1024, 1024, 1024, 10], 0.90),
         (
@@ -354,6 +359,112 @@ fn mapping() -> ExitCode {
                 secs
             );
         }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Whether a case's case.toml lists the AKD1000 among its targets.
+fn for_akd1000(dir: &std::path::Path) -> bool {
+    std::fs::read_to_string(dir.join("case.toml"))
+        .map(|t| {
+            t.lines()
+                .any(|l| l.starts_with("targets") && l.contains("\"akd1000\""))
+        })
+        .unwrap_or(false)
+}
+
+/// Per shipped AKD1000 model: NPs per layer, emulated latency, throughput and energy per frame,
+/// and top-1 (calibrated on the first 64 samples at the default 4/4 bits, like the tests).
+fn akd1000() -> ExitCode {
+    println!("\n## AKD1000 (emulated; 4-bit weights and activations, 8-bit InputConv2D weights)\n");
+    println!(
+        "Latency, throughput and energy come from the emulator's cost model, whose constants are"
+    );
+    println!("assumed (no public per-NP figures; see backends/akd1000/src/spec.rs).\n");
+    println!("| model | layers: type @ units | NPs | float top-1 | emulated top-1 | latency | throughput | energy/frame |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let spec = nmc_akd1000::akd1000();
+    for (name, dir) in models().into_iter().filter(|(_, d)| for_akd1000(d)) {
+        let imported = nmc::onnx::import_file(&dir.join("model.onnx")).expect("import");
+        let samples =
+            driver::load_samples(&dir.join("inputs.npy"), &imported.graph).expect("inputs");
+        let labels = nmc::npy::read(&dir.join("labels.npy")).expect("labels");
+        let expected = nmc::npy::read(&dir.join("expected.npy")).expect("expected");
+        let calib: Vec<Vec<Vec<f32>>> = samples.iter().take(64).cloned().collect();
+        let opts = Options::new(Target::Akd1000);
+        let c = driver::compile_graph(imported.graph, &calib, &opts, 0).expect("compiles");
+        let art = nmc_akd1000::decode(&c.artifact).expect("decodes");
+        let emu = nmc_akd1000::Emulator::new(&art, &spec).expect("loads");
+        let input = &art.inputs[0];
+        let q = nmc_ir::QuantParams {
+            scale: input.scale,
+            min: 0,
+            max: (1 << input.bits) - 1,
+        };
+        let out_scale = art.outputs[0].scale;
+        let (mut lat, mut interval, mut energy, mut hits, mut float_hits) = (0.0, 0.0, 0.0, 0, 0);
+        let mut layer_ns = vec![0.0; art.layers.len()];
+        for (i, s) in samples.iter().enumerate() {
+            let x: Vec<i64> = s[0].iter().map(|v| nmc_ir::quantize(*v, &q)).collect();
+            let (outs, r) = emu.run(&[x]).expect("runs");
+            lat += r.latency_ns;
+            interval += r.interval_ns;
+            energy += r.energy_nj;
+            for (t, l) in layer_ns.iter_mut().zip(&r.layers) {
+                *t += l.t_ns;
+            }
+            let y: Vec<f32> = outs[0].iter().map(|v| *v as f32 * out_scale).collect();
+            let label = labels.data[i] as usize;
+            hits += usize::from(nmc::cli::argmax(&y) == label);
+            let k = expected.data.len() / samples.len();
+            float_hits +=
+                usize::from(nmc::cli::argmax(&expected.data[i * k..(i + 1) * k]) == label);
+        }
+        let n = samples.len() as f64;
+        let layers: Vec<String> = art
+            .layers
+            .iter()
+            .zip(&layer_ns)
+            .map(|(l, t)| {
+                let units: Vec<String> = l
+                    .slices
+                    .iter()
+                    .map(|s| {
+                        let u = &art.units[s.unit as usize];
+                        let ty = nmc_akd1000::listing::unit_type_name(u.unit_type);
+                        if ty == "HRC" {
+                            "HRC".to_string()
+                        } else {
+                            format!("{ty}({},{},{})", u.col, u.row, u.id)
+                        }
+                    })
+                    .collect();
+                format!(
+                    "{} @ {} ({:.0} ns)",
+                    nmc_akd1000::listing::layer_kind_name(l.kind),
+                    units.join(" "),
+                    t / n
+                )
+            })
+            .collect();
+        let nps = art
+            .units
+            .iter()
+            .filter(|u| u.unit_type != nmc_akd1000::artifact::UnitTypeMsg::Hrc as i32)
+            .count();
+        println!(
+            "| {name} | {} | {nps} | {:.3} | {:.3} | {:.2} µs | {:.0} k frames/s | {:.1} nJ |",
+            layers.join("; "),
+            float_hits as f64 / n,
+            hits as f64 / n,
+            lat / n / 1e3,
+            1e6 / (interval / n),
+            energy / n
+        );
+    }
+    println!("\nconstants:");
+    for (k, c) in spec.cost.entries() {
+        println!("- {k} = {} {} ({})", c.value, c.unit, c.source);
     }
     ExitCode::SUCCESS
 }

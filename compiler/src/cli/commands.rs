@@ -20,6 +20,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             evals,
             calibrate,
             act_bits,
+            weight_bits,
             chips,
             emit,
         } => {
@@ -30,6 +31,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             opts.progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
             opts.calibrate = calibrate;
             opts.act_bits = act_bits;
+            opts.weight_bits = weight_bits;
             if chips == 0 {
                 return Err(Error::Usage("--chips must be at least 1".into()));
             }
@@ -83,13 +85,19 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             quantized,
             target,
             calibrate,
+            act_bits,
+            weight_bits,
             labels,
         } => eval(
             &model,
             &input,
             output.as_deref(),
             quantized.then_some(target).flatten(),
-            calibrate,
+            Bits {
+                calibrate,
+                act_bits,
+                weight_bits,
+            },
             labels.as_deref(),
         ),
         Command::Inspect { file, format } => inspect(&file, format),
@@ -344,12 +352,19 @@ fn run(
     Ok(())
 }
 
+/// Quantisation choices of `eval --quantized`.
+struct Bits {
+    calibrate: Option<PathBuf>,
+    act_bits: Option<u32>,
+    weight_bits: Option<u32>,
+}
+
 fn eval(
     model: &Path,
     input: &Path,
     output: Option<&Path>,
     quantized: Option<Target>,
-    calibrate: Option<PathBuf>,
+    bits: Bits,
     labels: Option<&Path>,
 ) -> Result<(), Error> {
     let imported = crate::onnx::import_file(model)?;
@@ -358,7 +373,9 @@ fn eval(
         None => imported.graph,
         Some(t) => {
             let mut opts = Options::new(t);
-            opts.calibrate = calibrate;
+            opts.calibrate = bits.calibrate;
+            opts.act_bits = bits.act_bits;
+            opts.weight_bits = bits.weight_bits;
             let calib = match &opts.calibrate {
                 Some(p) => driver::load_samples(p, &imported.graph)?,
                 None => Vec::new(),

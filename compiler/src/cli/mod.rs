@@ -77,9 +77,13 @@ pub enum Command {
         /// Calibration inputs (.npy, samples along the first axis) for activation ranges.
         #[arg(long)]
         calibrate: Option<PathBuf>,
-        /// Activation width in bits (default: the target's).
-        #[arg(long)]
+        /// Activation width in bits (default: the target's; AKD1000: 1, 2 or 4, default 4).
+        #[arg(long, visible_alias = "activation-bits")]
         act_bits: Option<u32>,
+        /// Weight width in bits (default: the target's; AKD1000: 1, 2 or 4, default 4, with
+        /// 8-bit weights for a first convolution).
+        #[arg(long)]
+        weight_bits: Option<u32>,
         /// Chips in the system.
         #[arg(long, default_value_t = 1)]
         chips: u32,
@@ -158,6 +162,12 @@ pub enum Command {
         /// Calibration inputs for the quantised evaluation.
         #[arg(long)]
         calibrate: Option<PathBuf>,
+        /// Activation width in bits for the quantised evaluation (default: the target's).
+        #[arg(long, visible_alias = "activation-bits", requires = "quantized")]
+        act_bits: Option<u32>,
+        /// Weight width in bits for the quantised evaluation (default: the target's).
+        #[arg(long, requires = "quantized")]
+        weight_bits: Option<u32>,
         /// Labels (.npy) to report top-1 accuracy against.
         #[arg(long)]
         labels: Option<PathBuf>,

@@ -254,10 +254,16 @@ pub fn evaluate(
                     l.bound = c.bound;
                 }
             }
-            None => layers.push(LayerCost { name: c.load.layer.clone(), t_ns: c.time(), bound: c.bound, cores: 1 }),
+            None => layers.push(LayerCost {
+                name: c.load.layer.clone(),
+                t_ns: c.time(),
+                bound: c.bound,
+                cores: 1,
+            }),
         }
     }
-    let latency_ns = layers.iter().map(|l| l.t_ns).sum::<f64>() + k.b_sync * timesteps.max(1) as f64;
+    let latency_ns =
+        layers.iter().map(|l| l.t_ns).sum::<f64>() + k.b_sync * timesteps.max(1) as f64;
     layers.sort_by(|a, b| b.t_ns.total_cmp(&a.t_ns).then(a.name.cmp(&b.name)));
     let mut a = Analysis {
         latency_ns,

@@ -333,7 +333,10 @@ pub fn floorline_search(
             if evals >= max_evals {
                 break;
             }
-            let g = Genome { extra: e, placement: (0..problem.positions.len()).collect() };
+            let g = Genome {
+                extra: e,
+                placement: (0..problem.positions.len()).collect(),
+            };
             evals += 1;
             if let Some(v) = verdict(&g) {
                 if v.0 < step.as_ref().map_or(cur.0, |s| s.1 .0) {

@@ -63,9 +63,9 @@ pub struct QuantReport {
 }
 
 #[derive(Clone, Copy, Debug)]
-struct Range {
-    lo: f32,
-    hi: f32,
+pub(super) struct Range {
+    pub(super) lo: f32,
+    pub(super) hi: f32,
 }
 
 /// Quantises a canonical graph. `calibration` may be empty.
@@ -276,7 +276,7 @@ pub fn quantize(
 }
 
 /// Nodes the chip outputs depend on.
-fn needed_nodes(graph: &Graph, outputs: &[Output]) -> BTreeSet<NodeId> {
+pub(super) fn needed_nodes(graph: &Graph, outputs: &[Output]) -> BTreeSet<NodeId> {
     let mut seen = BTreeSet::new();
     let mut stack: Vec<NodeId> = outputs.iter().map(|o| o.node).collect();
     while let Some(n) = stack.pop() {
@@ -304,7 +304,7 @@ fn grid(r: Range, bits: u32) -> ((i32, i32), f32) {
 }
 
 /// Ranges implied by QDQ pairs: the producer of a fake-quantised value takes its grid.
-fn qdq_hints(graph: &Graph) -> BTreeMap<NodeId, Range> {
+pub(super) fn qdq_hints(graph: &Graph) -> BTreeMap<NodeId, Range> {
     let mut hints = BTreeMap::new();
     for id in graph.ids() {
         let node = graph.node(id);
@@ -334,7 +334,10 @@ fn qdq_hints(graph: &Graph) -> BTreeMap<NodeId, Range> {
     hints
 }
 
-fn calibrate(graph: &Graph, samples: &[Vec<Vec<f32>>]) -> Result<BTreeMap<NodeId, Range>, String> {
+pub(super) fn calibrate(
+    graph: &Graph,
+    samples: &[Vec<Vec<f32>>],
+) -> Result<BTreeMap<NodeId, Range>, String> {
     let interp = Interpreter::new(graph).map_err(|e| e.to_string())?;
     let mut ranges: BTreeMap<NodeId, Range> = BTreeMap::new();
     for s in samples {
@@ -356,7 +359,7 @@ fn calibrate(graph: &Graph, samples: &[Vec<Vec<f32>>]) -> Result<BTreeMap<NodeId
 }
 
 /// The weight-only rule (see the module docs).
-fn weight_only_ranges(graph: &Graph) -> BTreeMap<NodeId, Range> {
+pub(super) fn weight_only_ranges(graph: &Graph) -> BTreeMap<NodeId, Range> {
     let mut rms: BTreeMap<NodeId, f32> = BTreeMap::new();
     let mut ranges = BTreeMap::new();
     for id in graph.topo_order().unwrap_or_default() {
@@ -562,6 +565,9 @@ fn quantize_layer(
         act_min,
         act_max,
         scale: s_out,
+        act_step: None,
+        act_round: nmc_ir::ActRound::Floor,
+        pool_first: false,
     };
     let layer = Layer {
         synapses,

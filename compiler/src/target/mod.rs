@@ -2,6 +2,7 @@
 //! calls into its backend crate: spec, resource model, lowering, artifact decoding, emulation.
 //! Adding a target means adding a file here and one arm to each `match` below.
 
+mod akd1000;
 mod loihi2;
 
 use crate::npy::Array;
@@ -14,18 +15,21 @@ use nmc_ir::{Graph, Mapping, QuantSpec};
 pub enum Target {
     /// Intel Loihi 2.
     Loihi2,
+    /// BrainChip AKD1000 (Akida 1.0).
+    Akd1000,
 }
 
 impl Target {
     /// All targets.
     pub fn all() -> &'static [Target] {
-        &[Target::Loihi2]
+        &[Target::Loihi2, Target::Akd1000]
     }
 
     /// The target's name (also the default artifact extension).
     pub fn name(self) -> &'static str {
         match self {
             Target::Loihi2 => "loihi2",
+            Target::Akd1000 => "akd1000",
         }
     }
 
@@ -33,6 +37,7 @@ impl Target {
     pub fn quant_spec(self) -> QuantSpec {
         match self {
             Target::Loihi2 => loihi2::quant_spec(),
+            Target::Akd1000 => akd1000::quant_spec(),
         }
     }
 
@@ -40,6 +45,16 @@ impl Target {
     pub fn core_model(self, chips: u32) -> Box<dyn CoreModel> {
         match self {
             Target::Loihi2 => loihi2::core_model(chips),
+            Target::Akd1000 => akd1000::core_model(),
+        }
+    }
+
+    /// The target's own mapping of a quantised graph, for targets whose mapper replaces the
+    /// generic partitioners (AKD1000: layer kinds, NP types, spatial bands); `None` otherwise.
+    pub fn own_mapping(self, graph: &Graph) -> Option<Result<Mapping, Error>> {
+        match self {
+            Target::Loihi2 => None,
+            Target::Akd1000 => Some(akd1000::partition(graph)),
         }
     }
 
@@ -53,6 +68,7 @@ impl Target {
     ) -> Result<Vec<u8>, Error> {
         match self {
             Target::Loihi2 => loihi2::lower(graph, mapping, source_hash, chips),
+            Target::Akd1000 => akd1000::lower(graph, mapping, source_hash),
         }
     }
 
@@ -60,6 +76,7 @@ impl Target {
     pub fn describe(self) -> String {
         match self {
             Target::Loihi2 => loihi2::describe(),
+            Target::Akd1000 => akd1000::describe(),
         }
     }
 
@@ -67,6 +84,7 @@ impl Target {
     pub fn cost_params(self, params: &ChipParams) -> Result<Vec<CostParam>, Error> {
         match self {
             Target::Loihi2 => loihi2::cost_params(params),
+            Target::Akd1000 => akd1000::cost_params(params),
         }
     }
 
@@ -81,6 +99,28 @@ impl Target {
     ) -> Result<(crate::cost::Analysis, crate::cost::Constants), Error> {
         match self {
             Target::Loihi2 => loihi2::analyze(artifact, profile, chips, params),
+            Target::Akd1000 => Err(Error::Usage(
+                "the akd1000 floorline analysis uses loads measured by its emulator: call analyze_measured".into(),
+            )),
+        }
+    }
+
+    /// Whether [`Target::analyze`] models loads from an activity profile (else the loads are
+    /// measured by the emulator: [`Target::analyze_measured`]).
+    pub fn models_loads(self) -> bool {
+        matches!(self, Target::Loihi2)
+    }
+
+    /// The floorline analysis with per-core loads measured by the target's emulator on `samples`.
+    pub fn analyze_measured(
+        self,
+        artifact: &[u8],
+        samples: &Array,
+        params: &ChipParams,
+    ) -> Result<(crate::cost::Analysis, crate::cost::Constants), Error> {
+        match self {
+            Target::Loihi2 => Err(Error::Usage("loihi2 models its loads: call analyze".into())),
+            Target::Akd1000 => akd1000::analyze_measured(artifact, samples, params),
         }
     }
 
@@ -88,6 +128,7 @@ impl Target {
     pub fn describe_json(self) -> serde_json::Value {
         match self {
             Target::Loihi2 => loihi2::describe_json(),
+            Target::Akd1000 => akd1000::describe_json(),
         }
     }
 }
@@ -172,6 +213,12 @@ pub struct CorePerf {
     pub msgs_out: u64,
     /// The bound that held most often over the run: "memory", "compute" or "traffic".
     pub bound: String,
+    /// Slot of the unit in its mesh node (AKD1000 NPs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u32>,
+    /// What the unit is configured as (AKD1000: "HRC", "CNP1", "FNP3", …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit_type: Option<String>,
 }
 
 /// The `nmc run --report` JSON.
@@ -195,6 +242,9 @@ pub struct PerfSummary {
     pub synaptic_events: u64,
     /// Per-core counters, summed over all samples.
     pub cores: Vec<CorePerf>,
+    /// Frames per second a pipelined chip sustains (AKD1000: 1 / the slowest NP's time).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throughput_fps: Option<f64>,
 }
 
 /// What `run` returns.
@@ -212,12 +262,14 @@ pub struct RunResult {
 pub enum LoadedArtifact {
     /// Loihi 2.
     Loihi2(nmc_loihi2::Artifact),
+    /// AKD1000.
+    Akd1000(nmc_akd1000::Artifact),
 }
 
 impl LoadedArtifact {
     /// Whether `bytes` start like an nmc artifact of any target.
     pub fn is_artifact(bytes: &[u8]) -> bool {
-        nmc_loihi2::is_artifact(bytes)
+        nmc_loihi2::is_artifact(bytes) || nmc_akd1000::is_artifact(bytes)
     }
 
     /// Decodes and validates an artifact.
@@ -227,6 +279,11 @@ impl LoadedArtifact {
                 .map(LoadedArtifact::Loihi2)
                 .map_err(|e| e.to_string());
         }
+        if nmc_akd1000::is_artifact(bytes) {
+            return nmc_akd1000::decode(bytes)
+                .map(LoadedArtifact::Akd1000)
+                .map_err(|e| e.to_string());
+        }
         Err("not an nmc artifact (unknown magic bytes)".into())
     }
 
@@ -234,6 +291,7 @@ impl LoadedArtifact {
     pub fn target(&self) -> Target {
         match self {
             LoadedArtifact::Loihi2(_) => Target::Loihi2,
+            LoadedArtifact::Akd1000(_) => Target::Akd1000,
         }
     }
 
@@ -241,6 +299,7 @@ impl LoadedArtifact {
     pub fn listing(&self) -> String {
         match self {
             LoadedArtifact::Loihi2(a) => nmc_loihi2::listing(a),
+            LoadedArtifact::Akd1000(a) => nmc_akd1000::listing(a),
         }
     }
 
@@ -248,6 +307,7 @@ impl LoadedArtifact {
     pub fn to_json(&self) -> serde_json::Value {
         match self {
             LoadedArtifact::Loihi2(a) => loihi2::to_json(a),
+            LoadedArtifact::Akd1000(a) => akd1000::to_json(a),
         }
     }
 
@@ -266,6 +326,11 @@ impl LoadedArtifact {
     ) -> Result<RunResult, String> {
         match self {
             LoadedArtifact::Loihi2(a) => loihi2::run(a, samples, timesteps, params),
+            // Akida runs a frame through its layer pipeline; there are no timesteps.
+            LoadedArtifact::Akd1000(_) if timesteps.is_some_and(|t| t != 1) => {
+                Err("the AKD1000 runs each sample once through its layer pipeline; --timesteps does not apply".into())
+            }
+            LoadedArtifact::Akd1000(a) => akd1000::run(a, samples),
         }
     }
 }

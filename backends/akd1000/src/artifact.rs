@@ -1,0 +1,369 @@
+//! The artifact: what the compiler hands to an AKD1000 runtime (here, the emulator). Hand-written
+//! prost messages (no protoc); the wire format is protobuf, versioned by the header.
+//!
+//! Weights and parameters are stored in the vendor's conventions, not the IR's:
+//! - convolution kernels are **flipped** (`w_art[o][c][kh−1−y][kw−1−x] = w_ir[o][c][y][x]`),
+//!   because Akida's `Convolutional` computes a true convolution (chips.md §6);
+//! - a dense layer after a spatial `[c, h, w]` input has its weight columns in Akida's
+//!   **column-major** flatten order `h + H·w + H·W·c` (chips.md §6);
+//! - a layer stores Akida's per-neuron `threshold` (the IR's `−bias`) and integer `act_step`,
+//!   and outputs `clamp(ceil((potential − threshold) / act_step), 0, 2^act_bits − 1)`, or its raw
+//!   32-bit `potential − threshold` when it has no activation.
+//!
+//! Decoding validates everything ([`crate::validate`]), so a corrupt artifact is an error, never
+//! a panic downstream.
+
+/// First bytes of the header: identifies an nmc AKD1000 artifact.
+pub const MAGIC: &[u8; 8] = b"NMCAKART";
+/// The artifact format version this crate writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// Target name stored in the header.
+pub const TARGET: &str = "akd1000";
+
+/// Identification of the artifact.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Header {
+    /// Always [`MAGIC`].
+    #[prost(bytes = "vec", tag = "1")]
+    pub magic: Vec<u8>,
+    /// [`FORMAT_VERSION`] at writing time.
+    #[prost(uint32, tag = "2")]
+    pub format_version: u32,
+    /// [`TARGET`].
+    #[prost(string, tag = "3")]
+    pub target: String,
+    /// Hash of the source model, given by the compiler.
+    #[prost(fixed64, tag = "4")]
+    pub source_hash: u64,
+}
+
+/// One graph input: the host sends it quantised to `bits` unsigned bits.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct InputMsg {
+    /// Name in the source model.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// Per-sample shape (`[c, h, w]` or `[n]`).
+    #[prost(uint32, repeated, tag = "2")]
+    pub shape: Vec<u32>,
+    /// Real value of one unit.
+    #[prost(float, tag = "3")]
+    pub scale: f32,
+    /// Unsigned bits per value (1, 2, 4 or 8).
+    #[prost(uint32, tag = "4")]
+    pub bits: u32,
+}
+
+/// What a unit is configured as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum UnitTypeMsg {
+    /// The HRC.
+    Hrc = 0,
+    /// Convolutional NP type 1.
+    Cnp1 = 1,
+    /// Convolutional NP type 2.
+    Cnp2 = 2,
+    /// Fully-connected NP with external weights.
+    Fnp2 = 3,
+    /// Fully-connected NP with on-chip weights.
+    Fnp3 = 4,
+}
+
+/// A unit in use.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct UnitMsg {
+    /// Mesh column.
+    #[prost(uint32, tag = "1")]
+    pub col: u32,
+    /// Mesh row.
+    #[prost(uint32, tag = "2")]
+    pub row: u32,
+    /// NP slot (0 for the HRC).
+    #[prost(uint32, tag = "3")]
+    pub id: u32,
+    /// Configured type.
+    #[prost(enumeration = "UnitTypeMsg", tag = "4")]
+    pub unit_type: i32,
+}
+
+/// The part of a layer a unit computes.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SliceMsg {
+    /// Index into `Artifact::units`.
+    #[prost(uint32, tag = "1")]
+    pub unit: u32,
+    /// First output channel.
+    #[prost(uint32, tag = "2")]
+    pub c0: u32,
+    /// One past the last output channel.
+    #[prost(uint32, tag = "3")]
+    pub c1: u32,
+    /// First neuron row.
+    #[prost(uint32, tag = "4")]
+    pub r0: u32,
+    /// One past the last neuron row.
+    #[prost(uint32, tag = "5")]
+    pub r1: u32,
+}
+
+/// Akida layer kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum LayerKindMsg {
+    /// InputConv2D (on the HRC).
+    InputConv2d = 0,
+    /// Conv2D (on CNPs).
+    Conv2d = 1,
+    /// Dense / FullyConnected (on FNPs).
+    Dense = 2,
+}
+
+/// Where a layer reads from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum SourceKind {
+    /// A graph input.
+    Input = 0,
+    /// An earlier layer's output.
+    Layer = 1,
+}
+
+/// Pooling of a layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum PoolMsg {
+    /// None.
+    None = 0,
+    /// Max pooling of the activations (`pool_size`, `pool_stride`, unpadded).
+    Max = 1,
+    /// Global average pooling of the potentials; the divisor is in `act_step`.
+    GlobalAvg = 2,
+}
+
+/// One Akida layer.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LayerMsg {
+    /// Name.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// Kind.
+    #[prost(enumeration = "LayerKindMsg", tag = "2")]
+    pub kind: i32,
+    /// Input or layer.
+    #[prost(enumeration = "SourceKind", tag = "3")]
+    pub source_kind: i32,
+    /// Index of the input or (earlier) layer.
+    #[prost(uint32, tag = "4")]
+    pub source_index: u32,
+    /// Shape of the input value (`[c, h, w]` or `[n]`); a dense layer flattens it column-major.
+    #[prost(uint32, repeated, tag = "5")]
+    pub in_shape: Vec<u32>,
+    /// Neurons: `[c, h, w]` (convolutions) or `[n]` (dense).
+    #[prost(uint32, repeated, tag = "6")]
+    pub pre_shape: Vec<u32>,
+    /// Output after pooling.
+    #[prost(uint32, repeated, tag = "7")]
+    pub out_shape: Vec<u32>,
+    /// Kernel `[kh, kw]` (convolutions).
+    #[prost(uint32, repeated, tag = "8")]
+    pub kernel: Vec<u32>,
+    /// Strides `[h, w]`.
+    #[prost(uint32, repeated, tag = "9")]
+    pub strides: Vec<u32>,
+    /// Padding `[top, left, bottom, right]` (Same or Valid, made explicit).
+    #[prost(uint32, repeated, tag = "10")]
+    pub pads: Vec<u32>,
+    /// Pooling.
+    #[prost(enumeration = "PoolMsg", tag = "11")]
+    pub pool: i32,
+    /// Max-pool window `[h, w]`.
+    #[prost(uint32, repeated, tag = "12")]
+    pub pool_size: Vec<u32>,
+    /// Max-pool stride `[h, w]`.
+    #[prost(uint32, repeated, tag = "13")]
+    pub pool_stride: Vec<u32>,
+    /// Input bits.
+    #[prost(uint32, tag = "14")]
+    pub input_bits: u32,
+    /// Weight bits (1 = binary ±1).
+    #[prost(uint32, tag = "15")]
+    pub weight_bits: u32,
+    /// Activation bits; 0 = no activation (raw potentials).
+    #[prost(uint32, tag = "16")]
+    pub act_bits: u32,
+    /// Weights in the vendor's order (see the module docs).
+    #[prost(sint32, repeated, tag = "17")]
+    pub weights: Vec<i32>,
+    /// Threshold per output channel.
+    #[prost(sint32, repeated, tag = "18")]
+    pub threshold: Vec<i32>,
+    /// Activation step per output channel.
+    #[prost(uint32, repeated, tag = "19")]
+    pub act_step: Vec<u32>,
+    /// Real value of one output unit.
+    #[prost(float, tag = "20")]
+    pub scale: f32,
+    /// Which unit computes which part.
+    #[prost(message, repeated, tag = "21")]
+    pub slices: Vec<SliceMsg>,
+}
+
+/// A chip output.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct OutputMsg {
+    /// Name in the source model.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// Index of the layer.
+    #[prost(uint32, tag = "2")]
+    pub layer: u32,
+    /// Per-sample shape.
+    #[prost(uint32, repeated, tag = "3")]
+    pub shape: Vec<u32>,
+    /// Real value of one unit.
+    #[prost(float, tag = "4")]
+    pub scale: f32,
+}
+
+/// A compiled AKD1000 program.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Artifact {
+    /// Identification.
+    #[prost(message, optional, tag = "1")]
+    pub header: Option<Header>,
+    /// Graph inputs.
+    #[prost(message, repeated, tag = "2")]
+    pub inputs: Vec<InputMsg>,
+    /// HRC and NPs in use (logical core ids are indices).
+    #[prost(message, repeated, tag = "3")]
+    pub units: Vec<UnitMsg>,
+    /// Layers in topological order.
+    #[prost(message, repeated, tag = "4")]
+    pub layers: Vec<LayerMsg>,
+    /// Graph outputs.
+    #[prost(message, repeated, tag = "5")]
+    pub outputs: Vec<OutputMsg>,
+}
+
+/// Why bytes are not a usable artifact.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ArtifactError {
+    /// The bytes do not start with an nmc AKD1000 header.
+    #[error("not an nmc akd1000 artifact (bad magic)")]
+    NotAnArtifact,
+    /// Written by another format version.
+    #[error(
+        "artifact format version {found} is not supported (this build reads version {supported})"
+    )]
+    Version {
+        /// Version in the header.
+        found: u32,
+        /// Version this build reads.
+        supported: u32,
+    },
+    /// An nmc artifact for another chip.
+    #[error("artifact is for target `{found}`, not akd1000")]
+    WrongTarget {
+        /// Target in the header.
+        found: String,
+    },
+    /// Truncated, malformed or inconsistent.
+    #[error("corrupt artifact: {0}")]
+    Corrupt(String),
+}
+
+/// The artifact's bytes (deterministic: prost writes fields in tag order, and there are no maps).
+pub fn encode(a: &Artifact) -> Vec<u8> {
+    prost::Message::encode_to_vec(a)
+}
+
+/// Whether `bytes` start with an nmc AKD1000 header (of any version).
+pub fn is_artifact(bytes: &[u8]) -> bool {
+    sniff_header(bytes).is_some_and(|h| h.magic == MAGIC)
+}
+
+/// Parses and validates an artifact.
+pub fn decode(bytes: &[u8]) -> Result<Artifact, ArtifactError> {
+    let a = match <Artifact as prost::Message>::decode(bytes) {
+        Ok(a) => a,
+        Err(e) => {
+            let Some(h) = sniff_header(bytes) else {
+                return Err(ArtifactError::NotAnArtifact);
+            };
+            check_header(&h)?;
+            return Err(ArtifactError::Corrupt(format!(
+                "malformed or truncated protobuf: {e}"
+            )));
+        }
+    };
+    let Some(h) = &a.header else {
+        return Err(ArtifactError::NotAnArtifact);
+    };
+    check_header(h)?;
+    crate::validate::validate(&a, &crate::akd1000())?;
+    Ok(a)
+}
+
+pub(crate) fn check_header(h: &Header) -> Result<(), ArtifactError> {
+    if h.magic != MAGIC {
+        return Err(ArtifactError::NotAnArtifact);
+    }
+    if h.format_version != FORMAT_VERSION {
+        return Err(ArtifactError::Version {
+            found: h.format_version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    if h.target != TARGET {
+        return Err(ArtifactError::WrongTarget {
+            found: h.target.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// The header, if `bytes` start with a complete header field (field 1, length-delimited).
+fn sniff_header(bytes: &[u8]) -> Option<Header> {
+    if *bytes.first()? != 0x0a {
+        return None;
+    }
+    let mut rest = &bytes[1..];
+    let len = prost::encoding::decode_varint(&mut rest).ok()?;
+    let body = rest.get(..usize::try_from(len).ok()?)?;
+    <Header as prost::Message>::decode(body).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_checks() {
+        let h = Header {
+            magic: MAGIC.to_vec(),
+            format_version: FORMAT_VERSION,
+            target: TARGET.into(),
+            source_hash: 7,
+        };
+        let a = Artifact {
+            header: Some(h),
+            ..Default::default()
+        };
+        assert_eq!(decode(&encode(&a)), Ok(a.clone()));
+        assert!(is_artifact(&encode(&a)));
+        assert_eq!(decode(b"NMCL2ART"), Err(ArtifactError::NotAnArtifact));
+        let mut b = a.clone();
+        b.header.as_mut().unwrap().format_version = 9;
+        assert!(matches!(
+            decode(&encode(&b)),
+            Err(ArtifactError::Version { found: 9, .. })
+        ));
+        let mut b = a;
+        b.header.as_mut().unwrap().target = "loihi2".into();
+        assert!(matches!(
+            decode(&encode(&b)),
+            Err(ArtifactError::WrongTarget { .. })
+        ));
+    }
+}

@@ -1,0 +1,31 @@
+//! `nmc-akd1000`: the BrainChip AKD1000 (Akida 1.0) backend of nmc.
+//!
+//! - [`spec`]: the device ([`akd1000`]): 20 nodes, 78 NPs and their CNP1/CNP2/FNP2/FNP3
+//!   capability sets, per-NP SRAM, the HRC, the Akida 1.0 constraints table ([`Limits`]) and the
+//!   latency/energy constants ([`CostModel`]), each with its source;
+//! - [`layers`]: quantised canonical IR → Akida layers ([`analyze`]), checking every constraint;
+//! - [`map`]: layers → HRC and NPs ([`map()`]), split by output channels and spatial bands;
+//! - [`lower()`]: the artifact, in the vendor's conventions (flipped kernels, column-major
+//!   flatten, thresholds and integer steps);
+//! - [`artifact`]: the versioned prost format ([`encode`], [`decode`], which validates);
+//! - [`listing()`]: a deterministic text form, for snapshots and `nmc inspect`;
+//! - [`emulator`]: an event-based emulator ([`Emulator`]) bit-exact with the IR's reference
+//!   interpreter, with per-NP counters, a pipeline latency model and energy ([`PerfReport`]).
+#![deny(missing_docs)]
+
+pub mod artifact;
+pub mod emulator;
+pub mod layers;
+pub mod listing;
+pub mod lower;
+pub mod map;
+pub mod spec;
+pub mod validate;
+
+pub use artifact::{decode, encode, is_artifact, Artifact, ArtifactError};
+pub use emulator::{Bound, EmuError, Emulator, LayerPerf, PerfReport, UnitPerf};
+pub use layers::{analyze, AkError, AkLayer, Analysis, LayerKind, NodeRef, PoolSpec, Src};
+pub use listing::listing;
+pub use lower::{lower, LowerError};
+pub use map::{map, map_graph, need, to_ir_mapping, Need, NpMapping, Slice, Unit, UnitType};
+pub use spec::{akd1000, ChipSpec, Cost, CostModel, Limits, NpSlot, NpType};

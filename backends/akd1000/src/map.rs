@@ -1,0 +1,482 @@
+//! Mapping Akida layers onto the HRC and the NPs of the mesh.
+//!
+//! BrainChip's mapper is closed C++ (chips.md §5.5); only its outcome is visible. nmc's rule,
+//! which reproduces the one measured case (a 64-128-64-10 MLP at 4 bits takes 3 FNP3, one per
+//! layer, chips.md §6), is:
+//!
+//! - **InputConv2D** runs on the HRC, which has no NP (its limits are the InputConv2D rows of the
+//!   constraints table, checked in [`crate::layers`]).
+//! - **Conv2D** runs on NPs configured as CNP1. It is split two ways. *By spatial tiles*, when
+//!   the input SRAM is the limit: the layer's output rows are cut into `T` near-equal bands, the
+//!   fewest for which every band's input rows (with the kernel's halo) fit the 43,008-byte input
+//!   SRAM at the layer's input width. *By output channels*, when the weight SRAM is the limit: the
+//!   filters are cut into `G` near-equal groups, the fewest for which a group's weights
+//!   (`kh·kw·C_in·bits` per filter) plus its thresholds and steps (40 bits per filter) fit the
+//!   44,800-byte weight SRAM. The layer takes `T × G` NPs, one per (band, group).
+//! - **Dense** runs on NPs configured as FNP3, split by output neurons into the fewest groups
+//!   whose weights (`inputs·bits` per neuron, plus 40 bits) fit an FNP3's on-chip weights (48 of
+//!   every 50 bits, 43,008 bytes). When no FNP3 is left, it takes one FNP2, whose weights live in
+//!   external memory. Its input is not split: the whole input vector must fit the input SRAM.
+//!
+//! NPs are chosen along [`crate::ChipSpec::path`], a walk through neighbouring nodes that starts
+//! at the DMA node (3,1), continuing from where the previous layer ended, so a layer's NPs sit on
+//! adjacent nodes and consecutive layers are neighbours. Convolutions prefer NPs that cannot be
+//! FNPs (CNP1+CNP2, then CNP1 only), then FNP2-capable ones, and take FNP3-capable NPs only
+//! beyond those the model's dense layers need.
+
+use crate::layers::{AkError, AkLayer, Analysis, LayerKind, NodeRef, PoolSpec};
+use crate::spec::{ChipSpec, NpType};
+use nmc_ir::Graph;
+
+/// What a mapped unit is configured as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum UnitType {
+    /// The hardware input converter (InputConv2D).
+    Hrc,
+    /// An NP of this type.
+    Np(NpType),
+}
+
+impl UnitType {
+    /// Vendor name ("HRC", "CNP1", …).
+    pub fn name(self) -> &'static str {
+        match self {
+            UnitType::Hrc => "HRC",
+            UnitType::Np(t) => t.name(),
+        }
+    }
+}
+
+/// One unit in use: the HRC or an NP, at `(col, row, id)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Unit {
+    /// Mesh column.
+    pub col: u32,
+    /// Mesh row.
+    pub row: u32,
+    /// NP slot in its node (0 for the HRC, which has none).
+    pub id: u32,
+    /// Configured type.
+    pub ty: UnitType,
+}
+
+/// The part of a layer one unit computes: output channels `[c0, c1)` of neuron rows `[r0, r1)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Slice {
+    /// Index into [`NpMapping::units`].
+    pub unit: u32,
+    /// First channel.
+    pub c0: u32,
+    /// One past the last channel.
+    pub c1: u32,
+    /// First neuron row (pre-pool; 0 for dense layers).
+    pub r0: u32,
+    /// One past the last neuron row (1 for dense layers).
+    pub r1: u32,
+}
+
+/// Units in use and, per layer of the [`Analysis`], its slices.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NpMapping {
+    /// Units in allocation order (a unit's index is its logical core id).
+    pub units: Vec<Unit>,
+    /// Per layer: its slices, bands outer and channel groups inner.
+    pub layers: Vec<Vec<Slice>>,
+}
+
+/// What one layer needs before placement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Need {
+    /// HRC, or the NP type.
+    pub ty: UnitType,
+    /// Neuron row bands `[r0, r1)`.
+    pub bands: Vec<(u32, u32)>,
+    /// Channel groups `[c0, c1)`.
+    pub groups: Vec<(u32, u32)>,
+}
+
+impl Need {
+    /// NPs the layer takes (0 on the HRC).
+    pub fn nps(&self) -> usize {
+        match self.ty {
+            UnitType::Hrc => 0,
+            UnitType::Np(_) => self.bands.len() * self.groups.len(),
+        }
+    }
+}
+
+/// Splits `n` into `k` contiguous near-equal ranges (the first ones one larger).
+pub fn even_split(n: u32, k: u32) -> Vec<(u32, u32)> {
+    let k = k.clamp(1, n.max(1));
+    let (base, extra) = (n / k, n % k);
+    let mut start = 0;
+    (0..k)
+        .map(|i| {
+            let len = base + u32::from(i < extra);
+            let r = (start, start + len);
+            start += len;
+            r
+        })
+        .collect()
+}
+
+/// Input rows `[a, b)` that neuron rows `[r0, r1)` of a convolution read.
+pub fn input_rows(l: &AkLayer, r0: u32, r1: u32) -> (u64, u64) {
+    let Some(g) = &l.geom else {
+        return (0, 1);
+    };
+    let h = l.in_shape[1] as i64;
+    let (s, k, pad) = (g.strides[0] as i64, g.kernel[0] as i64, g.pads[0] as i64);
+    let a = (i64::from(r0) * s - pad).clamp(0, h);
+    let b = ((i64::from(r1) - 1) * s - pad + k).clamp(0, h);
+    (a as u64, b.max(a) as u64)
+}
+
+/// Bits of the input SRAM that neuron rows `[r0, r1)` of a layer need.
+pub fn input_bits_needed(l: &AkLayer, r0: u32, r1: u32) -> u64 {
+    match l.kind {
+        LayerKind::Dense => l.in_len() as u64 * u64::from(l.input_bits),
+        _ => {
+            let (a, b) = input_rows(l, r0, r1);
+            (b - a) * (l.in_shape[0] * l.in_shape[2]) as u64 * u64::from(l.input_bits)
+        }
+    }
+}
+
+/// Weight-SRAM bits per output channel (or dense neuron): weights plus threshold and step.
+pub fn weight_bits_per_channel(l: &AkLayer, spec: &ChipSpec) -> u64 {
+    let per = (l.weights.len() / l.channels().max(1)) as u64;
+    per * u64::from(l.weight_bits) + spec.neuron_param_bits
+}
+
+fn too_big(l: &AkLayer, spec: &ChipSpec, resource: &str, needed: u64, have: u64) -> AkError {
+    let _ = spec;
+    AkError::DoesNotFit {
+        layer: NodeRef {
+            id: l.node,
+            name: Some(l.name.clone()),
+        },
+        kind: l.kind.name(),
+        resource: resource.into(),
+        needed: format!("{} bytes", needed.div_ceil(8)),
+        available: format!("an NP has {} bytes", have / 8),
+    }
+}
+
+/// The NPs a layer needs, by the rule in the module docs; `fnp3` says whether a dense layer
+/// goes to FNP3 (on-chip weights) rather than FNP2.
+pub fn need(l: &AkLayer, spec: &ChipSpec, fnp3: bool) -> Result<Need, AkError> {
+    let channels = l.channels() as u32;
+    if l.kind == LayerKind::InputConv2D {
+        return Ok(Need {
+            ty: UnitType::Hrc,
+            bands: vec![(0, l.pre_shape[1] as u32)],
+            groups: vec![(0, channels)],
+        });
+    }
+    let ty = match l.kind {
+        LayerKind::Dense if fnp3 => NpType::Fnp3,
+        LayerKind::Dense => NpType::Fnp2,
+        _ => NpType::Cnp1,
+    };
+    let in_cap = spec.input_sram_bytes * 8;
+    // Bands: the fewest whose input rows fit; dense layers and pooled-global layers have one.
+    let rows = if l.kind == LayerKind::Dense {
+        1
+    } else {
+        l.pre_shape[1] as u32
+    };
+    let step = match l.pool {
+        Some(PoolSpec::Max { stride, size }) if stride == size => stride[0].max(1),
+        _ => 1,
+    };
+    let mut bands = None;
+    if l.kind == LayerKind::Dense {
+        let need = input_bits_needed(l, 0, rows);
+        if need > in_cap {
+            return Err(too_big(l, spec, "input SRAM", need, in_cap));
+        }
+        bands = Some(vec![(0, rows)]);
+    } else {
+        // Bands are cut at multiples of the pool stride so pooling windows stay on one NP.
+        let units = rows.div_ceil(step);
+        for t in 1..=units {
+            let split: Vec<(u32, u32)> = even_split(units, t)
+                .into_iter()
+                .map(|(a, b)| (a * step, (b * step).min(rows)))
+                .collect();
+            if split
+                .iter()
+                .all(|&(a, b)| input_bits_needed(l, a, b) <= in_cap)
+            {
+                bands = Some(split);
+                break;
+            }
+        }
+    }
+    let bands = match bands {
+        Some(b) => b,
+        None => {
+            let need = input_bits_needed(l, 0, step.min(rows));
+            return Err(too_big(
+                l,
+                spec,
+                "input SRAM (one band of output rows with its kernel halo)",
+                need,
+                in_cap,
+            ));
+        }
+    };
+    let per = weight_bits_per_channel(l, spec);
+    let groups = match spec.weight_capacity_bits(ty) {
+        None => vec![(0, channels)],
+        Some(cap) => {
+            if per > cap {
+                return Err(too_big(
+                    l,
+                    spec,
+                    &format!("{} weight SRAM (one filter)", ty.name()),
+                    per,
+                    cap,
+                ));
+            }
+            let fit = (cap / per).max(1) as u32;
+            even_split(channels, channels.div_ceil(fit))
+        }
+    };
+    Ok(Need {
+        ty: UnitType::Np(ty),
+        bands,
+        groups,
+    })
+}
+
+/// Maps analysed layers onto the AKD1000.
+pub fn map(a: &Analysis, spec: &ChipSpec) -> Result<NpMapping, AkError> {
+    // Needs first, so that convolutions leave the dense layers their FNP3s.
+    let fnp3_total = spec.nps.iter().filter(|n| n.can(NpType::Fnp3)).count();
+    let mut needs = Vec::with_capacity(a.layers.len());
+    let mut fnp3_reserved = 0usize;
+    for l in &a.layers {
+        let n = need(l, spec, true)?;
+        if l.kind == LayerKind::Dense {
+            fnp3_reserved += n.nps();
+        }
+        needs.push(n);
+    }
+    // Dense layers that cannot all have FNP3s fall back to an FNP2 each, last layers first.
+    let mut fnp2_layers = 0usize;
+    let fnp2_total = spec.nps.iter().filter(|n| n.can(NpType::Fnp2)).count();
+    for (i, l) in a.layers.iter().enumerate().rev() {
+        if fnp3_reserved <= fnp3_total {
+            break;
+        }
+        if l.kind == LayerKind::Dense && fnp2_layers < fnp2_total {
+            fnp3_reserved -= needs[i].nps();
+            needs[i] = need(l, spec, false)?;
+            fnp2_layers += 1;
+        }
+    }
+
+    let mut used = vec![false; spec.nps.len()];
+    let mut out = NpMapping::default();
+    let mut cursor = 0usize;
+    let mut hrc: Option<u32> = None;
+    let mut fnp3_left_for_dense = fnp3_reserved;
+    for (l, n) in a.layers.iter().zip(&needs) {
+        let mut slices = Vec::new();
+        match n.ty {
+            UnitType::Hrc => {
+                let unit = match hrc {
+                    Some(u) => u,
+                    None => {
+                        out.units.push(Unit {
+                            col: spec.hrc_node.0,
+                            row: spec.hrc_node.1,
+                            id: 0,
+                            ty: UnitType::Hrc,
+                        });
+                        let u = out.units.len() as u32 - 1;
+                        hrc = Some(u);
+                        u
+                    }
+                };
+                for &(r0, r1) in &n.bands {
+                    for &(c0, c1) in &n.groups {
+                        slices.push(Slice {
+                            unit,
+                            c0,
+                            c1,
+                            r0,
+                            r1,
+                        });
+                    }
+                }
+            }
+            UnitType::Np(ty) => {
+                let count = n.nps();
+                let fnp3_free = spec
+                    .nps
+                    .iter()
+                    .zip(&used)
+                    .filter(|(s, u)| !**u && s.can(NpType::Fnp3))
+                    .count();
+                let spare_fnp3 = if l.kind == LayerKind::Dense {
+                    0
+                } else {
+                    fnp3_free.saturating_sub(fnp3_left_for_dense)
+                };
+                let picked = pick(spec, &used, cursor, ty, count, spare_fnp3);
+                if picked.len() < count {
+                    let free = used.iter().filter(|u| !**u).count();
+                    return Err(AkError::DoesNotFit {
+                        layer: NodeRef {
+                            id: l.node,
+                            name: Some(l.name.clone()),
+                        },
+                        kind: l.kind.name(),
+                        resource: format!("NPs ({})", ty.name()),
+                        needed: format!(
+                            "{count} ({} band(s) × {} channel group(s))",
+                            n.bands.len(),
+                            n.groups.len()
+                        ),
+                        available: format!(
+                            "{} can take it ({free} of the device's {} NPs are free{})",
+                            picked.len(),
+                            spec.nps.len(),
+                            if l.kind == LayerKind::Dense || fnp3_left_for_dense == 0 {
+                                ""
+                            } else {
+                                "; FNP3-capable ones are kept for the dense layers"
+                            }
+                        ),
+                    });
+                }
+                if ty == NpType::Fnp3 {
+                    fnp3_left_for_dense = fnp3_left_for_dense.saturating_sub(count);
+                }
+                let mut k = 0;
+                for &(r0, r1) in &n.bands {
+                    for &(c0, c1) in &n.groups {
+                        let np = picked[k];
+                        k += 1;
+                        used[np] = true;
+                        let s = &spec.nps[np];
+                        out.units.push(Unit {
+                            col: s.col,
+                            row: s.row,
+                            id: s.id,
+                            ty: UnitType::Np(ty),
+                        });
+                        slices.push(Slice {
+                            unit: out.units.len() as u32 - 1,
+                            c0,
+                            c1,
+                            r0,
+                            r1,
+                        });
+                    }
+                }
+                if let Some(&last) = picked.last() {
+                    let s = &spec.nps[last];
+                    cursor = spec.path_index((s.col, s.row)).unwrap_or(0);
+                }
+            }
+        }
+        out.layers.push(slices);
+    }
+    Ok(out)
+}
+
+/// Free NPs able to be `ty`, in preference order, each class scanned along the path from
+/// `cursor` (wrapping); FNP3-capable NPs only up to `spare_fnp3` for non-dense layers.
+fn pick(
+    spec: &ChipSpec,
+    used: &[bool],
+    cursor: usize,
+    ty: NpType,
+    count: usize,
+    spare_fnp3: usize,
+) -> Vec<usize> {
+    let n = spec.path.len();
+    let along: Vec<usize> = (0..n)
+        .flat_map(|k| {
+            let node = spec.path[(cursor + k) % n];
+            spec.nps
+                .iter()
+                .enumerate()
+                .filter(move |(_, s)| (s.col, s.row) == node)
+                .map(|(i, _)| i)
+        })
+        .filter(|&i| !used[i] && spec.nps[i].can(ty))
+        .collect();
+    // Preference classes (lower first).
+    let class = |i: usize| -> u8 {
+        let s = &spec.nps[i];
+        match ty {
+            NpType::Fnp3 | NpType::Fnp2 => 0,
+            _ if s.can(NpType::Cnp2) => 0,
+            _ if !s.is_fnp_capable() => 1,
+            _ if s.can(NpType::Fnp2) => 2,
+            _ => 3,
+        }
+    };
+    let mut picked = Vec::with_capacity(count);
+    let mut fnp3_taken = 0;
+    for c in 0..4u8 {
+        for &i in &along {
+            if picked.len() == count {
+                return picked;
+            }
+            if class(i) != c {
+                continue;
+            }
+            if c == 3 {
+                if fnp3_taken >= spare_fnp3 {
+                    break;
+                }
+                fnp3_taken += 1;
+            }
+            picked.push(i);
+        }
+    }
+    picked
+}
+
+/// Analyses and maps a graph.
+pub fn map_graph(graph: &Graph, spec: &ChipSpec) -> Result<(Analysis, NpMapping), AkError> {
+    let a = crate::layers::analyze(graph, spec)?;
+    let m = map(&a, spec)?;
+    Ok((a, m))
+}
+
+/// The mapping as the IR's side table: per layer node its slices as channel ranges (a spatially
+/// banded layer lists a channel range once per band), and per logical core (unit index) its
+/// node `(col, row)` as `x, y` on chip 0. The slot and type are in [`NpMapping::units`].
+pub fn to_ir_mapping(a: &Analysis, m: &NpMapping) -> nmc_ir::Mapping {
+    let mut out = nmc_ir::Mapping::default();
+    for (l, slices) in a.layers.iter().zip(&m.layers) {
+        out.layers.insert(
+            l.node,
+            slices
+                .iter()
+                .map(|s| nmc_ir::CoreSlice {
+                    core: s.unit,
+                    start: s.c0,
+                    end: s.c1,
+                })
+                .collect(),
+        );
+    }
+    out.placement = m
+        .units
+        .iter()
+        .map(|u| nmc_ir::CoreLoc {
+            chip: 0,
+            x: u.col,
+            y: u.row,
+        })
+        .collect();
+    out
+}

@@ -1,0 +1,413 @@
+//! The AKD1000 description: the mesh of 20 nodes and 78 neural processors (NPs) with their
+//! capability sets, per-NP SRAM, the HRC, the Akida 1.0 layer constraints, and the constants of
+//! the latency and energy model, each with its source (chips.md §3, §5, §6).
+//!
+//! BrainChip publishes no per-NP throughput or energy figures (chips.md §5.5–5.6): every cost
+//! constant's `source` says "assumed" with the reasoning, so that reports can show the user which
+//! numbers to distrust.
+
+/// The type an NP is configured as. An NP can take any type in its capability set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NpType {
+    /// Convolutional NP, type 1 (all 78 NPs).
+    Cnp1,
+    /// Convolutional NP, type 2 (ids 1–3 of the 18 ordinary nodes).
+    Cnp2,
+    /// Fully-connected NP with external (DDR) weight memory (the 4 NPs of node (4,1)).
+    Fnp2,
+    /// Fully-connected NP with on-chip weights (id 0 of the 18 ordinary nodes).
+    Fnp3,
+}
+
+impl NpType {
+    /// Vendor name.
+    pub fn name(self) -> &'static str {
+        match self {
+            NpType::Cnp1 => "CNP1",
+            NpType::Cnp2 => "CNP2",
+            NpType::Fnp2 => "FNP2",
+            NpType::Fnp3 => "FNP3",
+        }
+    }
+}
+
+/// One NP slot of the mesh: `NP.Ident(col, row, id)` and the types it can take.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NpSlot {
+    /// Mesh column of its node.
+    pub col: u32,
+    /// Mesh row of its node.
+    pub row: u32,
+    /// Slot in the node (0–3).
+    pub id: u32,
+    /// Capability set.
+    pub types: Vec<NpType>,
+}
+
+impl NpSlot {
+    /// Whether the NP can be configured as `t`.
+    pub fn can(&self, t: NpType) -> bool {
+        self.types.contains(&t)
+    }
+    /// Whether it can serve a fully-connected layer (so convolutions should leave it free).
+    pub fn is_fnp_capable(&self) -> bool {
+        self.can(NpType::Fnp2) || self.can(NpType::Fnp3)
+    }
+}
+
+/// The Akida 1.0 / AKD1000 layer constraints (chips.md §3.3, from
+/// brainchip-inc.github.io/akida_examples_2.4.0-doc-1/user_guide/1.0_hw_constraints.html and the
+/// notes of the 2.3.0 `hw_constraints.html`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// InputConv2D input width range.
+    pub input_width: (u32, u32),
+    /// InputConv2D smallest input height.
+    pub input_min_height: u32,
+    /// InputConv2D input channels.
+    pub input_channels: &'static [u32],
+    /// InputConv2D square kernel sizes.
+    pub input_kernels: &'static [u32],
+    /// InputConv2D strides.
+    pub input_strides: &'static [u32],
+    /// InputConv2D most filters for (input channels, [k=3, k=5, k=7]).
+    pub input_max_filters: &'static [(u32, [u32; 3])],
+    /// InputConv2D max-pool windows (h, w); the pool stride equals the window.
+    pub input_pools: &'static [(u32, u32)],
+    /// InputConv2D input bits (8) and weight bits.
+    pub input_bits: u32,
+    /// InputConv2D weight bits.
+    pub input_weight_bits: &'static [u32],
+    /// Conv2D square kernel sizes.
+    pub conv_kernels: &'static [u32],
+    /// Conv2D strides ("stride 2 is only supported with 3x3 kernels").
+    pub conv_strides: &'static [u32],
+    /// Conv2D max-pool square windows; pool strides 1 or 2 and at most the window.
+    pub conv_pools: &'static [u32],
+    /// Conv2D pool strides.
+    pub conv_pool_strides: &'static [u32],
+    /// Global average pooling: input width range.
+    pub gap_width: (u32, u32),
+    /// Global average pooling: "the output of the convolution must have at least 3 rows".
+    pub gap_min_rows: u32,
+    /// Dense (FullyConnected): most inputs W×H×C.
+    pub dense_max_inputs: u64,
+    /// Input bits of Conv2D, SeparableConv2D and Dense layers.
+    pub layer_input_bits: &'static [u32],
+    /// Weight bits of Conv2D and Dense layers.
+    pub weight_bits: &'static [u32],
+    /// Activation bits of every layer.
+    pub act_bits: &'static [u32],
+    /// Largest `act_step`: "act_step should fit in 16bit" (cnn2snn `fix_v1_activation_variables`,
+    /// `ACT_STEP_HW_LIMIT = (1 << 16) - 1`; BrainChip, Apache-2.0, public code whose repository
+    /// was not identified).
+    pub act_step_max: u32,
+    /// Largest threshold magnitude (same source, `THRESHOLD_HW_LIMIT = (1 << 19) - 1`).
+    pub threshold_max: i64,
+}
+
+fn akd1000_limits() -> Limits {
+    Limits {
+        input_width: (5, 256),
+        input_min_height: 5,
+        input_channels: &[1, 3],
+        input_kernels: &[3, 5, 7],
+        input_strides: &[1, 2, 3],
+        input_max_filters: &[(1, [512, 192, 96]), (3, [192, 64, 32])],
+        input_pools: &[(1, 1), (1, 2), (2, 1), (2, 2)],
+        input_bits: 8,
+        input_weight_bits: &[1, 2, 4, 8],
+        conv_kernels: &[1, 3, 5, 7],
+        conv_strides: &[1, 2],
+        conv_pools: &[1, 2],
+        conv_pool_strides: &[1, 2],
+        gap_width: (1, 32),
+        gap_min_rows: 3,
+        dense_max_inputs: 57_334,
+        layer_input_bits: &[1, 2, 4],
+        weight_bits: &[1, 2, 4],
+        act_bits: &[1, 2, 4],
+        act_step_max: (1 << 16) - 1,
+        threshold_max: (1 << 19) - 1,
+    }
+}
+
+/// One constant of the cost model with its unit and provenance.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Cost {
+    /// The value, in `unit`.
+    pub value: f64,
+    /// Unit of `value`.
+    pub unit: &'static str,
+    /// Where the number comes from, or "assumed: …" with the reasoning.
+    pub source: &'static str,
+}
+
+/// Latency and energy constants. Per NP and frame the emulator counts synaptic operations `S`
+/// (one weight applied to one event), weight words read `R`, neuron evaluations `D` and events in
+/// and out `M`; then `t_np = max(a_syn·S, a_mem·R, a_neu·D, a_event·M)`. Layers form a pipeline:
+/// a frame's latency is the sum along the layers of the slowest NP of each layer plus
+/// `a_hop` per mesh hop between consecutive layers, and the throughput is set by the slowest NP.
+/// Energy per frame is `Σ (e_syn·S + e_mem·R + e_neu·D + e_event·M) + e_hop·hops + p_static·latency`.
+///
+/// Times in ns, energies in pJ, power in mW (mW × ns = pJ).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CostModel {
+    /// Time per synaptic operation on one NP.
+    pub a_syn: Cost,
+    /// Time per weight-SRAM word read.
+    pub a_mem: Cost,
+    /// Time per neuron evaluation (threshold, step, activation).
+    pub a_neu: Cost,
+    /// Time per event entering or leaving an NP.
+    pub a_event: Cost,
+    /// Time per mesh hop of a layer's output.
+    pub a_hop: Cost,
+    /// Energy per synaptic operation.
+    pub e_syn: Cost,
+    /// Energy per weight-SRAM word read.
+    pub e_mem: Cost,
+    /// Energy per neuron evaluation.
+    pub e_neu: Cost,
+    /// Energy per event in or out of an NP.
+    pub e_event: Cost,
+    /// Energy per event per mesh hop.
+    pub e_hop: Cost,
+    /// Static power of the chip while a frame is in flight.
+    pub p_static: Cost,
+}
+
+impl CostModel {
+    /// All constants with their names, in a fixed order.
+    pub fn entries(&self) -> [(&'static str, Cost); 11] {
+        [
+            ("a_syn", self.a_syn),
+            ("a_mem", self.a_mem),
+            ("a_neu", self.a_neu),
+            ("a_event", self.a_event),
+            ("a_hop", self.a_hop),
+            ("e_syn", self.e_syn),
+            ("e_mem", self.e_mem),
+            ("e_neu", self.e_neu),
+            ("e_event", self.e_event),
+            ("e_hop", self.e_hop),
+            ("p_static", self.p_static),
+        ]
+    }
+}
+
+/// The NP clock nmc assumes (no public figure in chips.md): 300 MHz, so one cycle is 3.33 ns.
+const CYCLE_NS: f64 = 1e3 / 300.0;
+
+fn akd1000_costs() -> CostModel {
+    let c = |value: f64, unit: &'static str, source: &'static str| Cost {
+        value,
+        unit,
+        source,
+    };
+    CostModel {
+        a_syn: c(
+            CYCLE_NS / 8.0,
+            "ns/op",
+            "assumed: 8 multiply-accumulates per cycle per NP at an assumed 300 MHz clock (no public per-NP throughput, chips.md §5.5)",
+        ),
+        a_mem: c(
+            CYCLE_NS,
+            "ns/word",
+            "assumed: one 50-bit weight-SRAM word per cycle (word width from the SramSize_v1 header, chips.md §3.1; clock assumed)",
+        ),
+        a_neu: c(
+            CYCLE_NS,
+            "ns/neuron",
+            "assumed: one threshold-and-step evaluation per cycle",
+        ),
+        a_event: c(
+            CYCLE_NS,
+            "ns/event",
+            "assumed: one event per cycle through an NP's input or output port",
+        ),
+        a_hop: c(
+            2.0 * CYCLE_NS,
+            "ns/hop",
+            "assumed: two cycles per mesh hop between the nodes of consecutive layers",
+        ),
+        e_syn: c(
+            0.5,
+            "pJ/op",
+            "assumed: order of a 4-bit multiply-accumulate with its SRAM access; no public per-op figure (chips.md §5.6)",
+        ),
+        e_mem: c(
+            2.0,
+            "pJ/word",
+            "assumed: a 50-bit SRAM read, a few pJ",
+        ),
+        e_neu: c(1.0, "pJ/neuron", "assumed: same order as a few synaptic operations"),
+        e_event: c(1.5, "pJ/event", "assumed: one event packet in or out of an NP"),
+        e_hop: c(1.0, "pJ/hop", "assumed: one event packet over one mesh link"),
+        p_static: c(
+            30.0,
+            "mW",
+            "assumed: static power of the neural fabric while a frame is processed; no public figure in chips.md",
+        ),
+    }
+}
+
+/// Everything nmc knows about the AKD1000 that affects compilation and emulation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChipSpec {
+    /// Target name used in artifacts ("akd1000").
+    pub name: &'static str,
+    /// The 20 nodes `(col, row)`: cols 1–2 rows 3–5, col 3 rows 1–5, col 4 rows 1–5, col 5
+    /// rows 2–5 (the `AKD1000()` virtual device, chips.md §3.1).
+    pub nodes: Vec<(u32, u32)>,
+    /// The 78 NPs, sorted by (col, row, id).
+    pub nps: Vec<NpSlot>,
+    /// The DMA engines `(col, row, id)`: `dma_event = (3,1,0)`, `dma_conf = (3,1,1)` (chips.md §3.1).
+    pub dmas: [(u32, u32, u32); 2],
+    /// Where nmc places the HRC (the hardware input converter that runs InputConv2D layers;
+    /// `NP.Info.hrc(False)`, no LUT on v1). Its mesh position is not in the device definition;
+    /// nmc assumes it sits at the DMA node (3,1), where frames enter the mesh.
+    pub hrc_node: (u32, u32),
+    /// Input SRAM per NP: 2 blocks of 5.25 × 1024 32-bit words = 43,008 bytes (`SramSize_v1`,
+    /// chips.md §3.1).
+    pub input_sram_bytes: u64,
+    /// Weight SRAM per NP: 7 × 1024 50-bit words = 44,800 bytes (`SramSize_v1`).
+    pub weight_sram_bytes: u64,
+    /// Width of a weight-SRAM word in bits (50).
+    pub weight_word_bits: u64,
+    /// Bits of a weight word an FNP3 uses ("48 bits are used per 50-bit word",
+    /// `compute_minimal_memory()`, chips.md §3.1).
+    pub fnp3_word_bits: u64,
+    /// Weight-SRAM bits per neuron for its threshold and step (nmc's assumption: a 20-bit
+    /// threshold (|t| ≤ 2^19 − 1) and a 20-bit step (16 integer + 4 fraction bits, cnn2snn)).
+    pub neuron_param_bits: u64,
+    /// Order in which nmc fills the nodes: a Hamiltonian path through the mesh starting at the
+    /// DMA node, so that a layer's NPs and consecutive layers sit on adjacent nodes.
+    pub path: Vec<(u32, u32)>,
+    /// Akida 1.0 layer constraints.
+    pub limits: Limits,
+    /// Latency and energy constants.
+    pub cost: CostModel,
+}
+
+/// The AKD1000 ("NSoC_v2", Akida 1.0 IP).
+pub fn akd1000() -> ChipSpec {
+    let mut nodes = Vec::new();
+    for (col, rows) in [(1, 3..=5), (2, 3..=5), (3, 1..=5), (4, 1..=5), (5, 2..=5)] {
+        for row in rows {
+            nodes.push((col, row));
+        }
+    }
+    let mut nps = Vec::new();
+    for &(col, row) in &nodes {
+        for id in 0..4u32 {
+            let types = match ((col, row), id) {
+                // Node (3,1): ids 0 and 1 are the DMAs, ids 2 and 3 are CNP1 only.
+                ((3, 1), 0 | 1) => continue,
+                ((3, 1), _) => vec![NpType::Cnp1],
+                // Node (4,1): four CNP1 + FNP2 NPs.
+                ((4, 1), _) => vec![NpType::Cnp1, NpType::Fnp2],
+                (_, 0) => vec![NpType::Cnp1, NpType::Fnp3],
+                _ => vec![NpType::Cnp1, NpType::Cnp2],
+            };
+            nps.push(NpSlot {
+                col,
+                row,
+                id,
+                types,
+            });
+        }
+    }
+    let path = vec![
+        (3, 1),
+        (4, 1),
+        (4, 2),
+        (3, 2),
+        (3, 3),
+        (2, 3),
+        (1, 3),
+        (1, 4),
+        (1, 5),
+        (2, 5),
+        (2, 4),
+        (3, 4),
+        (3, 5),
+        (4, 5),
+        (5, 5),
+        (5, 4),
+        (4, 4),
+        (4, 3),
+        (5, 3),
+        (5, 2),
+    ];
+    ChipSpec {
+        name: "akd1000",
+        nodes,
+        nps,
+        dmas: [(3, 1, 0), (3, 1, 1)],
+        hrc_node: (3, 1),
+        input_sram_bytes: 43_008,
+        weight_sram_bytes: 44_800,
+        weight_word_bits: 50,
+        fnp3_word_bits: 48,
+        neuron_param_bits: 40,
+        path,
+        limits: akd1000_limits(),
+        cost: akd1000_costs(),
+    }
+}
+
+impl ChipSpec {
+    /// Weight bits an NP configured as `t` can hold (`None`: external memory, no on-chip limit).
+    pub fn weight_capacity_bits(&self, t: NpType) -> Option<u64> {
+        let words = self.weight_sram_bytes * 8 / self.weight_word_bits;
+        match t {
+            NpType::Fnp2 => None,
+            NpType::Fnp3 => Some(words * self.fnp3_word_bits),
+            NpType::Cnp1 | NpType::Cnp2 => Some(self.weight_sram_bytes * 8),
+        }
+    }
+
+    /// Position of node `(col, row)` on the fill path.
+    pub fn path_index(&self, node: (u32, u32)) -> Option<usize> {
+        self.path.iter().position(|&n| n == node)
+    }
+
+    /// The NP at `(col, row, id)`.
+    pub fn np(&self, col: u32, row: u32, id: u32) -> Option<&NpSlot> {
+        self.nps
+            .iter()
+            .find(|n| n.col == col && n.row == row && n.id == id)
+    }
+
+    /// Mesh hops between two nodes (dimension-order routing).
+    pub fn hops(a: (u32, u32), b: (u32, u32)) -> u64 {
+        u64::from(a.0.abs_diff(b.0)) + u64::from(a.1.abs_diff(b.1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_match_the_vendor_device() {
+        let s = akd1000();
+        assert_eq!(s.nodes.len(), 20);
+        assert_eq!(s.nps.len(), 78);
+        let count = |t: NpType| s.nps.iter().filter(|n| n.can(t)).count();
+        assert_eq!(count(NpType::Cnp1), 78);
+        assert_eq!(count(NpType::Cnp2), 54);
+        assert_eq!(count(NpType::Fnp3), 18);
+        assert_eq!(count(NpType::Fnp2), 4);
+        assert_eq!(s.nps.iter().filter(|n| n.types.len() == 1).count(), 2);
+        // The fill path visits every node once, through mesh neighbours.
+        let mut seen = s.path.clone();
+        seen.sort();
+        assert_eq!(seen, s.nodes);
+        assert!(s.path.windows(2).all(|w| ChipSpec::hops(w[0], w[1]) == 1));
+        assert_eq!(s.weight_capacity_bits(NpType::Fnp3), Some(7168 * 48));
+        assert_eq!(s.weight_capacity_bits(NpType::Cnp1), Some(44_800 * 8));
+        assert!(s.cost.entries().iter().all(|(_, c)| c.value > 0.0));
+    }
+}

@@ -1,0 +1,661 @@
+//! `quantize-akida`: the `graded` mode for BrainChip Akida 1.0 (AKD1000), selected by the target.
+//!
+//! It is a pass of its own rather than options of `quantize` because Akida's integer neuron is a
+//! different function: `y = clamp(ceil((Σ w·x − threshold) / act_step), 0, 2^bits − 1)` with a
+//! per-channel integer step (chips.md §6; cnn2snn stores `act_step` per neuron), unsigned
+//! activations of 1, 2 or 4 bits, 1–8-bit weights without exponents, and global average pooling
+//! of the potentials. `quantize` shares its range finding (QDQ grids, calibration, the
+//! weight-only rule) with this pass.
+//!
+//! Scales (`real ≈ scale · integer`):
+//! - **inputs** are unsigned: 8 bits when the first layer is a convolution (it becomes an
+//!   InputConv2D), else `act_bits` (1, 2 or 4; a Dense first layer takes at most 4-bit input).
+//!   Without calibration or QDQ the range is taken as `[0, 1]` (images), not the `[-1, 1]` of
+//!   the generic rule, because Akida inputs cannot be negative.
+//! - **layers with an activation** (ReLU, or a clip at 0 and `hi`): the output scale is
+//!   `s_out = hi / (2^bits − 1)`. Weights are quantised per output channel `c`: the step is the
+//!   largest integer `k_c ≤ 65,535` with `k_c · s_in · maxabs_c / wmax ≤ s_out`, the weight scale
+//!   is then exactly `s_w = s_out / (s_in · k_c)`, so every channel's activation has scale
+//!   `s_out` and `|w| ≤ wmax = 2^(bits−1) − 1`. The bias becomes `round(b / (s_in·s_w))` and the
+//!   threshold is raised by half a step (`floor(k/2)`), as cnn2snn does, so that Akida's ceil
+//!   rounds to nearest. Thresholds beyond ±(2^19 − 1) are clipped, as cnn2snn does.
+//! - **a last layer without activation** outputs its raw potential: one weight scale for the
+//!   whole layer (`maxabs / wmax`), output scale `s_in · s_w`, bias in those units.
+//! - **1-bit weights** are binary, `±1` times a per-channel scale (the mean magnitude).
+//! - **global average pooling** before the activation (Conv → GlobalAveragePool → ReLU, the only
+//!   order Akida 1.0 has) is fused into the convolution: the potentials are summed over the `N`
+//!   positions (`pool_first`), the step becomes `N · k_c` and the bias `N · b`.
+//!
+//! Departures from the vendor flow, on purpose: steps are integers only (the engine divides by a
+//! non-integer step inexactly, by an unknown rule, chips.md §6; integer steps are exact), and the
+//! artifact stores the effective divisor of the measured rule, not cnn2snn's internal encoding
+//! (which scales `act_step` by `2^(act_bits − 4)` for widths other than 4).
+//!
+//! InputConv2D layers use 8-bit weights (QuantizeML's `input_weight_bits` default); other layers
+//! use `weight_bits` (default 4). Layers Akida cannot run are quantised as well as they can be
+//! and then rejected, with the rule they break, by the backend's constraint check
+//! (`nmc_akd1000::analyze`), so that every constraint error comes from one place; only what this
+//! pass cannot quantise at all (several inputs into one layer, negative inputs) fails here.
+
+use super::quantize::{calibrate, needed_nodes, qdq_hints, weight_only_ranges, Range};
+use super::{describe, PassError, QuantReport};
+use crate::Error;
+use nmc_ir::{
+    ActRound, Constant, Graph, Layer, LayerQuant, Neuron, NodeId, Op, Output, Pool, PoolKind,
+    QuantParams, Synapse,
+};
+use std::collections::{BTreeMap, BTreeSet};
+
+const PASS: &str = "quantize-akida";
+
+/// Widths for Akida 1.0.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AkidaQuantOptions {
+    /// Weight bits of every layer but an InputConv2D (1, 2, 4; the vendor recommends 4).
+    pub weight_bits: u32,
+    /// Weight bits of an InputConv2D (8, QuantizeML's `input_weight_bits` default).
+    pub input_weight_bits: u32,
+    /// Activation bits (1, 2, 4; the vendor recommends 4).
+    pub act_bits: u32,
+}
+
+impl Default for AkidaQuantOptions {
+    fn default() -> Self {
+        AkidaQuantOptions {
+            weight_bits: 4,
+            input_weight_bits: 8,
+            act_bits: 4,
+        }
+    }
+}
+
+/// Largest step (cnn2snn `ACT_STEP_HW_LIMIT`, 16 bits).
+const STEP_MAX: i64 = (1 << 16) - 1;
+/// Largest threshold magnitude (cnn2snn `THRESHOLD_HW_LIMIT`).
+const THRESHOLD_MAX: i64 = (1 << 19) - 1;
+
+fn fit(message: String) -> Error {
+    Error::Fit {
+        target: "akd1000",
+        message,
+    }
+}
+
+/// A Conv → GlobalAveragePool → activation chain of the canonical graph, fused into one layer.
+#[derive(Clone, Copy, Debug)]
+struct GapFusion {
+    /// The convolution (a linear layer).
+    conv: NodeId,
+    /// The average-pool layer (identity synapse, linear).
+    pool: NodeId,
+    /// A reshape between the pool and the activation, if any.
+    reshape: Option<NodeId>,
+}
+
+fn is_identity(graph: &Graph, s: &Synapse) -> bool {
+    let c = graph.consts.get(s.weight());
+    let Some(w) = c.to_f32() else { return false };
+    match s {
+        Synapse::Conv { geom, .. } => {
+            geom.kernel == [1, 1]
+                && geom.groups == c.shape[0]
+                && c.shape[1] == 1
+                && geom.strides == [1, 1]
+                && geom.pads == [0; 4]
+                && w.iter().all(|v| *v == 1.0)
+        }
+        Synapse::Dense { .. } => {
+            let n = c.shape[0];
+            c.shape.get(1) == Some(&n)
+                && w.iter()
+                    .enumerate()
+                    .all(|(i, v)| *v == if i / n == i % n { 1.0 } else { 0.0 })
+        }
+    }
+}
+
+/// Activation layers (keyed by id) that end a Conv → GlobalAveragePool → activation chain.
+fn gap_fusions(graph: &Graph) -> BTreeMap<NodeId, GapFusion> {
+    let users = graph.users();
+    let single = |n: NodeId| users[n.index()].len() == 1;
+    let layer = |n: NodeId| match &graph.node(n).op {
+        Op::Layer(l) => Some(l),
+        _ => None,
+    };
+    let mut out = BTreeMap::new();
+    for id in graph.ids() {
+        let Some(act) = layer(id) else { continue };
+        let ok_act = matches!(act.neuron, Neuron::Relu | Neuron::Clip { .. })
+            && act.pool.is_none()
+            && act.bias.is_none()
+            && act.synapses.len() == 1
+            && is_identity(graph, &act.synapses[0]);
+        if !ok_act {
+            continue;
+        }
+        let mut src = graph.node(id).inputs[0];
+        let mut reshape = None;
+        if matches!(graph.node(src).op, Op::Reshape) && single(src) {
+            reshape = Some(src);
+            src = graph.node(src).inputs[0];
+        }
+        let Some(pool) = layer(src) else { continue };
+        let pre = graph.ty(graph.node(src).inputs[0]).shape.clone();
+        let global_avg = matches!(&pool.pool, Some(p) if p.kind == PoolKind::Avg
+            && pre.len() == 3 && p.kernel == [pre[1], pre[2]] && p.pads == [0; 4]);
+        let ok_pool = global_avg
+            && matches!(pool.neuron, Neuron::Linear)
+            && pool.bias.is_none()
+            && pool.synapses.len() == 1
+            && is_identity(graph, &pool.synapses[0])
+            && single(src);
+        if !ok_pool {
+            continue;
+        }
+        let conv = graph.node(src).inputs[0];
+        let Some(c) = layer(conv) else { continue };
+        let ok_conv = matches!(c.neuron, Neuron::Linear)
+            && c.pool.is_none()
+            && c.synapses.len() == 1
+            && matches!(c.synapses[0], Synapse::Conv { .. })
+            && single(conv);
+        if ok_conv {
+            out.insert(
+                id,
+                GapFusion {
+                    conv,
+                    pool: src,
+                    reshape,
+                },
+            );
+        }
+    }
+    out
+}
+
+/// Quantises a canonical graph for Akida 1.0. `calibration` may be empty.
+pub fn quantize_akida(
+    graph: &Graph,
+    calibration: &[Vec<Vec<f32>>],
+    opts: &AkidaQuantOptions,
+) -> Result<(Graph, QuantReport), Error> {
+    let mut report = QuantReport::default();
+    let perr = |id: NodeId, message: String| {
+        Error::Pass(PassError {
+            pass: PASS,
+            node: describe(graph, id),
+            message,
+        })
+    };
+    for (what, b) in [
+        ("--weight-bits", opts.weight_bits),
+        ("--activation-bits", opts.act_bits),
+        ("input weight bits", opts.input_weight_bits),
+    ] {
+        if !(1..=8).contains(&b) {
+            return Err(Error::Usage(format!(
+                "{what} {b} is outside 1..=8 (Akida 1.0 takes 1, 2 or 4, and 8 for InputConv2D weights)"
+            )));
+        }
+    }
+
+    if ![1, 2, 4, 8].contains(&opts.weight_bits) {
+        return Err(fit(format!(
+            "--weight-bits {}: Akida 1.0 weights are 1, 2 or 4 bits (8 only for an InputConv2D)",
+            opts.weight_bits
+        )));
+    }
+
+    // 1. The chip part ends where a float tail starts.
+    let mut chip_outputs = Vec::new();
+    for o in &graph.outputs {
+        let mut n = o.node;
+        while let Op::Softmax { log, .. } = graph.node(n).op {
+            report.notes.push(format!(
+                "trailing {} {} is left off the chip graph (it does not change the argmax); `nmc eval` still applies it",
+                if log { "LogSoftmax" } else { "Softmax" },
+                describe(graph, n)
+            ));
+            n = graph.node(n).inputs[0];
+        }
+        chip_outputs.push(Output {
+            node: n,
+            name: o.name.clone(),
+        });
+    }
+    // 2. Ranges.
+    let hints = qdq_hints(graph);
+    let calibrated = !calibration.is_empty();
+    let ranges: BTreeMap<NodeId, Range> = if calibrated {
+        report.ranges_from = format!("calibration ({} samples)", calibration.len());
+        calibrate(graph, calibration).map_err(|m| {
+            Error::Pass(PassError {
+                pass: PASS,
+                node: "calibration".into(),
+                message: m,
+            })
+        })?
+    } else {
+        report.ranges_from = if hints.is_empty() {
+            "weight-only rule".into()
+        } else {
+            "qdq".into()
+        };
+        if hints.is_empty() {
+            report.notes.push(
+                "activations were not calibrated: inputs assumed in [0, 1] and layer ranges estimated from the \
+                 weights; pass --calibrate inputs.npy for accurate scales"
+                    .into(),
+            );
+        }
+        weight_only_ranges(graph)
+    };
+    let range_of = |id: NodeId| -> Range {
+        hints
+            .get(&id)
+            .copied()
+            .or_else(|| ranges.get(&id).copied())
+            .unwrap_or(Range { lo: 0.0, hi: 1.0 })
+    };
+
+    // 3. Build the integer graph.
+    let fusions = gap_fusions(graph);
+    let fused_away: BTreeSet<NodeId> = fusions
+        .values()
+        .flat_map(|f| [Some(f.conv), Some(f.pool), f.reshape])
+        .flatten()
+        .collect();
+    let order = graph
+        .topo_order()
+        .map_err(|c| perr(c.0, "the graph has a cycle".into()))?;
+    let users = graph.users();
+    let mut out = Graph::new(graph.name.clone());
+    let mut map: BTreeMap<NodeId, NodeId> = BTreeMap::new();
+    let mut scale: BTreeMap<NodeId, f32> = BTreeMap::new();
+    for &i in &graph.inputs {
+        let n = graph.node(i);
+        let new_in = out.add_input(n.ty.clone(), n.name.clone().unwrap_or_default());
+        // 8 bits for a convolution reader (InputConv2D), else the activation width.
+        let conv_reader = first_layer_is_conv(graph, &users, i);
+        let bits = if conv_reader { 8 } else { opts.act_bits };
+        let mut r = range_of(i);
+        if !calibrated && !hints.contains_key(&i) {
+            r = Range { lo: 0.0, hi: 1.0 };
+        }
+        if r.lo < 0.0 {
+            return Err(fit(format!(
+                "input {}: akd1000 inputs are unsigned integers (uint8 encoded on 1, 2, 4 or 8 bits), but its range is [{}, {}]",
+                describe(graph, i),
+                r.lo,
+                r.hi
+            )));
+        }
+        let max = (1i64 << bits) - 1;
+        let s = safe(r.hi / max as f32);
+        let qn = out.add(
+            Op::Quantize(QuantParams {
+                scale: s,
+                min: 0,
+                max: max as i32,
+            }),
+            vec![new_in],
+            n.ty.with_dtype(nmc_ir::DType::I32),
+            None,
+        );
+        map.insert(i, qn);
+        scale.insert(i, s);
+    }
+    let needed = needed_nodes(graph, &chip_outputs);
+    for id in order {
+        if map.contains_key(&id) || !needed.contains(&id) || fused_away.contains(&id) {
+            continue;
+        }
+        let node = graph.node(id);
+        let ity = node.ty.with_dtype(nmc_ir::DType::I32);
+        match &node.op {
+            Op::Layer(l) => {
+                let fusion = fusions.get(&id);
+                // The layer whose synapses, bias and pooling the chip layer takes.
+                let (body, src_layer) = match fusion {
+                    Some(f) => match &graph.node(f.conv).op {
+                        Op::Layer(c) => (c, f.conv),
+                        _ => unreachable!("fusions start at a layer"),
+                    },
+                    None => (l, id),
+                };
+                if body.synapses.len() != 1 {
+                    return Err(fit(format!(
+                        "layer {}: Akida 1.0 layers have exactly one input (no residual additions): {} synapse groups",
+                        describe(graph, id),
+                        body.synapses.len()
+                    )));
+                }
+                // A linear layer whose QDQ grid starts at 0 is clamped at 0 by the model itself
+                // (onnxruntime drops a ReLU that a uint8 QuantizeLinear makes redundant).
+                let mut neuron = l.neuron;
+                if let (Neuron::Linear, Some(r)) = (neuron, hints.get(&id)) {
+                    if r.lo >= 0.0 {
+                        neuron = Neuron::Clip { lo: 0.0, hi: r.hi };
+                        report.notes.push(format!(
+                            "{}: its QDQ grid [0, {}] clamps at 0, so it runs with an activation",
+                            describe(graph, id),
+                            r.hi
+                        ));
+                    }
+                }
+                if let Neuron::Clip { lo, .. } = neuron {
+                    if lo != 0.0 {
+                        return Err(fit(format!(
+                            "layer {}: Akida 1.0 activations are unsigned and start at 0 (ReLU, or a clip at 0 and a maximum); this clip starts at {lo}",
+                            describe(graph, id)
+                        )));
+                    }
+                }
+                let src = graph.node(src_layer).inputs[0];
+                let s_in = scale[&src];
+                let gap = fusion.map(|f| {
+                    let pre = graph.ty(graph.node(f.pool).inputs[0]).shape.clone();
+                    (pre[1] * pre[2]) as i64
+                });
+                let first_conv = matches!(body.synapses[0], Synapse::Conv { .. })
+                    && matches!(graph.node(src).op, Op::Input { .. });
+                let wbits = if first_conv {
+                    opts.input_weight_bits
+                } else {
+                    opts.weight_bits
+                };
+                let spec = LayerSpec {
+                    act_bits: opts.act_bits,
+                    weight_bits: wbits,
+                    activation: !matches!(neuron, Neuron::Linear),
+                    gap,
+                };
+                let (mut layer, s_out, notes) =
+                    quantize_layer(graph, &mut out, body, neuron, s_in, range_of(id), &spec)
+                        .map_err(|m| perr(id, m))?;
+                if fusion.is_some() {
+                    let conv_out = graph.ty(src_layer).shape.clone();
+                    layer.pool = Some(Pool {
+                        kind: PoolKind::Sum,
+                        kernel: [conv_out[1], conv_out[2]],
+                        strides: [1, 1],
+                        pads: [0; 4],
+                        count_include_pad: false,
+                    });
+                }
+                report.notes.extend(
+                    notes
+                        .into_iter()
+                        .map(|n| format!("{}: {n}", describe(graph, id))),
+                );
+                let channels = node.ty.shape[0];
+                let lty = if fusion.is_some() {
+                    nmc_ir::TensorType::i32(vec![channels, 1, 1])
+                } else {
+                    ity.clone()
+                };
+                // A fused layer is named after its convolution, as the vendor names it.
+                let name = graph.node(src_layer).name.clone().or(node.name.clone());
+                let mut nid = out.add(Op::Layer(layer), vec![map[&src]], lty.clone(), name);
+                if lty != ity {
+                    nid = out.add(Op::Reshape, vec![nid], ity, None);
+                }
+                map.insert(id, nid);
+                scale.insert(id, s_out);
+            }
+            Op::Reshape => {
+                let src = node.inputs[0];
+                map.insert(
+                    id,
+                    out.add(Op::Reshape, vec![map[&src]], ity, node.name.clone()),
+                );
+                scale.insert(id, scale[&src]);
+            }
+            Op::Concat { axis } => {
+                let srcs = node.inputs.iter().map(|i| map[i]).collect();
+                map.insert(
+                    id,
+                    out.add(Op::Concat { axis: *axis }, srcs, ity, node.name.clone()),
+                );
+                scale.insert(id, scale[&node.inputs[0]]);
+            }
+            Op::FakeQuant { .. } => {
+                let src = node.inputs[0];
+                map.insert(id, map[&src]);
+                scale.insert(id, scale[&src]);
+            }
+            other => {
+                return Err(perr(
+                    id,
+                    format!(
+                        "`{}` cannot run on the chip (not canonical)",
+                        other.mnemonic()
+                    ),
+                ))
+            }
+        }
+    }
+    for o in &chip_outputs {
+        let s = scale[&o.node];
+        let src = map[&o.node];
+        let ty = out.ty(src).with_dtype(nmc_ir::DType::F32);
+        let dq = out.add(Op::Dequantize { scale: s }, vec![src], ty, None);
+        out.outputs.push(Output {
+            node: dq,
+            name: o.name.clone(),
+        });
+    }
+    let out = out.compact();
+    nmc_ir::verify(&out).map_err(|e| {
+        Error::Pass(PassError {
+            pass: PASS,
+            node: "graph".into(),
+            message: e.to_string(),
+        })
+    })?;
+    Ok((out, report))
+}
+
+fn safe(s: f32) -> f32 {
+    if s.is_finite() && s > 0.0 {
+        s
+    } else {
+        1.0
+    }
+}
+
+/// Whether the first layer reading graph input `i` (through views) is a convolution.
+fn first_layer_is_conv(graph: &Graph, users: &[Vec<NodeId>], i: NodeId) -> bool {
+    let mut stack = vec![i];
+    while let Some(n) = stack.pop() {
+        for &u in &users[n.index()] {
+            match &graph.node(u).op {
+                Op::Reshape | Op::FakeQuant { .. } => stack.push(u),
+                Op::Layer(l) => {
+                    if let Some(k) = graph.node(u).inputs.iter().position(|x| *x == n) {
+                        if matches!(l.synapses.get(k), Some(Synapse::Conv { .. })) && n == i {
+                            return true;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    false
+}
+
+struct LayerSpec {
+    act_bits: u32,
+    weight_bits: u32,
+    /// Whether the layer has an activation (else it outputs raw potentials).
+    activation: bool,
+    /// Positions summed by a fused global average pool.
+    gap: Option<i64>,
+}
+
+/// Quantises one Akida layer; returns it, its output scale and notes.
+fn quantize_layer(
+    graph: &Graph,
+    out: &mut Graph,
+    l: &Layer,
+    neuron: Neuron,
+    s_in: f32,
+    range: Range,
+    spec: &LayerSpec,
+) -> Result<(Layer, f32, Vec<String>), String> {
+    let mut notes = Vec::new();
+    let syn = &l.synapses[0];
+    let wc = graph.consts.get(syn.weight());
+    let w = wc.to_f32().ok_or("weights have no float values")?;
+    let channels = wc.shape[0];
+    let per = w.len() / channels.max(1);
+    let bias: Vec<f32> = match l.bias {
+        Some(b) => graph.consts.get(b).to_f32().ok_or("bias has no values")?,
+        None => vec![0.0; channels],
+    };
+    let s_in = f64::from(s_in);
+    let wbits = spec.weight_bits;
+    let binary = wbits == 1;
+    let wmax = if binary {
+        1.0
+    } else {
+        ((1i64 << (wbits - 1)) - 1) as f64
+    };
+    let magnitude = |c: usize| -> f64 {
+        let ws = &w[c * per..(c + 1) * per];
+        if binary {
+            ws.iter().map(|x| f64::from(x.abs())).sum::<f64>() / per.max(1) as f64
+        } else {
+            ws.iter().fold(0f64, |m, x| m.max(f64::from(x.abs())))
+        }
+    };
+    let quant_w = |x: f32, s_w: f64| -> i32 {
+        if binary {
+            if x < 0.0 {
+                -1
+            } else {
+                1
+            }
+        } else {
+            (f64::from(x) / s_w).round_ties_even().clamp(-wmax, wmax) as i32
+        }
+    };
+    let n = spec.gap.unwrap_or(1);
+    let mut qw = vec![0i32; w.len()];
+    let (quant, s_out) = if spec.activation {
+        let mut hi = range.hi;
+        if let Neuron::Clip { hi: h, .. } = neuron {
+            hi = hi.min(h);
+        }
+        let amax = ((1i64 << spec.act_bits) - 1) as f64;
+        let s_out = f64::from(safe(hi)) / amax;
+        let mut steps = Vec::with_capacity(channels);
+        let mut bias_q = Vec::with_capacity(channels);
+        let mut clipped = 0usize;
+        let k_max = (STEP_MAX / n).max(1);
+        for c in 0..channels {
+            let m = magnitude(c);
+            let k = if m > 0.0 {
+                ((s_out * wmax / (s_in * m)).floor() as i64).clamp(1, k_max)
+            } else {
+                1
+            };
+            let s_w = s_out / (s_in * k as f64);
+            for (q, x) in qw[c * per..(c + 1) * per]
+                .iter_mut()
+                .zip(&w[c * per..(c + 1) * per])
+            {
+                *q = quant_w(*x, s_w);
+            }
+            let step = k * n;
+            let b = (f64::from(bias[c]) / (s_w * s_in)).round_ties_even() as i64 * n;
+            // Akida's threshold is −bias; raising it by half a step makes ceil round to nearest.
+            let mut t = -(b - step / 2);
+            if t.abs() > THRESHOLD_MAX {
+                t = t.clamp(-THRESHOLD_MAX, THRESHOLD_MAX);
+                clipped += 1;
+            }
+            steps.push(step as i32);
+            bias_q.push((-t) as i32);
+        }
+        if clipped > 0 {
+            notes.push(format!(
+                "{clipped} threshold(s) clipped to ±{THRESHOLD_MAX} (the AKD1000 limit)"
+            ));
+        }
+        let step = out.consts.add(Constant::i32(vec![channels], steps));
+        let bias = (bias_q.iter().any(|b| *b != 0))
+            .then(|| out.consts.add(Constant::i32(vec![channels], bias_q)));
+        (
+            LayerQuant {
+                weight_exp: vec![0],
+                bias,
+                state_bits: 32,
+                act_shift: 0,
+                act_min: 0,
+                act_max: amax as i32,
+                scale: s_out as f32,
+                act_step: Some(step),
+                act_round: ActRound::Ceil,
+                pool_first: spec.gap.is_some(),
+            },
+            s_out,
+        )
+    } else {
+        // Raw potentials: one weight scale for the layer, so one output scale.
+        let m = (0..channels).map(magnitude).fold(0f64, f64::max);
+        let s_w = if m > 0.0 { m / wmax } else { 1.0 };
+        for (q, x) in qw.iter_mut().zip(&w) {
+            *q = quant_w(*x, s_w);
+        }
+        let s_out = s_in * s_w;
+        let b: Vec<i32> = bias
+            .iter()
+            .map(|b| {
+                (f64::from(*b) / s_out)
+                    .round_ties_even()
+                    .clamp(f64::from(i32::MIN + 1), f64::from(i32::MAX)) as i32
+            })
+            .collect();
+        let bias = b
+            .iter()
+            .any(|v| *v != 0)
+            .then(|| out.consts.add(Constant::i32(vec![channels], b)));
+        (
+            LayerQuant {
+                weight_exp: vec![0],
+                bias,
+                state_bits: 32,
+                act_shift: 0,
+                act_min: i32::MIN,
+                act_max: i32::MAX,
+                scale: s_out as f32,
+                act_step: None,
+                act_round: ActRound::Floor,
+                pool_first: false,
+            },
+            s_out,
+        )
+    };
+    let weight = out.consts.add(Constant::i32(wc.shape.clone(), qw));
+    let synapses = vec![match syn {
+        Synapse::Dense { .. } => Synapse::Dense { weight },
+        Synapse::Conv { geom, .. } => Synapse::Conv {
+            weight,
+            geom: geom.clone(),
+        },
+    }];
+    let layer = Layer {
+        synapses,
+        bias: None,
+        neuron,
+        pool: if spec.gap.is_some() {
+            None
+        } else {
+            l.pool.clone()
+        },
+        quant: Some(quant),
+    };
+    Ok((layer, s_out as f32, notes))
+}

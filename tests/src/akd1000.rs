@@ -1,0 +1,947 @@
+//! The AKD1000 backend end to end, on the shipped cases whose case.toml lists `akd1000`:
+//! the emulator equals the quantised reference bit for bit, quantised top-1 stays within 3 points
+//! of float at 4/4 bits, listings and the quantised IR are snapshot-tested, every layer's NPs are
+//! within the device and their count grows with the layer; and one error test (snapshot of the
+//! message, exit code 3, no output file) per rule of the Akida 1.0 constraints table.
+
+use crate::common::{argmax, cases, temp_dir, Case, CALIB_SAMPLES};
+use nmc::synth::{attr_int, attr_ints, ModelBuilder, Rng};
+use nmc_ir::{Interpreter, Op, Value};
+use std::path::Path;
+
+fn akd_cases() -> Vec<&'static Case> {
+    let v: Vec<&Case> = cases()
+        .iter()
+        .filter(|c| c.targets.iter().any(|t| t == "akd1000"))
+        .collect();
+    assert!(v.len() >= 3, "the AKD1000 cases are shipped");
+    v
+}
+
+/// A case compiled for the AKD1000 at the default 4/4 bits, calibrated on the first samples.
+fn compiled(case: &Case) -> &'static nmc::Compiled {
+    static COMPILED: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::BTreeMap<String, &'static nmc::Compiled>>,
+    > = std::sync::OnceLock::new();
+    let map = COMPILED.get_or_init(Default::default);
+    if let Some(c) = map.lock().unwrap().get(&case.name) {
+        return c;
+    }
+    let imported =
+        nmc::onnx::import_file(&case.model).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+    let opts = nmc::Options::new(nmc::Target::Akd1000);
+    let c = nmc::driver::compile_graph(imported.graph, &case.samples(CALIB_SAMPLES), &opts, 0)
+        .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+    let leaked: &'static nmc::Compiled = Box::leak(Box::new(c));
+    map.lock().unwrap().insert(case.name.clone(), leaked);
+    leaked
+}
+
+fn reference_ints(graph: &nmc_ir::Graph, sample: &[f32]) -> Vec<i64> {
+    let interp = Interpreter::new(graph).unwrap();
+    let vals = interp.run_all(&[sample]).unwrap();
+    let out = graph.outputs[0].node;
+    assert!(matches!(graph.node(out).op, Op::Dequantize { .. }));
+    match vals[graph.node(out).inputs[0].index()].as_ref().unwrap() {
+        Value::I64(v) => v.clone(),
+        Value::F32(_) => panic!("chip output is not integer"),
+    }
+}
+
+#[test]
+fn emulator_equals_quantized_reference_bit_for_bit() {
+    for case in akd_cases() {
+        let c = compiled(case);
+        let art = nmc::LoadedArtifact::decode(&c.artifact).unwrap();
+        let run = art
+            .run(&case.inputs, None)
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        let per = case.inputs.data.len() / case.inputs.shape[0];
+        for (i, got) in run.int_outputs.iter().enumerate() {
+            let want = reference_ints(&c.quantized, &case.inputs.data[i * per..(i + 1) * per]);
+            assert_eq!(
+                got, &want,
+                "{}: sample {i} differs from the quantised reference",
+                case.name
+            );
+        }
+    }
+}
+
+fn top1(out: &[f32], labels: &[i64]) -> f64 {
+    let n = labels.len();
+    let k = out.len() / n;
+    let hits = (0..n)
+        .filter(|&i| argmax(&out[i * k..(i + 1) * k]) as i64 == labels[i])
+        .count();
+    hits as f64 / n as f64
+}
+
+#[test]
+fn quantized_top1_is_within_3_points_of_float_at_4_4_bits() {
+    for case in akd_cases() {
+        let c = compiled(case);
+        let n = case.inputs.shape[0];
+        let q = nmc::driver::interpret(&c.quantized, &case.samples(n)).unwrap();
+        let float = top1(&case.expected.data, &case.labels);
+        let quant = top1(&q[0].data, &case.labels);
+        assert!(
+            quant >= float - 0.03,
+            "{}: quantised top-1 {quant:.3} vs float {float:.3}",
+            case.name
+        );
+    }
+}
+
+fn snap(stage: &str, name: &str, text: &str) {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(crate::common::root().join("tests/snapshots").join(stage));
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    settings.bind(|| insta::assert_snapshot!(name.to_string(), text));
+}
+
+#[test]
+fn listing_and_quantized_ir_snapshots() {
+    for case in akd_cases() {
+        let c = compiled(case);
+        snap("opt-ir-akd1000", &case.name, &nmc_ir::print(&c.quantized));
+        snap("listing-akd1000", &case.name, &c.listing());
+    }
+}
+
+#[test]
+fn every_layer_is_on_the_hrc_or_nps_of_the_device() {
+    let spec = nmc_akd1000::akd1000();
+    for case in akd_cases() {
+        let c = compiled(case);
+        let nmc::LoadedArtifact::Akd1000(a) = nmc::LoadedArtifact::decode(&c.artifact).unwrap()
+        else {
+            panic!("not an akd1000 artifact")
+        };
+        assert!(a.units.len() <= spec.nps.len() + 1);
+        for l in &a.layers {
+            assert!(
+                !l.slices.is_empty(),
+                "{}: {} has no units",
+                case.name,
+                l.name
+            );
+        }
+        // The IR mapping indexes the artifact's units.
+        assert_eq!(c.mapping.cores_used(), a.units.len());
+    }
+    // The measured vendor case (chips.md §6): a 64-128-64-10 MLP at 4 bits takes 3 FNP3.
+    let mlp = cases().iter().find(|c| c.name == "digits_mlp").unwrap();
+    let listing = compiled(mlp).listing();
+    assert_eq!(listing.matches(" FNP3 np ").count(), 6, "{listing}");
+    assert!(listing.contains("units 3 (3 NPs)"), "{listing}");
+}
+
+/// An ONNX model built layer by layer, with seeded weights.
+struct Net {
+    b: ModelBuilder,
+    prev: String,
+    shape: Vec<i64>,
+    rng: Rng,
+    n: usize,
+}
+
+impl Net {
+    fn new(input: &[i64]) -> Net {
+        let mut b = ModelBuilder::new("akd", 13);
+        let mut dims = vec![-1];
+        dims.extend_from_slice(input);
+        b.input("x", &dims);
+        Net {
+            b,
+            prev: "x".into(),
+            shape: input.to_vec(),
+            rng: Rng::new(7),
+            n: 0,
+        }
+    }
+    fn name(&mut self, p: &str) -> String {
+        self.n += 1;
+        format!("{p}{}", self.n)
+    }
+    fn weights(&mut self, dims: &[i64]) -> String {
+        let n: i64 = dims.iter().product();
+        let fan_in = (n / dims[0]).max(1) as f32;
+        let s = (3.0 / fan_in).sqrt();
+        let w: Vec<f32> = (0..n).map(|_| self.rng.uniform(-s, s)).collect();
+        let name = self.name("w");
+        self.b.init(&name, dims, &w);
+        name
+    }
+    fn op(&mut self, op: &str, extra: &[&str], attrs: Vec<nmc::synth::Attribute>) -> &mut Self {
+        let out = self.name("v");
+        let mut ins = vec![self.prev.as_str()];
+        ins.extend_from_slice(extra);
+        let ins: Vec<String> = ins.iter().map(|s| s.to_string()).collect();
+        let refs: Vec<&str> = ins.iter().map(|s| s.as_str()).collect();
+        self.b.node(op, &refs, &[&out], attrs);
+        self.prev = out;
+        self
+    }
+    #[allow(clippy::too_many_arguments)]
+    fn conv_full(
+        &mut self,
+        co: i64,
+        k: [i64; 2],
+        stride: i64,
+        pads: [i64; 4],
+        groups: i64,
+        dilation: i64,
+    ) -> &mut Self {
+        let ci = self.shape[0];
+        let w = self.weights(&[co, ci / groups, k[0], k[1]]);
+        let (h, wd) = (self.shape[1], self.shape[2]);
+        let eff = |k: i64| dilation * (k - 1) + 1;
+        self.shape = vec![
+            co,
+            (h + pads[0] + pads[2] - eff(k[0])) / stride + 1,
+            (wd + pads[1] + pads[3] - eff(k[1])) / stride + 1,
+        ];
+        self.op(
+            "Conv",
+            &[&w],
+            vec![
+                attr_ints("kernel_shape", &k),
+                attr_ints("strides", &[stride, stride]),
+                attr_ints("pads", &pads),
+                attr_int("group", groups),
+                attr_ints("dilations", &[dilation, dilation]),
+            ],
+        )
+    }
+    /// A k×k convolution with PyTorch-style symmetric padding `p`.
+    fn conv(&mut self, co: i64, k: i64, stride: i64, p: i64) -> &mut Self {
+        self.conv_full(co, [k, k], stride, [p; 4], 1, 1)
+    }
+    fn relu(&mut self) -> &mut Self {
+        self.op("Relu", &[], vec![])
+    }
+    fn pool(&mut self, op: &str, k: i64, s: i64) -> &mut Self {
+        self.shape = vec![
+            self.shape[0],
+            (self.shape[1] - k) / s + 1,
+            (self.shape[2] - k) / s + 1,
+        ];
+        self.op(
+            op,
+            &[],
+            vec![
+                attr_ints("kernel_shape", &[k, k]),
+                attr_ints("strides", &[s, s]),
+            ],
+        )
+    }
+    fn gap(&mut self) -> &mut Self {
+        self.shape = vec![self.shape[0], 1, 1];
+        self.op("GlobalAveragePool", &[], vec![])
+    }
+    fn flatten(&mut self) -> &mut Self {
+        self.shape = vec![self.shape.iter().product()];
+        self.op("Flatten", &[], vec![])
+    }
+    fn dense(&mut self, out: i64) -> &mut Self {
+        let n = self.shape[0];
+        let w = self.weights(&[out, n]);
+        self.shape = vec![out];
+        self.op("Gemm", &[&w], vec![attr_int("transB", 1)])
+    }
+    fn write(&mut self, dir: &Path) -> std::path::PathBuf {
+        let out = self.prev.clone();
+        self.b.node("Identity", &[&out], &["y"], vec![]);
+        self.b.output("y");
+        let p = dir.join("model.onnx");
+        std::fs::write(&p, self.b.finish()).unwrap();
+        p
+    }
+}
+
+/// Compiles `model` for the AKD1000 with `extra` flags; returns the error (the test fails if
+/// the compile succeeds), after checking it is a does-not-fit error (exit 3) and left no file.
+fn akd_fails(model: &Path, extra: &[&str]) -> String {
+    let out = model.parent().unwrap().join("out.akd1000");
+    let mut argv = vec![
+        "nmc",
+        "compile",
+        model.to_str().unwrap(),
+        "--target",
+        "akd1000",
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    argv.extend_from_slice(extra);
+    let e = match nmc::cli::run_args(argv) {
+        Ok(()) => panic!("compiling {} for akd1000 succeeded", model.display()),
+        Err(e) => e,
+    };
+    assert_eq!((e.kind(), e.exit_code()), ("fit", 3), "wrong error: {e}");
+    assert!(!out.exists(), "a failed compile left {}", out.display());
+    e.to_string()
+}
+
+/// Builds the model, compiles it, snapshots the message and checks it names `rule`.
+fn constraint(name: &str, rule: &str, extra: &[&str], build: impl FnOnce(&mut Net)) {
+    let d = temp_dir(&format!("akd-{name}"));
+    let mut net = Net::new(&[1, 8, 8]);
+    build(&mut net);
+    let model = net.write(&d);
+    let msg = akd_fails(&model, extra);
+    assert!(msg.contains(rule), "{name}: {msg}");
+    snap("errors-akd1000", name, &msg);
+}
+
+fn net_on(input: &[i64], build: impl FnOnce(&mut Net)) -> impl FnOnce(&mut Net) {
+    let input = input.to_vec();
+    move |n: &mut Net| {
+        *n = Net::new(&input);
+        build(n)
+    }
+}
+
+// InputConv2D rows of the table.
+
+#[test]
+fn input_conv_channels() {
+    constraint(
+        "input_conv_channels",
+        "input channels are 1, 3",
+        &[],
+        net_on(&[2, 8, 8], |n| {
+            n.conv(4, 3, 1, 1).relu().flatten().dense(10);
+        }),
+    );
+}
+
+#[test]
+fn input_conv_width() {
+    constraint(
+        "input_conv_width",
+        "input width is in [5, 256]",
+        &[],
+        net_on(&[1, 8, 300], |n| {
+            n.conv(2, 3, 1, 1).relu().flatten().dense(2);
+        }),
+    );
+}
+
+#[test]
+fn input_conv_height() {
+    constraint(
+        "input_conv_height",
+        "height at least 5",
+        &[],
+        net_on(&[1, 4, 8], |n| {
+            n.conv(2, 3, 1, 1).relu().flatten().dense(2);
+        }),
+    );
+}
+
+#[test]
+fn input_conv_even_kernel() {
+    constraint(
+        "input_conv_even_kernel",
+        "kernel sizes are 3×3, 5×5, 7×7",
+        &[],
+        |n| {
+            n.conv_full(4, [4, 4], 1, [1, 1, 2, 2], 1, 1)
+                .relu()
+                .flatten()
+                .dense(10);
+        },
+    );
+}
+
+#[test]
+fn input_conv_stride_4() {
+    constraint("input_conv_stride_4", "strides are 1, 2, 3", &[], |n| {
+        n.conv(4, 3, 4, 0).relu().flatten().dense(10);
+    });
+}
+
+#[test]
+fn input_conv_padding() {
+    constraint("input_conv_padding", "padding is Same", &[], |n| {
+        n.conv(4, 3, 1, 2).relu().flatten().dense(10);
+    });
+}
+
+#[test]
+fn input_conv_too_many_filters() {
+    constraint(
+        "input_conv_too_many_filters",
+        "at most 32 filters for a 7×7 kernel on 3 channel(s)",
+        &[],
+        net_on(&[3, 8, 8], |n| {
+            n.conv(33, 7, 1, 3)
+                .relu()
+                .conv(4, 3, 1, 1)
+                .relu()
+                .flatten()
+                .dense(10);
+        }),
+    );
+}
+
+#[test]
+fn input_conv_pool_stride() {
+    constraint(
+        "input_conv_pool_stride",
+        "with the stride equal to the size",
+        &[],
+        |n| {
+            n.conv(4, 3, 1, 1)
+                .relu()
+                .pool("MaxPool", 2, 1)
+                .conv(4, 3, 1, 1)
+                .relu()
+                .flatten()
+                .dense(10);
+        },
+    );
+}
+
+// Conv2D rows.
+
+#[test]
+fn conv_5x5_stride_2() {
+    constraint(
+        "conv_5x5_stride_2",
+        "stride 2 is only supported with 3×3 kernels",
+        &[],
+        |n| {
+            n.conv(4, 3, 1, 1)
+                .relu()
+                .conv_full(8, [5, 5], 2, [1, 1, 2, 2], 1, 1)
+                .relu()
+                .flatten()
+                .dense(10);
+        },
+    );
+}
+
+#[test]
+fn conv_even_kernel() {
+    constraint(
+        "conv_even_kernel",
+        "kernel sizes are 1×1, 3×3, 5×5, 7×7",
+        &[],
+        |n| {
+            n.conv(4, 3, 1, 1)
+                .relu()
+                .conv_full(8, [2, 2], 1, [0, 0, 1, 1], 1, 1)
+                .relu()
+                .flatten()
+                .dense(10);
+        },
+    );
+}
+
+#[test]
+fn conv_stride_3() {
+    constraint("conv_stride_3", "strides are 1, 2", &[], |n| {
+        n.conv(4, 3, 1, 1)
+            .relu()
+            .conv(8, 3, 3, 1)
+            .relu()
+            .flatten()
+            .dense(10);
+    });
+}
+
+#[test]
+fn conv_valid_padding() {
+    constraint("conv_valid_padding", "padding is Same", &[], |n| {
+        n.conv(4, 3, 1, 1)
+            .relu()
+            .conv(8, 3, 1, 0)
+            .relu()
+            .flatten()
+            .dense(10);
+    });
+}
+
+#[test]
+fn conv_pool_3x3() {
+    constraint("conv_pool_3x3", "max pooling is 1×1 or 2×2", &[], |n| {
+        n.conv(4, 3, 1, 1)
+            .relu()
+            .conv(8, 3, 1, 1)
+            .relu()
+            .pool("MaxPool", 3, 3)
+            .conv(8, 1, 1, 0)
+            .relu()
+            .flatten()
+            .dense(10);
+    });
+}
+
+#[test]
+fn conv_pool_stride_above_size() {
+    constraint(
+        "conv_pool_stride_above_size",
+        "not above the size",
+        &[],
+        |n| {
+            n.conv(4, 3, 1, 1)
+                .relu()
+                .conv(8, 3, 1, 1)
+                .relu()
+                .pool("MaxPool", 1, 2)
+                .conv(8, 1, 1, 0)
+                .relu()
+                .flatten()
+                .dense(10);
+        },
+    );
+}
+
+#[test]
+fn max_pool_before_dense() {
+    constraint(
+        "max_pool_before_dense",
+        "a layer with max pooling must be followed by another Convolutional",
+        &[],
+        |n| {
+            n.conv(4, 3, 1, 1)
+                .relu()
+                .conv(8, 3, 1, 1)
+                .relu()
+                .pool("MaxPool", 2, 2)
+                .flatten()
+                .dense(10);
+        },
+    );
+}
+
+#[test]
+fn average_pool_2x2() {
+    constraint(
+        "average_pool_2x2",
+        "average pooling is global only",
+        &[],
+        |n| {
+            n.conv(4, 3, 1, 1)
+                .relu()
+                .conv(8, 3, 1, 1)
+                .relu()
+                .pool("AveragePool", 2, 2)
+                .conv(8, 1, 1, 0)
+                .relu()
+                .flatten()
+                .dense(10);
+        },
+    );
+}
+
+#[test]
+fn global_average_pool_after_relu() {
+    constraint(
+        "global_average_pool_after_relu",
+        "pools the potentials before the activation",
+        &[],
+        |n| {
+            n.conv(4, 3, 1, 1)
+                .relu()
+                .conv(8, 3, 1, 1)
+                .relu()
+                .gap()
+                .flatten()
+                .dense(10);
+        },
+    );
+}
+
+#[test]
+fn global_average_pool_width() {
+    constraint(
+        "global_average_pool_width",
+        "global average pooling width is in [1, 32]",
+        &[],
+        net_on(&[1, 8, 40], |n| {
+            n.conv(4, 3, 1, 1)
+                .relu()
+                .conv(8, 3, 1, 1)
+                .gap()
+                .relu()
+                .flatten()
+                .dense(10);
+        }),
+    );
+}
+
+#[test]
+fn global_average_pool_rows() {
+    constraint(
+        "global_average_pool_rows",
+        "must have at least 3 rows",
+        &[],
+        |n| {
+            n.conv_full(4, [3, 3], 2, [0, 0, 1, 1], 1, 1)
+                .relu()
+                .conv_full(8, [3, 3], 2, [0, 0, 1, 1], 1, 1)
+                .gap()
+                .relu()
+                .flatten()
+                .dense(10);
+        },
+    );
+}
+
+#[test]
+fn depthwise_conv() {
+    constraint("depthwise_conv", "convolutions have groups = 1", &[], |n| {
+        n.conv(8, 3, 1, 1)
+            .relu()
+            .conv_full(8, [3, 3], 1, [1; 4], 8, 1)
+            .relu()
+            .flatten()
+            .dense(10);
+    });
+}
+
+#[test]
+fn dilated_conv() {
+    constraint("dilated_conv", "convolutions are not dilated", &[], |n| {
+        n.conv(4, 3, 1, 1)
+            .relu()
+            .conv_full(8, [3, 3], 1, [2; 4], 1, 2)
+            .relu()
+            .flatten()
+            .dense(10);
+    });
+}
+
+// Dense row and the bit widths.
+
+#[test]
+fn dense_too_many_inputs() {
+    constraint(
+        "dense_too_many_inputs",
+        "input W×H×C must be at most 57334",
+        &[],
+        net_on(&[57_335], |n| {
+            n.dense(2);
+        }),
+    );
+}
+
+#[test]
+fn weight_bits_8_outside_the_input_layer() {
+    constraint(
+        "weight_bits_8",
+        "weight bits must be 1, 2, 4",
+        &["--weight-bits", "8"],
+        net_on(&[64], |n| {
+            n.dense(32).relu().dense(10);
+        }),
+    );
+}
+
+#[test]
+fn weight_bits_3() {
+    constraint(
+        "weight_bits_3",
+        "weights are 1, 2 or 4 bits",
+        &["--weight-bits", "3"],
+        net_on(&[64], |n| {
+            n.dense(32).relu().dense(10);
+        }),
+    );
+}
+
+#[test]
+fn activation_bits_8() {
+    constraint(
+        "activation_bits_8",
+        "activations are unsigned 1, 2, 4-bit values",
+        &["--activation-bits", "8"],
+        |n| {
+            n.conv(4, 3, 1, 1).relu().flatten().dense(10);
+        },
+    );
+}
+
+// Structural rules of Akida 1.0.
+
+#[test]
+fn residual_add() {
+    constraint("residual_add", "exactly one input", &[], |n| {
+        n.conv(4, 3, 1, 1).relu();
+        let skip = n.prev.clone();
+        n.conv(4, 3, 1, 1);
+        n.op("Add", &[&skip], vec![]);
+        n.relu().flatten().dense(10);
+    });
+}
+
+#[test]
+fn hidden_layer_without_activation() {
+    constraint(
+        "hidden_layer_without_activation",
+        "only the last layer may have no activation",
+        &[],
+        |n| {
+            n.conv(4, 3, 1, 1)
+                .relu()
+                .conv(8, 3, 1, 1)
+                .flatten()
+                .dense(10);
+        },
+    );
+}
+
+#[test]
+fn concatenation() {
+    constraint("concatenation", "no concatenation layer", &[], |n| {
+        n.conv(4, 3, 1, 1).relu();
+        let a = n.prev.clone();
+        n.conv(4, 3, 1, 1).relu();
+        let b = n.prev.clone();
+        n.prev = a;
+        n.op("Concat", &[&b], vec![attr_int("axis", 1)]);
+        n.shape[0] = 8;
+        n.conv(4, 3, 1, 1).relu().flatten().dense(10);
+    });
+}
+
+#[test]
+fn signed_clip_activation() {
+    constraint(
+        "signed_clip_activation",
+        "activations are unsigned",
+        &[],
+        |n| {
+            n.b.init("lo", &[], &[-1.0]);
+            n.b.init("hi", &[], &[1.0]);
+            n.conv(4, 3, 1, 1).op("Clip", &["lo", "hi"], vec![]);
+            n.flatten().dense(10);
+        },
+    );
+}
+
+#[test]
+fn input_sram_band_does_not_fit() {
+    // 192 channels × 256 columns × 4 bits = 24 KiB per input row; a 3×3 kernel needs 3 rows.
+    constraint(
+        "input_sram_band",
+        "input SRAM",
+        &[],
+        net_on(&[3, 8, 256], |n| {
+            n.conv(192, 3, 1, 1).relu().conv(8, 3, 1, 1).relu();
+        }),
+    );
+}
+
+#[test]
+fn more_nps_than_the_device_has() {
+    // 4 bands of 2 rows × 21 groups of 51 filters = 84 NPs.
+    constraint(
+        "too_many_nps",
+        "NPs (CNP1)",
+        &[],
+        net_on(&[3, 8, 100], |n| {
+            n.conv(192, 3, 1, 1).relu().conv(1024, 3, 1, 1).relu();
+        }),
+    );
+}
+
+#[test]
+fn negative_inputs() {
+    let d = temp_dir("akd-negative");
+    let mut net = Net::new(&[64]);
+    net.dense(16).relu().dense(10);
+    let model = net.write(&d);
+    let calib = d.join("calib.npy");
+    nmc::npy::write(
+        &calib,
+        &nmc::npy::Array {
+            shape: vec![2, 64],
+            data: (0..128).map(|i| i as f32 / 64.0 - 1.0).collect(),
+        },
+    )
+    .unwrap();
+    let msg = akd_fails(&model, &["--calibrate", calib.to_str().unwrap()]);
+    assert!(msg.contains("inputs are unsigned"), "{msg}");
+    snap("errors-akd1000", "negative_inputs", &msg);
+}
+
+/// NPs of the one Conv2D layer of a synthetic model (after an 8-bit InputConv2D on the HRC).
+fn conv_nps(width: i64, filters: i64) -> usize {
+    let d = temp_dir(&format!("akd-np-{width}-{filters}"));
+    let mut net = Net::new(&[1, 8, width]);
+    net.conv(64, 3, 1, 1).relu().conv(filters, 3, 1, 1).relu();
+    let model = net.write(&d);
+    let mut opts = nmc::Options::new(nmc::Target::Akd1000);
+    opts.act_bits = Some(4);
+    let c = nmc::compile(&model, &opts).unwrap_or_else(|e| panic!("{width}×{filters}: {e}"));
+    let slices: Vec<&Vec<nmc_ir::CoreSlice>> = c.mapping.layers.values().collect();
+    assert_eq!(slices.len(), 2);
+    // The InputConv2D is on the HRC (one unit); the Conv2D's units are NPs.
+    slices[1].len()
+}
+
+#[test]
+fn np_count_per_layer_is_monotone_in_layer_size_and_within_the_device() {
+    let spec = nmc_akd1000::akd1000();
+    let mut last = 0;
+    for filters in [8, 64, 128, 256, 512, 1024] {
+        let n = conv_nps(8, filters);
+        assert!(
+            n >= last && n <= spec.nps.len(),
+            "{filters} filters: {n} NPs after {last}"
+        );
+        last = n;
+    }
+    assert!(last > 1, "large layers are split by output channels");
+    let mut last = 0;
+    for width in [8, 32, 128, 256] {
+        let n = conv_nps(width, 16);
+        assert!(
+            n >= last && n <= spec.nps.len(),
+            "width {width}: {n} NPs after {last}"
+        );
+        last = n;
+    }
+    assert!(last > 1, "wide layers are split into spatial bands");
+}
+
+#[test]
+fn compile_run_inspect_on_the_command_line() {
+    let case = akd_cases()
+        .into_iter()
+        .find(|c| c.name == "digits_cnn_akida")
+        .unwrap();
+    let d = temp_dir("akd-cli");
+    let art = d.join("cnn.akd1000");
+    let report = d.join("perf.json");
+    let run = |args: &[&str]| {
+        let mut argv = vec!["nmc"];
+        argv.extend_from_slice(args);
+        nmc::cli::run_args(argv).unwrap_or_else(|e| panic!("`nmc {}`: {e}", args.join(" ")))
+    };
+    let inputs = case.dir.join("inputs.npy");
+    run(&[
+        "compile",
+        case.model.to_str().unwrap(),
+        "--target",
+        "akd1000",
+        "--weight-bits",
+        "4",
+        "--activation-bits",
+        "4",
+        "-o",
+        art.to_str().unwrap(),
+    ]);
+    run(&[
+        "run",
+        art.to_str().unwrap(),
+        "--input",
+        inputs.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    let perf: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(perf["target"], "akd1000");
+    assert!(perf["latency_ns"].as_f64().unwrap() > 0.0);
+    assert!(perf["energy_nj"].as_f64().unwrap() > 0.0);
+    assert!(perf["throughput_fps"].as_f64().unwrap() > 0.0);
+    let cores = perf["cores"].as_array().unwrap();
+    assert!(cores.iter().any(|c| c["unit_type"] == "HRC"));
+    assert!(cores
+        .iter()
+        .any(|c| c["unit_type"] == "FNP3" && c["slot"] == 0));
+    // inspect --format json: layers with name, type and nps {col, row, id, np_type}.
+    let bytes = std::fs::read(&art).unwrap();
+    let json = nmc::LoadedArtifact::decode(&bytes).unwrap().to_json();
+    let layers = json["layers"].as_array().unwrap();
+    let types: Vec<&str> = layers.iter().map(|l| l["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["InputConv2D", "Conv2D", "Dense"]);
+    for l in layers {
+        assert!(l["name"].is_string());
+        for np in l["nps"].as_array().unwrap() {
+            assert!(np["col"].is_u64() && np["row"].is_u64() && np["np_type"].is_string());
+            assert!(np["id"].is_u64() || np["np_type"] == "HRC");
+        }
+    }
+    assert_eq!(layers[0]["nps"][0]["np_type"], "HRC");
+    assert_eq!(layers[2]["nps"][0]["np_type"], "FNP3");
+    run(&["inspect", art.to_str().unwrap(), "--format", "json"]);
+    // eval --quantized agrees with the emulator's output argmax.
+    run(&[
+        "eval",
+        case.model.to_str().unwrap(),
+        "--input",
+        inputs.to_str().unwrap(),
+        "--quantized",
+        "--target",
+        "akd1000",
+        "--weight-bits",
+        "4",
+        "--activation-bits",
+        "2",
+        "-o",
+        d.join("q.npy").to_str().unwrap(),
+    ]);
+    // A damaged artifact is an artifact error (exit 4).
+    let bad = d.join("bad.akd1000");
+    std::fs::write(&bad, &bytes[..bytes.len() / 2]).unwrap();
+    let e = nmc::cli::run_args([
+        "nmc",
+        "run",
+        bad.to_str().unwrap(),
+        "--input",
+        inputs.to_str().unwrap(),
+    ])
+    .unwrap_err();
+    assert_eq!((e.kind(), e.exit_code()), ("artifact", 4), "{e}");
+}
+
+#[test]
+fn compiling_twice_gives_identical_bytes() {
+    let case = akd_cases()
+        .into_iter()
+        .find(|c| c.name == "digits_cnn_akida_gap")
+        .unwrap();
+    let build = || {
+        let imported = nmc::onnx::import_file(&case.model).unwrap();
+        let opts = nmc::Options::new(nmc::Target::Akd1000);
+        nmc::driver::compile_graph(imported.graph, &case.samples(CALIB_SAMPLES), &opts, 7).unwrap()
+    };
+    let (a, b) = (build(), build());
+    assert_eq!(a.artifact, b.artifact);
+    assert_eq!(a.listing(), b.listing());
+}
+
+#[test]
+fn lower_widths_still_run_bit_exact() {
+    let case = akd_cases()
+        .into_iter()
+        .find(|c| c.name == "digits_mlp")
+        .unwrap();
+    for (w, a) in [(2, 2), (1, 1), (4, 2)] {
+        let imported = nmc::onnx::import_file(&case.model).unwrap();
+        let mut opts = nmc::Options::new(nmc::Target::Akd1000);
+        opts.weight_bits = Some(w);
+        opts.act_bits = Some(a);
+        let c = nmc::driver::compile_graph(imported.graph, &case.samples(CALIB_SAMPLES), &opts, 0)
+            .unwrap_or_else(|e| panic!("{w}/{a}: {e}"));
+        let art = nmc::LoadedArtifact::decode(&c.artifact).unwrap();
+        let n = 16;
+        let per = case.inputs.data.len() / case.inputs.shape[0];
+        let sub = nmc::npy::Array {
+            shape: vec![n, per],
+            data: case.inputs.data[..n * per].to_vec(),
+        };
+        let run = art.run(&sub, None).unwrap();
+        for (i, got) in run.int_outputs.iter().enumerate() {
+            let want = reference_ints(&c.quantized, &case.inputs.data[i * per..(i + 1) * per]);
+            assert_eq!(got, &want, "{w}/{a} bits: sample {i}");
+        }
+    }
+}
