@@ -37,10 +37,13 @@ pub use constant::{
 };
 pub use graph::{Cycle, Graph, Node, NodeId, Output};
 pub use infer::infer_type;
-pub use interp::{activate, quantize, saturate, shift, InterpError, Interpreter, Value};
+pub use interp::{
+    activate, if_step, quantize, saturate, shift, InterpError, Interpreter, RateEncoder, StepRun,
+    Value,
+};
 pub use op::{
     remap_constants, Activation, ConvGeom, Layer, LayerQuant, Neuron, Op, Pool, PoolKind,
-    QuantParams, Synapse,
+    QuantParams, Reset, SpikeQuant, SpikingModel, Synapse,
 };
 pub use parse::{parse, ParseError};
 pub use partition::{CoreLoc, CoreSlice, Mapping, QuantSpec};

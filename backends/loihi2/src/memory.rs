@@ -338,6 +338,7 @@ mod tests {
             act_min: 0,
             act_max: 127,
             scale: 1.0,
+            spiking: None,
         }
     }
 

@@ -382,7 +382,7 @@ fn weight_only_ranges(graph: &Graph) -> BTreeMap<NodeId, Range> {
                 }
                 let r = ms.sqrt();
                 let (lo, hi, out_rms) = match l.neuron {
-                    Neuron::Relu => (0.0, 4.0 * r, r / 2f32.sqrt()),
+                    Neuron::Relu | Neuron::Spiking(_) => (0.0, 4.0 * r, r / 2f32.sqrt()),
                     Neuron::Clip { lo, hi } => (lo.max(-4.0 * r), hi.min(4.0 * r), r / 2f32.sqrt()),
                     Neuron::Linear => (-4.0 * r, 4.0 * r, r),
                 };
@@ -562,6 +562,7 @@ fn quantize_layer(
         act_min,
         act_max,
         scale: s_out,
+        spiking: None,
     };
     let layer = Layer {
         synapses,

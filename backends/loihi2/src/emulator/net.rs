@@ -276,6 +276,7 @@ impl PopRt {
                 act_min: p.act_min,
                 act_max: p.act_max,
                 scale: p.scale,
+                spiking: None,
             },
             bias,
             groups,

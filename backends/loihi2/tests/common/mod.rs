@@ -73,6 +73,7 @@ pub fn quant(rng: &mut Rng, groups: usize, bias: Option<nmc_ir::ConstId>) -> (Ne
         act_min: lo,
         act_max: hi,
         scale: 0.05,
+        spiking: None,
     };
     (neuron, q)
 }
