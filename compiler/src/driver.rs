@@ -3,9 +3,8 @@
 
 use crate::npy;
 use crate::onnx;
-use crate::partition::{self, FitError};
 use crate::passes::{self, QuantOptions, QuantReport};
-use crate::target::Target;
+use crate::target::{ExecMode, Target};
 use crate::Error;
 use nmc_ir::{Graph, Interpreter, Mapping, Value};
 use std::path::{Path, PathBuf};
@@ -33,6 +32,8 @@ pub struct Options {
     pub act_bits: Option<u32>,
     /// Chips in the system (Loihi 2 boards hold several).
     pub chips: u32,
+    /// Timesteps a rate-mode artifact runs by default (`None`: the target's default).
+    pub timesteps: Option<u32>,
 }
 
 impl Options {
@@ -45,6 +46,7 @@ impl Options {
             calibrate: None,
             act_bits: None,
             chips: 1,
+            timesteps: None,
         }
     }
 }
@@ -184,11 +186,31 @@ pub fn quantize_for(
     opts: &Options,
 ) -> Result<(Graph, Graph, QuantReport), Error> {
     let canonical = timed("canonicalize", || passes::canonicalize(imported))?;
-    let mut qopts = QuantOptions::for_spec(opts.target.quant_spec());
-    if let Some(b) = opts.act_bits {
-        qopts.act_bits = b;
-    }
-    let (quantized, qreport) = timed("quantize", || passes::quantize(&canonical, calib, &qopts))?;
+    let (quantized, qreport) = match opts.target.mode() {
+        ExecMode::Graded => {
+            passes::quantize_rate::require_graded(&canonical, opts.target.name())?;
+            let mut qopts = QuantOptions::for_spec(opts.target.quant_spec());
+            if let Some(b) = opts.act_bits {
+                qopts.act_bits = b;
+            }
+            timed("quantize", || passes::quantize(&canonical, calib, &qopts))?
+        }
+        ExecMode::Rate => {
+            if opts.act_bits.is_some() {
+                return Err(Error::Usage(format!(
+                    "--act-bits does not apply to {}: rate mode sends spikes, not graded activations",
+                    opts.target.name()
+                )));
+            }
+            let ropts = opts
+                .target
+                .rate_options()
+                .ok_or_else(|| Error::Usage(format!("{} has no rate mode", opts.target.name())))?;
+            timed("quantize-rate", || {
+                passes::quantize_rate(&canonical, calib, &ropts)
+            })?
+        }
+    };
     Ok((canonical, quantized, qreport))
 }
 
@@ -200,24 +222,23 @@ pub fn compile_graph(
     source_hash: u64,
 ) -> Result<Compiled, Error> {
     let (canonical, quantized, qreport) = quantize_for(&imported, calib, opts)?;
-    let model = opts.target.core_model(opts.chips);
-    let mapping = timed("partition", || match opts.partition {
-        PartitionKind::Greedy => partition::greedy(&quantized, model.as_ref()),
-    })
-    .map_err(|e: FitError| Error::Fit {
-        target: opts.target.name(),
-        message: e.to_string(),
-    })?;
+    let mapping = timed("partition", || opts.target.partition(&quantized, opts))?;
     let artifact = timed("lower", || {
-        opts.target
-            .lower(&quantized, &mapping, source_hash, opts.chips)
+        opts.target.lower(&quantized, &mapping, source_hash, opts)
     })?;
+    let cores_used = mapping
+        .layers
+        .values()
+        .flatten()
+        .map(|s| s.core)
+        .collect::<std::collections::BTreeSet<u32>>()
+        .len();
     let mut report = CompileReport {
         target: opts.target.name().into(),
         ranges_from: qreport.ranges_from,
         notes: qreport.notes,
         layers: Vec::new(),
-        cores_used: mapping.cores_used(),
+        cores_used,
     };
     for (id, slices) in &mapping.layers {
         let node = quantized.node(*id);
@@ -248,10 +269,23 @@ pub fn compile_graph(
 }
 
 /// Runs a graph on samples with the reference interpreter; returns outputs `[N, …]` per output.
+/// A rate-mode graph runs over the default number of timesteps (see [`interpret_with`]).
 pub fn interpret(graph: &Graph, samples: &[Vec<Vec<f32>>]) -> Result<Vec<npy::Array>, Error> {
+    interpret_with(graph, samples, None)
+}
+
+/// [`interpret`], with the timesteps of a rate-mode graph (rate-encoded inputs, outputs
+/// `counts · scale / T`; `None`: Speck's default, the only rate-mode target).
+pub fn interpret_with(
+    graph: &Graph,
+    samples: &[Vec<Vec<f32>>],
+    timesteps: Option<u32>,
+) -> Result<Vec<npy::Array>, Error> {
     let interp = Interpreter::new(graph).map_err(|e| Error::Input {
         message: e.to_string(),
     })?;
+    let rate = passes::quantize_rate::is_rate_graph(graph);
+    let t = timesteps.or(Target::Speck.default_timesteps()).unwrap_or(1);
     let mut outs: Vec<npy::Array> = graph
         .outputs
         .iter()
@@ -266,9 +300,15 @@ pub fn interpret(graph: &Graph, samples: &[Vec<Vec<f32>>]) -> Result<Vec<npy::Ar
         .collect();
     for s in samples {
         let refs: Vec<&[f32]> = s.iter().map(|v| v.as_slice()).collect();
-        let vals = interp.run(&refs).map_err(|e| Error::Input {
+        let err = |e: nmc_ir::InterpError| Error::Input {
             message: e.to_string(),
-        })?;
+        };
+        let vals = if rate {
+            let r = interp.run_steps(&refs, t).map_err(err)?;
+            r.outputs.into_iter().map(Value::F32).collect()
+        } else {
+            interp.run(&refs).map_err(err)?
+        };
         for (o, v) in outs.iter_mut().zip(vals) {
             o.data.extend(match v {
                 Value::F32(x) => x,

@@ -20,6 +20,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             calibrate,
             act_bits,
             chips,
+            timesteps,
             emit,
         } => {
             let mut opts = Options::new(target);
@@ -33,6 +34,10 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
                 return Err(Error::Usage("--chips must be at least 1".into()));
             }
             opts.chips = chips;
+            if timesteps == Some(0) {
+                return Err(Error::Usage("--timesteps must be at least 1".into()));
+            }
+            opts.timesteps = timesteps;
             compile(&model, output, &opts, &emit)
         }
         Command::Run {
@@ -57,6 +62,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             quantized,
             target,
             calibrate,
+            timesteps,
             labels,
         } => eval(
             &model,
@@ -64,6 +70,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             output.as_deref(),
             quantized.then_some(target).flatten(),
             calibrate,
+            timesteps,
             labels.as_deref(),
         ),
         Command::Inspect { file, format } => inspect(&file, format),
@@ -244,12 +251,16 @@ fn run(
         path: artifact.into(),
         message,
     })?;
-    let samples = npy::read(input).map_err(|message| Error::Input { message })?;
-    let result = art
-        .run(&samples, timesteps)
-        .map_err(|message| Error::Input {
-            message: format!("{}: {message}", input.display()),
-        })?;
+    if timesteps == Some(0) {
+        return Err(Error::Usage("--timesteps must be at least 1".into()));
+    }
+    let result = match npy::read_input(input).map_err(|message| Error::Input { message })? {
+        npy::Input::Dense(samples) => art.run(&samples, timesteps),
+        npy::Input::Events(events) => art.run_events(&events, timesteps),
+    }
+    .map_err(|message| Error::Input {
+        message: format!("{}: {message}", input.display()),
+    })?;
     if let Some(p) = output {
         npy::write(p, &result.outputs).map_err(|source| Error::Io {
             action: "write",
@@ -289,6 +300,7 @@ fn eval(
     output: Option<&Path>,
     quantized: Option<Target>,
     calibrate: Option<PathBuf>,
+    timesteps: Option<u32>,
     labels: Option<&Path>,
 ) -> Result<(), Error> {
     let imported = crate::onnx::import_file(model)?;
@@ -305,7 +317,7 @@ fn eval(
             driver::quantize_for(&imported.graph, &calib, &opts)?.1
         }
     };
-    let outs = driver::interpret(&graph, &samples)?;
+    let outs = driver::interpret_with(&graph, &samples, timesteps)?;
     let first = outs.into_iter().next().ok_or_else(|| Error::Input {
         message: "model has no outputs".into(),
     })?;

@@ -3,11 +3,13 @@
 
 pub mod canonicalize;
 pub mod quantize;
+pub mod quantize_rate;
 
 pub(crate) use describe_node as describe;
 
 pub use canonicalize::canonicalize;
 pub use quantize::{quantize, Calibration, QuantOptions, QuantReport};
+pub use quantize_rate::{quantize_rate, RateOptions};
 
 /// A pass failed on a node.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

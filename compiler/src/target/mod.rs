@@ -3,29 +3,69 @@
 //! Adding a target means adding a file here and one arm to each `match` below.
 
 mod loihi2;
+mod speck;
 
-use crate::npy::Array;
+use crate::driver::{Options, PartitionKind};
+use crate::npy::{Array, EventArray};
 use crate::partition::CoreModel;
+use crate::passes::RateOptions;
 use crate::Error;
 use nmc_ir::{Graph, Mapping, QuantSpec};
+
+/// What an ONNX model means on a chip (ARCHITECTURE.md §4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecMode {
+    /// Quantised ANN: integer activations as graded events (`passes::quantize`).
+    Graded,
+    /// ReLU → integrate-and-fire over T timesteps; outputs are spike counts
+    /// (`passes::quantize_rate`, `Interpreter::run_steps`).
+    Rate,
+}
 
 /// A chip nmc can compile for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Target {
     /// Intel Loihi 2.
     Loihi2,
+    /// SynSense Speck (DYNAP-CNN).
+    Speck,
 }
 
 impl Target {
     /// All targets.
     pub fn all() -> &'static [Target] {
-        &[Target::Loihi2]
+        &[Target::Loihi2, Target::Speck]
     }
 
     /// The target's name (also the default artifact extension).
     pub fn name(self) -> &'static str {
         match self {
             Target::Loihi2 => "loihi2",
+            Target::Speck => "speck",
+        }
+    }
+
+    /// The execution mode models compile to.
+    pub fn mode(self) -> ExecMode {
+        match self {
+            Target::Loihi2 => ExecMode::Graded,
+            Target::Speck => ExecMode::Rate,
+        }
+    }
+
+    /// Widths of rate-mode quantisation (`None`: the target has no rate mode).
+    pub fn rate_options(self) -> Option<RateOptions> {
+        match self {
+            Target::Loihi2 => None,
+            Target::Speck => Some(speck::rate_options()),
+        }
+    }
+
+    /// Timesteps a run takes by default (`None`: graded targets choose per artifact).
+    pub fn default_timesteps(self) -> Option<u32> {
+        match self {
+            Target::Loihi2 => None,
+            Target::Speck => Some(nmc_speck::DEFAULT_TIMESTEPS),
         }
     }
 
@@ -33,6 +73,20 @@ impl Target {
     pub fn quant_spec(self) -> QuantSpec {
         match self {
             Target::Loihi2 => loihi2::quant_spec(),
+            // Unused (Speck compiles in rate mode); its integer widths for reference.
+            Target::Speck => {
+                let s = nmc_speck::speck();
+                QuantSpec {
+                    weight_bits: s.weight_bits,
+                    even_weights: false,
+                    weight_exp_range: (0, 0),
+                    state_bits: s.state_bits,
+                    act_bits: 8,
+                    max_act_bits: s.state_bits,
+                    bias_mant_bits: s.bias_bits,
+                    bias_exp_max: 0,
+                }
+            }
         }
     }
 
@@ -40,6 +94,25 @@ impl Target {
     pub fn core_model(self, chips: u32) -> Box<dyn CoreModel> {
         match self {
             Target::Loihi2 => loihi2::core_model(chips),
+            Target::Speck => speck::core_model(),
+        }
+    }
+
+    /// Partitions and places a quantised graph: the chosen partitioner over the target's core
+    /// model, or the target's own mapping where it has one (Speck: layer → core matching).
+    pub fn partition(self, graph: &Graph, opts: &Options) -> Result<Mapping, Error> {
+        match self {
+            Target::Speck => speck::partition(graph),
+            Target::Loihi2 => {
+                let model = self.core_model(opts.chips);
+                match opts.partition {
+                    PartitionKind::Greedy => crate::partition::greedy(graph, model.as_ref()),
+                }
+                .map_err(|e| Error::Fit {
+                    target: self.name(),
+                    message: e.to_string(),
+                })
+            }
         }
     }
 
@@ -49,10 +122,16 @@ impl Target {
         graph: &Graph,
         mapping: &Mapping,
         source_hash: u64,
-        chips: u32,
+        opts: &Options,
     ) -> Result<Vec<u8>, Error> {
         match self {
-            Target::Loihi2 => loihi2::lower(graph, mapping, source_hash, chips),
+            Target::Loihi2 => loihi2::lower(graph, mapping, source_hash, opts.chips),
+            Target::Speck => speck::lower(
+                graph,
+                mapping,
+                source_hash,
+                opts.timesteps.unwrap_or(nmc_speck::DEFAULT_TIMESTEPS),
+            ),
         }
     }
 
@@ -60,6 +139,7 @@ impl Target {
     pub fn describe(self) -> String {
         match self {
             Target::Loihi2 => loihi2::describe(),
+            Target::Speck => speck::describe_text(),
         }
     }
 
@@ -67,6 +147,7 @@ impl Target {
     pub fn describe_json(self) -> serde_json::Value {
         match self {
             Target::Loihi2 => loihi2::describe_json(),
+            Target::Speck => speck::describe_json(),
         }
     }
 }
@@ -134,12 +215,14 @@ pub struct RunResult {
 pub enum LoadedArtifact {
     /// Loihi 2.
     Loihi2(nmc_loihi2::Artifact),
+    /// Speck.
+    Speck(nmc_speck::Artifact),
 }
 
 impl LoadedArtifact {
     /// Whether `bytes` start like an nmc artifact of any target.
     pub fn is_artifact(bytes: &[u8]) -> bool {
-        nmc_loihi2::is_artifact(bytes)
+        nmc_loihi2::is_artifact(bytes) || nmc_speck::is_artifact(bytes)
     }
 
     /// Decodes and validates an artifact.
@@ -149,6 +232,11 @@ impl LoadedArtifact {
                 .map(LoadedArtifact::Loihi2)
                 .map_err(|e| e.to_string());
         }
+        if nmc_speck::is_artifact(bytes) {
+            return nmc_speck::decode(bytes)
+                .map(LoadedArtifact::Speck)
+                .map_err(|e| e.to_string());
+        }
         Err("not an nmc artifact (unknown magic bytes)".into())
     }
 
@@ -156,6 +244,7 @@ impl LoadedArtifact {
     pub fn target(&self) -> Target {
         match self {
             LoadedArtifact::Loihi2(_) => Target::Loihi2,
+            LoadedArtifact::Speck(_) => Target::Speck,
         }
     }
 
@@ -163,6 +252,7 @@ impl LoadedArtifact {
     pub fn listing(&self) -> String {
         match self {
             LoadedArtifact::Loihi2(a) => nmc_loihi2::listing(a),
+            LoadedArtifact::Speck(a) => nmc_speck::listing(a),
         }
     }
 
@@ -170,6 +260,7 @@ impl LoadedArtifact {
     pub fn to_json(&self) -> serde_json::Value {
         match self {
             LoadedArtifact::Loihi2(a) => loihi2::to_json(a),
+            LoadedArtifact::Speck(a) => speck::to_json(a),
         }
     }
 
@@ -177,6 +268,48 @@ impl LoadedArtifact {
     pub fn run(&self, samples: &Array, timesteps: Option<u32>) -> Result<RunResult, String> {
         match self {
             LoadedArtifact::Loihi2(a) => loihi2::run(a, samples, timesteps),
+            LoadedArtifact::Speck(a) => speck::run(a, samples, timesteps),
+        }
+    }
+
+    /// Runs one DVS-style event stream (`x, y, t, p`), binned into `timesteps` steps.
+    pub fn run_events(
+        &self,
+        events: &EventArray,
+        timesteps: Option<u32>,
+    ) -> Result<RunResult, String> {
+        match self {
+            LoadedArtifact::Speck(a) => speck::run_events(a, events, timesteps),
+            other => Err(format!(
+                "event input (a .npy with fields x, y, t, p) is for speck artifacts; this one is for {}",
+                other.target().name()
+            )),
+        }
+    }
+
+    /// The per-step input event counts an event stream gives (`[step][input][element]`), for
+    /// checking the emulator against `nmc_ir::Interpreter::run_events`.
+    pub fn bin_events(
+        &self,
+        events: &EventArray,
+        timesteps: u32,
+    ) -> Result<Vec<Vec<Vec<i64>>>, String> {
+        match self {
+            LoadedArtifact::Speck(a) => {
+                let binned = speck::bin(a, events, timesteps)?;
+                let numel = a
+                    .input
+                    .as_ref()
+                    .map_or(0, |i| i.shape.iter().map(|d| *d as usize).product());
+                Ok(nmc_speck::events::dense(&binned, numel)
+                    .into_iter()
+                    .map(|s| vec![s])
+                    .collect())
+            }
+            other => Err(format!(
+                "event input is for speck artifacts; this one is for {}",
+                other.target().name()
+            )),
         }
     }
 }
