@@ -6,7 +6,9 @@
 //! - `snapshots`: IR text and artifact listings per (case, stage);
 //! - `roundtrip`: IR print → parse → print is the identity;
 //! - `errors`: bad inputs give the documented error kind, message and exit code, and no file;
-//! - `determinism`: compiling twice gives byte-identical artifacts.
+//! - `determinism`: compiling twice gives byte-identical artifacts;
+//! - `speck`: rate mode on Speck: emulator == rate-mode reference, accuracy, memory formulas,
+//!   matching vs brute force, listings and limit errors, the `ai.nmc` domain.
 
 mod cli;
 mod common;
@@ -16,3 +18,4 @@ mod errors;
 mod eval;
 mod roundtrip;
 mod snapshots;
+mod speck;
