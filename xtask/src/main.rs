@@ -2,8 +2,9 @@
 //!
 //! - `cargo xtask testdata [--only CASE]`: regenerates testdata/models with the pinned Python
 //!   environment of testdata/gen (PyTorch, onnx, onnxruntime, scikit-learn).
-//! - `cargo xtask bench [compile|emulator|all]`: the benchmarks; figures are ratios against a
-//!   baseline measured in the same process, because machines here are noisy.
+//! - `cargo xtask bench [compile|emulator|speck|all]`: the benchmarks; figures are ratios against
+//!   a baseline measured in the same process, because machines here are noisy. `speck` prints the
+//!   rate-mode accuracy-vs-T curve and the Speck emulator's events/s.
 
 mod bench;
 
@@ -23,7 +24,7 @@ fn main() -> ExitCode {
         Some("testdata") => testdata(&args[1..]),
         Some("bench") => bench::run(args.get(1).map(String::as_str).unwrap_or("all")),
         _ => {
-            eprintln!("usage: cargo xtask testdata [--only CASE] | cargo xtask bench [compile|emulator|all]");
+            eprintln!("usage: cargo xtask testdata [--only CASE] | cargo xtask bench [compile|emulator|speck|all]");
             ExitCode::from(2)
         }
     }

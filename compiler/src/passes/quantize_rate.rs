@@ -297,8 +297,11 @@ fn needed_nodes(graph: &Graph, outputs: &[Output]) -> BTreeSet<NodeId> {
     seen
 }
 
+/// A float IF neuron: threshold, lower bound, reset.
+type IfParams = (f32, f32, Reset);
+
 /// The IF neuron of a layer, and notes.
-fn neuron_of(l: &Layer, target: &str) -> Result<((f32, f32, Reset), Vec<String>), String> {
+fn neuron_of(l: &Layer, target: &str) -> Result<(IfParams, Vec<String>), String> {
     let SpikingModel::If {
         threshold,
         reset,
