@@ -286,6 +286,11 @@ pub fn interpret_with(
     })?;
     let rate = passes::quantize_rate::is_rate_graph(graph);
     let t = timesteps.or(Target::Speck.default_timesteps()).unwrap_or(1);
+    if rate && (t == 0 || t > MAX_RATE_TIMESTEPS) {
+        return Err(Error::Usage(format!(
+            "{t} timesteps: rate mode runs 1..={MAX_RATE_TIMESTEPS} timesteps"
+        )));
+    }
     let mut outs: Vec<npy::Array> = graph
         .outputs
         .iter()
@@ -318,6 +323,9 @@ pub fn interpret_with(
     }
     Ok(outs)
 }
+
+/// Most timesteps a rate-mode interpretation runs (per-step records grow with them).
+const MAX_RATE_TIMESTEPS: u32 = 1 << 20;
 
 /// Prints the partitioned IR: the quantised graph followed by its mapping.
 pub fn print_partitioned(graph: &Graph, mapping: &Mapping) -> String {

@@ -32,4 +32,4 @@ pub use lower::{lower, LowerError};
 pub use mapping::{assign, AssignError};
 pub use memory::{Memory, MemoryUse};
 pub use network::{extract, Network, Problem, ProblemKind, Problems};
-pub use spec::{speck, ChipSpec, CoreSpec, DEFAULT_TIMESTEPS, INPUT_LEVELS};
+pub use spec::{speck, ChipSpec, CoreSpec, DEFAULT_TIMESTEPS, INPUT_LEVELS, MAX_TIMESTEPS};

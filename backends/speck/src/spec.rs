@@ -210,6 +210,10 @@ pub fn speck() -> ChipSpec {
 /// curve); 8 is twice the first T on that plateau, a margin for models with lower rates.
 pub const DEFAULT_TIMESTEPS: u32 = 8;
 
+/// Most timesteps nmc runs (about a million): binned event input and per-step records take memory
+/// proportional to the timesteps.
+pub const MAX_TIMESTEPS: u32 = 1 << 20;
+
 /// Integer levels of the input rate encoder: an input at full scale fires every timestep, one at
 /// `q / INPUT_LEVELS` of full scale `q` times every `INPUT_LEVELS` steps (8-bit levels).
 pub const INPUT_LEVELS: i32 = 255;

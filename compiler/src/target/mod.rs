@@ -102,7 +102,7 @@ impl Target {
     /// model, or the target's own mapping where it has one (Speck: layer → core matching).
     pub fn partition(self, graph: &Graph, opts: &Options) -> Result<Mapping, Error> {
         match self {
-            Target::Speck => speck::partition(graph),
+            Target::Speck => speck::partition(graph, opts.chips),
             Target::Loihi2 => {
                 let model = self.core_model(opts.chips);
                 match opts.partition {
@@ -296,6 +296,7 @@ impl LoadedArtifact {
     ) -> Result<Vec<Vec<Vec<i64>>>, String> {
         match self {
             LoadedArtifact::Speck(a) => {
+                speck::check_timesteps(timesteps)?;
                 let binned = speck::bin(a, events, timesteps)?;
                 let numel = a
                     .input

@@ -48,7 +48,12 @@ fn network(graph: &Graph) -> Result<nmc_speck::Network, Error> {
 
 /// Layer → core assignment by bipartite matching (Edmonds–Karp, as sinabs); every layer gets one
 /// whole core, so the mapping has one slice per layer and the core id is the Speck core index.
-pub(super) fn partition(graph: &Graph) -> Result<Mapping, Error> {
+pub(super) fn partition(graph: &Graph, chips: u32) -> Result<Mapping, Error> {
+    if chips != 1 {
+        return Err(Error::Usage(format!(
+            "--chips {chips}: speck is one chip (nmc does not chain speck boards)"
+        )));
+    }
     let spec = nmc_speck::speck();
     let net = network(graph)?;
     let needs: Vec<nmc_speck::MemoryUse> = net.layers.iter().map(|l| l.memory).collect();
@@ -133,6 +138,7 @@ pub(super) fn lower(
     source_hash: u64,
     timesteps: u32,
 ) -> Result<Vec<u8>, Error> {
+    check_timesteps(timesteps).map_err(Error::Usage)?;
     let bad = |message: String| Error::Lower {
         target: "speck",
         message,
@@ -323,9 +329,23 @@ pub(super) fn to_json(a: &nmc_speck::Artifact) -> serde_json::Value {
     })
 }
 
-fn timesteps_of(a: &nmc_speck::Artifact, t: Option<u32>) -> u32 {
-    t.or(a.header.as_ref().map(|h| h.timesteps).filter(|t| *t > 0))
-        .unwrap_or(nmc_speck::DEFAULT_TIMESTEPS)
+fn timesteps_of(a: &nmc_speck::Artifact, t: Option<u32>) -> Result<u32, String> {
+    let t = t
+        .or(a.header.as_ref().map(|h| h.timesteps).filter(|t| *t > 0))
+        .unwrap_or(nmc_speck::DEFAULT_TIMESTEPS);
+    check_timesteps(t)?;
+    Ok(t)
+}
+
+/// Timesteps must be in `1..=MAX_TIMESTEPS`.
+pub(super) fn check_timesteps(t: u32) -> Result<(), String> {
+    if t == 0 || t > nmc_speck::MAX_TIMESTEPS {
+        return Err(format!(
+            "{t} timesteps: speck runs 1..={} timesteps",
+            nmc_speck::MAX_TIMESTEPS
+        ));
+    }
+    Ok(())
 }
 
 /// Sums per-sample reports into the `run --report` JSON.
@@ -421,7 +441,7 @@ pub(super) fn run(
     let input = a.input.as_ref().ok_or("artifact has no input")?;
     let per: usize = input.shape.iter().map(|d| *d as usize).product();
     let xs = split_samples(samples, per, &input.shape)?;
-    let t = timesteps_of(a, timesteps);
+    let t = timesteps_of(a, timesteps)?;
     let mut emu = nmc_speck::Emulator::new(a).map_err(|e| e.to_string())?;
     let runs = xs
         .iter()
@@ -435,7 +455,7 @@ pub(super) fn run_events(
     events: &EventArray,
     timesteps: Option<u32>,
 ) -> Result<RunResult, String> {
-    let t = timesteps_of(a, timesteps);
+    let t = timesteps_of(a, timesteps)?;
     let binned = bin(a, events, t)?;
     let mut emu = nmc_speck::Emulator::new(a).map_err(|e| e.to_string())?;
     let run = emu.run_events(&binned, false).map_err(|e| e.to_string());
