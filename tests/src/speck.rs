@@ -888,3 +888,90 @@ fn corrupt_speck_artifacts_are_errors_not_panics() {
         .to_string()
         .contains("core 1"));
 }
+
+#[test]
+fn emulator_work_follows_events_not_neurons() {
+    let c = compiled(case("dvs_cnn")).unwrap();
+    let art = decode(c);
+    let mut emu = nmc_speck::Emulator::new(&art).unwrap();
+    let t = 5;
+    // No input: the bias-free convolutions do nothing at all; the dense head (bias 10 channels,
+    // 1×1) updates its 10 neurons every step, as its leak does on the chip.
+    let r = emu.run_dense(&[0.0; 2048], t, false).unwrap();
+    for core in &r.perf.cores {
+        let leak = if core.id == 2 { 10 * u64::from(t) } else { 0 };
+        assert_eq!(
+            (core.events_in, core.syn_ops, core.neuron_updates),
+            (0, 0, leak),
+            "core {}",
+            core.id
+        );
+    }
+    // One event at an interior pixel of channel 1 reaches 3×3 positions of 16 channels.
+    let mut binned = vec![Vec::new(); 1];
+    binned[0].push((1024 + 5 * 32 + 7, 1));
+    let r = emu.run_events(&binned, false).unwrap();
+    let first = r.perf.cores.iter().find(|c| c.id == 0).unwrap();
+    assert_eq!(
+        (first.events_in, first.syn_ops, first.neuron_updates),
+        (1, 9 * 16, 9 * 16)
+    );
+}
+
+#[test]
+fn event_files_must_have_integer_x_y_t_p() {
+    let npy = |descr: &str, rec: &[u8], n: usize| {
+        let header = format!("{{'descr': {descr}, 'fortran_order': False, 'shape': ({n},), }}");
+        let mut h = header.into_bytes();
+        while (10 + h.len() + 1) % 64 != 0 {
+            h.push(b' ');
+        }
+        h.push(b'\n');
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        b.extend_from_slice(&(h.len() as u16).to_le_bytes());
+        b.extend_from_slice(&h);
+        for _ in 0..n {
+            b.extend_from_slice(rec);
+        }
+        b
+    };
+    let ok = npy(
+        "[('x', '<u2'), ('y', '<u2'), ('t', '<u8'), ('p', '|u1'), ('pad', '|u1')]",
+        &[1, 0, 2, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1, 7],
+        3,
+    );
+    match nmc::npy::parse_input(&ok).unwrap() {
+        nmc::npy::Input::Events(e) => {
+            assert_eq!(
+                (e.x, e.y, e.t, e.p),
+                (vec![1; 3], vec![2; 3], vec![9; 3], vec![1; 3])
+            )
+        }
+        nmc::npy::Input::Dense(_) => panic!("not events"),
+    }
+    let no_p = npy("[('x', '<u4'), ('y', '<u4'), ('t', '<u4')]", &[0; 12], 2);
+    let e = nmc::npy::parse_input(&no_p).unwrap_err();
+    assert!(e.contains("field 'p'"), "{e}");
+    let float_t = npy(
+        "[('x', '<u4'), ('y', '<u4'), ('t', '<f8'), ('p', '<u4')]",
+        &[0; 20],
+        1,
+    );
+    assert!(nmc::npy::parse_input(&float_t)
+        .unwrap_err()
+        .contains("integer"));
+    let negative = npy(
+        "[('x', '<i4'), ('y', '<u4'), ('t', '<u4'), ('p', '<u4')]",
+        &[255, 255, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        1,
+    );
+    assert!(nmc::npy::parse_input(&negative)
+        .unwrap_err()
+        .contains("negative"));
+    let short = npy(
+        "[('x', '<u4'), ('y', '<u4'), ('t', '<u4'), ('p', '<u4')]",
+        &[0; 16],
+        1,
+    );
+    assert!(nmc::npy::parse_input(&short[..short.len() - 4]).is_err());
+}

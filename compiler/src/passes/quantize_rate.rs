@@ -88,13 +88,22 @@ pub fn require_graded(graph: &Graph, target: &str) -> Result<(), PassError> {
             Op::Act(nmc_ir::Activation::Spiking(m)) => m,
             _ => continue,
         };
+        let message = match model {
+            SpikingModel::If { .. } => format!(
+                "`if` neurons need the rate execution mode; {target} runs graded neurons (compile for speck, or export ReLUs)"
+            ),
+            SpikingModel::SigmaDelta { .. } => format!(
+                "`sigma_delta` nodes are not lowered to {target} yet; export the activation itself (ReLU), which nmc compiles to graded sigma-delta neurons"
+            ),
+            SpikingModel::Lif { .. } | SpikingModel::CubaLif { .. } => format!(
+                "`{}` neurons need the snn execution mode, which nmc does not implement yet",
+                model.name()
+            ),
+        };
         return Err(PassError {
             pass: "quantize",
             node: describe(graph, id),
-            message: format!(
-                "`{}` spiking neurons need the rate execution mode; {target} runs graded neurons (compile for speck, or export ReLUs)",
-                model.name()
-            ),
+            message,
         });
     }
     Ok(())
