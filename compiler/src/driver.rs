@@ -5,7 +5,7 @@ use crate::npy;
 use crate::onnx;
 use crate::partition::{self, FitError};
 use crate::passes::{self, QuantOptions, QuantReport};
-use crate::target::Target;
+use crate::target::{ExecMode, Target};
 use crate::Error;
 use nmc_ir::{Graph, Interpreter, Mapping, Value};
 use std::path::{Path, PathBuf};
@@ -43,6 +43,8 @@ pub struct Options {
     pub evals: usize,
     /// Show progress bars.
     pub progress: bool,
+    /// Timesteps a rate-mode artifact runs by default (`None`: the target's default).
+    pub timesteps: Option<u32>,
 }
 
 impl Options {
@@ -58,6 +60,7 @@ impl Options {
             chips: 1,
             evals: 500,
             progress: false,
+            timesteps: None,
         }
     }
 }
@@ -229,31 +232,50 @@ pub fn quantize_for(
     opts: &Options,
 ) -> Result<(Graph, Graph, QuantReport), Error> {
     let canonical = timed("canonicalize", || passes::canonicalize(imported))?;
-    if opts.target == Target::Akd1000 {
-        // Akida's integer neuron (ceil division by a per-channel step) has its own pass.
-        let mut aopts = passes::AkidaQuantOptions::default();
-        aopts.weight_bits = opts.weight_bits.unwrap_or(aopts.weight_bits);
-        aopts.act_bits = opts.act_bits.unwrap_or(aopts.act_bits);
-        let (quantized, qreport) = timed("quantize", || {
-            passes::quantize_akida(&canonical, calib, &aopts)
-        })?;
-        return Ok((canonical, quantized, qreport));
-    }
-    let mut qopts = QuantOptions::for_spec(opts.target.quant_spec());
-    if let Some(b) = opts.act_bits {
-        qopts.act_bits = b;
-    }
-    if let Some(b) = opts.weight_bits {
-        if b < 2 || b > qopts.spec.weight_bits {
-            return Err(Error::Usage(format!(
-                "--weight-bits {b}: {} weights take 2..={} bits",
-                opts.target.name(),
-                qopts.spec.weight_bits
-            )));
+    let (quantized, qreport) = match opts.target.mode() {
+        ExecMode::Graded if opts.target == Target::Akd1000 => {
+            // Akida's integer neuron (ceil division by a per-channel step) has its own pass.
+            let mut aopts = passes::AkidaQuantOptions::default();
+            aopts.weight_bits = opts.weight_bits.unwrap_or(aopts.weight_bits);
+            aopts.act_bits = opts.act_bits.unwrap_or(aopts.act_bits);
+            timed("quantize", || {
+                passes::quantize_akida(&canonical, calib, &aopts)
+            })?
         }
-        qopts.spec.weight_bits = b;
-    }
-    let (quantized, qreport) = timed("quantize", || passes::quantize(&canonical, calib, &qopts))?;
+        ExecMode::Graded => {
+            passes::quantize_rate::require_graded(&canonical, opts.target.name())?;
+            let mut qopts = QuantOptions::for_spec(opts.target.quant_spec());
+            if let Some(b) = opts.act_bits {
+                qopts.act_bits = b;
+            }
+            if let Some(b) = opts.weight_bits {
+                if b < 2 || b > qopts.spec.weight_bits {
+                    return Err(Error::Usage(format!(
+                        "--weight-bits {b}: {} weights take 2..={} bits",
+                        opts.target.name(),
+                        qopts.spec.weight_bits
+                    )));
+                }
+                qopts.spec.weight_bits = b;
+            }
+            timed("quantize", || passes::quantize(&canonical, calib, &qopts))?
+        }
+        ExecMode::Rate => {
+            if opts.act_bits.is_some() || opts.weight_bits.is_some() {
+                return Err(Error::Usage(format!(
+                    "--act-bits and --weight-bits do not apply to {}: rate mode sends spikes and uses the chip's 8-bit weights",
+                    opts.target.name()
+                )));
+            }
+            let ropts = opts
+                .target
+                .rate_options()
+                .ok_or_else(|| Error::Usage(format!("{} has no rate mode", opts.target.name())))?;
+            timed("quantize-rate", || {
+                passes::quantize_rate(&canonical, calib, &ropts)
+            })?
+        }
+    };
     Ok((canonical, quantized, qreport))
 }
 
@@ -265,16 +287,16 @@ pub fn compile_graph(
     source_hash: u64,
 ) -> Result<Compiled, Error> {
     let (canonical, quantized, qreport) = quantize_for(&imported, calib, opts)?;
-    let (mapping, search) = match opts.target.own_mapping(&quantized) {
-        // A target with its own mapper (AKD1000) does not use the generic partitioners.
+    let (mapping, search) = match opts.target.own_mapping(&quantized, opts.chips) {
+        // A target with its own mapper (AKD1000, Speck) does not use the generic partitioners.
         Some(m) => {
             if opts.partition != PartitionKind::Greedy {
                 return Err(Error::Usage(format!(
-                    "{} maps layers with its own NP mapper; --partition floorline|evolve is available for loihi2",
+                    "{} maps layers with its own mapper; --partition floorline|evolve is available for loihi2",
                     opts.target.name()
                 )));
             }
-            (m?, None)
+            (timed("partition", || m)?, None)
         }
         None => {
             let model = opts.target.core_model(opts.chips);
@@ -284,15 +306,21 @@ pub fn compile_graph(
         }
     };
     let artifact = timed("lower", || {
-        opts.target
-            .lower(&quantized, &mapping, source_hash, opts.chips)
+        opts.target.lower(&quantized, &mapping, source_hash, opts)
     })?;
+    let cores_used = mapping
+        .layers
+        .values()
+        .flatten()
+        .map(|s| s.core)
+        .collect::<std::collections::BTreeSet<u32>>()
+        .len();
     let mut report = CompileReport {
         target: opts.target.name().into(),
         ranges_from: qreport.ranges_from,
         notes: qreport.notes,
         layers: Vec::new(),
-        cores_used: mapping.cores_used(),
+        cores_used,
         search,
     };
     for (id, slices) in &mapping.layers {
@@ -357,7 +385,7 @@ fn map_layers(
     let decode = |g: &partition::search::Genome| {
         partition::assign(graph, model, &g.extra, Some(&g.placement)).ok()
     };
-    let lower = |m: &Mapping| opts.target.lower(graph, m, 0, opts.chips).ok();
+    let lower = |m: &Mapping| opts.target.lower(graph, m, 0, opts).ok();
     let profile = crate::cost::ActivityProfile::measure(graph, calib)
         .map_err(|message| Error::Input { message })?;
     let params = crate::target::ChipParams::default();
@@ -510,10 +538,28 @@ pub fn analyze(
 }
 
 /// Runs a graph on samples with the reference interpreter; returns outputs `[N, …]` per output.
+/// A rate-mode graph runs over the default number of timesteps (see [`interpret_with`]).
 pub fn interpret(graph: &Graph, samples: &[Vec<Vec<f32>>]) -> Result<Vec<npy::Array>, Error> {
+    interpret_with(graph, samples, None)
+}
+
+/// [`interpret`], with the timesteps of a rate-mode graph (rate-encoded inputs, outputs
+/// `counts · scale / T`; `None`: Speck's default, the only rate-mode target).
+pub fn interpret_with(
+    graph: &Graph,
+    samples: &[Vec<Vec<f32>>],
+    timesteps: Option<u32>,
+) -> Result<Vec<npy::Array>, Error> {
     let interp = Interpreter::new(graph).map_err(|e| Error::Input {
         message: e.to_string(),
     })?;
+    let rate = passes::quantize_rate::is_rate_graph(graph);
+    let t = timesteps.or(Target::Speck.default_timesteps()).unwrap_or(1);
+    if rate && (t == 0 || t > MAX_RATE_TIMESTEPS) {
+        return Err(Error::Usage(format!(
+            "{t} timesteps: rate mode runs 1..={MAX_RATE_TIMESTEPS} timesteps"
+        )));
+    }
     let mut outs: Vec<npy::Array> = graph
         .outputs
         .iter()
@@ -528,9 +574,15 @@ pub fn interpret(graph: &Graph, samples: &[Vec<Vec<f32>>]) -> Result<Vec<npy::Ar
         .collect();
     for s in samples {
         let refs: Vec<&[f32]> = s.iter().map(|v| v.as_slice()).collect();
-        let vals = interp.run(&refs).map_err(|e| Error::Input {
+        let err = |e: nmc_ir::InterpError| Error::Input {
             message: e.to_string(),
-        })?;
+        };
+        let vals = if rate {
+            let r = interp.run_steps(&refs, t).map_err(err)?;
+            r.outputs.into_iter().map(Value::F32).collect()
+        } else {
+            interp.run(&refs).map_err(err)?
+        };
         for (o, v) in outs.iter_mut().zip(vals) {
             o.data.extend(match v {
                 Value::F32(x) => x,
@@ -540,6 +592,9 @@ pub fn interpret(graph: &Graph, samples: &[Vec<Vec<f32>>]) -> Result<Vec<npy::Ar
     }
     Ok(outs)
 }
+
+/// Most timesteps a rate-mode interpretation runs (per-step records grow with them).
+const MAX_RATE_TIMESTEPS: u32 = 1 << 20;
 
 /// Prints the partitioned IR: the quantised graph followed by its mapping.
 pub fn print_partitioned(graph: &Graph, mapping: &Mapping) -> String {

@@ -22,6 +22,133 @@ impl Array {
     }
 }
 
+/// A DVS-style event stream: a structured `.npy` with (at least) integer fields `x`, `y`, `t`,
+/// `p` (specksim's and samna's event form, each usually `uint32`; other fields are ignored).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventArray {
+    /// Columns.
+    pub x: Vec<u32>,
+    /// Rows.
+    pub y: Vec<u32>,
+    /// Timestamps.
+    pub t: Vec<u64>,
+    /// Polarities.
+    pub p: Vec<u32>,
+}
+
+impl EventArray {
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.x.len()
+    }
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.x.is_empty()
+    }
+}
+
+/// What a `.npy` input holds: samples of a dense tensor, or an event stream.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    /// Dense values, samples along the first axis.
+    Dense(Array),
+    /// Events `(x, y, t, p)`.
+    Events(EventArray),
+}
+
+/// Reads an `.npy` input: a plain numeric array, or a structured one with fields x, y, t, p.
+pub fn read_input(path: &Path) -> Result<Input, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    parse_input(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Parses `.npy` bytes as [`Input`].
+pub fn parse_input(bytes: &[u8]) -> Result<Input, String> {
+    let file = npyz::NpyFile::new(bytes).map_err(|e| format!("not a valid .npy file ({e})"))?;
+    let npyz::DType::Record(fields) = file.dtype() else {
+        return parse(bytes).map(Input::Dense);
+    };
+    if file.order() != npyz::Order::C {
+        return Err("Fortran-ordered arrays are not supported".into());
+    }
+    let n = file
+        .shape()
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d))
+        .ok_or("array shape overflows")?;
+    // Field offsets: numpy packs the fields in order (padding appears as unnamed fields).
+    let mut layout = Vec::new();
+    let mut offset = 0usize;
+    for f in &fields {
+        let npyz::DType::Plain(ts) = &f.dtype else {
+            return Err(format!("field '{}' is not a plain number", f.name));
+        };
+        let size = ts
+            .num_bytes()
+            .ok_or_else(|| format!("field '{}' has no fixed size", f.name))?;
+        layout.push((
+            f.name.clone(),
+            offset,
+            size,
+            ts.type_char(),
+            ts.endianness(),
+        ));
+        offset += size;
+    }
+    let record = offset.max(1);
+    let data = file.into_inner();
+    let n = usize::try_from(n).map_err(|_| "too many events")?;
+    if n.checked_mul(record).is_none_or(|b| b > data.len()) {
+        return Err(format!(
+            "file holds fewer than the {n} events its shape says"
+        ));
+    }
+    let field = |name: &str| -> Result<Vec<u64>, String> {
+        let (_, off, size, kind, endian) =
+            layout.iter().find(|(n, ..)| n == name).ok_or_else(|| {
+                format!(
+                    "structured array without field '{name}' (event input needs fields x, y, t, p)"
+                )
+            })?;
+        use npyz::{Endianness, TypeChar};
+        if !matches!(kind, TypeChar::Int | TypeChar::Uint) || ![1, 2, 4, 8].contains(size) {
+            return Err(format!("field '{name}' must be an integer"));
+        }
+        (0..n)
+            .map(|i| {
+                let b = &data[i * record + off..][..*size];
+                let mut buf = [0u8; 8];
+                let big = matches!(endian, Endianness::Big);
+                for (k, byte) in b.iter().enumerate() {
+                    buf[if big { size - 1 - k } else { k }] = *byte;
+                }
+                let raw = u64::from_le_bytes(buf);
+                let negative = *kind == TypeChar::Int && (raw >> (size * 8 - 1)) & 1 == 1;
+                if negative {
+                    Err(format!("event {i} has a negative '{name}'"))
+                } else {
+                    Ok(raw)
+                }
+            })
+            .collect()
+    };
+    let small = |name: &str| -> Result<Vec<u32>, String> {
+        field(name)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                u32::try_from(v).map_err(|_| format!("event {i}: '{name}' {v} is too large"))
+            })
+            .collect()
+    };
+    Ok(Input::Events(EventArray {
+        x: small("x")?,
+        y: small("y")?,
+        t: field("t")?,
+        p: small("p")?,
+    }))
+}
+
 /// Reads an `.npy` file; the message says what is wrong with it.
 pub fn read(path: &Path) -> Result<Array, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;

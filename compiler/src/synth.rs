@@ -43,6 +43,8 @@ impl Rng {
 pub struct ModelBuilder {
     graph: GraphProto,
     opset: i64,
+    /// Extra (domain, version) opset imports.
+    domains: Vec<(String, i64)>,
 }
 
 impl ModelBuilder {
@@ -52,7 +54,11 @@ impl ModelBuilder {
             name: name.into(),
             ..Default::default()
         };
-        ModelBuilder { graph, opset }
+        ModelBuilder {
+            graph,
+            opset,
+            domains: Vec::new(),
+        }
     }
 
     fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
@@ -128,17 +134,40 @@ impl ModelBuilder {
         self
     }
 
+    /// A node of another operator domain (e.g. `ai.nmc`); the domain is imported at `version`.
+    pub fn node_in(
+        &mut self,
+        domain: &str,
+        version: i64,
+        op: &str,
+        inputs: &[&str],
+        outputs: &[&str],
+        attrs: Vec<AttributeProto>,
+    ) -> &mut Self {
+        self.node(op, inputs, outputs, attrs);
+        if let Some(n) = self.graph.node.last_mut() {
+            n.domain = domain.into();
+        }
+        if !self.domains.iter().any(|(d, _)| d == domain) {
+            self.domains.push((domain.into(), version));
+        }
+        self
+    }
+
     /// The serialised model.
     pub fn finish(&self) -> Vec<u8> {
         let model = ModelProto {
             ir_version: 8,
             producer_name: "nmc-synth".into(),
             graph: protobuf::MessageField::some(self.graph.clone()),
-            opset_import: vec![OperatorSetIdProto {
-                domain: String::new(),
-                version: self.opset,
-                ..Default::default()
-            }],
+            opset_import: std::iter::once((String::new(), self.opset))
+                .chain(self.domains.iter().cloned())
+                .map(|(domain, version)| OperatorSetIdProto {
+                    domain,
+                    version,
+                    ..Default::default()
+                })
+                .collect(),
             ..Default::default()
         };
         model.write_to_bytes().expect("in-memory serialisation")
@@ -151,6 +180,26 @@ pub fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
         name: name.into(),
         type_: AttributeType::INTS.into(),
         ints: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+/// A float attribute.
+pub fn attr_float(name: &str, v: f32) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        type_: AttributeType::FLOAT.into(),
+        f: v,
+        ..Default::default()
+    }
+}
+
+/// A string attribute.
+pub fn attr_string(name: &str, v: &str) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        type_: AttributeType::STRING.into(),
+        s: v.as_bytes().to_vec(),
         ..Default::default()
     }
 }

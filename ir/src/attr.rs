@@ -3,7 +3,7 @@
 
 use crate::{
     ActRound, Activation, ConstId, ConvGeom, Layer, LayerQuant, Neuron, Op, Pool, PoolKind,
-    QuantParams, Synapse,
+    QuantParams, Reset, SpikeQuant, SpikingModel, Synapse,
 };
 use std::collections::BTreeMap;
 
@@ -54,6 +54,102 @@ fn pool_attrs(p: &Pool) -> Attrs {
     m
 }
 
+/// The parameters of a spiking model (without its kind).
+fn spiking_attrs(m: &mut Attrs, model: &SpikingModel) {
+    let mut f = |k: &str, v: f32| {
+        m.insert(k.into(), AttrValue::Float(v));
+    };
+    match *model {
+        SpikingModel::If {
+            threshold, v_min, ..
+        } => {
+            f("threshold", threshold);
+            f("v_min", v_min);
+        }
+        SpikingModel::Lif {
+            tau_mem,
+            r,
+            v_leak,
+            threshold,
+            v_min,
+            ..
+        } => {
+            f("tau_mem", tau_mem);
+            f("r", r);
+            f("v_leak", v_leak);
+            f("threshold", threshold);
+            f("v_min", v_min);
+        }
+        SpikingModel::CubaLif {
+            tau_syn,
+            tau_mem,
+            r,
+            v_leak,
+            w_in,
+            threshold,
+            v_min,
+            ..
+        } => {
+            f("tau_syn", tau_syn);
+            f("tau_mem", tau_mem);
+            f("r", r);
+            f("v_leak", v_leak);
+            f("w_in", w_in);
+            f("threshold", threshold);
+            f("v_min", v_min);
+        }
+        SpikingModel::SigmaDelta { threshold, relu } => {
+            f("threshold", threshold);
+            m.insert("relu".into(), AttrValue::Bool(relu));
+        }
+    }
+    match model {
+        SpikingModel::If { reset, .. }
+        | SpikingModel::Lif { reset, .. }
+        | SpikingModel::CubaLif { reset, .. } => {
+            m.insert("reset".into(), AttrValue::Ident(reset.name().into()));
+        }
+        SpikingModel::SigmaDelta { .. } => {}
+    }
+}
+
+fn read_spiking(kind: &str, r: &Reader) -> Result<Option<SpikingModel>, String> {
+    let reset = || -> Result<Reset, String> {
+        let w = r.ident("reset")?;
+        Reset::from_name(w).ok_or_else(|| format!("{}: unknown reset `{w}`", r.what))
+    };
+    Ok(Some(match kind {
+        "if" => SpikingModel::If {
+            threshold: r.float("threshold")?,
+            reset: reset()?,
+            v_min: r.float("v_min")?,
+        },
+        "lif" => SpikingModel::Lif {
+            tau_mem: r.float("tau_mem")?,
+            r: r.float("r")?,
+            v_leak: r.float("v_leak")?,
+            threshold: r.float("threshold")?,
+            reset: reset()?,
+            v_min: r.float("v_min")?,
+        },
+        "cuba_lif" => SpikingModel::CubaLif {
+            tau_syn: r.float("tau_syn")?,
+            tau_mem: r.float("tau_mem")?,
+            r: r.float("r")?,
+            v_leak: r.float("v_leak")?,
+            w_in: r.float("w_in")?,
+            threshold: r.float("threshold")?,
+            reset: reset()?,
+            v_min: r.float("v_min")?,
+        },
+        "sigma_delta" => SpikingModel::SigmaDelta {
+            threshold: r.float("threshold")?,
+            relu: r.bool("relu")?,
+        },
+        _ => return Ok(None),
+    }))
+}
+
 fn opt_const(m: &mut Attrs, k: &str, c: Option<ConstId>) {
     if let Some(c) = c {
         m.insert(k.into(), AttrValue::Const(c));
@@ -85,6 +181,7 @@ pub fn op_attrs(op: &Op) -> Attrs {
             m.insert("lo".into(), AttrValue::Float(*lo));
             m.insert("hi".into(), AttrValue::Float(*hi));
         }
+        Op::Act(Activation::Spiking(model)) => spiking_attrs(&mut m, model),
         Op::Add | Op::Reshape | Op::Act(Activation::Relu) => {}
         Op::Concat { axis } => {
             m.insert("axis".into(), AttrValue::Int(*axis as i64));
@@ -128,6 +225,12 @@ pub fn op_attrs(op: &Op) -> Attrs {
                     nm.insert("hi".into(), AttrValue::Float(hi));
                     AttrValue::Map(nm)
                 }
+                Neuron::Spiking(model) => {
+                    let mut nm = Attrs::new();
+                    nm.insert("kind".into(), AttrValue::Ident(model.name().into()));
+                    spiking_attrs(&mut nm, &model);
+                    AttrValue::Map(nm)
+                }
             };
             m.insert("neuron".into(), neuron);
             if let Some(p) = &l.pool {
@@ -160,6 +263,13 @@ pub fn op_attrs(op: &Op) -> Attrs {
                 }
                 if q.pool_first {
                     qm.insert("pool_first".into(), AttrValue::Bool(true));
+                }
+                if let Some(sq) = &q.spiking {
+                    let mut sm = Attrs::new();
+                    sm.insert("threshold".into(), AttrValue::Int(sq.threshold as i64));
+                    sm.insert("v_min".into(), AttrValue::Int(sq.v_min as i64));
+                    sm.insert("reset".into(), AttrValue::Ident(sq.reset.name().into()));
+                    qm.insert("spiking".into(), AttrValue::Map(sm));
                 }
                 m.insert("quant".into(), AttrValue::Map(qm));
             }
@@ -376,7 +486,10 @@ pub fn op_from_attrs(mnemonic: &str, m: &Attrs) -> Result<Op, String> {
                             lo: nr.float("lo")?,
                             hi: nr.float("hi")?,
                         },
-                        k => return Err(format!("neuron: unknown kind `{k}`")),
+                        k => match read_spiking(k, &nr)? {
+                            Some(model) => Neuron::Spiking(model),
+                            None => return Err(format!("neuron: unknown kind `{k}`")),
+                        },
                     }
                 }
                 _ => return Err("layer: unknown neuron".into()),
@@ -418,6 +531,21 @@ pub fn op_from_attrs(mnemonic: &str, m: &Attrs) -> Result<Op, String> {
                         ActRound::Floor
                     },
                     pool_first: qr.m.contains_key("pool_first") && qr.bool("pool_first")?,
+                    spiking: if qr.m.contains_key("spiking") {
+                        let sr = Reader {
+                            m: qr.map("spiking")?,
+                            what: "spiking",
+                        };
+                        let w = sr.ident("reset")?;
+                        Some(SpikeQuant {
+                            threshold: sr.i32("threshold")?,
+                            v_min: sr.i32("v_min")?,
+                            reset: Reset::from_name(w)
+                                .ok_or_else(|| format!("spiking: unknown reset `{w}`"))?,
+                        })
+                    } else {
+                        None
+                    },
                 })
             } else {
                 None
@@ -444,6 +572,9 @@ pub fn op_from_attrs(mnemonic: &str, m: &Attrs) -> Result<Op, String> {
         "dequantize" => Op::Dequantize {
             scale: r.float("scale")?,
         },
-        other => return Err(format!("unknown op `{other}`")),
+        other => match read_spiking(other, &r)? {
+            Some(model) => Op::Act(Activation::Spiking(model)),
+            None => return Err(format!("unknown op `{other}`")),
+        },
     })
 }

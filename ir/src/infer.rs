@@ -90,6 +90,9 @@ pub fn infer_type(
         }
         Op::Act(_) | Op::Softmax { .. } => {
             arity(1)?;
+            if let Op::Act(crate::Activation::Spiking(m)) = op {
+                m.check()?;
+            }
             if let Op::Softmax { axis, .. } = op {
                 if *axis >= inputs[0].shape.len() {
                     return Err(format!(
@@ -172,6 +175,9 @@ pub fn infer_type(
                     _ => {}
                 }
             }
+            if let Neuron::Spiking(m) = &l.neuron {
+                m.check()?;
+            }
             let mut shape = out.expect("at least one synapse group");
             let channels = shape[0];
             for b in l
@@ -215,6 +221,9 @@ pub fn infer_type(
                 if q.pool_first && l.pool.is_none() {
                     return Err("pool_first without a pool".into());
                 }
+                if let Some(s) = &q.spiking {
+                    check_spiking(s, q, l.pool.as_ref())?;
+                }
             }
             let dtype = if l.quant.is_some() {
                 DType::I32
@@ -247,6 +256,52 @@ pub fn infer_type(
             Ok(inputs[0].with_dtype(DType::F32))
         }
     }
+}
+
+/// A spiking layer's integer parameters are consistent (see `Interpreter::run_steps`).
+fn check_spiking(
+    s: &crate::SpikeQuant,
+    q: &crate::LayerQuant,
+    pool: Option<&crate::Pool>,
+) -> Result<(), String> {
+    if !(2..=48).contains(&q.state_bits) {
+        return Err(format!(
+            "spiking state width {} bits is outside 2..=48",
+            q.state_bits
+        ));
+    }
+    let max = (1i64 << (q.state_bits - 1)) - 1;
+    if s.threshold < 1 || i64::from(s.threshold) > max {
+        return Err(format!(
+            "spiking threshold {} is outside 1..={max}",
+            s.threshold
+        ));
+    }
+    if s.v_min > 0 || i64::from(s.v_min) < -max - 1 {
+        return Err(format!(
+            "spiking lower bound {} is outside {}..=0",
+            s.v_min,
+            -max - 1
+        ));
+    }
+    if q.act_shift != 0 || q.act_min != 0 || q.act_max < 1 {
+        return Err(format!(
+            "a spiking layer counts spikes: act_shift 0 and act range [0, k_max ≥ 1], not shift {} range [{}, {}]",
+            q.act_shift, q.act_min, q.act_max
+        ));
+    }
+    if q.weight_exp.iter().any(|e| *e < 0) {
+        return Err("a spiking layer's weight exponents must be non-negative".into());
+    }
+    if let Some(p) = pool {
+        if p.kind != crate::PoolKind::Sum {
+            return Err(format!(
+                "a spiking layer pools its events with sum pooling, not {}",
+                p.kind.name()
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_bias(b: &[usize], channels: usize) -> Result<(), String> {

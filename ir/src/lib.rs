@@ -38,11 +38,12 @@ pub use constant::{
 pub use graph::{Cycle, Graph, Node, NodeId, Output};
 pub use infer::infer_type;
 pub use interp::{
-    activate, activate_div, quantize, saturate, shift, InterpError, Interpreter, Value,
+    activate, activate_div, if_step, quantize, saturate, shift, InterpError, Interpreter,
+    RateEncoder, StepRun, Value,
 };
 pub use op::{
     remap_constants, ActRound, Activation, ConvGeom, Layer, LayerQuant, Neuron, Op, Pool, PoolKind,
-    QuantParams, Synapse,
+    QuantParams, Reset, SpikeQuant, SpikingModel, Synapse,
 };
 pub use parse::{parse, ParseError};
 pub use partition::{CoreLoc, CoreSlice, Mapping, QuantSpec};

@@ -87,6 +87,186 @@ impl Pool {
     }
 }
 
+/// What a spiking neuron's membrane does after it spikes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reset {
+    /// Back to zero (sinabs `MembraneReset`, samna `return_to_zero = true`).
+    Zero,
+    /// Minus the threshold once per spike (sinabs `MembraneSubtract`).
+    Subtract,
+}
+
+impl Reset {
+    /// Text-format name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reset::Zero => "zero",
+            Reset::Subtract => "subtract",
+        }
+    }
+
+    /// Parses the text-format (and ONNX attribute) name.
+    pub fn from_name(s: &str) -> Option<Reset> {
+        match s {
+            "zero" => Some(Reset::Zero),
+            "subtract" => Some(Reset::Subtract),
+            _ => None,
+        }
+    }
+}
+
+/// A native spiking neuron model, as imported from the `ai.nmc` ONNX domain (NIR-like parameters,
+/// in the units of the float graph). In the float graph (`eval`, calibration) each model has a
+/// single-pass meaning, its *rate limit* (see [`crate::Interpreter`]); the time-stepped integer
+/// semantics of a quantised spiking layer are given by [`SpikeQuant`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SpikingModel {
+    /// Integrate-and-fire: `v += x`; `k = floor(v / threshold)` spikes when `v ≥ threshold`;
+    /// reset; `v = max(v, v_min)`. Rate limit: `max(x, 0) / threshold` spikes per step.
+    If {
+        /// Firing threshold (> 0).
+        threshold: f32,
+        /// Reset mode.
+        reset: Reset,
+        /// Lower bound of the membrane potential (≤ 0).
+        v_min: f32,
+    },
+    /// Leaky integrate-and-fire (NIR `LIF`): `tau_mem · dv/dt = (v_leak − v) + r · x`.
+    Lif {
+        /// Membrane time constant, in timesteps.
+        tau_mem: f32,
+        /// Input resistance.
+        r: f32,
+        /// Leak (resting) potential.
+        v_leak: f32,
+        /// Firing threshold.
+        threshold: f32,
+        /// Reset mode.
+        reset: Reset,
+        /// Lower bound of the membrane potential.
+        v_min: f32,
+    },
+    /// Current-based LIF (NIR `CubaLIF`): a synaptic current with `tau_syn` feeds a LIF membrane.
+    CubaLif {
+        /// Synaptic current time constant, in timesteps.
+        tau_syn: f32,
+        /// Membrane time constant, in timesteps.
+        tau_mem: f32,
+        /// Input resistance.
+        r: f32,
+        /// Leak (resting) potential.
+        v_leak: f32,
+        /// Input weight of the synaptic current (NIR `w_in`).
+        w_in: f32,
+        /// Firing threshold.
+        threshold: f32,
+        /// Reset mode.
+        reset: Reset,
+        /// Lower bound of the membrane potential.
+        v_min: f32,
+    },
+    /// Graded sigma-delta neuron (Lava `SigmaDelta`): sends the change of its activation once it
+    /// exceeds `threshold`. Rate (graded) limit: the activation itself.
+    SigmaDelta {
+        /// Smallest change that is sent.
+        threshold: f32,
+        /// ReLU activation (else identity).
+        relu: bool,
+    },
+}
+
+impl SpikingModel {
+    /// Text-format name (also the IR mnemonic of the activation op).
+    pub fn name(&self) -> &'static str {
+        match self {
+            SpikingModel::If { .. } => "if",
+            SpikingModel::Lif { .. } => "lif",
+            SpikingModel::CubaLif { .. } => "cuba_lif",
+            SpikingModel::SigmaDelta { .. } => "sigma_delta",
+        }
+    }
+
+    /// Checks the parameters: finite, thresholds and time constants positive, lower bounds ≤ 0.
+    pub fn check(&self) -> Result<(), String> {
+        let pos = |k: &str, v: f32| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} `{k}` must be finite and > 0, is {v}",
+                    self.name()
+                ))
+            }
+        };
+        let fin = |k: &str, v: f32| {
+            if v.is_finite() {
+                Ok(())
+            } else {
+                Err(format!("{} `{k}` must be finite, is {v}", self.name()))
+            }
+        };
+        let low = |v: f32| {
+            if v.is_finite() && v <= 0.0 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} `v_min` must be finite and ≤ 0, is {v}",
+                    self.name()
+                ))
+            }
+        };
+        match *self {
+            SpikingModel::If {
+                threshold, v_min, ..
+            } => {
+                pos("threshold", threshold)?;
+                low(v_min)
+            }
+            SpikingModel::Lif {
+                tau_mem,
+                r,
+                v_leak,
+                threshold,
+                v_min,
+                ..
+            } => {
+                pos("tau_mem", tau_mem)?;
+                pos("r", r)?;
+                fin("v_leak", v_leak)?;
+                pos("threshold", threshold)?;
+                low(v_min)
+            }
+            SpikingModel::CubaLif {
+                tau_syn,
+                tau_mem,
+                r,
+                v_leak,
+                w_in,
+                threshold,
+                v_min,
+                ..
+            } => {
+                pos("tau_syn", tau_syn)?;
+                pos("tau_mem", tau_mem)?;
+                pos("r", r)?;
+                fin("v_leak", v_leak)?;
+                fin("w_in", w_in)?;
+                pos("threshold", threshold)?;
+                low(v_min)
+            }
+            SpikingModel::SigmaDelta { threshold, .. } => {
+                if threshold.is_finite() && threshold >= 0.0 {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "sigma_delta `threshold` must be finite and ≥ 0, is {threshold}"
+                    ))
+                }
+            }
+        }
+    }
+}
+
 /// Element-wise activation functions of the import-level graph.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Activation {
@@ -99,6 +279,8 @@ pub enum Activation {
         /// Upper bound.
         hi: f32,
     },
+    /// A native spiking neuron (ONNX domain `ai.nmc`).
+    Spiking(SpikingModel),
 }
 
 /// Neuron model of a population (a canonical [`Layer`]).
@@ -115,6 +297,8 @@ pub enum Neuron {
     },
     /// Linear readout: output = v (the last layer before a softmax or the output).
     Linear,
+    /// A native spiking neuron model (from the `ai.nmc` ONNX domain).
+    Spiking(SpikingModel),
 }
 
 /// How a population receives one input: dense (all-to-all by a matrix) or convolutional.
@@ -185,7 +369,8 @@ pub struct LayerQuant {
     pub act_min: i32,
     /// Largest output value (after the shift).
     pub act_max: i32,
-    /// Real value of one output unit: `x_real ≈ scale · x_int`.
+    /// Real value of one output unit: `x_real ≈ scale · x_int`. For a spiking layer: the real
+    /// value of one spike per timestep.
     pub scale: f32,
     /// Integer divisor per output channel (an i32 constant of one positive value per channel),
     /// applied with `act_shift` before rounding: `y = round(v / (step[c] · 2^act_shift))`.
@@ -196,6 +381,21 @@ pub struct LayerQuant {
     /// Pool the accumulated sums before the bias and the activation instead of pooling the
     /// activations (Akida pools potentials; for max pooling the two orders agree).
     pub pool_first: bool,
+    /// Rate-mode (time-stepped, spiking) semantics; `None` for graded layers. See
+    /// [`crate::Interpreter::run_steps`].
+    pub spiking: Option<SpikeQuant>,
+}
+
+/// Integer integrate-and-fire semantics of a quantised spiking layer (state units; the exact
+/// per-timestep arithmetic is in the docs of [`crate::Interpreter::run_steps`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SpikeQuant {
+    /// Firing threshold (≥ 1): a neuron emits `floor(v / threshold)` spikes when `v ≥ threshold`.
+    pub threshold: i32,
+    /// Lower clamp of the membrane state after reset (≤ 0; samna `threshold_low`).
+    pub v_min: i32,
+    /// Reset mode.
+    pub reset: Reset,
 }
 
 /// A canonical layer: one population fed by one synapse group per input value, with a neuron
@@ -318,6 +518,7 @@ impl Op {
             Op::Add => "add",
             Op::Act(Activation::Relu) => "relu",
             Op::Act(Activation::Clip { .. }) => "clip",
+            Op::Act(Activation::Spiking(m)) => m.name(),
             Op::Concat { .. } => "concat",
             Op::Reshape => "reshape",
             Op::Transpose { .. } => "transpose",

@@ -19,6 +19,7 @@ fn quant(bias: Option<ConstId>, step: Option<ConstId>, round: ActRound, first: b
         act_step: step,
         act_round: round,
         pool_first: first,
+        spiking: None,
     }
 }
 

@@ -10,10 +10,7 @@ use nmc_ir::{Interpreter, Op, Value};
 use std::path::Path;
 
 fn akd_cases() -> Vec<&'static Case> {
-    let v: Vec<&Case> = cases()
-        .iter()
-        .filter(|c| c.targets.iter().any(|t| t == "akd1000"))
-        .collect();
+    let v: Vec<&Case> = crate::common::cases_for("akd1000");
     assert!(v.len() >= 3, "the AKD1000 cases are shipped");
     v
 }

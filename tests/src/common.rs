@@ -23,9 +23,8 @@ pub struct Case {
     pub inputs: nmc::npy::Array,
     pub expected: nmc::npy::Array,
     pub labels: Vec<i64>,
-    /// Targets the case is meant to compile for (`targets` in case.toml; default loihi2 only).
-    /// The Loihi 2 tests run every case; the AKD1000 tests run the cases that list it.
-    pub targets: Vec<String>,
+    /// `case.toml` (`targets` lists the chips the case is for; absent means `["loihi2"]`).
+    pub meta: toml::Table,
 }
 
 impl Case {
@@ -40,8 +39,35 @@ impl Case {
     }
 }
 
+impl Case {
+    /// The chips the case is meant for (`targets` in case.toml, default `["loihi2"]`).
+    pub fn targets(&self) -> Vec<String> {
+        match self.meta.get("targets").and_then(|t| t.as_array()) {
+            Some(a) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
+            None => vec!["loihi2".into()],
+        }
+    }
+}
+
+/// The cases for Loihi 2 (the graded-mode tests iterate over these).
+pub fn cases() -> &'static [&'static Case] {
+    static LOIHI2: OnceLock<Vec<&'static Case>> = OnceLock::new();
+    LOIHI2.get_or_init(|| cases_for("loihi2"))
+}
+
+/// The cases whose `targets` include `target`.
+pub fn cases_for(target: &str) -> Vec<&'static Case> {
+    all_cases()
+        .iter()
+        .filter(|c| c.targets().iter().any(|t| t == target))
+        .collect()
+}
+
 /// Every case under testdata/models, sorted by name (loaded once).
-pub fn cases() -> &'static [Case] {
+pub fn all_cases() -> &'static [Case] {
     static CASES: OnceLock<Vec<Case>> = OnceLock::new();
     CASES.get_or_init(|| {
         let dir = root().join("testdata/models");
@@ -64,17 +90,9 @@ pub fn cases() -> &'static [Case] {
                     .ok()
                     .and_then(|t| t.parse().ok())
                     .unwrap_or_default();
-                let targets = toml
-                    .get("targets")
-                    .and_then(|t| t.as_array())
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|v| v.as_str().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_else(|| vec!["loihi2".to_string()]);
+                let meta = toml;
                 Case {
-                    targets,
+                    meta,
                     model: dir.join("model.onnx"),
                     inputs: read("inputs.npy"),
                     expected: read("expected.npy"),

@@ -1,10 +1,10 @@
 //! The float reference interpreter equals onnxruntime on every shipped case.
 
-use crate::common::cases;
+use crate::common::all_cases;
 
 #[test]
 fn float_eval_matches_onnxruntime_within_1e_4() {
-    for case in cases() {
+    for case in all_cases() {
         let imported =
             nmc::onnx::import_file(&case.model).unwrap_or_else(|e| panic!("{}: {e}", case.name));
         let n = case.inputs.shape[0];

@@ -16,7 +16,9 @@ const SAMPLES: usize = 16;
 fn lower(graph: &Graph, extra: &[u32], placement: Option<&[usize]>) -> Vec<u8> {
     let model = Target::Loihi2.core_model(1);
     let mapping = assign(graph, model.as_ref(), extra, placement).expect("mapping fits");
-    Target::Loihi2.lower(graph, &mapping, 0, 1).expect("lowers")
+    Target::Loihi2
+        .lower(graph, &mapping, 0, &nmc::Options::new(Target::Loihi2))
+        .expect("lowers")
 }
 
 fn model(artifact: &[u8], profile: &ActivityProfile) -> Analysis {

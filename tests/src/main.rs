@@ -9,6 +9,8 @@
 //! - `determinism`: compiling twice gives byte-identical artifacts;
 //! - `akd1000`: the AKD1000 backend on the cases whose case.toml lists it (bit-exactness,
 //!   accuracy, listings, NP mapping) and one error test per Akida 1.0 constraint.
+//! - `speck`: rate mode on Speck: emulator == rate-mode reference, accuracy, memory formulas,
+//!   matching vs brute force, listings and limit errors, the `ai.nmc` domain.
 
 mod akd1000;
 mod cli;
@@ -21,3 +23,4 @@ mod floorline;
 mod mapping;
 mod roundtrip;
 mod snapshots;
+mod speck;

@@ -14,16 +14,18 @@ pub fn run(which: &str) -> ExitCode {
         "floorline" => floorline(),
         "mapping" => mapping(),
         "akd1000" => akd1000(),
+        "speck" => speck(),
         "all" => {
             compile();
             emulator();
             floorline();
             mapping();
-            akd1000()
+            akd1000();
+            speck()
         }
         other => {
             eprintln!(
-                "unknown bench `{other}` (compile, emulator, floorline, mapping, akd1000, all)"
+                "unknown bench `{other}` (compile, emulator, floorline, mapping, akd1000, speck, all)"
             );
             ExitCode::from(2)
         }
@@ -58,9 +60,16 @@ fn models() -> Vec<(String, std::path::PathBuf)> {
 
 fn compile() -> ExitCode {
     println!("## compile time (release, median of 5; Loihi 2, greedy, no calibration)\n");
+    let speck_only = |d: &std::path::Path| {
+        std::fs::read_to_string(d.join("case.toml"))
+            .is_ok_and(|t| t.contains("targets") && !t.contains("\"loihi2\""))
+    };
     println!("| model | synapses (nnz) | time | time per M synapses |");
     println!("|---|---|---|---|");
     for (name, dir) in models() {
+        if speck_only(&dir) {
+            continue;
+        }
         let model = dir.join("model.onnx");
         let opts = Options::new(Target::Loihi2);
         let mut syn = 0;
@@ -111,6 +120,10 @@ fn emulator() -> ExitCode {
     println!("|---|---|---|---|---|---|---|");
     let mut cases: Vec<(String, Vec<u8>, Option<std::path::PathBuf>)> = models()
         .into_iter()
+        .filter(|(_, d)| {
+            std::fs::read_to_string(d.join("case.toml"))
+                .map_or(true, |t| !t.contains("targets") || t.contains("\"loihi2\""))
+        })
         .map(|(n, d)| (n, Vec::new(), Some(d)))
         .collect();
     // The network size of chips.md §6's Lava measurement (64-128-10, 3.1 ms per timestep).
@@ -226,7 +239,9 @@ fn floorline() -> ExitCode {
             let Ok(mapping) = nmc::partition::assign(&q, model.as_ref(), &extra, Some(&pos)) else {
                 continue;
             };
-            let art = Target::Loihi2.lower(&q, &mapping, 0, 1).expect("lowers");
+            let art = Target::Loihi2
+                .lower(&q, &mapping, 0, &opts)
+                .expect("lowers");
             let (a, _) = Target::Loihi2
                 .analyze(&art, &profile, 1, &Default::default())
                 .expect("analyses");
@@ -466,5 +481,118 @@ fn akd1000() -> ExitCode {
     for (k, c) in spec.cost.entries() {
         println!("- {k} = {} {} ({})", c.value, c.unit, c.source);
     }
+    ExitCode::SUCCESS
+}
+
+/// Speck: the accuracy-vs-T curve of rate mode on the DVS digits CNN, and emulator throughput.
+fn speck() -> ExitCode {
+    let dir = crate::root().join("testdata/models/dvs_cnn");
+    let model = dir.join("model.onnx");
+    let imported = nmc::onnx::import_file(&model).expect("dvs_cnn imports");
+    let samples = driver::load_samples(&dir.join("inputs.npy"), &imported.graph).expect("inputs");
+    let opts = Options::new(Target::Speck);
+    let c = driver::compile_graph(imported.graph, &samples, &opts, 0).expect("dvs_cnn compiles");
+    let expected = nmc::npy::read(&dir.join("expected.npy")).expect("expected.npy");
+    let labels = nmc::npy::read(&dir.join("labels.npy")).expect("labels.npy");
+    let inputs = nmc::npy::read(&dir.join("inputs.npy")).expect("inputs.npy");
+    let art = nmc::LoadedArtifact::decode(&c.artifact).expect("decodes");
+    let n = labels.data.len();
+    let float_top1 = (0..n)
+        .filter(|&i| {
+            nmc::cli::argmax(&expected.data[i * 10..(i + 1) * 10]) as f32 == labels.data[i]
+        })
+        .count() as f64
+        / n as f64;
+    println!(
+        "\n## speck: accuracy vs timesteps (dvs_cnn, {n} test images, rate-encoded; float top-1 {float_top1:.3})\n"
+    );
+    println!("| T | argmax agreement with float | top-1 | synaptic ops / inference | modelled latency / inference |");
+    println!("|---|---|---|---|---|");
+    for t in [1u32, 2, 4, 8, 16, 32, 64] {
+        let r = art.run(&inputs, Some(t)).expect("runs");
+        let (mut agree, mut hits) = (0, 0);
+        for i in 0..n {
+            let got = nmc::cli::argmax(&r.outputs.data[i * 10..(i + 1) * 10]);
+            agree += usize::from(got == nmc::cli::argmax(&expected.data[i * 10..(i + 1) * 10]));
+            hits += usize::from(got as f32 == labels.data[i]);
+        }
+        println!(
+            "| {t}{} | {:.3} | {:.3} | {:.2} M | {:.2} ms |",
+            if t == nmc_speck::DEFAULT_TIMESTEPS {
+                " (default)"
+            } else {
+                ""
+            },
+            agree as f64 / n as f64,
+            hits as f64 / n as f64,
+            r.perf.synaptic_events as f64 / n as f64 / 1e6,
+            r.perf.latency_ns / 1e6
+        );
+    }
+    println!(
+        "\n## speck: emulator throughput (release, one thread, T = {})\n",
+        nmc_speck::DEFAULT_TIMESTEPS
+    );
+    println!("| input | samples | core input events | synaptic ops | emulator | events/s | synaptic ops/s | reference interpreter | emulator / interpreter time |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let a = nmc_speck::decode(&c.artifact).expect("decodes");
+    let t = nmc_speck::DEFAULT_TIMESTEPS;
+    let per = inputs.data.len() / n;
+    let (mut events, mut syn) = (0u64, 0u64);
+    let t_emu = median(3, || {
+        let mut emu = nmc_speck::Emulator::new(&a).expect("emulator");
+        (events, syn) = (0, 0);
+        for i in 0..n {
+            let r = emu
+                .run_dense(&inputs.data[i * per..(i + 1) * per], t, false)
+                .expect("runs");
+            events += r.perf.cores.iter().map(|c| c.events_in).sum::<u64>();
+            syn += r.perf.synaptic_events;
+        }
+    });
+    let interp = nmc_ir::Interpreter::new(&c.quantized).expect("interpreter");
+    let t_ref = median(3, || {
+        for i in 0..n {
+            interp
+                .run_steps(&[&inputs.data[i * per..(i + 1) * per]], t)
+                .expect("runs");
+        }
+    });
+    let row = |name: &str, samples: usize, events: u64, syn: u64, te: Duration, tr: Duration| {
+        println!(
+            "| {name} | {samples} | {events} | {syn} | {:.1} ms | {:.1} M | {:.0} M | {:.1} ms | {:.2} |",
+            te.as_secs_f64() * 1e3,
+            events as f64 / te.as_secs_f64() / 1e6,
+            syn as f64 / te.as_secs_f64() / 1e6,
+            tr.as_secs_f64() * 1e3,
+            te.as_secs_f64() / tr.as_secs_f64()
+        )
+    };
+    row("rate-encoded images", n, events, syn, t_emu, t_ref);
+    // The shipped DVS event stream of test image 0.
+    if let Ok(nmc::npy::Input::Events(ev)) = nmc::npy::read_input(&dir.join("events.npy")) {
+        let counts = art.bin_events(&ev, t).expect("bins");
+        let (mut events, mut syn) = (0u64, 0u64);
+        let t_emu = median(5, || {
+            let r = art.run_events(&ev, Some(t)).expect("runs");
+            syn = r.perf.synaptic_events;
+            events = r.perf.cores.iter().map(|c| c.msgs_in).sum::<u64>();
+        });
+        let t_ref = median(5, || {
+            interp.run_events(&counts).expect("runs");
+        });
+        row(
+            &format!("events.npy ({} events)", ev.len()),
+            1,
+            events,
+            syn,
+            t_emu,
+            t_ref,
+        );
+    }
+    println!(
+        "\nevents = events entering the cores (input events included); a synaptic op is one kernel entry applied to one event.\n\
+         Latency uses the assumed Speck cost constants (backends/speck/src/spec.rs), not measurements."
+    );
     ExitCode::SUCCESS
 }

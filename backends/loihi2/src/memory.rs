@@ -341,6 +341,7 @@ mod tests {
             act_step: None,
             act_round: nmc_ir::ActRound::Floor,
             pool_first: false,
+            spiking: None,
         }
     }
 

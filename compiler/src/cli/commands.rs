@@ -22,6 +22,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             act_bits,
             weight_bits,
             chips,
+            timesteps,
             emit,
         } => {
             let mut opts = Options::new(target);
@@ -36,6 +37,10 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
                 return Err(Error::Usage("--chips must be at least 1".into()));
             }
             opts.chips = chips;
+            if timesteps == Some(0) {
+                return Err(Error::Usage("--timesteps must be at least 1".into()));
+            }
+            opts.timesteps = timesteps;
             compile(&model, output, &opts, &emit)
         }
         Command::Run {
@@ -87,6 +92,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             calibrate,
             act_bits,
             weight_bits,
+            timesteps,
             labels,
         } => eval(
             &model,
@@ -98,6 +104,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
                 act_bits,
                 weight_bits,
             },
+            timesteps,
             labels.as_deref(),
         ),
         Command::Inspect { file, format } => inspect(&file, format),
@@ -313,12 +320,16 @@ fn run(
         path: artifact.into(),
         message,
     })?;
-    let samples = npy::read(input).map_err(|message| Error::Input { message })?;
-    let result = art
-        .run_with(&samples, timesteps, params)
-        .map_err(|message| Error::Input {
-            message: format!("{}: {message}", input.display()),
-        })?;
+    if timesteps == Some(0) {
+        return Err(Error::Usage("--timesteps must be at least 1".into()));
+    }
+    let result = match npy::read_input(input).map_err(|message| Error::Input { message })? {
+        npy::Input::Dense(samples) => art.run_with(&samples, timesteps, params),
+        npy::Input::Events(events) => art.run_events(&events, timesteps),
+    }
+    .map_err(|message| Error::Input {
+        message: format!("{}: {message}", input.display()),
+    })?;
     if let Some(p) = output {
         npy::write(p, &result.outputs).map_err(|source| Error::Io {
             action: "write",
@@ -365,6 +376,7 @@ fn eval(
     output: Option<&Path>,
     quantized: Option<Target>,
     bits: Bits,
+    timesteps: Option<u32>,
     labels: Option<&Path>,
 ) -> Result<(), Error> {
     let imported = crate::onnx::import_file(model)?;
@@ -376,6 +388,7 @@ fn eval(
             opts.calibrate = bits.calibrate;
             opts.act_bits = bits.act_bits;
             opts.weight_bits = bits.weight_bits;
+            opts.timesteps = timesteps;
             let calib = match &opts.calibrate {
                 Some(p) => driver::load_samples(p, &imported.graph)?,
                 None => Vec::new(),
@@ -383,7 +396,7 @@ fn eval(
             driver::quantize_for(&imported.graph, &calib, &opts)?.1
         }
     };
-    let outs = driver::interpret(&graph, &samples)?;
+    let outs = driver::interpret_with(&graph, &samples, timesteps)?;
     let first = outs.into_iter().next().ok_or_else(|| Error::Input {
         message: "model has no outputs".into(),
     })?;

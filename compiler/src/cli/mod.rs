@@ -87,6 +87,9 @@ pub enum Command {
         /// Chips in the system.
         #[arg(long, default_value_t = 1)]
         chips: u32,
+        /// Timesteps a rate-mode artifact (speck) runs by default.
+        #[arg(long)]
+        timesteps: Option<u32>,
         /// Stage dumps, comma-separated KIND[=PATH] (stdout without a path): ir, opt-ir,
         /// partitioned-ir, artifact, listing, report, dep-info=FILE.
         #[arg(long, value_delimiter = ',')]
@@ -124,10 +127,12 @@ pub enum Command {
     Run {
         /// The artifact.
         artifact: PathBuf,
-        /// Input samples (.npy, samples along the first axis).
+        /// Input samples (.npy, samples along the first axis), or for speck an event stream
+        /// (a structured .npy with fields x, y, t, p).
         #[arg(long)]
         input: PathBuf,
-        /// Timesteps per sample (default: the smallest number that gives exact outputs).
+        /// Timesteps per sample (default: graded targets, the smallest number that gives exact
+        /// outputs; speck, the artifact's).
         #[arg(long)]
         timesteps: Option<u32>,
         /// Write the outputs (.npy, samples along the first axis).
@@ -168,6 +173,9 @@ pub enum Command {
         /// Weight width in bits for the quantised evaluation (default: the target's).
         #[arg(long, requires = "quantized")]
         weight_bits: Option<u32>,
+        /// Timesteps of a rate-mode (speck) quantised evaluation.
+        #[arg(long)]
+        timesteps: Option<u32>,
         /// Labels (.npy) to report top-1 accuracy against.
         #[arg(long)]
         labels: Option<PathBuf>,

@@ -17,6 +17,7 @@ mod conv;
 mod ctx;
 mod elementwise;
 mod linear;
+pub mod nmc_domain;
 mod pool;
 mod quant;
 mod registry;
@@ -251,7 +252,20 @@ fn check_supported(graph: &GraphProto, opsets: &HashMap<String, i64>) -> Result<
         } else {
             n.domain.as_str()
         };
-        let reason = if !domain.is_empty() {
+        let reason = if domain == nmc_domain::DOMAIN {
+            match opsets.get(domain) {
+                Some(&v) if v != nmc_domain::VERSION => Some(format!(
+                    "domain \"{domain}\" version {v} is not supported (nmc reads version {})",
+                    nmc_domain::VERSION
+                )),
+                _ if nmc_domain::lookup(&n.op_type).is_none() => Some(format!(
+                    "domain \"{domain}\" has no operator {} (it has {})",
+                    n.op_type,
+                    nmc_domain::supported_ops().join(", ")
+                )),
+                _ => None,
+            }
+        } else if !domain.is_empty() {
             Some(format!(
                 "operators of domain \"{domain}\" are not supported"
             ))
@@ -550,6 +564,15 @@ impl<'m> Importer<'m> {
                     q.node
                 )));
             }
+        }
+        if proto.domain == nmc_domain::DOMAIN {
+            let build = nmc_domain::lookup(&proto.op_type)
+                .ok_or_else(|| n.invalid("no importer for this operator"))?;
+            let outs = build(&mut self.ctx, &n)?;
+            for (o, v) in proto.output.iter().zip(outs) {
+                self.bind(o, v);
+            }
+            return Ok(());
         }
         let entry = registry::lookup(&proto.op_type)
             .ok_or_else(|| n.invalid("no importer for this operator"))?;

@@ -236,6 +236,7 @@ pub fn canonicalize(graph: &Graph) -> Result<Graph, PassError> {
                 let neuron = match a {
                     Activation::Relu => Neuron::Relu,
                     Activation::Clip { lo, hi } => Neuron::Clip { lo: *lo, hi: *hi },
+                    Activation::Spiking(m) => Neuron::Spiking(*m),
                 };
                 let mut p = match arg(0, &vals) {
                     Val::Pending(p) => p,

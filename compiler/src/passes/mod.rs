@@ -4,12 +4,14 @@
 pub mod canonicalize;
 pub mod quantize;
 pub mod quantize_akida;
+pub mod quantize_rate;
 
 pub(crate) use describe_node as describe;
 
 pub use canonicalize::canonicalize;
 pub use quantize::{quantize, Calibration, QuantOptions, QuantReport};
 pub use quantize_akida::{quantize_akida, AkidaQuantOptions};
+pub use quantize_rate::{quantize_rate, RateOptions};
 
 /// A pass failed on a node.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

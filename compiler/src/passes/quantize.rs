@@ -385,7 +385,7 @@ pub(super) fn weight_only_ranges(graph: &Graph) -> BTreeMap<NodeId, Range> {
                 }
                 let r = ms.sqrt();
                 let (lo, hi, out_rms) = match l.neuron {
-                    Neuron::Relu => (0.0, 4.0 * r, r / 2f32.sqrt()),
+                    Neuron::Relu | Neuron::Spiking(_) => (0.0, 4.0 * r, r / 2f32.sqrt()),
                     Neuron::Clip { lo, hi } => (lo.max(-4.0 * r), hi.min(4.0 * r), r / 2f32.sqrt()),
                     Neuron::Linear => (-4.0 * r, 4.0 * r, r),
                 };
@@ -568,6 +568,7 @@ fn quantize_layer(
         act_step: None,
         act_round: nmc_ir::ActRound::Floor,
         pool_first: false,
+        spiking: None,
     };
     let layer = Layer {
         synapses,

@@ -599,6 +599,7 @@ fn quantize_layer(
                 act_step: Some(step),
                 act_round: ActRound::Ceil,
                 pool_first: spec.gap.is_some(),
+                spiking: None,
             },
             s_out,
         )
@@ -634,6 +635,7 @@ fn quantize_layer(
                 act_step: None,
                 act_round: ActRound::Floor,
                 pool_first: false,
+                spiking: None,
             },
             s_out,
         )

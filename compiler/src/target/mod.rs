@@ -4,11 +4,24 @@
 
 mod akd1000;
 mod loihi2;
+mod speck;
 
-use crate::npy::Array;
+use crate::driver::Options;
+use crate::npy::{Array, EventArray};
 use crate::partition::CoreModel;
+use crate::passes::RateOptions;
 use crate::Error;
 use nmc_ir::{Graph, Mapping, QuantSpec};
+
+/// What an ONNX model means on a chip (ARCHITECTURE.md §4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecMode {
+    /// Quantised ANN: integer activations as graded events (`passes::quantize`).
+    Graded,
+    /// ReLU → integrate-and-fire over T timesteps; outputs are spike counts
+    /// (`passes::quantize_rate`, `Interpreter::run_steps`).
+    Rate,
+}
 
 /// A chip nmc can compile for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -17,12 +30,14 @@ pub enum Target {
     Loihi2,
     /// BrainChip AKD1000 (Akida 1.0).
     Akd1000,
+    /// SynSense Speck (DYNAP-CNN).
+    Speck,
 }
 
 impl Target {
     /// All targets.
     pub fn all() -> &'static [Target] {
-        &[Target::Loihi2, Target::Akd1000]
+        &[Target::Loihi2, Target::Akd1000, Target::Speck]
     }
 
     /// The target's name (also the default artifact extension).
@@ -30,6 +45,31 @@ impl Target {
         match self {
             Target::Loihi2 => "loihi2",
             Target::Akd1000 => "akd1000",
+            Target::Speck => "speck",
+        }
+    }
+
+    /// The execution mode models compile to.
+    pub fn mode(self) -> ExecMode {
+        match self {
+            Target::Loihi2 | Target::Akd1000 => ExecMode::Graded,
+            Target::Speck => ExecMode::Rate,
+        }
+    }
+
+    /// Widths of rate-mode quantisation (`None`: the target has no rate mode).
+    pub fn rate_options(self) -> Option<RateOptions> {
+        match self {
+            Target::Loihi2 | Target::Akd1000 => None,
+            Target::Speck => Some(speck::rate_options()),
+        }
+    }
+
+    /// Timesteps a run takes by default (`None`: graded targets choose per artifact).
+    pub fn default_timesteps(self) -> Option<u32> {
+        match self {
+            Target::Loihi2 | Target::Akd1000 => None,
+            Target::Speck => Some(nmc_speck::DEFAULT_TIMESTEPS),
         }
     }
 
@@ -38,6 +78,20 @@ impl Target {
         match self {
             Target::Loihi2 => loihi2::quant_spec(),
             Target::Akd1000 => akd1000::quant_spec(),
+            // Unused (Speck compiles in rate mode); its integer widths for reference.
+            Target::Speck => {
+                let s = nmc_speck::speck();
+                QuantSpec {
+                    weight_bits: s.weight_bits,
+                    even_weights: false,
+                    weight_exp_range: (0, 0),
+                    state_bits: s.state_bits,
+                    act_bits: 8,
+                    max_act_bits: s.state_bits,
+                    bias_mant_bits: s.bias_bits,
+                    bias_exp_max: 0,
+                }
+            }
         }
     }
 
@@ -46,15 +100,18 @@ impl Target {
         match self {
             Target::Loihi2 => loihi2::core_model(chips),
             Target::Akd1000 => akd1000::core_model(),
+            Target::Speck => speck::core_model(),
         }
     }
 
     /// The target's own mapping of a quantised graph, for targets whose mapper replaces the
-    /// generic partitioners (AKD1000: layer kinds, NP types, spatial bands); `None` otherwise.
-    pub fn own_mapping(self, graph: &Graph) -> Option<Result<Mapping, Error>> {
+    /// generic partitioners (AKD1000: layer kinds, NP types, spatial bands; Speck: layer → core
+    /// matching); `None` otherwise.
+    pub fn own_mapping(self, graph: &Graph, chips: u32) -> Option<Result<Mapping, Error>> {
         match self {
             Target::Loihi2 => None,
             Target::Akd1000 => Some(akd1000::partition(graph)),
+            Target::Speck => Some(speck::partition(graph, chips)),
         }
     }
 
@@ -64,11 +121,17 @@ impl Target {
         graph: &Graph,
         mapping: &Mapping,
         source_hash: u64,
-        chips: u32,
+        opts: &Options,
     ) -> Result<Vec<u8>, Error> {
         match self {
-            Target::Loihi2 => loihi2::lower(graph, mapping, source_hash, chips),
+            Target::Loihi2 => loihi2::lower(graph, mapping, source_hash, opts.chips),
             Target::Akd1000 => akd1000::lower(graph, mapping, source_hash),
+            Target::Speck => speck::lower(
+                graph,
+                mapping,
+                source_hash,
+                opts.timesteps.unwrap_or(nmc_speck::DEFAULT_TIMESTEPS),
+            ),
         }
     }
 
@@ -77,6 +140,7 @@ impl Target {
         match self {
             Target::Loihi2 => loihi2::describe(),
             Target::Akd1000 => akd1000::describe(),
+            Target::Speck => speck::describe_text(),
         }
     }
 
@@ -85,6 +149,7 @@ impl Target {
         match self {
             Target::Loihi2 => loihi2::cost_params(params),
             Target::Akd1000 => akd1000::cost_params(params),
+            Target::Speck => speck::cost_params(params),
         }
     }
 
@@ -99,9 +164,10 @@ impl Target {
     ) -> Result<(crate::cost::Analysis, crate::cost::Constants), Error> {
         match self {
             Target::Loihi2 => loihi2::analyze(artifact, profile, chips, params),
-            Target::Akd1000 => Err(Error::Usage(
-                "the akd1000 floorline analysis uses loads measured by its emulator: call analyze_measured".into(),
-            )),
+            Target::Akd1000 | Target::Speck => Err(Error::Usage(format!(
+                "the {} floorline analysis uses loads measured by its emulator: call analyze_measured",
+                self.name()
+            ))),
         }
     }
 
@@ -121,6 +187,7 @@ impl Target {
         match self {
             Target::Loihi2 => Err(Error::Usage("loihi2 models its loads: call analyze".into())),
             Target::Akd1000 => akd1000::analyze_measured(artifact, samples, params),
+            Target::Speck => speck::analyze_measured(artifact, samples, params),
         }
     }
 
@@ -129,6 +196,7 @@ impl Target {
         match self {
             Target::Loihi2 => loihi2::describe_json(),
             Target::Akd1000 => akd1000::describe_json(),
+            Target::Speck => speck::describe_json(),
         }
     }
 }
@@ -264,12 +332,16 @@ pub enum LoadedArtifact {
     Loihi2(nmc_loihi2::Artifact),
     /// AKD1000.
     Akd1000(nmc_akd1000::Artifact),
+    /// Speck.
+    Speck(nmc_speck::Artifact),
 }
 
 impl LoadedArtifact {
     /// Whether `bytes` start like an nmc artifact of any target.
     pub fn is_artifact(bytes: &[u8]) -> bool {
-        nmc_loihi2::is_artifact(bytes) || nmc_akd1000::is_artifact(bytes)
+        nmc_loihi2::is_artifact(bytes)
+            || nmc_akd1000::is_artifact(bytes)
+            || nmc_speck::is_artifact(bytes)
     }
 
     /// Decodes and validates an artifact.
@@ -284,6 +356,11 @@ impl LoadedArtifact {
                 .map(LoadedArtifact::Akd1000)
                 .map_err(|e| e.to_string());
         }
+        if nmc_speck::is_artifact(bytes) {
+            return nmc_speck::decode(bytes)
+                .map(LoadedArtifact::Speck)
+                .map_err(|e| e.to_string());
+        }
         Err("not an nmc artifact (unknown magic bytes)".into())
     }
 
@@ -292,6 +369,7 @@ impl LoadedArtifact {
         match self {
             LoadedArtifact::Loihi2(_) => Target::Loihi2,
             LoadedArtifact::Akd1000(_) => Target::Akd1000,
+            LoadedArtifact::Speck(_) => Target::Speck,
         }
     }
 
@@ -300,6 +378,7 @@ impl LoadedArtifact {
         match self {
             LoadedArtifact::Loihi2(a) => nmc_loihi2::listing(a),
             LoadedArtifact::Akd1000(a) => nmc_akd1000::listing(a),
+            LoadedArtifact::Speck(a) => nmc_speck::listing(a),
         }
     }
 
@@ -308,6 +387,7 @@ impl LoadedArtifact {
         match self {
             LoadedArtifact::Loihi2(a) => loihi2::to_json(a),
             LoadedArtifact::Akd1000(a) => akd1000::to_json(a),
+            LoadedArtifact::Speck(a) => speck::to_json(a),
         }
     }
 
@@ -331,6 +411,49 @@ impl LoadedArtifact {
                 Err("the AKD1000 runs each sample once through its layer pipeline; --timesteps does not apply".into())
             }
             LoadedArtifact::Akd1000(a) => akd1000::run(a, samples),
+            LoadedArtifact::Speck(a) => speck::run(a, samples, timesteps),
+        }
+    }
+
+    /// Runs one DVS-style event stream (`x, y, t, p`), binned into `timesteps` steps.
+    pub fn run_events(
+        &self,
+        events: &EventArray,
+        timesteps: Option<u32>,
+    ) -> Result<RunResult, String> {
+        match self {
+            LoadedArtifact::Speck(a) => speck::run_events(a, events, timesteps),
+            other => Err(format!(
+                "event input (a .npy with fields x, y, t, p) is for speck artifacts; this one is for {}",
+                other.target().name()
+            )),
+        }
+    }
+
+    /// The per-step input event counts an event stream gives (`[step][input][element]`), for
+    /// checking the emulator against `nmc_ir::Interpreter::run_events`.
+    pub fn bin_events(
+        &self,
+        events: &EventArray,
+        timesteps: u32,
+    ) -> Result<Vec<Vec<Vec<i64>>>, String> {
+        match self {
+            LoadedArtifact::Speck(a) => {
+                speck::check_timesteps(timesteps)?;
+                let binned = speck::bin(a, events, timesteps)?;
+                let numel = a
+                    .input
+                    .as_ref()
+                    .map_or(0, |i| i.shape.iter().map(|d| *d as usize).product());
+                Ok(nmc_speck::events::dense(&binned, numel)
+                    .into_iter()
+                    .map(|s| vec![s])
+                    .collect())
+            }
+            other => Err(format!(
+                "event input is for speck artifacts; this one is for {}",
+                other.target().name()
+            )),
         }
     }
 }

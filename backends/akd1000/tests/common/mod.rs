@@ -127,6 +127,7 @@ impl Builder {
                     act_step: Some(step),
                     act_round: ActRound::Ceil,
                     pool_first: first,
+                    spiking: None,
                 }
             }
             None => {
@@ -145,6 +146,7 @@ impl Builder {
                     act_step: None,
                     act_round: ActRound::Floor,
                     pool_first: false,
+                    spiking: None,
                 }
             }
         }

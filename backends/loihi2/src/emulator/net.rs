@@ -279,6 +279,7 @@ impl PopRt {
                 act_step: None,
                 act_round: nmc_ir::ActRound::Floor,
                 pool_first: false,
+                spiking: None,
             },
             bias,
             groups,

@@ -76,6 +76,7 @@ pub fn quant(rng: &mut Rng, groups: usize, bias: Option<nmc_ir::ConstId>) -> (Ne
         act_step: None,
         act_round: nmc_ir::ActRound::Floor,
         pool_first: false,
+        spiking: None,
     };
     (neuron, q)
 }

@@ -1,0 +1,777 @@
+//! The Speck view of a quantised rate-mode graph: a chain (or tree, fan-out ≤ 2) of DYNAP-CNN
+//! layers, each a convolution (a dense layer becomes a convolution over a 1×1 or full-size input,
+//! as sinabs' `_convert_linear_to_conv` does), an integrate-and-fire population and a sum pooling.
+//! [`extract`] reads it from the IR and checks every per-layer limit of the chip; the memory each
+//! layer needs ([`MemoryUse`]) is what the layer → core matching works on.
+
+use crate::memory::MemoryUse;
+use crate::spec::ChipSpec;
+use nmc_ir::{Graph, Layer, NodeId, Op, PoolKind, Reset, Synapse};
+use std::fmt;
+
+/// Where a layer's input events come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// The network input (through the DVS layer or injected directly).
+    Input,
+    /// Another layer (index into [`Network::layers`]).
+    Layer(usize),
+}
+
+/// One DYNAP-CNN layer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpeckLayer {
+    /// The IR node.
+    pub node: NodeId,
+    /// Name (from the source model).
+    pub name: String,
+    /// Input.
+    pub source: Source,
+    /// Input feature map `[c, h, w]` as this layer sees it.
+    pub in_shape: [u32; 3],
+    /// Square kernel side.
+    pub kernel: u32,
+    /// Stride `[y, x]`.
+    pub stride: [u32; 2],
+    /// Padding `[y, x]` (applied on both sides).
+    pub padding: [u32; 2],
+    /// Neuron map `[f, out_h, out_w]` (before pooling).
+    pub neuron_shape: [u32; 3],
+    /// Sum-pooling size (1 = none) of the layer's output events, to every destination.
+    pub pool: u32,
+    /// Weights in samna order `[f][c][kx][ky]` (x = column, y = row): sinabs transposes torch's
+    /// OIHW kernel "to match samna convention" (chips.md §2.4).
+    pub weights: Vec<i32>,
+    /// Bias per output channel, added every timestep (`None`: the layer has no bias).
+    pub bias: Option<Vec<i32>>,
+    /// `threshold_high`.
+    pub threshold: i32,
+    /// `threshold_low`: lower clamp of the state.
+    pub v_min: i32,
+    /// Reset mode (`return_to_zero` when [`Reset::Zero`]).
+    pub reset: Reset,
+    /// Largest spike count per neuron and step (`act_max` of the IR; the emulator honours it).
+    pub max_spikes: i32,
+    /// Whether it came from a dense (fully connected) synapse.
+    pub dense: bool,
+    /// Layers that read this one's events (at most two).
+    pub consumers: Vec<usize>,
+    /// Memory entries needed, by sinabs' formulas.
+    pub memory: MemoryUse,
+}
+
+impl SpeckLayer {
+    /// The post-pool output map `[f, h, w]` (what consumers see).
+    pub fn out_shape(&self) -> [u32; 3] {
+        let [f, h, w] = self.neuron_shape;
+        [f, h / self.pool, w / self.pool]
+    }
+}
+
+/// The network input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputDesc {
+    /// Name in the source model.
+    pub name: String,
+    /// Per-sample shape in the IR (what `nmc run` reads).
+    pub ir_shape: Vec<u32>,
+    /// The same values as a `[c, h, w]` map (a vector of `n` is `[n, 1, 1]`).
+    pub shape: [u32; 3],
+    /// Real value of one rate-encoder level (`levels` levels fire every timestep).
+    pub scale: f32,
+    /// Rate-encoder levels.
+    pub levels: i32,
+    /// Layers that read the input (at most two: the DVS layer's destinations).
+    pub consumers: Vec<usize>,
+}
+
+/// The network output: one layer's post-pool spike counts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutputDesc {
+    /// Name in the source model.
+    pub name: String,
+    /// The layer.
+    pub layer: usize,
+    /// Per-sample shape in the IR.
+    pub ir_shape: Vec<u32>,
+    /// Real value of one spike per timestep.
+    pub scale: f32,
+}
+
+/// A rate-mode network ready for Speck.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Network {
+    /// The input.
+    pub input: InputDesc,
+    /// Layers in topological order.
+    pub layers: Vec<SpeckLayer>,
+    /// The output.
+    pub output: OutputDesc,
+}
+
+/// Whether a problem is a chip limit (the model does not fit) or a missing feature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProblemKind {
+    /// A size or count beyond what the chip has (exit code 3).
+    Limit,
+    /// Something Speck cannot express at all (exit code 1).
+    Unsupported,
+}
+
+/// One reason a graph cannot run on Speck, located at a layer when it is about one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// Limit or unsupported.
+    pub kind: ProblemKind,
+    /// The layer (`%3 ("/conv1/Conv")`), when the problem is about one.
+    pub layer: Option<String>,
+    /// What is wrong, with the limit and its source.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.layer {
+            Some(l) => write!(f, "layer {l}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// Every problem found (never empty).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))]
+pub struct Problems(pub Vec<Problem>);
+
+impl Problems {
+    /// Whether every problem is a chip limit (so the model is valid but too big).
+    pub fn all_limits(&self) -> bool {
+        self.0.iter().all(|p| p.kind == ProblemKind::Limit)
+    }
+}
+
+/// Describes a node for messages: `%3 ("/conv1/Conv")`.
+pub fn describe(g: &Graph, id: NodeId) -> String {
+    match g.nodes.get(id.index()).and_then(|n| n.name.as_ref()) {
+        Some(n) => format!("{id} (\"{n}\")"),
+        None => id.to_string(),
+    }
+}
+
+struct Cx<'g> {
+    g: &'g Graph,
+    spec: &'g ChipSpec,
+    problems: Vec<Problem>,
+}
+
+impl Cx<'_> {
+    fn push(&mut self, kind: ProblemKind, at: Option<NodeId>, message: String) {
+        let layer = at.map(|id| describe(self.g, id));
+        self.problems.push(Problem {
+            kind,
+            layer,
+            message,
+        });
+    }
+    fn limit(&mut self, at: NodeId, message: String) {
+        self.push(ProblemKind::Limit, Some(at), message);
+    }
+    fn unsupported(&mut self, at: Option<NodeId>, message: String) {
+        self.push(ProblemKind::Unsupported, at, message);
+    }
+}
+
+/// What a value of the graph is, for Speck.
+#[derive(Clone, Copy, Debug)]
+enum Val {
+    /// The (quantised) network input.
+    Input,
+    /// A layer's post-pool events.
+    Layer(usize),
+    /// Not something events can carry (float or unsupported).
+    None,
+    /// Depends on a node already reported as a problem (not reported again).
+    Failed,
+}
+
+fn u32_of(v: usize) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+/// Reads the Speck network of a quantised rate-mode graph, checking every limit of `spec`.
+/// All problems are reported at once.
+pub fn extract(g: &Graph, spec: &ChipSpec) -> Result<Network, Problems> {
+    let mut cx = Cx {
+        g,
+        spec,
+        problems: Vec::new(),
+    };
+    let order = match g.topo_order() {
+        Ok(o) => o,
+        Err(c) => {
+            cx.unsupported(Some(c.0), "the graph has a cycle".into());
+            return Err(Problems(cx.problems));
+        }
+    };
+    if g.inputs.len() != 1 {
+        cx.unsupported(
+            None,
+            format!(
+                "the model has {} inputs; speck takes one event stream",
+                g.inputs.len()
+            ),
+        );
+    }
+    if g.outputs.len() != 1 {
+        cx.unsupported(
+            None,
+            format!(
+                "the model has {} outputs; nmc reads one layer's spike counts from speck",
+                g.outputs.len()
+            ),
+        );
+    }
+    let mut vals = vec![Val::None; g.nodes.len()];
+    let mut input: Option<InputDesc> = None;
+    let mut layers: Vec<SpeckLayer> = Vec::new();
+    let mut output: Option<OutputDesc> = None;
+    for id in order {
+        let node = g.node(id);
+        let arg = |k: usize| {
+            node.inputs
+                .get(k)
+                .map(|i| vals[i.index()])
+                .unwrap_or(Val::None)
+        };
+        match &node.op {
+            Op::Input { .. } => {}
+            Op::Quantize(q) => {
+                let from_input = node
+                    .inputs
+                    .first()
+                    .is_some_and(|i| matches!(g.node(*i).op, Op::Input { .. }));
+                if !from_input || input.is_some() {
+                    cx.unsupported(
+                        Some(id),
+                        "the network input must be quantised once, directly".into(),
+                    );
+                    continue;
+                }
+                if q.min != 0 || q.max < 1 {
+                    cx.unsupported(
+                        Some(id),
+                        format!(
+                            "the input grid [{}, {}] is not a rate-encoder grid [0, levels]",
+                            q.min, q.max
+                        ),
+                    );
+                }
+                let s = &node.ty.shape;
+                let shape = match s.as_slice() {
+                    [n] => [u32_of(*n), 1, 1],
+                    [c, h, w] => [u32_of(*c), u32_of(*h), u32_of(*w)],
+                    _ => {
+                        cx.unsupported(
+                            Some(id),
+                            format!(
+                                "input of shape {s:?}: speck takes [c, h, w] maps or [n] vectors"
+                            ),
+                        );
+                        [1, 1, 1]
+                    }
+                };
+                let name = node
+                    .inputs
+                    .first()
+                    .and_then(|i| g.node(*i).name.clone())
+                    .unwrap_or_default();
+                input = Some(InputDesc {
+                    name,
+                    ir_shape: s.iter().map(|d| u32_of(*d)).collect(),
+                    shape,
+                    scale: q.scale,
+                    levels: q.max,
+                    consumers: Vec::new(),
+                });
+                vals[id.index()] = Val::Input;
+            }
+            Op::Reshape => vals[id.index()] = arg(0),
+            Op::Layer(l) => {
+                let src = match arg(0) {
+                    Val::Input => Source::Input,
+                    Val::Layer(i) => Source::Layer(i),
+                    Val::Failed => {
+                        vals[id.index()] = Val::Failed;
+                        continue;
+                    }
+                    Val::None => {
+                        cx.unsupported(
+                            Some(id),
+                            "its input is not an event stream of the chip".into(),
+                        );
+                        continue;
+                    }
+                };
+                let src_shape = match src {
+                    Source::Input => input.as_ref().map(|i| i.shape).unwrap_or([1, 1, 1]),
+                    Source::Layer(i) => layers[i].out_shape(),
+                };
+                if let Some(layer) = layer(&mut cx, id, l, src, src_shape) {
+                    let idx = layers.len();
+                    match src {
+                        Source::Input => {
+                            if let Some(i) = input.as_mut() {
+                                i.consumers.push(idx);
+                            }
+                        }
+                        Source::Layer(i) => layers[i].consumers.push(idx),
+                    }
+                    layers.push(layer);
+                    vals[id.index()] = Val::Layer(idx);
+                } else {
+                    vals[id.index()] = Val::Failed;
+                }
+            }
+            Op::Dequantize { scale } => match arg(0) {
+                Val::Layer(i) if output.is_none() => {
+                    output = Some(OutputDesc {
+                        name: String::new(),
+                        layer: i,
+                        ir_shape: node.ty.shape.iter().map(|d| u32_of(*d)).collect(),
+                        scale: *scale,
+                    })
+                }
+                Val::Failed => {}
+                // A second output is already reported ("the model has N outputs").
+                Val::Layer(_) if g.outputs.len() > 1 => {}
+                _ => cx.unsupported(
+                    None,
+                    "the output must be the spike counts of one layer".into(),
+                ),
+            },
+            Op::Concat { .. } => {
+                cx.unsupported(
+                    Some(id),
+                    "concatenation is not supported on speck (a core has one input map)".into(),
+                );
+                vals[id.index()] = Val::Failed;
+            }
+            other => {
+                if !node
+                    .inputs
+                    .iter()
+                    .any(|i| matches!(vals[i.index()], Val::Failed))
+                {
+                    cx.unsupported(
+                        Some(id),
+                        format!("`{}` cannot run on speck", other.mnemonic()),
+                    );
+                }
+                vals[id.index()] = Val::Failed;
+            }
+        }
+    }
+    if let (Some(o), Some(out)) = (g.outputs.first(), output.as_mut()) {
+        out.name = o.name.clone();
+    }
+    let Some(input) = input else {
+        cx.unsupported(None, "the graph has no quantised input".into());
+        return Err(Problems(cx.problems));
+    };
+    let Some(output) = output else {
+        if cx.problems.is_empty() {
+            cx.unsupported(None, "the graph has no layer output".into());
+        }
+        return Err(Problems(cx.problems));
+    };
+    // Fan-out: the DVS layer and every core have at most two destinations.
+    let max_dest = spec.max_destinations as usize;
+    if input.consumers.len() > max_dest {
+        let names: Vec<String> = input
+            .consumers
+            .iter()
+            .map(|&i| describe(g, layers[i].node))
+            .collect();
+        cx.push(
+            ProblemKind::Limit,
+            None,
+            format!(
+                "the input feeds {} layers ({}); the dvs layer has at most {max_dest} destinations (sinabs docs/speck/overview.md)",
+                names.len(),
+                names.join(", ")
+            ),
+        );
+    }
+    for l in &layers {
+        if l.consumers.len() > max_dest {
+            let names: Vec<String> = l
+                .consumers
+                .iter()
+                .map(|&i| describe(g, layers[i].node))
+                .collect();
+            cx.limit(
+                l.node,
+                format!(
+                    "fan-out {} ({}) exceeds speck's {max_dest} destinations per layer (sinabs docs/speck/overview.md)",
+                    names.len(),
+                    names.join(", ")
+                ),
+            );
+        }
+    }
+    if !cx.problems.is_empty() {
+        return Err(Problems(cx.problems));
+    }
+    Ok(Network {
+        input,
+        layers,
+        output,
+    })
+}
+
+/// One IR layer as a Speck layer, or `None` (problems recorded) when it cannot be one.
+fn layer(
+    cx: &mut Cx,
+    id: NodeId,
+    l: &Layer,
+    source: Source,
+    in_shape: [u32; 3],
+) -> Option<SpeckLayer> {
+    let g = cx.g;
+    let spec = cx.spec;
+    let node = g.node(id);
+    let before = cx.problems.len();
+    let Some(q) = &l.quant else {
+        cx.unsupported(Some(id), "the layer is not quantised".into());
+        return None;
+    };
+    let Some(sq) = q.spiking else {
+        cx.unsupported(
+            Some(id),
+            "the layer is graded, not spiking: compile with the speck target's rate mode".into(),
+        );
+        return None;
+    };
+    if l.synapses.len() != 1 {
+        cx.unsupported(
+            Some(id),
+            format!(
+                "the layer sums {} synapse groups (a residual add); a speck core has one kernel over one input",
+                l.synapses.len()
+            ),
+        );
+        return None;
+    }
+    if q.weight_exp.first().copied().unwrap_or(0) != 0 {
+        cx.unsupported(
+            Some(id),
+            "speck has no weight exponent (weights are plain 8-bit integers)".into(),
+        );
+    }
+    let [c, h, w] = in_shape;
+    let weights_ir = match g
+        .consts
+        .try_get(l.synapses[0].weight())
+        .and_then(|k| k.to_i32())
+    {
+        Some(v) => v,
+        None => {
+            cx.unsupported(Some(id), "weights are not integers".into());
+            return None;
+        }
+    };
+    let operand = node
+        .inputs
+        .first()
+        .map(|i| g.ty(*i).shape.clone())
+        .unwrap_or_default();
+    let (f, kernel, stride, padding, neuron_hw, weights, dense) = match &l.synapses[0] {
+        Synapse::Dense { weight } => {
+            let shape = g.consts.get(*weight).shape.clone();
+            let n = shape[0];
+            if shape.get(1).copied().unwrap_or(0) != (c * h * w) as usize {
+                cx.unsupported(Some(id), "dense weights do not match the input size".into());
+                return None;
+            }
+            if h != w {
+                cx.limit(
+                    id,
+                    format!(
+                        "a dense layer over a {h}×{w} map becomes a {h}×{w} convolution, but speck kernels are square (samna kernel_size is one number)"
+                    ),
+                );
+            }
+            // [n, c·h·w] in C,H,W order is the conv kernel [n][c][y][x]; samna wants [n][c][x][y].
+            let mut samna = vec![0i32; weights_ir.len()];
+            let (hh, ww) = (h as usize, w as usize);
+            for o in 0..n {
+                for ch in 0..c as usize {
+                    for y in 0..hh {
+                        for x in 0..ww {
+                            let src = ((o * c as usize + ch) * hh + y) * ww + x;
+                            let dst = ((o * c as usize + ch) * ww + x) * hh + y;
+                            samna[dst] = weights_ir[src];
+                        }
+                    }
+                }
+            }
+            (u32_of(n), h.max(w), [1, 1], [0, 0], [1, 1], samna, true)
+        }
+        Synapse::Conv { weight, geom } => {
+            if operand != [c as usize, h as usize, w as usize] {
+                cx.unsupported(
+                    Some(id),
+                    format!(
+                        "the convolution reads a {operand:?} view of a {:?} event map; speck cores read the map as it is",
+                        in_shape
+                    ),
+                );
+                return None;
+            }
+            let shape = g.consts.get(*weight).shape.clone();
+            let f = shape[0];
+            let [kh, kw] = geom.kernel;
+            if kh != kw {
+                cx.limit(
+                    id,
+                    format!("kernel {kh}×{kw} is not square (samna kernel_size is one number; sinabs requires square kernels)"),
+                );
+            }
+            if geom.dilations != [1, 1] {
+                cx.unsupported(
+                    Some(id),
+                    format!(
+                        "dilation {:?}: speck convolutions are not dilated",
+                        geom.dilations
+                    ),
+                );
+            }
+            let [pt, pl, pb, pr] = geom.pads;
+            if pt != pb || pl != pr {
+                cx.unsupported(
+                    Some(id),
+                    format!(
+                        "asymmetric padding {:?}: speck pads both sides equally",
+                        geom.pads
+                    ),
+                );
+            }
+            let Some((oh, ow)) = geom.out_hw(h as usize, w as usize) else {
+                cx.unsupported(Some(id), "kernel does not fit its input".into());
+                return None;
+            };
+            // Grouped convolutions are stored as full kernels with zeros between groups.
+            let groups = geom.groups.max(1);
+            let (cig, cog) = (c as usize / groups, f / groups);
+            let mut samna = vec![0i32; f * c as usize * kh * kw];
+            for o in 0..f {
+                let grp = o / cog.max(1);
+                for cl in 0..cig {
+                    let ch = grp * cig + cl;
+                    for y in 0..kh {
+                        for x in 0..kw {
+                            let src = ((o * cig + cl) * kh + y) * kw + x;
+                            let dst = ((o * c as usize + ch) * kw + x) * kh + y;
+                            samna[dst] = weights_ir.get(src).copied().unwrap_or(0);
+                        }
+                    }
+                }
+            }
+            (
+                u32_of(f),
+                u32_of(kh.max(kw)),
+                [u32_of(geom.strides[0]), u32_of(geom.strides[1])],
+                [u32_of(pt), u32_of(pl)],
+                [u32_of(oh), u32_of(ow)],
+                samna,
+                false,
+            )
+        }
+    };
+    // Chip limits (sinabs docs/speck/overview.md, chips.md §2.1).
+    if kernel > spec.max_kernel {
+        cx.limit(
+            id,
+            format!(
+                "kernel {kernel}×{kernel} exceeds speck's {m}×{m} (sinabs docs/speck/overview.md)",
+                m = spec.max_kernel
+            ),
+        );
+    }
+    for (what, n) in [("input", c), ("output", f)] {
+        if n > spec.max_channels {
+            cx.limit(
+                id,
+                format!(
+                    "{n} {what} channels exceed speck's {} per layer (sinabs docs/speck/overview.md)",
+                    spec.max_channels
+                ),
+            );
+        }
+    }
+    if h > spec.max_input || w > spec.max_input {
+        cx.limit(
+            id,
+            format!(
+                "input map {h}×{w} exceeds speck's {m}×{m} (sinabs docs/speck/overview.md)",
+                m = spec.max_input
+            ),
+        );
+    }
+    let [oh, ow] = neuron_hw;
+    if oh > spec.max_output || ow > spec.max_output {
+        cx.limit(
+            id,
+            format!(
+                "output feature map {oh}×{ow} exceeds speck's {m}×{m} (sinabs docs/speck/overview.md)",
+                m = spec.max_output
+            ),
+        );
+    }
+    for s in stride {
+        if !spec.strides.contains(&s) {
+            cx.limit(
+                id,
+                format!(
+                    "stride {:?} is not one of speck's {:?} (sinabs docs/speck/overview.md)",
+                    stride, spec.strides
+                ),
+            );
+            break;
+        }
+    }
+    if padding.iter().any(|&p| p > spec.max_padding) {
+        cx.limit(
+            id,
+            format!(
+                "padding {:?} exceeds speck's 0..={} (sinabs docs/speck/overview.md)",
+                padding, spec.max_padding
+            ),
+        );
+    }
+    let pool = match &l.pool {
+        None => 1,
+        Some(p) => {
+            if p.kind != PoolKind::Sum {
+                cx.unsupported(
+                    Some(id),
+                    format!("{} pooling: speck pools by summing events", p.kind.name()),
+                );
+            }
+            if p.pads != [0; 4] {
+                cx.unsupported(
+                    Some(id),
+                    format!(
+                        "pooling with padding {:?}: speck pooling has no padding",
+                        p.pads
+                    ),
+                );
+            }
+            let [ph, pw] = p.kernel;
+            if ph != pw {
+                cx.limit(
+                    id,
+                    format!(
+                        "pooling window {ph}×{pw} is not square (sinabs requires square pooling)"
+                    ),
+                );
+            }
+            if p.strides != p.kernel {
+                cx.limit(
+                    id,
+                    format!(
+                        "pooling stride {:?} differs from its window {:?}; speck pools with stride = size (sinabs dynapcnn_layer_utils.py)",
+                        p.strides, p.kernel
+                    ),
+                );
+            }
+            if !spec.pool_sizes.contains(&u32_of(ph)) {
+                cx.limit(
+                    id,
+                    format!(
+                        "pooling {ph}×{pw} is not one of speck's sizes {:?} (sinabs docs/speck/overview.md)",
+                        spec.pool_sizes
+                    ),
+                );
+            }
+            u32_of(ph)
+        }
+    };
+    // Integer widths (sinabs discretize.py: 8-bit weights and bias, 16-bit state and thresholds).
+    let wmax = (1i32 << (spec.weight_bits - 1)) - 1;
+    if let Some(bad) = weights.iter().find(|v| **v > wmax || **v < -wmax - 1) {
+        cx.limit(
+            id,
+            format!(
+                "weight {bad} does not fit speck's {}-bit weights",
+                spec.weight_bits
+            ),
+        );
+    }
+    let bias = match q.bias {
+        None => None,
+        Some(b) => match g.consts.try_get(b).and_then(|k| k.to_i32()) {
+            Some(v) if v.len() == f as usize => {
+                let bmax = (1i32 << (spec.bias_bits - 1)) - 1;
+                if let Some(bad) = v.iter().find(|x| **x > bmax || **x < -bmax - 1) {
+                    cx.limit(
+                        id,
+                        format!(
+                            "bias {bad} does not fit speck's {}-bit biases",
+                            spec.bias_bits
+                        ),
+                    );
+                }
+                Some(v)
+            }
+            _ => {
+                cx.unsupported(Some(id), "bias is not one integer per channel".into());
+                None
+            }
+        },
+    };
+    let smax = (1i64 << (spec.state_bits - 1)) - 1;
+    if q.state_bits > spec.state_bits
+        || i64::from(sq.threshold) > smax
+        || i64::from(sq.v_min) < -smax - 1
+    {
+        cx.limit(
+            id,
+            format!(
+                "state {} bits, threshold {} and lower bound {} must fit speck's {}-bit neuron state",
+                q.state_bits, sq.threshold, sq.v_min, spec.state_bits
+            ),
+        );
+    }
+    if cx.problems.len() > before {
+        return None;
+    }
+    let memory = MemoryUse::of(
+        u64::from(c),
+        u64::from(kernel),
+        u64::from(f),
+        u64::from(oh),
+        u64::from(ow),
+        bias.is_some(),
+    );
+    Some(SpeckLayer {
+        node: id,
+        name: node.name.clone().unwrap_or_else(|| id.to_string()),
+        source,
+        in_shape,
+        kernel,
+        stride,
+        padding,
+        neuron_shape: [f, oh, ow],
+        pool,
+        weights,
+        bias,
+        threshold: sq.threshold,
+        v_min: sq.v_min,
+        reset: sq.reset,
+        max_spikes: q.act_max,
+        dense,
+        consumers: Vec::new(),
+        memory,
+    })
+}

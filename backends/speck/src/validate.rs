@@ -1,0 +1,327 @@
+//! Structural validation of an artifact. After [`validate`] succeeds every core index is in range,
+//! every length agrees with its dimensions, every dimension respects the chip's limits (so every
+//! allocation the emulator makes is bounded: at most 1024·64·64 neurons and 64 Ki kernel entries
+//! per core), the destinations form an acyclic graph in which every used core has exactly one
+//! source and consistent shapes, and the recorded memory use equals sinabs' formulas and fits its
+//! core. Decoding always validates; the emulator validates again.
+
+use crate::artifact::{Artifact, ArtifactError, CnnLayerConfig, Destination, MapShape};
+use crate::memory::MemoryUse;
+use crate::spec::{speck, ChipSpec};
+
+fn corrupt(msg: String) -> ArtifactError {
+    ArtifactError::Corrupt(msg)
+}
+
+/// Where each used core's input comes from: `None` = the network input.
+pub type Sources = Vec<Option<Option<u32>>>;
+
+/// `[c, h, w]` of a map, each in `1..=max`.
+fn map(
+    m: Option<&MapShape>,
+    what: &str,
+    max_c: u32,
+    max_side: u32,
+) -> Result<[u32; 3], ArtifactError> {
+    let m = m.ok_or_else(|| corrupt(format!("{what}: missing shape")))?;
+    let [c, h, w] = m.to_chw();
+    if !(1..=max_c).contains(&c) || !(1..=max_side).contains(&h) || !(1..=max_side).contains(&w) {
+        return Err(corrupt(format!(
+            "{what}: map [{c}, {h}, {w}] outside 1..={max_c} channels and 1..={max_side} per side"
+        )));
+    }
+    Ok([c, h, w])
+}
+
+fn check_dest(
+    d: &Destination,
+    what: &str,
+    spec: &ChipSpec,
+    a: &Artifact,
+) -> Result<(), ArtifactError> {
+    if !d.enable {
+        return Err(corrupt(format!("{what}: disabled destination listed")));
+    }
+    if d.layer as usize >= a.cnn_layers.len() || !a.cnn_layers[d.layer as usize].used {
+        return Err(corrupt(format!(
+            "{what}: destination core {} is not a used core",
+            d.layer
+        )));
+    }
+    if !spec.pool_sizes.contains(&d.pooling) {
+        return Err(corrupt(format!(
+            "{what}: pooling {} is not one of {:?}",
+            d.pooling, spec.pool_sizes
+        )));
+    }
+    Ok(())
+}
+
+/// Checks the whole artifact (the header is checked by [`crate::decode`]); returns each core's
+/// source (`Some(None)` = the network input, `Some(Some(k))` = core `k`, `None` = unused core).
+pub fn validate(a: &Artifact) -> Result<Sources, ArtifactError> {
+    let spec = speck();
+    if a.cnn_layers.len() != spec.cores.len() {
+        return Err(corrupt(format!(
+            "{} cnn layers; speck has {}",
+            a.cnn_layers.len(),
+            spec.cores.len()
+        )));
+    }
+    let input = a
+        .input
+        .as_ref()
+        .ok_or_else(|| corrupt("no input spec".into()))?;
+    let in_map = map(input.map.as_ref(), "input", 1 << 20, 1 << 12)?;
+    let ir_numel = input
+        .shape
+        .iter()
+        .try_fold(1u64, |n, d| (*d > 0).then(|| n * u64::from(*d)))
+        .filter(|_| input.shape.len() <= 8)
+        .ok_or_else(|| corrupt(format!("input shape {:?}", input.shape)))?;
+    if ir_numel != in_map.iter().map(|d| u64::from(*d)).product::<u64>() {
+        return Err(corrupt("input shape and map disagree".into()));
+    }
+    if input.levels < 1 || !(input.scale.is_finite() && input.scale > 0.0) {
+        return Err(corrupt(format!(
+            "input encoding: levels {} scale {}",
+            input.levels, input.scale
+        )));
+    }
+    let dvs = a
+        .dvs_layer
+        .as_ref()
+        .ok_or_else(|| corrupt("no dvs layer".into()))?;
+    if dvs.destinations.is_empty() || dvs.destinations.len() > spec.max_destinations as usize {
+        return Err(corrupt(format!(
+            "the input has {} destinations (1..={})",
+            dvs.destinations.len(),
+            spec.max_destinations
+        )));
+    }
+    let mut sources: Sources = vec![None; a.cnn_layers.len()];
+    let mut feeds = |core: u32, from: Option<u32>, what: &str| -> Result<(), ArtifactError> {
+        let s = &mut sources[core as usize];
+        if s.is_some() {
+            return Err(corrupt(format!(
+                "{what}: core {core} has more than one source"
+            )));
+        }
+        *s = Some(from);
+        Ok(())
+    };
+    for d in &dvs.destinations {
+        check_dest(d, "dvs layer", &spec, a)?;
+        if d.pooling != 1 {
+            return Err(corrupt("dvs layer: input pooling must be 1".into()));
+        }
+        feeds(d.layer, None, "dvs layer")?;
+    }
+    for (i, l) in a.cnn_layers.iter().enumerate() {
+        let what = format!("core {i}");
+        if !l.used {
+            if !l.weights.is_empty() || !l.biases.is_empty() || !l.destinations.is_empty() {
+                return Err(corrupt(format!("{what}: unused core has a configuration")));
+            }
+            continue;
+        }
+        if l.destinations.len() > spec.max_destinations as usize {
+            return Err(corrupt(format!(
+                "{what}: {} destinations",
+                l.destinations.len()
+            )));
+        }
+        for d in &l.destinations {
+            check_dest(d, &what, &spec, a)?;
+            feeds(d.layer, Some(i as u32), &what)?;
+        }
+    }
+    for (i, l) in a.cnn_layers.iter().enumerate() {
+        if l.used {
+            check_layer(i, l, &spec)?;
+            if sources[i].is_none() {
+                return Err(corrupt(format!(
+                    "core {i}: used but nothing sends it events"
+                )));
+            }
+        }
+    }
+    // Shapes along every edge, and acyclicity (follow sources back to the input).
+    let shape_of_source = |src: Option<u32>| -> [u32; 3] {
+        match src {
+            None => in_map,
+            Some(k) => out_map(&a.cnn_layers[k as usize], None),
+        }
+    };
+    for (i, l) in a.cnn_layers.iter().enumerate() {
+        let Some(src) = sources[i] else { continue };
+        let pooling = match src {
+            None => 1,
+            Some(k) => a.cnn_layers[k as usize]
+                .destinations
+                .iter()
+                .find(|d| d.layer == i as u32)
+                .map_or(1, |d| d.pooling),
+        };
+        let s = shape_of_source(src);
+        let want = [s[0], s[1] / pooling, s[2] / pooling];
+        let got = l
+            .dimensions
+            .and_then(|d| d.input_shape)
+            .map(|m| m.to_chw())
+            .unwrap_or_default();
+        if want != got {
+            return Err(corrupt(format!(
+                "core {i}: input map {got:?} but its source sends {want:?}"
+            )));
+        }
+        let mut at = Some(i as u32);
+        for _ in 0..=a.cnn_layers.len() {
+            match at {
+                Some(k) => at = sources[k as usize].flatten(),
+                None => break,
+            }
+        }
+        if at.is_some() {
+            return Err(corrupt(format!("core {i}: destinations form a cycle")));
+        }
+    }
+    let o = a
+        .output
+        .as_ref()
+        .ok_or_else(|| corrupt("no output spec".into()))?;
+    let ol = a
+        .cnn_layers
+        .get(o.layer as usize)
+        .filter(|l| l.used)
+        .ok_or_else(|| corrupt(format!("output core {} is not used", o.layer)))?;
+    if !spec.pool_sizes.contains(&o.pooling) {
+        return Err(corrupt(format!("output pooling {}", o.pooling)));
+    }
+    let out = out_map(ol, Some(o.pooling));
+    let numel: u64 = out.iter().map(|d| u64::from(*d)).product();
+    let ir: Option<u64> = o
+        .shape
+        .iter()
+        .try_fold(1u64, |n, d| (*d > 0).then(|| n * u64::from(*d)));
+    if o.shape.len() > 8 || ir != Some(numel) || numel == 0 {
+        return Err(corrupt(format!(
+            "output shape {:?} does not hold core {}'s {out:?} events",
+            o.shape, o.layer
+        )));
+    }
+    Ok(sources)
+}
+
+/// A used layer's output map after `pooling` (its own pooling to destinations when `None` is
+/// given and it has one destination; 1 otherwise).
+pub fn out_map(l: &CnnLayerConfig, pooling: Option<u32>) -> [u32; 3] {
+    let [f, h, w] = l
+        .dimensions
+        .and_then(|d| d.output_shape)
+        .map(|m| m.to_chw())
+        .unwrap_or([1, 1, 1]);
+    let p = pooling.unwrap_or(1).max(1);
+    [f, h / p, w / p]
+}
+
+fn check_layer(i: usize, l: &CnnLayerConfig, spec: &ChipSpec) -> Result<(), ArtifactError> {
+    let what = format!("core {i} \"{}\"", l.name);
+    let d = l
+        .dimensions
+        .ok_or_else(|| corrupt(format!("{what}: no dimensions")))?;
+    let [c, h, w] = map(
+        d.input_shape.as_ref(),
+        &what,
+        spec.max_channels,
+        spec.max_input,
+    )?;
+    let [f, oh, ow] = map(
+        d.output_shape.as_ref(),
+        &what,
+        spec.max_channels,
+        spec.max_output,
+    )?;
+    let k = d.kernel_size;
+    if !(1..=spec.max_kernel).contains(&k) {
+        return Err(corrupt(format!("{what}: kernel {k}")));
+    }
+    let stride = d.stride.unwrap_or_default();
+    let pad = d.padding.unwrap_or_default();
+    if !spec.strides.contains(&stride.x) || !spec.strides.contains(&stride.y) {
+        return Err(corrupt(format!(
+            "{what}: stride ({}, {})",
+            stride.x, stride.y
+        )));
+    }
+    if pad.x > spec.max_padding || pad.y > spec.max_padding {
+        return Err(corrupt(format!("{what}: padding ({}, {})", pad.x, pad.y)));
+    }
+    let extent = |n: u32, p: u32, s: u32| -> Option<u32> {
+        let padded = n + 2 * p;
+        (padded >= k).then(|| (padded - k) / s + 1)
+    };
+    if extent(h, pad.y, stride.y) != Some(oh) || extent(w, pad.x, stride.x) != Some(ow) {
+        return Err(corrupt(format!(
+            "{what}: a {k}×{k} kernel over {h}×{w} does not give {oh}×{ow}"
+        )));
+    }
+    let n_w = u64::from(f) * u64::from(c) * u64::from(k) * u64::from(k);
+    let mem = MemoryUse::of(
+        u64::from(c),
+        u64::from(k),
+        u64::from(f),
+        u64::from(oh),
+        u64::from(ow),
+        !l.biases.is_empty(),
+    );
+    let core = &spec.cores[i];
+    if let Some(m) = mem.overflow(core) {
+        return Err(corrupt(format!(
+            "{what}: needs {} {m} entries, the core has {}",
+            m.of(&mem),
+            m.capacity(core)
+        )));
+    }
+    let recorded = l.memory.unwrap_or_default();
+    if (recorded.kernel, recorded.neuron, recorded.bias) != (mem.kernel, mem.neuron, mem.bias) {
+        return Err(corrupt(format!(
+            "{what}: recorded memory use differs from the formulas"
+        )));
+    }
+    if l.weights.len() as u64 != n_w {
+        return Err(corrupt(format!(
+            "{what}: {} weights for [{f}, {c}, {k}, {k}]",
+            l.weights.len()
+        )));
+    }
+    if !l.biases.is_empty() && l.biases.len() != f as usize {
+        return Err(corrupt(format!(
+            "{what}: {} biases for {f} channels",
+            l.biases.len()
+        )));
+    }
+    let wmax = (1i32 << (spec.weight_bits - 1)) - 1;
+    let bmax = (1i32 << (spec.bias_bits - 1)) - 1;
+    if l.weights.iter().any(|v| *v > wmax || *v < -wmax - 1)
+        || l.biases.iter().any(|v| *v > bmax || *v < -bmax - 1)
+    {
+        return Err(corrupt(format!("{what}: weights or biases exceed 8 bits")));
+    }
+    let smax = (1i32 << (spec.state_bits - 1)) - 1;
+    if !(1..=smax).contains(&l.threshold_high) || !(-smax - 1..=0).contains(&l.threshold_low) {
+        return Err(corrupt(format!(
+            "{what}: thresholds [{}, {}]",
+            l.threshold_low, l.threshold_high
+        )));
+    }
+    if l.max_spikes < 1 {
+        return Err(corrupt(format!("{what}: max spikes {}", l.max_spikes)));
+    }
+    if l.leak_enable != l.biases.iter().any(|b| *b != 0) {
+        return Err(corrupt(format!(
+            "{what}: leak_enable disagrees with the biases"
+        )));
+    }
+    Ok(())
+}
