@@ -300,10 +300,20 @@ fn advice(a: &Analysis) -> Vec<String> {
     let same_layer = a.cores.iter().filter(|o| o.load.layer == *layer).count();
     match c.bound {
         Bound::Memory => {
+            // Speck gives every layer exactly one core: the fix is fewer events, not more cores.
+            let how = if a.target == "speck" {
+                format!(
+                    "lower {layer}'s event rate (higher firing thresholds, sparser inputs) or shrink its kernels \
+                     or channels: Speck runs each layer on one core"
+                )
+            } else {
+                format!(
+                    "split {layer} over more cores (it uses {same_layer}), or raise activation or weight sparsity"
+                )
+            };
             out.push(format!(
-                "memory-bound: core {} ({layer}) streams {:.0} synaptic operations per step; split {layer} over more \
-                 cores (it uses {same_layer}), or raise activation or weight sparsity: time falls with the synaptic \
-                 load of this core",
+                "memory-bound: core {} ({layer}) streams {:.0} synaptic operations per step; {how}: time falls with \
+                 the synaptic load of this core",
                 c.load.id, c.load.s
             ));
             let compute_floor = a.cores.iter().map(|o| o.t_ns.compute).fold(0.0, f64::max);

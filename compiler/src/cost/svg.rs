@@ -11,7 +11,7 @@ const W: f64 = 820.0;
 const H: f64 = 540.0;
 const LEFT: f64 = 90.0;
 const RIGHT: f64 = 230.0;
-const TOP: f64 = 60.0;
+const TOP: f64 = 72.0;
 const BOTTOM: f64 = 70.0;
 
 fn color(b: Bound) -> &'static str {
@@ -102,11 +102,17 @@ pub fn floorline_svg(a: &Analysis, k: &Constants, title: &str) -> String {
     .unwrap();
     writeln!(
         s,
-        r##"<text x="{}" y="42" fill="#444">workload {}-bound, T_step = {:.0} ns, {:.2} nJ per step ({})</text>"##,
+        r##"<text x="{}" y="42" fill="#444">workload {}-bound, T_step = {:.0} ns, {:.2} nJ per step</text>"##,
         LEFT,
         a.workload_bound.as_str(),
         a.t_step_ns,
         a.energy_step_nj,
+    )
+    .unwrap();
+    writeln!(
+        s,
+        r##"<text x="{}" y="58" fill="#777" font-size="11">activity: {}</text>"##,
+        LEFT,
         esc(&a.activity)
     )
     .unwrap();
