@@ -256,16 +256,7 @@ pub fn quantize(
             }
         }
     }
-    for o in &chip_outputs {
-        let s = scale[&o.node];
-        let src = map[&o.node];
-        let ty = out.ty(src).with_dtype(nmc_ir::DType::F32);
-        let dq = out.add(Op::Dequantize { scale: s }, vec![src], ty, None);
-        out.outputs.push(Output {
-            node: dq,
-            name: o.name.clone(),
-        });
-    }
+    dequantize_outputs(&mut out, &chip_outputs, &map, &scale);
     let out = out.compact();
     nmc_ir::verify(&out).map_err(|e| PassError {
         pass: PASS,
@@ -273,6 +264,31 @@ pub fn quantize(
         message: e.to_string(),
     })?;
     Ok((out, report))
+}
+
+/// Ends the integer graph: each chip output becomes a `Dequantize` by its value's scale.
+pub(super) fn dequantize_outputs(
+    out: &mut Graph,
+    chip_outputs: &[Output],
+    map: &BTreeMap<NodeId, NodeId>,
+    scale: &BTreeMap<NodeId, f32>,
+) {
+    for o in chip_outputs {
+        let src = map[&o.node];
+        let ty = out.ty(src).with_dtype(nmc_ir::DType::F32);
+        let dq = out.add(
+            Op::Dequantize {
+                scale: scale[&o.node],
+            },
+            vec![src],
+            ty,
+            None,
+        );
+        out.outputs.push(Output {
+            node: dq,
+            name: o.name.clone(),
+        });
+    }
 }
 
 /// Nodes the chip outputs depend on.

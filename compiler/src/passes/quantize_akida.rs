@@ -435,16 +435,7 @@ pub fn quantize_akida(
             }
         }
     }
-    for o in &chip_outputs {
-        let s = scale[&o.node];
-        let src = map[&o.node];
-        let ty = out.ty(src).with_dtype(nmc_ir::DType::F32);
-        let dq = out.add(Op::Dequantize { scale: s }, vec![src], ty, None);
-        out.outputs.push(Output {
-            node: dq,
-            name: o.name.clone(),
-        });
-    }
+    super::quantize::dequantize_outputs(&mut out, &chip_outputs, &map, &scale);
     let out = out.compact();
     nmc_ir::verify(&out).map_err(|e| {
         Error::Pass(PassError {
