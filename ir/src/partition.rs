@@ -65,3 +65,15 @@ pub struct QuantSpec {
     /// Largest bias exponent.
     pub bias_exp_max: u32,
 }
+
+/// One constant of a target's cost model, with its unit and provenance, so that reports can show
+/// which numbers come from a datasheet or paper and which are assumptions.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Cost {
+    /// The value, in `unit`.
+    pub value: f64,
+    /// Unit of `value` (ns per item, pJ per item, mW).
+    pub unit: &'static str,
+    /// Where the number comes from, or "assumed: …" with the reasoning.
+    pub source: &'static str,
+}

@@ -132,16 +132,7 @@ fn akd1000_limits() -> Limits {
     }
 }
 
-/// One constant of the cost model with its unit and provenance.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Cost {
-    /// The value, in `unit`.
-    pub value: f64,
-    /// Unit of `value`.
-    pub unit: &'static str,
-    /// Where the number comes from, or "assumed: …" with the reasoning.
-    pub source: &'static str,
-}
+pub use nmc_ir::Cost;
 
 /// Latency and energy constants. Per NP and frame the emulator counts synaptic operations `S`
 /// (one weight applied to one event), weight words read `R`, neuron evaluations `D` and events in

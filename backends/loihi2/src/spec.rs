@@ -8,16 +8,7 @@
 use crate::memory::{FitError, Resource, SliceUsage};
 use nmc_ir::{CoreLoc, QuantSpec};
 
-/// One constant of the cost model with its unit and provenance.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Cost {
-    /// The value, in `unit`.
-    pub value: f64,
-    /// Unit of `value` (ns per item, pJ per item, mW).
-    pub unit: &'static str,
-    /// Where the number comes from, or "assumed: …" with the reasoning.
-    pub source: &'static str,
-}
+pub use nmc_ir::Cost;
 
 /// Constants of the floorline model (ARCHITECTURE.md §5), the max-affine form of Timcheck, Pierro
 /// & Shrestha (papers.md §1.6): per core and timestep

@@ -41,16 +41,7 @@ pub const CORES: [CoreSpec; 9] = {
     ]
 };
 
-/// One constant of the cost model with its unit and provenance.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Cost {
-    /// The value, in `unit`.
-    pub value: f64,
-    /// Unit of `value`.
-    pub unit: &'static str,
-    /// Where the number comes from, or "assumed: …" with the reasoning.
-    pub source: &'static str,
-}
+pub use nmc_ir::Cost;
 
 /// Throughput and energy constants of a core. A core handles its input events one at a time:
 /// per event it reads the kernel entries the event reaches and updates those neurons' states
