@@ -1,0 +1,52 @@
+//! Shape/dtype analysis: every e-class holding a value knows its tensor type. The analysis also
+//! owns the attribute [`Table`] and the constant pool, so appliers can intern new attributes and
+//! add new weights.
+
+use super::lang::{Nmc, Table};
+use egg::{Analysis, DidMerge, EGraph, Id};
+use nmc_ir::{ConstPool, TensorType};
+
+/// Per-class data: the value's type (`None` for attribute leaves and the root).
+pub type ClassType = Option<TensorType>;
+
+/// The analysis with the shared tables.
+#[derive(Clone, Debug, Default)]
+pub struct TypeAnalysis {
+    /// Interned attributes and types.
+    pub table: Table,
+    /// The graph's constants (appliers may add to it).
+    pub consts: ConstPool,
+}
+
+impl Analysis<Nmc> for TypeAnalysis {
+    type Data = ClassType;
+
+    fn make(egraph: &mut EGraph<Nmc, Self>, enode: &Nmc, _id: Id) -> Self::Data {
+        let ty = enode.ty_child()?;
+        let leaf = egraph[ty].nodes.iter().find_map(|n| match n {
+            Nmc::Attr(s) => Some(*s),
+            _ => None,
+        })?;
+        egraph.analysis.table.ty_of(leaf).cloned()
+    }
+
+    fn merge(&mut self, a: &mut Self::Data, b: Self::Data) -> DidMerge {
+        match (a.as_ref(), b) {
+            (None, Some(b)) => {
+                *a = Some(b);
+                DidMerge(true, false)
+            }
+            (Some(x), Some(y)) => {
+                // Rules preserve types (rules/README.md); a mismatch is a rule bug.
+                assert_eq!(x, &y, "e-graph: a rewrite changed a value's type");
+                DidMerge(false, false)
+            }
+            (_, None) => DidMerge(false, a.is_some()),
+        }
+    }
+}
+
+/// The type of a class, if it holds a value.
+pub fn class_type(egraph: &EGraph<Nmc, TypeAnalysis>, id: Id) -> Option<&TensorType> {
+    egraph[id].data.as_ref()
+}
