@@ -16,6 +16,8 @@ pub struct TypeAnalysis {
     pub table: Table,
     /// The graph's constants (appliers may add to it).
     pub consts: ConstPool,
+    /// Constants already made by appliers, by a key describing their inputs.
+    pub memo: std::collections::BTreeMap<String, nmc_ir::ConstId>,
 }
 
 impl Analysis<Nmc> for TypeAnalysis {
@@ -49,4 +51,22 @@ impl Analysis<Nmc> for TypeAnalysis {
 /// The type of a class, if it holds a value.
 pub fn class_type(egraph: &EGraph<Nmc, TypeAnalysis>, id: Id) -> Option<&TensorType> {
     egraph[id].data.as_ref()
+}
+
+impl TypeAnalysis {
+    /// Adds a constant made by `make` once per `key` (appliers run on every match of every
+    /// iteration; the memo keeps the pool and the e-graph from growing with duplicates).
+    pub fn memo_const(
+        &mut self,
+        key: String,
+        make: impl FnOnce(&ConstPool) -> nmc_ir::Constant,
+    ) -> nmc_ir::ConstId {
+        if let Some(&c) = self.memo.get(&key) {
+            return c;
+        }
+        let c = make(&self.consts);
+        let id = self.consts.add(c);
+        self.memo.insert(key, id);
+        id
+    }
 }

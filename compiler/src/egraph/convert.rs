@@ -88,5 +88,6 @@ pub fn from_expr(
             name: o.name.clone(),
         });
     }
-    Ok(g)
+    // Drop constants no node uses any more (a folded conv kernel, ...).
+    Ok(g.compact())
 }

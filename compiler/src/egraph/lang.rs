@@ -65,12 +65,20 @@ impl Table {
 
     /// The op attribute set of an `aN` leaf.
     pub fn op_of(&self, s: Symbol) -> Option<&(Op, Option<String>)> {
-        s.as_str().strip_prefix('a')?.parse::<usize>().ok().and_then(|i| self.ops.get(i))
+        s.as_str()
+            .strip_prefix('a')?
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| self.ops.get(i))
     }
 
     /// The type of a `tN` leaf.
     pub fn ty_of(&self, s: Symbol) -> Option<&TensorType> {
-        s.as_str().strip_prefix('t')?.parse::<usize>().ok().and_then(|i| self.tys.get(i))
+        s.as_str()
+            .strip_prefix('t')?
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| self.tys.get(i))
     }
 }
 

@@ -100,7 +100,148 @@ fn egraph_relu_of_signed_stays() {
     )
     .is_err());
     let (t, c) = fixture();
-    check_rewrite(t, c, start, &rules::all(), start).unwrap();
+    check_rewrite(t, c, start, &rules::layout::rules(), start).unwrap();
+}
+
+#[test]
+fn egraph_fuse_identity_neuron() {
+    // relu(I · linear(W x)) = relu(W x): a4 over a5 becomes a2 (W with relu, interned).
+    check(
+        "(outputs (layer a4 t1 (layer a5 t1 (input a0 t0))))",
+        &algebra::fold_rules(),
+        "(outputs (layer a2 t1 (input a0 t0)))",
+    );
+}
+
+/// conv 3×3 (pads 1) → linear → identity depthwise + global avg pool → reshape → identity relu.
+fn gap_graph(seed: u64, groups: usize) -> Graph {
+    let mut r = Prng(seed | 1);
+    let mut g = Graph::new("gap");
+    let (ci, co, h) = (2 * groups, 3 * groups, 4 + seed as usize % 3);
+    let x = g.add_input(TensorType::f32(vec![ci, h, h]), "x");
+    let w = g.consts.add(Constant::f32(
+        vec![co, ci / groups, 3, 3],
+        (0..co * ci / groups * 9).map(|_| r.f()).collect(),
+    ));
+    let b = g
+        .consts
+        .add(Constant::f32(vec![co], (0..co).map(|_| r.f()).collect()));
+    let geom = nmc_ir::ConvGeom {
+        kernel: [3, 3],
+        strides: [1 + seed as usize % 2, 1],
+        pads: [1, 1, 1, 1],
+        dilations: [1, 1],
+        groups,
+    };
+    let (oh, ow) = geom.out_hw(h, h).unwrap();
+    let conv = g.add(
+        Op::Layer(Layer {
+            synapses: vec![Synapse::Conv { weight: w, geom }],
+            bias: Some(b),
+            neuron: Neuron::Linear,
+            pool: None,
+            quant: None,
+        }),
+        vec![x],
+        TensorType::f32(vec![co, oh, ow]),
+        Some("conv".into()),
+    );
+    let ones = g
+        .consts
+        .add(Constant::f32(vec![co, 1, 1, 1], vec![1.0; co]));
+    let gap = g.add(
+        Op::Layer(Layer {
+            synapses: vec![Synapse::Conv {
+                weight: ones,
+                geom: nmc_ir::ConvGeom {
+                    kernel: [1, 1],
+                    strides: [1, 1],
+                    pads: [0; 4],
+                    dilations: [1, 1],
+                    groups: co,
+                },
+            }],
+            bias: None,
+            neuron: Neuron::Linear,
+            pool: Some(nmc_ir::Pool {
+                kind: nmc_ir::PoolKind::Avg,
+                kernel: [oh, ow],
+                strides: [1, 1],
+                pads: [0; 4],
+                count_include_pad: false,
+            }),
+            quant: None,
+        }),
+        vec![conv],
+        TensorType::f32(vec![co, 1, 1]),
+        Some("gap".into()),
+    );
+    let flat = g.add(Op::Reshape, vec![gap], TensorType::f32(vec![co]), None);
+    let id = g.consts.add(eye(co));
+    let relu = g.add(
+        layer(id, Neuron::Relu),
+        vec![flat],
+        TensorType::f32(vec![co]),
+        Some("relu".into()),
+    );
+    g.outputs.push(nmc_ir::Output {
+        node: relu,
+        name: "y".into(),
+    });
+    g
+}
+
+fn assert_same_outputs(g: &Graph, h: &Graph, seed: u64) {
+    let n_in = g.ty(g.inputs[0]).numel();
+    let mut r = Prng(seed + 7);
+    for _ in 0..4 {
+        let x: Vec<f32> = (0..n_in).map(|_| r.f() * 2.0).collect();
+        let a = Interpreter::new(g).unwrap().run(&[&x]).unwrap();
+        let b = Interpreter::new(h).unwrap().run(&[&x]).unwrap();
+        let (a, b) = (a[0].to_f32(), b[0].to_f32());
+        assert_eq!(a.len(), b.len());
+        for (p, q) in a.iter().zip(&b) {
+            assert!((p - q).abs() <= 1e-5, "seed {seed}: {p} vs {q}");
+        }
+    }
+}
+
+#[test]
+fn egraph_global_avgpool_fold() {
+    for (seed, groups) in [(1, 1), (2, 1), (3, 2), (4, 1)] {
+        let g = gap_graph(seed, groups);
+        nmc_ir::verify(&g).unwrap();
+        let (h, rep) = optimize(&g).unwrap();
+        assert!(rep.changed, "{rep:?}");
+        let names: Vec<&str> = rep.fired.iter().map(|(n, _)| n.as_str()).collect();
+        assert!(names.contains(&"global-avgpool-fold"), "{names:?}");
+        assert!(names.contains(&"fuse-identity-neuron"), "{names:?}");
+        // One population: dense with relu, straight from the input.
+        let layers: Vec<&Layer> = h
+            .nodes
+            .iter()
+            .filter_map(|n| match &n.op {
+                Op::Layer(l) => Some(l),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(layers.len(), 1, "{}", nmc_ir::print(&h));
+        assert_eq!(layers[0].neuron, Neuron::Relu);
+        assert!(matches!(layers[0].synapses[0], Synapse::Dense { .. }));
+        assert_same_outputs(&g, &h, seed);
+    }
+}
+
+#[test]
+fn egraph_global_avgpool_fold_needs_linear_conv() {
+    // A ReLU conv does not commute with the average: nothing folds.
+    let mut g = gap_graph(1, 1);
+    if let Op::Layer(l) = &mut g.nodes[1].op {
+        l.neuron = Neuron::Relu;
+    }
+    let (h, rep) = optimize(&g).unwrap();
+    assert!(!rep.fired.iter().any(|(n, _)| n == "global-avgpool-fold"));
+    assert_same_outputs(&g, &h, 1);
 }
 
 /// Tiny deterministic PRNG (xorshift64*).
@@ -184,18 +325,7 @@ fn egraph_random_graphs_keep_semantics() {
         nmc_ir::verify(&g).unwrap();
         let (h, rep) = optimize(&g).unwrap();
         changed += rep.changed as usize;
-        let n_in = g.ty(g.inputs[0]).numel();
-        let mut r = Prng(seed + 7);
-        for _ in 0..4 {
-            let x: Vec<f32> = (0..n_in).map(|_| r.f() * 2.0).collect();
-            let a = Interpreter::new(&g).unwrap().run(&[&x]).unwrap();
-            let b = Interpreter::new(&h).unwrap().run(&[&x]).unwrap();
-            let (a, b) = (a[0].to_f32(), b[0].to_f32());
-            assert_eq!(a.len(), b.len());
-            for (p, q) in a.iter().zip(&b) {
-                assert!((p - q).abs() <= 1e-5, "seed {seed}: {p} vs {q}");
-            }
-        }
+        assert_same_outputs(&g, &h, seed);
         // Deterministic: a second run gives the same graph and report.
         let (h2, rep2) = optimize(&g).unwrap();
         assert_eq!(nmc_ir::print(&h), nmc_ir::print(&h2));

@@ -13,9 +13,9 @@ pub fn rules() -> Vec<Rewrite<Nmc, TypeAnalysis>> {
             "(reshape ?a ?t (reshape ?b ?u ?x))" => "(reshape ?a ?t ?x)"),
         // reshape(t, x) = x when x already has type t.
         rewrite!("reshape-elim"; "(reshape ?a ?t ?x)" => "?x"
-            if |eg: &mut egg::EGraph<Nmc, TypeAnalysis>, _, s: &egg::Subst| {
-                let t = ty_at(eg, s, "?t");
-                t.is_some() && class_type(eg, s[var("?x")]) == t
-            }),
+        if |eg: &mut egg::EGraph<Nmc, TypeAnalysis>, _, s: &egg::Subst| {
+            let t = ty_at(eg, s, "?t");
+            t.is_some() && class_type(eg, s[var("?x")]) == t
+        }),
     ]
 }

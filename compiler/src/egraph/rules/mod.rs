@@ -12,6 +12,7 @@ use nmc_ir::{Layer, Neuron, Op, Synapse, TensorType};
 pub fn all() -> Vec<Rewrite<Nmc, TypeAnalysis>> {
     let mut r = layout::rules();
     r.extend(algebra::rules());
+    r.extend(algebra::fold_rules());
     r
 }
 
@@ -63,7 +64,12 @@ pub(crate) fn layers_in(eg: &EGraph<Nmc, TypeAnalysis>, id: Id) -> Vec<&Layer> {
 /// A single synapse group that passes its input through unchanged (`y = x`), and nothing else
 /// between input and neuron: no bias, no pool, not yet quantised.
 pub(crate) fn is_identity_synapse(eg: &EGraph<Nmc, TypeAnalysis>, l: &Layer) -> bool {
-    if l.synapses.len() != 1 || l.bias.is_some() || l.pool.is_some() || l.quant.is_some() {
+    l.bias.is_none() && l.pool.is_none() && identity_synapse(eg, l)
+}
+
+/// A single synapse group that passes its input through unchanged (`y = x`), not quantised.
+pub(crate) fn identity_synapse(eg: &EGraph<Nmc, TypeAnalysis>, l: &Layer) -> bool {
+    if l.synapses.len() != 1 || l.quant.is_some() {
         return false;
     }
     let w = eg.analysis.consts.try_get(l.synapses[0].weight());
@@ -74,8 +80,7 @@ pub(crate) fn is_identity_synapse(eg: &EGraph<Nmc, TypeAnalysis>, l: &Layer) -> 
     // Row-major identity of `n × n` (dense, or conv 1×1 with groups 1).
     let eye = |n: usize| {
         v.len() == n * n
-            && v
-                .iter()
+            && v.iter()
                 .enumerate()
                 .all(|(i, &x)| x == if i / n == i % n { 1.0 } else { 0.0 })
     };
