@@ -115,6 +115,11 @@ fn egraph_fuse_identity_neuron() {
 
 /// conv 3×3 (pads 1) → linear → identity depthwise + global avg pool → reshape → identity relu.
 fn gap_graph(seed: u64, groups: usize) -> Graph {
+    gap_graph_with(seed, groups, false)
+}
+
+/// `relu_on_map`: the ReLU is a depthwise identity conv on `[C, 1, 1]`, before the flatten.
+fn gap_graph_with(seed: u64, groups: usize, relu_on_map: bool) -> Graph {
     let mut r = Prng(seed | 1);
     let mut g = Graph::new("gap");
     let (ci, co, h) = (2 * groups, 3 * groups, 4 + seed as usize % 3);
@@ -176,14 +181,39 @@ fn gap_graph(seed: u64, groups: usize) -> Graph {
         TensorType::f32(vec![co, 1, 1]),
         Some("gap".into()),
     );
-    let flat = g.add(Op::Reshape, vec![gap], TensorType::f32(vec![co]), None);
-    let id = g.consts.add(eye(co));
-    let relu = g.add(
-        layer(id, Neuron::Relu),
-        vec![flat],
-        TensorType::f32(vec![co]),
-        Some("relu".into()),
-    );
+    let relu = if relu_on_map {
+        let relu = g.add(
+            Op::Layer(Layer {
+                synapses: vec![Synapse::Conv {
+                    weight: ones,
+                    geom: nmc_ir::ConvGeom {
+                        kernel: [1, 1],
+                        strides: [1, 1],
+                        pads: [0; 4],
+                        dilations: [1, 1],
+                        groups: co,
+                    },
+                }],
+                bias: None,
+                neuron: Neuron::Relu,
+                pool: None,
+                quant: None,
+            }),
+            vec![gap],
+            TensorType::f32(vec![co, 1, 1]),
+            Some("relu".into()),
+        );
+        g.add(Op::Reshape, vec![relu], TensorType::f32(vec![co]), None)
+    } else {
+        let flat = g.add(Op::Reshape, vec![gap], TensorType::f32(vec![co]), None);
+        let id = g.consts.add(eye(co));
+        g.add(
+            layer(id, Neuron::Relu),
+            vec![flat],
+            TensorType::f32(vec![co]),
+            Some("relu".into()),
+        )
+    };
     g.outputs.push(nmc_ir::Output {
         node: relu,
         name: "y".into(),
@@ -208,14 +238,22 @@ fn assert_same_outputs(g: &Graph, h: &Graph, seed: u64) {
 
 #[test]
 fn egraph_global_avgpool_fold() {
-    for (seed, groups) in [(1, 1), (2, 1), (3, 2), (4, 1)] {
-        let g = gap_graph(seed, groups);
+    for (seed, groups, on_map) in [
+        (1, 1, false),
+        (2, 1, false),
+        (3, 2, false),
+        (4, 1, false),
+        (5, 1, true),
+        (6, 2, true),
+    ] {
+        let g = gap_graph_with(seed, groups, on_map);
         nmc_ir::verify(&g).unwrap();
         let (h, rep) = optimize(&g).unwrap();
         assert!(rep.changed, "{rep:?}");
         let names: Vec<&str> = rep.fired.iter().map(|(n, _)| n.as_str()).collect();
         assert!(names.contains(&"global-avgpool-fold"), "{names:?}");
         assert!(names.contains(&"fuse-identity-neuron"), "{names:?}");
+        assert_eq!(names.contains(&"conv1x1-on-vector"), on_map, "{names:?}");
         // One population: dense with relu, straight from the input.
         let layers: Vec<&Layer> = h
             .nodes

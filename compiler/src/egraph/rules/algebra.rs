@@ -247,3 +247,90 @@ pub fn fold_rules() -> Vec<Rewrite<Nmc, TypeAnalysis>> {
         rewrite!("global-avgpool-fold"; "(layer ?a ?t (layer ?b ?u ?x))" => { GapFold }),
     ]
 }
+
+/// `conv1x1-on-vector`: a 1×1 convolution (stride 1, no pads, no pool) over the `[C, 1, 1]`
+/// view of a vector `y` is a dense synapse on `y`: `conv_K(view(y)) = view(K' · y)` with
+/// `K'[o, i] = K[o, i, 0, 0]` (groups 1) or `K[o, 0, 0, 0]·[i = o]` (depthwise). The dense form
+/// lets `fuse-identity-neuron` and the reshape rules see through the view.
+struct ConvOnVector;
+
+impl egg::Applier<Nmc, TypeAnalysis> for ConvOnVector {
+    fn apply_one(
+        &self,
+        eg: &mut EGraph<Nmc, TypeAnalysis>,
+        eclass: egg::Id,
+        s: &Subst,
+        _ast: Option<&egg::PatternAst<Nmc>>,
+        _rule: egg::Symbol,
+    ) -> Vec<egg::Id> {
+        let Some(Op::Layer(l)) = op_at(eg, s, "?a").cloned() else {
+            return vec![];
+        };
+        let (Some(t), Some(v), Some(y)) = (
+            ty_at(eg, s, "?t").cloned(),
+            ty_at(eg, s, "?v").cloned(),
+            class_type(eg, s[var("?y")]).cloned(),
+        ) else {
+            return vec![];
+        };
+        let [nmc_ir::Synapse::Conv { weight, geom }] = &l.synapses[..] else {
+            return vec![];
+        };
+        let c = match (&y.shape[..], &v.shape[..], &t.shape[..]) {
+            ([c], [c2, 1, 1], [_, 1, 1]) if c == c2 => *c,
+            _ => return vec![],
+        };
+        let co = t.shape[0];
+        let ok = l.pool.is_none()
+            && l.quant.is_none()
+            && geom.kernel == [1, 1]
+            && geom.strides == [1, 1]
+            && geom.pads == [0; 4]
+            && (geom.groups == 1 || (geom.groups == c && co == c));
+        let Some(w) = eg.analysis.consts.try_get(*weight).and_then(|k| k.to_f32()) else {
+            return vec![];
+        };
+        if !ok || w.len() != co * c / geom.groups {
+            return vec![];
+        }
+        let (weight, groups) = (*weight, geom.groups);
+        let dense =
+            eg.analysis
+                .memo_const(format!("conv1x1-on-vector {} {groups}", weight.0), |_| {
+                    let d = if groups == 1 {
+                        w.clone()
+                    } else {
+                        let mut d = vec![0f32; c * c];
+                        for i in 0..c {
+                            d[i * c + i] = w[i];
+                        }
+                        d
+                    };
+                    nmc_ir::Constant::f32(vec![co, c], d)
+                });
+        let mut nl = l.clone();
+        nl.synapses = vec![nmc_ir::Synapse::Dense { weight: dense }];
+        let name = super::leaf(eg, s[var("?a")])
+            .and_then(|a| eg.analysis.table.op_of(a))
+            .and_then(|(_, n)| n.clone());
+        let tab = &mut eg.analysis.table;
+        let la = tab.op(&Op::Layer(nl), &name);
+        let lt = tab.ty(&nmc_ir::TensorType::f32(vec![co]));
+        let (la, lt) = (eg.add(Nmc::Attr(la)), eg.add(Nmc::Attr(lt)));
+        let layer = eg.add(Nmc::Layer(vec![la, lt, s[var("?y")]].into()));
+        let new = eg.add(Nmc::Reshape([s[var("?r")], s[var("?t")], layer]));
+        if eg.union(eclass, new) {
+            vec![new]
+        } else {
+            vec![]
+        }
+    }
+}
+
+/// Layout-changing algebra: convolutions on vector views.
+pub fn view_rules() -> Vec<Rewrite<Nmc, TypeAnalysis>> {
+    vec![
+        // conv1x1_K(view(y)) = view(K'·y) for y a vector and view(y) : [C, 1, 1].
+        rewrite!("conv1x1-on-vector"; "(layer ?a ?t (reshape ?r ?v ?y))" => { ConvOnVector }),
+    ]
+}

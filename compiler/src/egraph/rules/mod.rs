@@ -13,6 +13,7 @@ pub fn all() -> Vec<Rewrite<Nmc, TypeAnalysis>> {
     let mut r = layout::rules();
     r.extend(algebra::rules());
     r.extend(algebra::fold_rules());
+    r.extend(algebra::view_rules());
     r
 }
 
