@@ -111,6 +111,9 @@ pub struct CompileReport {
     pub cores_used: usize,
     /// The mapping search, when one ran.
     pub search: Option<SearchSummary>,
+    /// The e-graph pass (rules fired, stop reason, cost before and after); `None` at -O0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub egraph: Option<crate::egraph::EgraphReport>,
 }
 
 /// Greedy against the chosen mapping, for the compile report.
@@ -281,9 +284,10 @@ pub fn quantize_for(
         }
     };
     let mut qreport = qreport;
-    if let Some(e) = egraph.filter(|e| e.changed) {
+    if let Some(e) = egraph.as_ref().filter(|e| e.changed) {
         qreport.notes.insert(0, e.note());
     }
+    qreport.egraph = egraph;
     Ok((canonical, quantized, qreport))
 }
 
@@ -346,6 +350,7 @@ pub fn compile_graph(
         layers: Vec::new(),
         cores_used,
         search,
+        egraph: qreport.egraph,
     };
     for (id, slices) in &mapping.layers {
         let node = quantized.node(*id);

@@ -112,3 +112,52 @@ fn egraph_compile_is_deterministic_at_o2() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn egraph_opt_level_flag_on_compile() {
+    let case = cases()
+        .iter()
+        .find(|c| c.name == "digits_cnn_akida_gap")
+        .expect("shipped case");
+    let d = crate::common::temp_dir("egraph-opt-level");
+    let ir = |level: &str| {
+        let out = d.join(format!("m{level}.nmc"));
+        let emit = d.join(format!("opt{level}.ir"));
+        nmc::cli::run_args(vec![
+            "nmc".to_string(),
+            "compile".into(),
+            case.model.to_string_lossy().into_owned(),
+            "--target".into(),
+            "loihi2".into(),
+            level.into(),
+            "-o".into(),
+            out.to_string_lossy().into_owned(),
+            "--emit".into(),
+            format!("opt-ir={}", emit.display()),
+        ])
+        .unwrap();
+        std::fs::read_to_string(emit).unwrap()
+    };
+    let (o0, o1, o2) = (ir("-O0"), ir("--opt-level=1"), ir("-O2"));
+    assert!(o0.contains("GlobalAveragePool"));
+    assert!(!o2.contains("GlobalAveragePool"));
+    // -O1 (layout rules only) folds no population.
+    assert_eq!(
+        o0.matches("= layer(").count(),
+        o1.matches("= layer(").count()
+    );
+    assert_eq!(
+        o0.matches("= layer(").count(),
+        o2.matches("= layer(").count() + 2
+    );
+    let e = nmc::cli::run_args(vec![
+        "nmc",
+        "compile",
+        case.model.to_str().unwrap(),
+        "--target",
+        "loihi2",
+        "-O3",
+    ])
+    .unwrap_err();
+    assert!(e.to_string().contains("opt-level"), "{e}");
+}

@@ -269,6 +269,10 @@ fn report_text(r: &driver::CompileReport) -> String {
             l.name, l.shape, l.synapses, l.cores
         ));
     }
+    if let Some(e) = r.egraph.as_ref().filter(|e| !e.changed) {
+        // A changed graph has the same line among the notes.
+        s.push_str(&format!("{}\n", e.note()));
+    }
     for n in &r.notes {
         s.push_str(&format!("note: {n}\n"));
     }
