@@ -18,6 +18,52 @@ pub struct TypeAnalysis {
     pub consts: ConstPool,
     /// Constants already made by appliers, by a key describing their inputs.
     pub memo: std::collections::BTreeMap<String, nmc_ir::ConstId>,
+    /// Attribute symbols of input layers with more than one consumer (through reshapes) or
+    /// that are outputs besides feeding something: the fold rules leave these alone.
+    pub shared: std::collections::BTreeSet<egg::Symbol>,
+}
+
+impl TypeAnalysis {
+    /// The analysis for a start expression: tables, constants and the shared layers.
+    pub fn new(table: Table, consts: ConstPool, start: &egg::RecExpr<Nmc>) -> Self {
+        use egg::Language;
+        let nodes = start.as_ref();
+        let mut uses = vec![0usize; nodes.len()];
+        for k in (0..nodes.len()).rev() {
+            let n = &nodes[k];
+            let values: Vec<usize> = n
+                .children()
+                .iter()
+                .map(|&c| usize::from(c))
+                .filter(|&c| !matches!(nodes[c], Nmc::Attr(_)))
+                .collect();
+            for c in values {
+                uses[c] += if matches!(n, Nmc::Reshape(_)) {
+                    uses[k]
+                } else {
+                    1
+                };
+            }
+        }
+        let mut per: std::collections::BTreeMap<egg::Symbol, usize> = Default::default();
+        for (k, n) in nodes.iter().enumerate() {
+            if let Nmc::Layer(c) = n {
+                if let Nmc::Attr(a) = nodes[usize::from(c[0])] {
+                    *per.entry(a).or_default() += uses[k];
+                }
+            }
+        }
+        TypeAnalysis {
+            table,
+            consts,
+            memo: Default::default(),
+            shared: per
+                .into_iter()
+                .filter(|&(_, u)| u > 1)
+                .map(|(a, _)| a)
+                .collect(),
+        }
+    }
 }
 
 impl Analysis<Nmc> for TypeAnalysis {

@@ -102,11 +102,7 @@ pub fn optimize_with(
         };
         egg::CostFunction::cost_rec(&mut cf, &start)
     };
-    let analysis = TypeAnalysis {
-        table,
-        consts: graph.consts.clone(),
-        memo: Default::default(),
-    };
+    let analysis = TypeAnalysis::new(table, graph.consts.clone(), &start);
     let runner: Runner<Nmc, TypeAnalysis> = Runner::new(analysis)
         .with_iter_limit(ITER_LIMIT)
         .with_node_limit(NODE_LIMIT)
@@ -170,16 +166,13 @@ pub fn check_rewrite(
 ) -> Result<(), String> {
     let start: RecExpr<Nmc> = start.parse().map_err(|e| format!("{e}"))?;
     let expected: RecExpr<Nmc> = expected.parse().map_err(|e| format!("{e}"))?;
-    let mut runner: Runner<Nmc, TypeAnalysis> = Runner::new(TypeAnalysis {
-        table,
-        consts,
-        memo: Default::default(),
-    })
-    .with_iter_limit(ITER_LIMIT)
-    .with_node_limit(NODE_LIMIT)
-    .with_time_limit(std::time::Duration::from_secs(60 * 60 * 24))
-    .with_expr(&start)
-    .run(rules);
+    let mut runner: Runner<Nmc, TypeAnalysis> =
+        Runner::new(TypeAnalysis::new(table, consts, &start))
+            .with_iter_limit(ITER_LIMIT)
+            .with_node_limit(NODE_LIMIT)
+            .with_time_limit(std::time::Duration::from_secs(60 * 60 * 24))
+            .with_expr(&start)
+            .run(rules);
     let root = runner.roots[0];
     let found = runner.egraph.lookup_expr(&expected);
     if found.map(|id| runner.egraph.find(id)) != Some(runner.egraph.find(root)) {

@@ -66,7 +66,7 @@ impl egg::Applier<Nmc, TypeAnalysis> for FuseNeuron {
         _ast: Option<&egg::PatternAst<Nmc>>,
         _rule: egg::Symbol,
     ) -> Vec<egg::Id> {
-        if !fuse_identity_neuron(eg, s) {
+        if !fuse_identity_neuron(eg, s) || !super::single_user(eg, s) {
             return vec![];
         }
         let (Some(Op::Layer(outer)), Some(Op::Layer(inner))) =
@@ -92,7 +92,7 @@ impl egg::Applier<Nmc, TypeAnalysis> for FuseNeuron {
 }
 
 /// Largest folded dense matrix `global-avgpool-fold` makes (out × in entries).
-pub const GAP_FOLD_MAX: usize = 1 << 20;
+pub const GAP_FOLD_MAX: usize = 1 << 17;
 
 /// `global-avgpool-fold`: avg_{p}(conv(x)[c, p] + b_c) = (Σ_p K_p)[c, :] · x / P + b_c. A linear
 /// convolution followed by a linear population that only averages each channel over every
@@ -188,6 +188,9 @@ impl egg::Applier<Nmc, TypeAnalysis> for GapFold {
         let Some((conv, xs)) = Self::fold(eg, s) else {
             return vec![];
         };
+        if !super::single_user(eg, s) {
+            return vec![];
+        }
         let Some(tu) = ty_at(eg, s, "?u").cloned() else {
             return vec![];
         };

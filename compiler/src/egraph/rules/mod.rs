@@ -110,3 +110,10 @@ pub(crate) fn non_negative(l: &Layer) -> bool {
         _ => false,
     }
 }
+
+/// Whether the layer bound to `?b` has a single consumer in the input graph (looking through
+/// reshapes), so folding it into its consumer does not duplicate it on the chip (egg's tree
+/// cost would not see the duplicate). Layers the rules create are never shared.
+pub(crate) fn single_user(eg: &EGraph<Nmc, TypeAnalysis>, s: &Subst) -> bool {
+    leaf(eg, s[var("?b")]).is_some_and(|b| !eg.analysis.shared.contains(&b))
+}
