@@ -668,15 +668,17 @@ fn egraph() -> ExitCode {
                     .expect("decodes")
                     .run(&arr, None)
                     .expect("runs");
-                if level == 2 {
-                    fired = c
-                        .report
-                        .notes
-                        .iter()
-                        .find_map(|n| n.strip_prefix("egraph: rules fired: "))
-                        .and_then(|n| n.split(';').next())
-                        .unwrap_or("none (graph unchanged)")
-                        .to_string();
+                if let Some(e) = c.report.egraph.as_ref().filter(|_| level == 2) {
+                    let rules: Vec<String> =
+                        e.fired.iter().map(|(r, n)| format!("{r}×{n}")).collect();
+                    fired = if rules.is_empty() {
+                        "none".into()
+                    } else {
+                        rules.join(", ")
+                    };
+                    if !e.changed {
+                        fired.push_str(" (graph unchanged)");
+                    }
                 }
                 row.push((layers, t_step, run.perf.latency_ns));
             }
