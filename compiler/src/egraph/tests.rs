@@ -69,6 +69,14 @@ fn egraph_reshape_elim() {
 }
 
 #[test]
+fn egraph_reshape_elim_keeps_input_behind_a_view() {
+    // An output that is a same-type view of the input stays a view.
+    let start = "(outputs (reshape a1 t0 (input a0 t0)))";
+    let (t, c) = fixture();
+    check_rewrite(t, c, start, &layout::rules(), start).unwrap();
+}
+
+#[test]
 fn egraph_identity_layer_elim() {
     check(
         "(outputs (layer a3 t1 (layer a2 t1 (input a0 t0))))",
