@@ -135,6 +135,8 @@ pub fn optimize_with(
         consts: &eg.analysis.consts,
         leaf: Box::new(|id| rules::leaf(eg, id)),
     };
+    // Ties: the cost is lexicographic (time, energy, nodes) and egg (feature `deterministic`)
+    // keeps class and node order fixed, so equal-cost choices resolve the same way every run.
     let (after, best) = Extractor::new(eg, cf).find_best(root);
     let mut report = EgraphReport {
         fired,
