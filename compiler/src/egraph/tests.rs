@@ -400,3 +400,54 @@ fn egraph_fuse_needs_single_user() {
     let (t, c) = fixture();
     check_rewrite(t, c, start, &algebra::fold_rules(), start).unwrap();
 }
+
+#[test]
+fn egraph_global_avgpool_fold_start_goal() {
+    // Symbols from the conversion of `gap_graph`: a0 input, a1 conv, a2 gap, a3 flatten, a4
+    // identity relu; t0 input, t1 conv map, t2 [C, 1, 1], t3 [C]. The fold interns a5 (dense,
+    // named "conv") and a6 (the view, named "gap"); the fuse interns a7 (dense + ReLU).
+    let g = gap_graph(1, 1);
+    let mut table = Table::default();
+    let start = convert::to_expr(&g, &mut table).unwrap().to_string();
+    assert_eq!(
+        start,
+        "(outputs (layer a4 t3 (reshape a3 t3 (layer a2 t2 (layer a1 t1 (input a0 t0))))))"
+    );
+    check_rewrite(
+        table.clone(),
+        g.consts.clone(),
+        &start,
+        &algebra::fold_rules(),
+        "(outputs (layer a4 t3 (reshape a3 t3 (reshape a6 t2 (layer a5 t3 (input a0 t0))))))",
+    )
+    .unwrap();
+    check_rewrite(
+        table,
+        g.consts.clone(),
+        &start,
+        &rules::all(),
+        "(outputs (layer a7 t3 (input a0 t0)))",
+    )
+    .unwrap();
+}
+
+#[test]
+fn egraph_conv1x1_on_vector_start_goal() {
+    // a3 is the ReLU as a depthwise identity conv on [C, 1, 1], before the flatten a4. After the
+    // fold (a5, a6), conv1x1-on-vector makes it dense (a7) and the fuse merges it (a8).
+    let g = gap_graph_with(5, 1, true);
+    let mut table = Table::default();
+    let start = convert::to_expr(&g, &mut table).unwrap().to_string();
+    assert_eq!(
+        start,
+        "(outputs (reshape a4 t3 (layer a3 t2 (layer a2 t2 (layer a1 t1 (input a0 t0))))))"
+    );
+    check_rewrite(
+        table,
+        g.consts.clone(),
+        &start,
+        &rules::all(),
+        "(outputs (layer a8 t3 (input a0 t0)))",
+    )
+    .unwrap();
+}
