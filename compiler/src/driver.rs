@@ -45,6 +45,8 @@ pub struct Options {
     pub progress: bool,
     /// Timesteps a rate-mode artifact runs by default (`None`: the target's default).
     pub timesteps: Option<u32>,
+    /// Optimisation level: 0 = no e-graph rewriting, 1 = layout rules only, 2 = every rule.
+    pub opt_level: u8,
 }
 
 impl Options {
@@ -61,6 +63,7 @@ impl Options {
             evals: 500,
             progress: false,
             timesteps: None,
+            opt_level: 2,
         }
     }
 }
@@ -108,6 +111,9 @@ pub struct CompileReport {
     pub cores_used: usize,
     /// The mapping search, when one ran.
     pub search: Option<SearchSummary>,
+    /// The e-graph pass (rules fired, stop reason, cost before and after); `None` at -O0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub egraph: Option<crate::egraph::EgraphReport>,
 }
 
 /// Greedy against the chosen mapping, for the compile report.
@@ -232,6 +238,7 @@ pub fn quantize_for(
     opts: &Options,
 ) -> Result<(Graph, Graph, QuantReport), Error> {
     let canonical = timed("canonicalize", || passes::canonicalize(imported))?;
+    let (canonical, egraph) = optimize_at(canonical, opts.opt_level)?;
     let (quantized, qreport) = match opts.target.mode() {
         ExecMode::Graded if opts.target == Target::Akd1000 => {
             // Akida's integer neuron (ceil division by a per-channel step) has its own pass.
@@ -276,7 +283,28 @@ pub fn quantize_for(
             })?
         }
     };
+    let mut qreport = qreport;
+    if let Some(e) = egraph.as_ref().filter(|e| e.changed) {
+        qreport.notes.insert(0, e.note());
+    }
+    qreport.egraph = egraph;
     Ok((canonical, quantized, qreport))
+}
+
+/// The e-graph pass at an optimisation level (0: none; 1: layout rules; 2: every rule).
+pub fn optimize_at(
+    canonical: Graph,
+    opt_level: u8,
+) -> Result<(Graph, Option<crate::egraph::EgraphReport>), Error> {
+    let rules = match opt_level {
+        0 => return Ok((canonical, None)),
+        1 => crate::egraph::rules::layout::rules(),
+        _ => crate::egraph::rules::all(),
+    };
+    let (g, r) = timed("egraph", || {
+        crate::egraph::optimize_with(&canonical, &rules)
+    })?;
+    Ok((g, Some(r)))
 }
 
 /// Compiles an imported graph (the library entry point below the file reader).
@@ -322,6 +350,7 @@ pub fn compile_graph(
         layers: Vec::new(),
         cores_used,
         search,
+        egraph: qreport.egraph,
     };
     for (id, slices) in &mapping.layers {
         let node = quantized.node(*id);

@@ -14,6 +14,7 @@
 pub mod cli;
 pub mod cost;
 pub mod driver;
+pub mod egraph;
 mod error;
 pub mod fsutil;
 pub mod npy;

@@ -7,6 +7,8 @@
 //! - `roundtrip`: IR print → parse → print is the identity;
 //! - `errors`: bad inputs give the documented error kind, message and exit code, and no file;
 //! - `determinism`: compiling twice gives byte-identical artifacts;
+//! - `egraph`: the e-graph pass (-O2) keeps float semantics on every case, compiles, emulates
+//!   bit-exactly and is deterministic;
 //! - `akd1000`: the AKD1000 backend on the cases whose case.toml lists it (bit-exactness,
 //!   accuracy, listings, NP mapping) and one error test per Akida 1.0 constraint.
 //! - `speck`: rate mode on Speck: emulator == rate-mode reference, accuracy, memory formulas,
@@ -16,6 +18,7 @@ mod akd1000;
 mod cli;
 mod common;
 mod determinism;
+mod egraph;
 mod emulate;
 mod errors;
 mod eval;

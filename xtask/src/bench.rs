@@ -15,17 +15,19 @@ pub fn run(which: &str) -> ExitCode {
         "mapping" => mapping(),
         "akd1000" => akd1000(),
         "speck" => speck(),
+        "egraph" => egraph(),
         "all" => {
             compile();
             emulator();
             floorline();
             mapping();
             akd1000();
-            speck()
+            speck();
+            egraph()
         }
         other => {
             eprintln!(
-                "unknown bench `{other}` (compile, emulator, floorline, mapping, akd1000, speck, all)"
+                "unknown bench `{other}` (compile, emulator, floorline, mapping, akd1000, speck, egraph, all)"
             );
             ExitCode::from(2)
         }
@@ -594,5 +596,106 @@ fn speck() -> ExitCode {
         "\nevents = events entering the cores (input events included); a synaptic op is one kernel entry applied to one event.\n\
          Latency uses the assumed Speck cost constants (backends/speck/src/spec.rs), not measurements."
     );
+    ExitCode::SUCCESS
+}
+
+/// -O0 against -O2 (the e-graph pass) per shipped model and graded target: layers, modelled
+/// T_step (floorline, where the target models loads) and emulated latency per inference, on the
+/// first 32 inputs (also the calibration set).
+fn egraph() -> ExitCode {
+    println!(
+        "\n## e-graph rewriting: -O0 vs -O2 (32 calibration inputs, emulated per inference)\n"
+    );
+    println!("| model | target | layers -O0 → -O2 | modelled T_step -O0 → -O2 | emulated latency -O0 → -O2 | rules fired |");
+    println!("|---|---|---|---|---|---|");
+    for (name, dir) in models() {
+        let toml = std::fs::read_to_string(dir.join("case.toml")).unwrap_or_default();
+        let targets: Vec<Target> = if for_akd1000(&dir) {
+            vec![Target::Loihi2, Target::Akd1000]
+        } else if toml.lines().any(|l| l.starts_with("targets")) {
+            // Speck cases (rate mode, event inputs) are not benched here.
+            continue;
+        } else {
+            vec![Target::Loihi2]
+        };
+        let Ok(imported) = nmc::onnx::import_file(&dir.join("model.onnx")) else {
+            continue;
+        };
+        let samples: Vec<_> = driver::load_samples(&dir.join("inputs.npy"), &imported.graph)
+            .expect("inputs")
+            .into_iter()
+            .take(32)
+            .collect();
+        let per = samples[0][0].len();
+        let arr = nmc::npy::Array {
+            shape: vec![samples.len(), per],
+            data: samples.iter().flat_map(|s| s[0].clone()).collect(),
+        };
+        for target in targets {
+            let mut row = Vec::new();
+            let mut fired = String::new();
+            for level in [0u8, 2] {
+                let mut opts = Options::new(target);
+                opts.opt_level = level;
+                let c = match driver::compile_graph(imported.graph.clone(), &samples, &opts, 0) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        println!(
+                            "| {name} | {} | error at -O{level}: {e} | | | |",
+                            target.name()
+                        );
+                        row.clear();
+                        break;
+                    }
+                };
+                let layers = c
+                    .quantized
+                    .nodes
+                    .iter()
+                    .filter(|n| matches!(n.op, nmc_ir::Op::Layer(_)))
+                    .count();
+                let t_step = if target.models_loads() {
+                    let profile = nmc::cost::ActivityProfile::measure(&c.quantized, &samples)
+                        .expect("profile");
+                    target
+                        .analyze(&c.artifact, &profile, 1, &Default::default())
+                        .map(|(a, _)| format!("{:.0} ns", a.t_step_ns))
+                        .unwrap_or_else(|e| format!("error: {e}"))
+                } else {
+                    "—".to_string()
+                };
+                let run = nmc::LoadedArtifact::decode(&c.artifact)
+                    .expect("decodes")
+                    .run(&arr, None)
+                    .expect("runs");
+                if let Some(e) = c.report.egraph.as_ref().filter(|_| level == 2) {
+                    let rules: Vec<String> =
+                        e.fired.iter().map(|(r, n)| format!("{r}×{n}")).collect();
+                    fired = if rules.is_empty() {
+                        "none".into()
+                    } else {
+                        rules.join(", ")
+                    };
+                    if !e.changed {
+                        fired.push_str(" (graph unchanged)");
+                    }
+                }
+                row.push((layers, t_step, run.perf.latency_ns));
+            }
+            if let [a, b] = &row[..] {
+                println!(
+                    "| {name} | {} | {} → {} | {} → {} | {:.0} → {:.0} ns ({:+.0}%) | {fired} |",
+                    target.name(),
+                    a.0,
+                    b.0,
+                    a.1,
+                    b.1,
+                    a.2,
+                    b.2,
+                    (b.2 / a.2 - 1.0) * 100.0
+                );
+            }
+        }
+    }
     ExitCode::SUCCESS
 }

@@ -2,7 +2,7 @@
 //!
 //! - `cargo xtask testdata [--only CASE]`: regenerates testdata/models with the pinned Python
 //!   environment of testdata/gen (PyTorch, onnx, onnxruntime, scikit-learn).
-//! - `cargo xtask bench [compile|emulator|floorline|mapping|akd1000|speck|all]`: the benchmarks;
+//! - `cargo xtask bench [compile|emulator|floorline|mapping|akd1000|speck|egraph|all]`: the benchmarks;
 //!   figures are ratios against a baseline measured in the same process, because machines here
 //!   are noisy. `akd1000` lists, per shipped AKD1000 model, its NPs per layer and the emulated
 //!   latency, throughput and energy; `speck` prints the rate-mode accuracy-vs-T curve and the
@@ -26,7 +26,7 @@ fn main() -> ExitCode {
         Some("testdata") => testdata(&args[1..]),
         Some("bench") => bench::run(args.get(1).map(String::as_str).unwrap_or("all")),
         _ => {
-            eprintln!("usage: cargo xtask testdata [--only CASE] | cargo xtask bench [compile|emulator|floorline|mapping|akd1000|speck|all]");
+            eprintln!("usage: cargo xtask testdata [--only CASE] | cargo xtask bench [compile|emulator|floorline|mapping|akd1000|speck|egraph|all]");
             ExitCode::from(2)
         }
     }

@@ -23,6 +23,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             weight_bits,
             chips,
             timesteps,
+            opt_level,
             emit,
         } => {
             let mut opts = Options::new(target);
@@ -41,6 +42,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
                 return Err(Error::Usage("--timesteps must be at least 1".into()));
             }
             opts.timesteps = timesteps;
+            opts.opt_level = opt_level;
             compile(&model, output, &opts, &emit)
         }
         Command::Run {
@@ -72,9 +74,11 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             svg,
             format,
             chip_params,
+            opt_level,
         } => {
             let params = load_params(chip_params.as_deref())?;
             let mut opts = Options::new(target);
+            opts.opt_level = opt_level;
             opts.partition = partition.kind();
             opts.calibrate = calibrate;
             if chips == 0 {
@@ -264,6 +268,10 @@ fn report_text(r: &driver::CompileReport) -> String {
             "  {:<32} shape {:?} synapses {} cores {:?}\n",
             l.name, l.shape, l.synapses, l.cores
         ));
+    }
+    if let Some(e) = r.egraph.as_ref().filter(|e| !e.changed) {
+        // A changed graph has the same line among the notes.
+        s.push_str(&format!("{}\n", e.note()));
     }
     for n in &r.notes {
         s.push_str(&format!("note: {n}\n"));

@@ -90,6 +90,9 @@ pub enum Command {
         /// Timesteps a rate-mode artifact (speck) runs by default.
         #[arg(long)]
         timesteps: Option<u32>,
+        /// Optimisation level: 0 = no e-graph rewriting, 1 = layout rules, 2 = every rule.
+        #[arg(short = 'O', long = "opt-level", default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=2))]
+        opt_level: u8,
         /// Stage dumps, comma-separated KIND[=PATH] (stdout without a path): ir, opt-ir,
         /// partitioned-ir, artifact, listing, report, dep-info=FILE.
         #[arg(long, value_delimiter = ',')]
@@ -122,6 +125,9 @@ pub enum Command {
         /// Override cost-model constants from a TOML file (`a_syn = 0.5`; see `nmc targets --params`).
         #[arg(long)]
         chip_params: Option<PathBuf>,
+        /// Optimisation level: 0 = no e-graph rewriting, 1 = layout rules, 2 = every rule.
+        #[arg(short = 'O', long = "opt-level", default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=2))]
+        opt_level: u8,
     },
     /// Run an artifact on nmc's emulator of its chip.
     Run {

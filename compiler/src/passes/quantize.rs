@@ -60,6 +60,8 @@ pub struct QuantReport {
     pub ranges_from: String,
     /// Human-readable notes (dropped tails, clamped weights, …).
     pub notes: Vec<String>,
+    /// What the e-graph pass before quantisation did (`None` at -O0); set by the driver.
+    pub egraph: Option<crate::egraph::EgraphReport>,
 }
 
 #[derive(Clone, Copy, Debug)]

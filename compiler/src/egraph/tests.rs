@@ -1,0 +1,453 @@
+//! Rule tests (start ⇒ goal) and semantics checks of the whole pass.
+
+use super::lang::Table;
+use super::rules::{algebra, layout};
+use super::*;
+use nmc_ir::{ConstPool, Constant, Interpreter, Layer, Neuron, NodeId, Op, Synapse, TensorType};
+
+fn layer(weight: nmc_ir::ConstId, neuron: Neuron) -> Op {
+    Op::Layer(Layer {
+        synapses: vec![Synapse::Dense { weight }],
+        bias: None,
+        neuron,
+        pool: None,
+        quant: None,
+    })
+}
+
+fn eye(n: usize) -> Constant {
+    let mut v = vec![0.0; n * n];
+    for i in 0..n {
+        v[i * n + i] = 1.0;
+    }
+    Constant::f32(vec![n, n], v)
+}
+
+/// a0 = input 0, a1 = reshape, a2 = dense 4×3 relu, a3 = identity linear, a4 = identity relu,
+/// a5 = dense 4×3 linear; t0 = [3], t1 = [4], t2 = [2, 2], t3 = [4, 1].
+fn fixture() -> (Table, ConstPool) {
+    let mut consts = ConstPool::default();
+    let w = consts.add(Constant::f32(
+        vec![4, 3],
+        (0..12).map(|i| i as f32 * 0.25 - 1.0).collect(),
+    ));
+    let i4 = consts.add(eye(4));
+    let mut t = Table::default();
+    t.op(&Op::Input { index: 0 }, &Some("x".into()));
+    t.op(&Op::Reshape, &None);
+    t.op(&layer(w, Neuron::Relu), &None);
+    t.op(&layer(i4, Neuron::Linear), &None);
+    t.op(&layer(i4, Neuron::Relu), &None);
+    t.op(&layer(w, Neuron::Linear), &None);
+    for s in [vec![3], vec![4], vec![2, 2], vec![4, 1]] {
+        t.ty(&TensorType::f32(s));
+    }
+    (t, consts)
+}
+
+fn check(start: &str, rules: &[egg::Rewrite<Nmc, TypeAnalysis>], goal: &str) {
+    let (t, c) = fixture();
+    check_rewrite(t, c, start, rules, goal).unwrap();
+}
+
+#[test]
+fn egraph_reshape_of_reshape() {
+    check(
+        "(outputs (reshape a1 t3 (reshape a1 t2 (layer a2 t1 (input a0 t0)))))",
+        &layout::rules()[..1],
+        "(outputs (reshape a1 t3 (layer a2 t1 (input a0 t0))))",
+    );
+}
+
+#[test]
+fn egraph_reshape_elim() {
+    check(
+        "(outputs (reshape a1 t1 (reshape a1 t2 (layer a2 t1 (input a0 t0)))))",
+        &layout::rules(),
+        "(outputs (layer a2 t1 (input a0 t0)))",
+    );
+}
+
+#[test]
+fn egraph_reshape_elim_keeps_input_behind_a_view() {
+    // An output that is a same-type view of the input stays a view.
+    let start = "(outputs (reshape a1 t0 (input a0 t0)))";
+    let (t, c) = fixture();
+    check_rewrite(t, c, start, &layout::rules(), start).unwrap();
+}
+
+#[test]
+fn egraph_identity_layer_elim() {
+    check(
+        "(outputs (layer a3 t1 (layer a2 t1 (input a0 t0))))",
+        &algebra::rules(),
+        "(outputs (layer a2 t1 (input a0 t0)))",
+    );
+}
+
+#[test]
+fn egraph_relu_of_nonneg() {
+    check(
+        "(outputs (layer a4 t1 (layer a2 t1 (input a0 t0))))",
+        &algebra::rules(),
+        "(outputs (layer a2 t1 (input a0 t0)))",
+    );
+}
+
+#[test]
+fn egraph_relu_of_signed_stays() {
+    // ReLU over a linear (signed) layer is not a wire.
+    let start = "(outputs (layer a4 t1 (layer a5 t1 (input a0 t0))))";
+    let (t, c) = fixture();
+    assert!(check_rewrite(
+        t,
+        c,
+        start,
+        &algebra::rules(),
+        "(outputs (layer a5 t1 (input a0 t0)))"
+    )
+    .is_err());
+    let (t, c) = fixture();
+    check_rewrite(t, c, start, &rules::layout::rules(), start).unwrap();
+}
+
+#[test]
+fn egraph_fuse_identity_neuron() {
+    // relu(I · linear(W x)) = relu(W x): a4 over a5 becomes a2 (W with relu, interned).
+    check(
+        "(outputs (layer a4 t1 (layer a5 t1 (input a0 t0))))",
+        &algebra::fold_rules(),
+        "(outputs (layer a2 t1 (input a0 t0)))",
+    );
+}
+
+/// conv 3×3 (pads 1) → linear → identity depthwise + global avg pool → reshape → identity relu.
+fn gap_graph(seed: u64, groups: usize) -> Graph {
+    gap_graph_with(seed, groups, false)
+}
+
+/// `relu_on_map`: the ReLU is a depthwise identity conv on `[C, 1, 1]`, before the flatten.
+fn gap_graph_with(seed: u64, groups: usize, relu_on_map: bool) -> Graph {
+    let mut r = Prng(seed | 1);
+    let mut g = Graph::new("gap");
+    let (ci, co, h) = (2 * groups, 3 * groups, 4 + seed as usize % 3);
+    let x = g.add_input(TensorType::f32(vec![ci, h, h]), "x");
+    let w = g.consts.add(Constant::f32(
+        vec![co, ci / groups, 3, 3],
+        (0..co * ci / groups * 9).map(|_| r.f()).collect(),
+    ));
+    let b = g
+        .consts
+        .add(Constant::f32(vec![co], (0..co).map(|_| r.f()).collect()));
+    let geom = nmc_ir::ConvGeom {
+        kernel: [3, 3],
+        strides: [1 + seed as usize % 2, 1],
+        pads: [1, 1, 1, 1],
+        dilations: [1, 1],
+        groups,
+    };
+    let (oh, ow) = geom.out_hw(h, h).unwrap();
+    let conv = g.add(
+        Op::Layer(Layer {
+            synapses: vec![Synapse::Conv { weight: w, geom }],
+            bias: Some(b),
+            neuron: Neuron::Linear,
+            pool: None,
+            quant: None,
+        }),
+        vec![x],
+        TensorType::f32(vec![co, oh, ow]),
+        Some("conv".into()),
+    );
+    let ones = g
+        .consts
+        .add(Constant::f32(vec![co, 1, 1, 1], vec![1.0; co]));
+    let gap = g.add(
+        Op::Layer(Layer {
+            synapses: vec![Synapse::Conv {
+                weight: ones,
+                geom: nmc_ir::ConvGeom {
+                    kernel: [1, 1],
+                    strides: [1, 1],
+                    pads: [0; 4],
+                    dilations: [1, 1],
+                    groups: co,
+                },
+            }],
+            bias: None,
+            neuron: Neuron::Linear,
+            pool: Some(nmc_ir::Pool {
+                kind: nmc_ir::PoolKind::Avg,
+                kernel: [oh, ow],
+                strides: [1, 1],
+                pads: [0; 4],
+                count_include_pad: false,
+            }),
+            quant: None,
+        }),
+        vec![conv],
+        TensorType::f32(vec![co, 1, 1]),
+        Some("gap".into()),
+    );
+    let relu = if relu_on_map {
+        let relu = g.add(
+            Op::Layer(Layer {
+                synapses: vec![Synapse::Conv {
+                    weight: ones,
+                    geom: nmc_ir::ConvGeom {
+                        kernel: [1, 1],
+                        strides: [1, 1],
+                        pads: [0; 4],
+                        dilations: [1, 1],
+                        groups: co,
+                    },
+                }],
+                bias: None,
+                neuron: Neuron::Relu,
+                pool: None,
+                quant: None,
+            }),
+            vec![gap],
+            TensorType::f32(vec![co, 1, 1]),
+            Some("relu".into()),
+        );
+        g.add(Op::Reshape, vec![relu], TensorType::f32(vec![co]), None)
+    } else {
+        let flat = g.add(Op::Reshape, vec![gap], TensorType::f32(vec![co]), None);
+        let id = g.consts.add(eye(co));
+        g.add(
+            layer(id, Neuron::Relu),
+            vec![flat],
+            TensorType::f32(vec![co]),
+            Some("relu".into()),
+        )
+    };
+    g.outputs.push(nmc_ir::Output {
+        node: relu,
+        name: "y".into(),
+    });
+    g
+}
+
+fn assert_same_outputs(g: &Graph, h: &Graph, seed: u64) {
+    let n_in = g.ty(g.inputs[0]).numel();
+    let mut r = Prng(seed + 7);
+    for _ in 0..4 {
+        let x: Vec<f32> = (0..n_in).map(|_| r.f() * 2.0).collect();
+        let a = Interpreter::new(g).unwrap().run(&[&x]).unwrap();
+        let b = Interpreter::new(h).unwrap().run(&[&x]).unwrap();
+        assert_eq!(a.len(), b.len());
+        for (a, b) in a.iter().zip(&b) {
+            let (a, b) = (a.to_f32(), b.to_f32());
+            assert_eq!(a.len(), b.len());
+            for (p, q) in a.iter().zip(&b) {
+                assert!((p - q).abs() <= 1e-5, "seed {seed}: {p} vs {q}");
+            }
+        }
+    }
+}
+
+#[test]
+fn egraph_global_avgpool_fold() {
+    for (seed, groups, on_map) in [
+        (1, 1, false),
+        (2, 1, false),
+        (3, 2, false),
+        (4, 1, false),
+        (5, 1, true),
+        (6, 2, true),
+    ] {
+        let g = gap_graph_with(seed, groups, on_map);
+        nmc_ir::verify(&g).unwrap();
+        let (h, rep) = optimize(&g).unwrap();
+        assert!(rep.changed, "{rep:?}");
+        let names: Vec<&str> = rep.fired.iter().map(|(n, _)| n.as_str()).collect();
+        assert!(names.contains(&"global-avgpool-fold"), "{names:?}");
+        assert!(names.contains(&"fuse-identity-neuron"), "{names:?}");
+        assert_eq!(names.contains(&"conv1x1-on-vector"), on_map, "{names:?}");
+        // One population: dense with relu, straight from the input.
+        let layers: Vec<&Layer> = h
+            .nodes
+            .iter()
+            .filter_map(|n| match &n.op {
+                Op::Layer(l) => Some(l),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(layers.len(), 1, "{}", nmc_ir::print(&h));
+        assert_eq!(layers[0].neuron, Neuron::Relu);
+        assert!(matches!(layers[0].synapses[0], Synapse::Dense { .. }));
+        assert_same_outputs(&g, &h, seed);
+    }
+}
+
+#[test]
+fn egraph_global_avgpool_fold_needs_linear_conv() {
+    // A ReLU conv does not commute with the average: nothing folds.
+    let mut g = gap_graph(1, 1);
+    if let Op::Layer(l) = &mut g.nodes[1].op {
+        l.neuron = Neuron::Relu;
+    }
+    let (h, rep) = optimize(&g).unwrap();
+    assert!(!rep.fired.iter().any(|(n, _)| n == "global-avgpool-fold"));
+    assert_same_outputs(&g, &h, 1);
+}
+
+/// Tiny deterministic PRNG (xorshift64*).
+struct Prng(u64);
+
+impl Prng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> usize {
+        (self.next() % n) as usize
+    }
+    fn f(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+}
+
+/// A random chain of dense layers with identity layers and reshape pairs sprinkled in.
+fn random_graph(seed: u64) -> Graph {
+    let mut r = Prng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut g = Graph::new(format!("rand{seed}"));
+    let mut n = 2 + r.below(5);
+    let mut x = g.add_input(TensorType::f32(vec![n]), "x");
+    let steps = 2 + r.below(6);
+    for k in 0..steps {
+        match r.below(5) {
+            0 => {
+                let id = g.consts.add(eye(n));
+                let neuron = if r.below(2) == 0 {
+                    Neuron::Linear
+                } else {
+                    Neuron::Relu
+                };
+                x = g.add(
+                    layer(id, neuron),
+                    vec![x],
+                    TensorType::f32(vec![n]),
+                    Some(format!("id{k}")),
+                );
+            }
+            1 if n % 2 == 0 => {
+                let y = g.add(Op::Reshape, vec![x], TensorType::f32(vec![2, n / 2]), None);
+                x = g.add(Op::Reshape, vec![y], TensorType::f32(vec![n]), None);
+            }
+            _ => {
+                let m = 2 + r.below(5);
+                let w = g.consts.add(Constant::f32(
+                    vec![m, n],
+                    (0..m * n).map(|_| r.f()).collect(),
+                ));
+                let neuron = match r.below(3) {
+                    0 => Neuron::Linear,
+                    1 => Neuron::Relu,
+                    _ => Neuron::Clip { lo: 0.0, hi: 0.5 },
+                };
+                n = m;
+                x = g.add(
+                    layer(w, neuron),
+                    vec![x],
+                    TensorType::f32(vec![n]),
+                    Some(format!("fc{k}")),
+                );
+            }
+        }
+    }
+    g.outputs.push(nmc_ir::Output {
+        node: x,
+        name: "y".into(),
+    });
+    // Sometimes a second output taps the middle of the chain (fan-out).
+    if r.below(3) == 0 && g.nodes.len() > 2 {
+        let tap = NodeId(1 + r.below(g.nodes.len() as u64 - 2) as u32);
+        g.outputs.push(nmc_ir::Output {
+            node: tap,
+            name: "tap".into(),
+        });
+    }
+    g
+}
+
+#[test]
+fn egraph_random_graphs_keep_semantics() {
+    let mut changed = 0;
+    for seed in 0..120 {
+        let g = random_graph(seed);
+        nmc_ir::verify(&g).unwrap();
+        let (h, rep) = optimize(&g).unwrap();
+        changed += rep.changed as usize;
+        assert_same_outputs(&g, &h, seed);
+        // Deterministic: a second run gives the same graph and report.
+        let (h2, rep2) = optimize(&g).unwrap();
+        assert_eq!(nmc_ir::print(&h), nmc_ir::print(&h2));
+        assert_eq!(rep, rep2);
+    }
+    assert!(changed > 20, "only {changed} random graphs changed");
+}
+
+#[test]
+fn egraph_fuse_needs_single_user() {
+    // The linear layer a5 is also an output (through a reshape): fusing the ReLU into a copy
+    // would run W·x twice on the chip, so the rule does not fire.
+    let start = "(outputs (layer a4 t1 (layer a5 t1 (input a0 t0))) \
+                 (reshape a1 t2 (layer a5 t1 (input a0 t0))))";
+    let (t, c) = fixture();
+    check_rewrite(t, c, start, &algebra::fold_rules(), start).unwrap();
+}
+
+#[test]
+fn egraph_global_avgpool_fold_start_goal() {
+    // Symbols from the conversion of `gap_graph`: a0 input, a1 conv, a2 gap, a3 flatten, a4
+    // identity relu; t0 input, t1 conv map, t2 [C, 1, 1], t3 [C]. The fold interns a5 (dense,
+    // named "conv") and a6 (the view, named "gap"); the fuse interns a7 (dense + ReLU).
+    let g = gap_graph(1, 1);
+    let mut table = Table::default();
+    let start = convert::to_expr(&g, &mut table).unwrap().to_string();
+    assert_eq!(
+        start,
+        "(outputs (layer a4 t3 (reshape a3 t3 (layer a2 t2 (layer a1 t1 (input a0 t0))))))"
+    );
+    check_rewrite(
+        table.clone(),
+        g.consts.clone(),
+        &start,
+        &algebra::fold_rules(),
+        "(outputs (layer a4 t3 (reshape a3 t3 (reshape a6 t2 (layer a5 t3 (input a0 t0))))))",
+    )
+    .unwrap();
+    check_rewrite(
+        table,
+        g.consts.clone(),
+        &start,
+        &rules::all(),
+        "(outputs (layer a7 t3 (input a0 t0)))",
+    )
+    .unwrap();
+}
+
+#[test]
+fn egraph_conv1x1_on_vector_start_goal() {
+    // a3 is the ReLU as a depthwise identity conv on [C, 1, 1], before the flatten a4. After the
+    // fold (a5, a6), conv1x1-on-vector makes it dense (a7) and the fuse merges it (a8).
+    let g = gap_graph_with(5, 1, true);
+    let mut table = Table::default();
+    let start = convert::to_expr(&g, &mut table).unwrap().to_string();
+    assert_eq!(
+        start,
+        "(outputs (reshape a4 t3 (layer a3 t2 (layer a2 t2 (layer a1 t1 (input a0 t0))))))"
+    );
+    check_rewrite(
+        table,
+        g.consts.clone(),
+        &start,
+        &rules::all(),
+        "(outputs (layer a8 t3 (input a0 t0)))",
+    )
+    .unwrap();
+}

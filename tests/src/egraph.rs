@@ -1,0 +1,163 @@
+//! The e-graph pass (issue #7) on the shipped models: -O2 keeps the float semantics of -O0, the
+//! rewritten graphs still compile and emulate bit-exactly, and the pass is deterministic.
+
+use crate::common::{cases, cases_for, CALIB_SAMPLES};
+use nmc::{driver, Options, Target};
+
+fn canonical_at(case: &crate::common::Case, level: u8) -> nmc_ir::Graph {
+    let imported = nmc::onnx::import_file(&case.model).unwrap();
+    let canonical = nmc::passes::canonicalize(&imported.graph).unwrap();
+    driver::optimize_at(canonical, level).unwrap().0
+}
+
+#[test]
+fn egraph_o2_keeps_float_semantics_on_every_loihi2_case() {
+    for case in cases() {
+        let samples = case.samples(32);
+        let a = driver::interpret(&canonical_at(case, 0), &samples).unwrap();
+        let b = driver::interpret(&canonical_at(case, 2), &samples).unwrap();
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.shape, y.shape, "{}", case.name);
+            for (p, q) in x.data.iter().zip(&y.data) {
+                assert!(
+                    (p - q).abs() <= 1e-5 * p.abs().max(1.0),
+                    "{}: -O0 {p} vs -O2 {q}",
+                    case.name
+                );
+            }
+        }
+    }
+}
+
+/// Integer chip outputs of the quantised reference for one sample.
+fn reference_ints(graph: &nmc_ir::Graph, sample: &[f32]) -> Vec<i64> {
+    let vals = nmc_ir::Interpreter::new(graph)
+        .unwrap()
+        .run_all(&[sample])
+        .unwrap();
+    let out = graph.node(graph.outputs[0].node).inputs[0];
+    match vals[out.index()].as_ref().unwrap() {
+        nmc_ir::Value::I64(v) => v.clone(),
+        nmc_ir::Value::F32(_) => panic!("chip output is not integer"),
+    }
+}
+
+#[test]
+fn egraph_global_avgpool_fold_compiles_and_emulates_bit_exactly() {
+    let case = cases_for("loihi2")
+        .into_iter()
+        .find(|c| c.name == "digits_cnn_akida_gap")
+        .expect("shipped case");
+    for target in [Target::Loihi2, Target::Akd1000] {
+        let mut layers = Vec::new();
+        for level in [0u8, 2] {
+            let imported = nmc::onnx::import_file(&case.model).unwrap();
+            let mut opts = Options::new(target);
+            opts.opt_level = level;
+            let c = driver::compile_graph(imported.graph, &case.samples(CALIB_SAMPLES), &opts, 0)
+                .unwrap();
+            let n_layers = c
+                .quantized
+                .nodes
+                .iter()
+                .filter(|n| matches!(n.op, nmc_ir::Op::Layer(_)))
+                .count();
+            layers.push(n_layers);
+            let notes = c.report.notes.join("\n");
+            assert_eq!(
+                notes.contains("global-avgpool-fold"),
+                level == 2,
+                "{target:?} -O{level}: {notes}"
+            );
+            let art = nmc::LoadedArtifact::decode(&c.artifact).unwrap();
+            let n = 16;
+            let per = case.inputs.data.len() / case.inputs.shape[0];
+            let mut shape = case.inputs.shape.clone();
+            shape[0] = n;
+            let subset = nmc::npy::Array {
+                shape,
+                data: case.inputs.data[..n * per].to_vec(),
+            };
+            let run = art.run(&subset, None).unwrap();
+            if target == Target::Loihi2 {
+                for (i, got) in run.int_outputs.iter().enumerate() {
+                    let want =
+                        reference_ints(&c.quantized, &case.inputs.data[i * per..(i + 1) * per]);
+                    assert_eq!(got, &want, "{target:?} -O{level}: sample {i}");
+                }
+            }
+        }
+        // Loihi 2: conv3 + global average pool + ReLU become one dense population (the Akida
+        // quantiser already merges the pool into its layers, so the count stays there).
+        if target == Target::Loihi2 {
+            assert_eq!(layers[0] - 2, layers[1], "{target:?}");
+        } else {
+            assert!(layers[1] <= layers[0], "{target:?}: {layers:?}");
+        }
+    }
+}
+
+#[test]
+fn egraph_compile_is_deterministic_at_o2() {
+    let case = cases()
+        .iter()
+        .find(|c| c.name == "digits_cnn_akida_gap")
+        .expect("shipped case");
+    let run = || {
+        let imported = nmc::onnx::import_file(&case.model).unwrap();
+        let opts = Options::new(Target::Loihi2);
+        let c = driver::compile_graph(imported.graph, &case.samples(8), &opts, 0).unwrap();
+        (c.artifact, nmc_ir::print(&c.canonical), c.report.notes)
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn egraph_opt_level_flag_on_compile() {
+    let case = cases()
+        .iter()
+        .find(|c| c.name == "digits_cnn_akida_gap")
+        .expect("shipped case");
+    let d = crate::common::temp_dir("egraph-opt-level");
+    let ir = |level: &str| {
+        let out = d.join(format!("m{level}.nmc"));
+        let emit = d.join(format!("opt{level}.ir"));
+        nmc::cli::run_args(vec![
+            "nmc".to_string(),
+            "compile".into(),
+            case.model.to_string_lossy().into_owned(),
+            "--target".into(),
+            "loihi2".into(),
+            level.into(),
+            "-o".into(),
+            out.to_string_lossy().into_owned(),
+            "--emit".into(),
+            format!("opt-ir={}", emit.display()),
+        ])
+        .unwrap();
+        std::fs::read_to_string(emit).unwrap()
+    };
+    let (o0, o1, o2) = (ir("-O0"), ir("--opt-level=1"), ir("-O2"));
+    assert!(o0.contains("GlobalAveragePool"));
+    assert!(!o2.contains("GlobalAveragePool"));
+    // -O1 (layout rules only) folds no population.
+    assert_eq!(
+        o0.matches("= layer(").count(),
+        o1.matches("= layer(").count()
+    );
+    assert_eq!(
+        o0.matches("= layer(").count(),
+        o2.matches("= layer(").count() + 2
+    );
+    let e = nmc::cli::run_args(vec![
+        "nmc",
+        "compile",
+        case.model.to_str().unwrap(),
+        "--target",
+        "loihi2",
+        "-O3",
+    ])
+    .unwrap_err();
+    assert!(e.to_string().contains("opt-level"), "{e}");
+}
