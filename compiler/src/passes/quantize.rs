@@ -96,22 +96,7 @@ pub fn quantize(
     }
 
     // 1. The chip part ends where a float tail starts.
-    let mut chip_outputs = Vec::new();
-    for o in &graph.outputs {
-        let mut n = o.node;
-        while let Op::Softmax { log, .. } = graph.node(n).op {
-            report.notes.push(format!(
-                "trailing {} {} is left off the chip graph (it does not change the argmax); `nmc eval` still applies it",
-                if log { "LogSoftmax" } else { "Softmax" },
-                describe(graph, n)
-            ));
-            n = graph.node(n).inputs[0];
-        }
-        chip_outputs.push(Output {
-            node: n,
-            name: o.name.clone(),
-        });
-    }
+    let chip_outputs = chip_outputs(graph, &mut report.notes);
     let output_nodes: BTreeSet<NodeId> = chip_outputs
         .iter()
         .map(|o| {
@@ -266,6 +251,28 @@ pub fn quantize(
         message: e.to_string(),
     })?;
     Ok((out, report))
+}
+
+/// The values the chip produces: each graph output, with a trailing Softmax or LogSoftmax left
+/// off (it does not change the argmax; `nmc eval` still applies it), noted in `notes`.
+pub(super) fn chip_outputs(graph: &Graph, notes: &mut Vec<String>) -> Vec<Output> {
+    let mut chip_outputs = Vec::new();
+    for o in &graph.outputs {
+        let mut n = o.node;
+        while let Op::Softmax { log, .. } = graph.node(n).op {
+            notes.push(format!(
+                "trailing {} {} is left off the chip graph (it does not change the argmax); `nmc eval` still applies it",
+                if log { "LogSoftmax" } else { "Softmax" },
+                describe(graph, n)
+            ));
+            n = graph.node(n).inputs[0];
+        }
+        chip_outputs.push(Output {
+            node: n,
+            name: o.name.clone(),
+        });
+    }
+    chip_outputs
 }
 
 /// Ends the integer graph: each chip output becomes a `Dequantize` by its value's scale.

@@ -41,8 +41,8 @@ use super::quantize::{calibrate, needed_nodes, qdq_hints, weight_only_ranges, Ra
 use super::{describe, PassError, QuantReport};
 use crate::Error;
 use nmc_ir::{
-    ActRound, Constant, Graph, Layer, LayerQuant, Neuron, NodeId, Op, Output, Pool, PoolKind,
-    QuantParams, Synapse,
+    ActRound, Constant, Graph, Layer, LayerQuant, Neuron, NodeId, Op, Pool, PoolKind, QuantParams,
+    Synapse,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -207,22 +207,7 @@ pub fn quantize_akida(
     }
 
     // 1. The chip part ends where a float tail starts.
-    let mut chip_outputs = Vec::new();
-    for o in &graph.outputs {
-        let mut n = o.node;
-        while let Op::Softmax { log, .. } = graph.node(n).op {
-            report.notes.push(format!(
-                "trailing {} {} is left off the chip graph (it does not change the argmax); `nmc eval` still applies it",
-                if log { "LogSoftmax" } else { "Softmax" },
-                describe(graph, n)
-            ));
-            n = graph.node(n).inputs[0];
-        }
-        chip_outputs.push(Output {
-            node: n,
-            name: o.name.clone(),
-        });
-    }
+    let chip_outputs = super::quantize::chip_outputs(graph, &mut report.notes);
     // 2. Ranges.
     let hints = qdq_hints(graph);
     let calibrated = !calibration.is_empty();

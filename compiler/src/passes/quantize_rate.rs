@@ -123,22 +123,7 @@ pub fn quantize_rate(
     };
 
     // 1. The chip part ends where a float tail starts.
-    let mut chip_outputs = Vec::new();
-    for o in &graph.outputs {
-        let mut n = o.node;
-        while let Op::Softmax { log, .. } = graph.node(n).op {
-            report.notes.push(format!(
-                "trailing {} {} is left off the chip graph (it does not change the argmax); `nmc eval` still applies it",
-                if log { "LogSoftmax" } else { "Softmax" },
-                describe(graph, n)
-            ));
-            n = graph.node(n).inputs[0];
-        }
-        chip_outputs.push(Output {
-            node: n,
-            name: o.name.clone(),
-        });
-    }
+    let chip_outputs = super::quantize::chip_outputs(graph, &mut report.notes);
 
     // 2. Input full scales.
     let mut full: Vec<f32> = vec![0.0; graph.inputs.len()];
