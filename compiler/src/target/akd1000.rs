@@ -267,7 +267,6 @@ pub(super) fn run(a: &nmc_akd1000::Artifact, samples: &Array) -> Result<RunResul
     };
     let mut bounds: Vec<[u64; 3]> = Vec::new();
     let mut workload = [0u64; 3];
-    let mut interval = 0.0;
     for x in xs {
         let x: Vec<i64> = x.iter().map(|v| nmc_ir::quantize(*v, &q)).collect();
         let (outs, report) = emu.run(&[x]).map_err(|e| e.to_string())?;
@@ -282,7 +281,8 @@ pub(super) fn run(a: &nmc_akd1000::Artifact, samples: &Array) -> Result<RunResul
         perf.latency_ns += report.latency_ns;
         perf.energy_nj += report.energy_nj;
         perf.synaptic_events += report.synaptic_events;
-        interval += report.interval_ns;
+        // The step of a pipeline is its interval (the slowest NP).
+        perf.t_step_ns += report.interval_ns;
         if let Some(slowest) = report.units.iter().max_by(|a, b| a.t_ns.total_cmp(&b.t_ns)) {
             workload[slowest.bound as usize] += 1;
         }
@@ -312,20 +312,9 @@ pub(super) fn run(a: &nmc_akd1000::Artifact, samples: &Array) -> Result<RunResul
             b[u.bound as usize] += 1;
         }
     }
-    let most = |b: &[u64; 3]| {
-        ["memory", "compute", "traffic"][(0..3).max_by_key(|&k| (b[k], 3 - k)).unwrap_or(0)]
-    };
-    for (p, b) in perf.cores.iter_mut().zip(&bounds) {
-        p.bound = most(b).to_string();
-    }
-    perf.workload_bound = most(&workload).to_string();
-    if n > 0 {
-        perf.latency_ns /= n as f64;
-        perf.energy_nj /= n as f64;
-        perf.t_step_ns = interval / n as f64;
-        if perf.t_step_ns > 0.0 {
-            perf.throughput_fps = Some(1e9 / perf.t_step_ns);
-        }
+    super::finish_perf(&mut perf, &bounds, &workload);
+    if perf.t_step_ns > 0.0 {
+        perf.throughput_fps = Some(1e9 / perf.t_step_ns);
     }
     Ok(RunResult {
         outputs,

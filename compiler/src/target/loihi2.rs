@@ -305,18 +305,7 @@ pub(super) fn run(
             b[c.bound as usize] += 1;
         }
     }
-    let most = |b: &[u64; 3]| {
-        ["memory", "compute", "traffic"][(0..3).max_by_key(|&k| (b[k], 3 - k)).unwrap_or(0)]
-    };
-    for (p, b) in perf.cores.iter_mut().zip(&bounds) {
-        p.bound = most(b).to_string();
-    }
-    perf.workload_bound = most(&workload).to_string();
-    if n > 0 {
-        perf.latency_ns /= n as f64;
-        perf.energy_nj /= n as f64;
-        perf.t_step_ns /= n as f64;
-    }
+    super::finish_perf(&mut perf, &bounds, &workload);
     Ok(RunResult {
         outputs,
         int_outputs,

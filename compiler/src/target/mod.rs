@@ -315,6 +315,24 @@ pub struct PerfSummary {
     pub throughput_fps: Option<f64>,
 }
 
+/// Closes a run report: each core's and the workload's bound become the one that held most often
+/// (ties go to memory, then compute), and the sums over samples become means per inference.
+pub(crate) fn finish_perf(perf: &mut PerfSummary, core_bounds: &[[u64; 3]], workload: &[u64; 3]) {
+    let most = |b: &[u64; 3]| {
+        ["memory", "compute", "traffic"][(0..3).max_by_key(|&k| (b[k], 3 - k)).unwrap_or(0)]
+    };
+    for (p, b) in perf.cores.iter_mut().zip(core_bounds) {
+        p.bound = most(b).to_string();
+    }
+    perf.workload_bound = most(workload).to_string();
+    if perf.samples > 0 {
+        let n = perf.samples as f64;
+        perf.latency_ns /= n;
+        perf.energy_nj /= n;
+        perf.t_step_ns /= n;
+    }
+}
+
 /// What `run` returns.
 #[derive(Clone, Debug)]
 pub struct RunResult {

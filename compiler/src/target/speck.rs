@@ -409,19 +409,7 @@ impl Summary {
     }
 
     fn finish(mut self) -> PerfSummary {
-        let most = |b: &[u64; 3]| {
-            ["memory", "compute", "traffic"][(0..3).max_by_key(|&k| (b[k], 3 - k)).unwrap_or(0)]
-        };
-        for (p, b) in self.perf.cores.iter_mut().zip(&self.bounds) {
-            p.bound = most(b).to_string();
-        }
-        self.perf.workload_bound = most(&self.workload).to_string();
-        let n = self.perf.samples;
-        if n > 0 {
-            self.perf.latency_ns /= n as f64;
-            self.perf.energy_nj /= n as f64;
-            self.perf.t_step_ns /= n as f64;
-        }
+        super::finish_perf(&mut self.perf, &self.bounds, &self.workload);
         self.perf
     }
 }
