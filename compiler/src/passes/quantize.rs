@@ -110,28 +110,7 @@ pub fn quantize(
 
     // 2. Ranges.
     let hints = qdq_hints(graph);
-    let ranges: BTreeMap<NodeId, Range> = if !calibration.is_empty() {
-        report.ranges_from = format!("calibration ({} samples)", calibration.len());
-        calibrate(graph, calibration).map_err(|m| PassError {
-            pass: PASS,
-            node: "calibration".into(),
-            message: m,
-        })?
-    } else {
-        report.ranges_from = if hints.is_empty() {
-            "weight-only rule".into()
-        } else {
-            "qdq".into()
-        };
-        if hints.is_empty() {
-            report.notes.push(
-                "activations were not calibrated: inputs assumed in [-1, 1] and layer ranges estimated from the \
-                 weights; pass --calibrate inputs.npy for accurate scales"
-                    .into(),
-            );
-        }
-        weight_only_ranges(graph)
-    };
+    let ranges = find_ranges(graph, calibration, &hints, &mut report, "[-1, 1]")?;
     let range_of = |id: NodeId| -> Range {
         hints
             .get(&id)
@@ -300,6 +279,38 @@ pub(super) fn dequantize_outputs(
     }
 }
 
+/// Activation ranges, in order of preference: calibration inputs, else (with QDQ hints, which
+/// the caller applies on top) or without them the weight-only rule. Records which in `report`;
+/// `input_assumption` is the input range the weight-only rule's note states.
+pub(super) fn find_ranges(
+    graph: &Graph,
+    calibration: &[Vec<Vec<f32>>],
+    hints: &BTreeMap<NodeId, Range>,
+    report: &mut QuantReport,
+    input_assumption: &str,
+) -> Result<BTreeMap<NodeId, Range>, PassError> {
+    if !calibration.is_empty() {
+        report.ranges_from = format!("calibration ({} samples)", calibration.len());
+        return calibrate(graph, calibration).map_err(|m| PassError {
+            pass: PASS,
+            node: "calibration".into(),
+            message: m,
+        });
+    }
+    report.ranges_from = if hints.is_empty() {
+        "weight-only rule".into()
+    } else {
+        "qdq".into()
+    };
+    if hints.is_empty() {
+        report.notes.push(format!(
+            "activations were not calibrated: inputs assumed in {input_assumption} and layer ranges estimated \
+             from the weights; pass --calibrate inputs.npy for accurate scales"
+        ));
+    }
+    Ok(weight_only_ranges(graph))
+}
+
 /// Nodes the chip outputs depend on.
 pub(super) fn needed_nodes(graph: &Graph, outputs: &[Output]) -> BTreeSet<NodeId> {
     let mut seen = BTreeSet::new();
@@ -359,7 +370,7 @@ pub(super) fn qdq_hints(graph: &Graph) -> BTreeMap<NodeId, Range> {
     hints
 }
 
-pub(super) fn calibrate(
+fn calibrate(
     graph: &Graph,
     samples: &[Vec<Vec<f32>>],
 ) -> Result<BTreeMap<NodeId, Range>, String> {
@@ -384,7 +395,7 @@ pub(super) fn calibrate(
 }
 
 /// The weight-only rule (see the module docs).
-pub(super) fn weight_only_ranges(graph: &Graph) -> BTreeMap<NodeId, Range> {
+fn weight_only_ranges(graph: &Graph) -> BTreeMap<NodeId, Range> {
     let mut rms: BTreeMap<NodeId, f32> = BTreeMap::new();
     let mut ranges = BTreeMap::new();
     for id in graph.topo_order().unwrap_or_default() {

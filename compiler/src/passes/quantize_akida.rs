@@ -37,7 +37,7 @@
 //! (`nmc_akd1000::analyze`), so that every constraint error comes from one place; only what this
 //! pass cannot quantise at all (several inputs into one layer, negative inputs) fails here.
 
-use super::quantize::{calibrate, needed_nodes, qdq_hints, weight_only_ranges, Range};
+use super::quantize::{needed_nodes, qdq_hints, Range};
 use super::{describe, PassError, QuantReport};
 use crate::Error;
 use nmc_ir::{
@@ -211,30 +211,8 @@ pub fn quantize_akida(
     // 2. Ranges.
     let hints = qdq_hints(graph);
     let calibrated = !calibration.is_empty();
-    let ranges: BTreeMap<NodeId, Range> = if calibrated {
-        report.ranges_from = format!("calibration ({} samples)", calibration.len());
-        calibrate(graph, calibration).map_err(|m| {
-            Error::Pass(PassError {
-                pass: PASS,
-                node: "calibration".into(),
-                message: m,
-            })
-        })?
-    } else {
-        report.ranges_from = if hints.is_empty() {
-            "weight-only rule".into()
-        } else {
-            "qdq".into()
-        };
-        if hints.is_empty() {
-            report.notes.push(
-                "activations were not calibrated: inputs assumed in [0, 1] and layer ranges estimated from the \
-                 weights; pass --calibrate inputs.npy for accurate scales"
-                    .into(),
-            );
-        }
-        weight_only_ranges(graph)
-    };
+    let ranges = super::quantize::find_ranges(graph, calibration, &hints, &mut report, "[0, 1]")
+        .map_err(Error::Pass)?;
     let range_of = |id: NodeId| -> Range {
         hints
             .get(&id)
