@@ -370,10 +370,7 @@ pub(super) fn qdq_hints(graph: &Graph) -> BTreeMap<NodeId, Range> {
     hints
 }
 
-fn calibrate(
-    graph: &Graph,
-    samples: &[Vec<Vec<f32>>],
-) -> Result<BTreeMap<NodeId, Range>, String> {
+fn calibrate(graph: &Graph, samples: &[Vec<Vec<f32>>]) -> Result<BTreeMap<NodeId, Range>, String> {
     let interp = Interpreter::new(graph).map_err(|e| e.to_string())?;
     let mut ranges: BTreeMap<NodeId, Range> = BTreeMap::new();
     for s in samples {
