@@ -3,7 +3,7 @@
 
 use crate::npy;
 use crate::onnx;
-use crate::partition::{self, FitError};
+use crate::partition;
 use crate::passes::{self, QuantOptions, QuantReport};
 use crate::target::{ExecMode, Target};
 use crate::Error;
@@ -129,6 +129,9 @@ pub struct SearchSummary {
     pub greedy: MappingFigures,
     /// The chosen mapping's figures.
     pub chosen: MappingFigures,
+    /// Why the search cannot change the latency on this target, where that is so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Emulated (or, without calibration inputs, modelled) figures of one mapping.
@@ -315,34 +318,30 @@ pub fn compile_graph(
     source_hash: u64,
 ) -> Result<Compiled, Error> {
     let (canonical, quantized, qreport) = quantize_for(&imported, calib, opts)?;
-    let (mapping, search) = match opts.target.own_mapping(&quantized, opts.chips) {
-        // A target with its own mapper (AKD1000, Speck) does not use the generic partitioners.
-        Some(m) => {
-            if opts.partition != PartitionKind::Greedy {
-                return Err(Error::Usage(format!(
-                    "{} maps layers with its own mapper; --partition floorline|evolve is available for loihi2",
-                    opts.target.name()
-                )));
+    let (mapping, search) = if opts.partition == PartitionKind::Greedy {
+        match opts.target.own_mapping(&quantized, opts.chips) {
+            // A target with its own mapper (AKD1000, Speck): its default mapping.
+            Some(m) => (timed("partition", || m)?, None),
+            None => {
+                let model = opts.target.core_model(opts.chips);
+                let m = timed("partition", || {
+                    partition::greedy(&quantized, model.as_ref())
+                })
+                .map_err(|e| Error::Fit {
+                    target: opts.target.name(),
+                    message: e.to_string(),
+                })?;
+                (m, None)
             }
-            (timed("partition", || m)?, None)
         }
-        None => {
-            let model = opts.target.core_model(opts.chips);
-            timed("partition", || {
-                map_layers(&quantized, calib, opts, model.as_ref())
-            })?
-        }
+    } else {
+        let (m, s) = timed("partition", || map_search(&quantized, calib, opts))?;
+        (m, Some(s))
     };
     let artifact = timed("lower", || {
         opts.target.lower(&quantized, &mapping, source_hash, opts)
     })?;
-    let cores_used = mapping
-        .layers
-        .values()
-        .flatten()
-        .map(|s| s.core)
-        .collect::<std::collections::BTreeSet<u32>>()
-        .len();
+    let cores_used = mapping.cores_used();
     let mut report = CompileReport {
         target: opts.target.name().into(),
         ranges_from: qreport.ranges_from,
@@ -380,68 +379,48 @@ pub fn compile_graph(
     })
 }
 
-/// Runs the chosen partitioner.
-fn map_layers(
+/// Runs the chosen mapping search (floorline or evolve) in the target's search space.
+fn map_search(
     graph: &Graph,
     calib: &[Vec<Vec<f32>>],
     opts: &Options,
-    model: &dyn partition::CoreModel,
-) -> Result<(Mapping, Option<SearchSummary>), Error> {
-    let fit = |e: FitError| Error::Fit {
-        target: opts.target.name(),
-        message: e.to_string(),
-    };
-    let greedy = partition::greedy(graph, model).map_err(fit)?;
-    if opts.partition == PartitionKind::Greedy {
-        return Ok((greedy, None));
-    }
+) -> Result<(Mapping, SearchSummary), Error> {
+    use partition::search::{FloorlineVerdict, Genome};
     if opts.partition == PartitionKind::Evolve && calib.is_empty() {
         return Err(Error::Usage(
             "--partition evolve needs --calibrate: its fitness is the emulated latency on calibration inputs".into(),
         ));
     }
-    let layers: Vec<nmc_ir::NodeId> = greedy.layers.keys().copied().collect();
-    let problem = partition::search::Problem {
-        min_cores: greedy.layers.values().map(|s| s.len() as u32).collect(),
-        channels: layers
-            .iter()
-            .map(|&l| graph.ty(l).shape.first().copied().unwrap_or(1) as u32)
-            .collect(),
-        positions: (0..model.cores_available())
-            .map(|c| model.location(c))
-            .collect(),
-    };
-    let decode = |g: &partition::search::Genome| {
-        partition::assign(graph, model, &g.extra, Some(&g.placement)).ok()
-    };
+    let space = opts.target.search_space(graph, opts.chips)?;
+    let problem = &space.problem;
+    let decode = |g: &Genome| (space.decode)(g);
     let lower = |m: &Mapping| opts.target.lower(graph, m, 0, opts).ok();
-    let profile = crate::cost::ActivityProfile::measure(graph, calib)
-        .map_err(|message| Error::Input { message })?;
+    // The floorline model's loads: modelled from the activity profile (Loihi 2), or measured
+    // by the emulator on the calibration inputs, else on a mid-grey input (AKD1000, Speck).
+    let profile = if opts.target.models_loads() {
+        Some(
+            crate::cost::ActivityProfile::measure(graph, calib)
+                .map_err(|message| Error::Input { message })?,
+        )
+    } else {
+        None
+    };
+    let measure_on = measurement_samples(calib, graph);
     let params = crate::target::ChipParams::default();
-    let verdict = |g: &partition::search::Genome| -> Option<partition::search::FloorlineVerdict> {
-        let m = decode(g)?;
-        let art = lower(&m)?;
-        let (a, _) = opts
-            .target
-            .analyze(&art, &profile, opts.chips, &params)
-            .ok()?;
-        // Layer names in the analysis are population names; map them to topological indices.
-        let names: Vec<String> = m
-            .layers
-            .keys()
-            .map(|&id| {
-                graph
-                    .node(id)
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| id.to_string())
-            })
-            .collect();
+    let verdict = |g: &Genome| -> Option<FloorlineVerdict> {
+        let art = lower(&decode(g)?)?;
+        let (a, _) = match &profile {
+            Some(p) => opts.target.analyze(&art, p, opts.chips, &params),
+            None => opts.target.analyze_measured(&art, &measure_on, &params),
+        }
+        .ok()?;
+        // The analysis lists layers slowest first, by population name.
         let slowest = a
             .layers
             .iter()
             .filter_map(|l| {
-                names
+                space
+                    .names
                     .iter()
                     .position(|n| *n == l.name)
                     .map(|i| (i, l.bound))
@@ -465,7 +444,7 @@ fn map_layers(
             emulated: true,
         })
     };
-    let modelled = |g: &partition::search::Genome, m: &Mapping| -> MappingFigures {
+    let modelled = |g: &Genome, m: &Mapping| -> MappingFigures {
         let v = verdict(g);
         MappingFigures {
             latency_ns: v.as_ref().map_or(f64::NAN, |v| v.0),
@@ -477,18 +456,17 @@ fn map_layers(
             emulated: false,
         }
     };
-    let floor = partition::search::floorline_search(&problem, 200, &verdict);
+    let floor = partition::search::floorline_search(problem, 200, &verdict);
     let (result, name, objective) = match opts.partition {
         PartitionKind::Evolve => {
-            let fitness =
-                |g: &partition::search::Genome| emulated(&decode(g)?).map(|f| f.latency_ns);
+            let fitness = |g: &Genome| emulated(&decode(g)?).map(|f| f.latency_ns);
             let so = partition::search::SearchOptions {
                 seed: opts.seed,
                 evals: opts.evals,
                 progress: opts.progress,
                 ..Default::default()
             };
-            let mut r = partition::search::evolve(&problem, floor.best.clone(), &so, &fitness);
+            let mut r = partition::search::evolve(problem, floor.best.clone(), &so, &fitness);
             r.evals += floor.evals;
             (
                 r,
@@ -498,20 +476,39 @@ fn map_layers(
         }
         _ => (floor, "floorline", "modelled latency per inference (ns)"),
     };
-    let chosen = decode(&result.best).ok_or_else(|| Error::Fit {
+    // A search keeps the default mapping unless it found a strictly faster one.
+    let greedy_genome = problem.greedy();
+    let best = if result.fitness < result.greedy_fitness {
+        &result.best
+    } else {
+        &greedy_genome
+    };
+    let chosen = decode(best).ok_or_else(|| Error::Fit {
         target: opts.target.name(),
         message: "the search returned a mapping that does not fit (a bug)".into(),
     })?;
-    let figures =
-        |g: &partition::search::Genome, m: &Mapping| emulated(m).unwrap_or_else(|| modelled(g, m));
+    let figures = |g: &Genome, m: &Mapping| emulated(m).unwrap_or_else(|| modelled(g, m));
     let summary = SearchSummary {
         partitioner: name.into(),
         evals: result.evals,
         objective: objective.into(),
-        greedy: figures(&problem.greedy(), &greedy),
-        chosen: figures(&result.best, &chosen),
+        greedy: figures(&greedy_genome, &space.greedy),
+        chosen: figures(best, &chosen),
+        note: space.note.clone(),
     };
-    Ok((chosen, Some(summary)))
+    Ok((chosen, summary))
+}
+
+/// Inputs the emulator measures floorline loads on: the calibration samples, else one mid-grey
+/// input.
+fn measurement_samples(calib: &[Vec<Vec<f32>>], graph: &Graph) -> npy::Array {
+    calib_array(calib).unwrap_or_else(|| {
+        let numel = graph.inputs.first().map_or(0, |&i| graph.ty(i).numel());
+        npy::Array {
+            shape: vec![1, numel],
+            data: vec![0.5; numel],
+        }
+    })
 }
 
 /// Calibration samples as one `[N, …]` array (at most 16: enough for a fitness, cheap to emulate).
@@ -550,16 +547,7 @@ pub fn analyze(
             .analyze(&compiled.artifact, &profile, opts.chips, params)?
     } else {
         // Loads measured by the emulator: on the calibration inputs, else on a mid-grey input.
-        let samples = match calib_array(&calib) {
-            Some(a) => a,
-            None => {
-                let ty = compiled.imported.ty(compiled.imported.inputs[0]);
-                npy::Array {
-                    shape: vec![1, ty.numel()],
-                    data: vec![0.5; ty.numel()],
-                }
-            }
-        };
+        let samples = measurement_samples(&calib, &compiled.imported);
         opts.target
             .analyze_measured(&compiled.artifact, &samples, params)?
     };

@@ -38,9 +38,15 @@ pub struct Mapping {
 }
 
 impl Mapping {
-    /// Number of logical cores in use.
+    /// Number of logical cores that hold a slice (a target may list more locations than it
+    /// uses: Speck places all nine cores).
     pub fn cores_used(&self) -> usize {
-        self.placement.len()
+        self.layers
+            .values()
+            .flatten()
+            .map(|s| s.core)
+            .collect::<std::collections::BTreeSet<u32>>()
+            .len()
     }
 }
 

@@ -1,21 +1,31 @@
 //! Mapping searches change cost, never results: every partitioner's artifact gives the greedy
 //! artifact's outputs bit for bit, and a seed gives the same bytes every time.
 
-use crate::common::{cases, CALIB_SAMPLES};
+use crate::common::{all_cases, cases, CALIB_SAMPLES};
 use nmc::{driver, Options, PartitionKind, Target};
 
 fn compile(name: &str, partition: PartitionKind, seed: u64) -> nmc::Compiled {
-    let case = cases().iter().find(|c| c.name == name).unwrap();
+    compile_for(Target::Loihi2, name, partition, seed, 40)
+}
+
+fn compile_for(
+    target: Target,
+    name: &str,
+    partition: PartitionKind,
+    seed: u64,
+    evals: usize,
+) -> nmc::Compiled {
+    let case = all_cases().iter().find(|c| c.name == name).unwrap();
     let imported = nmc::onnx::import_file(&case.model).unwrap();
-    let mut opts = Options::new(Target::Loihi2);
+    let mut opts = Options::new(target);
     opts.partition = partition;
     opts.seed = seed;
-    opts.evals = 40;
+    opts.evals = evals;
     driver::compile_graph(imported.graph, &case.samples(CALIB_SAMPLES), &opts, 0).unwrap()
 }
 
 fn outputs(c: &nmc::Compiled, name: &str) -> Vec<Vec<i64>> {
-    let case = cases().iter().find(|c| c.name == name).unwrap();
+    let case = all_cases().iter().find(|c| c.name == name).unwrap();
     nmc::LoadedArtifact::decode(&c.artifact)
         .unwrap()
         .run(&case.inputs, None)
@@ -75,4 +85,112 @@ fn evolve_without_calibration_is_a_usage_error() {
     .unwrap_err();
     assert_eq!(e.exit_code(), 2, "{e}");
     assert!(e.to_string().contains("--calibrate"), "{e}");
+}
+
+#[test]
+fn akd1000_searches_spread_layers_over_more_nps_with_the_same_outputs() {
+    let name = "digits_cnn_akida";
+    let greedy = compile_for(Target::Akd1000, name, PartitionKind::Greedy, 0, 0);
+    let want = outputs(&greedy, name);
+    let mut artifacts = Vec::new();
+    for kind in [PartitionKind::Floorline, PartitionKind::Evolve] {
+        let c = compile_for(Target::Akd1000, name, kind, 5, 60);
+        assert!(
+            c.mapping.cores_used() > greedy.mapping.cores_used(),
+            "{kind:?} should use more NPs"
+        );
+        assert_eq!(outputs(&c, name), want, "{kind:?} changed the outputs");
+        let s = c.report.search.as_ref().expect("search summary");
+        assert!(
+            s.chosen.latency_ns < s.greedy.latency_ns && s.chosen.emulated,
+            "{kind:?} is not faster than greedy: {s:?}"
+        );
+        artifacts.push(c.artifact);
+    }
+    // Same seed, same bytes.
+    let again = compile_for(Target::Akd1000, name, PartitionKind::Evolve, 5, 60);
+    assert_eq!(again.artifact, artifacts[1]);
+}
+
+#[test]
+fn speck_searches_keep_the_matching_and_say_why() {
+    // Speck's cores are equally fast, so no assignment beats the matching; the search must
+    // return it (not a different but equal one) and say so.
+    let name = "dvs_cnn";
+    let greedy = compile_for(Target::Speck, name, PartitionKind::Greedy, 0, 0);
+    for kind in [PartitionKind::Floorline, PartitionKind::Evolve] {
+        let c = compile_for(Target::Speck, name, kind, 2, 6);
+        assert_eq!(c.artifact, greedy.artifact, "{kind:?}");
+        let s = c.report.search.as_ref().expect("search summary");
+        assert_eq!(s.chosen.latency_ns, s.greedy.latency_ns);
+        assert!(
+            s.note.as_deref().unwrap_or("").contains("same speed"),
+            "{s:?}"
+        );
+    }
+}
+
+#[test]
+fn every_targets_search_space_starts_at_its_default_mapping() {
+    for case in all_cases() {
+        for target in case.targets() {
+            let target = match target.as_str() {
+                "akd1000" => Target::Akd1000,
+                "speck" => Target::Speck,
+                _ => Target::Loihi2,
+            };
+            let imported = nmc::onnx::import_file(&case.model).unwrap();
+            let opts = Options::new(target);
+            let calib = case.samples(CALIB_SAMPLES);
+            let Ok((_, q, _)) = driver::quantize_for(&imported.graph, &calib, &opts) else {
+                continue;
+            };
+            let Ok(space) = target.search_space(&q, 1) else {
+                continue;
+            };
+            let g = space.problem.greedy();
+            assert_eq!(
+                (space.decode)(&g).as_ref(),
+                Some(&space.greedy),
+                "{} on {}: the greedy genome is not the default mapping",
+                case.name,
+                target.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn akd1000_lowering_rejects_a_mapping_it_cannot_run() {
+    let name = "digits_cnn_akida";
+    let c = compile_for(Target::Akd1000, name, PartitionKind::Greedy, 0, 0);
+    let opts = Options::new(Target::Akd1000);
+    // Two slices on one unit.
+    let mut bad = c.mapping.clone();
+    let (&last, slices) = bad.layers.iter_mut().next_back().unwrap();
+    let first_core = slices[0].core;
+    slices.push(nmc_ir::CoreSlice {
+        core: first_core,
+        start: 0,
+        end: 1,
+    });
+    let e = Target::Akd1000
+        .lower(&c.quantized, &bad, 0, &opts)
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("cannot run on the akd1000"),
+        "{last}: {e}"
+    );
+    // A dense layer's unit moved to a node without an FNP.
+    let mut bad = c.mapping.clone();
+    let dense_core = bad.layers.values().next_back().unwrap()[0].core as usize;
+    bad.placement[dense_core] = nmc_ir::CoreLoc {
+        chip: 0,
+        x: 99,
+        y: 99,
+    };
+    let e = Target::Akd1000
+        .lower(&c.quantized, &bad, 0, &opts)
+        .unwrap_err();
+    assert!(e.to_string().contains("node (99, 99)"), "{e}");
 }

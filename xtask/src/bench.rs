@@ -62,14 +62,10 @@ fn models() -> Vec<(String, std::path::PathBuf)> {
 
 fn compile() -> ExitCode {
     println!("## compile time (release, median of 5; Loihi 2, greedy, no calibration)\n");
-    let speck_only = |d: &std::path::Path| {
-        std::fs::read_to_string(d.join("case.toml"))
-            .is_ok_and(|t| t.contains("targets") && !t.contains("\"loihi2\""))
-    };
     println!("| model | synapses (nnz) | time | time per M synapses |");
     println!("|---|---|---|---|");
     for (name, dir) in models() {
-        if speck_only(&dir) {
+        if !for_target(&dir, "loihi2") {
             continue;
         }
         let model = dir.join("model.onnx");
@@ -122,10 +118,7 @@ fn emulator() -> ExitCode {
     println!("|---|---|---|---|---|---|---|");
     let mut cases: Vec<(String, Vec<u8>, Option<std::path::PathBuf>)> = models()
         .into_iter()
-        .filter(|(_, d)| {
-            std::fs::read_to_string(d.join("case.toml"))
-                .map_or(true, |t| !t.contains("targets") || t.contains("\"loihi2\""))
-        })
+        .filter(|(_, d)| for_target(d, "loihi2"))
         .map(|(n, d)| (n, Vec::new(), Some(d)))
         .collect();
     // The network size of chips.md §6's Lava measurement (64-128-10, 3.1 ms per timestep).
@@ -285,15 +278,15 @@ fn floorline() -> ExitCode {
 /// 3–10 layers, 256–4096 wide, 80–95 % weight sparsity) and on the shipped CNNs. Latency and
 /// energy are emulated per inference on the calibration inputs; search time is wall time.
 fn mapping() -> ExitCode {
-    println!("\n## mapping: greedy vs floorline vs evolve (Loihi 2, emulated per inference)\n");
+    println!("\n## mapping: greedy vs floorline vs evolve (emulated per inference)\n");
     println!(
-        "| model | partitioner | cores | latency | energy | bound | vs greedy | search time |"
+        "| model | target | partitioner | cores | latency | energy | bound | vs greedy | search time |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     let tmp = std::env::temp_dir().join("nmc-bench");
     std::fs::create_dir_all(&tmp).expect("temp dir");
     type Samples = Vec<Vec<Vec<f32>>>;
-    let mut cases: Vec<(String, std::path::PathBuf, Samples)> = Vec::new();
+    let mut cases: Vec<(String, Target, std::path::PathBuf, Samples)> = Vec::new();
     let mlps: [(&str, Vec<usize>, f64); 3] = [
         ("mlp-4x1024-90", vec![256, 1024, 1024, 1024, 10], 0.90),
         (
@@ -321,18 +314,33 @@ fn mapping() -> ExitCode {
                     .collect()]
             })
             .collect();
-        cases.push((name.to_string(), path, samples));
+        cases.push((name.to_string(), Target::Loihi2, path, samples));
     }
-    for (name, dir) in models().into_iter().filter(|(n, _)| n.contains("cnn")) {
-        let imported = nmc::onnx::import_file(&dir.join("model.onnx")).expect("import");
-        let s = driver::load_samples(&dir.join("inputs.npy"), &imported.graph)
-            .expect("inputs")
-            .into_iter()
-            .take(8)
-            .collect();
-        cases.push((name, dir.join("model.onnx"), s));
+    // The shipped CNNs on Loihi 2 (the AKD1000 variants are benched on the AKD1000), and every
+    // shipped model on the AKD1000 and on Speck.
+    for (name, dir) in models() {
+        let targets: Vec<Target> = [
+            (
+                Target::Loihi2,
+                name.contains("cnn") && !name.contains("akida") && for_target(&dir, "loihi2"),
+            ),
+            (Target::Akd1000, for_target(&dir, "akd1000")),
+            (Target::Speck, for_target(&dir, "speck")),
+        ]
+        .into_iter()
+        .filter_map(|(t, on)| on.then_some(t))
+        .collect();
+        for target in targets {
+            let imported = nmc::onnx::import_file(&dir.join("model.onnx")).expect("import");
+            let s = driver::load_samples(&dir.join("inputs.npy"), &imported.graph)
+                .expect("inputs")
+                .into_iter()
+                .take(8)
+                .collect();
+            cases.push((name.clone(), target, dir.join("model.onnx"), s));
+        }
     }
-    for (name, path, samples) in cases {
+    for (name, target, path, samples) in cases {
         let imported = nmc::onnx::import_file(&path).expect("import");
         let mut greedy_latency = f64::NAN;
         for (label, kind) in [
@@ -340,16 +348,19 @@ fn mapping() -> ExitCode {
             ("floorline", nmc::PartitionKind::Floorline),
             ("evolve", nmc::PartitionKind::Evolve),
         ] {
-            let mut opts = Options::new(Target::Loihi2);
+            let mut opts = Options::new(target);
             opts.partition = kind;
             opts.seed = 1;
             opts.evals = 300;
-            opts.chips = 2;
+            opts.chips = if target == Target::Loihi2 { 2 } else { 1 };
             let start = Instant::now();
             let c = match driver::compile_graph(imported.graph.clone(), &samples, &opts, 0) {
                 Ok(c) => c,
                 Err(e) => {
-                    println!("| {name} | {label} | error: {e} | | | | | |");
+                    println!(
+                        "| {name} | {} | {label} | error: {e} | | | | | |",
+                        target.name()
+                    );
                     continue;
                 }
             };
@@ -367,7 +378,8 @@ fn mapping() -> ExitCode {
                 greedy_latency = run.perf.latency_ns;
             }
             println!(
-                "| {name} | {label} | {} | {:.0} ns | {:.1} nJ | {} | {:+.0}% | {:.2} s |",
+                "| {name} | {} | {label} | {} | {:.0} ns | {:.1} nJ | {} | {:+.0}% | {:.2} s |",
+                target.name(),
                 c.mapping.cores_used(),
                 run.perf.latency_ns,
                 run.perf.energy_nj,
@@ -380,14 +392,14 @@ fn mapping() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Whether a case's case.toml lists the AKD1000 among its targets.
-fn for_akd1000(dir: &std::path::Path) -> bool {
-    std::fs::read_to_string(dir.join("case.toml"))
-        .map(|t| {
-            t.lines()
-                .any(|l| l.starts_with("targets") && l.contains("\"akd1000\""))
-        })
-        .unwrap_or(false)
+/// Whether a case is meant for `target`: its case.toml's `targets` line lists it (a case without
+/// one is for Loihi 2).
+fn for_target(dir: &std::path::Path, target: &str) -> bool {
+    let toml = std::fs::read_to_string(dir.join("case.toml")).unwrap_or_default();
+    match toml.lines().find(|l| l.starts_with("targets")) {
+        Some(l) => l.contains(&format!("\"{target}\"")),
+        None => target == "loihi2",
+    }
 }
 
 /// Per shipped AKD1000 model: NPs per layer, emulated latency, throughput and energy per frame,
@@ -401,7 +413,10 @@ fn akd1000() -> ExitCode {
     println!("| model | layers: type @ units | NPs | float top-1 | emulated top-1 | latency | throughput | energy/frame |");
     println!("|---|---|---|---|---|---|---|---|");
     let spec = nmc_akd1000::akd1000();
-    for (name, dir) in models().into_iter().filter(|(_, d)| for_akd1000(d)) {
+    for (name, dir) in models()
+        .into_iter()
+        .filter(|(_, d)| for_target(d, "akd1000"))
+    {
         let imported = nmc::onnx::import_file(&dir.join("model.onnx")).expect("import");
         let samples =
             driver::load_samples(&dir.join("inputs.npy"), &imported.graph).expect("inputs");
@@ -610,7 +625,7 @@ fn egraph() -> ExitCode {
     println!("|---|---|---|---|---|---|");
     for (name, dir) in models() {
         let toml = std::fs::read_to_string(dir.join("case.toml")).unwrap_or_default();
-        let targets: Vec<Target> = if for_akd1000(&dir) {
+        let targets: Vec<Target> = if for_target(&dir, "akd1000") {
             vec![Target::Loihi2, Target::Akd1000]
         } else if toml.lines().any(|l| l.starts_with("targets")) {
             // Speck cases (rate mode, event inputs) are not benched here.

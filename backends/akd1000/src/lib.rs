@@ -27,5 +27,8 @@ pub use emulator::{Bound, EmuError, Emulator, LayerPerf, PerfReport, UnitPerf};
 pub use layers::{analyze, AkError, AkLayer, Analysis, LayerKind, NodeRef, PoolSpec, Src};
 pub use listing::listing;
 pub use lower::{lower, LowerError};
-pub use map::{map, map_graph, need, to_ir_mapping, Need, NpMapping, Slice, Unit, UnitType};
+pub use map::{
+    choices_from_ir, map, map_explicit, map_graph, need, needs, to_ir_mapping, LayerChoice, Need,
+    NpMapping, Slice, Unit, UnitType,
+};
 pub use spec::{akd1000, ChipSpec, Cost, CostModel, Limits, NpSlot, NpType};

@@ -13,8 +13,8 @@ pub enum LowerError {
     /// The graph breaks an AKD1000 rule, or does not fit.
     #[error(transparent)]
     Map(#[from] AkError),
-    /// The mapping given does not come from this backend's mapper for this graph.
-    #[error("the mapping does not match the akd1000 mapper's: {0}")]
+    /// The mapping given cannot run on the chip (wrong NP count, type or numbering).
+    #[error("the mapping cannot run on the akd1000: {0}")]
     Mapping(String),
     /// Lowering produced an artifact that does not validate (a bug in this crate).
     #[error("lowering produced an invalid artifact (internal error): {0}")]
@@ -208,25 +208,33 @@ pub fn build(
     Ok(artifact)
 }
 
-/// Lowers a quantised canonical graph: analyse, map, build. If `mapping` is given it must be the
-/// IR form of this backend's own mapping (what [`crate::map::to_ir_mapping`] returns).
+/// Lowers a quantised canonical graph: analyse, map, build. A `mapping` given (the IR form
+/// [`crate::map::to_ir_mapping`] returns, of [`crate::map::map`] or of a search's
+/// [`crate::map::map_explicit`]) is checked and used instead of the default mapper's.
 pub fn lower(
     graph: &Graph,
     mapping: Option<&nmc_ir::Mapping>,
     source_hash: u64,
     spec: &ChipSpec,
 ) -> Result<Artifact, LowerError> {
-    let (a, m) = crate::map::map_graph(graph, spec)?;
-    if let Some(given) = mapping {
-        let ours = crate::map::to_ir_mapping(&a, &m);
-        if *given != ours {
-            return Err(LowerError::Mapping(format!(
-                "{} cores given, {} expected",
-                given.cores_used(),
-                ours.cores_used()
-            )));
+    let a = crate::layers::analyze(graph, spec)?;
+    let m = match mapping {
+        None => crate::map::map(&a, spec)?,
+        Some(given) => {
+            let needs = crate::map::needs(&a, spec)?;
+            let choices = crate::map::choices_from_ir(&a, spec, &needs, given)
+                .map_err(LowerError::Mapping)?;
+            let m = crate::map::map_explicit(&a, spec, &needs, &choices)
+                .map_err(LowerError::Mapping)?;
+            if crate::map::to_ir_mapping(&a, &m) != *given {
+                return Err(LowerError::Mapping(
+                    "its core numbering is not the mapper's (layer order, one unit per slice)"
+                        .into(),
+                ));
+            }
+            m
         }
-    }
+    };
     build(&a, &m, source_hash, spec)
 }
 

@@ -251,9 +251,10 @@ pub fn need(l: &AkLayer, spec: &ChipSpec, fnp3: bool) -> Result<Need, AkError> {
     })
 }
 
-/// Maps analysed layers onto the AKD1000.
-pub fn map(a: &Analysis, spec: &ChipSpec) -> Result<NpMapping, AkError> {
-    // Needs first, so that convolutions leave the dense layers their FNP3s.
+/// Every layer's [`Need`], with the FNP3/FNP2 choice for dense layers made for the whole model:
+/// convolutions leave the dense layers their FNP3s, and dense layers that cannot all have FNP3s
+/// fall back to one FNP2 each, last layers first.
+pub fn needs(a: &Analysis, spec: &ChipSpec) -> Result<Vec<Need>, AkError> {
     let fnp3_total = spec.nps.iter().filter(|n| n.can(NpType::Fnp3)).count();
     let mut needs = Vec::with_capacity(a.layers.len());
     let mut fnp3_reserved = 0usize;
@@ -264,7 +265,6 @@ pub fn map(a: &Analysis, spec: &ChipSpec) -> Result<NpMapping, AkError> {
         }
         needs.push(n);
     }
-    // Dense layers that cannot all have FNP3s fall back to an FNP2 each, last layers first.
     let mut fnp2_layers = 0usize;
     let fnp2_total = spec.nps.iter().filter(|n| n.can(NpType::Fnp2)).count();
     for (i, l) in a.layers.iter().enumerate().rev() {
@@ -277,12 +277,23 @@ pub fn map(a: &Analysis, spec: &ChipSpec) -> Result<NpMapping, AkError> {
             fnp2_layers += 1;
         }
     }
+    Ok(needs)
+}
 
+/// Maps analysed layers onto the AKD1000.
+pub fn map(a: &Analysis, spec: &ChipSpec) -> Result<NpMapping, AkError> {
+    let needs = needs(a, spec)?;
+    let mut fnp3_left_for_dense: usize = a
+        .layers
+        .iter()
+        .zip(&needs)
+        .filter(|(l, n)| l.kind == LayerKind::Dense && n.ty == UnitType::Np(NpType::Fnp3))
+        .map(|(_, n)| n.nps())
+        .sum();
     let mut used = vec![false; spec.nps.len()];
     let mut out = NpMapping::default();
     let mut cursor = 0usize;
     let mut hrc: Option<u32> = None;
-    let mut fnp3_left_for_dense = fnp3_reserved;
     for (l, n) in a.layers.iter().zip(&needs) {
         let mut slices = Vec::new();
         match n.ty {
@@ -442,6 +453,246 @@ fn pick(
         }
     }
     picked
+}
+
+/// One layer's placement, chosen by the caller (a mapping search) instead of [`map`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerChoice {
+    /// Channel groups: at least the [`Need`]'s (fewer would overflow an NP's weight SRAM), at
+    /// most the layer's channels. More groups spread the layer's work over more NPs.
+    pub groups: u32,
+    /// The NPs (indices into [`ChipSpec::nps`]), bands outer and channel groups inner; empty for
+    /// a layer on the HRC.
+    pub nps: Vec<usize>,
+}
+
+/// Maps layers onto NPs the caller chose, checking every choice: the NP count (bands × groups),
+/// that each NP can be configured as the layer's type, that no NP is used twice. The units are
+/// numbered as [`map`] numbers them (layer order, the HRC once, where first used).
+pub fn map_explicit(
+    a: &Analysis,
+    spec: &ChipSpec,
+    needs: &[Need],
+    choices: &[LayerChoice],
+) -> Result<NpMapping, String> {
+    if needs.len() != a.layers.len() || choices.len() != a.layers.len() {
+        return Err(format!(
+            "{} layer choices for {} layers",
+            choices.len(),
+            a.layers.len()
+        ));
+    }
+    let mut used = vec![false; spec.nps.len()];
+    let mut out = NpMapping::default();
+    let mut hrc: Option<u32> = None;
+    for ((l, n), c) in a.layers.iter().zip(needs).zip(choices) {
+        let mut slices = Vec::new();
+        let ty = match n.ty {
+            UnitType::Hrc => {
+                if !c.nps.is_empty() {
+                    return Err(format!("layer {}: runs on the HRC, not on NPs", l.name));
+                }
+                let unit = *hrc.get_or_insert_with(|| {
+                    out.units.push(Unit {
+                        col: spec.hrc_node.0,
+                        row: spec.hrc_node.1,
+                        id: 0,
+                        ty: UnitType::Hrc,
+                    });
+                    out.units.len() as u32 - 1
+                });
+                for &(r0, r1) in &n.bands {
+                    for &(c0, c1) in &n.groups {
+                        slices.push(Slice {
+                            unit,
+                            c0,
+                            c1,
+                            r0,
+                            r1,
+                        });
+                    }
+                }
+                out.layers.push(slices);
+                continue;
+            }
+            UnitType::Np(ty) => ty,
+        };
+        let channels = l.channels() as u32;
+        if c.groups < n.groups.len() as u32 || c.groups > channels.max(1) {
+            return Err(format!(
+                "layer {}: {} channel groups; it needs at least {} (weight SRAM) and has {} channels",
+                l.name,
+                c.groups,
+                n.groups.len(),
+                channels
+            ));
+        }
+        let groups = even_split(channels, c.groups);
+        let want = n.bands.len() * groups.len();
+        if c.nps.len() != want {
+            return Err(format!(
+                "layer {}: {} NPs given for {} band(s) × {} group(s)",
+                l.name,
+                c.nps.len(),
+                n.bands.len(),
+                groups.len()
+            ));
+        }
+        let mut k = 0;
+        for &(r0, r1) in &n.bands {
+            for &(c0, c1) in &groups {
+                let np = c.nps[k];
+                k += 1;
+                let slot = spec
+                    .nps
+                    .get(np)
+                    .ok_or_else(|| format!("layer {}: NP index {np} is not on the chip", l.name))?;
+                if !slot.can(ty) {
+                    return Err(format!(
+                        "layer {}: the NP at ({}, {}) slot {} cannot be a {}",
+                        l.name,
+                        slot.col,
+                        slot.row,
+                        slot.id,
+                        ty.name()
+                    ));
+                }
+                if std::mem::replace(&mut used[np], true) {
+                    return Err(format!(
+                        "layer {}: the NP at ({}, {}) slot {} is used twice",
+                        l.name, slot.col, slot.row, slot.id
+                    ));
+                }
+                out.units.push(Unit {
+                    col: slot.col,
+                    row: slot.row,
+                    id: slot.id,
+                    ty: UnitType::Np(ty),
+                });
+                slices.push(Slice {
+                    unit: out.units.len() as u32 - 1,
+                    c0,
+                    c1,
+                    r0,
+                    r1,
+                });
+            }
+        }
+        out.layers.push(slices);
+    }
+    Ok(out)
+}
+
+/// The choices behind an IR mapping (the form [`to_ir_mapping`] gives): a layer's channel groups
+/// from its slices, its NPs from its units' nodes. The IR records a unit's node, not its NP
+/// slot, so slots are given per node by a small exact matching of the node's units to the NPs
+/// there that can take their type (a node has at most a handful of NPs).
+pub fn choices_from_ir(
+    a: &Analysis,
+    spec: &ChipSpec,
+    needs: &[Need],
+    given: &nmc_ir::Mapping,
+) -> Result<Vec<LayerChoice>, String> {
+    // Per layer: (groups, per NP its node and type); filled in with NP indices below.
+    let mut choices = Vec::with_capacity(a.layers.len());
+    let mut wanted: Vec<(usize, usize, (u32, u32), NpType)> = Vec::new();
+    let mut seen_cores = std::collections::BTreeSet::new();
+    for (li, (l, n)) in a.layers.iter().zip(needs).enumerate() {
+        let slices = given
+            .layers
+            .get(&l.node)
+            .ok_or_else(|| format!("layer {} is not in the mapping", l.name))?;
+        let UnitType::Np(ty) = n.ty else {
+            choices.push(LayerChoice {
+                groups: n.groups.len() as u32,
+                nps: Vec::new(),
+            });
+            continue;
+        };
+        let bands = n.bands.len();
+        if slices.is_empty() || slices.len() % bands != 0 {
+            return Err(format!(
+                "layer {}: {} slices for {bands} row band(s)",
+                l.name,
+                slices.len()
+            ));
+        }
+        let g = (slices.len() / bands) as u32;
+        let groups = even_split(l.channels() as u32, g);
+        for (k, s) in slices.iter().enumerate() {
+            if (s.start, s.end) != groups[k % groups.len()] {
+                return Err(format!(
+                    "layer {}: slice {k} holds channels {}..{}; {g} groups split them as {:?}",
+                    l.name, s.start, s.end, groups
+                ));
+            }
+            if !seen_cores.insert(s.core) {
+                return Err(format!("layer {}: core {} is used twice", l.name, s.core));
+            }
+            let at = given
+                .placement
+                .get(s.core as usize)
+                .ok_or_else(|| format!("layer {}: core {} has no location", l.name, s.core))?;
+            wanted.push((li, k, (at.x, at.y), ty));
+        }
+        choices.push(LayerChoice {
+            groups: g,
+            nps: vec![usize::MAX; slices.len()],
+        });
+    }
+    // Per node: match its units to its NPs.
+    let mut nodes: Vec<(u32, u32)> = wanted.iter().map(|w| w.2).collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    for node in nodes {
+        let units: Vec<&(usize, usize, (u32, u32), NpType)> =
+            wanted.iter().filter(|w| w.2 == node).collect();
+        let nps: Vec<usize> = (0..spec.nps.len())
+            .filter(|&i| (spec.nps[i].col, spec.nps[i].row) == node)
+            .collect();
+        let mut pick = vec![usize::MAX; units.len()];
+        let mut taken = vec![false; nps.len()];
+        if !match_slots(&units, &nps, spec, 0, &mut pick, &mut taken) {
+            return Err(format!(
+                "node ({}, {}) has {} NP(s); {} unit(s) of types {:?} cannot all have one",
+                node.0,
+                node.1,
+                nps.len(),
+                units.len(),
+                units.iter().map(|u| u.3.name()).collect::<Vec<_>>()
+            ));
+        }
+        for (u, &p) in units.iter().zip(&pick) {
+            choices[u.0].nps[u.1] = nps[p];
+        }
+    }
+    Ok(choices)
+}
+
+/// Backtracking assignment of `units` to distinct `nps` able to take their type.
+fn match_slots(
+    units: &[&(usize, usize, (u32, u32), NpType)],
+    nps: &[usize],
+    spec: &ChipSpec,
+    k: usize,
+    pick: &mut [usize],
+    taken: &mut [bool],
+) -> bool {
+    if k == units.len() {
+        return true;
+    }
+    for p in 0..nps.len() {
+        if taken[p] || !spec.nps[nps[p]].can(units[k].3) {
+            continue;
+        }
+        taken[p] = true;
+        pick[k] = p;
+        if match_slots(units, nps, spec, k + 1, pick, taken) {
+            return true;
+        }
+        taken[p] = false;
+    }
+    false
 }
 
 /// Analyses and maps a graph.

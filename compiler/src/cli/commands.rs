@@ -247,7 +247,7 @@ fn search_text(s: &driver::SearchSummary) -> String {
     } else {
         f64::NAN
     };
-    format!(
+    let mut text = format!(
         "mapping search: {} ({} evaluations; objective: {})\n{}\n{}\n  latency {:.2}× greedy's speed",
         s.partitioner,
         s.evals,
@@ -255,7 +255,11 @@ fn search_text(s: &driver::SearchSummary) -> String {
         line("greedy", &s.greedy),
         line(&s.partitioner, &s.chosen),
         gain
-    )
+    );
+    if let Some(n) = &s.note {
+        text.push_str(&format!("\n  note: {n}"));
+    }
+    text
 }
 
 fn report_text(r: &driver::CompileReport) -> String {

@@ -54,49 +54,128 @@ impl Default for SearchOptions {
     }
 }
 
-/// The shape of the problem: per layer its greedy core count and its channel count (a layer
-/// never gets more cores than channels), and the physical positions.
+/// The shape of the problem: per layer its greedy core count, how many cores one more unit of
+/// `extra` adds and how many units it can take at most, which positions may hold it, and the
+/// physical positions.
+///
+/// Decoding a genome (see [`Problem::layer_positions`]): layers in order each take the first
+/// positions of `placement` that are still free and allowed for them. When every position is
+/// allowed for every layer (Loihi 2), layer `l` simply takes the next consecutive entries; where
+/// positions differ (AKD1000: NP types; Speck: core memories), the placement is a priority list
+/// and every permutation decodes to a mapping whose units are all of the right kind.
 #[derive(Clone, Debug)]
 pub struct Problem {
     /// Greedy (minimum) cores per layer.
     pub min_cores: Vec<u32>,
-    /// Channels per layer.
-    pub channels: Vec<u32>,
+    /// Units of `extra` a layer can take on top of its minimum (Loihi 2: channels minus greedy
+    /// cores, as a layer never gets more cores than channels).
+    pub max_extra: Vec<u32>,
+    /// Cores one unit of `extra` adds (empty: 1 for every layer; AKD1000: a convolution's row
+    /// bands, as one more channel group takes one more NP per band).
+    pub step: Vec<u32>,
+    /// `allowed[l][p]`: whether position `p` can hold layer `l` (empty: every position can).
+    pub allowed: Vec<Vec<bool>>,
+    /// Placement of the greedy genome (empty: positions in id order).
+    pub base: Vec<usize>,
     /// Every physical core position, indexed by position id.
     pub positions: Vec<CoreLoc>,
 }
 
+/// Tries a mutation makes before giving up on producing a decodable child.
+const MUTATION_TRIES: usize = 16;
+
 impl Problem {
-    fn cores(&self, g: &Genome, l: usize) -> usize {
-        (self.min_cores[l] + g.extra[l]).min(self.channels[l].max(1)) as usize
+    /// A problem in which every position can hold every layer and one extra is one core.
+    pub fn uniform(min_cores: Vec<u32>, channels: Vec<u32>, positions: Vec<CoreLoc>) -> Self {
+        let max_extra = min_cores
+            .iter()
+            .zip(&channels)
+            .map(|(&m, &c)| c.max(1).saturating_sub(m))
+            .collect();
+        Problem {
+            min_cores,
+            max_extra,
+            step: Vec::new(),
+            allowed: Vec::new(),
+            base: Vec::new(),
+            positions,
+        }
+    }
+
+    fn step(&self, l: usize) -> u32 {
+        self.step.get(l).copied().unwrap_or(1).max(1)
+    }
+
+    /// Cores layer `l` takes in genome `g`.
+    pub fn cores(&self, g: &Genome, l: usize) -> usize {
+        let e = g.extra[l].min(self.max_extra[l]);
+        (self.min_cores[l] + e * self.step(l)) as usize
     }
 
     fn used(&self, g: &Genome) -> usize {
         (0..self.min_cores.len()).map(|l| self.cores(g, l)).sum()
     }
 
-    /// The greedy genome: no extra cores, positions in id order.
+    fn allows(&self, l: usize, p: usize) -> bool {
+        self.allowed
+            .get(l)
+            .is_none_or(|a| a.get(p).copied().unwrap_or(false))
+    }
+
+    /// The positions each layer takes (see the type's docs), or `None` when some layer finds
+    /// too few free positions it may use.
+    pub fn layer_positions(&self, g: &Genome) -> Option<Vec<Vec<usize>>> {
+        let mut free = vec![true; self.positions.len()];
+        let mut out = Vec::with_capacity(self.min_cores.len());
+        for l in 0..self.min_cores.len() {
+            let want = self.cores(g, l);
+            let mut mine = Vec::with_capacity(want);
+            for &p in &g.placement {
+                if mine.len() == want {
+                    break;
+                }
+                if *free.get(p)? && self.allows(l, p) {
+                    free[p] = false;
+                    mine.push(p);
+                }
+            }
+            if mine.len() < want {
+                return None;
+            }
+            out.push(mine);
+        }
+        Some(out)
+    }
+
+    /// The greedy genome: no extra cores, the base placement.
     pub fn greedy(&self) -> Genome {
+        let placement = if self.base.is_empty() {
+            (0..self.positions.len()).collect()
+        } else {
+            self.base.clone()
+        };
         Genome {
             extra: vec![0; self.min_cores.len()],
-            placement: (0..self.positions.len()).collect(),
+            placement,
         }
     }
 
-    /// Re-derives the placement after core counts changed from `old` to `new.extra`: each layer
-    /// keeps its cores; surplus returns to the pool; missing cores come from the pool, nearest
-    /// (Manhattan distance on the mesh, chips side by side) to the layer's first core.
-    fn repair(&self, old: &Genome, new_extra: Vec<u32>) -> Genome {
+    /// Re-derives the placement after core counts changed from `old` to `new_extra`: each layer
+    /// keeps its cores; surplus returns to the pool; missing cores come from the pool, the
+    /// allowed ones nearest (Manhattan distance on the mesh, chips side by side) to the layer's
+    /// first core. A layer that finds too few keeps what it can get (its extra shrinks).
+    fn repair(&self, old: &Genome, new_extra: Vec<u32>) -> Option<Genome> {
         let layers = self.min_cores.len();
-        let mut at = 0;
-        let mut per_layer: Vec<Vec<usize>> = Vec::with_capacity(layers);
-        for l in 0..layers {
-            let n = self.cores(old, l);
-            per_layer.push(old.placement[at..at + n].to_vec());
-            at += n;
-        }
-        let mut pool: Vec<usize> = old.placement[at..].to_vec();
-        let target = Genome {
+        let mut per_layer = self.layer_positions(old)?;
+        let mut taken = vec![false; self.positions.len()];
+        per_layer.iter().flatten().for_each(|&p| taken[p] = true);
+        let mut pool: Vec<usize> = old
+            .placement
+            .iter()
+            .copied()
+            .filter(|&p| !taken[p])
+            .collect();
+        let mut target = Genome {
             extra: new_extra,
             placement: Vec::new(),
         };
@@ -115,24 +194,38 @@ impl Problem {
         };
         for l in 0..layers {
             let want = self.cores(&target, l);
-            while per_layer[l].len() < want && !pool.is_empty() {
+            while per_layer[l].len() < want {
                 let anchor = per_layer[l].first().map(|&p| self.positions[p]);
-                let pick = match anchor {
-                    Some(a) => (0..pool.len())
-                        .min_by_key(|&i| (dist(a, self.positions[pool[i]]), pool[i]))
-                        .expect("non-empty"),
-                    None => (0..pool.len()).min_by_key(|&i| pool[i]).expect("non-empty"),
-                };
-                per_layer[l].push(pool.swap_remove(pick));
+                let pick = (0..pool.len())
+                    .filter(|&i| self.allows(l, pool[i]))
+                    .min_by_key(|&i| {
+                        let d = anchor.map_or(0, |a| dist(a, self.positions[pool[i]]));
+                        (d, pool[i])
+                    });
+                match pick {
+                    Some(i) => per_layer[l].push(pool.swap_remove(i)),
+                    None => break,
+                }
+            }
+            // Keep the genome honest about what the layer got.
+            let got = per_layer[l].len() as u32;
+            let step = self.step(l);
+            if got < want as u32 {
+                let units = got.saturating_sub(self.min_cores[l]) / step;
+                target.extra[l] = units;
+                while per_layer[l].len() as u32 > self.min_cores[l] + units * step {
+                    pool.push(per_layer[l].pop().expect("non-empty"));
+                }
             }
         }
         let mut placement: Vec<usize> = per_layer.into_iter().flatten().collect();
         pool.sort_unstable();
         placement.extend(pool);
-        Genome {
+        let g = Genome {
             extra: target.extra,
             placement,
-        }
+        };
+        self.layer_positions(&g).map(|_| g)
     }
 
     fn mutate_partition(&self, g: &Genome, rng: &mut Rng) -> Genome {
@@ -143,21 +236,32 @@ impl Problem {
                 continue;
             }
             let step = 1 + (rng.next_u64() % 2) as i64;
-            let room = i64::from(self.channels[l].max(1)) - i64::from(self.min_cores[l] + extra[l]);
+            let room = i64::from(self.max_extra[l]) - i64::from(extra[l]);
+            let per = i64::from(self.step(l));
             if rng.unit() < 0.5 {
-                let add = step.min(free).min(room.max(0));
+                let add = step.min(free / per).min(room.max(0));
                 extra[l] += add as u32;
-                free -= add;
+                free -= add * per;
             } else {
                 let take = step.min(i64::from(extra[l]));
                 extra[l] -= take as u32;
-                free += take;
+                free += take * per;
             }
         }
-        self.repair(g, extra)
+        self.repair(g, extra).unwrap_or_else(|| g.clone())
     }
 
     fn mutate_placement(&self, g: &Genome, rng: &mut Rng) -> Genome {
+        for _ in 0..MUTATION_TRIES {
+            let child = self.mutate_placement_once(g, rng);
+            if self.allowed.is_empty() || self.layer_positions(&child).is_some() {
+                return child;
+            }
+        }
+        g.clone()
+    }
+
+    fn mutate_placement_once(&self, g: &Genome, rng: &mut Rng) -> Genome {
         let mut p = g.placement.clone();
         let n = p.len();
         if n < 2 {
@@ -230,19 +334,36 @@ pub fn evolve(
     let mut best_fit = fitness(&best).unwrap_or(f64::INFINITY);
     let mut evals = 2;
     let bar = progress(opts, opts.evals, "evolve");
-    let pick = |children: &[Genome]| -> Option<(usize, f64)> {
-        let fits: Vec<Option<f64>> = children.par_iter().map(fitness).collect();
+    // A child equal to its parent (a mutation that changed nothing) has the parent's fitness.
+    let pick = |children: &[Genome], parent: &Genome, parent_fit: f64| -> Option<(usize, f64)> {
+        let fits: Vec<Option<f64>> = children
+            .par_iter()
+            .map(|c| {
+                if c == parent {
+                    Some(parent_fit)
+                } else {
+                    fitness(c)
+                }
+            })
+            .collect();
         fits.iter()
             .enumerate()
             .filter_map(|(i, f)| f.map(|f| (i, f)))
             .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
     };
-    while evals + opts.lambda_part.max(1) <= opts.evals {
-        let kids: Vec<Genome> = (0..opts.lambda_part.max(1))
+    // Without a choice of core counts (Speck), every generation is a placement generation.
+    let partition_free = problem.max_extra.iter().any(|&m| m > 0);
+    let lambda_part = if partition_free {
+        opts.lambda_part.max(1)
+    } else {
+        0
+    };
+    while evals + lambda_part.max(opts.lambda_place.max(1)) <= opts.evals {
+        let kids: Vec<Genome> = (0..lambda_part)
             .map(|_| problem.mutate_partition(&best, &mut rng))
             .collect();
         evals += kids.len();
-        if let Some((i, f)) = pick(&kids) {
+        if let Some((i, f)) = pick(&kids, &best, best_fit) {
             if f <= best_fit {
                 best = kids[i].clone();
                 best_fit = f;
@@ -255,7 +376,7 @@ pub fn evolve(
             .map(|_| problem.mutate_placement(&best, &mut rng))
             .collect();
         evals += kids.len();
-        if let Some((i, f)) = pick(&kids) {
+        if let Some((i, f)) = pick(&kids, &best, best_fit) {
             if f <= best_fit {
                 best = kids[i].clone();
                 best_fit = f;
@@ -310,6 +431,7 @@ pub fn floorline_search(
         // or half again as many); give cores back from a traffic-bound one.
         for &(l, bound) in cur.1.iter().take(2) {
             let k = problem.cores(&best, l) as u32;
+            let per = problem.step(l);
             if bound == crate::cost::Bound::Traffic {
                 if best.extra[l] > 0 {
                     let mut e = best.extra.clone();
@@ -317,8 +439,10 @@ pub fn floorline_search(
                     candidates.push(e);
                 }
             } else {
-                for add in [1, k.div_ceil(2)] {
-                    let add = add.min(free).min(problem.channels[l].saturating_sub(k));
+                for add in [1, k.div_ceil(2).div_ceil(per)] {
+                    let add = add
+                        .min(free / per)
+                        .min(problem.max_extra[l].saturating_sub(best.extra[l]));
                     if add > 0 {
                         let mut e = best.extra.clone();
                         e[l] += add;
@@ -335,7 +459,7 @@ pub fn floorline_search(
             }
             let g = Genome {
                 extra: e,
-                placement: (0..problem.positions.len()).collect(),
+                placement: problem.greedy().placement,
             };
             evals += 1;
             if let Some(v) = verdict(&g) {

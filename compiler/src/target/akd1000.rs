@@ -4,8 +4,9 @@
 //! [`partition`] replaces the generic partitioners; [`core_model`] still answers the generic
 //! questions (per-NP fit of a channel slice, NP locations) for tools that ask them.
 
-use super::{split_samples, CorePerf, PerfSummary, RunResult};
+use super::{split_samples, CorePerf, PerfSummary, RunResult, SearchSpace};
 use crate::npy::Array;
+use crate::partition::search::{Genome, Problem};
 use crate::partition::{CoreModel, LayerSizer};
 use crate::Error;
 use nmc_akd1000::{AkError, LowerError};
@@ -50,6 +51,109 @@ pub(super) fn partition(graph: &Graph) -> Result<Mapping, Error> {
         let s = spec();
         let (a, m) = nmc_akd1000::map_graph(graph, &s).map_err(ak_error)?;
         Ok(nmc_akd1000::to_ir_mapping(&a, &m))
+    })
+}
+
+/// The AKD1000's mapping search space. Per NP layer (the HRC layer is fixed): extra channel
+/// groups, each taking one more NP per row band (more NPs share the layer's synaptic work, which
+/// is what bounds an NP's time), and which NPs: the placement is a priority list over all NPs,
+/// and a layer takes the first free ones that can be configured as its type (CNP1 for
+/// convolutions, FNP3 or FNP2 for dense layers). The greedy genome reproduces [`partition`].
+pub(super) fn search_space(graph: &Graph) -> Result<SearchSpace<'_>, Error> {
+    let s = spec();
+    let a = nmc_akd1000::analyze(graph, &s).map_err(ak_error)?;
+    let needs = nmc_akd1000::needs(&a, &s).map_err(ak_error)?;
+    let m = nmc_akd1000::map(&a, &s).map_err(ak_error)?;
+    let greedy = nmc_akd1000::to_ir_mapping(&a, &m);
+    let np_layers: Vec<(usize, nmc_akd1000::NpType)> = needs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| match n.ty {
+            nmc_akd1000::UnitType::Np(t) => Some((i, t)),
+            nmc_akd1000::UnitType::Hrc => None,
+        })
+        .collect();
+    // Base placement: greedy's NPs layer by layer, then every other NP along the fill path.
+    let mut base: Vec<usize> = Vec::with_capacity(s.nps.len());
+    for &(i, _) in &np_layers {
+        for sl in &m.layers[i] {
+            let u = &m.units[sl.unit as usize];
+            let k = s
+                .nps
+                .iter()
+                .position(|n| (n.col, n.row, n.id) == (u.col, u.row, u.id))
+                .ok_or_else(|| Error::Lower {
+                    target: NAME,
+                    message: format!("the mapper placed a unit on an unknown NP {u:?}"),
+                })?;
+            base.push(k);
+        }
+    }
+    let mut rest: Vec<usize> = (0..s.nps.len()).filter(|k| !base.contains(k)).collect();
+    rest.sort_by_key(|&k| {
+        let n = &s.nps[k];
+        (s.path_index((n.col, n.row)).unwrap_or(usize::MAX), k)
+    });
+    base.extend(rest);
+    let problem = Problem {
+        min_cores: np_layers
+            .iter()
+            .map(|&(i, _)| needs[i].nps() as u32)
+            .collect(),
+        max_extra: np_layers
+            .iter()
+            .map(|&(i, _)| {
+                (a.layers[i].channels() as u32).saturating_sub(needs[i].groups.len() as u32)
+            })
+            .collect(),
+        step: np_layers
+            .iter()
+            .map(|&(i, _)| needs[i].bands.len() as u32)
+            .collect(),
+        allowed: np_layers
+            .iter()
+            .map(|&(_, t)| s.nps.iter().map(|n| n.can(t)).collect())
+            .collect(),
+        base,
+        positions: s
+            .nps
+            .iter()
+            .map(|n| CoreLoc {
+                chip: 0,
+                x: n.col,
+                y: n.row,
+            })
+            .collect(),
+    };
+    let names = np_layers
+        .iter()
+        .map(|&(i, _)| a.layers[i].name.clone())
+        .collect();
+    let shape = problem.clone();
+    let decode = move |g: &Genome| -> Option<Mapping> {
+        let at = shape.layer_positions(g)?;
+        let mut choices: Vec<nmc_akd1000::LayerChoice> = needs
+            .iter()
+            .map(|n| nmc_akd1000::LayerChoice {
+                groups: n.groups.len() as u32,
+                nps: Vec::new(),
+            })
+            .collect();
+        for (k, (&(i, _), nps)) in np_layers.iter().zip(at).enumerate() {
+            choices[i] = nmc_akd1000::LayerChoice {
+                groups: needs[i].groups.len() as u32 + g.extra[k].min(shape.max_extra[k]),
+                nps,
+            };
+        }
+        let m = nmc_akd1000::map_explicit(&a, &s, &needs, &choices).ok()?;
+        Some(nmc_akd1000::to_ir_mapping(&a, &m))
+    };
+    Ok(SearchSpace {
+        problem,
+        names,
+        greedy,
+        decode: Box::new(decode),
+        note: None,
     })
 }
 

@@ -8,6 +8,7 @@ mod speck;
 
 use crate::driver::Options;
 use crate::npy::{Array, EventArray};
+use crate::partition::search::{Genome, Problem};
 use crate::partition::CoreModel;
 use crate::passes::RateOptions;
 use crate::Error;
@@ -115,6 +116,18 @@ impl Target {
         }
     }
 
+    /// The space the mapping searches (`--partition floorline|evolve`) explore on this target,
+    /// for a quantised graph: Loihi 2 chooses how many cores each layer takes and where they
+    /// sit; the AKD1000 how many NPs each layer takes (channel groups) and which NPs; Speck which
+    /// core each layer takes.
+    pub fn search_space<'g>(self, graph: &'g Graph, chips: u32) -> Result<SearchSpace<'g>, Error> {
+        match self {
+            Target::Loihi2 => uniform_space(self, graph, self.core_model(chips)),
+            Target::Akd1000 => akd1000::search_space(graph),
+            Target::Speck => speck::search_space(graph, chips),
+        }
+    }
+
     /// Lowers a quantised, mapped graph; returns the artifact's bytes.
     pub fn lower(
         self,
@@ -199,6 +212,76 @@ impl Target {
             Target::Speck => speck::describe_json(),
         }
     }
+}
+
+/// A decoder from genomes to mappings (`None`: the genome does not map).
+pub type Decoder<'g> = Box<dyn Fn(&Genome) -> Option<Mapping> + Sync + 'g>;
+
+/// What a mapping search explores on a target ([`Target::search_space`]).
+pub struct SearchSpace<'g> {
+    /// The genome's shape and constraints.
+    pub problem: Problem,
+    /// Name of the layer behind each problem index (as the floorline analysis names layers).
+    pub names: Vec<String>,
+    /// The default mapping, which the searches start from and are measured against.
+    pub greedy: Mapping,
+    /// Genome → mapping.
+    pub decode: Decoder<'g>,
+    /// Why the search cannot change the latency on this target, where that is so.
+    pub note: Option<String>,
+}
+
+/// The name the floorline analysis gives a layer node.
+pub(crate) fn layer_name(graph: &Graph, id: nmc_ir::NodeId) -> String {
+    graph
+        .node(id)
+        .name
+        .clone()
+        .unwrap_or_else(|| id.to_string())
+}
+
+/// The search space of a target whose cores are interchangeable (Loihi 2): layers in
+/// topological order, each on its greedy cores plus extra ones, any core anywhere.
+fn uniform_space<'g>(
+    target: Target,
+    graph: &'g Graph,
+    model: Box<dyn CoreModel>,
+) -> Result<SearchSpace<'g>, Error> {
+    let fit = |e: crate::partition::FitError| Error::Fit {
+        target: target.name(),
+        message: e.to_string(),
+    };
+    let greedy = crate::partition::greedy(graph, model.as_ref()).map_err(fit)?;
+    let order = graph.topo_order().map_err(|c| Error::Lower {
+        target: target.name(),
+        message: format!("the graph has a cycle at {}", c.0),
+    })?;
+    let layers: Vec<nmc_ir::NodeId> = order
+        .into_iter()
+        .filter(|id| greedy.layers.contains_key(id))
+        .collect();
+    let problem = Problem::uniform(
+        layers
+            .iter()
+            .map(|l| greedy.layers[l].len() as u32)
+            .collect(),
+        layers
+            .iter()
+            .map(|&l| graph.ty(l).shape.first().copied().unwrap_or(1) as u32)
+            .collect(),
+        (0..model.cores_available())
+            .map(|c| model.location(c))
+            .collect(),
+    );
+    Ok(SearchSpace {
+        problem,
+        names: layers.iter().map(|&l| layer_name(graph, l)).collect(),
+        greedy,
+        decode: Box::new(move |g: &Genome| {
+            crate::partition::assign(graph, model.as_ref(), &g.extra, Some(&g.placement)).ok()
+        }),
+        note: None,
+    })
 }
 
 /// Overrides of a target's cost-model constants (`--chip-params file.toml`).

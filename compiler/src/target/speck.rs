@@ -1,7 +1,8 @@
 //! SynSense Speck (crate `nmc-speck`): rate mode, layer → core matching, samna-shaped artifact.
 
-use super::{split_samples, CorePerf, PerfSummary, RunResult};
+use super::{split_samples, CorePerf, PerfSummary, RunResult, SearchSpace};
 use crate::npy::{Array, EventArray};
+use crate::partition::search::{Genome, Problem};
 use crate::partition::{CoreModel, LayerSizer};
 use crate::passes::RateOptions;
 use crate::Error;
@@ -76,6 +77,80 @@ pub(super) fn partition(graph: &Graph, chips: u32) -> Result<Mapping, Error> {
         );
     }
     Ok(mapping)
+}
+
+/// Speck's mapping search space: which core each layer takes. Every layer takes one whole core
+/// (one unit, no extras); the placement is a priority list over the nine cores and a layer takes
+/// the first free core its memories fit. The greedy genome reproduces [`partition`].
+pub(super) fn search_space(graph: &Graph, chips: u32) -> Result<SearchSpace<'_>, Error> {
+    let greedy = partition(graph, chips)?;
+    let spec = nmc_speck::speck();
+    let net = network(graph)?;
+    let n = net.layers.len();
+    let mut base: Vec<usize> = net
+        .layers
+        .iter()
+        .filter_map(|l| greedy.layers.get(&l.node).and_then(|s| s.first()))
+        .map(|s| s.core as usize)
+        .collect();
+    let rest: Vec<usize> = (0..spec.cores.len())
+        .filter(|c| !base.contains(c))
+        .collect();
+    base.extend(rest);
+    let problem = Problem {
+        min_cores: vec![1; n],
+        max_extra: vec![0; n],
+        step: Vec::new(),
+        allowed: net
+            .layers
+            .iter()
+            .map(|l| spec.cores.iter().map(|c| l.memory.fits(c)).collect())
+            .collect(),
+        base,
+        positions: (0..spec.cores.len()).map(loc).collect(),
+    };
+    let names = net
+        .layers
+        .iter()
+        .map(|l| super::layer_name(graph, l.node))
+        .collect();
+    let layers: Vec<(NodeId, u32)> = net
+        .layers
+        .iter()
+        .map(|l| (l.node, l.neuron_shape[0]))
+        .collect();
+    let shape = problem.clone();
+    let cores = spec.cores.len();
+    let decode = move |g: &Genome| -> Option<Mapping> {
+        let at = shape.layer_positions(g)?;
+        let mut m = Mapping {
+            placement: (0..cores).map(loc).collect(),
+            ..Default::default()
+        };
+        for (&(node, channels), p) in layers.iter().zip(at) {
+            m.layers.insert(
+                node,
+                vec![CoreSlice {
+                    core: *p.first()? as u32,
+                    start: 0,
+                    end: channels,
+                }],
+            );
+        }
+        Some(m)
+    };
+    Ok(SearchSpace {
+        problem,
+        names,
+        greedy,
+        decode: Box::new(decode),
+        note: Some(
+            "speck runs each layer on one whole core, its nine cores work at the same speed and \
+             events are routed without a distance cost (chips.md §2), so no choice of cores \
+             changes the latency; the search only checks the alternatives"
+                .into(),
+        ),
+    })
 }
 
 /// The matching's error with layer names, memory needs and the cores that have the most.
