@@ -7,7 +7,9 @@ use nmc::{driver, Options, Target};
 fn canonical_at(case: &crate::common::Case, level: u8) -> nmc_ir::Graph {
     let imported = nmc::onnx::import_file(&case.model).unwrap();
     let canonical = nmc::passes::canonicalize(&imported.graph).unwrap();
-    driver::optimize_at(canonical, level).unwrap().0
+    driver::optimize_at(canonical, level, Target::Loihi2)
+        .unwrap()
+        .0
 }
 
 #[test]
