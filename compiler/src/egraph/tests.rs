@@ -752,3 +752,181 @@ fn egraph_random_pooled_graphs_keep_semantics_on_every_target() {
     }
     assert!(summed > 10, "only {summed} pools became sums");
 }
+
+/// x : [3] → fc (dense 4×3, ReLU) → res = linear(W·x + V·fc) → identity population with
+/// `outer` as neuron.
+fn residual_graph(res_neuron: Neuron, outer: Neuron) -> Graph {
+    let mut r = Prng(11);
+    let mut g = Graph::new("res");
+    let x = g.add_input(TensorType::f32(vec![3]), "x");
+    let mut dense = |g: &mut Graph, o: usize, i: usize| {
+        g.consts.add(Constant::f32(
+            vec![o, i],
+            (0..o * i).map(|_| r.f()).collect(),
+        ))
+    };
+    let (w1, w, v) = (
+        dense(&mut g, 4, 3),
+        dense(&mut g, 4, 3),
+        dense(&mut g, 4, 4),
+    );
+    let t4 = TensorType::f32(vec![4]);
+    let fc = g.add(
+        layer(w1, Neuron::Relu),
+        vec![x],
+        t4.clone(),
+        Some("fc".into()),
+    );
+    let res = g.add(
+        Op::Layer(Layer {
+            synapses: vec![Synapse::Dense { weight: w }, Synapse::Dense { weight: v }],
+            bias: None,
+            neuron: res_neuron,
+            pool: None,
+            quant: None,
+        }),
+        vec![x, fc],
+        t4.clone(),
+        Some("res".into()),
+    );
+    let i4 = g.consts.add(eye(4));
+    let y = g.add(layer(i4, outer), vec![res], t4, Some("act".into()));
+    g.outputs.push(nmc_ir::Output {
+        node: y,
+        name: "y".into(),
+    });
+    g
+}
+
+#[test]
+fn egraph_fuse_identity_neuron_into_two_groups() {
+    // a0 input, a1 fc, a2 res (two groups), a3 identity ReLU; the fuse interns a4 (res + ReLU).
+    let g = residual_graph(Neuron::Linear, Neuron::Relu);
+    let mut table = Table::default();
+    let start = convert::to_expr(&g, &mut table).unwrap().to_string();
+    assert_eq!(
+        start,
+        "(outputs (layer a3 t1 (layer a2 t1 (input a0 t0) (layer a1 t1 (input a0 t0)))))"
+    );
+    check_rewrite(
+        table,
+        g.consts.clone(),
+        &start,
+        &algebra::fold_rules(),
+        "(outputs (layer a4 t1 (input a0 t0) (layer a1 t1 (input a0 t0))))",
+    )
+    .unwrap();
+    let (h, rep) = optimize(&g).unwrap();
+    assert!(rep.fired.iter().any(|(n, _)| n == "fuse-identity-neuron-2"));
+    assert_eq!(pools_of(&h).len(), 0);
+    assert_eq!(
+        h.nodes
+            .iter()
+            .filter(|n| matches!(n.op, Op::Layer(_)))
+            .count(),
+        2
+    );
+    assert_same_outputs(&g, &h, 11);
+}
+
+#[test]
+fn egraph_fuse_two_groups_needs_linear_inner() {
+    // A clipped residual sum is not linear: the outer ReLU cannot move into it.
+    let g = residual_graph(Neuron::Clip { lo: -1.0, hi: 1.0 }, Neuron::Relu);
+    let mut table = Table::default();
+    let start = convert::to_expr(&g, &mut table).unwrap().to_string();
+    check_rewrite(
+        table,
+        g.consts.clone(),
+        &start,
+        &algebra::fold_rules(),
+        &start,
+    )
+    .unwrap();
+    let (h, rep) = optimize(&g).unwrap();
+    assert!(
+        !rep.fired.iter().any(|(n, _)| n.starts_with("fuse")),
+        "{rep:?}"
+    );
+    assert_same_outputs(&g, &h, 11);
+}
+
+/// x : [3] → dense 4×3 ReLU → view `shape`.
+fn dense_view_graph(shape: Vec<usize>) -> Graph {
+    let mut g = Graph::new("view");
+    let x = g.add_input(TensorType::f32(vec![3]), "x");
+    let w = g.consts.add(Constant::f32(
+        vec![4, 3],
+        (0..12).map(|i| i as f32 * 0.25 - 1.0).collect(),
+    ));
+    let fc = g.add(
+        layer(w, Neuron::Relu),
+        vec![x],
+        TensorType::f32(vec![4]),
+        Some("fc".into()),
+    );
+    let v = g.add(Op::Reshape, vec![fc], TensorType::f32(shape), None);
+    g.outputs.push(nmc_ir::Output {
+        node: v,
+        name: "y".into(),
+    });
+    g
+}
+
+#[test]
+fn egraph_dense_to_conv1x1_start_goal() {
+    // a0 input, a1 dense, a2 view; t0 [3], t1 [4], t2 [4, 1, 1]. The rule interns a3 (the 1×1
+    // conv) and t3 ([3, 1, 1]). Both forms are one class; the dense one is extracted (tie).
+    let g = dense_view_graph(vec![4, 1, 1]);
+    let mut table = Table::default();
+    let start = convert::to_expr(&g, &mut table).unwrap().to_string();
+    assert_eq!(
+        start,
+        "(outputs (reshape a2 t2 (layer a1 t1 (input a0 t0))))"
+    );
+    let conv = "(outputs (layer a3 t2 (reshape a2 t3 (input a0 t0))))";
+    let e = check_rewrite(
+        table.clone(),
+        g.consts.clone(),
+        &start,
+        &algebra::view_rules(),
+        conv,
+    )
+    .unwrap_err();
+    assert!(e.starts_with("extracted"), "{e}");
+    check_rewrite(
+        table,
+        g.consts.clone(),
+        &start,
+        &algebra::view_rules(),
+        &start,
+    )
+    .unwrap();
+    // Both directions together saturate (the inverse finds the original weights again).
+    let (h, rep) = optimize(&g).unwrap();
+    assert_eq!(rep.stop_reason, "saturated", "{rep:?}");
+    assert!(rep.fired.iter().any(|(n, _)| n == "dense-to-conv1x1"));
+    assert!(!rep.changed);
+    assert_eq!(nmc_ir::print(&h), nmc_ir::print(&g));
+}
+
+#[test]
+fn egraph_dense_to_conv1x1_needs_a_pointwise_view() {
+    // A [2, 2] view is not a map of 1×1 pixels: no convolution form.
+    let g = dense_view_graph(vec![2, 2]);
+    let (_, rep) = optimize(&g).unwrap();
+    assert!(
+        !rep.fired.iter().any(|(n, _)| n == "dense-to-conv1x1"),
+        "{rep:?}"
+    );
+}
+
+#[test]
+fn egraph_conv1x1_round_trip_saturates() {
+    // conv1x1-on-vector then dense-to-conv1x1 returns to the input's kernel, not a copy.
+    for on_map in [false, true] {
+        let g = gap_graph_with(5, 1, on_map);
+        let (_, rep) = optimize(&g).unwrap();
+        assert_eq!(rep.stop_reason, "saturated", "{rep:?}");
+    }
+}
