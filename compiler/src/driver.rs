@@ -241,7 +241,7 @@ pub fn quantize_for(
     opts: &Options,
 ) -> Result<(Graph, Graph, QuantReport), Error> {
     let canonical = timed("canonicalize", || passes::canonicalize(imported))?;
-    let (canonical, egraph) = optimize_at(canonical, opts.opt_level)?;
+    let (canonical, egraph) = optimize_at(canonical, opts.opt_level, opts.target)?;
     let (quantized, qreport) = match opts.target.mode() {
         ExecMode::Graded if opts.target == Target::Akd1000 => {
             // Akida's integer neuron (ceil division by a per-channel step) has its own pass.
@@ -294,10 +294,12 @@ pub fn quantize_for(
     Ok((canonical, quantized, qreport))
 }
 
-/// The e-graph pass at an optimisation level (0: none; 1: layout rules; 2: every rule).
+/// The e-graph pass at an optimisation level (0: none; 1: layout rules; 2: every rule), with the
+/// extraction cost of `target` (which pooling it runs natively, [`Target::egraph_target`]).
 pub fn optimize_at(
     canonical: Graph,
     opt_level: u8,
+    target: Target,
 ) -> Result<(Graph, Option<crate::egraph::EgraphReport>), Error> {
     let rules = match opt_level {
         0 => return Ok((canonical, None)),
@@ -305,7 +307,7 @@ pub fn optimize_at(
         _ => crate::egraph::rules::all(),
     };
     let (g, r) = timed("egraph", || {
-        crate::egraph::optimize_with(&canonical, &rules)
+        crate::egraph::optimize_for(&canonical, &rules, target.egraph_target())
     })?;
     Ok((g, Some(r)))
 }

@@ -5,9 +5,100 @@ use crate::common::{cases, cases_for, CALIB_SAMPLES};
 use nmc::{driver, Options, Target};
 
 fn canonical_at(case: &crate::common::Case, level: u8) -> nmc_ir::Graph {
+    canonical_for(case, level, Target::Loihi2)
+}
+
+fn canonical_for(case: &crate::common::Case, level: u8, target: Target) -> nmc_ir::Graph {
     let imported = nmc::onnx::import_file(&case.model).unwrap();
     let canonical = nmc::passes::canonicalize(&imported.graph).unwrap();
-    driver::optimize_at(canonical, level).unwrap().0
+    driver::optimize_at(canonical, level, target).unwrap().0
+}
+
+/// Float reference outputs of two graphs agree within 1e-5 (relative above 1).
+fn assert_same_float(name: &str, a: &nmc_ir::Graph, b: &nmc_ir::Graph, samples: &[Vec<Vec<f32>>]) {
+    let a = driver::interpret(a, samples).unwrap();
+    let b = driver::interpret(b, samples).unwrap();
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.shape, y.shape, "{name}");
+        for (p, q) in x.data.iter().zip(&y.data) {
+            assert!(
+                (p - q).abs() <= 1e-5 * p.abs().max(1.0),
+                "{name}: -O0 {p} vs -O2 {q}"
+            );
+        }
+    }
+}
+
+/// Pool kinds of a graph's layers, in node order.
+fn pool_kinds(g: &nmc_ir::Graph) -> Vec<nmc_ir::PoolKind> {
+    g.nodes
+        .iter()
+        .filter_map(|n| match &n.op {
+            nmc_ir::Op::Layer(l) => l.pool.as_ref().map(|p| p.kind),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Speck pools by summing: at -O2 the e-graph makes every average pool of dvs_cnn a sum pool
+/// (rescaling the next layer's weights by 1/(k·k)), which `quantize_rate` did alone at -O0.
+/// The float graphs agree, the integer weights are the same constants, and the artifacts give
+/// the same spike counts bit for bit.
+#[test]
+fn egraph_speck_sum_pooling_matches_quantize_rate_bit_for_bit() {
+    for name in ["dvs_cnn", "dvs_cnn_if"] {
+        let case = crate::common::cases_for("speck")
+            .into_iter()
+            .find(|c| c.name == name)
+            .expect("shipped case");
+        let samples = case.samples(CALIB_SAMPLES);
+        let (o0, o2) = (
+            canonical_for(case, 0, Target::Speck),
+            canonical_for(case, 2, Target::Speck),
+        );
+        assert_eq!(pool_kinds(&o0), [nmc_ir::PoolKind::Avg; 3], "{name}");
+        assert_eq!(pool_kinds(&o2), [nmc_ir::PoolKind::Sum; 3], "{name}");
+        assert_same_float(name, &o0, &o2, &samples[..8]);
+        // Loihi 2 runs both poolings: ties keep the model's average pools.
+        assert_eq!(
+            pool_kinds(&canonical_for(case, 2, Target::Loihi2)),
+            [nmc_ir::PoolKind::Avg; 3]
+        );
+        let mut outs = Vec::new();
+        let mut consts = Vec::new();
+        for level in [0u8, 2] {
+            let imported = nmc::onnx::import_file(&case.model).unwrap();
+            let mut opts = Options::new(Target::Speck);
+            opts.opt_level = level;
+            let c = driver::compile_graph(imported.graph, &samples, &opts, 0).unwrap();
+            assert_eq!(
+                c.report.notes.join("\n").contains("avgpool-to-sumpool"),
+                level == 2,
+                "{name} -O{level}"
+            );
+            let mut cs: Vec<String> = nmc_ir::print(&c.quantized)
+                .lines()
+                .filter(|l| l.starts_with("const "))
+                .filter_map(|l| l.split_once(" : ").map(|(_, rest)| rest.to_string()))
+                .collect();
+            cs.sort();
+            consts.push(cs);
+            let art = nmc::LoadedArtifact::decode(&c.artifact).unwrap();
+            let n = 8;
+            let per = case.inputs.data.len() / case.inputs.shape[0];
+            let mut shape = case.inputs.shape.clone();
+            shape[0] = n;
+            let subset = nmc::npy::Array {
+                shape,
+                data: case.inputs.data[..n * per].to_vec(),
+            };
+            let run = art.run(&subset, None).unwrap();
+            outs.push((run.int_outputs, run.outputs.data));
+        }
+        assert_eq!(consts[0], consts[1], "{name}: integer weights differ");
+        assert_eq!(outs[0], outs[1], "{name}: -O0 and -O2 artifacts disagree");
+    }
 }
 
 #[test]

@@ -115,4 +115,11 @@ impl TypeAnalysis {
         self.memo.insert(key, id);
         id
     }
+
+    /// Records `id` as the constant of `key` unless one is known. Inverse rules use it so that
+    /// undoing a rewrite finds the original weights (and the original e-node) instead of making
+    /// an equal copy with a new id, which would grow the e-graph without end.
+    pub fn memo_alias(&mut self, key: String, id: nmc_ir::ConstId) {
+        self.memo.entry(key).or_insert(id);
+    }
 }

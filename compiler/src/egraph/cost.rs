@@ -7,12 +7,55 @@
 //! `max(synops, neurons, messages)` (time bound), then the sum of all three over layers (energy),
 //! then the node count (tie-breaker, so that a free reshape or identity still loses). All three
 //! are integers and never decrease from a child to its parent (monotone, as egg requires).
+//!
+//! The cost also knows what the target runs ([`CostTarget`], plain flags: this module knows no
+//! backend). A population whose pooling the target does not have costs a large but finite
+//! [`UNSUPPORTED`] more in time and energy, so extraction picks an equivalent supported form when
+//! a rule made one (an average pool as a sum pool for Speck) and still compares graphs that keep
+//! an unsupported layer (the quantiser legalises or rejects it later).
 
 use super::lang::{Nmc, Table};
 use egg::{CostFunction, Id, Language, Symbol};
 use nmc_ir::{ConstPool, Op, Synapse};
 
-/// Lexicographic (time, energy, nodes).
+/// The pooling a target runs natively (what its quantiser accepts after an activation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CostTarget {
+    /// Average pooling (the divisor in hardware or folded by the quantiser).
+    pub avg_pool: bool,
+    /// Sum pooling.
+    pub sum_pool: bool,
+}
+
+impl CostTarget {
+    /// No constraint: every pooling is native (unit tests, target-independent runs).
+    pub const ANY: CostTarget = CostTarget {
+        avg_pool: true,
+        sum_pool: true,
+    };
+
+    /// Whether the target runs this pooling (max pooling is never penalised here: the targets
+    /// without it reject it in their quantiser, and no rule makes or removes one).
+    pub fn has_pool(&self, kind: nmc_ir::PoolKind) -> bool {
+        match kind {
+            nmc_ir::PoolKind::Avg => self.avg_pool,
+            nmc_ir::PoolKind::Sum => self.sum_pool,
+            nmc_ir::PoolKind::Max => true,
+        }
+    }
+}
+
+impl Default for CostTarget {
+    fn default() -> Self {
+        CostTarget::ANY
+    }
+}
+
+/// Penalty (time and energy) of a population the target cannot run as is: larger than any real
+/// network's synaptic operations, small enough that sums over many layers never saturate.
+pub const UNSUPPORTED: u64 = 1 << 40;
+
+/// Lexicographic (time, energy, nodes, convs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Cost {
     /// Slowest population: max(synops, neuron updates, messages).
@@ -21,6 +64,10 @@ pub struct Cost {
     pub energy: u64,
     /// Operator nodes.
     pub nodes: u64,
+    /// Convolution synapse groups: the last tie-breaker, so that where a dense and a 1×1
+    /// convolution form cost the same (a vector seen as `[C, 1, 1]`) extraction keeps the dense
+    /// one. Not part of the "strictly cheaper" test of the pass.
+    pub convs: u64,
 }
 
 /// The floorline cost; `leaf` resolves a child id to its attribute symbol.
@@ -31,20 +78,22 @@ pub struct FloorlineCost<'a> {
     pub consts: &'a ConstPool,
     /// Child id ⇒ its attribute symbol.
     pub leaf: Box<dyn Fn(Id) -> Option<Symbol> + 'a>,
+    /// What the target runs natively.
+    pub target: CostTarget,
 }
 
 impl FloorlineCost<'_> {
-    /// This node's own (time, energy).
-    fn own(&self, enode: &Nmc) -> (u64, u64) {
+    /// This node's own (time, energy, conv synapse groups).
+    fn own(&self, enode: &Nmc) -> (u64, u64, u64) {
         let ch = enode.children();
         let (Some(a), Some(t)) = (
             ch.first().and_then(|&c| (self.leaf)(c)),
             ch.get(1).and_then(|&c| (self.leaf)(c)),
         ) else {
-            return (0, 0);
+            return (0, 0, 0);
         };
         let (Some((op, _)), Some(ty)) = (self.table.op_of(a), self.table.ty_of(t)) else {
-            return (0, 0);
+            return (0, 0, 0);
         };
         let out = ty.numel() as u64;
         match op {
@@ -66,11 +115,24 @@ impl FloorlineCost<'_> {
                         }
                     })
                     .sum();
-                (synops.max(out), synops + 2 * out)
+                let convs = l
+                    .synapses
+                    .iter()
+                    .filter(|s| matches!(s, Synapse::Conv { .. }))
+                    .count() as u64;
+                let penalty = match &l.pool {
+                    Some(p) if !self.target.has_pool(p.kind) => UNSUPPORTED,
+                    _ => 0,
+                };
+                (
+                    synops.max(out).saturating_add(penalty),
+                    (synops + 2 * out).saturating_add(penalty),
+                    convs,
+                )
             }
-            Op::Input { .. } | Op::Reshape => (0, 0),
+            Op::Input { .. } | Op::Reshape => (0, 0, 0),
             // Concat and anything else: data movement of the result.
-            _ => (out, out),
+            _ => (out, out, 0),
         }
     }
 }
@@ -82,21 +144,23 @@ impl CostFunction<Nmc> for FloorlineCost<'_> {
     where
         C: FnMut(Id) -> Cost,
     {
-        let (time, energy) = match enode {
+        let (time, energy, convs) = match enode {
             Nmc::Attr(_) => return Cost::default(),
-            Nmc::Outputs(_) => (0, 0),
+            Nmc::Outputs(_) => (0, 0, 0),
             _ => self.own(enode),
         };
         let mut c = Cost {
             time,
             energy,
             nodes: 1,
+            convs,
         };
         for &k in enode.children() {
             let k = costs(k);
             c.time = c.time.max(k.time);
             c.energy = c.energy.saturating_add(k.energy);
             c.nodes = c.nodes.saturating_add(k.nodes);
+            c.convs = c.convs.saturating_add(k.convs);
         }
         c
     }

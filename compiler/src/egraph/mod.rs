@@ -13,7 +13,7 @@ pub mod rules;
 
 use crate::passes::PassError;
 use analysis::TypeAnalysis;
-use cost::FloorlineCost;
+use cost::{CostTarget, FloorlineCost};
 use egg::{EGraph, Extractor, RecExpr, Runner};
 use lang::{Nmc, Table};
 use nmc_ir::Graph;
@@ -84,10 +84,19 @@ fn triple(c: cost::Cost) -> (u64, u64, u64) {
     (c.time, c.energy, c.nodes)
 }
 
-/// Runs the pass with the given rules.
+/// Runs the pass with the given rules, for no target in particular ([`CostTarget::ANY`]).
 pub fn optimize_with(
     graph: &Graph,
     rules: &[egg::Rewrite<Nmc, TypeAnalysis>],
+) -> Result<(Graph, EgraphReport), PassError> {
+    optimize_for(graph, rules, CostTarget::ANY)
+}
+
+/// Runs the pass with the given rules; extraction prefers what `target` runs natively.
+pub fn optimize_for(
+    graph: &Graph,
+    rules: &[egg::Rewrite<Nmc, TypeAnalysis>],
+    target: CostTarget,
 ) -> Result<(Graph, EgraphReport), PassError> {
     let mut table = Table::default();
     let start = convert::to_expr(graph, &mut table).map_err(err)?;
@@ -99,6 +108,7 @@ pub fn optimize_with(
                 Nmc::Attr(s) => Some(*s),
                 _ => None,
             }),
+            target,
         };
         egg::CostFunction::cost_rec(&mut cf, &start)
     };
@@ -134,8 +144,9 @@ pub fn optimize_with(
         table: &eg.analysis.table,
         consts: &eg.analysis.consts,
         leaf: Box::new(|id| rules::leaf(eg, id)),
+        target,
     };
-    // Ties: the cost is lexicographic (time, energy, nodes) and egg (feature `deterministic`)
+    // Ties: the cost is lexicographic (time, energy, nodes, convs) and egg (feature `deterministic`)
     // keeps class and node order fixed, so equal-cost choices resolve the same way every run.
     let (after, best) = Extractor::new(eg, cf).find_best(root);
     let mut report = EgraphReport {
@@ -145,7 +156,8 @@ pub fn optimize_with(
         cost_before: triple(before),
         cost_after: triple(before),
     };
-    if after >= before {
+    // The conv count only breaks ties between forms; it never makes a graph worth replacing.
+    if triple(after) >= triple(before) {
         return Ok((graph.clone(), report));
     }
     let out = convert::from_expr(&best, &eg.analysis.table, graph, eg.analysis.consts.clone())
@@ -165,6 +177,18 @@ pub fn check_rewrite(
     start: &str,
     rules: &[egg::Rewrite<Nmc, TypeAnalysis>],
     expected: &str,
+) -> Result<(), String> {
+    check_rewrite_for(table, consts, start, rules, expected, CostTarget::ANY)
+}
+
+/// [`check_rewrite`] with the extraction cost of a target.
+pub fn check_rewrite_for(
+    table: Table,
+    consts: nmc_ir::ConstPool,
+    start: &str,
+    rules: &[egg::Rewrite<Nmc, TypeAnalysis>],
+    expected: &str,
+    target: CostTarget,
 ) -> Result<(), String> {
     let start: RecExpr<Nmc> = start.parse().map_err(|e| format!("{e}"))?;
     let expected: RecExpr<Nmc> = expected.parse().map_err(|e| format!("{e}"))?;
@@ -187,6 +211,7 @@ pub fn check_rewrite(
         table: &eg.analysis.table,
         consts: &eg.analysis.consts,
         leaf: Box::new(|id| rules::leaf(eg, id)),
+        target,
     };
     let (_, best) = Extractor::new(eg, cf).find_best(root);
     if best.to_string() != expected.to_string() {

@@ -401,6 +401,16 @@ fn egraph_fuse_needs_single_user() {
     check_rewrite(t, c, start, &algebra::fold_rules(), start).unwrap();
 }
 
+/// The rules of the fold chain (layout, algebra, folds, conv1x1-on-vector) without the pooling
+/// rule and the inverse view rule, whose extra attributes would renumber the goal's symbols.
+fn fold_chain_rules() -> Vec<egg::Rewrite<Nmc, TypeAnalysis>> {
+    let mut r = layout::rules();
+    r.extend(algebra::rules());
+    r.extend(algebra::fold_rules());
+    r.extend(algebra::view_rules().into_iter().take(1));
+    r
+}
+
 #[test]
 fn egraph_global_avgpool_fold_start_goal() {
     // Symbols from the conversion of `gap_graph`: a0 input, a1 conv, a2 gap, a3 flatten, a4
@@ -425,7 +435,7 @@ fn egraph_global_avgpool_fold_start_goal() {
         table,
         g.consts.clone(),
         &start,
-        &rules::all(),
+        &fold_chain_rules(),
         "(outputs (layer a7 t3 (input a0 t0)))",
     )
     .unwrap();
@@ -446,8 +456,476 @@ fn egraph_conv1x1_on_vector_start_goal() {
         table,
         g.consts.clone(),
         &start,
-        &rules::all(),
+        &fold_chain_rules(),
         "(outputs (layer a8 t3 (input a0 t0)))",
     )
     .unwrap();
+}
+
+/// Extraction cost of a chip that pools by summing only (Speck).
+const SUM_ONLY: cost::CostTarget = cost::CostTarget {
+    avg_pool: false,
+    sum_pool: true,
+};
+
+/// `x : [ci, h, h]` → conv 3×3 (pads 1) + ReLU + `pool` → flatten → dense (linear) `[5]`.
+/// With `tap`, the pooled map is an output too (two consumers).
+fn pooled_graph(seed: u64, pool: nmc_ir::Pool, tap: bool) -> Graph {
+    let mut r = Prng(seed | 1);
+    let mut g = Graph::new("pooled");
+    let (ci, co, h) = (2, 3, 4 + 2 * (seed as usize % 2));
+    let x = g.add_input(TensorType::f32(vec![ci, h, h]), "x");
+    let w = g.consts.add(Constant::f32(
+        vec![co, ci, 3, 3],
+        (0..co * ci * 9).map(|_| r.f()).collect(),
+    ));
+    let (ph, pw) = pool.out_hw(h, h).expect("pool fits");
+    let b = g.add(
+        Op::Layer(Layer {
+            synapses: vec![Synapse::Conv {
+                weight: w,
+                geom: nmc_ir::ConvGeom {
+                    kernel: [3, 3],
+                    strides: [1, 1],
+                    pads: [1, 1, 1, 1],
+                    dilations: [1, 1],
+                    groups: 1,
+                },
+            }],
+            bias: None,
+            neuron: Neuron::Relu,
+            pool: Some(pool),
+            quant: None,
+        }),
+        vec![x],
+        TensorType::f32(vec![co, ph, pw]),
+        Some("conv".into()),
+    );
+    let n = co * ph * pw;
+    let flat = g.add(Op::Reshape, vec![b], TensorType::f32(vec![n]), None);
+    let d = g.consts.add(Constant::f32(
+        vec![5, n],
+        (0..5 * n).map(|_| r.f()).collect(),
+    ));
+    let fc = g.add(
+        layer(d, Neuron::Linear),
+        vec![flat],
+        TensorType::f32(vec![5]),
+        Some("fc".into()),
+    );
+    g.outputs.push(nmc_ir::Output {
+        node: fc,
+        name: "y".into(),
+    });
+    if tap {
+        g.outputs.push(nmc_ir::Output {
+            node: b,
+            name: "map".into(),
+        });
+    }
+    g
+}
+
+fn avg_pool(k: usize, pads: usize, count_include_pad: bool) -> nmc_ir::Pool {
+    nmc_ir::Pool {
+        kind: nmc_ir::PoolKind::Avg,
+        kernel: [k, k],
+        strides: [k, k],
+        pads: [pads; 4],
+        count_include_pad,
+    }
+}
+
+fn pools_of(g: &Graph) -> Vec<nmc_ir::PoolKind> {
+    g.nodes
+        .iter()
+        .filter_map(|n| match &n.op {
+            Op::Layer(l) => l.pool.as_ref().map(|p| p.kind),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn egraph_avgpool_to_sumpool_start_goal() {
+    // a0 input, a1 conv + avg pool, a2 flatten, a3 dense; t0 input, t1 pooled map, t2 [12],
+    // t3 [5]. The rule interns a4 (dense with W/4) and a5 (the conv with a sum pool).
+    let g = pooled_graph(2, avg_pool(2, 0, false), false);
+    let mut table = Table::default();
+    let start = convert::to_expr(&g, &mut table).unwrap().to_string();
+    assert_eq!(
+        start,
+        "(outputs (layer a3 t3 (reshape a2 t2 (layer a1 t1 (input a0 t0)))))"
+    );
+    let goal = "(outputs (layer a4 t3 (reshape a2 t2 (layer a5 t1 (input a0 t0)))))";
+    check_rewrite_for(
+        table.clone(),
+        g.consts.clone(),
+        &start,
+        &rules::pooling::rules(),
+        goal,
+        SUM_ONLY,
+    )
+    .unwrap();
+    // A chip with both poolings keeps the input's form (equal cost: the older node wins).
+    let e = check_rewrite(
+        table,
+        g.consts.clone(),
+        &start,
+        &rules::pooling::rules(),
+        goal,
+    )
+    .unwrap_err();
+    assert!(e.starts_with("extracted"), "{e}");
+}
+
+#[test]
+fn egraph_avgpool_to_sumpool_keeps_semantics() {
+    for (seed, pool) in [
+        (1, avg_pool(2, 0, false)),
+        (2, avg_pool(3, 0, false)),
+        (3, avg_pool(2, 1, true)),
+        (4, avg_pool(3, 1, true)),
+    ] {
+        let g = pooled_graph(seed, pool.clone(), false);
+        nmc_ir::verify(&g).unwrap();
+        let (h, rep) = optimize_for(&g, &rules::all(), SUM_ONLY).unwrap();
+        assert!(rep.changed, "{pool:?}: {rep:?}");
+        assert!(rep.fired.iter().any(|(n, _)| n == "avgpool-to-sumpool"));
+        assert_eq!(pools_of(&h), [nmc_ir::PoolKind::Sum], "{pool:?}");
+        assert_same_outputs(&g, &h, seed);
+        // The consumer's weights are the original times 1/(kh·kw), bit for bit.
+        let weights = |g: &Graph| -> Vec<f32> {
+            g.nodes
+                .iter()
+                .find_map(|n| match &n.op {
+                    Op::Layer(l) if l.pool.is_none() => {
+                        g.consts.get(l.synapses[0].weight()).to_f32()
+                    }
+                    _ => None,
+                })
+                .unwrap()
+        };
+        let f = 1.0 / (pool.kernel[0] * pool.kernel[1]) as f32;
+        let want: Vec<f32> = weights(&g).iter().map(|x| x * f).collect();
+        assert_eq!(weights(&h), want);
+        // Without a target constraint the graph is left alone.
+        let (_, rep) = optimize(&g).unwrap();
+        assert!(!rep.changed, "{rep:?}");
+    }
+}
+
+#[test]
+fn egraph_avgpool_to_sumpool_needs_one_divisor_and_one_consumer() {
+    // Pads not counted in the divisor: border windows divide by less than kh·kw.
+    let g = pooled_graph(1, avg_pool(2, 1, false), false);
+    let (h, rep) = optimize_for(&g, &rules::all(), SUM_ONLY).unwrap();
+    assert!(rep.fired.is_empty(), "{rep:?}");
+    assert_eq!(pools_of(&h), [nmc_ir::PoolKind::Avg]);
+    // The pooled map is also an output: its average must stay.
+    let g = pooled_graph(1, avg_pool(2, 0, false), true);
+    let mut table = Table::default();
+    let start = convert::to_expr(&g, &mut table).unwrap().to_string();
+    check_rewrite_for(
+        table,
+        g.consts.clone(),
+        &start,
+        &rules::pooling::rules(),
+        &start,
+        SUM_ONLY,
+    )
+    .unwrap();
+    let (_, rep) = optimize_for(&g, &rules::all(), SUM_ONLY).unwrap();
+    assert!(rep.fired.is_empty(), "{rep:?}");
+}
+
+/// A random chain of 3×3 convolutions with random average pools (padded or not, pads counted
+/// or not), random neurons and sometimes a tap of a pooled map, ending in flatten → dense.
+fn random_pooled_graph(seed: u64) -> Graph {
+    let mut r = Prng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
+    let mut g = Graph::new(format!("pooled{seed}"));
+    let (mut c, mut h) = (1 + r.below(2), 6 + 2 * r.below(3));
+    let mut x = g.add_input(TensorType::f32(vec![c, h, h]), "x");
+    let mut taps = Vec::new();
+    for k in 0..1 + r.below(3) {
+        let co = 1 + r.below(3);
+        let w = g.consts.add(Constant::f32(
+            vec![co, c, 3, 3],
+            (0..co * c * 9).map(|_| r.f()).collect(),
+        ));
+        let pool = match r.below(4) {
+            0 => None,
+            1 => Some(avg_pool(2, 0, false)),
+            2 => Some(avg_pool(2, 1, r.below(2) == 0)),
+            _ => Some(avg_pool(3, 0, false)),
+        }
+        .filter(|p| p.out_hw(h, h).is_some_and(|(a, b)| a > 0 && b > 0));
+        let (oh, ow) = pool.as_ref().map_or((h, h), |p| p.out_hw(h, h).unwrap());
+        let neuron = match r.below(3) {
+            0 => Neuron::Linear,
+            1 => Neuron::Relu,
+            _ => Neuron::Clip { lo: 0.0, hi: 0.5 },
+        };
+        x = g.add(
+            Op::Layer(Layer {
+                synapses: vec![Synapse::Conv {
+                    weight: w,
+                    geom: nmc_ir::ConvGeom {
+                        kernel: [3, 3],
+                        strides: [1, 1],
+                        pads: [1, 1, 1, 1],
+                        dilations: [1, 1],
+                        groups: 1,
+                    },
+                }],
+                bias: None,
+                neuron,
+                pool,
+                quant: None,
+            }),
+            vec![x],
+            TensorType::f32(vec![co, oh, ow]),
+            Some(format!("conv{k}")),
+        );
+        if r.below(4) == 0 {
+            taps.push(x);
+        }
+        (c, h) = (co, oh);
+        debug_assert_eq!(oh, ow);
+    }
+    let n = g.ty(x).numel();
+    let flat = g.add(Op::Reshape, vec![x], TensorType::f32(vec![n]), None);
+    let d = g.consts.add(Constant::f32(
+        vec![4, n],
+        (0..4 * n).map(|_| r.f()).collect(),
+    ));
+    let y = g.add(
+        layer(d, Neuron::Linear),
+        vec![flat],
+        TensorType::f32(vec![4]),
+        Some("fc".into()),
+    );
+    g.outputs.push(nmc_ir::Output {
+        node: y,
+        name: "y".into(),
+    });
+    for (k, t) in taps.into_iter().enumerate() {
+        g.outputs.push(nmc_ir::Output {
+            node: t,
+            name: format!("tap{k}"),
+        });
+    }
+    g
+}
+
+#[test]
+fn egraph_random_pooled_graphs_keep_semantics_on_every_target() {
+    let targets = [
+        cost::CostTarget::ANY,
+        SUM_ONLY,
+        cost::CostTarget {
+            avg_pool: true,
+            sum_pool: false,
+        },
+    ];
+    let mut summed = 0;
+    for seed in 0..40 {
+        let g = random_pooled_graph(seed);
+        nmc_ir::verify(&g).unwrap();
+        for (i, &t) in targets.iter().enumerate() {
+            let (h, rep) = optimize_for(&g, &rules::all(), t).unwrap();
+            assert_same_outputs(&g, &h, seed);
+            let (h2, rep2) = optimize_for(&g, &rules::all(), t).unwrap();
+            assert_eq!(nmc_ir::print(&h), nmc_ir::print(&h2));
+            assert_eq!(rep, rep2);
+            let sums = pools_of(&h)
+                .iter()
+                .filter(|k| **k == nmc_ir::PoolKind::Sum)
+                .count();
+            // Only a sum-only chip trades an average pool for a sum pool.
+            if i == 1 {
+                summed += sums;
+            } else {
+                assert_eq!(sums, 0, "seed {seed}, {t:?}");
+            }
+        }
+    }
+    assert!(summed > 10, "only {summed} pools became sums");
+}
+
+/// x : [3] → fc (dense 4×3, ReLU) → res = linear(W·x + V·fc) → identity population with
+/// `outer` as neuron.
+fn residual_graph(res_neuron: Neuron, outer: Neuron) -> Graph {
+    let mut r = Prng(11);
+    let mut g = Graph::new("res");
+    let x = g.add_input(TensorType::f32(vec![3]), "x");
+    let mut dense = |g: &mut Graph, o: usize, i: usize| {
+        g.consts.add(Constant::f32(
+            vec![o, i],
+            (0..o * i).map(|_| r.f()).collect(),
+        ))
+    };
+    let (w1, w, v) = (
+        dense(&mut g, 4, 3),
+        dense(&mut g, 4, 3),
+        dense(&mut g, 4, 4),
+    );
+    let t4 = TensorType::f32(vec![4]);
+    let fc = g.add(
+        layer(w1, Neuron::Relu),
+        vec![x],
+        t4.clone(),
+        Some("fc".into()),
+    );
+    let res = g.add(
+        Op::Layer(Layer {
+            synapses: vec![Synapse::Dense { weight: w }, Synapse::Dense { weight: v }],
+            bias: None,
+            neuron: res_neuron,
+            pool: None,
+            quant: None,
+        }),
+        vec![x, fc],
+        t4.clone(),
+        Some("res".into()),
+    );
+    let i4 = g.consts.add(eye(4));
+    let y = g.add(layer(i4, outer), vec![res], t4, Some("act".into()));
+    g.outputs.push(nmc_ir::Output {
+        node: y,
+        name: "y".into(),
+    });
+    g
+}
+
+#[test]
+fn egraph_fuse_identity_neuron_into_two_groups() {
+    // a0 input, a1 fc, a2 res (two groups), a3 identity ReLU; the fuse interns a4 (res + ReLU).
+    let g = residual_graph(Neuron::Linear, Neuron::Relu);
+    let mut table = Table::default();
+    let start = convert::to_expr(&g, &mut table).unwrap().to_string();
+    assert_eq!(
+        start,
+        "(outputs (layer a3 t1 (layer a2 t1 (input a0 t0) (layer a1 t1 (input a0 t0)))))"
+    );
+    check_rewrite(
+        table,
+        g.consts.clone(),
+        &start,
+        &algebra::fold_rules(),
+        "(outputs (layer a4 t1 (input a0 t0) (layer a1 t1 (input a0 t0))))",
+    )
+    .unwrap();
+    let (h, rep) = optimize(&g).unwrap();
+    assert!(rep.fired.iter().any(|(n, _)| n == "fuse-identity-neuron-2"));
+    assert_eq!(
+        h.nodes
+            .iter()
+            .filter(|n| matches!(n.op, Op::Layer(_)))
+            .count(),
+        2
+    );
+    assert_same_outputs(&g, &h, 11);
+}
+
+#[test]
+fn egraph_fuse_two_groups_needs_linear_inner() {
+    // A clipped residual sum is not linear: the outer ReLU cannot move into it.
+    let g = residual_graph(Neuron::Clip { lo: -1.0, hi: 1.0 }, Neuron::Relu);
+    let mut table = Table::default();
+    let start = convert::to_expr(&g, &mut table).unwrap().to_string();
+    check_rewrite(
+        table,
+        g.consts.clone(),
+        &start,
+        &algebra::fold_rules(),
+        &start,
+    )
+    .unwrap();
+    let (h, rep) = optimize(&g).unwrap();
+    assert!(
+        !rep.fired.iter().any(|(n, _)| n.starts_with("fuse")),
+        "{rep:?}"
+    );
+    assert_same_outputs(&g, &h, 11);
+}
+
+/// x : [3] → dense 4×3 ReLU → view `shape`.
+fn dense_view_graph(shape: Vec<usize>) -> Graph {
+    let mut g = Graph::new("view");
+    let x = g.add_input(TensorType::f32(vec![3]), "x");
+    let w = g.consts.add(Constant::f32(
+        vec![4, 3],
+        (0..12).map(|i| i as f32 * 0.25 - 1.0).collect(),
+    ));
+    let fc = g.add(
+        layer(w, Neuron::Relu),
+        vec![x],
+        TensorType::f32(vec![4]),
+        Some("fc".into()),
+    );
+    let v = g.add(Op::Reshape, vec![fc], TensorType::f32(shape), None);
+    g.outputs.push(nmc_ir::Output {
+        node: v,
+        name: "y".into(),
+    });
+    g
+}
+
+#[test]
+fn egraph_dense_to_conv1x1_start_goal() {
+    // a0 input, a1 dense, a2 view; t0 [3], t1 [4], t2 [4, 1, 1]. The rule interns a3 (the 1×1
+    // conv) and t3 ([3, 1, 1]). Both forms are one class; the dense one is extracted (tie).
+    let g = dense_view_graph(vec![4, 1, 1]);
+    let mut table = Table::default();
+    let start = convert::to_expr(&g, &mut table).unwrap().to_string();
+    assert_eq!(
+        start,
+        "(outputs (reshape a2 t2 (layer a1 t1 (input a0 t0))))"
+    );
+    let conv = "(outputs (layer a3 t2 (reshape a2 t3 (input a0 t0))))";
+    let e = check_rewrite(
+        table.clone(),
+        g.consts.clone(),
+        &start,
+        &algebra::view_rules(),
+        conv,
+    )
+    .unwrap_err();
+    assert!(e.starts_with("extracted"), "{e}");
+    check_rewrite(
+        table,
+        g.consts.clone(),
+        &start,
+        &algebra::view_rules(),
+        &start,
+    )
+    .unwrap();
+    // Both directions together saturate (the inverse finds the original weights again).
+    let (h, rep) = optimize(&g).unwrap();
+    assert_eq!(rep.stop_reason, "saturated", "{rep:?}");
+    assert!(rep.fired.iter().any(|(n, _)| n == "dense-to-conv1x1"));
+    assert!(!rep.changed);
+    assert_eq!(nmc_ir::print(&h), nmc_ir::print(&g));
+}
+
+#[test]
+fn egraph_dense_to_conv1x1_needs_a_pointwise_view() {
+    // A [2, 2] view is not a map of 1×1 pixels: no convolution form.
+    let g = dense_view_graph(vec![2, 2]);
+    let (_, rep) = optimize(&g).unwrap();
+    assert!(
+        !rep.fired.iter().any(|(n, _)| n == "dense-to-conv1x1"),
+        "{rep:?}"
+    );
+}
+
+#[test]
+fn egraph_conv1x1_round_trip_saturates() {
+    // conv1x1-on-vector then dense-to-conv1x1 returns to the input's kernel, not a copy.
+    for on_map in [false, true] {
+        let g = gap_graph_with(5, 1, on_map);
+        let (_, rep) = optimize(&g).unwrap();
+        assert_eq!(rep.stop_reason, "saturated", "{rep:?}");
+    }
 }

@@ -353,6 +353,9 @@ fn quantize_layer(
                     opts.target
                 ))
             }
+            // Legalisation: at -O2 the e-graph's `avgpool-to-sumpool` has usually made this sum
+            // pool already (same 1/(k·k) product on the consumer's weights); -O0 graphs and
+            // pools it may not touch (shared or output maps) are converted here.
             PoolKind::Avg => {
                 if p.pads != [0; 4] && !p.count_include_pad {
                     return Err(

@@ -58,6 +58,29 @@ impl Target {
         }
     }
 
+    /// What the e-graph's extraction cost may assume the chip runs (plain flags, so the e-graph
+    /// module stays free of backend crates). Speck pools events by summing (sinabs turns
+    /// AvgPool2d into SumPool2d); the Loihi 2 quantiser and emulator take both; the Akida
+    /// quantiser takes an average pool only (a global one, which it fuses before the activation),
+    /// never a sum pool after an activation.
+    pub fn egraph_target(self) -> crate::egraph::cost::CostTarget {
+        use crate::egraph::cost::CostTarget;
+        match self {
+            Target::Loihi2 => CostTarget {
+                avg_pool: true,
+                sum_pool: true,
+            },
+            Target::Akd1000 => CostTarget {
+                avg_pool: true,
+                sum_pool: false,
+            },
+            Target::Speck => CostTarget {
+                avg_pool: false,
+                sum_pool: true,
+            },
+        }
+    }
+
     /// Widths of rate-mode quantisation (`None`: the target has no rate mode).
     pub fn rate_options(self) -> Option<RateOptions> {
         match self {

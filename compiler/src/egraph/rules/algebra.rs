@@ -54,8 +54,12 @@ fn fuse_identity_neuron(eg: &EGraph<Nmc, TypeAnalysis>, s: &Subst) -> bool {
         && ty_at(eg, s, "?t").is_some()
 }
 
-/// The applier of `fuse-identity-neuron`: the inner layer with the outer neuron.
-struct FuseNeuron;
+/// The applier of `fuse-identity-neuron`: the inner layer with the outer neuron. The inner
+/// layer's operands are the pattern variables `operands` (one per synapse group), so the same
+/// applier fuses into a residual population (two groups, the canonical form of `Add`).
+struct FuseNeuron {
+    operands: &'static [&'static str],
+}
 
 impl egg::Applier<Nmc, TypeAnalysis> for FuseNeuron {
     fn apply_one(
@@ -81,7 +85,8 @@ impl egg::Applier<Nmc, TypeAnalysis> for FuseNeuron {
             .and_then(|(_, n)| n.clone());
         let a = eg.analysis.table.op(&Op::Layer(fused), &name);
         let a = eg.add(Nmc::Attr(a));
-        let ch = vec![a, s[var("?u")], s[var("?x")]];
+        let mut ch = vec![a, s[var("?u")]];
+        ch.extend(self.operands.iter().map(|v| s[var(v)]));
         let new = eg.add(Nmc::Layer(ch.into()));
         if eg.union(eclass, new) {
             vec![new]
@@ -245,7 +250,11 @@ impl egg::Applier<Nmc, TypeAnalysis> for GapFold {
 pub fn fold_rules() -> Vec<Rewrite<Nmc, TypeAnalysis>> {
     vec![
         // n(I·linear(W·x + b)) = n(W·x + b) (inner without pool).
-        rewrite!("fuse-identity-neuron"; "(layer ?a ?t (layer ?b ?u ?x))" => { FuseNeuron }),
+        rewrite!("fuse-identity-neuron"; "(layer ?a ?t (layer ?b ?u ?x))"
+            => { FuseNeuron { operands: &["?x"] } }),
+        // n(I·linear(W·x + V·y + b)) = n(W·x + V·y + b): the same for a two-group population.
+        rewrite!("fuse-identity-neuron-2"; "(layer ?a ?t (layer ?b ?u ?x ?y))"
+            => { FuseNeuron { operands: &["?x", "?y"] } }),
         // gap(I·linear(conv_K(x) + b)) = reshape(linear((Σ_p K_p / P)·x + b)).
         rewrite!("global-avgpool-fold"; "(layer ?a ?t (layer ?b ?u ?x))" => { GapFold }),
     ]
@@ -311,6 +320,11 @@ impl egg::Applier<Nmc, TypeAnalysis> for ConvOnVector {
                     };
                     nmc_ir::Constant::f32(vec![co, c], d)
                 });
+        if groups == 1 {
+            // dense-to-conv1x1 of the result gives this kernel back.
+            eg.analysis
+                .memo_alias(format!("dense-to-conv1x1 {}", dense.0), weight);
+        }
         let mut nl = l.clone();
         nl.synapses = vec![nmc_ir::Synapse::Dense { weight: dense }];
         let name = super::leaf(eg, s[var("?a")])
@@ -330,10 +344,91 @@ impl egg::Applier<Nmc, TypeAnalysis> for ConvOnVector {
     }
 }
 
-/// Layout-changing algebra: convolutions on vector views.
+/// `dense-to-conv1x1`: the inverse of `conv1x1-on-vector`. A dense population on a vector `y`
+/// whose result is viewed as `[Co, 1, 1]` is a 1×1 convolution (groups 1) on the `[C, 1, 1]`
+/// view of `y`: `view(K'·y) = conv1x1_K(view(y))` with `K[o, i, 0, 0] = K'[o, i]`. The pair
+/// makes Gemm ⇄ 1×1 Conv one equivalence; the cost's conv count keeps the dense form where
+/// the two tie (they always do), so this direction only matters for rules that need the conv.
+struct DenseToConv;
+
+impl egg::Applier<Nmc, TypeAnalysis> for DenseToConv {
+    fn apply_one(
+        &self,
+        eg: &mut EGraph<Nmc, TypeAnalysis>,
+        eclass: egg::Id,
+        s: &Subst,
+        _ast: Option<&egg::PatternAst<Nmc>>,
+        _rule: egg::Symbol,
+    ) -> Vec<egg::Id> {
+        let Some(Op::Layer(l)) = op_at(eg, s, "?a").cloned() else {
+            return vec![];
+        };
+        let (Some(t), Some(u), Some(y)) = (
+            ty_at(eg, s, "?t").cloned(),
+            ty_at(eg, s, "?u").cloned(),
+            class_type(eg, s[var("?y")]).cloned(),
+        ) else {
+            return vec![];
+        };
+        let [nmc_ir::Synapse::Dense { weight }] = l.synapses[..] else {
+            return vec![];
+        };
+        let (c, co) = match (&y.shape[..], &u.shape[..], &t.shape[..]) {
+            ([c], [co], [co2, 1, 1]) if co == co2 => (*c, *co),
+            _ => return vec![],
+        };
+        let Some(w) = eg.analysis.consts.try_get(weight) else {
+            return vec![];
+        };
+        let ok = l.pool.is_none()
+            && l.quant.is_none()
+            && w.shape == [co, c]
+            && w.dtype() == nmc_ir::DType::F32;
+        let Some(values) = w.to_f32().filter(|_| ok) else {
+            return vec![];
+        };
+        let conv = eg
+            .analysis
+            .memo_const(format!("dense-to-conv1x1 {}", weight.0), |_| {
+                nmc_ir::Constant::f32(vec![co, c, 1, 1], values)
+            });
+        // conv1x1-on-vector of the result gives this matrix back.
+        eg.analysis
+            .memo_alias(format!("conv1x1-on-vector {} 1", conv.0), weight);
+        let mut nl = l.clone();
+        nl.synapses = vec![nmc_ir::Synapse::Conv {
+            weight: conv,
+            geom: nmc_ir::ConvGeom {
+                kernel: [1, 1],
+                strides: [1, 1],
+                pads: [0; 4],
+                dilations: [1, 1],
+                groups: 1,
+            },
+        }];
+        let name = super::leaf(eg, s[var("?a")])
+            .and_then(|a| eg.analysis.table.op_of(a))
+            .and_then(|(_, n)| n.clone());
+        let tab = &mut eg.analysis.table;
+        let la = tab.op(&Op::Layer(nl), &name);
+        let vt = tab.ty(&nmc_ir::TensorType::f32(vec![c, 1, 1]));
+        let (la, vt) = (eg.add(Nmc::Attr(la)), eg.add(Nmc::Attr(vt)));
+        let view = eg.add(Nmc::Reshape([s[var("?r")], vt, s[var("?y")]]));
+        let new = eg.add(Nmc::Layer(vec![la, s[var("?t")], view].into()));
+        if eg.union(eclass, new) {
+            vec![new]
+        } else {
+            vec![]
+        }
+    }
+}
+
+/// Layout-changing algebra: convolutions on vector views, in both directions.
 pub fn view_rules() -> Vec<Rewrite<Nmc, TypeAnalysis>> {
     vec![
         // conv1x1_K(view(y)) = view(K'·y) for y a vector and view(y) : [C, 1, 1].
         rewrite!("conv1x1-on-vector"; "(layer ?a ?t (reshape ?r ?v ?y))" => { ConvOnVector }),
+        // view(K'·y) = conv1x1_K(view(y)): the inverse (the dense form wins ties).
+        rewrite!("dense-to-conv1x1"; "(reshape ?r ?t (layer ?a ?u ?y))" => { DenseToConv }),
     ]
 }

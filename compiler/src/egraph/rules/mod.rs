@@ -2,6 +2,7 @@
 
 pub mod algebra;
 pub mod layout;
+pub mod pooling;
 
 use super::analysis::TypeAnalysis;
 use super::lang::Nmc;
@@ -14,7 +15,19 @@ pub fn all() -> Vec<Rewrite<Nmc, TypeAnalysis>> {
     r.extend(algebra::rules());
     r.extend(algebra::fold_rules());
     r.extend(algebra::view_rules());
+    r.extend(pooling::rules());
     r
+}
+
+/// The same synapse group reading another weight constant.
+pub(crate) fn with_weight(s: &Synapse, weight: nmc_ir::ConstId) -> Synapse {
+    match s {
+        Synapse::Dense { .. } => Synapse::Dense { weight },
+        Synapse::Conv { geom, .. } => Synapse::Conv {
+            weight,
+            geom: geom.clone(),
+        },
+    }
 }
 
 /// The attribute (op) of the `aN` leaf bound to `v`.
