@@ -252,3 +252,81 @@ fn egraph_opt_level_flag_on_compile() {
     .unwrap_err();
     assert!(e.to_string().contains("opt-level"), "{e}");
 }
+
+/// A fire-module-like model: two 3×3 ReLU convolutions over one 1×8×8 input, concatenated along
+/// channels, then flatten and a dense layer of 10.
+fn sibling_branches_model() -> Vec<u8> {
+    use nmc::synth::{attr_int, attr_ints, ModelBuilder, Rng};
+    let mut rng = Rng::new(17);
+    let mut w = |n: usize, s: f32| -> Vec<f32> { (0..n).map(|_| rng.uniform(-s, s)).collect() };
+    let mut b = ModelBuilder::new("fire", 13);
+    b.input("x", &[-1, 1, 8, 8]);
+    let (wa, wb, wf) = (w(4 * 9, 0.6), w(3 * 9, 0.3), w(10 * 7 * 64, 0.1));
+    b.init("wa", &[4, 1, 3, 3], &wa)
+        .init("wb", &[3, 1, 3, 3], &wb)
+        .init("wf", &[10, 7 * 64], &wf);
+    let conv = || {
+        vec![
+            attr_ints("kernel_shape", &[3, 3]),
+            attr_ints("pads", &[1, 1, 1, 1]),
+        ]
+    };
+    b.node("Conv", &["x", "wa"], &["ca"], conv())
+        .node("Relu", &["ca"], &["ra"], vec![])
+        .node("Conv", &["x", "wb"], &["cb"], conv())
+        .node("Relu", &["cb"], &["rb"], vec![])
+        .node("Concat", &["ra", "rb"], &["cat"], vec![attr_int("axis", 1)])
+        .node("Flatten", &["cat"], &["flat"], vec![])
+        .node("Gemm", &["flat", "wf"], &["y"], vec![attr_int("transB", 1)])
+        .output("y");
+    b.finish()
+}
+
+#[test]
+fn egraph_merge_siblings_lets_concatenated_branches_compile() {
+    let bytes = sibling_branches_model();
+    let mut rng = nmc::synth::Rng::new(3);
+    let calib: Vec<Vec<Vec<f32>>> = (0..8)
+        .map(|_| vec![(0..64).map(|_| rng.uniform(0.0, 1.0)).collect()])
+        .collect();
+    for target in [Target::Loihi2, Target::Speck] {
+        let graph = nmc::onnx::import_bytes(&bytes, None).unwrap().graph;
+        let mut opts = Options::new(target);
+        opts.opt_level = 0;
+        // Without the e-graph: Loihi 2 cannot quantise a concatenation of two scales, Speck has
+        // no concatenation at all.
+        let e = driver::compile_graph(graph.clone(), &calib, &opts, 0)
+            .err()
+            .unwrap_or_else(|| panic!("{}: -O0 should fail", target.name()));
+        assert!(e.to_string().contains("concat"), "{}: {e}", target.name());
+        opts.opt_level = 2;
+        let c = driver::compile_graph(graph, &calib, &opts, 0)
+            .unwrap_or_else(|e| panic!("{}: {e}", target.name()));
+        let eg = c.report.egraph.as_ref().unwrap();
+        assert!(
+            eg.changed && eg.fired.iter().any(|(r, _)| r == "merge-siblings"),
+            "{eg:?}"
+        );
+        let layers = c
+            .quantized
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.op, nmc_ir::Op::Layer(_)))
+            .count();
+        assert_eq!(layers, 2, "{}", target.name());
+        if target == Target::Loihi2 {
+            // The emulator agrees with the integer reference on the merged population.
+            let x = nmc::npy::Array {
+                shape: vec![calib.len(), 64],
+                data: calib.iter().flat_map(|s| s[0].clone()).collect(),
+            };
+            let run = nmc::LoadedArtifact::decode(&c.artifact)
+                .unwrap()
+                .run(&x, None)
+                .unwrap();
+            for (s, got) in calib.iter().zip(&run.int_outputs) {
+                assert_eq!(got, &reference_ints(&c.quantized, &s[0]));
+            }
+        }
+    }
+}

@@ -9,8 +9,8 @@
 //! are integers and never decrease from a child to its parent (monotone, as egg requires).
 //!
 //! The cost also knows what the target runs ([`CostTarget`], plain flags: this module knows no
-//! backend). A population whose pooling the target does not have costs a large but finite
-//! [`UNSUPPORTED`] more in time and energy, so extraction picks an equivalent supported form when
+//! backend). A population whose pooling the target does not have, or a concatenation on a target
+//! without one, costs a large but finite [`UNSUPPORTED`] more in time and energy, so extraction picks an equivalent supported form when
 //! a rule made one (an average pool as a sum pool for Speck) and still compares graphs that keep
 //! an unsupported layer (the quantiser legalises or rejects it later).
 
@@ -25,6 +25,9 @@ pub struct CostTarget {
     pub avg_pool: bool,
     /// Sum pooling.
     pub sum_pool: bool,
+    /// Concatenation along channels (Loihi 2 lowers it as a view; Speck and the AKD1000 have
+    /// none: a core or NP reads one input map).
+    pub concat: bool,
 }
 
 impl CostTarget {
@@ -32,6 +35,7 @@ impl CostTarget {
     pub const ANY: CostTarget = CostTarget {
         avg_pool: true,
         sum_pool: true,
+        concat: true,
     };
 
     /// Whether the target runs this pooling (max pooling is never penalised here: the targets
@@ -80,6 +84,11 @@ pub struct FloorlineCost<'a> {
     pub leaf: Box<dyn Fn(Id) -> Option<Symbol> + 'a>,
     /// What the target runs natively.
     pub target: CostTarget,
+    /// Time at or below which every subtree counts the same (0: none). The pass extracts twice:
+    /// first the smallest bottleneck `T`, then again with `floor = T`, so that populations off
+    /// the critical path are chosen for energy (egg extracts class by class and cannot see that
+    /// a locally faster subtree is dominated by a slower population elsewhere).
+    pub floor: u64,
 }
 
 impl FloorlineCost<'_> {
@@ -131,6 +140,11 @@ impl FloorlineCost<'_> {
                 )
             }
             Op::Input { .. } | Op::Reshape => (0, 0, 0),
+            Op::Concat { .. } if !self.target.concat => (
+                out.saturating_add(UNSUPPORTED),
+                out.saturating_add(UNSUPPORTED),
+                0,
+            ),
             // Concat and anything else: data movement of the result.
             _ => (out, out, 0),
         }
@@ -162,6 +176,7 @@ impl CostFunction<Nmc> for FloorlineCost<'_> {
             c.nodes = c.nodes.saturating_add(k.nodes);
             c.convs = c.convs.saturating_add(k.convs);
         }
+        c.time = c.time.max(self.floor);
         c
     }
 }

@@ -100,18 +100,7 @@ pub fn optimize_for(
 ) -> Result<(Graph, EgraphReport), PassError> {
     let mut table = Table::default();
     let start = convert::to_expr(graph, &mut table).map_err(err)?;
-    let before = {
-        let mut cf = FloorlineCost {
-            table: &table,
-            consts: &graph.consts,
-            leaf: Box::new(|id| match &start[id] {
-                Nmc::Attr(s) => Some(*s),
-                _ => None,
-            }),
-            target,
-        };
-        egg::CostFunction::cost_rec(&mut cf, &start)
-    };
+    let before = expr_cost(&start, &table, &graph.consts, target);
     let analysis = TypeAnalysis::new(table, graph.consts.clone(), &start);
     let runner: Runner<Nmc, TypeAnalysis> = Runner::new(analysis)
         .with_iter_limit(ITER_LIMIT)
@@ -140,15 +129,8 @@ pub fn optimize_for(
     }
     let root = runner.roots[0];
     let eg: &EGraph<Nmc, TypeAnalysis> = &runner.egraph;
-    let cf = FloorlineCost {
-        table: &eg.analysis.table,
-        consts: &eg.analysis.consts,
-        leaf: Box::new(|id| rules::leaf(eg, id)),
-        target,
-    };
-    // Ties: the cost is lexicographic (time, energy, nodes, convs) and egg (feature `deterministic`)
-    // keeps class and node order fixed, so equal-cost choices resolve the same way every run.
-    let (after, best) = Extractor::new(eg, cf).find_best(root);
+    let best = extract(eg, root, target);
+    let after = expr_cost(&best, &eg.analysis.table, &eg.analysis.consts, target);
     let mut report = EgraphReport {
         fired,
         stop_reason,
@@ -166,6 +148,43 @@ pub fn optimize_for(
     report.changed = true;
     report.cost_after = triple(after);
     Ok((out, report))
+}
+
+/// The floorline cost of an expression (no floor).
+fn expr_cost(
+    expr: &RecExpr<Nmc>,
+    table: &Table,
+    consts: &nmc_ir::ConstPool,
+    target: CostTarget,
+) -> cost::Cost {
+    let mut cf = FloorlineCost {
+        table,
+        consts,
+        leaf: Box::new(|id| match &expr[id] {
+            Nmc::Attr(s) => Some(*s),
+            _ => None,
+        }),
+        target,
+        floor: 0,
+    };
+    egg::CostFunction::cost_rec(&mut cf, expr)
+}
+
+/// Extraction in two passes: the smallest bottleneck time `T` the e-graph offers, then the
+/// cheapest form (energy, nodes) among those whose every population stays within `T`. Ties: the
+/// cost is lexicographic and egg (feature `deterministic`) keeps class and node order fixed, so
+/// equal-cost choices resolve the same way every run.
+fn extract(eg: &EGraph<Nmc, TypeAnalysis>, root: egg::Id, target: CostTarget) -> RecExpr<Nmc> {
+    let cf = |floor: u64| FloorlineCost {
+        table: &eg.analysis.table,
+        consts: &eg.analysis.consts,
+        leaf: Box::new(|id| rules::leaf(eg, id)),
+        target,
+        floor,
+    };
+    let (bottleneck, _) = Extractor::new(eg, cf(0)).find_best(root);
+    let (_, best) = Extractor::new(eg, cf(bottleneck.time)).find_best(root);
+    best
 }
 
 /// Start ⇒ goal check for rule tests: `start` and `expected` are s-expressions over leaves of
@@ -207,13 +226,7 @@ pub fn check_rewrite_for(
     let eg = &mut runner.egraph;
     eg.rebuild();
     let eg: &EGraph<Nmc, TypeAnalysis> = eg;
-    let cf = FloorlineCost {
-        table: &eg.analysis.table,
-        consts: &eg.analysis.consts,
-        leaf: Box::new(|id| rules::leaf(eg, id)),
-        target,
-    };
-    let (_, best) = Extractor::new(eg, cf).find_best(root);
+    let best = extract(eg, root, target);
     if best.to_string() != expected.to_string() {
         return Err(format!("extracted {best}, expected {expected}"));
     }

@@ -466,6 +466,7 @@ fn egraph_conv1x1_on_vector_start_goal() {
 const SUM_ONLY: cost::CostTarget = cost::CostTarget {
     avg_pool: false,
     sum_pool: true,
+    concat: true,
 };
 
 /// `x : [ci, h, h]` → conv 3×3 (pads 1) + ReLU + `pool` → flatten → dense (linear) `[5]`.
@@ -726,6 +727,7 @@ fn egraph_random_pooled_graphs_keep_semantics_on_every_target() {
         cost::CostTarget {
             avg_pool: true,
             sum_pool: false,
+            concat: true,
         },
     ];
     let mut summed = 0;
@@ -927,5 +929,200 @@ fn egraph_conv1x1_round_trip_saturates() {
         let g = gap_graph_with(5, 1, on_map);
         let (_, rep) = optimize(&g).unwrap();
         assert_eq!(rep.stop_reason, "saturated", "{rep:?}");
+    }
+}
+
+/// Siblings over `x : [3]` (or `[2, 5, 5]` with `conv`): population `a` (`ca` channels, with a
+/// bias) and `b` (`cb` channels, neuron `nb`), concatenated along channels; with `hot`, a dense
+/// consumer of 40 outputs reads the concatenation (and is the slowest population).
+fn siblings_graph(seed: u64, ca: usize, cb: usize, nb: Neuron, conv: bool, hot: bool) -> Graph {
+    let mut r = Prng(seed | 1);
+    let mut g = Graph::new("siblings");
+    let (xs, tail) = if conv {
+        (vec![2, 5, 5], vec![5, 5])
+    } else {
+        (vec![3], vec![])
+    };
+    let x = g.add_input(TensorType::f32(xs.clone()), "x");
+    let geom = nmc_ir::ConvGeom {
+        kernel: [3, 3],
+        strides: [1, 1],
+        pads: [1; 4],
+        dilations: [1, 1],
+        groups: 1,
+    };
+    let mut pop = |g: &mut Graph, c: usize, neuron: Neuron, bias: bool, name: &str| {
+        let per: usize = if conv { 2 * 9 } else { 3 };
+        let mut shape = vec![c];
+        if conv {
+            shape.extend([2, 3, 3]);
+        } else {
+            shape.push(3);
+        }
+        let weight = g
+            .consts
+            .add(Constant::f32(shape, (0..c * per).map(|_| r.f()).collect()));
+        let bias = bias.then(|| {
+            g.consts
+                .add(Constant::f32(vec![c], (0..c).map(|_| r.f()).collect()))
+        });
+        let synapses = vec![if conv {
+            Synapse::Conv {
+                weight,
+                geom: geom.clone(),
+            }
+        } else {
+            Synapse::Dense { weight }
+        }];
+        let mut ty = vec![c];
+        ty.extend(&tail);
+        g.add(
+            Op::Layer(Layer {
+                synapses,
+                bias,
+                neuron,
+                pool: None,
+                quant: None,
+            }),
+            vec![x],
+            TensorType::f32(ty),
+            Some(name.into()),
+        )
+    };
+    let a = pop(&mut g, ca, Neuron::Relu, true, "a");
+    let b = pop(&mut g, cb, nb, false, "b");
+    let mut ty = vec![ca + cb];
+    ty.extend(&tail);
+    let cat = g.add(
+        Op::Concat { axis: 0 },
+        vec![a, b],
+        TensorType::f32(ty.clone()),
+        Some("cat".into()),
+    );
+    let out = if hot {
+        let n_in: usize = ty.iter().product();
+        let flat = g.add(
+            Op::Reshape,
+            vec![cat],
+            TensorType::f32(vec![n_in]),
+            Some("flat".into()),
+        );
+        let w = g.consts.add(Constant::f32(
+            vec![40, n_in],
+            (0..40 * n_in).map(|_| r.f()).collect(),
+        ));
+        g.add(
+            layer(w, Neuron::Linear),
+            vec![flat],
+            TensorType::f32(vec![40]),
+            Some("fc".into()),
+        )
+    } else {
+        cat
+    };
+    g.outputs.push(nmc_ir::Output {
+        node: out,
+        name: "y".into(),
+    });
+    g
+}
+
+/// Concatenation nodes and layer nodes of a graph.
+fn concats_and_layers(g: &Graph) -> (usize, usize) {
+    let n = |f: fn(&Op) -> bool| g.nodes.iter().filter(|n| f(&n.op)).count();
+    (
+        n(|o| matches!(o, Op::Concat { .. })),
+        n(|o| matches!(o, Op::Layer(_))),
+    )
+}
+
+#[test]
+fn egraph_merge_siblings_start_goal() {
+    // a0 input, a1/a2 the siblings, a3 concat, a4 reshape, a5 the hot consumer; the rule interns
+    // a6 (both siblings stacked). t0 [3], t1 [2], t2 [4], t3 [6], t4 [40].
+    let g = siblings_graph(1, 2, 4, Neuron::Relu, false, true);
+    let mut table = Table::default();
+    let start = convert::to_expr(&g, &mut table).unwrap().to_string();
+    assert_eq!(
+        start,
+        "(outputs (layer a5 t4 (reshape a4 t3 (concat a3 t3 (layer a1 t1 (input a0 t0)) \
+         (layer a2 t2 (input a0 t0))))))"
+    );
+    let goal = "(outputs (layer a5 t4 (reshape a4 t3 (layer a6 t3 (input a0 t0)))))";
+    check_rewrite(
+        table.clone(),
+        g.consts.clone(),
+        &start,
+        &rules::mapping::rules(),
+        goal,
+    )
+    .unwrap();
+    // Without the hot consumer the merged pair would be the slowest population: it stays split.
+    let g = siblings_graph(1, 2, 4, Neuron::Relu, false, false);
+    let mut table = Table::default();
+    let start = convert::to_expr(&g, &mut table).unwrap().to_string();
+    let merged = "(outputs (layer a4 t3 (input a0 t0)))";
+    let e = check_rewrite(
+        table.clone(),
+        g.consts.clone(),
+        &start,
+        &rules::mapping::rules(),
+        merged,
+    )
+    .unwrap_err();
+    assert!(e.starts_with("extracted"), "{e}");
+    // A chip without a concatenation takes the merged form even so.
+    let no_concat = cost::CostTarget {
+        concat: false,
+        ..cost::CostTarget::ANY
+    };
+    check_rewrite_for(
+        table,
+        g.consts.clone(),
+        &start,
+        &rules::mapping::rules(),
+        merged,
+        no_concat,
+    )
+    .unwrap();
+}
+
+#[test]
+fn egraph_merge_siblings_needs_equal_neurons_and_one_consumer() {
+    // Different neurons: not one population.
+    let g = siblings_graph(2, 2, 4, Neuron::Linear, false, true);
+    let (h, rep) = optimize(&g).unwrap();
+    assert!(
+        !rep.fired.iter().any(|(n, _)| n == "merge-siblings"),
+        "{rep:?}"
+    );
+    assert_eq!(concats_and_layers(&h), (1, 3));
+    // A sibling that is also an output has two consumers: merging would duplicate it.
+    let mut g = siblings_graph(3, 2, 4, Neuron::Relu, false, true);
+    let a = g
+        .nodes
+        .iter()
+        .position(|n| n.name.as_deref() == Some("a"))
+        .unwrap();
+    g.outputs.push(nmc_ir::Output {
+        node: NodeId(a as u32),
+        name: "tap".into(),
+    });
+    let (_, rep) = optimize(&g).unwrap();
+    assert!(
+        !rep.fired.iter().any(|(n, _)| n == "merge-siblings"),
+        "{rep:?}"
+    );
+}
+
+#[test]
+fn egraph_merge_siblings_keeps_semantics() {
+    for (seed, conv) in [(1, false), (2, false), (3, true), (4, true)] {
+        let g = siblings_graph(seed, 2 + seed as usize % 3, 3, Neuron::Relu, conv, true);
+        nmc_ir::verify(&g).unwrap();
+        let (h, rep) = optimize(&g).unwrap();
+        assert!(rep.changed, "{rep:?}");
+        assert_eq!(concats_and_layers(&h), (0, 2), "{}", nmc_ir::print(&h));
+        assert_same_outputs(&g, &h, seed);
     }
 }

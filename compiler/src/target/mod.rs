@@ -69,14 +69,17 @@ impl Target {
             Target::Loihi2 => CostTarget {
                 avg_pool: true,
                 sum_pool: true,
+                concat: true,
             },
             Target::Akd1000 => CostTarget {
                 avg_pool: true,
                 sum_pool: false,
+                concat: false,
             },
             Target::Speck => CostTarget {
                 avg_pool: false,
                 sum_pool: true,
+                concat: false,
             },
         }
     }

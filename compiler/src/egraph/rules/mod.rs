@@ -2,6 +2,7 @@
 
 pub mod algebra;
 pub mod layout;
+pub mod mapping;
 pub mod pooling;
 
 use super::analysis::TypeAnalysis;
@@ -16,6 +17,7 @@ pub fn all() -> Vec<Rewrite<Nmc, TypeAnalysis>> {
     r.extend(algebra::fold_rules());
     r.extend(algebra::view_rules());
     r.extend(pooling::rules());
+    r.extend(mapping::rules());
     r
 }
 
