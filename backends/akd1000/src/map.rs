@@ -297,33 +297,7 @@ pub fn map(a: &Analysis, spec: &ChipSpec) -> Result<NpMapping, AkError> {
     for (l, n) in a.layers.iter().zip(&needs) {
         let mut slices = Vec::new();
         match n.ty {
-            UnitType::Hrc => {
-                let unit = match hrc {
-                    Some(u) => u,
-                    None => {
-                        out.units.push(Unit {
-                            col: spec.hrc_node.0,
-                            row: spec.hrc_node.1,
-                            id: 0,
-                            ty: UnitType::Hrc,
-                        });
-                        let u = out.units.len() as u32 - 1;
-                        hrc = Some(u);
-                        u
-                    }
-                };
-                for &(r0, r1) in &n.bands {
-                    for &(c0, c1) in &n.groups {
-                        slices.push(Slice {
-                            unit,
-                            c0,
-                            c1,
-                            r0,
-                            r1,
-                        });
-                    }
-                }
-            }
+            UnitType::Hrc => slices = hrc_slices(&mut out, &mut hrc, spec, n),
             UnitType::Np(ty) => {
                 let count = n.nps();
                 let fnp3_free = spec
@@ -398,6 +372,31 @@ pub fn map(a: &Analysis, spec: &ChipSpec) -> Result<NpMapping, AkError> {
         out.layers.push(slices);
     }
     Ok(out)
+}
+
+/// The slices of a layer on the HRC, adding the HRC's unit on first use (`hrc` remembers it).
+fn hrc_slices(out: &mut NpMapping, hrc: &mut Option<u32>, spec: &ChipSpec, n: &Need) -> Vec<Slice> {
+    let unit = *hrc.get_or_insert_with(|| {
+        out.units.push(Unit {
+            col: spec.hrc_node.0,
+            row: spec.hrc_node.1,
+            id: 0,
+            ty: UnitType::Hrc,
+        });
+        out.units.len() as u32 - 1
+    });
+    n.bands
+        .iter()
+        .flat_map(|&(r0, r1)| {
+            n.groups.iter().map(move |&(c0, c1)| Slice {
+                unit,
+                c0,
+                c1,
+                r0,
+                r1,
+            })
+        })
+        .collect()
 }
 
 /// Free NPs able to be `ty`, in preference order, each class scanned along the path from
@@ -492,26 +491,7 @@ pub fn map_explicit(
                 if !c.nps.is_empty() {
                     return Err(format!("layer {}: runs on the HRC, not on NPs", l.name));
                 }
-                let unit = *hrc.get_or_insert_with(|| {
-                    out.units.push(Unit {
-                        col: spec.hrc_node.0,
-                        row: spec.hrc_node.1,
-                        id: 0,
-                        ty: UnitType::Hrc,
-                    });
-                    out.units.len() as u32 - 1
-                });
-                for &(r0, r1) in &n.bands {
-                    for &(c0, c1) in &n.groups {
-                        slices.push(Slice {
-                            unit,
-                            c0,
-                            c1,
-                            r0,
-                            r1,
-                        });
-                    }
-                }
+                let slices = hrc_slices(&mut out, &mut hrc, spec, n);
                 out.layers.push(slices);
                 continue;
             }

@@ -22,16 +22,8 @@
 use super::super::analysis::TypeAnalysis;
 use super::super::lang::Nmc;
 use super::leaf;
-use egg::{EGraph, Id, Rewrite, SearchMatches, Searcher, Subst, Symbol, Var};
+use egg::{EGraph, Id, Rewrite, Subst, Symbol};
 use nmc_ir::{Layer, Op, Synapse, TensorType};
-
-/// The unquantised float layer of an attribute symbol.
-fn layer_of(eg: &EGraph<Nmc, TypeAnalysis>, sym: Symbol) -> Option<&Layer> {
-    match eg.analysis.table.op_of(sym) {
-        Some((Op::Layer(l), _)) if l.quant.is_none() => Some(l),
-        _ => None,
-    }
-}
 
 /// Same kind of synapse with the same geometry (channel stacking needs one convolution group:
 /// with several, stacked filters would read other input channels).
@@ -62,7 +54,7 @@ fn pops(eg: &EGraph<Nmc, TypeAnalysis>, class: Id) -> Vec<Pop> {
         })
         .filter_map(|c| {
             let sym = leaf(eg, c[0])?;
-            layer_of(eg, sym)?;
+            super::float_layer(eg, sym)?;
             (!eg.analysis.shared.contains(&sym)).then(|| (sym, ty.clone(), c.to_vec()))
         })
         .collect()
@@ -71,7 +63,7 @@ fn pops(eg: &EGraph<Nmc, TypeAnalysis>, class: Id) -> Vec<Pop> {
 /// Whether two populations can be one: same operands, synapse geometry, neuron and pooling,
 /// float weights, and outputs that differ only in their channel count.
 fn siblings(eg: &EGraph<Nmc, TypeAnalysis>, a: &Pop, b: &Pop) -> bool {
-    let (Some(la), Some(lb)) = (layer_of(eg, a.0), layer_of(eg, b.0)) else {
+    let (Some(la), Some(lb)) = (super::float_layer(eg, a.0), super::float_layer(eg, b.0)) else {
         return false;
     };
     let same_inputs = a.2.len() == b.2.len()
@@ -141,27 +133,9 @@ fn concats(eg: &EGraph<Nmc, TypeAnalysis>, class: Id) -> Vec<Vec<Id>> {
         .collect()
 }
 
-/// Matches classes with a concatenation of two sibling populations (binds nothing).
-struct SiblingConcats;
-
-impl Searcher<Nmc, TypeAnalysis> for SiblingConcats {
-    fn search_eclass_with_limit(
-        &self,
-        eg: &EGraph<Nmc, TypeAnalysis>,
-        eclass: Id,
-        limit: usize,
-    ) -> Option<SearchMatches<'_, Nmc>> {
-        let hit = limit > 0 && concats(eg, eclass).iter().any(|c| !pairs(eg, c).is_empty());
-        hit.then(|| SearchMatches {
-            eclass,
-            substs: vec![Subst::default()],
-            ast: None,
-        })
-    }
-
-    fn vars(&self) -> Vec<Var> {
-        vec![]
-    }
+/// Whether a class has a concatenation of two sibling populations.
+fn concats_siblings(eg: &EGraph<Nmc, TypeAnalysis>, class: Id) -> bool {
+    concats(eg, class).iter().any(|c| !pairs(eg, c).is_empty())
 }
 
 /// Stacks two constants along their first axis (`None` if they are not float or disagree).
@@ -210,7 +184,7 @@ impl MergeSiblings {
             (Op::Layer(l), n) => (l, n),
             _ => return None,
         };
-        let lb = layer_of(eg, b.0)?.clone();
+        let lb = super::float_layer(eg, b.0)?.clone();
         let (ca, cb) = (a.1.shape[0], b.1.shape[0]);
         let mut merged = la.clone();
         for (g, (sa, sb)) in la.synapses.iter().zip(&lb.synapses).enumerate() {
@@ -270,5 +244,10 @@ impl egg::Applier<Nmc, TypeAnalysis> for MergeSiblings {
 pub fn rules() -> Vec<Rewrite<Nmc, TypeAnalysis>> {
     // concat₀(n(W₁·x + b₁), n(W₂·x + b₂)) = n([W₁; W₂]·x + [b₁; b₂]) for siblings with one
     // consumer each.
-    vec![Rewrite::new("merge-siblings", SiblingConcats, MergeSiblings).expect("valid rule")]
+    vec![Rewrite::new(
+        "merge-siblings",
+        super::ClassSearcher(concats_siblings),
+        MergeSiblings,
+    )
+    .expect("valid rule")]
 }

@@ -32,6 +32,38 @@ pub(crate) fn with_weight(s: &Synapse, weight: nmc_ir::ConstId) -> Synapse {
     }
 }
 
+/// The unquantised float layer of an attribute symbol.
+pub(crate) fn float_layer(eg: &EGraph<Nmc, TypeAnalysis>, sym: egg::Symbol) -> Option<&Layer> {
+    match eg.analysis.table.op_of(sym) {
+        Some((Op::Layer(l), _)) if l.quant.is_none() => Some(l),
+        _ => None,
+    }
+}
+
+/// The searcher of a rule whose applier finds its own sites in a class (layers and
+/// concatenations are variadic, which egg's patterns do not express): matches every class for
+/// which `hit` holds, binding nothing.
+pub(crate) struct ClassSearcher(pub fn(&EGraph<Nmc, TypeAnalysis>, Id) -> bool);
+
+impl egg::Searcher<Nmc, TypeAnalysis> for ClassSearcher {
+    fn search_eclass_with_limit(
+        &self,
+        eg: &EGraph<Nmc, TypeAnalysis>,
+        eclass: Id,
+        limit: usize,
+    ) -> Option<egg::SearchMatches<'_, Nmc>> {
+        (limit > 0 && (self.0)(eg, eclass)).then(|| egg::SearchMatches {
+            eclass,
+            substs: vec![Subst::default()],
+            ast: None,
+        })
+    }
+
+    fn vars(&self) -> Vec<Var> {
+        vec![]
+    }
+}
+
 /// The attribute (op) of the `aN` leaf bound to `v`.
 pub(crate) fn op_at<'e>(eg: &'e EGraph<Nmc, TypeAnalysis>, s: &Subst, v: &str) -> Option<&'e Op> {
     let sym = leaf(eg, s[var(v)])?;

@@ -13,8 +13,8 @@
 use super::super::analysis::TypeAnalysis;
 use super::super::lang::Nmc;
 use super::leaf;
-use egg::{EGraph, Id, Rewrite, SearchMatches, Searcher, Subst, Symbol, Var};
-use nmc_ir::{Layer, Op, Pool, PoolKind};
+use egg::{EGraph, Id, Rewrite, Subst, Symbol};
+use nmc_ir::{Op, Pool, PoolKind};
 
 /// Whether an average pool has a sum-pool equivalent: one divisor (`kh·kw`) everywhere, i.e. no
 /// padding or pads counted in the divisor.
@@ -34,14 +34,6 @@ struct Site {
     view: Option<(Id, Id)>,
 }
 
-/// The unquantised float layer of an attribute symbol.
-fn layer_of(eg: &EGraph<Nmc, TypeAnalysis>, sym: Symbol) -> Option<&Layer> {
-    match eg.analysis.table.op_of(sym) {
-        Some((Op::Layer(l), _)) if l.quant.is_none() => Some(l),
-        _ => None,
-    }
-}
-
 /// Average-pooled, single-consumer producer layers in a class: `(symbol, children)`.
 fn avg_producers(eg: &EGraph<Nmc, TypeAnalysis>, class: Id) -> Vec<(Symbol, Vec<Id>)> {
     eg[class]
@@ -53,7 +45,7 @@ fn avg_producers(eg: &EGraph<Nmc, TypeAnalysis>, class: Id) -> Vec<(Symbol, Vec<
         })
         .filter_map(|c| {
             let sym = leaf(eg, c[0])?;
-            let l = layer_of(eg, sym)?;
+            let l = super::float_layer(eg, sym)?;
             let ok =
                 l.pool.as_ref().is_some_and(uniform_divisor) && !eg.analysis.shared.contains(&sym);
             ok.then(|| (sym, c.to_vec()))
@@ -63,7 +55,7 @@ fn avg_producers(eg: &EGraph<Nmc, TypeAnalysis>, class: Id) -> Vec<(Symbol, Vec<
 
 /// Every site of a consumer e-node (its float weights must exist for the rescaling).
 fn sites(eg: &EGraph<Nmc, TypeAnalysis>, children: &[Id]) -> Vec<Site> {
-    let Some(consumer) = leaf(eg, children[0]).and_then(|a| layer_of(eg, a)) else {
+    let Some(consumer) = leaf(eg, children[0]).and_then(|a| super::float_layer(eg, a)) else {
         return vec![];
     };
     let mut out = Vec::new();
@@ -113,30 +105,11 @@ fn consumers(eg: &EGraph<Nmc, TypeAnalysis>, class: Id) -> Vec<Vec<Id>> {
         .collect()
 }
 
-/// Matches classes with a layer that reads an average-pooled layer (binds nothing).
-struct AvgPoolConsumers;
-
-impl Searcher<Nmc, TypeAnalysis> for AvgPoolConsumers {
-    fn search_eclass_with_limit(
-        &self,
-        eg: &EGraph<Nmc, TypeAnalysis>,
-        eclass: Id,
-        limit: usize,
-    ) -> Option<SearchMatches<'_, Nmc>> {
-        let hit = limit > 0
-            && consumers(eg, eclass)
-                .iter()
-                .any(|c| !sites(eg, c).is_empty());
-        hit.then(|| SearchMatches {
-            eclass,
-            substs: vec![Subst::default()],
-            ast: None,
-        })
-    }
-
-    fn vars(&self) -> Vec<Var> {
-        vec![]
-    }
+/// Whether a class has a layer that reads an average-pooled layer.
+fn reads_avg_pool(eg: &EGraph<Nmc, TypeAnalysis>, class: Id) -> bool {
+    consumers(eg, class)
+        .iter()
+        .any(|c| !sites(eg, c).is_empty())
 }
 
 /// Rewrites every site of every consumer in the matched class.
@@ -221,5 +194,10 @@ impl egg::Applier<Nmc, TypeAnalysis> for ToSumPool {
 /// The pooling rules.
 pub fn rules() -> Vec<Rewrite<Nmc, TypeAnalysis>> {
     // W·avg_k(y) = (W / (kh·kw))·sum_k(y) when the average has one divisor and y one consumer.
-    vec![Rewrite::new("avgpool-to-sumpool", AvgPoolConsumers, ToSumPool).expect("valid rule")]
+    vec![Rewrite::new(
+        "avgpool-to-sumpool",
+        super::ClassSearcher(reads_avg_pool),
+        ToSumPool,
+    )
+    .expect("valid rule")]
 }
