@@ -4,7 +4,7 @@
 //! within the device and their count grows with the layer; and one error test (snapshot of the
 //! message, exit code 3, no output file) per rule of the Akida 1.0 constraints table.
 
-use crate::common::{argmax, cases, temp_dir, Case, CALIB_SAMPLES};
+use crate::common::{argmax, cases, snap, temp_dir, Case, CALIB_SAMPLES};
 use nmc::synth::{attr_int, attr_ints, ModelBuilder, Rng};
 use nmc_ir::{Interpreter, Op, Value};
 use std::path::Path;
@@ -88,14 +88,6 @@ fn quantized_top1_is_within_3_points_of_float_at_4_4_bits() {
             case.name
         );
     }
-}
-
-fn snap(stage: &str, name: &str, text: &str) {
-    let mut settings = insta::Settings::clone_current();
-    settings.set_snapshot_path(crate::common::root().join("tests/snapshots").join(stage));
-    settings.set_prepend_module_to_snapshot(false);
-    settings.set_omit_expression(true);
-    settings.bind(|| insta::assert_snapshot!(name.to_string(), text));
 }
 
 #[test]

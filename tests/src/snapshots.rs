@@ -1,15 +1,7 @@
 //! Snapshots per (case, stage): the text a reviewer reads when a change alters what nmc emits.
 //! Stored as tests/snapshots/<stage>/<case>.snap.
 
-use crate::common::{cases, compiled, CALIB_SAMPLES};
-
-fn snap(stage: &str, case: &str, text: &str) {
-    let mut settings = insta::Settings::clone_current();
-    settings.set_snapshot_path(crate::common::root().join("tests/snapshots").join(stage));
-    settings.set_prepend_module_to_snapshot(false);
-    settings.set_omit_expression(true);
-    settings.bind(|| insta::assert_snapshot!(case.to_string(), text));
-}
+use crate::common::{cases, compiled, snap, CALIB_SAMPLES};
 
 #[test]
 fn stage_snapshots() {

@@ -4,20 +4,12 @@
 //! whenever one exists (against brute force over the 9! core orders); listings and every
 //! violated limit are snapshot-tested; the `ai.nmc` domain imports and means what it says.
 
-use crate::common::{all_cases, argmax, root, temp_dir, Case, CALIB_SAMPLES};
+use crate::common::{all_cases, argmax, snap, temp_dir, Case, CALIB_SAMPLES};
 use nmc::synth::{attr_float, attr_ints, attr_string, ModelBuilder, Rng};
 use nmc_ir::Interpreter;
 use nmc_speck::{MemoryUse, DEFAULT_TIMESTEPS};
 use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
-
-fn snap(stage: &str, name: &str, text: &str) {
-    let mut settings = insta::Settings::clone_current();
-    settings.set_snapshot_path(root().join("tests/snapshots").join(stage));
-    settings.set_prepend_module_to_snapshot(false);
-    settings.set_omit_expression(true);
-    settings.bind(|| insta::assert_snapshot!(name.to_string(), text));
-}
 
 fn options() -> nmc::Options {
     nmc::Options::new(nmc::Target::Speck)
@@ -435,10 +427,9 @@ fn listing_snapshots() {
     for case in all_cases() {
         if let Some(c) = compiled(case) {
             snap("listing-speck", &case.name, &c.listing());
+            snap("opt-ir-speck", &case.name, &nmc_ir::print(&c.quantized));
         }
     }
-    let c = compiled(case("dvs_cnn")).unwrap();
-    snap("opt-ir-speck", "dvs_cnn", &nmc_ir::print(&c.quantized));
 }
 
 #[test]
