@@ -134,3 +134,81 @@ fn targets_lists_loihi2_with_its_limits() {
     assert_eq!(json[0]["name"], "loihi2");
     assert_eq!(json[0]["cores_per_chip"], 128);
 }
+
+#[test]
+fn run_chip_params_change_cost_not_outputs_on_every_target() {
+    // (case, target, a time constant of that target's cost model)
+    for (name, target, constant) in [
+        ("digits_mlp", "loihi2", "a_neu"),
+        ("digits_mlp", "akd1000", "a_syn"),
+        ("dvs_cnn", "speck", "t_syn"),
+    ] {
+        let case = crate::common::all_cases()
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap();
+        let d = temp_dir(&format!("params-{target}"));
+        let art = d.join(format!("m.{target}"));
+        nmc(&[
+            "compile",
+            case.model.to_str().unwrap(),
+            "--target",
+            target,
+            "-o",
+            art.to_str().unwrap(),
+        ]);
+        // Four samples are enough: the figures are per inference.
+        let mut x = case.inputs.clone();
+        let per: usize = x.shape[1..].iter().product();
+        x.shape[0] = 4;
+        x.data.truncate(4 * per);
+        let inputs = d.join("x.npy");
+        nmc::npy::write(&inputs, &x).unwrap();
+        let run = |params: Option<&std::path::Path>, tag: &str| {
+            let (out, report) = (d.join(format!("{tag}.npy")), d.join(format!("{tag}.json")));
+            let mut args = vec![
+                "run",
+                art.to_str().unwrap(),
+                "--input",
+                inputs.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+                "--report",
+                report.to_str().unwrap(),
+            ];
+            if let Some(p) = params {
+                args.extend(["--chip-params", p.to_str().unwrap()]);
+            }
+            nmc(&args);
+            let r: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+            (
+                std::fs::read(&out).unwrap(),
+                r["latency_ns"].as_f64().unwrap(),
+            )
+        };
+        let (out0, lat0) = run(None, "default");
+        let params = d.join("slow.toml");
+        std::fs::write(&params, format!("{constant} = 1000.0\n")).unwrap();
+        let (out1, lat1) = run(Some(&params), "slow");
+        assert_eq!(out0, out1, "{target}: cost constants changed the outputs");
+        assert!(
+            lat1 > lat0,
+            "{target}: {constant} = 1000 did not slow the run: {lat0} -> {lat1}"
+        );
+        // An unknown constant is a usage error (exit code 2), not silently ignored.
+        std::fs::write(&params, "no_such_constant = 1.0\n").unwrap();
+        let e = nmc::cli::run_args([
+            "nmc",
+            "run",
+            art.to_str().unwrap(),
+            "--input",
+            inputs.to_str().unwrap(),
+            "--chip-params",
+            params.to_str().unwrap(),
+        ])
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{target}: {e}");
+        assert!(e.to_string().contains("no_such_constant"), "{target}: {e}");
+    }
+}

@@ -335,9 +335,11 @@ fn run(
     if timesteps == Some(0) {
         return Err(Error::Usage("--timesteps must be at least 1".into()));
     }
+    // Unknown constant names are a usage error, before any input is read.
+    art.target().cost_params(params)?;
     let result = match npy::read_input(input).map_err(|message| Error::Input { message })? {
         npy::Input::Dense(samples) => art.run_with(&samples, timesteps, params),
-        npy::Input::Events(events) => art.run_events(&events, timesteps),
+        npy::Input::Events(events) => art.run_events_with(&events, timesteps, params),
     }
     .map_err(|message| Error::Input {
         message: format!("{}: {message}", input.display()),

@@ -338,7 +338,11 @@ pub(super) fn to_json(a: &nmc_akd1000::Artifact) -> serde_json::Value {
     })
 }
 
-pub(super) fn run(a: &nmc_akd1000::Artifact, samples: &Array) -> Result<RunResult, String> {
+pub(super) fn run(
+    a: &nmc_akd1000::Artifact,
+    samples: &Array,
+    params: &super::ChipParams,
+) -> Result<RunResult, String> {
     if a.inputs.len() != 1 {
         return Err(format!(
             "the artifact has {} inputs; nmc run reads one .npy",
@@ -354,7 +358,8 @@ pub(super) fn run(a: &nmc_akd1000::Artifact, samples: &Array) -> Result<RunResul
         max: (1i32 << input.bits.min(8)) - 1,
     };
     let output = a.outputs.first().ok_or("artifact has no outputs")?;
-    let emu = nmc_akd1000::Emulator::new(a, &spec()).map_err(|e| e.to_string())?;
+    let spec = spec_with(params).map_err(|e| e.to_string())?;
+    let emu = nmc_akd1000::Emulator::new(a, &spec).map_err(|e| e.to_string())?;
     let n = xs.len();
     let mut out_shape = vec![n];
     out_shape.extend(output.shape.iter().map(|d| *d as usize));

@@ -537,8 +537,8 @@ impl LoadedArtifact {
             LoadedArtifact::Akd1000(_) if timesteps.is_some_and(|t| t != 1) => {
                 Err("the AKD1000 runs each sample once through its layer pipeline; --timesteps does not apply".into())
             }
-            LoadedArtifact::Akd1000(a) => akd1000::run(a, samples),
-            LoadedArtifact::Speck(a) => speck::run(a, samples, timesteps),
+            LoadedArtifact::Akd1000(a) => akd1000::run(a, samples, params),
+            LoadedArtifact::Speck(a) => speck::run(a, samples, timesteps, params),
         }
     }
 
@@ -548,8 +548,18 @@ impl LoadedArtifact {
         events: &EventArray,
         timesteps: Option<u32>,
     ) -> Result<RunResult, String> {
+        self.run_events_with(events, timesteps, &ChipParams::default())
+    }
+
+    /// [`LoadedArtifact::run_events`] with cost constants overridden.
+    pub fn run_events_with(
+        &self,
+        events: &EventArray,
+        timesteps: Option<u32>,
+        params: &ChipParams,
+    ) -> Result<RunResult, String> {
         match self {
-            LoadedArtifact::Speck(a) => speck::run_events(a, events, timesteps),
+            LoadedArtifact::Speck(a) => speck::run_events(a, events, timesteps, params),
             other => Err(format!(
                 "event input (a .npy with fields x, y, t, p) is for speck artifacts; this one is for {}",
                 other.target().name()

@@ -495,17 +495,29 @@ fn output_spec(a: &nmc_speck::Artifact) -> Result<&nmc_speck::artifact::OutputSp
         .ok_or_else(|| "artifact has no output".into())
 }
 
+/// The emulator of an artifact with the cost constants `params` override.
+fn emulator(
+    a: &nmc_speck::Artifact,
+    params: &super::ChipParams,
+) -> Result<nmc_speck::Emulator, String> {
+    let cost = spec_with(params).map_err(|e| e.to_string())?.cost;
+    Ok(nmc_speck::Emulator::new(a)
+        .map_err(|e| e.to_string())?
+        .with_cost(cost))
+}
+
 /// Dense samples, rate-encoded over `timesteps` (default: the artifact's).
 pub(super) fn run(
     a: &nmc_speck::Artifact,
     samples: &Array,
     timesteps: Option<u32>,
+    params: &super::ChipParams,
 ) -> Result<RunResult, String> {
     let input = a.input.as_ref().ok_or("artifact has no input")?;
     let per: usize = input.shape.iter().map(|d| *d as usize).product();
     let xs = split_samples(samples, per, &input.shape)?;
     let t = timesteps_of(a, timesteps)?;
-    let mut emu = nmc_speck::Emulator::new(a).map_err(|e| e.to_string())?;
+    let mut emu = emulator(a, params)?;
     let runs = xs
         .iter()
         .map(|x| emu.run_dense(x, t, false).map_err(|e| e.to_string()));
@@ -517,10 +529,11 @@ pub(super) fn run_events(
     a: &nmc_speck::Artifact,
     events: &EventArray,
     timesteps: Option<u32>,
+    params: &super::ChipParams,
 ) -> Result<RunResult, String> {
     let t = timesteps_of(a, timesteps)?;
     let binned = bin(a, events, t)?;
-    let mut emu = nmc_speck::Emulator::new(a).map_err(|e| e.to_string())?;
+    let mut emu = emulator(a, params)?;
     let run = emu.run_events(&binned, false).map_err(|e| e.to_string());
     collect(a, std::iter::once(run), 1, t)
 }
@@ -636,9 +649,11 @@ pub(super) fn analyze_measured(
     let xs =
         split_samples(samples, per, &input.shape).map_err(|message| Error::Input { message })?;
     let t = timesteps_of(&a, None).map_err(|message| Error::Input { message })?;
-    let mut emu = nmc_speck::Emulator::new(&a).map_err(|e| Error::Input {
-        message: e.to_string(),
-    })?;
+    let mut emu = nmc_speck::Emulator::new(&a)
+        .map_err(|e| Error::Input {
+            message: e.to_string(),
+        })?
+        .with_cost(spec.cost.clone());
     // cnn_layers[k] is core k's configuration.
     let layer_on = |core: u32| {
         a.cnn_layers

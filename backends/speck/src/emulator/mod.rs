@@ -242,6 +242,13 @@ impl Emulator {
         })
     }
 
+    /// The same emulator with other latency and energy constants (what `--chip-params` sets);
+    /// outputs do not depend on them.
+    pub fn with_cost(mut self, cost: CostModel) -> Self {
+        self.cost = cost;
+        self
+    }
+
     /// Runs one dense sample, rate-encoded over `timesteps` steps exactly as the IR's `Quantize`
     /// node does in rate mode.
     pub fn run_dense(
