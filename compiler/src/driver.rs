@@ -141,6 +141,8 @@ pub struct MappingFigures {
     pub latency_ns: f64,
     /// Energy per inference (nJ).
     pub energy_nj: f64,
+    /// Time per timestep (ns): the slowest core's, the throughput bound.
+    pub t_step_ns: f64,
     /// Cores used.
     pub cores: usize,
     /// Bottleneck state.
@@ -441,6 +443,7 @@ fn map_search(
         Some(MappingFigures {
             latency_ns: run.perf.latency_ns,
             energy_nj: run.perf.energy_nj,
+            t_step_ns: run.perf.t_step_ns,
             cores: m.cores_used(),
             bound: run.perf.workload_bound,
             emulated: true,
@@ -451,6 +454,7 @@ fn map_search(
         MappingFigures {
             latency_ns: v.as_ref().map_or(f64::NAN, |v| v.0),
             energy_nj: f64::NAN,
+            t_step_ns: f64::NAN,
             cores: m.cores_used(),
             bound: v
                 .and_then(|v| v.1.first().map(|l| l.1.as_str().to_string()))

@@ -194,3 +194,24 @@ fn akd1000_lowering_rejects_a_mapping_it_cannot_run() {
         .unwrap_err();
     assert!(e.to_string().contains("node (99, 99)"), "{e}");
 }
+
+#[test]
+fn single_device_targets_reject_more_chips() {
+    for (name, target) in [("digits_mlp", "akd1000"), ("dvs_cnn", "speck")] {
+        let case = all_cases().iter().find(|c| c.name == name).unwrap();
+        let e = nmc::cli::run_args([
+            "nmc",
+            "compile",
+            case.model.to_str().unwrap(),
+            "--target",
+            target,
+            "--chips",
+            "2",
+            "-o",
+            "/nonexistent/never-written.art",
+        ])
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{target}: {e}");
+        assert!(e.to_string().contains("--chips 2"), "{target}: {e}");
+    }
+}

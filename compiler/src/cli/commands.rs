@@ -234,9 +234,10 @@ fn compile(
 fn search_text(s: &driver::SearchSummary) -> String {
     let line = |name: &str, f: &driver::MappingFigures| {
         format!(
-            "  {name:<8} {:>10.1} ns {:>10.3} nJ {:>5} cores  {}-bound{}",
+            "  {name:<9} {:>10.1} ns {:>10.3} nJ per inference, T_step {:>8.1} ns, {:>4} cores, {}-bound{}",
             f.latency_ns,
             f.energy_nj,
+            f.t_step_ns,
             f.cores,
             f.bound,
             if f.emulated { "" } else { " (modelled)" }

@@ -71,7 +71,8 @@ pub enum Command {
         /// Seed for randomised searches.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Fitness evaluations for --partition evolve.
+        /// Emulated fitness evaluations of --partition evolve (the floorline search that seeds it
+        /// spends its own, at most 200, on top; the summary reports the total).
         #[arg(long, default_value_t = 500)]
         evals: usize,
         /// Calibration inputs (.npy, samples along the first axis) for activation ranges.
@@ -84,7 +85,7 @@ pub enum Command {
         /// 8-bit weights for a first convolution).
         #[arg(long)]
         weight_bits: Option<u32>,
-        /// Chips in the system.
+        /// Chips in the system (Loihi 2 only: the AKD1000 and Speck are single devices).
         #[arg(long, default_value_t = 1)]
         chips: u32,
         /// Timesteps a rate-mode artifact (speck) runs by default.
@@ -113,7 +114,7 @@ pub enum Command {
         /// Partitioner.
         #[arg(long, value_enum, default_value_t)]
         partition: PartitionArg,
-        /// Chips in the system.
+        /// Chips in the system (Loihi 2 only: the AKD1000 and Speck are single devices).
         #[arg(long, default_value_t = 1)]
         chips: u32,
         /// Write the floorline plot (SVG).

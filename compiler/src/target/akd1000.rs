@@ -46,7 +46,19 @@ pub(super) fn quant_spec() -> QuantSpec {
     }
 }
 
-pub(super) fn partition(graph: &Graph) -> Result<Mapping, Error> {
+/// The AKD1000 is one device: nmc does not chain them.
+fn one_chip(chips: u32) -> Result<(), Error> {
+    if chips == 1 {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "--chips {chips}: the akd1000 is one device (nmc does not chain AKD1000s)"
+        )))
+    }
+}
+
+pub(super) fn partition(graph: &Graph, chips: u32) -> Result<Mapping, Error> {
+    one_chip(chips)?;
     crate::driver::timed("partition", || {
         let s = spec();
         let (a, m) = nmc_akd1000::map_graph(graph, &s).map_err(ak_error)?;
@@ -59,7 +71,8 @@ pub(super) fn partition(graph: &Graph) -> Result<Mapping, Error> {
 /// is what bounds an NP's time), and which NPs: the placement is a priority list over all NPs,
 /// and a layer takes the first free ones that can be configured as its type (CNP1 for
 /// convolutions, FNP3 or FNP2 for dense layers). The greedy genome reproduces [`partition`].
-pub(super) fn search_space(graph: &Graph) -> Result<SearchSpace<'_>, Error> {
+pub(super) fn search_space(graph: &Graph, chips: u32) -> Result<SearchSpace<'_>, Error> {
+    one_chip(chips)?;
     let s = spec();
     let a = nmc_akd1000::analyze(graph, &s).map_err(ak_error)?;
     let needs = nmc_akd1000::needs(&a, &s).map_err(ak_error)?;

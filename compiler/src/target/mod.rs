@@ -137,7 +137,7 @@ impl Target {
     pub fn own_mapping(self, graph: &Graph, chips: u32) -> Option<Result<Mapping, Error>> {
         match self {
             Target::Loihi2 => None,
-            Target::Akd1000 => Some(akd1000::partition(graph)),
+            Target::Akd1000 => Some(akd1000::partition(graph, chips)),
             Target::Speck => Some(speck::partition(graph, chips)),
         }
     }
@@ -149,7 +149,7 @@ impl Target {
     pub fn search_space<'g>(self, graph: &'g Graph, chips: u32) -> Result<SearchSpace<'g>, Error> {
         match self {
             Target::Loihi2 => uniform_space(self, graph, self.core_model(chips)),
-            Target::Akd1000 => akd1000::search_space(graph),
+            Target::Akd1000 => akd1000::search_space(graph, chips),
             Target::Speck => speck::search_space(graph, chips),
         }
     }
