@@ -938,3 +938,58 @@ fn lower_widths_still_run_bit_exact() {
         }
     }
 }
+
+#[test]
+fn searches_on_a_banded_layer_keep_bands_and_outputs() {
+    // 64 channels × 256 columns × 4 bits = 8 KiB per input row: the second convolution needs
+    // several row bands, so each extra channel group takes one NP per band.
+    let d = temp_dir("akd-banded-search");
+    let mut net = Net::new(&[1, 8, 256]);
+    net.conv(64, 3, 1, 1).relu().conv(16, 3, 1, 1).relu();
+    let model = net.write(&d);
+    let mut rng = Rng::new(9);
+    let calib: Vec<Vec<Vec<f32>>> = (0..2)
+        .map(|_| vec![(0..8 * 256).map(|_| rng.uniform(0.0, 1.0)).collect()])
+        .collect();
+    let compile = |kind: nmc::PartitionKind| {
+        let graph = nmc::onnx::import_file(&model).unwrap().graph;
+        let mut opts = nmc::Options::new(nmc::Target::Akd1000);
+        opts.partition = kind;
+        opts.seed = 2;
+        opts.evals = 10;
+        nmc::driver::compile_graph(graph, &calib, &opts, 0).unwrap()
+    };
+    let x = nmc::npy::Array {
+        shape: vec![calib.len(), 8 * 256],
+        data: calib.iter().flat_map(|s| s[0].clone()).collect(),
+    };
+    let outputs = |c: &nmc::Compiled| {
+        nmc::LoadedArtifact::decode(&c.artifact)
+            .unwrap()
+            .run(&x, None)
+            .unwrap()
+            .int_outputs
+    };
+    let greedy = compile(nmc::PartitionKind::Greedy);
+    let conv2 = |c: &nmc::Compiled| c.mapping.layers.values().nth(1).unwrap().clone();
+    let g = conv2(&greedy);
+    let bands = g.iter().filter(|s| s.start == g[0].start).count();
+    assert!(bands > 1, "the test model should need row bands: {g:?}");
+    for kind in [nmc::PartitionKind::Floorline, nmc::PartitionKind::Evolve] {
+        let c = compile(kind);
+        let s = conv2(&c);
+        // Every band holds the same channel groups, so NPs come in multiples of the bands.
+        assert_eq!(s.len() % bands, 0, "{kind:?}: {s:?}");
+        assert!(
+            s.len() > g.len(),
+            "{kind:?} did not split the banded layer: {s:?}"
+        );
+        assert_eq!(
+            outputs(&c),
+            outputs(&greedy),
+            "{kind:?} changed the outputs"
+        );
+        let sum = c.report.search.as_ref().unwrap();
+        assert!(sum.chosen.latency_ns <= sum.greedy.latency_ns, "{sum:?}");
+    }
+}
