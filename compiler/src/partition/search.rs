@@ -1,5 +1,8 @@
-//! Mapping searches over the genome of [`super::assign`]: extra cores per layer (on top of each
-//! layer's greedy minimum) and a placement permutation of every physical core position.
+//! Mapping searches over one genome for every target: extra units per layer (on top of each
+//! layer's greedy minimum; a unit is one core on Loihi 2, one channel group = one NP per row band
+//! on the AKD1000, none on Speck) and a placement permutation of every physical position, which
+//! decodes by priority ([`Problem::layer_positions`]). `Target::search_space` builds the
+//! [`Problem`] and the decoder to a mapping for each chip.
 //!
 //! - [`floorline_search`]: deterministic local search guided by the floorline model: split the
 //!   slowest layers while they are memory- or compute-bound, take cores back from traffic-bound
@@ -10,7 +13,7 @@
 //!   `λ_place` placement offspring for the current partition (swap, invert or scramble a span
 //!   of positions). A repair step keeps every layer's cores where they were when its core count
 //!   changes: surplus cores go back to the pool, missing ones are drawn from the pool nearest to
-//!   the layer's existing cores. Fitness is supplied by the caller (nmc uses emulated latency on
+//!   the layer's existing cores (among the positions allowed for it). Fitness is supplied by the caller (nmc uses emulated latency on
 //!   calibration inputs); offspring are evaluated in parallel (rayon) but generated from one
 //!   seeded stream and compared with ties broken by offspring index, so a seed gives one result.
 
