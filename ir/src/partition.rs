@@ -83,3 +83,19 @@ pub struct Cost {
     /// Where the number comes from, or "assumed: …" with the reasoning.
     pub source: &'static str,
 }
+
+/// Splits `n` channels into `k` contiguous near-equal ranges (the first ones one larger; `k` is
+/// clamped to `1..=n`), the rule every partitioner and mapper slices populations by.
+pub fn even_split(n: u32, k: u32) -> Vec<(u32, u32)> {
+    let k = k.clamp(1, n.max(1));
+    let (base, extra) = (n / k, n % k);
+    let mut start = 0;
+    (0..k)
+        .map(|i| {
+            let len = base + u32::from(i < extra);
+            let r = (start, start + len);
+            start += len;
+            r
+        })
+        .collect()
+}

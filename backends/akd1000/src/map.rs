@@ -26,7 +26,7 @@
 
 use crate::layers::{AkError, AkLayer, Analysis, LayerKind, NodeRef, PoolSpec};
 use crate::spec::{ChipSpec, NpType};
-use nmc_ir::Graph;
+use nmc_ir::{even_split, Graph};
 
 /// What a mapped unit is configured as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -103,21 +103,6 @@ impl Need {
             UnitType::Np(_) => self.bands.len() * self.groups.len(),
         }
     }
-}
-
-/// Splits `n` into `k` contiguous near-equal ranges (the first ones one larger).
-pub fn even_split(n: u32, k: u32) -> Vec<(u32, u32)> {
-    let k = k.clamp(1, n.max(1));
-    let (base, extra) = (n / k, n % k);
-    let mut start = 0;
-    (0..k)
-        .map(|i| {
-            let len = base + u32::from(i < extra);
-            let r = (start, start + len);
-            start += len;
-            r
-        })
-        .collect()
 }
 
 /// Input rows `[a, b)` that neuron rows `[r0, r1)` of a convolution read.
@@ -291,87 +276,73 @@ pub fn map(a: &Analysis, spec: &ChipSpec) -> Result<NpMapping, AkError> {
         .map(|(_, n)| n.nps())
         .sum();
     let mut used = vec![false; spec.nps.len()];
-    let mut out = NpMapping::default();
     let mut cursor = 0usize;
-    let mut hrc: Option<u32> = None;
+    let mut choices = Vec::with_capacity(a.layers.len());
     for (l, n) in a.layers.iter().zip(&needs) {
-        let mut slices = Vec::new();
-        match n.ty {
-            UnitType::Hrc => slices = hrc_slices(&mut out, &mut hrc, spec, n),
-            UnitType::Np(ty) => {
-                let count = n.nps();
-                let fnp3_free = spec
-                    .nps
-                    .iter()
-                    .zip(&used)
-                    .filter(|(s, u)| !**u && s.can(NpType::Fnp3))
-                    .count();
-                let spare_fnp3 = if l.kind == LayerKind::Dense {
-                    0
-                } else {
-                    fnp3_free.saturating_sub(fnp3_left_for_dense)
-                };
-                let picked = pick(spec, &used, cursor, ty, count, spare_fnp3);
-                if picked.len() < count {
-                    let free = used.iter().filter(|u| !**u).count();
-                    return Err(AkError::DoesNotFit {
-                        layer: NodeRef {
-                            id: l.node,
-                            name: Some(l.name.clone()),
-                        },
-                        kind: l.kind.name(),
-                        resource: format!("NPs ({})", ty.name()),
-                        needed: format!(
-                            "{count} ({} band(s) × {} channel group(s))",
-                            n.bands.len(),
-                            n.groups.len()
-                        ),
-                        available: format!(
-                            "{} can take it ({free} of the device's {} NPs are free{})",
-                            picked.len(),
-                            spec.nps.len(),
-                            if l.kind == LayerKind::Dense || fnp3_left_for_dense == 0 {
-                                ""
-                            } else {
-                                "; FNP3-capable ones are kept for the dense layers"
-                            }
-                        ),
-                    });
-                }
-                if ty == NpType::Fnp3 {
-                    fnp3_left_for_dense = fnp3_left_for_dense.saturating_sub(count);
-                }
-                let mut k = 0;
-                for &(r0, r1) in &n.bands {
-                    for &(c0, c1) in &n.groups {
-                        let np = picked[k];
-                        k += 1;
-                        used[np] = true;
-                        let s = &spec.nps[np];
-                        out.units.push(Unit {
-                            col: s.col,
-                            row: s.row,
-                            id: s.id,
-                            ty: UnitType::Np(ty),
-                        });
-                        slices.push(Slice {
-                            unit: out.units.len() as u32 - 1,
-                            c0,
-                            c1,
-                            r0,
-                            r1,
-                        });
-                    }
-                }
-                if let Some(&last) = picked.last() {
-                    let s = &spec.nps[last];
-                    cursor = spec.path_index((s.col, s.row)).unwrap_or(0);
-                }
+        let mut choice = LayerChoice {
+            groups: n.groups.len() as u32,
+            nps: Vec::new(),
+        };
+        if let UnitType::Np(ty) = n.ty {
+            let count = n.nps();
+            let fnp3_free = spec
+                .nps
+                .iter()
+                .zip(&used)
+                .filter(|(s, u)| !**u && s.can(NpType::Fnp3))
+                .count();
+            let spare_fnp3 = if l.kind == LayerKind::Dense {
+                0
+            } else {
+                fnp3_free.saturating_sub(fnp3_left_for_dense)
+            };
+            let picked = pick(spec, &used, cursor, ty, count, spare_fnp3);
+            if picked.len() < count {
+                let free = used.iter().filter(|u| !**u).count();
+                return Err(AkError::DoesNotFit {
+                    layer: NodeRef {
+                        id: l.node,
+                        name: Some(l.name.clone()),
+                    },
+                    kind: l.kind.name(),
+                    resource: format!("NPs ({})", ty.name()),
+                    needed: format!(
+                        "{count} ({} band(s) × {} channel group(s))",
+                        n.bands.len(),
+                        n.groups.len()
+                    ),
+                    available: format!(
+                        "{} can take it ({free} of the device's {} NPs are free{})",
+                        picked.len(),
+                        spec.nps.len(),
+                        if l.kind == LayerKind::Dense || fnp3_left_for_dense == 0 {
+                            ""
+                        } else {
+                            "; FNP3-capable ones are kept for the dense layers"
+                        }
+                    ),
+                });
             }
+            if ty == NpType::Fnp3 {
+                fnp3_left_for_dense = fnp3_left_for_dense.saturating_sub(count);
+            }
+            picked.iter().for_each(|&np| used[np] = true);
+            if let Some(&last) = picked.last() {
+                let s = &spec.nps[last];
+                cursor = spec.path_index((s.col, s.row)).unwrap_or(0);
+            }
+            choice.nps = picked;
         }
-        out.layers.push(slices);
+        choices.push(choice);
     }
-    Ok(out)
+    // The choices are valid by construction; a failure here is a bug in this module.
+    map_explicit(a, spec, &needs, &choices).map_err(|message| AkError::Invalid {
+        node: NodeRef {
+            id: a.layers.first().map_or(nmc_ir::NodeId(0), |l| l.node),
+            name: None,
+        },
+        message: format!("the NP mapper chose NPs it cannot use: {message}"),
+    })
 }
 
 /// The slices of a layer on the HRC, adding the HRC's unit on first use (`hrc` remembers it).

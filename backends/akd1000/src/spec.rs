@@ -185,6 +185,24 @@ impl CostModel {
             ("p_static", self.p_static),
         ]
     }
+
+    /// Mutable access to a constant by name (for user override files); `None` for unknown names.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Cost> {
+        Some(match name {
+            "a_syn" => &mut self.a_syn,
+            "a_mem" => &mut self.a_mem,
+            "a_neu" => &mut self.a_neu,
+            "a_event" => &mut self.a_event,
+            "a_hop" => &mut self.a_hop,
+            "e_syn" => &mut self.e_syn,
+            "e_mem" => &mut self.e_mem,
+            "e_neu" => &mut self.e_neu,
+            "e_event" => &mut self.e_event,
+            "e_hop" => &mut self.e_hop,
+            "p_static" => &mut self.p_static,
+            _ => return None,
+        })
+    }
 }
 
 /// The NP clock nmc assumes (no public figure in chips.md): 300 MHz, so one cycle is 3.33 ns.

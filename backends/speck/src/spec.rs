@@ -84,6 +84,21 @@ impl CostModel {
             ("p_static", self.p_static),
         ]
     }
+
+    /// Mutable access to a constant by name (for user override files); `None` for unknown names.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Cost> {
+        Some(match name {
+            "t_event" => &mut self.t_event,
+            "t_syn" => &mut self.t_syn,
+            "t_neuron" => &mut self.t_neuron,
+            "t_hop" => &mut self.t_hop,
+            "e_syn" => &mut self.e_syn,
+            "e_neuron" => &mut self.e_neuron,
+            "e_event" => &mut self.e_event,
+            "p_static" => &mut self.p_static,
+            _ => return None,
+        })
+    }
 }
 
 fn speck_costs() -> CostModel {

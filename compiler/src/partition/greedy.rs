@@ -3,8 +3,9 @@
 //! Every other partitioner is reported against it. [`assign`] generalises it with extra cores per
 //! layer and a placement permutation (the genome of a mapping search).
 
-use super::{even_split, CoreModel, FitError};
+use super::{CoreModel, FitError};
 use crate::passes::describe_node;
+use nmc_ir::even_split;
 use nmc_ir::{CoreSlice, Graph, Mapping, Op};
 
 /// Maps every layer of `graph` greedily.

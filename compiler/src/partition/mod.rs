@@ -41,18 +41,3 @@ pub struct FitError {
     /// Resource, needed and available.
     pub message: String,
 }
-
-/// Splits `channels` into `k` contiguous, near-equal ranges (the first ones one larger).
-pub fn even_split(channels: u32, k: u32) -> Vec<(u32, u32)> {
-    let base = channels / k;
-    let extra = channels % k;
-    let mut start = 0;
-    (0..k)
-        .map(|i| {
-            let len = base + u32::from(i < extra);
-            let r = (start, start + len);
-            start += len;
-            r
-        })
-        .collect()
-}

@@ -178,48 +178,22 @@ pub fn quantize(
                 map.insert(id, nid);
                 scale.insert(id, s_out);
             }
-            Op::Reshape => {
-                let src = node.inputs[0];
-                map.insert(
-                    id,
-                    out.add(Op::Reshape, vec![map[&src]], ity, node.name.clone()),
-                );
-                scale.insert(id, scale[&src]);
-            }
-            Op::Concat { axis } => {
-                let s0 = scale[&node.inputs[0]];
-                if node
-                    .inputs
-                    .iter()
-                    .any(|i| (scale[i] - s0).abs() > s0 * 1e-6)
-                {
+            _ => match carry_view(node, ity, &map, &scale, &mut out) {
+                Some(r) => {
+                    let (nid, s) = r.map_err(|m| err(id, m))?;
+                    map.insert(id, nid);
+                    scale.insert(id, s);
+                }
+                None => {
                     return Err(err(
                         id,
-                        "concat of values with different quantisation scales is not supported"
-                            .into(),
-                    ));
+                        format!(
+                            "`{}` cannot run on the chip (not canonical)",
+                            node.op.mnemonic()
+                        ),
+                    ))
                 }
-                let srcs = node.inputs.iter().map(|i| map[i]).collect();
-                map.insert(
-                    id,
-                    out.add(Op::Concat { axis: *axis }, srcs, ity, node.name.clone()),
-                );
-                scale.insert(id, s0);
-            }
-            Op::FakeQuant { .. } => {
-                let src = node.inputs[0];
-                map.insert(id, map[&src]);
-                scale.insert(id, scale[&src]);
-            }
-            other => {
-                return Err(err(
-                    id,
-                    format!(
-                        "`{}` cannot run on the chip (not canonical)",
-                        other.mnemonic()
-                    ),
-                ))
-            }
+            },
         }
     }
     dequantize_outputs(&mut out, &chip_outputs, &map, &scale);
@@ -252,6 +226,39 @@ pub(super) fn chip_outputs(graph: &Graph, notes: &mut Vec<String>) -> Vec<Output
         });
     }
     chip_outputs
+}
+
+/// Carries a view (reshape, concatenation, fake-quant) into a quantised graph: the same view of
+/// the mapped sources, with their common scale (`scale` holds a scale or, in rate mode, a spike
+/// factor per value). `None`: the op is not a view. A concatenation must join values of one
+/// scale: the same integer would mean different things on either side.
+pub(crate) fn carry_view(
+    node: &nmc_ir::Node,
+    ity: nmc_ir::TensorType,
+    map: &BTreeMap<NodeId, NodeId>,
+    scale: &BTreeMap<NodeId, f32>,
+    out: &mut Graph,
+) -> Option<Result<(NodeId, f32), String>> {
+    let srcs: Vec<NodeId> = node.inputs.iter().map(|i| map[i]).collect();
+    let s0 = scale[node.inputs.first()?];
+    let view = match &node.op {
+        Op::Reshape => Op::Reshape,
+        Op::Concat { axis } => {
+            if node
+                .inputs
+                .iter()
+                .any(|i| (scale[i] - s0).abs() > s0.abs() * 1e-6)
+            {
+                return Some(Err(
+                    "concat of values with different quantisation scales is not supported".into(),
+                ));
+            }
+            Op::Concat { axis: *axis }
+        }
+        Op::FakeQuant { .. } => return Some(Ok((srcs[0], s0))),
+        _ => return None,
+    };
+    Some(Ok((out.add(view, srcs, ity, node.name.clone()), s0)))
 }
 
 /// Ends the integer graph: each chip output becomes a `Dequantize` by its value's scale.

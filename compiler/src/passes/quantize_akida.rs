@@ -366,14 +366,8 @@ pub fn quantize_akida(
                 map.insert(id, nid);
                 scale.insert(id, s_out);
             }
-            Op::Reshape => {
-                let src = node.inputs[0];
-                map.insert(
-                    id,
-                    out.add(Op::Reshape, vec![map[&src]], ity, node.name.clone()),
-                );
-                scale.insert(id, scale[&src]);
-            }
+            // Akida 1.0 has no concatenation layer; it is carried over whatever its scales, so
+            // that the AKD1000 backend rejects it with its own constraint message.
             Op::Concat { axis } => {
                 let srcs = node.inputs.iter().map(|i| map[i]).collect();
                 map.insert(
@@ -382,20 +376,22 @@ pub fn quantize_akida(
                 );
                 scale.insert(id, scale[&node.inputs[0]]);
             }
-            Op::FakeQuant { .. } => {
-                let src = node.inputs[0];
-                map.insert(id, map[&src]);
-                scale.insert(id, scale[&src]);
-            }
-            other => {
-                return Err(perr(
-                    id,
-                    format!(
-                        "`{}` cannot run on the chip (not canonical)",
-                        other.mnemonic()
-                    ),
-                ))
-            }
+            _ => match super::quantize::carry_view(node, ity, &map, &scale, &mut out) {
+                Some(r) => {
+                    let (nid, s) = r.map_err(|m| perr(id, m))?;
+                    map.insert(id, nid);
+                    scale.insert(id, s);
+                }
+                None => {
+                    return Err(perr(
+                        id,
+                        format!(
+                            "`{}` cannot run on the chip (not canonical)",
+                            node.op.mnemonic()
+                        ),
+                    ))
+                }
+            },
         }
     }
     super::quantize::dequantize_outputs(&mut out, &chip_outputs, &map, &scale);

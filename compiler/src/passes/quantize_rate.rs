@@ -204,43 +204,22 @@ pub fn quantize_rate(
                 map.insert(id, out.add(Op::Layer(layer), srcs, ity, node.name.clone()));
                 factor.insert(id, f_out);
             }
-            Op::Reshape => {
-                let src = node.inputs[0];
-                map.insert(
-                    id,
-                    out.add(Op::Reshape, vec![map[&src]], ity, node.name.clone()),
-                );
-                factor.insert(id, factor[&src]);
-            }
-            Op::Concat { axis } => {
-                let f0 = factor[&node.inputs[0]];
-                if node.inputs.iter().any(|i| factor[i] != f0) {
+            _ => match super::quantize::carry_view(node, ity, &map, &factor, &mut out) {
+                Some(r) => {
+                    let (nid, f) = r.map_err(|m| err(id, m))?;
+                    map.insert(id, nid);
+                    factor.insert(id, f);
+                }
+                None => {
                     return Err(err(
                         id,
-                        "concat of event streams with different scales is not supported".into(),
-                    ));
+                        format!(
+                            "`{}` cannot run in rate mode (not canonical)",
+                            node.op.mnemonic()
+                        ),
+                    ))
                 }
-                let srcs = node.inputs.iter().map(|i| map[i]).collect();
-                map.insert(
-                    id,
-                    out.add(Op::Concat { axis: *axis }, srcs, ity, node.name.clone()),
-                );
-                factor.insert(id, f0);
-            }
-            Op::FakeQuant { .. } => {
-                let src = node.inputs[0];
-                map.insert(id, map[&src]);
-                factor.insert(id, factor[&src]);
-            }
-            other => {
-                return Err(err(
-                    id,
-                    format!(
-                        "`{}` cannot run in rate mode (not canonical)",
-                        other.mnemonic()
-                    ),
-                ))
-            }
+            },
         }
     }
     for o in &chip_outputs {

@@ -446,46 +446,21 @@ pub(super) fn run(
 }
 
 pub(super) fn cost_params(params: &super::ChipParams) -> Result<Vec<super::CostParam>, Error> {
-    let spec = spec_with(params)?;
-    Ok(spec
-        .cost
-        .entries()
-        .iter()
-        .map(|(name, c)| super::CostParam {
-            name: name.to_string(),
-            value: c.value,
-            unit: c.unit.to_string(),
-            source: c.source.to_string(),
-        })
-        .collect())
+    Ok(super::cost_param_list(&spec_with(params)?.cost.entries()))
 }
 
 /// The spec with cost constants overridden.
 fn spec_with(params: &super::ChipParams) -> Result<nmc_akd1000::ChipSpec, Error> {
     let mut spec = spec();
-    for (name, value) in &params.values {
-        let names: Vec<&str> = spec.cost.entries().iter().map(|e| e.0).collect();
-        let hit = match name.as_str() {
-            "a_syn" => &mut spec.cost.a_syn,
-            "a_mem" => &mut spec.cost.a_mem,
-            "a_neu" => &mut spec.cost.a_neu,
-            "a_event" => &mut spec.cost.a_event,
-            "a_hop" => &mut spec.cost.a_hop,
-            "e_syn" => &mut spec.cost.e_syn,
-            "e_mem" => &mut spec.cost.e_mem,
-            "e_neu" => &mut spec.cost.e_neu,
-            "e_event" => &mut spec.cost.e_event,
-            "e_hop" => &mut spec.cost.e_hop,
-            "p_static" => &mut spec.cost.p_static,
-            _ => {
-                return Err(Error::Usage(format!(
-                    "unknown akd1000 cost constant `{name}` (known: {})",
-                    names.join(", ")
-                )))
-            }
-        };
-        hit.value = *value;
-    }
+    let names: Vec<&str> = spec.cost.entries().iter().map(|e| e.0).collect();
+    super::override_costs(
+        "akd1000",
+        &mut spec.cost,
+        &names,
+        nmc_akd1000::CostModel::get_mut,
+        params,
+    )
+    .map_err(Error::Usage)?;
     Ok(spec)
 }
 

@@ -144,32 +144,21 @@ pub(super) fn to_json(a: &nmc_loihi2::Artifact) -> serde_json::Value {
 /// The spec for `chips` chips with cost constants overridden.
 fn spec_with(chips: u32, params: &ChipParams) -> Result<nmc_loihi2::ChipSpec, String> {
     let mut spec = nmc_loihi2::loihi2().with_chips(chips.max(1));
-    for (name, value) in &params.values {
-        let names: Vec<&str> = spec.cost.entries().iter().map(|e| e.0).collect();
-        let c = spec.cost.get_mut(name).ok_or_else(|| {
-            format!(
-                "unknown loihi2 cost constant `{name}` (known: {})",
-                names.join(", ")
-            )
-        })?;
-        c.value = *value;
-    }
+    let names: Vec<&str> = spec.cost.entries().iter().map(|e| e.0).collect();
+    super::override_costs(
+        "loihi2",
+        &mut spec.cost,
+        &names,
+        nmc_loihi2::CostModel::get_mut,
+        params,
+    )?;
     Ok(spec)
 }
 
 pub(super) fn cost_params(params: &ChipParams) -> Result<Vec<CostParam>, Error> {
-    let spec = spec_with(1, params).map_err(Error::Usage)?;
-    Ok(spec
-        .cost
-        .entries()
-        .iter()
-        .map(|(name, c)| CostParam {
-            name: name.to_string(),
-            value: c.value,
-            unit: c.unit.to_string(),
-            source: c.source.to_string(),
-        })
-        .collect())
+    Ok(super::cost_param_list(
+        &spec_with(1, params).map_err(Error::Usage)?.cost.entries(),
+    ))
 }
 
 /// The floorline model's constants, from the same spec the emulator uses.

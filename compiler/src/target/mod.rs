@@ -354,6 +354,40 @@ impl ChipParams {
     }
 }
 
+/// Applies `params` to a cost model through its by-name accessor; an unknown name is an error
+/// that lists the known ones.
+fn override_costs<C>(
+    target: &str,
+    cost: &mut C,
+    names: &[&str],
+    get_mut: for<'c> fn(&'c mut C, &str) -> Option<&'c mut nmc_ir::Cost>,
+    params: &ChipParams,
+) -> Result<(), String> {
+    for (name, value) in &params.values {
+        let c = get_mut(cost, name).ok_or_else(|| {
+            format!(
+                "unknown {target} cost constant `{name}` (known: {})",
+                names.join(", ")
+            )
+        })?;
+        c.value = *value;
+    }
+    Ok(())
+}
+
+/// A cost model's constants, for `nmc targets --params`.
+fn cost_param_list(entries: &[(&'static str, nmc_ir::Cost)]) -> Vec<CostParam> {
+    entries
+        .iter()
+        .map(|(name, c)| CostParam {
+            name: name.to_string(),
+            value: c.value,
+            unit: c.unit.to_string(),
+            source: c.source.to_string(),
+        })
+        .collect()
+}
+
 /// One cost-model constant, for `nmc targets --params`.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct CostParam {

@@ -592,42 +592,20 @@ fn collect(
 /// The spec with cost constants overridden (names as in `nmc targets --params`).
 fn spec_with(params: &super::ChipParams) -> Result<nmc_speck::ChipSpec, Error> {
     let mut spec = nmc_speck::speck();
-    for (name, value) in &params.values {
-        let names: Vec<&str> = spec.cost.entries().iter().map(|e| e.0).collect();
-        let c = &mut spec.cost;
-        let hit = match name.as_str() {
-            "t_event" => &mut c.t_event,
-            "t_syn" => &mut c.t_syn,
-            "t_neuron" => &mut c.t_neuron,
-            "t_hop" => &mut c.t_hop,
-            "e_syn" => &mut c.e_syn,
-            "e_neuron" => &mut c.e_neuron,
-            "e_event" => &mut c.e_event,
-            "p_static" => &mut c.p_static,
-            _ => {
-                return Err(Error::Usage(format!(
-                    "unknown speck cost constant `{name}` (known: {})",
-                    names.join(", ")
-                )))
-            }
-        };
-        hit.value = *value;
-    }
+    let names: Vec<&str> = spec.cost.entries().iter().map(|e| e.0).collect();
+    super::override_costs(
+        "speck",
+        &mut spec.cost,
+        &names,
+        nmc_speck::spec::CostModel::get_mut,
+        params,
+    )
+    .map_err(Error::Usage)?;
     Ok(spec)
 }
 
 pub(super) fn cost_params(params: &super::ChipParams) -> Result<Vec<super::CostParam>, Error> {
-    Ok(spec_with(params)?
-        .cost
-        .entries()
-        .iter()
-        .map(|(name, c)| super::CostParam {
-            name: name.to_string(),
-            value: c.value,
-            unit: c.unit.to_string(),
-            source: c.source.to_string(),
-        })
-        .collect())
+    Ok(super::cost_param_list(&spec_with(params)?.cost.entries()))
 }
 
 /// The floorline analysis with per-core loads measured by the emulator on `samples`, per
