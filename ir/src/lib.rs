@@ -46,7 +46,7 @@ pub use op::{
     QuantParams, Reset, SpikeQuant, SpikingModel, Synapse,
 };
 pub use parse::{parse, ParseError};
-pub use partition::{even_split, CoreLoc, CoreSlice, Cost, Mapping, QuantSpec};
+pub use partition::{even_split, Bound, CoreLoc, CoreSlice, Cost, Mapping, QuantSpec};
 pub use print::print;
 pub use types::{DType, TensorType};
 pub use verify::{verify, VerifyError, VerifyErrors};

@@ -99,3 +99,41 @@ pub fn even_split(n: u32, k: u32) -> Vec<(u32, u32)> {
         })
         .collect()
 }
+
+/// Which floorline term limits a core or a workload (papers.md §1.3): the vocabulary the cost
+/// model and every emulator report in. The discriminants are stable (`Bound as usize` indexes
+/// `["memory", "compute", "traffic"]`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bound {
+    /// Synaptic processing (synaptic operations and the weight reads feeding them): the
+    /// floorline's slope, which sparser activity lowers.
+    Memory = 0,
+    /// Neuron updates: the floor that sparser inputs do not lower.
+    #[default]
+    Compute = 1,
+    /// Messages (events) in or out, or a mesh link for the workload.
+    Traffic = 2,
+}
+
+impl Bound {
+    /// "memory", "compute" or "traffic".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bound::Memory => "memory",
+            Bound::Compute => "compute",
+            Bound::Traffic => "traffic",
+        }
+    }
+
+    /// The largest term; ties go to compute, then memory.
+    pub fn of(memory: f64, compute: f64, traffic: f64) -> Bound {
+        if memory > compute && memory >= traffic {
+            Bound::Memory
+        } else if traffic > compute && traffic > memory {
+            Bound::Traffic
+        } else {
+            Bound::Compute
+        }
+    }
+}

@@ -58,28 +58,7 @@ pub enum EmuError {
     },
 }
 
-/// Which term of `t_np` was largest.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Bound {
-    /// Synaptic processing: `max(a_syn·S, a_mem·R)`.
-    Memory = 0,
-    /// Neuron evaluations: `a_neu·D`.
-    #[default]
-    Compute = 1,
-    /// Events in and out (`a_event·M`).
-    Traffic = 2,
-}
-
-impl Bound {
-    /// "memory", "compute" or "traffic".
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Bound::Memory => "memory",
-            Bound::Compute => "compute",
-            Bound::Traffic => "traffic",
-        }
-    }
-}
+pub use nmc_ir::Bound;
 
 /// What one unit (HRC or NP) did for one frame.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -616,13 +595,7 @@ impl Emulator {
             // weight reads feeding them) is the memory slope; neuron evaluations the compute floor.
             let (memory, compute) = (syn.max(mem), neu);
             u.t_ns = compute.max(memory).max(ev);
-            u.bound = if memory > compute && memory >= ev {
-                Bound::Memory
-            } else if ev > compute && ev > memory {
-                Bound::Traffic
-            } else {
-                Bound::Compute
-            };
+            u.bound = Bound::of(memory, compute, ev);
             energy_pj += c.e_syn.value * u.syn_ops as f64
                 + c.e_mem.value * u.mem_reads as f64
                 + c.e_neu.value * u.neuron_updates as f64

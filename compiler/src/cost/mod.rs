@@ -83,39 +83,7 @@ pub struct Constants {
     pub p_static: f64,
 }
 
-/// Which term limits a core or the workload.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Bound {
-    /// Synaptic processing (weight reads and synaptic operations): the floorline's slope.
-    Memory,
-    /// Neuron updates: a floor that sparser inputs do not lower.
-    Compute,
-    /// Messages in or out, or a mesh link.
-    Traffic,
-}
-
-impl Bound {
-    /// "memory", "compute" or "traffic".
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Bound::Memory => "memory",
-            Bound::Compute => "compute",
-            Bound::Traffic => "traffic",
-        }
-    }
-
-    /// The largest term; ties go to compute, then memory (as the emulator decides).
-    pub fn of(memory: f64, compute: f64, traffic: f64) -> Bound {
-        if memory > compute && memory >= traffic {
-            Bound::Memory
-        } else if traffic > compute && traffic > memory {
-            Bound::Traffic
-        } else {
-            Bound::Compute
-        }
-    }
-}
+pub use nmc_ir::Bound;
 
 /// Modelled time of each term for one core (ns).
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]

@@ -464,11 +464,6 @@ impl Summary {
                 .collect();
             self.bounds = vec![[0; 3]; r.cores.len()];
         }
-        let idx = |b: nmc_speck::Bound| match b {
-            nmc_speck::Bound::Memory => 0,
-            nmc_speck::Bound::Compute => 1,
-            nmc_speck::Bound::Traffic => 2,
-        };
         for ((p, c), b) in p.cores.iter_mut().zip(&r.cores).zip(&mut self.bounds) {
             p.syn_ops += c.syn_ops;
             // Every synaptic operation reads one kernel-memory entry.
@@ -476,10 +471,10 @@ impl Summary {
             p.neuron_updates += c.neuron_updates;
             p.msgs_in += c.events_in;
             p.msgs_out += c.events_out;
-            b[idx(c.bound())] += 1;
+            b[c.bound() as usize] += 1;
         }
         if let Some(c) = r.cores.iter().find(|c| c.id == r.slowest_core) {
-            self.workload[idx(c.bound())] += 1;
+            self.workload[c.bound() as usize] += 1;
         }
     }
 

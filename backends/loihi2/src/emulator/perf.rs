@@ -6,41 +6,7 @@ use super::noc::LinkLoad;
 use crate::spec::CostModel;
 use nmc_ir::CoreLoc;
 
-/// Which floorline term limits a core (or the workload). The discriminants are stable
-/// (`Bound as usize` indexes `["memory", "compute", "traffic"]`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Bound {
-    /// Synaptic processing: synaptic operations and the weight-memory reads that feed them
-    /// (`max(a_syn·S, a_mem·R)`), the floorline's sloped line.
-    Memory = 0,
-    /// Neuron (dendrite) updates (`a_neu·D`): the floor that sparser inputs do not lower.
-    #[default]
-    Compute = 1,
-    /// Messages in and out (`a_msg·M`), or a mesh link for the workload.
-    Traffic = 2,
-}
-
-impl Bound {
-    /// "memory", "compute" or "traffic".
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Bound::Memory => "memory",
-            Bound::Compute => "compute",
-            Bound::Traffic => "traffic",
-        }
-    }
-
-    /// The largest term; ties go to compute, then memory (an idle core is on the compute floor).
-    pub(crate) fn of(compute: f64, memory: f64, traffic: f64) -> Bound {
-        if memory > compute && memory >= traffic {
-            Bound::Memory
-        } else if traffic > compute && traffic > memory {
-            Bound::Traffic
-        } else {
-            Bound::Compute
-        }
-    }
-}
+pub use nmc_ir::Bound;
 
 /// What one core did in one timestep.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -195,7 +161,7 @@ impl PerfBuilder {
             let memory = (cost.a_syn.value * c.syn as f64).max(cost.a_mem.value * c.mem as f64);
             let traffic = cost.a_msg.value * m as f64;
             let t = compute.max(memory).max(traffic);
-            let bound = Bound::of(compute, memory, traffic);
+            let bound = Bound::of(memory, compute, traffic);
             if slowest.is_none_or(|(s, _)| t > s) {
                 slowest = Some((t, bound));
             }
@@ -249,7 +215,7 @@ impl PerfBuilder {
             let memory =
                 (cost.a_syn.value * c.syn_ops as f64).max(cost.a_mem.value * c.mem_reads as f64);
             let traffic = cost.a_msg.value * (c.msgs_in + c.msgs_out) as f64;
-            c.bound = Bound::of(compute, memory, traffic);
+            c.bound = Bound::of(memory, compute, traffic);
         }
         let [m, c, t] = self.by_bound;
         PerfReport {
@@ -258,7 +224,7 @@ impl PerfBuilder {
             energy_nj: self.per_step.iter().map(|s| s.energy_nj).sum(),
             synaptic_events: self.cores.iter().map(|c| c.syn_ops).sum(),
             hops: self.per_step.iter().map(|s| s.hops).sum(),
-            bound: Bound::of(c, m, t),
+            bound: Bound::of(m, c, t),
             per_step: self.per_step,
             cores: self.cores,
         }
@@ -272,9 +238,9 @@ mod tests {
     #[test]
     fn bound_ties_and_names() {
         assert_eq!(Bound::of(0.0, 0.0, 0.0), Bound::Compute);
-        assert_eq!(Bound::of(1.0, 2.0, 2.0), Bound::Memory);
-        assert_eq!(Bound::of(1.0, 2.0, 3.0), Bound::Traffic);
-        assert_eq!(Bound::of(3.0, 2.0, 3.0), Bound::Compute);
+        assert_eq!(Bound::of(2.0, 1.0, 2.0), Bound::Memory);
+        assert_eq!(Bound::of(2.0, 1.0, 3.0), Bound::Traffic);
+        assert_eq!(Bound::of(2.0, 3.0, 3.0), Bound::Compute);
         assert_eq!(Bound::Traffic.as_str(), "traffic");
     }
 

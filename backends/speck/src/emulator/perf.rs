@@ -2,28 +2,7 @@
 
 use crate::spec::CostModel;
 
-/// What bounds a core's time: the term of its time that is largest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Bound {
-    /// Decoding input events (`events_in · t_event`).
-    Traffic,
-    /// Synaptic operations (`syn_ops · t_syn`): in floorline terms (papers.md §1.3) the
-    /// synaptic slope, which sparser activity lowers.
-    Memory,
-    /// Neuron updates (`neuron_updates · t_neuron`): the floor.
-    Compute,
-}
-
-impl Bound {
-    /// Name used in reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Bound::Traffic => "traffic",
-            Bound::Compute => "compute",
-            Bound::Memory => "memory",
-        }
-    }
-}
+pub use nmc_ir::Bound;
 
 /// Counters of one core, summed over a run.
 #[derive(Clone, Debug, Default, PartialEq)]
