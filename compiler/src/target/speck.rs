@@ -50,17 +50,28 @@ fn network(graph: &Graph) -> Result<nmc_speck::Network, Error> {
 /// Layer → core assignment by bipartite matching (Edmonds–Karp, as sinabs); every layer gets one
 /// whole core, so the mapping has one slice per layer and the core id is the Speck core index.
 pub(super) fn partition(graph: &Graph, chips: u32) -> Result<Mapping, Error> {
-    if chips != 1 {
-        return Err(Error::Usage(format!(
+    one_chip(chips)?;
+    matching(graph, &network(graph)?)
+}
+
+/// Speck is one chip: nmc does not chain boards.
+fn one_chip(chips: u32) -> Result<(), Error> {
+    if chips == 1 {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
             "--chips {chips}: speck is one chip (nmc does not chain speck boards)"
-        )));
+        )))
     }
+}
+
+/// [`partition`] of an extracted network.
+fn matching(graph: &Graph, net: &nmc_speck::Network) -> Result<Mapping, Error> {
     let spec = nmc_speck::speck();
-    let net = network(graph)?;
     let needs: Vec<nmc_speck::MemoryUse> = net.layers.iter().map(|l| l.memory).collect();
     let cores = nmc_speck::assign(&needs, &spec.cores).map_err(|e| Error::Fit {
         target: "speck",
-        message: assign_message(&e, &net, graph, &spec),
+        message: assign_message(&e, net, graph, &spec),
     })?;
     let mut mapping = Mapping {
         placement: (0..spec.cores.len()).map(loc).collect(),
@@ -83,9 +94,10 @@ pub(super) fn partition(graph: &Graph, chips: u32) -> Result<Mapping, Error> {
 /// (one unit, no extras); the placement is a priority list over the nine cores and a layer takes
 /// the first free core its memories fit. The greedy genome reproduces [`partition`].
 pub(super) fn search_space(graph: &Graph, chips: u32) -> Result<SearchSpace<'_>, Error> {
-    let greedy = partition(graph, chips)?;
-    let spec = nmc_speck::speck();
+    one_chip(chips)?;
     let net = network(graph)?;
+    let greedy = matching(graph, &net)?;
+    let spec = nmc_speck::speck();
     let n = net.layers.len();
     let mut base: Vec<usize> = net
         .layers
