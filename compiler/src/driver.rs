@@ -5,8 +5,10 @@ use crate::npy;
 use crate::onnx;
 use crate::partition;
 use crate::passes::{self, QuantOptions, QuantReport};
-use crate::target::{ExecMode, Target};
+use crate::stage::Stage;
+use crate::target::Target;
 use crate::Error;
+use nmc_backend::{Activity, Quantization, TargetOptions};
 use nmc_ir::{Graph, Interpreter, Mapping, Value};
 use std::path::{Path, PathBuf};
 
@@ -50,6 +52,14 @@ pub struct Options {
 }
 
 impl Options {
+    /// What the backend sees of these options.
+    pub fn target_options(&self) -> TargetOptions {
+        TargetOptions {
+            chips: self.chips,
+            timesteps: self.timesteps,
+        }
+    }
+
     /// Defaults for a target.
     pub fn new(target: Target) -> Self {
         Options {
@@ -69,9 +79,31 @@ impl Options {
 }
 
 impl Compiled {
+    /// The layer graph the quantiser saw: after the e-graph pass, or the canonical graph at
+    /// `-O0`.
+    pub fn layers(&self) -> &Graph {
+        self.optimized.as_ref().unwrap_or(&self.canonical)
+    }
+
+    /// The dump of one `--emit` kind that is text (`None` for the artifact's bytes).
+    pub fn dump(&self, kind: crate::Emit, artifact_path: &Path) -> Option<String> {
+        use crate::Emit;
+        Some(match kind {
+            Emit::Ir => nmc_ir::print(&self.imported),
+            Emit::CanonicalIr => nmc_ir::print(&self.canonical),
+            Emit::EgraphIr => nmc_ir::print(self.layers()),
+            Emit::QuantizedIr => nmc_ir::print(&self.quantized),
+            Emit::PartitionedIr => print_partitioned(&self.quantized, &self.mapping),
+            Emit::Listing => self.listing(),
+            Emit::Report => self.report.text(),
+            Emit::DepInfo => dep_info(artifact_path, &self.files),
+            Emit::Artifact => return None,
+        })
+    }
+
     /// The artifact's readable listing (computed on request: it hashes every weight).
     pub fn listing(&self) -> String {
-        crate::LoadedArtifact::decode(&self.artifact)
+        crate::LoadedArtifact::decode_for(self.target, &self.artifact)
             .map(|a| a.listing())
             .unwrap_or_else(|e| format!("error: {e}\n"))
     }
@@ -80,10 +112,14 @@ impl Compiled {
 /// Every stage's result, for dumps and reports.
 #[derive(Clone, Debug)]
 pub struct Compiled {
+    /// The target compiled for.
+    pub target: Target,
     /// The imported float graph.
     pub imported: Graph,
-    /// The canonical float graph (layers).
+    /// The canonical float graph (layers), before the e-graph pass.
     pub canonical: Graph,
+    /// The layer graph after the e-graph pass (`None` at `-O0`: the canonical graph).
+    pub optimized: Option<Graph>,
     /// The quantised graph that the chip runs (the golden model for the emulator).
     pub quantized: Graph,
     /// Partition and placement.
@@ -92,7 +128,7 @@ pub struct Compiled {
     pub artifact: Vec<u8>,
     /// What the compiler decided and noticed.
     pub report: CompileReport,
-    /// Input files the artifact depends on (model and external data).
+    /// Input files the artifact depends on (model, external data, calibration inputs).
     pub files: Vec<PathBuf>,
 }
 
@@ -114,6 +150,31 @@ pub struct CompileReport {
     /// The e-graph pass (rules fired, stop reason, cost before and after); `None` at -O0.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub egraph: Option<crate::egraph::EgraphReport>,
+}
+
+impl CompileReport {
+    /// The report as text (`--emit report`).
+    pub fn text(&self) -> String {
+        let r = self;
+        let mut s = format!(
+            "target: {}\nranges: {}\ncores used: {}\nlayers:\n",
+            r.target, r.ranges_from, r.cores_used
+        );
+        for l in &r.layers {
+            s.push_str(&format!(
+                "  {:<32} shape {:?} synapses {} cores {:?}\n",
+                l.name, l.shape, l.synapses, l.cores
+            ));
+        }
+        if let Some(e) = r.egraph.as_ref().filter(|e| !e.changed) {
+            // A changed graph has the same line among the notes.
+            s.push_str(&format!("{}\n", e.note()));
+        }
+        for n in &r.notes {
+            s.push_str(&format!("note: {n}\n"));
+        }
+        s
+    }
 }
 
 /// Greedy against the chosen mapping, for the compile report.
@@ -195,7 +256,8 @@ pub fn load_samples(path: &Path, graph: &Graph) -> Result<Vec<Vec<Vec<f32>>>, Er
 }
 
 /// Prints how long a stage took when `NMC_TIME_PASSES` is set (like rustc's `-Z time-passes`).
-pub(crate) fn timed<T>(stage: &str, f: impl FnOnce() -> T) -> T {
+pub(crate) fn timed<T>(stage: Stage, f: impl FnOnce() -> T) -> T {
+    let stage = stage.name();
     if std::env::var_os("NMC_TIME_PASSES").is_none() {
         return f();
     }
@@ -210,15 +272,17 @@ pub(crate) fn timed<T>(stage: &str, f: impl FnOnce() -> T) -> T {
 
 /// Compiles an ONNX file.
 pub fn compile(model: &Path, opts: &Options) -> Result<Compiled, Error> {
-    let imported = timed("import", || onnx::import_file(model))?;
+    let imported = timed(Stage::Import, || onnx::import_file(model))?;
     let calib = match &opts.calibrate {
         Some(p) => load_samples(p, &imported.graph)?,
         None => Vec::new(),
     };
-    let hash = timed("hash", || source_hash(&imported.files))?;
+    let hash = timed(Stage::Hash, || source_hash(&imported.files))?;
     let mut compiled = compile_graph(imported.graph, &calib, opts, hash)?;
     compiled.report.notes.splice(0..0, imported.notes);
     compiled.files = imported.files;
+    // The calibration data sets the activation ranges, so the artifact depends on it too.
+    compiled.files.extend(opts.calibrate.iter().cloned());
     Ok(compiled)
 }
 
@@ -236,27 +300,85 @@ fn source_hash(files: &[PathBuf]) -> Result<u64, Error> {
     Ok(h)
 }
 
-/// The float graph for a target: canonical and quantised forms (no mapping).
+/// The graphs of the stages between import and partitioning.
+struct LayerGraphs {
+    /// After canonicalize.
+    canonical: Graph,
+    /// After the e-graph pass (`None` at `-O0`).
+    optimized: Option<Graph>,
+    /// After quantize.
+    quantized: Graph,
+    report: QuantReport,
+}
+
+/// Checks the graph a stage produced: a failure is a bug in that stage, reported as such.
+fn verified(stage: Stage, graph: &Graph) -> Result<(), Error> {
+    nmc_ir::verify(graph).map_err(|e| {
+        Error::Pass(passes::PassError {
+            pass: stage.name(),
+            node: graph.name.clone(),
+            message: format!("the stage's output does not verify (a bug in nmc): {e}"),
+        })
+    })
+}
+
+/// The float graph for a target: the layer graph the quantiser saw (after the e-graph pass) and
+/// the quantised graph (no mapping).
 pub fn quantize_for(
     imported: &Graph,
     calib: &[Vec<Vec<f32>>],
     opts: &Options,
 ) -> Result<(Graph, Graph, QuantReport), Error> {
-    let canonical = timed("canonicalize", || passes::canonicalize(imported))?;
-    let (canonical, egraph) = optimize_at(canonical, opts.opt_level, opts.target)?;
-    let (quantized, qreport) = match opts.target.mode() {
-        ExecMode::Graded if opts.target == Target::Akd1000 => {
+    let l = layer_graphs(imported, calib, opts)?;
+    Ok((l.optimized.unwrap_or(l.canonical), l.quantized, l.report))
+}
+
+fn layer_graphs(
+    imported: &Graph,
+    calib: &[Vec<Vec<f32>>],
+    opts: &Options,
+) -> Result<LayerGraphs, Error> {
+    let canonical = timed(Stage::Canonicalize, || passes::canonicalize(imported))?;
+    verified(Stage::Canonicalize, &canonical)?;
+    let (optimized, egraph) = match egraph_at(&canonical, opts.opt_level, opts.target)? {
+        Some((g, r)) => (Some(g), Some(r)),
+        None => (None, None),
+    };
+    let layers = optimized.as_ref().unwrap_or(&canonical);
+    let (quantized, qreport) = quantize_layers(layers, calib, opts)?;
+    verified(Stage::Quantize, &quantized)?;
+    let mut qreport = qreport;
+    if let Some(e) = egraph.as_ref().filter(|e| e.changed) {
+        qreport.notes.insert(0, e.note());
+    }
+    qreport.egraph = egraph;
+    Ok(LayerGraphs {
+        canonical,
+        optimized,
+        quantized,
+        report: qreport,
+    })
+}
+
+/// The target's quantiser on the layer graph.
+fn quantize_layers(
+    canonical: &Graph,
+    calib: &[Vec<Vec<f32>>],
+    opts: &Options,
+) -> Result<(Graph, QuantReport), Error> {
+    Ok(match opts.target.quantization() {
+        Quantization::Akida(defaults) => {
             // Akida's integer neuron (ceil division by a per-channel step) has its own pass.
-            let mut aopts = passes::AkidaQuantOptions::default();
+            let mut aopts = defaults;
             aopts.weight_bits = opts.weight_bits.unwrap_or(aopts.weight_bits);
             aopts.act_bits = opts.act_bits.unwrap_or(aopts.act_bits);
-            timed("quantize", || {
-                passes::quantize_akida(&canonical, calib, &aopts)
+            timed(Stage::Quantize, || {
+                passes::quantize_akida(canonical, calib, &aopts)
             })?
         }
-        ExecMode::Graded => {
-            passes::quantize_rate::require_graded(&canonical, opts.target.name())?;
-            let mut qopts = QuantOptions::for_spec(opts.target.quant_spec());
+        Quantization::Graded(spec) => {
+            passes::quantize_rate::require_graded(canonical, opts.target.name())?;
+            let mut qopts = QuantOptions::for_spec(spec);
             if let Some(b) = opts.act_bits {
                 qopts.act_bits = b;
             }
@@ -270,48 +392,52 @@ pub fn quantize_for(
                 }
                 qopts.spec.weight_bits = b;
             }
-            timed("quantize", || passes::quantize(&canonical, calib, &qopts))?
+            timed(Stage::Quantize, || {
+                passes::quantize(canonical, calib, &qopts)
+            })?
         }
-        ExecMode::Rate => {
+        Quantization::Rate(ropts) => {
             if opts.act_bits.is_some() || opts.weight_bits.is_some() {
                 return Err(Error::Usage(format!(
                     "--act-bits and --weight-bits do not apply to {}: rate mode sends spikes and uses the chip's 8-bit weights",
                     opts.target.name()
                 )));
             }
-            let ropts = opts
-                .target
-                .rate_options()
-                .ok_or_else(|| Error::Usage(format!("{} has no rate mode", opts.target.name())))?;
-            timed("quantize-rate", || {
-                passes::quantize_rate(&canonical, calib, &ropts)
+            timed(Stage::Quantize, || {
+                passes::quantize_rate(canonical, calib, &ropts)
             })?
         }
-    };
-    let mut qreport = qreport;
-    if let Some(e) = egraph.as_ref().filter(|e| e.changed) {
-        qreport.notes.insert(0, e.note());
-    }
-    qreport.egraph = egraph;
-    Ok((canonical, quantized, qreport))
+    })
 }
 
 /// The e-graph pass at an optimisation level (0: none; 1: layout rules; 2: every rule), with the
-/// extraction cost of `target` (which pooling it runs natively, [`Target::egraph_target`]).
+/// extraction cost of `target` (what it runs natively, `Backend::native_ops`).
 pub fn optimize_at(
     canonical: Graph,
     opt_level: u8,
     target: Target,
 ) -> Result<(Graph, Option<crate::egraph::EgraphReport>), Error> {
+    Ok(match egraph_at(&canonical, opt_level, target)? {
+        Some((g, r)) => (g, Some(r)),
+        None => (canonical, None),
+    })
+}
+
+/// [`optimize_at`] on a borrowed graph: `None` at `-O0`.
+fn egraph_at(
+    canonical: &Graph,
+    opt_level: u8,
+    target: Target,
+) -> Result<Option<(Graph, crate::egraph::EgraphReport)>, Error> {
     let rules = match opt_level {
-        0 => return Ok((canonical, None)),
+        0 => return Ok(None),
         1 => crate::egraph::rules::layout::rules(),
         _ => crate::egraph::rules::all(),
     };
-    let (g, r) = timed("egraph", || {
-        crate::egraph::optimize_for(&canonical, &rules, target.egraph_target())
+    let (g, r) = timed(Stage::Egraph, || {
+        crate::egraph::optimize_for(canonical, &rules, target.native_ops())
     })?;
-    Ok((g, Some(r)))
+    Ok(Some((g, r)))
 }
 
 /// Compiles an imported graph (the library entry point below the file reader).
@@ -321,29 +447,25 @@ pub fn compile_graph(
     opts: &Options,
     source_hash: u64,
 ) -> Result<Compiled, Error> {
-    let (canonical, quantized, qreport) = quantize_for(&imported, calib, opts)?;
+    let LayerGraphs {
+        canonical,
+        optimized,
+        quantized,
+        report: qreport,
+    } = layer_graphs(&imported, calib, opts)?;
+    let topts = opts.target_options();
+    opts.target.check_options(&topts)?;
     let (mapping, search) = if opts.partition == PartitionKind::Greedy {
-        match opts.target.own_mapping(&quantized, opts.chips) {
-            // A target with its own mapper (AKD1000, Speck): its default mapping.
-            Some(m) => (timed("partition", || m)?, None),
-            None => {
-                let model = opts.target.core_model(opts.chips);
-                let m = timed("partition", || {
-                    partition::greedy(&quantized, model.as_ref())
-                })
-                .map_err(|e| Error::Fit {
-                    target: opts.target.name(),
-                    message: e.to_string(),
-                })?;
-                (m, None)
-            }
-        }
+        let m = timed(Stage::Partition, || {
+            opts.target.default_mapping(&quantized, &topts)
+        })?;
+        (m, None)
     } else {
-        let (m, s) = timed("partition", || map_search(&quantized, calib, opts))?;
+        let (m, s) = timed(Stage::Partition, || map_search(&quantized, calib, opts))?;
         (m, Some(s))
     };
-    let artifact = timed("lower", || {
-        opts.target.lower(&quantized, &mapping, source_hash, opts)
+    let artifact = timed(Stage::Lower, || {
+        opts.target.lower(&quantized, &mapping, source_hash, &topts)
     })?;
     let cores_used = mapping.cores_used();
     let mut report = CompileReport {
@@ -373,8 +495,10 @@ pub fn compile_graph(
         });
     }
     Ok(Compiled {
+        target: opts.target,
         imported,
         canonical,
+        optimized,
         quantized,
         mapping,
         artifact,
@@ -395,29 +519,19 @@ fn map_search(
             "--partition evolve needs --calibrate: its fitness is the emulated latency on calibration inputs".into(),
         ));
     }
-    let space = opts.target.search_space(graph, opts.chips)?;
+    let topts = opts.target_options();
+    let space = opts.target.search_space(graph, &topts)?;
     let problem = &space.problem;
     let decode = |g: &Genome| (space.decode)(g);
-    let lower = |m: &Mapping| opts.target.lower(graph, m, 0, opts).ok();
-    // The floorline model's loads: modelled from the activity profile (Loihi 2), or measured
-    // by the emulator on the calibration inputs, else on a mid-grey input (AKD1000, Speck).
-    let profile = if opts.target.models_loads() {
-        Some(
-            crate::cost::ActivityProfile::measure(graph, calib)
-                .map_err(|message| Error::Input { message })?,
-        )
-    } else {
-        None
-    };
-    let measure_on = measurement_samples(calib, graph);
+    let lower = |m: &Mapping| opts.target.lower(graph, m, 0, &topts).ok();
+    // The floorline model's loads, as the backend estimates them: modelled from the activity
+    // profile (measured once, on first use) or measured by its emulator on the calibration
+    // inputs, else on a mid-grey input.
+    let activity = Activity::new(graph, calib);
     let params = crate::target::ChipParams::default();
     let verdict = |g: &Genome| -> Option<FloorlineVerdict> {
         let art = lower(&decode(g)?)?;
-        let (a, _) = match &profile {
-            Some(p) => opts.target.analyze(&art, p, opts.chips, &params),
-            None => opts.target.analyze_measured(&art, &measure_on, &params),
-        }
-        .ok()?;
+        let a = floorline(opts.target, &art, &activity, &params).ok()?.0;
         // The analysis lists layers slowest first, by population name.
         let slowest = a
             .layers
@@ -432,11 +546,11 @@ fn map_search(
             .collect();
         Some((a.latency_ns, slowest))
     };
-    let samples = calib_array(calib);
+    let samples = nmc_backend::calib_array(calib);
     let emulated = |m: &Mapping| -> Option<MappingFigures> {
         let art = lower(m)?;
         let arr = samples.as_ref()?;
-        let run = crate::LoadedArtifact::decode(&art)
+        let run = crate::LoadedArtifact::decode_for(opts.target, &art)
             .ok()?
             .run(arr, None)
             .ok()?;
@@ -505,31 +619,18 @@ fn map_search(
     Ok((chosen, summary))
 }
 
-/// Inputs the emulator measures floorline loads on: the calibration samples, else one mid-grey
-/// input.
-fn measurement_samples(calib: &[Vec<Vec<f32>>], graph: &Graph) -> npy::Array {
-    calib_array(calib).unwrap_or_else(|| {
-        let numel = graph.inputs.first().map_or(0, |&i| graph.ty(i).numel());
-        npy::Array {
-            shape: vec![1, numel],
-            data: vec![0.5; numel],
-        }
-    })
-}
-
-/// Calibration samples as one `[N, …]` array (at most 16: enough for a fitness, cheap to emulate).
-fn calib_array(calib: &[Vec<Vec<f32>>]) -> Option<npy::Array> {
-    let first = calib.first()?.first()?;
-    let n = calib.len().min(16);
-    let data: Vec<f32> = calib
-        .iter()
-        .take(n)
-        .flat_map(|s| s[0].iter().copied())
-        .collect();
-    Some(npy::Array {
-        shape: vec![n, first.len()],
-        data,
-    })
+/// The floorline analysis of an artifact of `target` under `activity`, with the constants used.
+pub fn floorline(
+    target: Target,
+    artifact: &[u8],
+    activity: &Activity<'_>,
+    params: &crate::target::ChipParams,
+) -> Result<(crate::cost::Analysis, nmc_backend::Constants), Error> {
+    let loaded = crate::LoadedArtifact::decode_for(target, artifact)
+        .map_err(|e| nmc_backend::BackendError::lower(target.name(), e))?;
+    let loads = loaded.floorline_loads(activity, params)?;
+    let k = loads.constants.clone();
+    Ok((crate::cost::evaluate(target.name(), loads), k))
 }
 
 /// Compiles a model and evaluates the floorline model on it: activity measured on the
@@ -538,7 +639,7 @@ pub fn analyze(
     model: &Path,
     opts: &Options,
     params: &crate::target::ChipParams,
-) -> Result<(Compiled, crate::cost::Analysis, crate::cost::Constants), Error> {
+) -> Result<(Compiled, crate::cost::Analysis, nmc_backend::Constants), Error> {
     let imported = onnx::import_file(model)?;
     let calib = match &opts.calibrate {
         Some(p) => load_samples(p, &imported.graph)?,
@@ -546,17 +647,8 @@ pub fn analyze(
     };
     let hash = source_hash(&imported.files)?;
     let compiled = compile_graph(imported.graph, &calib, opts, hash)?;
-    let (analysis, constants) = if opts.target.models_loads() {
-        let profile = crate::cost::ActivityProfile::measure(&compiled.quantized, &calib)
-            .map_err(|message| Error::Input { message })?;
-        opts.target
-            .analyze(&compiled.artifact, &profile, opts.chips, params)?
-    } else {
-        // Loads measured by the emulator: on the calibration inputs, else on a mid-grey input.
-        let samples = measurement_samples(&calib, &compiled.imported);
-        opts.target
-            .analyze_measured(&compiled.artifact, &samples, params)?
-    };
+    let activity = Activity::new(&compiled.quantized, &calib);
+    let (analysis, constants) = floorline(opts.target, &compiled.artifact, &activity, params)?;
     Ok((compiled, analysis, constants))
 }
 
@@ -577,7 +669,7 @@ pub fn interpret_with(
         message: e.to_string(),
     })?;
     let rate = passes::quantize_rate::is_rate_graph(graph);
-    let t = timesteps.or(Target::Speck.default_timesteps()).unwrap_or(1);
+    let t = timesteps.or_else(rate_default_timesteps).unwrap_or(1);
     if rate && (t == 0 || t > MAX_RATE_TIMESTEPS) {
         return Err(Error::Usage(format!(
             "{t} timesteps: rate mode runs 1..={MAX_RATE_TIMESTEPS} timesteps"
@@ -616,6 +708,14 @@ pub fn interpret_with(
     Ok(outs)
 }
 
+/// The default timesteps of the rate-mode targets (the first that has one).
+fn rate_default_timesteps() -> Option<u32> {
+    Target::all()
+        .iter()
+        .filter(|t| t.mode() == nmc_backend::ExecMode::Rate)
+        .find_map(|t| t.default_timesteps())
+}
+
 /// Most timesteps a rate-mode interpretation runs (per-step records grow with them).
 const MAX_RATE_TIMESTEPS: u32 = 1 << 20;
 
@@ -637,7 +737,8 @@ pub fn print_partitioned(graph: &Graph, mapping: &Mapping) -> String {
     out
 }
 
-/// A Makefile-style dependency file: the artifact depends on the model and its external data.
+/// A Makefile-style dependency file: the artifact depends on the model, its external data and the
+/// calibration inputs.
 pub fn dep_info(artifact: &Path, files: &[PathBuf]) -> String {
     let esc = |p: &Path| p.display().to_string().replace(' ', "\\ ");
     let mut s = format!("{}:", esc(artifact));

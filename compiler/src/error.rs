@@ -2,6 +2,7 @@
 //! (ARCHITECTURE.md §9): 1 invalid or unsupported model or input, 2 usage, 3 does not fit the
 //! target, 4 corrupt artifact; a panic (an nmc bug) exits with 101.
 
+use nmc_backend::BackendError;
 use std::path::PathBuf;
 
 /// Everything that can go wrong in the pipeline.
@@ -56,15 +57,20 @@ pub enum Error {
     /// The command line asks for something impossible.
     #[error("{0}")]
     Usage(String),
+    /// A backend refused: the model does not fit or cannot be expressed on the chip, an option
+    /// does not apply to it, or its input or artifact is unusable (the backend's typed error is
+    /// kept as the source).
+    #[error(transparent)]
+    Backend(#[from] nmc_backend::BackendError),
 }
 
 impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) => 2,
-            Error::Fit { .. } => 3,
-            Error::Artifact { .. } => 4,
+            Error::Usage(_) | Error::Backend(BackendError::Usage(_)) => 2,
+            Error::Fit { .. } | Error::Backend(BackendError::Fit { .. }) => 3,
+            Error::Artifact { .. } | Error::Backend(BackendError::Artifact(_)) => 4,
             _ => 1,
         }
     }
@@ -80,6 +86,13 @@ impl Error {
             Error::Input { .. } => "input",
             Error::Io { .. } => "io",
             Error::Usage(_) => "usage",
+            Error::Backend(e) => match e {
+                BackendError::Fit { .. } => "fit",
+                BackendError::Lower { .. } => "lower",
+                BackendError::Input { .. } => "input",
+                BackendError::Usage(_) => "usage",
+                BackendError::Artifact(_) => "artifact",
+            },
         }
     }
 }

@@ -5,7 +5,7 @@
 //! call [`compile`] with [`Options`]; the `nmc` binary is a thin layer over the same functions.
 //!
 //! ```no_run
-//! let opts = nmc::Options::new(nmc::Target::Loihi2);
+//! let opts = nmc::Options::new(nmc::Target::named("loihi2")?);
 //! let out = nmc::compile(std::path::Path::new("model.onnx"), &opts)?;
 //! std::fs::write("model.loihi2", &out.artifact)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -21,9 +21,11 @@ pub mod npy;
 pub mod onnx;
 pub mod partition;
 pub mod passes;
+pub mod stage;
 pub mod synth;
 pub mod target;
 
 pub use driver::{compile, Compiled, Options, PartitionKind};
 pub use error::Error;
+pub use stage::{Emit, Stage};
 pub use target::{LoadedArtifact, Target};

@@ -4,48 +4,7 @@
 use crate::fsutil::write_atomic;
 use std::path::Path;
 
-/// A dense array: shape and row-major values.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Array {
-    /// Dimensions.
-    pub shape: Vec<usize>,
-    /// Values, C order.
-    pub data: Vec<f32>,
-}
-
-impl Array {
-    /// Splits the first axis: one flattened sample per entry.
-    pub fn samples(&self) -> Vec<Vec<f32>> {
-        let n = self.shape.first().copied().unwrap_or(1).max(1);
-        let per = self.data.len() / n;
-        self.data.chunks(per.max(1)).map(|c| c.to_vec()).collect()
-    }
-}
-
-/// A DVS-style event stream: a structured `.npy` with (at least) integer fields `x`, `y`, `t`,
-/// `p` (specksim's and samna's event form, each usually `uint32`; other fields are ignored).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct EventArray {
-    /// Columns.
-    pub x: Vec<u32>,
-    /// Rows.
-    pub y: Vec<u32>,
-    /// Timestamps.
-    pub t: Vec<u64>,
-    /// Polarities.
-    pub p: Vec<u32>,
-}
-
-impl EventArray {
-    /// Number of events.
-    pub fn len(&self) -> usize {
-        self.x.len()
-    }
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.x.is_empty()
-    }
-}
+pub use nmc_backend::{Array, EventArray};
 
 /// What a `.npy` input holds: samples of a dense tensor, or an event stream.
 #[derive(Clone, Debug, PartialEq)]

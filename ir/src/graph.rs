@@ -62,6 +62,25 @@ pub struct Graph {
     pub consts: ConstPool,
 }
 
+/// A node as error messages name it: `%3 ("/fc1/Gemm")`, or `%3` when it has no source name.
+/// Every pass, partitioner and backend names nodes this way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeRef {
+    /// The node.
+    pub id: NodeId,
+    /// Its name in the source model.
+    pub name: Option<String>,
+}
+
+impl fmt::Display for NodeRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(n) => write!(f, "{} (\"{n}\")", self.id),
+            None => write!(f, "{}", self.id),
+        }
+    }
+}
+
 /// A cycle was found; the node named is on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cycle(pub NodeId);
@@ -103,6 +122,14 @@ impl Graph {
     /// The node with this id.
     pub fn node(&self, id: NodeId) -> &Node {
         &self.nodes[id.index()]
+    }
+
+    /// The node as messages name it ([`NodeRef`]).
+    pub fn node_ref(&self, id: NodeId) -> NodeRef {
+        NodeRef {
+            id,
+            name: self.node(id).name.clone(),
+        }
     }
 
     /// Mutable access to a node.

@@ -35,7 +35,7 @@ pub use attr::{op_attrs, op_from_attrs, AttrValue, Attrs};
 pub use constant::{
     fnv1a, hash_bytes, ConstData, ConstId, ConstPool, Constant, Storage, SPARSE_DENSITY_THRESHOLD,
 };
-pub use graph::{Cycle, Graph, Node, NodeId, Output};
+pub use graph::{Cycle, Graph, Node, NodeId, NodeRef, Output};
 pub use infer::infer_type;
 pub use interp::{
     activate, activate_div, if_step, quantize, saturate, shift, InterpError, Interpreter,
@@ -46,7 +46,7 @@ pub use op::{
     QuantParams, Reset, SpikeQuant, SpikingModel, Synapse,
 };
 pub use parse::{parse, ParseError};
-pub use partition::{even_split, Bound, CoreLoc, CoreSlice, Cost, Mapping, QuantSpec};
+pub use partition::{even_split, CoreLoc, CoreSlice, Mapping};
 pub use print::print;
 pub use types::{DType, TensorType};
 pub use verify::{verify, VerifyError, VerifyErrors};

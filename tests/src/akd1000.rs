@@ -26,7 +26,7 @@ fn compiled(case: &Case) -> &'static nmc::Compiled {
     }
     let imported =
         nmc::onnx::import_file(&case.model).unwrap_or_else(|e| panic!("{}: {e}", case.name));
-    let opts = nmc::Options::new(nmc::Target::Akd1000);
+    let opts = nmc::Options::new(nmc::Target::lookup("akd1000").unwrap());
     let c = nmc::driver::compile_graph(imported.graph, &case.samples(CALIB_SAMPLES), &opts, 0)
         .unwrap_or_else(|e| panic!("{}: {e}", case.name));
     let leaked: &'static nmc::Compiled = Box::leak(Box::new(c));
@@ -104,8 +104,8 @@ fn every_layer_is_on_the_hrc_or_nps_of_the_device() {
     let spec = nmc_akd1000::akd1000();
     for case in akd_cases() {
         let c = compiled(case);
-        let nmc::LoadedArtifact::Akd1000(a) = nmc::LoadedArtifact::decode(&c.artifact).unwrap()
-        else {
+        let loaded = nmc::LoadedArtifact::decode(&c.artifact).unwrap();
+        let Some(nmc_akd1000::LoadedAkd1000(a)) = loaded.downcast() else {
             panic!("not an akd1000 artifact")
         };
         assert!(a.units.len() <= spec.nps.len() + 1);
@@ -769,7 +769,7 @@ fn conv_nps(width: i64, filters: i64) -> usize {
     let mut net = Net::new(&[1, 8, width]);
     net.conv(64, 3, 1, 1).relu().conv(filters, 3, 1, 1).relu();
     let model = net.write(&d);
-    let mut opts = nmc::Options::new(nmc::Target::Akd1000);
+    let mut opts = nmc::Options::new(nmc::Target::lookup("akd1000").unwrap());
     opts.act_bits = Some(4);
     let c = nmc::compile(&model, &opts).unwrap_or_else(|e| panic!("{width}×{filters}: {e}"));
     let slices: Vec<&Vec<nmc_ir::CoreSlice>> = c.mapping.layers.values().collect();
@@ -903,7 +903,7 @@ fn compiling_twice_gives_identical_bytes() {
         .unwrap();
     let build = || {
         let imported = nmc::onnx::import_file(&case.model).unwrap();
-        let opts = nmc::Options::new(nmc::Target::Akd1000);
+        let opts = nmc::Options::new(nmc::Target::lookup("akd1000").unwrap());
         nmc::driver::compile_graph(imported.graph, &case.samples(CALIB_SAMPLES), &opts, 7).unwrap()
     };
     let (a, b) = (build(), build());
@@ -919,7 +919,7 @@ fn lower_widths_still_run_bit_exact() {
         .unwrap();
     for (w, a) in [(2, 2), (1, 1), (4, 2)] {
         let imported = nmc::onnx::import_file(&case.model).unwrap();
-        let mut opts = nmc::Options::new(nmc::Target::Akd1000);
+        let mut opts = nmc::Options::new(nmc::Target::lookup("akd1000").unwrap());
         opts.weight_bits = Some(w);
         opts.act_bits = Some(a);
         let c = nmc::driver::compile_graph(imported.graph, &case.samples(CALIB_SAMPLES), &opts, 0)
@@ -953,7 +953,7 @@ fn searches_on_a_banded_layer_keep_bands_and_outputs() {
         .collect();
     let compile = |kind: nmc::PartitionKind| {
         let graph = nmc::onnx::import_file(&model).unwrap().graph;
-        let mut opts = nmc::Options::new(nmc::Target::Akd1000);
+        let mut opts = nmc::Options::new(nmc::Target::lookup("akd1000").unwrap());
         opts.partition = kind;
         opts.seed = 2;
         opts.evals = 10;

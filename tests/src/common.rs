@@ -116,7 +116,7 @@ pub fn compiled(case: &Case) -> &'static nmc::Compiled {
     }
     let imported =
         nmc::onnx::import_file(&case.model).unwrap_or_else(|e| panic!("{}: {e}", case.name));
-    let opts = nmc::Options::new(nmc::Target::Loihi2);
+    let opts = nmc::Options::new(nmc::Target::lookup("loihi2").unwrap());
     let c = nmc::driver::compile_graph(imported.graph, &case.samples(CALIB_SAMPLES), &opts, 0)
         .unwrap_or_else(|e| panic!("{}: {e}", case.name));
     let leaked: &'static nmc::Compiled = Box::leak(Box::new(c));

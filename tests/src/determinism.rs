@@ -7,7 +7,7 @@ fn compiling_twice_gives_identical_bytes() {
     for case in cases().iter().take(3) {
         let build = || {
             let imported = nmc::onnx::import_file(&case.model).unwrap();
-            let opts = nmc::Options::new(nmc::Target::Loihi2);
+            let opts = nmc::Options::new(nmc::Target::lookup("loihi2").unwrap());
             nmc::driver::compile_graph(imported.graph, &case.samples(CALIB_SAMPLES), &opts, 7)
                 .unwrap()
         };

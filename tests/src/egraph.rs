@@ -5,7 +5,7 @@ use crate::common::{cases, cases_for, CALIB_SAMPLES};
 use nmc::{driver, Options, Target};
 
 fn canonical_at(case: &crate::common::Case, level: u8) -> nmc_ir::Graph {
-    canonical_for(case, level, Target::Loihi2)
+    canonical_for(case, level, Target::lookup("loihi2").unwrap())
 }
 
 fn canonical_for(case: &crate::common::Case, level: u8, target: Target) -> nmc_ir::Graph {
@@ -54,22 +54,22 @@ fn egraph_speck_sum_pooling_matches_quantize_rate_bit_for_bit() {
             .expect("shipped case");
         let samples = case.samples(CALIB_SAMPLES);
         let (o0, o2) = (
-            canonical_for(case, 0, Target::Speck),
-            canonical_for(case, 2, Target::Speck),
+            canonical_for(case, 0, Target::lookup("speck").unwrap()),
+            canonical_for(case, 2, Target::lookup("speck").unwrap()),
         );
         assert_eq!(pool_kinds(&o0), [nmc_ir::PoolKind::Avg; 3], "{name}");
         assert_eq!(pool_kinds(&o2), [nmc_ir::PoolKind::Sum; 3], "{name}");
         assert_same_float(name, &o0, &o2, &samples[..8]);
         // Loihi 2 runs both poolings: ties keep the model's average pools.
         assert_eq!(
-            pool_kinds(&canonical_for(case, 2, Target::Loihi2)),
+            pool_kinds(&canonical_for(case, 2, Target::lookup("loihi2").unwrap())),
             [nmc_ir::PoolKind::Avg; 3]
         );
         let mut outs = Vec::new();
         let mut consts = Vec::new();
         for level in [0u8, 2] {
             let imported = nmc::onnx::import_file(&case.model).unwrap();
-            let mut opts = Options::new(Target::Speck);
+            let mut opts = Options::new(Target::lookup("speck").unwrap());
             opts.opt_level = level;
             let c = driver::compile_graph(imported.graph, &samples, &opts, 0).unwrap();
             assert_eq!(
@@ -140,7 +140,10 @@ fn egraph_global_avgpool_fold_compiles_and_emulates_bit_exactly() {
         .into_iter()
         .find(|c| c.name == "digits_cnn_akida_gap")
         .expect("shipped case");
-    for target in [Target::Loihi2, Target::Akd1000] {
+    for target in [
+        Target::lookup("loihi2").unwrap(),
+        Target::lookup("akd1000").unwrap(),
+    ] {
         let mut layers = Vec::new();
         for level in [0u8, 2] {
             let imported = nmc::onnx::import_file(&case.model).unwrap();
@@ -171,7 +174,7 @@ fn egraph_global_avgpool_fold_compiles_and_emulates_bit_exactly() {
                 data: case.inputs.data[..n * per].to_vec(),
             };
             let run = art.run(&subset, None).unwrap();
-            if target == Target::Loihi2 {
+            if target == Target::lookup("loihi2").unwrap() {
                 for (i, got) in run.int_outputs.iter().enumerate() {
                     let want =
                         reference_ints(&c.quantized, &case.inputs.data[i * per..(i + 1) * per]);
@@ -181,7 +184,7 @@ fn egraph_global_avgpool_fold_compiles_and_emulates_bit_exactly() {
         }
         // Loihi 2: conv3 + global average pool + ReLU become one dense population (the Akida
         // quantiser already merges the pool into its layers, so the count stays there).
-        if target == Target::Loihi2 {
+        if target == Target::lookup("loihi2").unwrap() {
             assert_eq!(layers[0] - 2, layers[1], "{target:?}");
         } else {
             assert!(layers[1] <= layers[0], "{target:?}: {layers:?}");
@@ -197,7 +200,7 @@ fn egraph_compile_is_deterministic_at_o2() {
         .expect("shipped case");
     let run = || {
         let imported = nmc::onnx::import_file(&case.model).unwrap();
-        let opts = Options::new(Target::Loihi2);
+        let opts = Options::new(Target::lookup("loihi2").unwrap());
         let c = driver::compile_graph(imported.graph, &case.samples(8), &opts, 0).unwrap();
         (c.artifact, nmc_ir::print(&c.canonical), c.report.notes)
     };
@@ -289,7 +292,10 @@ fn egraph_merge_siblings_lets_concatenated_branches_compile() {
     let calib: Vec<Vec<Vec<f32>>> = (0..8)
         .map(|_| vec![(0..64).map(|_| rng.uniform(0.0, 1.0)).collect()])
         .collect();
-    for target in [Target::Loihi2, Target::Speck] {
+    for target in [
+        Target::lookup("loihi2").unwrap(),
+        Target::lookup("speck").unwrap(),
+    ] {
         let graph = nmc::onnx::import_bytes(&bytes, None).unwrap().graph;
         let mut opts = Options::new(target);
         opts.opt_level = 0;
@@ -314,7 +320,7 @@ fn egraph_merge_siblings_lets_concatenated_branches_compile() {
             .filter(|n| matches!(n.op, nmc_ir::Op::Layer(_)))
             .count();
         assert_eq!(layers, 2, "{}", target.name());
-        if target == Target::Loihi2 {
+        if target == Target::lookup("loihi2").unwrap() {
             // The emulator agrees with the integer reference on the merged population.
             let x = nmc::npy::Array {
                 shape: vec![calib.len(), 64],

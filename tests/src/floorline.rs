@@ -4,7 +4,6 @@
 
 use crate::common::cases;
 use nmc::cost::{spearman, ActivityProfile, Analysis, Bound};
-use nmc::partition::assign;
 use nmc::synth::{attr_int, ModelBuilder, Rng};
 use nmc::target::ChipParams;
 use nmc::{LoadedArtifact, Target};
@@ -14,18 +13,35 @@ const SAMPLES: usize = 16;
 
 /// Lowers `graph` with `extra` cores per layer and `placement`; returns the artifact.
 fn lower(graph: &Graph, extra: &[u32], placement: Option<&[usize]>) -> Vec<u8> {
-    let model = Target::Loihi2.core_model(1);
-    let mapping = assign(graph, model.as_ref(), extra, placement).expect("mapping fits");
-    Target::Loihi2
-        .lower(graph, &mapping, 0, &nmc::Options::new(Target::Loihi2))
-        .expect("lowers")
+    let loihi2 = Target::lookup("loihi2").unwrap();
+    let topts = nmc_backend::TargetOptions::default();
+    let space = loihi2.search_space(graph, &topts).expect("mapping fits");
+    let mut genome = space.problem.greedy();
+    genome.extra = extra.to_vec();
+    genome.extra.resize(space.problem.min_cores.len(), 0);
+    if let Some(p) = placement {
+        genome.placement = p.to_vec();
+    }
+    let mapping = (space.decode)(&genome).expect("mapping fits");
+    loihi2.lower(graph, &mapping, 0, &topts).expect("lowers")
 }
 
 fn model(artifact: &[u8], profile: &ActivityProfile) -> Analysis {
-    Target::Loihi2
-        .analyze(artifact, profile, 1, &ChipParams::default())
-        .expect("analyses")
-        .0
+    let activity = nmc_backend::Activity::of(
+        profile.clone(),
+        nmc::npy::Array {
+            shape: vec![0],
+            data: vec![],
+        },
+    );
+    nmc::driver::floorline(
+        Target::lookup("loihi2").unwrap(),
+        artifact,
+        &activity,
+        &ChipParams::default(),
+    )
+    .expect("analyses")
+    .0
 }
 
 /// Emulated T_step (mean slowest step) and workload bound on `samples`.
@@ -52,7 +68,7 @@ fn quantized(name: &str) -> (Graph, Vec<Vec<Vec<f32>>>) {
     let (_, q, _) = nmc::driver::quantize_for(
         &imported.graph,
         &samples,
-        &nmc::Options::new(Target::Loihi2),
+        &nmc::Options::new(Target::lookup("loihi2").unwrap()),
     )
     .unwrap();
     (q, samples)
@@ -144,9 +160,13 @@ fn random_samples(n_in: usize, keep: f64, seed: u64) -> Vec<Vec<Vec<f32>>> {
 }
 
 fn quantize(g: &Graph, calib: &[Vec<Vec<f32>>]) -> Graph {
-    nmc::driver::quantize_for(g, calib, &nmc::Options::new(Target::Loihi2))
-        .unwrap()
-        .1
+    nmc::driver::quantize_for(
+        g,
+        calib,
+        &nmc::Options::new(Target::lookup("loihi2").unwrap()),
+    )
+    .unwrap()
+    .1
 }
 
 #[test]

@@ -27,3 +27,4 @@ mod mapping;
 mod roundtrip;
 mod snapshots;
 mod speck;
+mod toy_backend;

@@ -5,7 +5,7 @@ use crate::common::{all_cases, cases, CALIB_SAMPLES};
 use nmc::{driver, Options, PartitionKind, Target};
 
 fn compile(name: &str, partition: PartitionKind, seed: u64) -> nmc::Compiled {
-    compile_for(Target::Loihi2, name, partition, seed, 40)
+    compile_for(Target::lookup("loihi2").unwrap(), name, partition, seed, 40)
 }
 
 fn compile_for(
@@ -90,11 +90,17 @@ fn evolve_without_calibration_is_a_usage_error() {
 #[test]
 fn akd1000_searches_spread_layers_over_more_nps_with_the_same_outputs() {
     let name = "digits_cnn_akida";
-    let greedy = compile_for(Target::Akd1000, name, PartitionKind::Greedy, 0, 0);
+    let greedy = compile_for(
+        Target::lookup("akd1000").unwrap(),
+        name,
+        PartitionKind::Greedy,
+        0,
+        0,
+    );
     let want = outputs(&greedy, name);
     let mut artifacts = Vec::new();
     for kind in [PartitionKind::Floorline, PartitionKind::Evolve] {
-        let c = compile_for(Target::Akd1000, name, kind, 5, 60);
+        let c = compile_for(Target::lookup("akd1000").unwrap(), name, kind, 5, 60);
         assert!(
             c.mapping.cores_used() > greedy.mapping.cores_used(),
             "{kind:?} should use more NPs"
@@ -108,7 +114,13 @@ fn akd1000_searches_spread_layers_over_more_nps_with_the_same_outputs() {
         artifacts.push(c.artifact);
     }
     // Same seed, same bytes.
-    let again = compile_for(Target::Akd1000, name, PartitionKind::Evolve, 5, 60);
+    let again = compile_for(
+        Target::lookup("akd1000").unwrap(),
+        name,
+        PartitionKind::Evolve,
+        5,
+        60,
+    );
     assert_eq!(again.artifact, artifacts[1]);
 }
 
@@ -117,9 +129,15 @@ fn speck_searches_keep_the_matching_and_say_why() {
     // Speck's cores are equally fast, so no assignment beats the matching; the search must
     // return it (not a different but equal one) and say so.
     let name = "dvs_cnn";
-    let greedy = compile_for(Target::Speck, name, PartitionKind::Greedy, 0, 0);
+    let greedy = compile_for(
+        Target::lookup("speck").unwrap(),
+        name,
+        PartitionKind::Greedy,
+        0,
+        0,
+    );
     for kind in [PartitionKind::Floorline, PartitionKind::Evolve] {
-        let c = compile_for(Target::Speck, name, kind, 2, 6);
+        let c = compile_for(Target::lookup("speck").unwrap(), name, kind, 2, 6);
         assert_eq!(c.artifact, greedy.artifact, "{kind:?}");
         let s = c.report.search.as_ref().expect("search summary");
         assert_eq!(s.chosen.latency_ns, s.greedy.latency_ns);
@@ -135,9 +153,9 @@ fn every_targets_search_space_starts_at_its_default_mapping() {
     for case in all_cases() {
         for target in case.targets() {
             let target = match target.as_str() {
-                "akd1000" => Target::Akd1000,
-                "speck" => Target::Speck,
-                _ => Target::Loihi2,
+                "akd1000" => Target::lookup("akd1000").unwrap(),
+                "speck" => Target::lookup("speck").unwrap(),
+                _ => Target::lookup("loihi2").unwrap(),
             };
             let imported = nmc::onnx::import_file(&case.model).unwrap();
             let opts = Options::new(target);
@@ -151,7 +169,7 @@ fn every_targets_search_space_starts_at_its_default_mapping() {
                 }
             };
             let space = target
-                .search_space(&greedy.quantized, 1)
+                .search_space(&greedy.quantized, &opts.target_options())
                 .unwrap_or_else(|e| panic!("{} on {}: {e}", case.name, target.name()));
             assert_eq!(space.greedy, greedy.mapping, "{}", case.name);
             let g = space.problem.greedy();
@@ -169,8 +187,14 @@ fn every_targets_search_space_starts_at_its_default_mapping() {
 #[test]
 fn akd1000_lowering_rejects_a_mapping_it_cannot_run() {
     let name = "digits_cnn_akida";
-    let c = compile_for(Target::Akd1000, name, PartitionKind::Greedy, 0, 0);
-    let opts = Options::new(Target::Akd1000);
+    let c = compile_for(
+        Target::lookup("akd1000").unwrap(),
+        name,
+        PartitionKind::Greedy,
+        0,
+        0,
+    );
+    let opts = Options::new(Target::lookup("akd1000").unwrap());
     // Two slices on one unit.
     let mut bad = c.mapping.clone();
     let (&last, slices) = bad.layers.iter_mut().next_back().unwrap();
@@ -180,8 +204,9 @@ fn akd1000_lowering_rejects_a_mapping_it_cannot_run() {
         start: 0,
         end: 1,
     });
-    let e = Target::Akd1000
-        .lower(&c.quantized, &bad, 0, &opts)
+    let e = Target::lookup("akd1000")
+        .unwrap()
+        .lower(&c.quantized, &bad, 0, &opts.target_options())
         .unwrap_err();
     assert!(
         e.to_string().contains("cannot run on the akd1000"),
@@ -195,8 +220,9 @@ fn akd1000_lowering_rejects_a_mapping_it_cannot_run() {
         x: 99,
         y: 99,
     };
-    let e = Target::Akd1000
-        .lower(&c.quantized, &bad, 0, &opts)
+    let e = Target::lookup("akd1000")
+        .unwrap()
+        .lower(&c.quantized, &bad, 0, &opts.target_options())
         .unwrap_err();
     assert!(e.to_string().contains("node (99, 99)"), "{e}");
 }

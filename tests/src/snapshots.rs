@@ -15,17 +15,15 @@ fn stage_snapshots() {
             &nmc::driver::print_partitioned(&c.quantized, &c.mapping),
         );
         snap("listing-loihi2", &case.name, &c.listing());
-        let profile =
-            nmc::cost::ActivityProfile::measure(&c.quantized, &case.samples(CALIB_SAMPLES))
-                .unwrap();
-        let (analysis, _) = nmc::Target::Loihi2
-            .analyze(
-                &c.artifact,
-                &profile,
-                1,
-                &nmc::target::ChipParams::default(),
-            )
-            .unwrap();
+        let calib = case.samples(CALIB_SAMPLES);
+        let activity = nmc_backend::Activity::new(&c.quantized, &calib);
+        let (analysis, _) = nmc::driver::floorline(
+            nmc::Target::lookup("loihi2").unwrap(),
+            &c.artifact,
+            &activity,
+            &nmc::target::ChipParams::default(),
+        )
+        .unwrap();
         snap(
             "analyze-loihi2",
             &case.name,

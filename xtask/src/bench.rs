@@ -3,6 +3,7 @@
 
 use nmc::synth::sparse_mlp;
 use nmc::{driver, Options, Target};
+use nmc_backend::CostTable;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -69,7 +70,7 @@ fn compile() -> ExitCode {
             continue;
         }
         let model = dir.join("model.onnx");
-        let opts = Options::new(Target::Loihi2);
+        let opts = Options::new(Target::lookup("loihi2").unwrap());
         let mut syn = 0;
         let t = median(5, || {
             let c = nmc::compile(&model, &opts).expect("shipped models compile");
@@ -88,7 +89,7 @@ fn compile() -> ExitCode {
         let bytes = sparse_mlp(&widths, 0.8, 1);
         let path = tmp.join(format!("{label}.onnx"));
         std::fs::write(&path, &bytes).expect("write model");
-        let mut opts = Options::new(Target::Loihi2);
+        let mut opts = Options::new(Target::lookup("loihi2").unwrap());
         opts.chips = 16;
         let mut syn = 0;
         let t = median(3, || {
@@ -144,7 +145,7 @@ fn emulator() -> ExitCode {
                 (imported, s)
             }
         };
-        let opts = Options::new(Target::Loihi2);
+        let opts = Options::new(Target::lookup("loihi2").unwrap());
         let c = driver::compile_graph(imported.graph, &samples, &opts, 0).expect("compiles");
         let art = nmc::LoadedArtifact::decode(&c.artifact).expect("decodes");
         let per = samples[0][0].len();
@@ -201,7 +202,7 @@ fn floorline() -> ExitCode {
             .into_iter()
             .take(32)
             .collect();
-        let opts = Options::new(Target::Loihi2);
+        let opts = Options::new(Target::lookup("loihi2").unwrap());
         let (_, q, _) = driver::quantize_for(&imported.graph, &samples, &opts).expect("quantises");
         let profile = ActivityProfile::measure(&q, &samples).expect("profile");
         let per = samples[0][0].len();
@@ -213,7 +214,10 @@ fn floorline() -> ExitCode {
             .ids()
             .filter(|&i| matches!(q.node(i).op, nmc_ir::Op::Layer(_)))
             .count();
-        let model = Target::Loihi2.core_model(1);
+        let loihi2 = Target::lookup("loihi2").expect("registered");
+        let topts = nmc_backend::TargetOptions::default();
+        let space = loihi2.search_space(&q, &topts).expect("fits");
+        let activity = nmc_backend::Activity::of(profile.clone(), arr.clone());
         let (mut m, mut e, mut agree, mut bounds) = (Vec::new(), Vec::new(), 0usize, [0usize; 3]);
         for k in 0..40 {
             let extra: Vec<u32> = (0..layers)
@@ -231,15 +235,16 @@ fn floorline() -> ExitCode {
                     pos.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
                 }
             }
-            let Ok(mapping) = nmc::partition::assign(&q, model.as_ref(), &extra, Some(&pos)) else {
+            let genome = nmc_backend::Genome {
+                extra,
+                placement: pos,
+            };
+            let Some(mapping) = (space.decode)(&genome) else {
                 continue;
             };
-            let art = Target::Loihi2
-                .lower(&q, &mapping, 0, &opts)
-                .expect("lowers");
-            let (a, _) = Target::Loihi2
-                .analyze(&art, &profile, 1, &Default::default())
-                .expect("analyses");
+            let art = loihi2.lower(&q, &mapping, 0, &topts).expect("lowers");
+            let (a, _) =
+                driver::floorline(loihi2, &art, &activity, &Default::default()).expect("analyses");
             let run = nmc::LoadedArtifact::decode(&art)
                 .expect("decodes")
                 .run(&arr, None)
@@ -314,18 +319,26 @@ fn mapping() -> ExitCode {
                     .collect()]
             })
             .collect();
-        cases.push((name.to_string(), Target::Loihi2, path, samples));
+        cases.push((
+            name.to_string(),
+            Target::lookup("loihi2").unwrap(),
+            path,
+            samples,
+        ));
     }
     // The shipped CNNs on Loihi 2 (the AKD1000 variants are benched on the AKD1000), and every
     // shipped model on the AKD1000 and on Speck.
     for (name, dir) in models() {
         let targets: Vec<Target> = [
             (
-                Target::Loihi2,
+                Target::lookup("loihi2").unwrap(),
                 name.contains("cnn") && !name.contains("akida") && for_target(&dir, "loihi2"),
             ),
-            (Target::Akd1000, for_target(&dir, "akd1000")),
-            (Target::Speck, for_target(&dir, "speck")),
+            (
+                Target::lookup("akd1000").unwrap(),
+                for_target(&dir, "akd1000"),
+            ),
+            (Target::lookup("speck").unwrap(), for_target(&dir, "speck")),
         ]
         .into_iter()
         .filter_map(|(t, on)| on.then_some(t))
@@ -352,7 +365,11 @@ fn mapping() -> ExitCode {
             opts.partition = kind;
             opts.seed = 1;
             opts.evals = 300;
-            opts.chips = if target == Target::Loihi2 { 2 } else { 1 };
+            opts.chips = if target == Target::lookup("loihi2").unwrap() {
+                2
+            } else {
+                1
+            };
             let start = Instant::now();
             let c = match driver::compile_graph(imported.graph.clone(), &samples, &opts, 0) {
                 Ok(c) => c,
@@ -423,7 +440,7 @@ fn akd1000() -> ExitCode {
         let labels = nmc::npy::read(&dir.join("labels.npy")).expect("labels");
         let expected = nmc::npy::read(&dir.join("expected.npy")).expect("expected");
         let calib: Vec<Vec<Vec<f32>>> = samples.iter().take(64).cloned().collect();
-        let opts = Options::new(Target::Akd1000);
+        let opts = Options::new(Target::lookup("akd1000").unwrap());
         let c = driver::compile_graph(imported.graph, &calib, &opts, 0).expect("compiles");
         let art = nmc_akd1000::decode(&c.artifact).expect("decodes");
         let emu = nmc_akd1000::Emulator::new(&art, &spec).expect("loads");
@@ -507,7 +524,7 @@ fn speck() -> ExitCode {
     let model = dir.join("model.onnx");
     let imported = nmc::onnx::import_file(&model).expect("dvs_cnn imports");
     let samples = driver::load_samples(&dir.join("inputs.npy"), &imported.graph).expect("inputs");
-    let opts = Options::new(Target::Speck);
+    let opts = Options::new(Target::lookup("speck").unwrap());
     let c = driver::compile_graph(imported.graph, &samples, &opts, 0).expect("dvs_cnn compiles");
     let expected = nmc::npy::read(&dir.join("expected.npy")).expect("expected.npy");
     let labels = nmc::npy::read(&dir.join("labels.npy")).expect("labels.npy");
@@ -626,7 +643,10 @@ fn egraph() -> ExitCode {
     for (name, dir) in models() {
         let toml = std::fs::read_to_string(dir.join("case.toml")).unwrap_or_default();
         let targets: Vec<Target> = if for_target(&dir, "akd1000") {
-            vec![Target::Loihi2, Target::Akd1000]
+            vec![
+                Target::lookup("loihi2").unwrap(),
+                Target::lookup("akd1000").unwrap(),
+            ]
         } else if toml.lines().any(|l| l.starts_with("expect_error")) {
             // A case that must not compile has nothing to compare.
             continue;
@@ -635,11 +655,11 @@ fn egraph() -> ExitCode {
             .any(|l| l.starts_with("targets") && l.contains("\"speck\""))
         {
             // Rate mode: the dense inputs run for the default number of timesteps.
-            vec![Target::Speck]
+            vec![Target::lookup("speck").unwrap()]
         } else if toml.lines().any(|l| l.starts_with("targets")) {
             continue;
         } else {
-            vec![Target::Loihi2]
+            vec![Target::lookup("loihi2").unwrap()]
         };
         let Ok(imported) = nmc::onnx::import_file(&dir.join("model.onnx")) else {
             continue;
@@ -677,16 +697,10 @@ fn egraph() -> ExitCode {
                     .iter()
                     .filter(|n| matches!(n.op, nmc_ir::Op::Layer(_)))
                     .count();
-                let t_step = if target.models_loads() {
-                    let profile = nmc::cost::ActivityProfile::measure(&c.quantized, &samples)
-                        .expect("profile");
-                    target
-                        .analyze(&c.artifact, &profile, 1, &Default::default())
-                        .map(|(a, _)| format!("{:.0} ns", a.t_step_ns))
-                        .unwrap_or_else(|e| format!("error: {e}"))
-                } else {
-                    "—".to_string()
-                };
+                let activity = nmc_backend::Activity::new(&c.quantized, &samples);
+                let t_step = driver::floorline(target, &c.artifact, &activity, &Default::default())
+                    .map(|(a, _)| format!("{:.0} ns", a.t_step_ns))
+                    .unwrap_or_else(|e| format!("error: {e}"));
                 let run = nmc::LoadedArtifact::decode(&c.artifact)
                     .expect("decodes")
                     .run(&arr, None)

@@ -20,22 +20,15 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Target name stored in the header.
 pub const TARGET: &str = "akd1000";
 
-/// Identification of the artifact.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Header {
-    /// Always [`MAGIC`].
-    #[prost(bytes = "vec", tag = "1")]
-    pub magic: Vec<u8>,
-    /// [`FORMAT_VERSION`] at writing time.
-    #[prost(uint32, tag = "2")]
-    pub format_version: u32,
-    /// [`TARGET`].
-    #[prost(string, tag = "3")]
-    pub target: String,
-    /// Hash of the source model, given by the compiler.
-    #[prost(fixed64, tag = "4")]
-    pub source_hash: u64,
-}
+pub use nmc_backend::{ArtifactError, Header};
+use nmc_backend::{Envelope, Enveloped};
+
+/// The AKD1000 artifact envelope: what its [`Header`] must say.
+pub const ENVELOPE: Envelope = Envelope {
+    magic: MAGIC,
+    version: FORMAT_VERSION,
+    target: TARGET,
+};
 
 /// One graph input: the host sends it quantised to `bits` unsigned bits.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -246,92 +239,27 @@ pub struct Artifact {
     pub outputs: Vec<OutputMsg>,
 }
 
-/// Why bytes are not a usable artifact.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ArtifactError {
-    /// The bytes do not start with an nmc AKD1000 header.
-    #[error("not an nmc akd1000 artifact (bad magic)")]
-    NotAnArtifact,
-    /// Written by another format version.
-    #[error(
-        "artifact format version {found} is not supported (this build reads version {supported})"
-    )]
-    Version {
-        /// Version in the header.
-        found: u32,
-        /// Version this build reads.
-        supported: u32,
-    },
-    /// An nmc artifact for another chip.
-    #[error("artifact is for target `{found}`, not akd1000")]
-    WrongTarget {
-        /// Target in the header.
-        found: String,
-    },
-    /// Truncated, malformed or inconsistent.
-    #[error("corrupt artifact: {0}")]
-    Corrupt(String),
+impl Enveloped for Artifact {
+    fn header(&self) -> Option<&Header> {
+        self.header.as_ref()
+    }
 }
 
 /// The artifact's bytes (deterministic: prost writes fields in tag order, and there are no maps).
 pub fn encode(a: &Artifact) -> Vec<u8> {
-    prost::Message::encode_to_vec(a)
+    ENVELOPE.encode(a)
 }
 
 /// Whether `bytes` start with an nmc AKD1000 header (of any version).
 pub fn is_artifact(bytes: &[u8]) -> bool {
-    sniff_header(bytes).is_some_and(|h| h.magic == MAGIC)
+    ENVELOPE.is_artifact(bytes)
 }
 
 /// Parses and validates an artifact.
 pub fn decode(bytes: &[u8]) -> Result<Artifact, ArtifactError> {
-    let a = match <Artifact as prost::Message>::decode(bytes) {
-        Ok(a) => a,
-        Err(e) => {
-            let Some(h) = sniff_header(bytes) else {
-                return Err(ArtifactError::NotAnArtifact);
-            };
-            check_header(&h)?;
-            return Err(ArtifactError::Corrupt(format!(
-                "malformed or truncated protobuf: {e}"
-            )));
-        }
-    };
-    let Some(h) = &a.header else {
-        return Err(ArtifactError::NotAnArtifact);
-    };
-    check_header(h)?;
+    let a: Artifact = ENVELOPE.decode(bytes)?;
     crate::validate::validate(&a, &crate::akd1000())?;
     Ok(a)
-}
-
-pub(crate) fn check_header(h: &Header) -> Result<(), ArtifactError> {
-    if h.magic != MAGIC {
-        return Err(ArtifactError::NotAnArtifact);
-    }
-    if h.format_version != FORMAT_VERSION {
-        return Err(ArtifactError::Version {
-            found: h.format_version,
-            supported: FORMAT_VERSION,
-        });
-    }
-    if h.target != TARGET {
-        return Err(ArtifactError::WrongTarget {
-            found: h.target.clone(),
-        });
-    }
-    Ok(())
-}
-
-/// The header, if `bytes` start with a complete header field (field 1, length-delimited).
-fn sniff_header(bytes: &[u8]) -> Option<Header> {
-    if *bytes.first()? != 0x0a {
-        return None;
-    }
-    let mut rest = &bytes[1..];
-    let len = prost::encoding::decode_varint(&mut rest).ok()?;
-    let body = rest.get(..usize::try_from(len).ok()?)?;
-    <Header as prost::Message>::decode(body).ok()
 }
 
 #[cfg(test)]
@@ -340,19 +268,16 @@ mod tests {
 
     #[test]
     fn header_checks() {
-        let h = Header {
-            magic: MAGIC.to_vec(),
-            format_version: FORMAT_VERSION,
-            target: TARGET.into(),
-            source_hash: 7,
-        };
         let a = Artifact {
-            header: Some(h),
+            header: Some(ENVELOPE.header(7, 0)),
             ..Default::default()
         };
         assert_eq!(decode(&encode(&a)), Ok(a.clone()));
         assert!(is_artifact(&encode(&a)));
-        assert_eq!(decode(b"NMCL2ART"), Err(ArtifactError::NotAnArtifact));
+        assert_eq!(
+            decode(b"NMCL2ART"),
+            Err(ArtifactError::NotAnArtifact { target: TARGET })
+        );
         let mut b = a.clone();
         b.header.as_mut().unwrap().format_version = 9;
         assert!(matches!(
@@ -363,7 +288,37 @@ mod tests {
         b.header.as_mut().unwrap().target = "loihi2".into();
         assert!(matches!(
             decode(&encode(&b)),
-            Err(ArtifactError::WrongTarget { .. })
+            Err(ArtifactError::WrongTarget {
+                expected: TARGET,
+                ..
+            })
         ));
+    }
+
+    /// The shared header writes the bytes the crate's own header (fields 1-4, no `chips`) wrote.
+    #[test]
+    fn header_bytes_unchanged() {
+        #[derive(Clone, PartialEq, prost::Message)]
+        struct OldHeader {
+            #[prost(bytes = "vec", tag = "1")]
+            magic: Vec<u8>,
+            #[prost(uint32, tag = "2")]
+            format_version: u32,
+            #[prost(string, tag = "3")]
+            target: String,
+            #[prost(fixed64, tag = "4")]
+            source_hash: u64,
+        }
+        let old = OldHeader {
+            magic: MAGIC.to_vec(),
+            format_version: FORMAT_VERSION,
+            target: TARGET.into(),
+            source_hash: 0x0123_4567_89ab_cdef,
+        };
+        let new = ENVELOPE.header(0x0123_4567_89ab_cdef, 0);
+        assert_eq!(
+            prost::Message::encode_to_vec(&new),
+            prost::Message::encode_to_vec(&old)
+        );
     }
 }

@@ -16,7 +16,9 @@
 //! Performance: see [`crate::spec::CostModel`] for the formulas and [`PerfReport`] for what is
 //! counted.
 
-use crate::artifact::{check_header, Artifact, ArtifactError, LayerKindMsg, PoolMsg, SourceKind};
+use crate::artifact::{
+    Artifact, ArtifactError, LayerKindMsg, PoolMsg, SourceKind, ENVELOPE, TARGET,
+};
 use crate::spec::{ChipSpec, CostModel};
 use crate::validate::unit_type;
 
@@ -58,7 +60,7 @@ pub enum EmuError {
     },
 }
 
-pub use nmc_ir::Bound;
+pub use nmc_backend::Bound;
 
 /// What one unit (HRC or NP) did for one frame.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -194,8 +196,8 @@ impl Emulator {
         let header = artifact
             .header
             .as_ref()
-            .ok_or(ArtifactError::NotAnArtifact)?;
-        check_header(header)?;
+            .ok_or(ArtifactError::NotAnArtifact { target: TARGET })?;
+        ENVELOPE.check(header)?;
         crate::validate::validate(artifact, spec)?;
         let units: Vec<(u32, u32, u32, &'static str)> = artifact
             .units

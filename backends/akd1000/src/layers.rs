@@ -16,36 +16,7 @@
 //! step. Akida's threshold is `−bias`.
 
 use crate::spec::ChipSpec;
-use nmc_ir::{ActRound, ConvGeom, Graph, Layer, NodeId, Op, PoolKind, Synapse};
-use std::fmt;
-
-/// A graph node named in an error: id and, when known, the source model's node name.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NodeRef {
-    /// The node.
-    pub id: NodeId,
-    /// Its name in the source model.
-    pub name: Option<String>,
-}
-
-impl NodeRef {
-    /// The node `id` of `graph`.
-    pub fn of(graph: &Graph, id: NodeId) -> NodeRef {
-        NodeRef {
-            id,
-            name: graph.nodes.get(id.index()).and_then(|n| n.name.clone()),
-        }
-    }
-}
-
-impl fmt::Display for NodeRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.name {
-            Some(n) => write!(f, "{} (\"{n}\")", self.id),
-            None => write!(f, "{}", self.id),
-        }
-    }
-}
+use nmc_ir::{ActRound, ConvGeom, Graph, Layer, NodeId, NodeRef, Op, PoolKind, Synapse};
 
 /// Why a graph cannot run on the AKD1000.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -294,7 +265,7 @@ pub fn analyze(graph: &Graph, spec: &ChipSpec) -> Result<Analysis, AkError> {
         },
     };
     let order = graph.topo_order().map_err(|c| AkError::Invalid {
-        node: NodeRef::of(graph, c.0),
+        node: graph.node_ref(c.0),
         message: "the graph has a cycle".into(),
     })?;
     for id in order {
@@ -302,7 +273,7 @@ pub fn analyze(graph: &Graph, spec: &ChipSpec) -> Result<Analysis, AkError> {
     }
     if let Some(i) = cx.out.inputs.iter().position(|i| i.bits == 0) {
         return Err(AkError::Invalid {
-            node: NodeRef::of(graph, graph.inputs[i]),
+            node: graph.node_ref(graph.inputs[i]),
             message: "graph input is not quantised (no quantize node uses it)".into(),
         });
     }
@@ -314,7 +285,7 @@ pub fn analyze(graph: &Graph, spec: &ChipSpec) -> Result<Analysis, AkError> {
             .map(|o| o.node)
             .unwrap_or(NodeId(0));
         return Err(AkError::Invalid {
-            node: NodeRef::of(graph, missing),
+            node: graph.node_ref(missing),
             message: "every output must be a dequantize of a layer's value".into(),
         });
     }
@@ -324,7 +295,7 @@ pub fn analyze(graph: &Graph, spec: &ChipSpec) -> Result<Analysis, AkError> {
 
 impl Cx<'_> {
     fn at(&self, id: NodeId) -> NodeRef {
-        NodeRef::of(self.graph, id)
+        self.graph.node_ref(id)
     }
 
     fn invalid(&self, id: NodeId, message: impl Into<String>) -> AkError {
@@ -371,7 +342,7 @@ impl Cx<'_> {
                     .inputs
                     .get_mut(index)
                     .ok_or_else(|| AkError::Invalid {
-                        node: NodeRef::of(g, id),
+                        node: g.node_ref(id),
                         message: format!("input index {index} is not a graph input"),
                     })?;
                 *info = InputInfo {
@@ -911,7 +882,7 @@ impl Cx<'_> {
             let consumers: Vec<&AkLayer> =
                 layers.iter().filter(|c| c.src == Src::Layer(i)).collect();
             let is_output = self.out.outputs.iter().any(|o| o.layer == i);
-            let layer = NodeRef::of(self.graph, l.node);
+            let layer = self.graph.node_ref(l.node);
             if matches!(l.pool, Some(PoolSpec::Max { size, .. }) if size != [1, 1]) {
                 let bad = consumers.iter().find(|c| c.kind == LayerKind::Dense);
                 if bad.is_some() || is_output {

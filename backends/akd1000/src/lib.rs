@@ -10,10 +10,13 @@
 //! - [`artifact`]: the versioned prost format ([`encode`], [`decode`], which validates);
 //! - [`listing()`]: a deterministic text form, for snapshots and `nmc inspect`;
 //! - [`emulator`]: an event-based emulator ([`Emulator`]) bit-exact with the IR's reference
-//!   interpreter, with per-NP counters, a pipeline latency model and energy ([`PerfReport`]).
+//!   interpreter, with per-NP counters, a pipeline latency model and energy ([`PerfReport`]);
+//! - [`backend`]: the chip as an nmc target ([`Akd1000`], an [`nmc_backend::Backend`]) and a
+//!   decoded artifact ([`LoadedAkd1000`], an [`nmc_backend::Loaded`]).
 #![deny(missing_docs)]
 
 pub mod artifact;
+pub mod backend;
 pub mod emulator;
 pub mod layers;
 pub mod listing;
@@ -22,13 +25,15 @@ pub mod map;
 pub mod spec;
 pub mod validate;
 
-pub use artifact::{decode, encode, is_artifact, Artifact, ArtifactError};
+pub use artifact::{decode, encode, is_artifact, Artifact, ArtifactError, ENVELOPE};
+pub use backend::{Akd1000, LoadedAkd1000};
 pub use emulator::{Bound, EmuError, Emulator, LayerPerf, PerfReport, UnitPerf};
-pub use layers::{analyze, AkError, AkLayer, Analysis, LayerKind, NodeRef, PoolSpec, Src};
+pub use layers::{analyze, AkError, AkLayer, Analysis, LayerKind, PoolSpec, Src};
 pub use listing::listing;
 pub use lower::{lower, LowerError};
 pub use map::{
     choices_from_ir, map, map_explicit, map_graph, need, needs, to_ir_mapping, LayerChoice, Need,
     NpMapping, Slice, Unit, UnitType,
 };
-pub use spec::{akd1000, ChipSpec, Cost, CostModel, Limits, NpSlot, NpType};
+pub use nmc_ir::NodeRef;
+pub use spec::{akd1000, ChipSpec, Cost, CostModel, CostTable, Limits, NpSlot, NpType};

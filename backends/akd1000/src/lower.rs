@@ -166,12 +166,8 @@ pub fn build(
         .map(|(l, s)| layer_msg(l, s))
         .collect::<Result<Vec<_>, _>>()?;
     let artifact = Artifact {
-        header: Some(Header {
-            magic: MAGIC.to_vec(),
-            format_version: FORMAT_VERSION,
-            target: TARGET.into(),
-            source_hash,
-        }),
+        // One device: `chips` stays 0 and is not written.
+        header: Some(ENVELOPE.header(source_hash, 0)),
         inputs: a
             .inputs
             .iter()

@@ -24,9 +24,9 @@
 //! FNPs (CNP1+CNP2, then CNP1 only), then FNP2-capable ones, and take FNP3-capable NPs only
 //! beyond those the model's dense layers need.
 
-use crate::layers::{AkError, AkLayer, Analysis, LayerKind, NodeRef, PoolSpec};
+use crate::layers::{AkError, AkLayer, Analysis, LayerKind, PoolSpec};
 use crate::spec::{ChipSpec, NpType};
-use nmc_ir::{even_split, Graph};
+use nmc_ir::{even_split, Graph, NodeRef};
 
 /// What a mapped unit is configured as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -132,76 +132,41 @@ fn akd1000_limits() -> Limits {
     }
 }
 
-pub use nmc_ir::Cost;
+pub use nmc_backend::{Cost, CostTable};
 
-/// Latency and energy constants. Per NP and frame the emulator counts synaptic operations `S`
-/// (one weight applied to one event), weight words read `R`, neuron evaluations `D` and events in
-/// and out `M`; then `t_np = max(a_syn·S, a_mem·R, a_neu·D, a_event·M)`. Layers form a pipeline:
-/// a frame's latency is the sum along the layers of the slowest NP of each layer plus
-/// `a_hop` per mesh hop between consecutive layers, and the throughput is set by the slowest NP.
-/// Energy per frame is `Σ (e_syn·S + e_mem·R + e_neu·D + e_event·M) + e_hop·hops + p_static·latency`.
-///
-/// Times in ns, energies in pJ, power in mW (mW × ns = pJ).
-#[derive(Clone, Debug, PartialEq)]
-pub struct CostModel {
-    /// Time per synaptic operation on one NP.
-    pub a_syn: Cost,
-    /// Time per weight-SRAM word read.
-    pub a_mem: Cost,
-    /// Time per neuron evaluation (threshold, step, activation).
-    pub a_neu: Cost,
-    /// Time per event entering or leaving an NP.
-    pub a_event: Cost,
-    /// Time per mesh hop of a layer's output.
-    pub a_hop: Cost,
-    /// Energy per synaptic operation.
-    pub e_syn: Cost,
-    /// Energy per weight-SRAM word read.
-    pub e_mem: Cost,
-    /// Energy per neuron evaluation.
-    pub e_neu: Cost,
-    /// Energy per event in or out of an NP.
-    pub e_event: Cost,
-    /// Energy per event per mesh hop.
-    pub e_hop: Cost,
-    /// Static power of the chip while a frame is in flight.
-    pub p_static: Cost,
-}
-
-impl CostModel {
-    /// All constants with their names, in a fixed order.
-    pub fn entries(&self) -> [(&'static str, Cost); 11] {
-        [
-            ("a_syn", self.a_syn),
-            ("a_mem", self.a_mem),
-            ("a_neu", self.a_neu),
-            ("a_event", self.a_event),
-            ("a_hop", self.a_hop),
-            ("e_syn", self.e_syn),
-            ("e_mem", self.e_mem),
-            ("e_neu", self.e_neu),
-            ("e_event", self.e_event),
-            ("e_hop", self.e_hop),
-            ("p_static", self.p_static),
-        ]
-    }
-
-    /// Mutable access to a constant by name (for user override files); `None` for unknown names.
-    pub fn get_mut(&mut self, name: &str) -> Option<&mut Cost> {
-        Some(match name {
-            "a_syn" => &mut self.a_syn,
-            "a_mem" => &mut self.a_mem,
-            "a_neu" => &mut self.a_neu,
-            "a_event" => &mut self.a_event,
-            "a_hop" => &mut self.a_hop,
-            "e_syn" => &mut self.e_syn,
-            "e_mem" => &mut self.e_mem,
-            "e_neu" => &mut self.e_neu,
-            "e_event" => &mut self.e_event,
-            "e_hop" => &mut self.e_hop,
-            "p_static" => &mut self.p_static,
-            _ => return None,
-        })
+nmc_backend::cost_table! {
+    /// Latency and energy constants. Per NP and frame the emulator counts synaptic operations `S`
+    /// (one weight applied to one event), weight words read `R`, neuron evaluations `D` and events
+    /// in and out `M`; then `t_np = max(a_syn·S, a_mem·R, a_neu·D, a_event·M)`. Layers form a
+    /// pipeline: a frame's latency is the sum along the layers of the slowest NP of each layer plus
+    /// `a_hop` per mesh hop between consecutive layers, and the throughput is set by the slowest
+    /// NP. Energy per frame is
+    /// `Σ (e_syn·S + e_mem·R + e_neu·D + e_event·M) + e_hop·hops + p_static·latency`.
+    ///
+    /// Times in ns, energies in pJ, power in mW (mW × ns = pJ).
+    pub struct CostModel {
+        /// Time per synaptic operation on one NP.
+        a_syn,
+        /// Time per weight-SRAM word read.
+        a_mem,
+        /// Time per neuron evaluation (threshold, step, activation).
+        a_neu,
+        /// Time per event entering or leaving an NP.
+        a_event,
+        /// Time per mesh hop of a layer's output.
+        a_hop,
+        /// Energy per synaptic operation.
+        e_syn,
+        /// Energy per weight-SRAM word read.
+        e_mem,
+        /// Energy per neuron evaluation.
+        e_neu,
+        /// Energy per event in or out of an NP.
+        e_event,
+        /// Energy per event per mesh hop.
+        e_hop,
+        /// Static power of the chip while a frame is in flight.
+        p_static,
     }
 }
 

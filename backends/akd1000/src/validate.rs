@@ -8,54 +8,19 @@ use crate::artifact::{
     Artifact, ArtifactError, LayerKindMsg, LayerMsg, PoolMsg, SourceKind, UnitTypeMsg,
 };
 use crate::spec::{ChipSpec, NpType};
+use nmc_backend::check::{add_values, item_counts, numel, out_extent, window, MAX_WEIGHTS};
+use nmc_backend::corrupt;
 
-/// Most values in one tensor.
-pub const MAX_VALUES: u64 = 1 << 24;
-/// Most weights in one layer.
-pub const MAX_WEIGHTS: u64 = 1 << 26;
-/// Most layers, inputs or outputs.
-pub const MAX_ITEMS: usize = 1 << 16;
+/// Ranks of a layer's or input's shape: `[n]` or `[c, h, w]`.
+const SHAPE_RANKS: &[usize] = &[1, 3];
 
-fn corrupt(msg: String) -> ArtifactError {
-    ArtifactError::Corrupt(msg)
-}
-
-/// Element count of a `[n]` or `[c, h, w]` shape with every dim ≥ 1.
-fn numel(shape: &[u32], what: &str) -> Result<u64, ArtifactError> {
-    if !(shape.len() == 1 || shape.len() == 3) || shape.contains(&0) {
-        return Err(corrupt(format!(
-            "{what}: bad shape {shape:?} (expected [n] or [c, h, w])"
-        )));
-    }
-    let n = shape
-        .iter()
-        .fold(1u64, |n, &d| n.saturating_mul(u64::from(d)));
-    if n > MAX_VALUES {
-        return Err(corrupt(format!(
-            "{what}: shape {shape:?} has more than {MAX_VALUES} values"
-        )));
-    }
-    Ok(n)
-}
-
+/// Two values, each one of `allowed` (a chip-specific set within the shared window limits).
 fn pair(v: &[u32], allowed: &[u32], what: &str) -> Result<[u32; 2], ArtifactError> {
-    let a: [u32; 2] = v
-        .try_into()
-        .map_err(|_| corrupt(format!("{what}: expected 2 values, found {}", v.len())))?;
+    let a = window::<2>(v, 0, what)?;
     if a.iter().any(|x| !allowed.contains(x)) {
         return Err(corrupt(format!("{what}: {a:?} not in {allowed:?}")));
     }
     Ok(a)
-}
-
-/// Output extent of a window `k` with stride `s` over `n` padded by `p0 + p1`.
-pub(crate) fn out_extent(n: u32, k: u32, s: u32, p0: u32, p1: u32) -> Option<u32> {
-    let padded = u64::from(n) + u64::from(p0) + u64::from(p1);
-    let k = u64::from(k);
-    if padded < k || s == 0 {
-        return None;
-    }
-    u32::try_from((padded - k) / u64::from(s) + 1).ok()
 }
 
 /// The unit type of `v`, if known.
@@ -76,15 +41,11 @@ pub fn np_type(t: UnitTypeMsg) -> Option<NpType> {
 
 /// Checks the whole artifact against `spec` (the header is checked by [`crate::decode`]).
 pub fn validate(a: &Artifact, spec: &ChipSpec) -> Result<(), ArtifactError> {
-    for (what, n) in [
+    item_counts(&[
         ("inputs", a.inputs.len()),
         ("layers", a.layers.len()),
         ("outputs", a.outputs.len()),
-    ] {
-        if n > MAX_ITEMS {
-            return Err(corrupt(format!("{n} {what} (at most {MAX_ITEMS})")));
-        }
-    }
+    ])?;
     if a.units.len() > spec.nps.len() + 1 {
         return Err(corrupt(format!(
             "{} units; the device has {} NPs and one HRC",
@@ -95,7 +56,7 @@ pub fn validate(a: &Artifact, spec: &ChipSpec) -> Result<(), ArtifactError> {
     let mut input_sizes = Vec::with_capacity(a.inputs.len());
     for (i, inp) in a.inputs.iter().enumerate() {
         let what = format!("input {i} \"{}\"", inp.name);
-        input_sizes.push(numel(&inp.shape, &what)?);
+        input_sizes.push(numel(&inp.shape, SHAPE_RANKS, &what)?);
         if ![1, 2, 4, 8].contains(&inp.bits) {
             return Err(corrupt(format!("{what}: {} bits (1, 2, 4 or 8)", inp.bits)));
         }
@@ -154,12 +115,7 @@ pub fn validate(a: &Artifact, spec: &ChipSpec) -> Result<(), ArtifactError> {
     for (i, l) in a.layers.iter().enumerate() {
         let what = format!("layer {i} \"{}\"", l.name);
         let (size, bits) = check_layer(a, spec, l, &what, &input_sizes, &outs)?;
-        total = total.saturating_add(size);
-        if total > MAX_VALUES {
-            return Err(corrupt(format!(
-                "{what}: layers exceed {MAX_VALUES} values"
-            )));
-        }
+        add_values(&mut total, size, &format!("{what}: layers"))?;
         outs.push((size, bits));
     }
     for (i, o) in a.outputs.iter().enumerate() {
@@ -167,7 +123,7 @@ pub fn validate(a: &Artifact, spec: &ChipSpec) -> Result<(), ArtifactError> {
         let Some(&(size, _)) = outs.get(o.layer as usize) else {
             return Err(corrupt(format!("{what}: layer {} does not exist", o.layer)));
         };
-        if numel_any(&o.shape, &what)? != size {
+        if numel(&o.shape, &[], &what)? != size {
             return Err(corrupt(format!(
                 "{what}: shape {:?} does not have the {size} values of layer {}",
                 o.shape, o.layer
@@ -175,16 +131,6 @@ pub fn validate(a: &Artifact, spec: &ChipSpec) -> Result<(), ArtifactError> {
         }
     }
     Ok(())
-}
-
-/// Element count of any shape of rank 1..=8 with dims ≥ 1 (outputs may be reshaped views).
-fn numel_any(shape: &[u32], what: &str) -> Result<u64, ArtifactError> {
-    if shape.is_empty() || shape.len() > 8 || shape.contains(&0) {
-        return Err(corrupt(format!("{what}: bad shape {shape:?}")));
-    }
-    Ok(shape
-        .iter()
-        .fold(1u64, |n, &d| n.saturating_mul(u64::from(d))))
 }
 
 fn check_layer(
@@ -230,15 +176,15 @@ fn check_layer(
             src_bits, l.input_bits
         )));
     }
-    let in_n = numel(&l.in_shape, &format!("{what}: input"))?;
+    let in_n = numel(&l.in_shape, SHAPE_RANKS, &format!("{what}: input"))?;
     if in_n != src_size {
         return Err(corrupt(format!(
             "{what}: input shape {:?} does not match its source's {src_size} values",
             l.in_shape
         )));
     }
-    numel(&l.pre_shape, &format!("{what}: neurons"))?;
-    let out_n = numel(&l.out_shape, &format!("{what}: output"))?;
+    numel(&l.pre_shape, SHAPE_RANKS, &format!("{what}: neurons"))?;
+    let out_n = numel(&l.out_shape, SHAPE_RANKS, &format!("{what}: output"))?;
     let channels = l.pre_shape[0];
     let weights_per_channel: u64 = match kind {
         LayerKindMsg::Dense => {
@@ -271,8 +217,8 @@ fn check_layer(
                     "{what}: pads {pd:?} as large as the kernel {k:?}"
                 )));
             }
-            let oh = out_extent(l.in_shape[1], k[0], s[0], pd[0], pd[2]);
-            let ow = out_extent(l.in_shape[2], k[1], s[1], pd[1], pd[3]);
+            let oh = out_extent(l.in_shape[1], k[0], s[0], 1, pd[0], pd[2]);
+            let ow = out_extent(l.in_shape[2], k[1], s[1], 1, pd[1], pd[3]);
             if Some(l.pre_shape[1]) != oh || Some(l.pre_shape[2]) != ow {
                 return Err(corrupt(format!(
                     "{what}: neurons {:?} are not the convolution's output",
@@ -317,8 +263,8 @@ fn check_layer(
             }
             let k = pair(&l.pool_size, &[1, 2], &format!("{what}: pool size"))?;
             let s = pair(&l.pool_stride, &[1, 2], &format!("{what}: pool stride"))?;
-            let oh = out_extent(l.pre_shape[1], k[0], s[0], 0, 0);
-            let ow = out_extent(l.pre_shape[2], k[1], s[1], 0, 0);
+            let oh = out_extent(l.pre_shape[1], k[0], s[0], 1, 0, 0);
+            let ow = out_extent(l.pre_shape[2], k[1], s[1], 1, 0, 0);
             if l.out_shape.len() != 3
                 || (Some(l.out_shape[1]), Some(l.out_shape[2])) != (oh, ow)
                 || l.out_shape[0] != channels

@@ -5,32 +5,15 @@
 //! Decoding checks the header, then validates the whole structure ([`crate::validate`]) so that
 //! nothing downstream can index out of range or allocate without bound.
 
+pub use nmc_backend::{ArtifactError, Header};
+use nmc_backend::{Envelope, Enveloped};
+
 /// First bytes of the header: identifies an nmc Loihi 2 artifact.
 pub const MAGIC: &[u8; 8] = b"NMCL2ART";
 /// The artifact format version this crate writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
 /// Target name stored in the header.
 pub const TARGET: &str = "loihi2";
-
-/// Identification of the artifact.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Header {
-    /// Always [`MAGIC`].
-    #[prost(bytes = "vec", tag = "1")]
-    pub magic: Vec<u8>,
-    /// [`FORMAT_VERSION`] at writing time.
-    #[prost(uint32, tag = "2")]
-    pub format_version: u32,
-    /// [`TARGET`].
-    #[prost(string, tag = "3")]
-    pub target: String,
-    /// Hash of the source model, given by the compiler (for dependency tracking).
-    #[prost(fixed64, tag = "4")]
-    pub source_hash: u64,
-    /// Chips the artifact uses.
-    #[prost(uint32, tag = "5")]
-    pub chips: u32,
-}
 
 /// One graph input: the host sends it already quantised.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -315,139 +298,32 @@ pub struct Artifact {
     pub outputs: Vec<OutputSpec>,
 }
 
-/// Why bytes are not a usable artifact.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ArtifactError {
-    /// The bytes do not start with an nmc Loihi 2 header.
-    #[error("not an nmc loihi2 artifact (bad magic)")]
-    NotAnArtifact,
-    /// Written by another format version.
-    #[error(
-        "artifact format version {found} is not supported (this build reads version {supported})"
-    )]
-    Version {
-        /// Version in the header.
-        found: u32,
-        /// Version this build reads.
-        supported: u32,
-    },
-    /// An nmc artifact for another chip.
-    #[error("artifact is for target `{found}`, not loihi2")]
-    WrongTarget {
-        /// Target in the header.
-        found: String,
-    },
-    /// Truncated, malformed or inconsistent.
-    #[error("corrupt artifact: {0}")]
-    Corrupt(String),
+/// The Loihi 2 artifact envelope.
+pub const ENVELOPE: Envelope = Envelope {
+    magic: MAGIC,
+    version: FORMAT_VERSION,
+    target: TARGET,
+};
+
+impl Enveloped for Artifact {
+    fn header(&self) -> Option<&Header> {
+        self.header.as_ref()
+    }
 }
 
 /// The artifact's bytes (deterministic for equal artifacts).
 pub fn encode(a: &Artifact) -> Vec<u8> {
-    prost::Message::encode_to_vec(a)
+    ENVELOPE.encode(a)
 }
 
-/// Whether `bytes` start with an nmc artifact header (of any version or target), i.e. whether a
-/// failure to decode them should be reported as a damaged artifact rather than a foreign file.
+/// Whether `bytes` start with an nmc Loihi 2 artifact header (of any version).
 pub fn is_artifact(bytes: &[u8]) -> bool {
-    sniff_header(bytes).is_some_and(|h| h.magic == MAGIC)
+    ENVELOPE.is_artifact(bytes)
 }
 
 /// Parses and validates an artifact.
 pub fn decode(bytes: &[u8]) -> Result<Artifact, ArtifactError> {
-    let a = match <Artifact as prost::Message>::decode(bytes) {
-        Ok(a) => a,
-        Err(e) => {
-            // Tell a damaged artifact (whose header still reads) from arbitrary bytes, and report
-            // a version mismatch even when the newer body does not parse.
-            let Some(h) = sniff_header(bytes) else {
-                return Err(ArtifactError::NotAnArtifact);
-            };
-            check_header(&h)?;
-            return Err(ArtifactError::Corrupt(format!(
-                "malformed or truncated protobuf: {e}"
-            )));
-        }
-    };
-    let Some(h) = &a.header else {
-        return Err(ArtifactError::NotAnArtifact);
-    };
-    check_header(h)?;
+    let a: Artifact = ENVELOPE.decode(bytes)?;
     crate::validate::validate(&a)?;
     Ok(a)
-}
-
-pub(crate) fn check_header(h: &Header) -> Result<(), ArtifactError> {
-    if h.magic != MAGIC {
-        return Err(ArtifactError::NotAnArtifact);
-    }
-    if h.format_version != FORMAT_VERSION {
-        return Err(ArtifactError::Version {
-            found: h.format_version,
-            supported: FORMAT_VERSION,
-        });
-    }
-    if h.target != TARGET {
-        return Err(ArtifactError::WrongTarget {
-            found: h.target.clone(),
-        });
-    }
-    Ok(())
-}
-
-/// The header, if `bytes` start with a complete header field (field 1, length-delimited).
-fn sniff_header(bytes: &[u8]) -> Option<Header> {
-    if *bytes.first()? != 0x0a {
-        return None;
-    }
-    let mut rest = &bytes[1..];
-    let len = prost::encoding::decode_varint(&mut rest).ok()?;
-    let body = rest.get(..usize::try_from(len).ok()?)?;
-    <Header as prost::Message>::decode(body).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn header() -> Header {
-        Header {
-            magic: MAGIC.to_vec(),
-            format_version: FORMAT_VERSION,
-            target: TARGET.into(),
-            source_hash: 0x1234_5678_9abc_def0,
-            chips: 1,
-        }
-    }
-
-    #[test]
-    fn header_checks() {
-        let a = Artifact {
-            header: Some(header()),
-            ..Default::default()
-        };
-        assert_eq!(decode(&encode(&a)), Ok(a.clone()));
-        assert!(is_artifact(&encode(&a)));
-        assert!(!is_artifact(b"\x0a\x02hi"));
-        assert_eq!(decode(b"GIF89a...."), Err(ArtifactError::NotAnArtifact));
-        assert_eq!(decode(&[]), Err(ArtifactError::NotAnArtifact));
-        let mut b = a.clone();
-        b.header.as_mut().unwrap().format_version = 2;
-        assert_eq!(
-            decode(&encode(&b)),
-            Err(ArtifactError::Version {
-                found: 2,
-                supported: 1
-            })
-        );
-        let mut b = a.clone();
-        b.header.as_mut().unwrap().target = "speck".into();
-        assert!(matches!(
-            decode(&encode(&b)),
-            Err(ArtifactError::WrongTarget { found }) if found == "speck"
-        ));
-        let mut b = a;
-        b.header.as_mut().unwrap().magic = b"NMCL2ARX".to_vec();
-        assert_eq!(decode(&encode(&b)), Err(ArtifactError::NotAnArtifact));
-    }
 }

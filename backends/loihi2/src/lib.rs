@@ -4,6 +4,8 @@
 //!   and their sources, and the quantisation widths ([`ChipSpec::quant_spec`]);
 //! - [`memory`]: the per-core memory model ([`slice_usage`], [`ChipSpec::check_slice`]) the
 //!   partitioner, lowering and the emulator share;
+//! - [`backend`]: the target behind the compiler's contract ([`Loihi2`], `nmc_backend::Backend`);
+//! - [`floorline`]: per-core loads modelled from an activity profile;
 //! - [`lower()`]: quantised canonical IR + mapping → [`Artifact`];
 //! - [`artifact`]: the versioned prost format ([`encode`], [`decode`], which validates);
 //! - [`listing()`]: a deterministic text form of an artifact, for snapshots;
@@ -13,7 +15,9 @@
 #![deny(missing_docs)]
 
 pub mod artifact;
+pub mod backend;
 pub mod emulator;
+pub mod floorline;
 pub mod listing;
 pub mod lower;
 pub mod memory;
@@ -21,10 +25,12 @@ pub mod spec;
 pub mod validate;
 
 pub use artifact::{decode, encode, is_artifact, Artifact, ArtifactError};
+pub use backend::{LoadedLoihi2, Loihi2};
 pub use emulator::{
     min_timesteps, Bound, CoreStep, CoreTotals, EmuError, Emulator, PerfReport, StepReport,
 };
 pub use listing::listing;
-pub use lower::{lower, LowerError, NodeRef};
+pub use lower::{lower, LowerError};
 pub use memory::{slice_usage, FitError, LayerFootprint, Resource, SliceUsage, UsageError};
+pub use nmc_ir::NodeRef;
 pub use spec::{loihi2, ChipSpec, Cost, CostModel};

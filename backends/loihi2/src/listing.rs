@@ -3,7 +3,7 @@
 //! for the constant they came from, so a listing can be matched against the IR by eye.
 
 use crate::artifact::{Artifact, GroupKind, PoolKindMsg, Population, SourceKind, Weights};
-use crate::validate::MAX_WEIGHTS;
+use nmc_backend::check::MAX_WEIGHTS;
 use std::fmt::Write;
 
 /// The listing. Meant for validated artifacts; on others it never panics but may print nonsense.

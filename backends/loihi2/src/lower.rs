@@ -9,27 +9,10 @@
 use crate::artifact::*;
 use crate::memory::{FitError, LayerFootprint, SliceUsage};
 use crate::ChipSpec;
-use nmc_ir::{Graph, Layer, Mapping, NodeId, Op, PoolKind, Synapse, SPARSE_DENSITY_THRESHOLD};
+use nmc_ir::{
+    Graph, Layer, Mapping, NodeId, NodeRef, Op, PoolKind, Synapse, SPARSE_DENSITY_THRESHOLD,
+};
 use std::collections::BTreeMap;
-use std::fmt;
-
-/// A graph node named in an error: id and, when known, the source model's node name.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NodeRef {
-    /// The node.
-    pub id: NodeId,
-    /// Its name in the source model.
-    pub name: Option<String>,
-}
-
-impl fmt::Display for NodeRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.name {
-            Some(n) => write!(f, "{} (\"{n}\")", self.id),
-            None => write!(f, "{}", self.id),
-        }
-    }
-}
 
 /// Why a graph cannot be lowered to Loihi 2.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -158,13 +141,7 @@ pub fn lower(
     }
     let chips = cores.iter().map(|c| c.chip + 1).max().unwrap_or(1);
     let artifact = Artifact {
-        header: Some(Header {
-            magic: MAGIC.to_vec(),
-            format_version: FORMAT_VERSION,
-            target: TARGET.into(),
-            source_hash,
-            chips,
-        }),
+        header: Some(ENVELOPE.header(source_hash, chips)),
         inputs,
         populations: cx.populations,
         cores,

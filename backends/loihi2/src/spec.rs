@@ -6,84 +6,45 @@
 //! reasoning, so that reports can show the user which numbers to distrust (ARCHITECTURE.md §5).
 
 use crate::memory::{FitError, Resource, SliceUsage};
-use nmc_ir::{CoreLoc, QuantSpec};
+use nmc_backend::QuantSpec;
+use nmc_ir::CoreLoc;
 
-pub use nmc_ir::Cost;
+pub use nmc_backend::Cost;
 
-/// Constants of the floorline model (ARCHITECTURE.md §5), the max-affine form of Timcheck, Pierro
-/// & Shrestha (papers.md §1.6): per core and timestep
-/// `T = max(a_syn·S, a_mem·R, a_neu·D, a_msg·M, a_link·bits) + b_sync` and
-/// `E = Σ_k (e_syn·S + e_mem·R + e_neu·D + e_msg·M) + e_hop·hops + p_static·T`.
-///
-/// Times are in ns, energies in pJ, power in mW (so that mW × ns = pJ).
-#[derive(Clone, Debug, PartialEq)]
-pub struct CostModel {
-    /// Time per synaptic operation (one stored synapse applied to one event).
-    pub a_syn: Cost,
-    /// Time per 32-bit synaptic-memory word read.
-    pub a_mem: Cost,
-    /// Time per neuron (dendrite) update.
-    pub a_neu: Cost,
-    /// Time per message entering or leaving a core.
-    pub a_msg: Cost,
-    /// Time per bit on one directed intra-chip mesh link.
-    pub a_link: Cost,
-    /// Time per bit on one directed inter-chip link.
-    pub a_link_interchip: Cost,
-    /// Barrier synchronisation at the end of every timestep.
-    pub b_sync: Cost,
-    /// Energy per synaptic operation.
-    pub e_syn: Cost,
-    /// Energy per synaptic-memory word read.
-    pub e_mem: Cost,
-    /// Energy per neuron update.
-    pub e_neu: Cost,
-    /// Energy per message in or out of a core.
-    pub e_msg: Cost,
-    /// Energy per link traversal (hop) of one message.
-    pub e_hop: Cost,
-    /// Static power per chip in use.
-    pub p_static: Cost,
-}
-
-impl CostModel {
-    /// All constants with their names, in a fixed order (for reports and override files).
-    pub fn entries(&self) -> [(&'static str, Cost); 13] {
-        [
-            ("a_syn", self.a_syn),
-            ("a_mem", self.a_mem),
-            ("a_neu", self.a_neu),
-            ("a_msg", self.a_msg),
-            ("a_link", self.a_link),
-            ("a_link_interchip", self.a_link_interchip),
-            ("b_sync", self.b_sync),
-            ("e_syn", self.e_syn),
-            ("e_mem", self.e_mem),
-            ("e_neu", self.e_neu),
-            ("e_msg", self.e_msg),
-            ("e_hop", self.e_hop),
-            ("p_static", self.p_static),
-        ]
-    }
-
-    /// Mutable access to a constant by name (for user override files); `None` for unknown names.
-    pub fn get_mut(&mut self, name: &str) -> Option<&mut Cost> {
-        Some(match name {
-            "a_syn" => &mut self.a_syn,
-            "a_mem" => &mut self.a_mem,
-            "a_neu" => &mut self.a_neu,
-            "a_msg" => &mut self.a_msg,
-            "a_link" => &mut self.a_link,
-            "a_link_interchip" => &mut self.a_link_interchip,
-            "b_sync" => &mut self.b_sync,
-            "e_syn" => &mut self.e_syn,
-            "e_mem" => &mut self.e_mem,
-            "e_neu" => &mut self.e_neu,
-            "e_msg" => &mut self.e_msg,
-            "e_hop" => &mut self.e_hop,
-            "p_static" => &mut self.p_static,
-            _ => return None,
-        })
+nmc_backend::cost_table! {
+    /// Constants of the floorline model (ARCHITECTURE.md §5), the max-affine form of Timcheck, Pierro
+    /// & Shrestha (papers.md §1.6): per core and timestep
+    /// `T = max(a_syn·S, a_mem·R, a_neu·D, a_msg·M, a_link·bits) + b_sync` and
+    /// `E = Σ_k (e_syn·S + e_mem·R + e_neu·D + e_msg·M) + e_hop·hops + p_static·T`.
+    ///
+    /// Times are in ns, energies in pJ, power in mW (so that mW × ns = pJ).
+    pub struct CostModel {
+        /// Time per synaptic operation (one stored synapse applied to one event).
+        a_syn,
+        /// Time per 32-bit synaptic-memory word read.
+        a_mem,
+        /// Time per neuron (dendrite) update.
+        a_neu,
+        /// Time per message entering or leaving a core.
+        a_msg,
+        /// Time per bit on one directed intra-chip mesh link.
+        a_link,
+        /// Time per bit on one directed inter-chip link.
+        a_link_interchip,
+        /// Barrier synchronisation at the end of every timestep.
+        b_sync,
+        /// Energy per synaptic operation.
+        e_syn,
+        /// Energy per synaptic-memory word read.
+        e_mem,
+        /// Energy per neuron update.
+        e_neu,
+        /// Energy per message in or out of a core.
+        e_msg,
+        /// Energy per link traversal (hop) of one message.
+        e_hop,
+        /// Static power per chip in use.
+        p_static,
     }
 }
 
@@ -353,6 +314,7 @@ impl ChipSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nmc_backend::CostTable;
 
     #[test]
     fn loihi2_numbers() {

@@ -9,78 +9,27 @@
 use crate::artifact::{
     Artifact, ArtifactError, GroupKind, PoolKindMsg, Population, SourceKind, SynapseGroup, Weights,
 };
+use nmc_backend::check::{self, out_extent, window, MAX_VALUES, MAX_WEIGHTS, MAX_WINDOW};
+use nmc_backend::corrupt;
 use std::collections::BTreeSet;
 
-/// Most values (neurons, outputs, input elements) in one artifact, each kind counted separately.
-pub const MAX_VALUES: u64 = 1 << 24;
-/// Most weights in one synapse group (dense shape, zeros included).
-pub const MAX_WEIGHTS: u64 = 1 << 26;
-/// Largest kernel, stride, dilation or padding.
-pub const MAX_WINDOW: u32 = 1 << 10;
-/// Most cores, populations, inputs or outputs.
-pub const MAX_ITEMS: usize = 1 << 20;
-/// Largest tensor rank.
-pub const MAX_RANK: usize = 8;
 /// Largest weight exponent (a left shift of a 64-bit product).
 pub const MAX_WEIGHT_EXP: i32 = 31;
 
-fn corrupt(msg: String) -> ArtifactError {
-    ArtifactError::Corrupt(msg)
-}
-
-/// Element count of a shape whose dims are all ≥ 1 and whose rank is at most [`MAX_RANK`].
+/// Element count of a shape of any rank up to [`nmc_backend::check::MAX_RANK`].
 fn numel(shape: &[u32], what: &str) -> Result<u64, ArtifactError> {
-    if shape.is_empty() || shape.len() > MAX_RANK || shape.contains(&0) {
-        return Err(corrupt(format!("{what}: bad shape {shape:?}")));
-    }
-    let mut n: u64 = 1;
-    for &d in shape {
-        n = n.saturating_mul(u64::from(d));
-    }
-    if n > MAX_VALUES {
-        return Err(corrupt(format!(
-            "{what}: shape {shape:?} has more than {MAX_VALUES} elements"
-        )));
-    }
-    Ok(n)
-}
-
-/// `[n]` values each in `lo..=MAX_WINDOW`.
-fn window<const N: usize>(v: &[u32], lo: u32, what: &str) -> Result<[u32; N], ArtifactError> {
-    let arr: [u32; N] = v
-        .try_into()
-        .map_err(|_| corrupt(format!("{what}: expected {N} values, found {}", v.len())))?;
-    if arr.iter().any(|&x| x < lo || x > MAX_WINDOW) {
-        return Err(corrupt(format!(
-            "{what}: values {v:?} outside {lo}..={MAX_WINDOW}"
-        )));
-    }
-    Ok(arr)
-}
-
-/// Output extent of a window sliding over `n` with padding `p0 + p1`, or `None` if it never fits.
-pub(crate) fn out_extent(n: u32, k: u32, stride: u32, dil: u32, p0: u32, p1: u32) -> Option<u32> {
-    let eff = u64::from(dil) * u64::from(k.checked_sub(1)?) + 1;
-    let padded = u64::from(n) + u64::from(p0) + u64::from(p1);
-    if padded < eff || stride == 0 {
-        return None;
-    }
-    u32::try_from((padded - eff) / u64::from(stride) + 1).ok()
+    check::numel(shape, &[], what)
 }
 
 /// Checks the whole artifact (the header is checked by [`crate::decode`]).
 pub fn validate(a: &Artifact) -> Result<(), ArtifactError> {
     let chips = a.header.as_ref().map_or(0, |h| h.chips);
-    for (what, n) in [
+    check::item_counts(&[
         ("inputs", a.inputs.len()),
         ("populations", a.populations.len()),
         ("cores", a.cores.len()),
         ("outputs", a.outputs.len()),
-    ] {
-        if n > MAX_ITEMS {
-            return Err(corrupt(format!("{n} {what} (at most {MAX_ITEMS})")));
-        }
-    }
+    ])?;
 
     let mut input_sizes = Vec::with_capacity(a.inputs.len());
     let mut total = 0u64;

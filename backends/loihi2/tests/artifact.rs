@@ -123,15 +123,21 @@ fn rejects_truncated_foreign_and_other_version_bytes() {
             "cut at {cut}: {e:?}"
         );
     }
-    assert_eq!(decode(&bytes[..5]), Err(ArtifactError::NotAnArtifact));
+    assert_eq!(
+        decode(&bytes[..5]),
+        Err(ArtifactError::NotAnArtifact { target: "loihi2" })
+    );
     assert_eq!(
         decode(b"\x89PNG\r\n\x1a\n"),
-        Err(ArtifactError::NotAnArtifact)
+        Err(ArtifactError::NotAnArtifact { target: "loihi2" })
     );
 
     let mut b = a.clone();
     b.header.as_mut().unwrap().magic = b"NMCAKART".to_vec();
-    assert_eq!(decode(&encode(&b)), Err(ArtifactError::NotAnArtifact));
+    assert_eq!(
+        decode(&encode(&b)),
+        Err(ArtifactError::NotAnArtifact { target: "loihi2" })
+    );
 
     let mut b = a.clone();
     b.header.as_mut().unwrap().format_version = 7;

@@ -14,24 +14,22 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Target name stored in the header.
 pub const TARGET: &str = "speck";
 
-/// Identification of the artifact.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Header {
-    /// Always [`MAGIC`].
-    #[prost(bytes = "vec", tag = "1")]
-    pub magic: Vec<u8>,
-    /// [`FORMAT_VERSION`] at writing time.
-    #[prost(uint32, tag = "2")]
-    pub format_version: u32,
-    /// [`TARGET`].
-    #[prost(string, tag = "3")]
-    pub target: String,
-    /// Hash of the source model, given by the compiler.
-    #[prost(fixed64, tag = "4")]
-    pub source_hash: u64,
-    /// Timesteps `nmc run` uses unless told otherwise (`compile --timesteps`).
-    #[prost(uint32, tag = "5")]
-    pub timesteps: u32,
+pub use nmc_backend::{ArtifactError, Header};
+use nmc_backend::{Envelope, Enveloped};
+
+/// The artifact's envelope: magic, format version and target name, checked by [`decode`].
+pub const ENVELOPE: Envelope = Envelope {
+    magic: MAGIC,
+    version: FORMAT_VERSION,
+    target: TARGET,
+};
+
+/// The header of a new artifact. Speck's header keeps the timesteps `nmc run` uses unless told
+/// otherwise (`compile --timesteps`) in field 5, which the shared [`Header`] calls `chips`: Speck
+/// is one chip, so the field has no other use here, and artifacts keep their bytes. Read it with
+/// [`Artifact::timesteps`].
+pub fn header(source_hash: u64, timesteps: u32) -> Header {
+    ENVELOPE.header(source_hash, timesteps)
 }
 
 /// samna `{x, y}`.
@@ -251,90 +249,183 @@ pub struct Artifact {
     pub output: Option<OutputSpec>,
 }
 
-/// Why bytes are not a usable artifact.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ArtifactError {
-    /// The bytes do not start with an nmc Speck header.
-    #[error("not an nmc speck artifact (bad magic)")]
-    NotAnArtifact,
-    /// Written by another format version.
-    #[error(
-        "artifact format version {found} is not supported (this build reads version {supported})"
-    )]
-    Version {
-        /// Version in the header.
-        found: u32,
-        /// Version this build reads.
-        supported: u32,
-    },
-    /// An nmc artifact for another chip.
-    #[error("artifact is for target `{found}`, not speck")]
-    WrongTarget {
-        /// Target in the header.
-        found: String,
-    },
-    /// Truncated, malformed or inconsistent.
-    #[error("corrupt artifact: {0}")]
-    Corrupt(String),
+impl Enveloped for Artifact {
+    fn header(&self) -> Option<&Header> {
+        self.header.as_ref()
+    }
+}
+
+impl Artifact {
+    /// The timesteps recorded in the header (`None` without a header, 0 when none were recorded;
+    /// field 5, see [`header`]).
+    pub fn timesteps(&self) -> Option<u32> {
+        self.header.as_ref().map(|h| h.chips)
+    }
 }
 
 /// The artifact's bytes (deterministic for equal artifacts).
 pub fn encode(a: &Artifact) -> Vec<u8> {
-    prost::Message::encode_to_vec(a)
+    ENVELOPE.encode(a)
 }
 
 /// Whether `bytes` start with an nmc Speck artifact header (of any version).
 pub fn is_artifact(bytes: &[u8]) -> bool {
-    sniff_header(bytes).is_some_and(|h| h.magic == MAGIC)
+    ENVELOPE.is_artifact(bytes)
 }
 
 /// Parses and validates an artifact.
 pub fn decode(bytes: &[u8]) -> Result<Artifact, ArtifactError> {
-    let a = match <Artifact as prost::Message>::decode(bytes) {
-        Ok(a) => a,
-        Err(e) => {
-            let Some(h) = sniff_header(bytes) else {
-                return Err(ArtifactError::NotAnArtifact);
-            };
-            check_header(&h)?;
-            return Err(ArtifactError::Corrupt(format!(
-                "malformed or truncated protobuf: {e}"
-            )));
-        }
-    };
-    let Some(h) = &a.header else {
-        return Err(ArtifactError::NotAnArtifact);
-    };
-    check_header(h)?;
+    let a: Artifact = ENVELOPE.decode(bytes)?;
     crate::validate::validate(&a)?;
     Ok(a)
 }
 
-pub(crate) fn check_header(h: &Header) -> Result<(), ArtifactError> {
-    if h.magic != MAGIC {
-        return Err(ArtifactError::NotAnArtifact);
-    }
-    if h.format_version != FORMAT_VERSION {
-        return Err(ArtifactError::Version {
-            found: h.format_version,
-            supported: FORMAT_VERSION,
-        });
-    }
-    if h.target != TARGET {
-        return Err(ArtifactError::WrongTarget {
-            found: h.target.clone(),
-        });
-    }
-    Ok(())
-}
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::memory::MemoryUse;
 
-/// The header, if `bytes` start with a complete header field (field 1, length-delimited).
-fn sniff_header(bytes: &[u8]) -> Option<Header> {
-    if *bytes.first()? != 0x0a {
-        return None;
+    /// The header this crate wrote before it used nmc-backend's envelope.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct OldHeader {
+        #[prost(bytes = "vec", tag = "1")]
+        magic: Vec<u8>,
+        #[prost(uint32, tag = "2")]
+        format_version: u32,
+        #[prost(string, tag = "3")]
+        target: String,
+        #[prost(fixed64, tag = "4")]
+        source_hash: u64,
+        #[prost(uint32, tag = "5")]
+        timesteps: u32,
     }
-    let mut rest = &bytes[1..];
-    let len = prost::encoding::decode_varint(&mut rest).ok()?;
-    let body = rest.get(..usize::try_from(len).ok()?)?;
-    <Header as prost::Message>::decode(body).ok()
+
+    /// A valid one-core artifact: a 1×1 convolution (weight 2, threshold 3) over a 1×2×2 input,
+    /// read out directly, recording 4 timesteps.
+    pub(crate) fn tiny() -> Artifact {
+        let mem = MemoryUse::of(1, 1, 1, 2, 2, false);
+        let mut cnn_layers = vec![CnnLayerConfig::default(); 9];
+        cnn_layers[0] = CnnLayerConfig {
+            name: "conv".into(),
+            used: true,
+            dimensions: Some(Dimensions {
+                input_shape: Some(MapShape::chw(1, 2, 2)),
+                output_shape: Some(MapShape::chw(1, 2, 2)),
+                padding: Some(Xy { x: 0, y: 0 }),
+                stride: Some(Xy { x: 1, y: 1 }),
+                kernel_size: 1,
+            }),
+            weights: vec![2],
+            threshold_high: 3,
+            threshold_low: -8,
+            monitor_enable: true,
+            memory: Some(MemoryMsg {
+                kernel: mem.kernel,
+                neuron: mem.neuron,
+                bias: mem.bias,
+            }),
+            max_spikes: 4,
+            ..Default::default()
+        };
+        Artifact {
+            header: Some(header(0x0123_4567_89ab_cdef, 4)),
+            input: Some(InputSpec {
+                name: "x".into(),
+                shape: vec![1, 2, 2],
+                map: Some(MapShape::chw(1, 2, 2)),
+                scale: 1.0 / 255.0,
+                levels: 255,
+            }),
+            dvs_layer: Some(DvsLayerConfig {
+                pass_sensor_events: true,
+                merge: true,
+                pooling: Some(Xy { x: 1, y: 1 }),
+                input_shape: Some(Xy { x: 2, y: 2 }),
+                destinations: vec![Destination {
+                    layer: 0,
+                    enable: true,
+                    pooling: 1,
+                }],
+                monitor_enable: false,
+            }),
+            cnn_layers,
+            output: Some(OutputSpec {
+                name: "y".into(),
+                layer: 0,
+                shape: vec![4],
+                scale: 0.5,
+                pooling: 1,
+            }),
+        }
+    }
+
+    #[test]
+    fn header_bytes_are_unchanged() {
+        for timesteps in [0, 8, 1 << 20] {
+            let old = OldHeader {
+                magic: MAGIC.to_vec(),
+                format_version: FORMAT_VERSION,
+                target: TARGET.into(),
+                source_hash: 0xfeed_beef_0000_0001,
+                timesteps,
+            };
+            let new = header(0xfeed_beef_0000_0001, timesteps);
+            assert_eq!(
+                prost::Message::encode_to_vec(&new),
+                prost::Message::encode_to_vec(&old)
+            );
+        }
+        let a = tiny();
+        assert_eq!(a.timesteps(), Some(4));
+        let bytes = encode(&a);
+        assert_eq!(decode(&bytes), Ok(a));
+        assert!(is_artifact(&bytes));
+    }
+
+    #[test]
+    fn decode_tells_foreign_newer_and_damaged_files_apart() {
+        let a = tiny();
+        let bytes = encode(&a);
+        let not = Err(ArtifactError::NotAnArtifact { target: "speck" });
+        assert_eq!(decode(b"GIF89a...."), not);
+        assert_eq!(decode(&[]), not);
+        assert_eq!(
+            decode(b"x").unwrap_err().to_string(),
+            "not an nmc speck artifact (bad magic)"
+        );
+        let mut b = a.clone();
+        b.header.as_mut().unwrap().format_version = 2;
+        assert_eq!(
+            decode(&encode(&b)),
+            Err(ArtifactError::Version {
+                found: 2,
+                supported: 1
+            })
+        );
+        let mut b = a.clone();
+        b.header.as_mut().unwrap().target = "loihi2".into();
+        let e = decode(&encode(&b)).unwrap_err();
+        assert!(matches!(
+            &e,
+            ArtifactError::WrongTarget { found, expected: "speck" } if found == "loihi2"
+        ));
+        assert_eq!(e.to_string(), "artifact is for target `loihi2`, not speck");
+        assert!(matches!(
+            decode(&bytes[..bytes.len() - 1]),
+            Err(ArtifactError::Corrupt(_))
+        ));
+        // A body that parses but does not validate.
+        let mut b = a.clone();
+        b.cnn_layers[0].weights.push(1);
+        assert_eq!(
+            decode(&encode(&b)).unwrap_err().to_string(),
+            "corrupt artifact: core 0 \"conv\": 2 weights for [1, 1, 1, 1]"
+        );
+        let mut b = a;
+        b.output.as_mut().unwrap().shape = vec![2, 0];
+        assert_eq!(
+            decode(&encode(&b)).unwrap_err().to_string(),
+            "corrupt artifact: output shape [2, 0] does not hold core 0's [1, 2, 2] events"
+        );
+    }
 }

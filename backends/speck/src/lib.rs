@@ -1,12 +1,15 @@
 //! `nmc-speck`: the SynSense Speck (DYNAP-CNN) backend of nmc.
 //!
+//! - [`backend`]: what the compiler calls ([`Speck`], an `nmc_backend::Backend`, and
+//!   [`LoadedSpeck`], a decoded artifact);
 //! - [`spec`]: the chip ([`ChipSpec`], [`speck`]): nine cores with their kernel, neuron and bias
 //!   memories (entries) and every per-layer limit, each with its source (chips.md §2);
 //! - [`memory`]: sinabs' power-of-two memory formulas ([`MemoryUse`]);
 //! - [`network`]: the Speck view of a quantised rate-mode graph ([`extract`]), checking every limit;
 //! - [`mapping`]: layer → core assignment as a bipartite matching (Edmonds–Karp, like sinabs);
 //! - [`lower()`]: network + assignment → [`Artifact`], a samna-shaped configuration;
-//! - [`artifact`]: the versioned prost format ([`encode`], [`decode`], which validates);
+//! - [`artifact`]: the versioned prost format in nmc-backend's envelope ([`encode`], [`decode`],
+//!   which validates);
 //! - [`listing()`]: the readable nine-core configuration;
 //! - [`events`]: DVS events `(x, y, t, p)` binned into timesteps;
 //! - [`emulator`]: the event-driven emulator ([`Emulator`]), bit-exact with the IR's rate-mode
@@ -14,6 +17,7 @@
 #![deny(missing_docs)]
 
 pub mod artifact;
+pub mod backend;
 pub mod emulator;
 pub mod events;
 pub mod listing;
@@ -25,6 +29,7 @@ pub mod spec;
 pub mod validate;
 
 pub use artifact::{decode, encode, is_artifact, Artifact, ArtifactError};
+pub use backend::{LoadedSpeck, Speck};
 pub use emulator::{Bound, CoreCounters, EmuError, Emulator, PerfReport, RunOut};
 pub use events::{bin, DvsEvent};
 pub use listing::listing;

@@ -32,7 +32,10 @@ fn write_listing(s: &mut String, a: &Artifact) -> std::fmt::Result {
         Some(h) => writeln!(
             s,
             "artifact {} format {} source {:016x} timesteps {}",
-            h.target, h.format_version, h.source_hash, h.timesteps
+            h.target,
+            h.format_version,
+            h.source_hash,
+            a.timesteps().unwrap_or_default()
         )?,
         None => writeln!(s, "artifact (no header)")?,
     }

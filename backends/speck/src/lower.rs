@@ -113,13 +113,7 @@ pub fn lower(
     };
     let out = &net.layers[net.output.layer];
     let artifact = Artifact {
-        header: Some(Header {
-            magic: MAGIC.to_vec(),
-            format_version: FORMAT_VERSION,
-            target: TARGET.into(),
-            source_hash,
-            timesteps,
-        }),
+        header: Some(header(source_hash, timesteps)),
         input: Some(InputSpec {
             name: net.input.name.clone(),
             shape: net.input.ir_shape.clone(),

@@ -6,7 +6,7 @@
 
 use crate::memory::MemoryUse;
 use crate::spec::ChipSpec;
-use nmc_ir::{Graph, Layer, NodeId, Op, PoolKind, Reset, Synapse};
+use nmc_ir::{Graph, Layer, NodeId, NodeRef, Op, PoolKind, Reset, Synapse};
 use std::fmt;
 
 /// Where a layer's input events come from.
@@ -124,7 +124,7 @@ pub struct Problem {
     /// Limit or unsupported.
     pub kind: ProblemKind,
     /// The layer (`%3 ("/conv1/Conv")`), when the problem is about one.
-    pub layer: Option<String>,
+    pub layer: Option<NodeRef>,
     /// What is wrong, with the limit and its source.
     pub message: String,
 }
@@ -150,14 +150,6 @@ impl Problems {
     }
 }
 
-/// Describes a node for messages: `%3 ("/conv1/Conv")`.
-pub fn describe(g: &Graph, id: NodeId) -> String {
-    match g.nodes.get(id.index()).and_then(|n| n.name.as_ref()) {
-        Some(n) => format!("{id} (\"{n}\")"),
-        None => id.to_string(),
-    }
-}
-
 struct Cx<'g> {
     g: &'g Graph,
     spec: &'g ChipSpec,
@@ -166,7 +158,7 @@ struct Cx<'g> {
 
 impl Cx<'_> {
     fn push(&mut self, kind: ProblemKind, at: Option<NodeId>, message: String) {
-        let layer = at.map(|id| describe(self.g, id));
+        let layer = at.map(|id| self.g.node_ref(id));
         self.problems.push(Problem {
             kind,
             layer,
@@ -390,7 +382,7 @@ pub fn extract(g: &Graph, spec: &ChipSpec) -> Result<Network, Problems> {
         let names: Vec<String> = input
             .consumers
             .iter()
-            .map(|&i| describe(g, layers[i].node))
+            .map(|&i| g.node_ref(layers[i].node).to_string())
             .collect();
         cx.push(
             ProblemKind::Limit,
@@ -407,7 +399,7 @@ pub fn extract(g: &Graph, spec: &ChipSpec) -> Result<Network, Problems> {
             let names: Vec<String> = l
                 .consumers
                 .iter()
-                .map(|&i| describe(g, layers[i].node))
+                .map(|&i| g.node_ref(layers[i].node).to_string())
                 .collect();
             cx.limit(
                 l.node,

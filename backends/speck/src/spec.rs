@@ -41,63 +41,33 @@ pub const CORES: [CoreSpec; 9] = {
     ]
 };
 
-pub use nmc_ir::Cost;
+pub use nmc_backend::Cost;
 
-/// Throughput and energy constants of a core. A core handles its input events one at a time:
-/// per event it reads the kernel entries the event reaches and updates those neurons' states
-/// (one synaptic operation each); per timestep it also runs the neuron update (threshold, reset,
-/// clamp) of every neuron that received input or leaks. Its time per timestep is
-/// `events·t_event + syn_ops·t_syn + neuron_updates·t_neuron`; the nine cores work in parallel,
-/// so a timestep takes as long as its slowest core, plus one `t_hop` per layer of pipeline depth
-/// for the first events to travel through.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CostModel {
-    /// Time to accept and decode one input event.
-    pub t_event: Cost,
-    /// Time per synaptic operation (one kernel entry applied to one event).
-    pub t_syn: Cost,
-    /// Time per neuron update (threshold, reset, clamp, spike generation).
-    pub t_neuron: Cost,
-    /// Latency of one event from a core's output to the next core's input.
-    pub t_hop: Cost,
-    /// Energy per synaptic operation.
-    pub e_syn: Cost,
-    /// Energy per neuron update.
-    pub e_neuron: Cost,
-    /// Energy per event routed between cores (or from the sensor).
-    pub e_event: Cost,
-    /// Static power of the chip while it runs.
-    pub p_static: Cost,
-}
-
-impl CostModel {
-    /// All constants with their names, in a fixed order.
-    pub fn entries(&self) -> [(&'static str, Cost); 8] {
-        [
-            ("t_event", self.t_event),
-            ("t_syn", self.t_syn),
-            ("t_neuron", self.t_neuron),
-            ("t_hop", self.t_hop),
-            ("e_syn", self.e_syn),
-            ("e_neuron", self.e_neuron),
-            ("e_event", self.e_event),
-            ("p_static", self.p_static),
-        ]
-    }
-
-    /// Mutable access to a constant by name (for user override files); `None` for unknown names.
-    pub fn get_mut(&mut self, name: &str) -> Option<&mut Cost> {
-        Some(match name {
-            "t_event" => &mut self.t_event,
-            "t_syn" => &mut self.t_syn,
-            "t_neuron" => &mut self.t_neuron,
-            "t_hop" => &mut self.t_hop,
-            "e_syn" => &mut self.e_syn,
-            "e_neuron" => &mut self.e_neuron,
-            "e_event" => &mut self.e_event,
-            "p_static" => &mut self.p_static,
-            _ => return None,
-        })
+nmc_backend::cost_table! {
+    /// Throughput and energy constants of a core. A core handles its input events one at a time:
+    /// per event it reads the kernel entries the event reaches and updates those neurons' states
+    /// (one synaptic operation each); per timestep it also runs the neuron update (threshold, reset,
+    /// clamp) of every neuron that received input or leaks. Its time per timestep is
+    /// `events·t_event + syn_ops·t_syn + neuron_updates·t_neuron`; the nine cores work in parallel,
+    /// so a timestep takes as long as its slowest core, plus one `t_hop` per layer of pipeline depth
+    /// for the first events to travel through.
+    pub struct CostModel {
+        /// Time to accept and decode one input event.
+        t_event,
+        /// Time per synaptic operation (one kernel entry applied to one event).
+        t_syn,
+        /// Time per neuron update (threshold, reset, clamp, spike generation).
+        t_neuron,
+        /// Latency of one event from a core's output to the next core's input.
+        t_hop,
+        /// Energy per synaptic operation.
+        e_syn,
+        /// Energy per neuron update.
+        e_neuron,
+        /// Energy per event routed between cores (or from the sensor).
+        e_event,
+        /// Static power of the chip while it runs.
+        p_static,
     }
 }
 

@@ -8,9 +8,17 @@
 use crate::artifact::{Artifact, ArtifactError, CnnLayerConfig, Destination, MapShape};
 use crate::memory::MemoryUse;
 use crate::spec::{speck, ChipSpec};
+use nmc_backend::check::{numel, out_extent};
+use nmc_backend::corrupt;
 
-fn corrupt(msg: String) -> ArtifactError {
-    ArtifactError::Corrupt(msg)
+/// Values of a per-sample shape of the model (a scalar, rank 0, is one value), `None` when it is
+/// not a valid shape.
+fn values(shape: &[u32]) -> Option<u64> {
+    if shape.is_empty() {
+        Some(1)
+    } else {
+        numel(shape, &[], "shape").ok()
+    }
 }
 
 /// Where each used core's input comes from: `None` = the network input.
@@ -68,19 +76,18 @@ pub fn validate(a: &Artifact) -> Result<Sources, ArtifactError> {
             spec.cores.len()
         )));
     }
-    let input = a
-        .input
-        .as_ref()
-        .ok_or_else(|| corrupt("no input spec".into()))?;
-    let in_map = map(input.map.as_ref(), "input", 1 << 20, 1 << 12)?;
-    let ir_numel = input
-        .shape
-        .iter()
-        .try_fold(1u64, |n, d| (*d > 0).then(|| n * u64::from(*d)))
-        .filter(|_| input.shape.len() <= 8)
-        .ok_or_else(|| corrupt(format!("input shape {:?}", input.shape)))?;
+    let input = a.input.as_ref().ok_or_else(|| corrupt("no input spec"))?;
+    // The input map is some core's input map (checked below), so the cores' limits bound it.
+    let in_map = map(
+        input.map.as_ref(),
+        "input",
+        spec.max_channels,
+        spec.max_input,
+    )?;
+    let ir_numel =
+        values(&input.shape).ok_or_else(|| corrupt(format!("input shape {:?}", input.shape)))?;
     if ir_numel != in_map.iter().map(|d| u64::from(*d)).product::<u64>() {
-        return Err(corrupt("input shape and map disagree".into()));
+        return Err(corrupt("input shape and map disagree"));
     }
     if input.levels < 1 || !(input.scale.is_finite() && input.scale > 0.0) {
         return Err(corrupt(format!(
@@ -91,7 +98,7 @@ pub fn validate(a: &Artifact) -> Result<Sources, ArtifactError> {
     let dvs = a
         .dvs_layer
         .as_ref()
-        .ok_or_else(|| corrupt("no dvs layer".into()))?;
+        .ok_or_else(|| corrupt("no dvs layer"))?;
     if dvs.destinations.is_empty() || dvs.destinations.len() > spec.max_destinations as usize {
         return Err(corrupt(format!(
             "the input has {} destinations (1..={})",
@@ -113,7 +120,7 @@ pub fn validate(a: &Artifact) -> Result<Sources, ArtifactError> {
     for d in &dvs.destinations {
         check_dest(d, "dvs layer", &spec, a)?;
         if d.pooling != 1 {
-            return Err(corrupt("dvs layer: input pooling must be 1".into()));
+            return Err(corrupt("dvs layer: input pooling must be 1"));
         }
         feeds(d.layer, None, "dvs layer")?;
     }
@@ -186,10 +193,7 @@ pub fn validate(a: &Artifact) -> Result<Sources, ArtifactError> {
             return Err(corrupt(format!("core {i}: destinations form a cycle")));
         }
     }
-    let o = a
-        .output
-        .as_ref()
-        .ok_or_else(|| corrupt("no output spec".into()))?;
+    let o = a.output.as_ref().ok_or_else(|| corrupt("no output spec"))?;
     let ol = a
         .cnn_layers
         .get(o.layer as usize)
@@ -199,12 +203,8 @@ pub fn validate(a: &Artifact) -> Result<Sources, ArtifactError> {
         return Err(corrupt(format!("output pooling {}", o.pooling)));
     }
     let out = out_map(ol, Some(o.pooling));
-    let numel: u64 = out.iter().map(|d| u64::from(*d)).product();
-    let ir: Option<u64> = o
-        .shape
-        .iter()
-        .try_fold(1u64, |n, d| (*d > 0).then(|| n * u64::from(*d)));
-    if o.shape.len() > 8 || ir != Some(numel) || numel == 0 {
+    let events: u64 = out.iter().map(|d| u64::from(*d)).product();
+    if events == 0 || values(&o.shape) != Some(events) {
         return Err(corrupt(format!(
             "output shape {:?} does not hold core {}'s {out:?} events",
             o.shape, o.layer
@@ -257,10 +257,7 @@ fn check_layer(i: usize, l: &CnnLayerConfig, spec: &ChipSpec) -> Result<(), Arti
     if pad.x > spec.max_padding || pad.y > spec.max_padding {
         return Err(corrupt(format!("{what}: padding ({}, {})", pad.x, pad.y)));
     }
-    let extent = |n: u32, p: u32, s: u32| -> Option<u32> {
-        let padded = n + 2 * p;
-        (padded >= k).then(|| (padded - k) / s + 1)
-    };
+    let extent = |n: u32, p: u32, s: u32| out_extent(n, k, s, 1, p, p);
     if extent(h, pad.y, stride.y) != Some(oh) || extent(w, pad.x, stride.x) != Some(ow) {
         return Err(corrupt(format!(
             "{what}: a {k}×{k} kernel over {h}×{w} does not give {oh}×{ow}"

@@ -5,6 +5,7 @@ use crate::driver::{self, Options};
 use crate::fsutil::write_atomic;
 use crate::npy;
 use crate::target::{ChipParams, LoadedArtifact, Target};
+use crate::Emit;
 use crate::Error;
 use std::path::{Path, PathBuf};
 
@@ -132,41 +133,41 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 }
 
 /// One `--emit` request.
-struct Emit {
-    kind: String,
+struct EmitRequest {
+    kind: Emit,
     path: Option<PathBuf>,
 }
 
-fn parse_emit(items: &[String]) -> Result<Vec<Emit>, Error> {
-    const KINDS: [&str; 7] = [
-        "ir",
-        "opt-ir",
-        "partitioned-ir",
-        "artifact",
-        "listing",
-        "report",
-        "dep-info",
-    ];
+fn parse_emit(items: &[String]) -> Result<Vec<EmitRequest>, Error> {
     items
         .iter()
         .filter(|s| !s.is_empty())
         .map(|s| {
-            let (kind, path) = match s.split_once('=') {
-                Some((k, p)) => (k.to_string(), Some(PathBuf::from(p))),
-                None => (s.clone(), None),
+            let (name, path) = match s.split_once('=') {
+                Some((k, p)) => (k, Some(PathBuf::from(p))),
+                None => (s.as_str(), None),
             };
-            if !KINDS.contains(&kind.as_str()) {
-                return Err(Error::Usage(format!(
-                    "unknown --emit kind `{kind}` (expected one of {})",
-                    KINDS.join(", ")
-                )));
-            }
-            if kind == "dep-info" && path.is_none() {
+            let kind = Emit::parse(name).ok_or_else(|| {
+                Error::Usage(format!(
+                    "unknown --emit kind `{name}` (expected one of {})",
+                    Emit::all()
+                        .iter()
+                        .map(|e| e.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+            if kind == Emit::DepInfo && path.is_none() {
                 return Err(Error::Usage(
                     "--emit dep-info needs a file: dep-info=FILE".into(),
                 ));
             }
-            Ok(Emit { kind, path })
+            if kind == Emit::Artifact && path.is_none() {
+                return Err(Error::Usage(
+                    "--emit artifact needs a file: artifact=FILE (or use -o)".into(),
+                ));
+            }
+            Ok(EmitRequest { kind, path })
         })
         .collect()
 }
@@ -188,28 +189,11 @@ fn compile(
     });
     write_file(&out, &compiled.artifact)?;
     for e in &emits {
-        let text = match e.kind.as_str() {
-            "ir" => nmc_ir::print(&compiled.imported),
-            "opt-ir" => nmc_ir::print(&compiled.quantized),
-            "partitioned-ir" => driver::print_partitioned(&compiled.quantized, &compiled.mapping),
-            "listing" => compiled.listing(),
-            "report" => report_text(&compiled.report),
-            "dep-info" => driver::dep_info(&out, &compiled.files),
-            "artifact" => {
-                if let Some(p) = &e.path {
-                    write_file(p, &compiled.artifact)?;
-                } else {
-                    return Err(Error::Usage(
-                        "--emit artifact needs a file: artifact=FILE (or use -o)".into(),
-                    ));
-                }
-                continue;
-            }
-            _ => unreachable!("validated"),
-        };
-        match &e.path {
-            Some(p) => write_file(p, text.as_bytes())?,
-            None => print!("{text}"),
+        match (compiled.dump(e.kind, &out), &e.path) {
+            (Some(text), Some(p)) => write_file(p, text.as_bytes())?,
+            (Some(text), None) => print!("{text}"),
+            (None, Some(p)) => write_file(p, &compiled.artifact)?,
+            (None, None) => unreachable!("parse_emit requires a file for the artifact"),
         }
     }
     eprintln!(
@@ -263,27 +247,6 @@ fn search_text(s: &driver::SearchSummary) -> String {
     text
 }
 
-fn report_text(r: &driver::CompileReport) -> String {
-    let mut s = format!(
-        "target: {}\nranges: {}\ncores used: {}\nlayers:\n",
-        r.target, r.ranges_from, r.cores_used
-    );
-    for l in &r.layers {
-        s.push_str(&format!(
-            "  {:<32} shape {:?} synapses {} cores {:?}\n",
-            l.name, l.shape, l.synapses, l.cores
-        ));
-    }
-    if let Some(e) = r.egraph.as_ref().filter(|e| !e.changed) {
-        // A changed graph has the same line among the notes.
-        s.push_str(&format!("{}\n", e.note()));
-    }
-    for n in &r.notes {
-        s.push_str(&format!("note: {n}\n"));
-    }
-    s
-}
-
 fn read_labels(path: &Path) -> Result<Vec<i64>, Error> {
     let a = npy::read(path).map_err(|message| Error::Input { message })?;
     Ok(a.data.iter().map(|v| *v as i64).collect())
@@ -329,21 +292,21 @@ fn run(
         path: artifact.into(),
         source,
     })?;
-    let art = LoadedArtifact::decode(&bytes).map_err(|message| Error::Artifact {
+    let art = LoadedArtifact::decode(&bytes).map_err(|e| Error::Artifact {
         path: artifact.into(),
-        message,
+        message: e.to_string(),
     })?;
     if timesteps == Some(0) {
         return Err(Error::Usage("--timesteps must be at least 1".into()));
     }
     // Unknown constant names are a usage error, before any input is read.
-    art.target().cost_params(params)?;
+    Target::named(art.target())?.cost_params(params)?;
     let result = match npy::read_input(input).map_err(|message| Error::Input { message })? {
         npy::Input::Dense(samples) => art.run_with(&samples, timesteps, params),
         npy::Input::Events(events) => art.run_events_with(&events, timesteps, params),
     }
-    .map_err(|message| Error::Input {
-        message: format!("{}: {message}", input.display()),
+    .map_err(|e| Error::Input {
+        message: format!("{}: {e}", input.display()),
     })?;
     if let Some(p) = output {
         npy::write(p, &result.outputs).map_err(|source| Error::Io {
@@ -445,9 +408,9 @@ fn inspect(file: &Path, format: Format) -> Result<(), Error> {
         source,
     })?;
     if LoadedArtifact::is_artifact(&bytes) {
-        let art = LoadedArtifact::decode(&bytes).map_err(|message| Error::Artifact {
+        let art = LoadedArtifact::decode(&bytes).map_err(|e| Error::Artifact {
             path: file.into(),
-            message,
+            message: e.to_string(),
         })?;
         match format {
             Format::Text => print!("{}", art.listing()),
@@ -484,7 +447,7 @@ pub fn targets(format: Format) -> String {
     match format {
         Format::Text => Target::all()
             .iter()
-            .map(|t| t.describe())
+            .map(|t| t.description())
             .collect::<Vec<_>>()
             .join("\n"),
         Format::Json => {
@@ -496,7 +459,7 @@ pub fn targets(format: Format) -> String {
 }
 
 fn load_params(path: Option<&Path>) -> Result<ChipParams, Error> {
-    path.map(ChipParams::load)
+    path.map(crate::target::load_chip_params)
         .transpose()
         .map(Option::unwrap_or_default)
 }

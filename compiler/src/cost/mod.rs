@@ -17,73 +17,10 @@
 //! non-zero, measured by the reference interpreter on calibration inputs). Targets supply the
 //! loads (`cost/<target>.rs`); evaluation, advice and the plot are shared.
 
-mod loihi2;
-mod profile;
 mod svg;
 
-pub use loihi2::loihi2_loads;
-pub use profile::ActivityProfile;
+pub use nmc_backend::{ActivityProfile, Bound, Constants, CoreLoad, Loads};
 pub use svg::floorline_svg;
-
-/// Estimated work of one core in one timestep.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
-pub struct CoreLoad {
-    /// Logical core id.
-    pub id: u32,
-    /// Chip.
-    pub chip: u32,
-    /// Mesh column.
-    pub x: u32,
-    /// Mesh row.
-    pub y: u32,
-    /// The layer (population) whose slice the core holds.
-    pub layer: String,
-    /// Synaptic operations.
-    #[serde(rename = "S")]
-    pub s: f64,
-    /// Synaptic-memory words read.
-    #[serde(rename = "R")]
-    pub r: f64,
-    /// Neuron updates.
-    #[serde(rename = "D")]
-    pub d: f64,
-    /// Messages in and out (the larger: they fall in different timesteps of the pipeline).
-    #[serde(rename = "M")]
-    pub m: f64,
-    /// Messages into the core.
-    pub m_in: f64,
-    /// Messages out of the core.
-    pub m_out: f64,
-}
-
-/// The constants of the model (times in ns, energies in pJ, power in mW).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Constants {
-    /// Time per synaptic operation.
-    pub a_syn: f64,
-    /// Time per synaptic-memory word.
-    pub a_mem: f64,
-    /// Time per neuron update.
-    pub a_neu: f64,
-    /// Time per message in or out of a core.
-    pub a_msg: f64,
-    /// Barrier at the end of a timestep.
-    pub b_sync: f64,
-    /// Energy per synaptic operation.
-    pub e_syn: f64,
-    /// Energy per memory word.
-    pub e_mem: f64,
-    /// Energy per neuron update.
-    pub e_neu: f64,
-    /// Energy per message.
-    pub e_msg: f64,
-    /// Energy per link traversal.
-    pub e_hop: f64,
-    /// Static power per chip.
-    pub p_static: f64,
-}
-
-pub use nmc_ir::Bound;
 
 /// Modelled time of each term for one core (ns).
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -163,18 +100,19 @@ pub struct LayerCost {
     pub cores: usize,
 }
 
-/// Evaluates the model on loads. `link_ns` is the slowest link's time per step, `hops` the
-/// expected link traversals of one inference, `chips` the chips powered.
-pub fn evaluate(
-    target: &str,
-    loads: Vec<CoreLoad>,
-    link_ns: f64,
-    hops: f64,
-    timesteps: u32,
-    chips: u32,
-    k: &Constants,
-    activity: &str,
-) -> Analysis {
+/// Evaluates the model on a backend's loads (per-core loads, the slowest link's time per step,
+/// the expected link traversals of one inference, the chips powered and the constants).
+pub fn evaluate(target: &str, loads: Loads) -> Analysis {
+    let Loads {
+        cores: loads,
+        link_ns,
+        hops,
+        timesteps,
+        chips,
+        constants,
+        activity,
+    } = loads;
+    let k = &constants;
     let cores: Vec<CoreCost> = loads
         .into_iter()
         .map(|l| {
@@ -243,7 +181,7 @@ pub fn evaluate(
         timesteps,
         bottleneck_core: bottleneck,
         link_ns,
-        activity: activity.into(),
+        activity,
         cores,
         advice: Vec::new(),
     };

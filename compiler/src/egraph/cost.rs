@@ -8,7 +8,7 @@
 //! then the node count (tie-breaker, so that a free reshape or identity still loses). All three
 //! are integers and never decrease from a child to its parent (monotone, as egg requires).
 //!
-//! The cost also knows what the target runs ([`CostTarget`], plain flags: this module knows no
+//! The cost also knows what the target runs ([`NativeOps`], plain flags: this module knows no
 //! backend). A population whose pooling the target does not have, or a concatenation on a target
 //! without one, costs a large but finite [`UNSUPPORTED`] more in time and energy, so extraction picks an equivalent supported form when
 //! a rule made one (an average pool as a sum pool for Speck) and still compares graphs that keep
@@ -16,44 +16,8 @@
 
 use super::lang::{Nmc, Table};
 use egg::{CostFunction, Id, Language, Symbol};
+use nmc_backend::NativeOps;
 use nmc_ir::{ConstPool, Op, Synapse};
-
-/// The pooling a target runs natively (what its quantiser accepts after an activation).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct CostTarget {
-    /// Average pooling (the divisor in hardware or folded by the quantiser).
-    pub avg_pool: bool,
-    /// Sum pooling.
-    pub sum_pool: bool,
-    /// Concatenation along channels (Loihi 2 lowers it as a view; Speck and the AKD1000 have
-    /// none: a core or NP reads one input map).
-    pub concat: bool,
-}
-
-impl CostTarget {
-    /// No constraint: every pooling is native (unit tests, target-independent runs).
-    pub const ANY: CostTarget = CostTarget {
-        avg_pool: true,
-        sum_pool: true,
-        concat: true,
-    };
-
-    /// Whether the target runs this pooling (max pooling is never penalised here: the targets
-    /// without it reject it in their quantiser, and no rule makes or removes one).
-    pub fn has_pool(&self, kind: nmc_ir::PoolKind) -> bool {
-        match kind {
-            nmc_ir::PoolKind::Avg => self.avg_pool,
-            nmc_ir::PoolKind::Sum => self.sum_pool,
-            nmc_ir::PoolKind::Max => true,
-        }
-    }
-}
-
-impl Default for CostTarget {
-    fn default() -> Self {
-        CostTarget::ANY
-    }
-}
 
 /// Penalty (time and energy) of a population the target cannot run as is: larger than any real
 /// network's synaptic operations, small enough that sums over many layers never saturate.
@@ -83,7 +47,7 @@ pub struct FloorlineCost<'a> {
     /// Child id ⇒ its attribute symbol.
     pub leaf: Box<dyn Fn(Id) -> Option<Symbol> + 'a>,
     /// What the target runs natively.
-    pub target: CostTarget,
+    pub target: NativeOps,
     /// Time at or below which every subtree counts the same (0: none). The pass extracts twice:
     /// first the smallest bottleneck `T`, then again with `floor = T`, so that populations off
     /// the critical path are chosen for energy (egg extracts class by class and cannot see that

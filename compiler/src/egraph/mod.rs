@@ -13,9 +13,10 @@ pub mod rules;
 
 use crate::passes::PassError;
 use analysis::TypeAnalysis;
-use cost::{CostTarget, FloorlineCost};
+use cost::FloorlineCost;
 use egg::{EGraph, Extractor, RecExpr, Runner};
 use lang::{Nmc, Table};
+use nmc_backend::NativeOps;
 use nmc_ir::Graph;
 
 const PASS: &str = "egraph";
@@ -84,19 +85,19 @@ fn triple(c: cost::Cost) -> (u64, u64, u64) {
     (c.time, c.energy, c.nodes)
 }
 
-/// Runs the pass with the given rules, for no target in particular ([`CostTarget::ANY`]).
+/// Runs the pass with the given rules, for no target in particular ([`NativeOps::ANY`]).
 pub fn optimize_with(
     graph: &Graph,
     rules: &[egg::Rewrite<Nmc, TypeAnalysis>],
 ) -> Result<(Graph, EgraphReport), PassError> {
-    optimize_for(graph, rules, CostTarget::ANY)
+    optimize_for(graph, rules, NativeOps::ANY)
 }
 
 /// Runs the pass with the given rules; extraction prefers what `target` runs natively.
 pub fn optimize_for(
     graph: &Graph,
     rules: &[egg::Rewrite<Nmc, TypeAnalysis>],
-    target: CostTarget,
+    target: NativeOps,
 ) -> Result<(Graph, EgraphReport), PassError> {
     let mut table = Table::default();
     let start = convert::to_expr(graph, &mut table).map_err(err)?;
@@ -155,7 +156,7 @@ fn expr_cost(
     expr: &RecExpr<Nmc>,
     table: &Table,
     consts: &nmc_ir::ConstPool,
-    target: CostTarget,
+    target: NativeOps,
 ) -> cost::Cost {
     let mut cf = FloorlineCost {
         table,
@@ -174,7 +175,7 @@ fn expr_cost(
 /// cheapest form (energy, nodes) among those whose every population stays within `T`. Ties: the
 /// cost is lexicographic and egg (feature `deterministic`) keeps class and node order fixed, so
 /// equal-cost choices resolve the same way every run.
-fn extract(eg: &EGraph<Nmc, TypeAnalysis>, root: egg::Id, target: CostTarget) -> RecExpr<Nmc> {
+fn extract(eg: &EGraph<Nmc, TypeAnalysis>, root: egg::Id, target: NativeOps) -> RecExpr<Nmc> {
     let cf = |floor: u64| FloorlineCost {
         table: &eg.analysis.table,
         consts: &eg.analysis.consts,
@@ -197,7 +198,7 @@ pub fn check_rewrite(
     rules: &[egg::Rewrite<Nmc, TypeAnalysis>],
     expected: &str,
 ) -> Result<(), String> {
-    check_rewrite_for(table, consts, start, rules, expected, CostTarget::ANY)
+    check_rewrite_for(table, consts, start, rules, expected, NativeOps::ANY)
 }
 
 /// [`check_rewrite`] with the extraction cost of a target.
@@ -207,7 +208,7 @@ pub fn check_rewrite_for(
     start: &str,
     rules: &[egg::Rewrite<Nmc, TypeAnalysis>],
     expected: &str,
-    target: CostTarget,
+    target: NativeOps,
 ) -> Result<(), String> {
     let start: RecExpr<Nmc> = start.parse().map_err(|e| format!("{e}"))?;
     let expected: RecExpr<Nmc> = expected.parse().map_err(|e| format!("{e}"))?;

@@ -463,7 +463,7 @@ fn egraph_conv1x1_on_vector_start_goal() {
 }
 
 /// Extraction cost of a chip that pools by summing only (Speck).
-const SUM_ONLY: cost::CostTarget = cost::CostTarget {
+const SUM_ONLY: NativeOps = NativeOps {
     avg_pool: false,
     sum_pool: true,
     concat: true,
@@ -722,9 +722,9 @@ fn random_pooled_graph(seed: u64) -> Graph {
 #[test]
 fn egraph_random_pooled_graphs_keep_semantics_on_every_target() {
     let targets = [
-        cost::CostTarget::ANY,
+        NativeOps::ANY,
         SUM_ONLY,
-        cost::CostTarget {
+        NativeOps {
             avg_pool: true,
             sum_pool: false,
             concat: true,
@@ -1072,9 +1072,9 @@ fn egraph_merge_siblings_start_goal() {
     .unwrap_err();
     assert!(e.starts_with("extracted"), "{e}");
     // A chip without a concatenation takes the merged form even so.
-    let no_concat = cost::CostTarget {
+    let no_concat = NativeOps {
         concat: false,
-        ..cost::CostTarget::ANY
+        ..NativeOps::ANY
     };
     check_rewrite_for(
         table,

@@ -18,17 +18,8 @@
 //!   seeded stream and compared with ties broken by offspring index, so a seed gives one result.
 
 use crate::synth::Rng;
-use nmc_ir::CoreLoc;
+pub use nmc_backend::{Genome, Problem};
 use rayon::prelude::*;
-
-/// A point of the mapping search space.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Genome {
-    /// Extra cores per layer, in topological order.
-    pub extra: Vec<u32>,
-    /// Physical position index of every logical core, layers in order, then the unused pool.
-    pub placement: Vec<usize>,
-}
 
 /// Search limits.
 #[derive(Clone, Debug)]
@@ -57,241 +48,69 @@ impl Default for SearchOptions {
     }
 }
 
-/// The shape of the problem: per layer its greedy core count, how many cores one more unit of
-/// `extra` adds and how many units it can take at most, which positions may hold it, and the
-/// physical positions.
-///
-/// Decoding a genome (see [`Problem::layer_positions`]): layers in order each take the first
-/// positions of `placement` that are still free and allowed for them. When every position is
-/// allowed for every layer (Loihi 2), layer `l` simply takes the next consecutive entries; where
-/// positions differ (AKD1000: NP types; Speck: core memories), the placement is a priority list
-/// and every permutation decodes to a mapping whose units are all of the right kind.
-#[derive(Clone, Debug)]
-pub struct Problem {
-    /// Greedy (minimum) cores per layer.
-    pub min_cores: Vec<u32>,
-    /// Units of `extra` a layer can take on top of its minimum (Loihi 2: channels minus greedy
-    /// cores, as a layer never gets more cores than channels).
-    pub max_extra: Vec<u32>,
-    /// Cores one unit of `extra` adds (empty: 1 for every layer; AKD1000: a convolution's row
-    /// bands, as one more channel group takes one more NP per band).
-    pub step: Vec<u32>,
-    /// `allowed[l][p]`: whether position `p` can hold layer `l` (empty: every position can).
-    pub allowed: Vec<Vec<bool>>,
-    /// Placement of the greedy genome (empty: positions in id order).
-    pub base: Vec<usize>,
-    /// Every physical core position, indexed by position id.
-    pub positions: Vec<CoreLoc>,
-}
-
 /// Tries a mutation makes before giving up on producing a decodable child.
 const MUTATION_TRIES: usize = 16;
 
-impl Problem {
-    /// A problem in which every position can hold every layer and one extra is one core.
-    pub fn uniform(min_cores: Vec<u32>, channels: Vec<u32>, positions: Vec<CoreLoc>) -> Self {
-        let max_extra = min_cores
-            .iter()
-            .zip(&channels)
-            .map(|(&m, &c)| c.max(1).saturating_sub(m))
-            .collect();
-        Problem {
-            min_cores,
-            max_extra,
-            step: Vec::new(),
-            allowed: Vec::new(),
-            base: Vec::new(),
-            positions,
+fn mutate_partition(p: &Problem, g: &Genome, rng: &mut Rng) -> Genome {
+    let mut extra = g.extra.clone();
+    let mut free = p.positions.len().saturating_sub(p.used(g)) as i64;
+    for l in 0..extra.len() {
+        if rng.unit() >= 0.3 {
+            continue;
         }
-    }
-
-    fn step(&self, l: usize) -> u32 {
-        self.step.get(l).copied().unwrap_or(1).max(1)
-    }
-
-    /// Cores layer `l` takes in genome `g`.
-    pub fn cores(&self, g: &Genome, l: usize) -> usize {
-        let e = g.extra[l].min(self.max_extra[l]);
-        (self.min_cores[l] + e * self.step(l)) as usize
-    }
-
-    fn used(&self, g: &Genome) -> usize {
-        (0..self.min_cores.len()).map(|l| self.cores(g, l)).sum()
-    }
-
-    fn allows(&self, l: usize, p: usize) -> bool {
-        self.allowed
-            .get(l)
-            .is_none_or(|a| a.get(p).copied().unwrap_or(false))
-    }
-
-    /// The positions each layer takes (see the type's docs), or `None` when some layer finds
-    /// too few free positions it may use.
-    pub fn layer_positions(&self, g: &Genome) -> Option<Vec<Vec<usize>>> {
-        let mut free = vec![true; self.positions.len()];
-        let mut out = Vec::with_capacity(self.min_cores.len());
-        for l in 0..self.min_cores.len() {
-            let want = self.cores(g, l);
-            let mut mine = Vec::with_capacity(want);
-            for &p in &g.placement {
-                if mine.len() == want {
-                    break;
-                }
-                if *free.get(p)? && self.allows(l, p) {
-                    free[p] = false;
-                    mine.push(p);
-                }
-            }
-            if mine.len() < want {
-                return None;
-            }
-            out.push(mine);
-        }
-        Some(out)
-    }
-
-    /// The greedy genome: no extra cores, the base placement.
-    pub fn greedy(&self) -> Genome {
-        let placement = if self.base.is_empty() {
-            (0..self.positions.len()).collect()
+        let step = 1 + (rng.next_u64() % 2) as i64;
+        let room = i64::from(p.max_extra[l]) - i64::from(extra[l]);
+        let per = i64::from(p.step(l));
+        if rng.unit() < 0.5 {
+            let add = step.min(free / per).min(room.max(0));
+            extra[l] += add as u32;
+            free -= add * per;
         } else {
-            self.base.clone()
-        };
-        Genome {
-            extra: vec![0; self.min_cores.len()],
-            placement,
+            let take = step.min(i64::from(extra[l]));
+            extra[l] -= take as u32;
+            free += take * per;
         }
     }
+    p.repair(g, extra).unwrap_or_else(|| g.clone())
+}
 
-    /// Re-derives the placement after core counts changed from `old` to `new_extra`: each layer
-    /// keeps its cores; surplus returns to the pool; missing cores come from the pool, the
-    /// allowed ones nearest (Manhattan distance on the mesh, chips side by side) to the layer's
-    /// first core. A layer that finds too few keeps what it can get (its extra shrinks).
-    fn repair(&self, old: &Genome, new_extra: Vec<u32>) -> Option<Genome> {
-        let layers = self.min_cores.len();
-        let mut per_layer = self.layer_positions(old)?;
-        let mut taken = vec![false; self.positions.len()];
-        per_layer.iter().flatten().for_each(|&p| taken[p] = true);
-        let mut pool: Vec<usize> = old
-            .placement
-            .iter()
-            .copied()
-            .filter(|&p| !taken[p])
-            .collect();
-        let mut target = Genome {
-            extra: new_extra,
-            placement: Vec::new(),
-        };
-        for l in 0..layers {
-            let want = self.cores(&target, l);
-            while per_layer[l].len() > want {
-                pool.push(per_layer[l].pop().expect("non-empty"));
-            }
+fn mutate_placement(p: &Problem, g: &Genome, rng: &mut Rng) -> Genome {
+    for _ in 0..MUTATION_TRIES {
+        let child = mutate_placement_once(p, g, rng);
+        if p.allowed.is_empty() || p.layer_positions(&child).is_some() {
+            return child;
         }
-        let dist = |a: CoreLoc, b: CoreLoc| -> u64 {
-            let (ax, bx) = (
-                u64::from(a.chip) * 1000 + u64::from(a.x),
-                u64::from(b.chip) * 1000 + u64::from(b.x),
-            );
-            ax.abs_diff(bx) + u64::from(a.y.abs_diff(b.y))
-        };
-        for l in 0..layers {
-            let want = self.cores(&target, l);
-            while per_layer[l].len() < want {
-                let anchor = per_layer[l].first().map(|&p| self.positions[p]);
-                let pick = (0..pool.len())
-                    .filter(|&i| self.allows(l, pool[i]))
-                    .min_by_key(|&i| {
-                        let d = anchor.map_or(0, |a| dist(a, self.positions[pool[i]]));
-                        (d, pool[i])
-                    });
-                match pick {
-                    Some(i) => per_layer[l].push(pool.swap_remove(i)),
-                    None => break,
-                }
-            }
-            // Keep the genome honest about what the layer got.
-            let got = per_layer[l].len() as u32;
-            let step = self.step(l);
-            if got < want as u32 {
-                let units = got.saturating_sub(self.min_cores[l]) / step;
-                target.extra[l] = units;
-                while per_layer[l].len() as u32 > self.min_cores[l] + units * step {
-                    pool.push(per_layer[l].pop().expect("non-empty"));
-                }
-            }
-        }
-        let mut placement: Vec<usize> = per_layer.into_iter().flatten().collect();
-        pool.sort_unstable();
-        placement.extend(pool);
-        let g = Genome {
-            extra: target.extra,
-            placement,
-        };
-        self.layer_positions(&g).map(|_| g)
     }
+    g.clone()
+}
 
-    fn mutate_partition(&self, g: &Genome, rng: &mut Rng) -> Genome {
-        let mut extra = g.extra.clone();
-        let mut free = self.positions.len().saturating_sub(self.used(g)) as i64;
-        for l in 0..extra.len() {
-            if rng.unit() >= 0.3 {
-                continue;
-            }
-            let step = 1 + (rng.next_u64() % 2) as i64;
-            let room = i64::from(self.max_extra[l]) - i64::from(extra[l]);
-            let per = i64::from(self.step(l));
-            if rng.unit() < 0.5 {
-                let add = step.min(free / per).min(room.max(0));
-                extra[l] += add as u32;
-                free -= add * per;
-            } else {
-                let take = step.min(i64::from(extra[l]));
-                extra[l] -= take as u32;
-                free += take * per;
-            }
-        }
-        self.repair(g, extra).unwrap_or_else(|| g.clone())
+fn mutate_placement_once(problem: &Problem, g: &Genome, rng: &mut Rng) -> Genome {
+    let mut p = g.placement.clone();
+    let n = p.len();
+    if n < 2 {
+        return g.clone();
     }
-
-    fn mutate_placement(&self, g: &Genome, rng: &mut Rng) -> Genome {
-        for _ in 0..MUTATION_TRIES {
-            let child = self.mutate_placement_once(g, rng);
-            if self.allowed.is_empty() || self.layer_positions(&child).is_some() {
-                return child;
+    let used = problem.used(g).max(2).min(n);
+    let k = ((0.3 * used as f64).ceil() as usize).clamp(2, n);
+    let start = (rng.next_u64() % (n - k + 1) as u64) as usize;
+    match rng.next_u64() % 3 {
+        0 => {
+            // Swap a used core with any position (possibly an unused one).
+            let a = (rng.next_u64() % used as u64) as usize;
+            let b = (rng.next_u64() % n as u64) as usize;
+            p.swap(a, b);
+        }
+        1 => p[start..start + k].reverse(),
+        _ => {
+            for i in (1..k).rev() {
+                let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+                p.swap(start + i, start + j);
             }
         }
-        g.clone()
     }
-
-    fn mutate_placement_once(&self, g: &Genome, rng: &mut Rng) -> Genome {
-        let mut p = g.placement.clone();
-        let n = p.len();
-        if n < 2 {
-            return g.clone();
-        }
-        let used = self.used(g).max(2).min(n);
-        let k = ((0.3 * used as f64).ceil() as usize).clamp(2, n);
-        let start = (rng.next_u64() % (n - k + 1) as u64) as usize;
-        match rng.next_u64() % 3 {
-            0 => {
-                // Swap a used core with any position (possibly an unused one).
-                let a = (rng.next_u64() % used as u64) as usize;
-                let b = (rng.next_u64() % n as u64) as usize;
-                p.swap(a, b);
-            }
-            1 => p[start..start + k].reverse(),
-            _ => {
-                for i in (1..k).rev() {
-                    let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-                    p.swap(start + i, start + j);
-                }
-            }
-        }
-        Genome {
-            extra: g.extra.clone(),
-            placement: p,
-        }
+    Genome {
+        extra: g.extra.clone(),
+        placement: p,
     }
 }
 
@@ -363,7 +182,7 @@ pub fn evolve(
     };
     while evals + lambda_part.max(opts.lambda_place.max(1)) <= opts.evals {
         let kids: Vec<Genome> = (0..lambda_part)
-            .map(|_| problem.mutate_partition(&best, &mut rng))
+            .map(|_| mutate_partition(problem, &best, &mut rng))
             .collect();
         evals += kids.len();
         if let Some((i, f)) = pick(&kids, &best, best_fit) {
@@ -376,7 +195,7 @@ pub fn evolve(
             break;
         }
         let kids: Vec<Genome> = (0..opts.lambda_place.max(1))
-            .map(|_| problem.mutate_placement(&best, &mut rng))
+            .map(|_| mutate_placement(problem, &best, &mut rng))
             .collect();
         evals += kids.len();
         if let Some((i, f)) = pick(&kids, &best, best_fit) {

@@ -10,7 +10,7 @@ pub(crate) use describe_node as describe;
 
 pub use canonicalize::canonicalize;
 pub use quantize::{quantize, Calibration, QuantOptions, QuantReport};
-pub use quantize_akida::{quantize_akida, AkidaQuantOptions};
+pub use quantize_akida::quantize_akida;
 pub use quantize_rate::{quantize_rate, RateOptions};
 
 /// A pass failed on a node.
@@ -25,10 +25,7 @@ pub struct PassError {
     pub message: String,
 }
 
-/// Describes a node for messages: `%3 ("/fc1/Gemm")`.
+/// Describes a node for messages: `%3 ("/fc1/Gemm")` ([`nmc_ir::NodeRef`]).
 pub fn describe_node(graph: &nmc_ir::Graph, id: nmc_ir::NodeId) -> String {
-    match &graph.node(id).name {
-        Some(n) => format!("{id} (\"{n}\")"),
-        None => id.to_string(),
-    }
+    graph.node_ref(id).to_string()
 }

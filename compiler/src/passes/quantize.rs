@@ -18,9 +18,10 @@
 //! argmax, and `eval` still runs it.
 
 use super::{describe, PassError};
+use nmc_backend::QuantSpec;
 use nmc_ir::{
     Constant, Graph, Interpreter, Layer, LayerQuant, Neuron, NodeId, Op, Output, PoolKind,
-    QuantParams, QuantSpec, Synapse, Value,
+    QuantParams, Synapse, Value,
 };
 use std::collections::{BTreeMap, BTreeSet};
 

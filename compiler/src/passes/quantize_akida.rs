@@ -40,6 +40,7 @@
 use super::quantize::{needed_nodes, qdq_hints, Range};
 use super::{describe, PassError, QuantReport};
 use crate::Error;
+use nmc_backend::AkidaWidths;
 use nmc_ir::{
     ActRound, Constant, Graph, Layer, LayerQuant, Neuron, NodeId, Op, Pool, PoolKind, QuantParams,
     Synapse,
@@ -47,27 +48,6 @@ use nmc_ir::{
 use std::collections::{BTreeMap, BTreeSet};
 
 const PASS: &str = "quantize-akida";
-
-/// Widths for Akida 1.0.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AkidaQuantOptions {
-    /// Weight bits of every layer but an InputConv2D (1, 2, 4; the vendor recommends 4).
-    pub weight_bits: u32,
-    /// Weight bits of an InputConv2D (8, QuantizeML's `input_weight_bits` default).
-    pub input_weight_bits: u32,
-    /// Activation bits (1, 2, 4; the vendor recommends 4).
-    pub act_bits: u32,
-}
-
-impl Default for AkidaQuantOptions {
-    fn default() -> Self {
-        AkidaQuantOptions {
-            weight_bits: 4,
-            input_weight_bits: 8,
-            act_bits: 4,
-        }
-    }
-}
 
 /// Largest step (cnn2snn `ACT_STEP_HW_LIMIT`, 16 bits).
 const STEP_MAX: i64 = (1 << 16) - 1;
@@ -177,7 +157,7 @@ fn gap_fusions(graph: &Graph) -> BTreeMap<NodeId, GapFusion> {
 pub fn quantize_akida(
     graph: &Graph,
     calibration: &[Vec<Vec<f32>>],
-    opts: &AkidaQuantOptions,
+    opts: &AkidaWidths,
 ) -> Result<(Graph, QuantReport), Error> {
     let mut report = QuantReport::default();
     let perr = |id: NodeId, message: String| {

@@ -31,6 +31,7 @@
 //! approximates the float model's (ReLU'd) output.
 
 use super::{describe, PassError, QuantReport};
+pub use nmc_backend::RateOptions;
 use nmc_ir::{
     Constant, Graph, Layer, LayerQuant, Neuron, NodeId, Op, Output, PoolKind, QuantParams, Reset,
     SpikeQuant, SpikingModel, Synapse,
@@ -38,21 +39,6 @@ use nmc_ir::{
 use std::collections::{BTreeMap, BTreeSet};
 
 const PASS: &str = "quantize-rate";
-
-/// Options of the rate-mode quantisation.
-#[derive(Clone, Debug)]
-pub struct RateOptions {
-    /// Weight bits, sign included (Speck: 8).
-    pub weight_bits: u32,
-    /// Bias bits, sign included (Speck: 8, the weight precision).
-    pub bias_bits: u32,
-    /// State, threshold and lower-bound bits (Speck: 16).
-    pub state_bits: u32,
-    /// Rate-encoder levels of the input.
-    pub input_levels: i32,
-    /// Target name for messages.
-    pub target: &'static str,
-}
 
 /// The IF neuron a ReLU (or a linear readout) becomes: sinabs `from_model` defaults.
 pub const DEFAULT_IF: SpikingModel = SpikingModel::If {

@@ -23,7 +23,7 @@ mod perf;
 
 pub use perf::{Bound, CoreStep, CoreTotals, PerfReport, StepReport};
 
-use crate::artifact::{check_header, Artifact, ArtifactError, SourceKind};
+use crate::artifact::{Artifact, ArtifactError, SourceKind};
 use crate::memory::{FitError, LayerFootprint, SliceUsage};
 use crate::spec::{ChipSpec, CostModel};
 use net::{Consumer, Event, PopRt};
@@ -173,8 +173,10 @@ impl Emulator {
         let header = artifact
             .header
             .as_ref()
-            .ok_or(ArtifactError::NotAnArtifact)?;
-        check_header(header)?;
+            .ok_or(ArtifactError::NotAnArtifact {
+                target: crate::artifact::TARGET,
+            })?;
+        crate::artifact::ENVELOPE.check(header)?;
         crate::validate::validate(artifact)?;
         if header.chips > spec.chips {
             return Err(EmuError::Chips {

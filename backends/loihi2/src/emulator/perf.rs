@@ -6,7 +6,7 @@ use super::noc::LinkLoad;
 use crate::spec::CostModel;
 use nmc_ir::CoreLoc;
 
-pub use nmc_ir::Bound;
+pub use nmc_backend::Bound;
 
 /// What one core did in one timestep.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]

@@ -18,11 +18,14 @@ mod perf;
 
 pub use perf::{Bound, CoreCounters, PerfReport};
 
-use crate::artifact::{check_header, Artifact, ArtifactError};
+use crate::artifact::{Artifact, ArtifactError, ENVELOPE, TARGET};
 use crate::events::Binned;
 use crate::spec::{speck, CostModel};
 use nmc_ir::{LayerQuant, Reset, SpikeQuant};
 use perf::{PerfBuilder, StepCounts};
+
+/// What the emulator reports for an artifact without a header or another required part.
+const NOT_OURS: ArtifactError = ArtifactError::NotAnArtifact { target: TARGET };
 
 /// Why a run cannot happen.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -109,8 +112,8 @@ pub struct Emulator {
 impl Emulator {
     /// Validates and prepares `a`.
     pub fn new(a: &Artifact) -> Result<Self, EmuError> {
-        let h = a.header.as_ref().ok_or(ArtifactError::NotAnArtifact)?;
-        check_header(h)?;
+        let h = a.header.as_ref().ok_or(NOT_OURS)?;
+        ENVELOPE.check(h)?;
         let sources = crate::validate::validate(a)?;
         // Source-before-consumer order of the used cores.
         let mut order: Vec<u32> = Vec::new();
@@ -129,11 +132,11 @@ impl Emulator {
                 }
             }
             if order.len() == before {
-                return Err(ArtifactError::Corrupt("destinations form a cycle".into()).into());
+                return Err(nmc_backend::corrupt("destinations form a cycle").into());
             }
         }
         let index_of = |core: u32| order.iter().position(|&c| c == core).unwrap_or(0);
-        let out = a.output.as_ref().ok_or(ArtifactError::NotAnArtifact)?;
+        let out = a.output.as_ref().ok_or(NOT_OURS)?;
         let mut cores = Vec::with_capacity(order.len());
         for &id in &order {
             let l = &a.cnn_layers[id as usize];
@@ -219,8 +222,8 @@ impl Emulator {
                 step: StepCounts::default(),
             });
         }
-        let input = a.input.as_ref().ok_or(ArtifactError::NotAnArtifact)?;
-        let dvs = a.dvs_layer.as_ref().ok_or(ArtifactError::NotAnArtifact)?;
+        let input = a.input.as_ref().ok_or(NOT_OURS)?;
+        let dvs = a.dvs_layer.as_ref().ok_or(NOT_OURS)?;
         let input_map = input.map.unwrap_or_default().to_chw();
         let out_core = &a.cnn_layers[out.layer as usize];
         let out_map = crate::validate::out_map(out_core, Some(out.pooling));
@@ -237,7 +240,7 @@ impl Emulator {
             out_map,
             cost: speck().cost,
             depth: depth_of[out.layer as usize],
-            default_timesteps: a.header.as_ref().map_or(0, |h| h.timesteps),
+            default_timesteps: a.timesteps().unwrap_or(0),
             cores,
         })
     }

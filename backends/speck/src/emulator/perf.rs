@@ -2,7 +2,7 @@
 
 use crate::spec::CostModel;
 
-pub use nmc_ir::Bound;
+pub use nmc_backend::Bound;
 
 /// Counters of one core, summed over a run.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -1,9 +1,126 @@
-//! Activity profiles: how often each element of each chip-side value differs from its response to
-//! a blank (all-zero) input, per sample. A graded sigma-delta network starts every inference from
-//! that settled state and sends an event only where a value changes, so this is the event
-//! density the cost model needs. (For a ReLU layer without bias it is the non-zero density.)
+//! The floorline vocabulary shared by the cost model and every emulator (docs/papers.md §1.3):
+//! per-core loads `S`, `R`, `D`, `M`, the constants that turn them into time and energy, which
+//! term bounds a core ([`Bound`], one tie rule), and the activity a load is estimated from
+//! ([`ActivityProfile`]). The compiler's cost model evaluates [`Loads`]; each backend produces
+//! them, modelled from an activity profile or measured by its emulator.
 
 use nmc_ir::{Graph, Interpreter, NodeId, Op, Value};
+
+/// Which floorline term limits a core or a workload (papers.md §1.3): the vocabulary the cost
+/// model and every emulator report in. The discriminants are stable (`Bound as usize` indexes
+/// `["memory", "compute", "traffic"]`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bound {
+    /// Synaptic processing (synaptic operations and the weight reads feeding them): the
+    /// floorline's slope, which sparser activity lowers.
+    Memory = 0,
+    /// Neuron updates: the floor that sparser inputs do not lower.
+    #[default]
+    Compute = 1,
+    /// Messages (events) in or out, or a mesh link for the workload.
+    Traffic = 2,
+}
+
+impl Bound {
+    /// "memory", "compute" or "traffic".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bound::Memory => "memory",
+            Bound::Compute => "compute",
+            Bound::Traffic => "traffic",
+        }
+    }
+
+    /// The largest term; ties go to compute, then memory.
+    pub fn of(memory: f64, compute: f64, traffic: f64) -> Bound {
+        if memory > compute && memory >= traffic {
+            Bound::Memory
+        } else if traffic > compute && traffic > memory {
+            Bound::Traffic
+        } else {
+            Bound::Compute
+        }
+    }
+}
+
+/// Estimated work of one core in one timestep.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct CoreLoad {
+    /// Logical core id.
+    pub id: u32,
+    /// Chip.
+    pub chip: u32,
+    /// Mesh column.
+    pub x: u32,
+    /// Mesh row.
+    pub y: u32,
+    /// The layer (population) whose slice the core holds.
+    pub layer: String,
+    /// Synaptic operations.
+    #[serde(rename = "S")]
+    pub s: f64,
+    /// Synaptic-memory words read.
+    #[serde(rename = "R")]
+    pub r: f64,
+    /// Neuron updates.
+    #[serde(rename = "D")]
+    pub d: f64,
+    /// Messages in and out (the larger: they fall in different timesteps of the pipeline).
+    #[serde(rename = "M")]
+    pub m: f64,
+    /// Messages into the core.
+    pub m_in: f64,
+    /// Messages out of the core.
+    pub m_out: f64,
+}
+
+/// The constants of the model (times in ns, energies in pJ, power in mW).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Constants {
+    /// Time per synaptic operation.
+    pub a_syn: f64,
+    /// Time per synaptic-memory word.
+    pub a_mem: f64,
+    /// Time per neuron update.
+    pub a_neu: f64,
+    /// Time per message in or out of a core.
+    pub a_msg: f64,
+    /// Barrier at the end of a timestep.
+    pub b_sync: f64,
+    /// Energy per synaptic operation.
+    pub e_syn: f64,
+    /// Energy per memory word.
+    pub e_mem: f64,
+    /// Energy per neuron update.
+    pub e_neu: f64,
+    /// Energy per message.
+    pub e_msg: f64,
+    /// Energy per link traversal.
+    pub e_hop: f64,
+    /// Static power per chip.
+    pub p_static: f64,
+}
+
+/// Everything the floorline model needs about one mapping: per-core loads per timestep, the
+/// slowest link, expected hops, the timesteps of an inference and the chip's constants.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Loads {
+    /// Per core, per timestep.
+    pub cores: Vec<CoreLoad>,
+    /// The slowest mesh link's time per step (ns).
+    pub link_ns: f64,
+    /// Expected link traversals of one inference.
+    pub hops: f64,
+    /// Timesteps of one inference.
+    pub timesteps: u32,
+    /// Chips powered.
+    pub chips: u32,
+    /// The chip's constants.
+    pub constants: Constants,
+    /// Where the activity came from, for the report.
+    pub activity: String,
+}
 
 /// Event density per element of every graph input (after quantisation) and every layer output.
 #[derive(Clone, Debug, PartialEq)]

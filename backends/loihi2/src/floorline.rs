@@ -5,15 +5,15 @@
 //! of a core updated every timestep, and one message per event per destination core. An event
 //! is a change of a value from its blank-input response (the state every inference starts from).
 
-use super::{ActivityProfile, CoreLoad};
-use nmc_loihi2::artifact::{GroupKind, SourceKind, Weights};
-use nmc_loihi2::emulator::noc::Noc;
-use nmc_loihi2::memory::{dense_group_storage, SynapseStorage, SPARSE_SYNAPSE_BYTES};
-use nmc_loihi2::{Artifact, ChipSpec};
+use crate::artifact::{GroupKind, SourceKind, Weights};
+use crate::emulator::noc::Noc;
+use crate::memory::{dense_group_storage, SynapseStorage, SPARSE_SYNAPSE_BYTES};
+use crate::{Artifact, ChipSpec};
+use nmc_backend::{ActivityProfile, CoreLoad};
 use std::collections::BTreeSet;
 
 /// Per-core loads, the slowest link's time per step (ns) and the expected link traversals.
-pub fn loihi2_loads(
+pub fn modelled_loads(
     a: &Artifact,
     spec: &ChipSpec,
     profile: &ActivityProfile,
@@ -39,7 +39,7 @@ pub fn loihi2_loads(
         };
         match v {
             Some(v) if v.len() == len => v.clone(),
-            _ => vec![super::profile::DEFAULT_DENSITY; len],
+            _ => vec![nmc_backend::floorline::DEFAULT_DENSITY; len],
         }
     };
     let pop_density: Vec<Vec<f64>> = a
@@ -130,7 +130,7 @@ pub fn loihi2_loads(
                 if let Some(di) = core_index(*d) {
                     let msgs = out_events.round() as u64;
                     let (from, to) = (&a.cores[ci], &a.cores[di]);
-                    let loc = |c: &nmc_loihi2::artifact::CoreMsg| nmc_ir::CoreLoc {
+                    let loc = |c: &crate::artifact::CoreMsg| nmc_ir::CoreLoc {
                         chip: c.chip,
                         x: c.x,
                         y: c.y,
@@ -150,7 +150,10 @@ pub fn loihi2_loads(
                 if s.kind == SourceKind::Population as i32 {
                     match pop_density.get(s.index as usize) {
                         Some(v) if v.len() == len => dens.extend_from_slice(v),
-                        _ => dens.extend(std::iter::repeat_n(super::profile::DEFAULT_DENSITY, len)),
+                        _ => dens.extend(std::iter::repeat_n(
+                            nmc_backend::floorline::DEFAULT_DENSITY,
+                            len,
+                        )),
                     }
                 } else {
                     dens.extend(density(s.kind, s.index, len));

@@ -1,0 +1,364 @@
+//! Loihi 2 behind the compiler's contract ([`nmc_backend::Backend`]): its description, graded
+//! quantisation, the generic greedy partitioner over interchangeable cores, lowering, and a
+//! decoded artifact ([`LoadedLoihi2`]) that runs on the emulator and models its floorline loads from an
+//! activity profile.
+
+use crate::{Artifact, ChipSpec, LayerFootprint};
+use nmc_backend::{
+    uniform_space, Activity, ArtifactError, Backend, BackendError, ChipParams, Constants,
+    CoreModel, CorePerf, CostParam, CostTable, LayerSizer, Loads, NativeOps, PerfSummary,
+    Quantization, RunResult, SearchSpace, TargetOptions,
+};
+use nmc_ir::{CoreLoc, Graph, Mapping, NodeId};
+
+/// The Loihi 2 target.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Loihi2;
+
+const NAME: &str = crate::artifact::TARGET;
+
+/// The spec for `chips` chips with cost constants overridden.
+fn spec_with(chips: u32, params: &ChipParams) -> Result<ChipSpec, BackendError> {
+    let mut spec = crate::loihi2().with_chips(chips.max(1));
+    spec.cost
+        .apply(NAME, params)
+        .map_err(|e| BackendError::Usage(e.to_string()))?;
+    Ok(spec)
+}
+
+impl Backend for Loihi2 {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn description(&self) -> String {
+        let s = crate::loihi2();
+        format!(
+            "loihi2  Intel Loihi 2 (graded sigma-delta neurons)\n  cores per chip: {} on a {}x{} mesh\n  \
+             neurons per core: {}\n  synaptic memory per core: {} bytes\n  weights: {}-bit mantissa{}, \
+             shared exponent {}..={}\n  neuron state: {} bits; graded spikes up to {} bits (default {})\n",
+            s.cores_per_chip,
+            s.mesh_width,
+            s.mesh_height,
+            s.max_neurons_per_core,
+            s.synapse_bytes_per_core,
+            s.weight_bits,
+            if s.even_weights { " (effective weights even)" } else { "" },
+            s.weight_exp_range.0,
+            s.weight_exp_range.1,
+            s.state_bits,
+            s.max_act_bits,
+            s.act_bits
+        )
+    }
+
+    fn describe_json(&self) -> serde_json::Value {
+        let s = crate::loihi2();
+        serde_json::json!({
+            "name": NAME,
+            "cores_per_chip": s.cores_per_chip,
+            "mesh": [s.mesh_width, s.mesh_height],
+            "max_neurons_per_core": s.max_neurons_per_core,
+            "synapse_bytes_per_core": s.synapse_bytes_per_core,
+            "weight_bits": s.weight_bits,
+            "state_bits": s.state_bits,
+            "max_act_bits": s.max_act_bits,
+        })
+    }
+
+    fn quantization(&self) -> Quantization {
+        Quantization::Graded(crate::loihi2().quant_spec())
+    }
+
+    /// The Loihi 2 quantiser and emulator take average and sum pooling, and a concatenation is
+    /// a view of its producers' outputs.
+    fn native_ops(&self) -> NativeOps {
+        NativeOps::ANY
+    }
+
+    fn check_options(&self, _opts: &TargetOptions) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    fn cost_params(&self, params: &ChipParams) -> Result<Vec<CostParam>, BackendError> {
+        Ok(spec_with(1, params)?.cost.params())
+    }
+
+    fn default_mapping(
+        &self,
+        graph: &Graph,
+        opts: &TargetOptions,
+    ) -> Result<Mapping, BackendError> {
+        nmc_backend::greedy(graph, &Cores(crate::loihi2().with_chips(opts.chips)))
+            .map_err(|e| BackendError::fit(NAME, e))
+    }
+
+    fn search_space<'g>(
+        &self,
+        graph: &'g Graph,
+        opts: &TargetOptions,
+    ) -> Result<SearchSpace<'g>, BackendError> {
+        uniform_space(
+            graph,
+            Box::new(Cores(crate::loihi2().with_chips(opts.chips))),
+        )
+        .map_err(|e| BackendError::fit(NAME, e))
+    }
+
+    fn lower(
+        &self,
+        graph: &Graph,
+        mapping: &Mapping,
+        source_hash: u64,
+        opts: &TargetOptions,
+    ) -> Result<Vec<u8>, BackendError> {
+        let spec = crate::loihi2().with_chips(opts.chips);
+        let art = crate::lower(graph, mapping, source_hash, &spec)
+            .map_err(|e| BackendError::lower(NAME, e))?;
+        Ok(crate::encode(&art))
+    }
+
+    fn is_artifact(&self, bytes: &[u8]) -> bool {
+        crate::is_artifact(bytes)
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<Box<dyn nmc_backend::Loaded>, ArtifactError> {
+        Ok(Box::new(LoadedLoihi2(crate::decode(bytes)?)))
+    }
+}
+
+/// The partitioner's view of a Loihi 2 system: interchangeable cores in id order over the chips.
+struct Cores(ChipSpec);
+
+impl CoreModel for Cores {
+    fn cores_available(&self) -> usize {
+        self.0.total_cores() as usize
+    }
+    fn sizer<'g>(
+        &self,
+        graph: &'g Graph,
+        layer: NodeId,
+    ) -> Result<Box<dyn LayerSizer + 'g>, String> {
+        let fp = LayerFootprint::of(graph, layer).map_err(|e| e.to_string())?;
+        Ok(Box::new(Sizer {
+            spec: self.0.clone(),
+            fp,
+        }))
+    }
+    fn location(&self, core: usize) -> CoreLoc {
+        self.0.core_loc(core as u32).unwrap_or(CoreLoc {
+            chip: u32::MAX,
+            x: 0,
+            y: 0,
+        })
+    }
+}
+
+struct Sizer {
+    spec: ChipSpec,
+    fp: LayerFootprint,
+}
+
+impl LayerSizer for Sizer {
+    fn check_slice(&self, start: u32, end: u32) -> Result<(), String> {
+        self.spec
+            .check_slice(&self.fp.usage(start, end))
+            .map_err(|e| e.to_string())
+    }
+    fn min_cores(&self) -> usize {
+        let u = self.fp.usage(0, self.fp.channels as u32);
+        let by = |need: u64, have: u64| need.div_ceil(have.max(1)) as usize;
+        by(u.neurons, u64::from(self.spec.max_neurons_per_core))
+            .max(by(u.synapse_bytes, self.spec.synapse_bytes_per_core))
+            .max(by(u.state_bytes, self.spec.state_bytes_per_core))
+            .max(1)
+    }
+}
+
+/// A decoded Loihi 2 artifact.
+#[derive(Clone, Debug)]
+pub struct LoadedLoihi2(pub Artifact);
+
+impl LoadedLoihi2 {
+    fn chips(&self) -> u32 {
+        self.0.header.as_ref().map_or(1, |h| h.chips).max(1)
+    }
+}
+
+/// The floorline model's constants, from the same spec the emulator uses.
+fn constants(spec: &ChipSpec) -> Constants {
+    let c = &spec.cost;
+    Constants {
+        a_syn: c.a_syn.value,
+        a_mem: c.a_mem.value,
+        a_neu: c.a_neu.value,
+        a_msg: c.a_msg.value,
+        b_sync: c.b_sync.value,
+        e_syn: c.e_syn.value,
+        e_mem: c.e_mem.value,
+        e_neu: c.e_neu.value,
+        e_msg: c.e_msg.value,
+        e_hop: c.e_hop.value,
+        p_static: c.p_static.value,
+    }
+}
+
+impl nmc_backend::Loaded for LoadedLoihi2 {
+    fn target(&self) -> &'static str {
+        NAME
+    }
+
+    fn listing(&self) -> String {
+        crate::listing(&self.0)
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        let a = &self.0;
+        let layers: Vec<serde_json::Value> = a
+            .populations
+            .iter()
+            .map(|p| {
+                let cores: Vec<serde_json::Value> = p
+                    .slices
+                    .iter()
+                    .map(|s| {
+                        let c = a.cores.iter().find(|c| c.id == s.core);
+                        serde_json::json!({
+                            "core": s.core,
+                            "channels": [s.start, s.end],
+                            "chip": c.map(|c| c.chip),
+                            "x": c.map(|c| c.x),
+                            "y": c.map(|c| c.y),
+                        })
+                    })
+                    .collect();
+                serde_json::json!({ "name": p.name, "shape": p.shape, "cores": cores })
+            })
+            .collect();
+        serde_json::json!({
+            "target": NAME,
+            "format_version": a.header.as_ref().map(|h| h.format_version),
+            "source_hash": a.header.as_ref().map(|h| format!("{:#018x}", h.source_hash)),
+            "layers": layers,
+            "cores_used": a.cores.len(),
+        })
+    }
+
+    fn run(
+        &self,
+        samples: &nmc_backend::Array,
+        timesteps: Option<u32>,
+        params: &ChipParams,
+    ) -> Result<RunResult, BackendError> {
+        let a = &self.0;
+        let spec = spec_with(self.chips(), params)?;
+        if a.inputs.len() != 1 {
+            return Err(BackendError::input(format!(
+                "the artifact has {} inputs; nmc run reads one .npy",
+                a.inputs.len()
+            )));
+        }
+        let input = &a.inputs[0];
+        let per: usize = input.shape.iter().map(|d| *d as usize).product();
+        let xs = nmc_backend::split_samples(samples, per, &input.shape)?;
+        let q = nmc_ir::QuantParams {
+            scale: input.scale,
+            min: input.min,
+            max: input.max,
+        };
+        let output = a
+            .outputs
+            .first()
+            .ok_or_else(|| BackendError::input("artifact has no outputs"))?;
+        let t = timesteps.unwrap_or_else(|| crate::min_timesteps(a));
+        let mut emu = crate::Emulator::new(a, &spec).map_err(BackendError::input)?;
+        let n = xs.len();
+        let mut out_shape = vec![n];
+        out_shape.extend(output.shape.iter().map(|d| *d as usize));
+        let mut outputs = nmc_backend::Array {
+            shape: out_shape,
+            data: Vec::new(),
+        };
+        let mut int_outputs = Vec::with_capacity(n);
+        let mut perf = PerfSummary {
+            target: NAME.into(),
+            samples: n,
+            timesteps: t,
+            ..Default::default()
+        };
+        let mut bounds: Vec<[u64; 3]> = Vec::new();
+        let mut workload = [0u64; 3];
+        for x in xs {
+            let x: Vec<i64> = x.iter().map(|v| nmc_ir::quantize(*v, &q)).collect();
+            let (outs, report) = emu.run(&[x], t).map_err(BackendError::input)?;
+            let o = outs
+                .into_iter()
+                .next()
+                .ok_or_else(|| BackendError::input("emulator returned no outputs"))?;
+            outputs
+                .data
+                .extend(o.iter().map(|v| *v as f32 * output.scale));
+            int_outputs.push(o);
+            perf.latency_ns += report.latency_ns;
+            perf.energy_nj += report.energy_nj;
+            perf.synaptic_events += report.synaptic_events;
+            if let Some(slowest) = report
+                .per_step
+                .iter()
+                .max_by(|a, b| a.t_ns.total_cmp(&b.t_ns))
+            {
+                perf.t_step_ns += slowest.t_ns;
+                workload[slowest.bound as usize] += 1;
+            }
+            if perf.cores.is_empty() {
+                perf.cores = report
+                    .cores
+                    .iter()
+                    .map(|c| CorePerf {
+                        id: c.id,
+                        chip: c.chip,
+                        x: c.x,
+                        y: c.y,
+                        ..Default::default()
+                    })
+                    .collect();
+                bounds = vec![[0; 3]; report.cores.len()];
+            }
+            for ((p, c), b) in perf.cores.iter_mut().zip(&report.cores).zip(&mut bounds) {
+                p.syn_ops += c.syn_ops;
+                p.mem_reads += c.mem_reads;
+                p.neuron_updates += c.neuron_updates;
+                p.msgs_in += c.msgs_in;
+                p.msgs_out += c.msgs_out;
+                b[c.bound as usize] += 1;
+            }
+        }
+        nmc_backend::finish_perf(&mut perf, &bounds, &workload);
+        Ok(RunResult {
+            outputs,
+            int_outputs,
+            perf,
+        })
+    }
+
+    /// Loads modelled from the activity profile ([`crate::floorline`]), with the emulator's
+    /// counting conventions.
+    fn floorline_loads(
+        &self,
+        activity: &Activity<'_>,
+        params: &ChipParams,
+    ) -> Result<Loads, BackendError> {
+        let profile = activity.profile()?;
+        let spec = spec_with(self.chips(), params)?;
+        let (cores, link_ns, hops) = crate::floorline::modelled_loads(&self.0, &spec, profile);
+        Ok(Loads {
+            cores,
+            link_ns,
+            hops,
+            timesteps: crate::min_timesteps(&self.0),
+            chips: self.chips(),
+            constants: constants(&spec),
+            activity: profile.from.clone(),
+        })
+    }
+}

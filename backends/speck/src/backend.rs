@@ -1,0 +1,927 @@
+//! Speck as the compiler sees it ([`Speck`], an [`nmc_backend::Backend`]): rate mode, layer →
+//! core matching, the samna-shaped artifact; and a decoded artifact ([`LoadedSpeck`], an
+//! [`nmc_backend::Loaded`]) run on the event-driven emulator.
+
+use crate::artifact::{Artifact, OutputSpec, TARGET};
+use crate::mapping::AssignError;
+use crate::network::Network;
+use crate::spec::{speck, ChipSpec, DEFAULT_TIMESTEPS, INPUT_LEVELS, MAX_TIMESTEPS};
+use crate::{Emulator, MemoryUse, PerfReport, RunOut};
+use nmc_backend::{
+    finish_perf, layer_name, split_samples, Activity, Array, ArtifactError, Backend, BackendError,
+    ChipParams, Constants, CoreLoad, CoreModel, CorePerf, CostParam, CostTable, EventArray, Genome,
+    LayerSizer, Loaded, Loads, NativeOps, PerfSummary, Quantization, RateOptions, RunResult,
+    SearchSpace, TargetOptions,
+};
+use nmc_ir::{CoreLoc, CoreSlice, Graph, Mapping, NodeId};
+
+/// SynSense Speck (DYNAP-CNN).
+pub struct Speck;
+
+/// A decoded, validated Speck artifact.
+pub struct LoadedSpeck(pub Artifact);
+
+fn rate_options() -> RateOptions {
+    let s = speck();
+    RateOptions {
+        weight_bits: s.weight_bits,
+        bias_bits: s.bias_bits,
+        state_bits: s.state_bits,
+        input_levels: INPUT_LEVELS,
+        target: TARGET,
+    }
+}
+
+fn loc(core: usize) -> CoreLoc {
+    CoreLoc {
+        chip: 0,
+        x: core as u32,
+        y: 0,
+    }
+}
+
+/// The Speck network of a quantised graph, or the error that says why there is none: chip
+/// limits are "does not fit" (exit code 3), missing features "cannot lower" (exit code 1).
+fn network(graph: &Graph) -> Result<Network, BackendError> {
+    crate::extract(graph, &speck()).map_err(|p| {
+        if p.all_limits() {
+            BackendError::fit(TARGET, p)
+        } else {
+            BackendError::lower(TARGET, p)
+        }
+    })
+}
+
+/// Speck is one chip: nmc does not chain boards.
+fn one_chip(chips: u32) -> Result<(), BackendError> {
+    if chips == 1 {
+        Ok(())
+    } else {
+        Err(BackendError::Usage(format!(
+            "--chips {chips}: speck is one chip (nmc does not chain speck boards)"
+        )))
+    }
+}
+
+/// Layer → core assignment by bipartite matching (Edmonds–Karp, as sinabs) of an extracted
+/// network; every layer gets one whole core, so the mapping has one slice per layer and the core
+/// id is the Speck core index.
+fn matching(graph: &Graph, net: &Network) -> Result<Mapping, BackendError> {
+    let spec = speck();
+    let needs: Vec<MemoryUse> = net.layers.iter().map(|l| l.memory).collect();
+    let cores = crate::assign(&needs, &spec.cores)
+        .map_err(|e| BackendError::fit(TARGET, assign_message(&e, net, graph, &spec)))?;
+    let mut mapping = Mapping {
+        placement: (0..spec.cores.len()).map(loc).collect(),
+        ..Default::default()
+    };
+    for (l, core) in net.layers.iter().zip(cores) {
+        mapping.layers.insert(
+            l.node,
+            vec![CoreSlice {
+                core,
+                start: 0,
+                end: l.neuron_shape[0],
+            }],
+        );
+    }
+    Ok(mapping)
+}
+
+/// The matching's error with layer names, memory needs and the cores that have the most.
+fn assign_message(e: &AssignError, net: &Network, graph: &Graph, spec: &ChipSpec) -> String {
+    let name = |i: usize| graph.node_ref(net.layers[i].node);
+    match e {
+        AssignError::TooManyLayers { layers, cores } => format!(
+            "the network has {layers} layers but speck has {cores} cores (one layer per core)"
+        ),
+        AssignError::Unplaceable(v) => v
+            .iter()
+            .map(|u| {
+                let parts: Vec<String> = u
+                    .overflows
+                    .iter()
+                    .map(|(m, need, cap)| {
+                        let (_, ids) = spec.largest(|c| m.capacity(c));
+                        let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+                        format!(
+                            "{m} needs {need} entries, the largest core has {cap} (core {})",
+                            ids.join(", ")
+                        )
+                    })
+                    .collect();
+                format!("layer {} fits no core: {}", name(u.layer), parts.join("; "))
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        AssignError::Crowded { layers, cores } => {
+            let names: Vec<String> = layers
+                .iter()
+                .map(|&i| {
+                    let m = net.layers[i].memory;
+                    format!(
+                        "{} (kernel {}, neuron {}, bias {})",
+                        name(i),
+                        m.kernel,
+                        m.neuron,
+                        m.bias
+                    )
+                })
+                .collect();
+            format!(
+                "{} layers fit only cores {cores:?} between them, which are too few: {}",
+                layers.len(),
+                names.join(", ")
+            )
+        }
+    }
+}
+
+/// Timesteps must be in `1..=MAX_TIMESTEPS`.
+fn check_timesteps(t: u32) -> Result<(), String> {
+    if t == 0 || t > MAX_TIMESTEPS {
+        return Err(format!(
+            "{t} timesteps: speck runs 1..={MAX_TIMESTEPS} timesteps"
+        ));
+    }
+    Ok(())
+}
+
+/// The spec with cost constants overridden (names as in `nmc targets --params`); an unknown name
+/// is a usage error.
+fn spec_with(params: &ChipParams) -> Result<ChipSpec, BackendError> {
+    let mut spec = speck();
+    spec.cost
+        .apply(TARGET, params)
+        .map_err(|e| BackendError::Usage(e.to_string()))?;
+    Ok(spec)
+}
+
+impl Backend for Speck {
+    fn name(&self) -> &'static str {
+        TARGET
+    }
+
+    fn description(&self) -> String {
+        let s = speck();
+        let mut out = format!(
+            "speck  SynSense Speck / DYNAP-CNN (rate mode: integrate-and-fire, spike counts)\n  cores: {} \
+             (one layer each; memories in entries, kernel/neuron/bias):\n",
+            s.cores.len()
+        );
+        for (i, c) in s.cores.iter().enumerate() {
+            out.push_str(&format!(
+                "    core {i}: {}/{}/{}\n",
+                c.kernel_memory, c.neuron_memory, c.bias_memory
+            ));
+        }
+        out.push_str(&format!(
+            "  kernel ≤ {k}×{k} square; channels ≤ {}; input ≤ {i}×{i}; output map ≤ {o}×{o}\n  \
+             stride {:?}; padding 0..={}; sum pooling {:?}; ≤ {} destinations per layer\n  \
+             weights {}-bit, bias {}-bit, state {}-bit; dvs input {d}×{d}, {} polarities\n  \
+             default timesteps: {}\n",
+            s.max_channels,
+            s.strides,
+            s.max_padding,
+            s.pool_sizes,
+            s.max_destinations,
+            s.weight_bits,
+            s.bias_bits,
+            s.state_bits,
+            s.dvs_channels,
+            DEFAULT_TIMESTEPS,
+            k = s.max_kernel,
+            i = s.max_input,
+            o = s.max_output,
+            d = s.dvs_size,
+        ));
+        out
+    }
+
+    fn describe_json(&self) -> serde_json::Value {
+        let s = speck();
+        let cores: Vec<serde_json::Value> = s
+            .cores
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                serde_json::json!({
+                    "id": i,
+                    "kernel_memory": c.kernel_memory,
+                    "neuron_memory": c.neuron_memory,
+                    "bias_memory": c.bias_memory,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "name": "speck",
+            "mode": "rate",
+            "cores": cores,
+            "max_kernel": s.max_kernel,
+            "max_channels": s.max_channels,
+            "max_input": s.max_input,
+            "max_output": s.max_output,
+            "strides": s.strides,
+            "max_padding": s.max_padding,
+            "pool_sizes": s.pool_sizes,
+            "max_destinations": s.max_destinations,
+            "weight_bits": s.weight_bits,
+            "bias_bits": s.bias_bits,
+            "state_bits": s.state_bits,
+            "default_timesteps": DEFAULT_TIMESTEPS,
+        })
+    }
+
+    fn quantization(&self) -> Quantization {
+        Quantization::Rate(rate_options())
+    }
+
+    /// Speck pools events by summing (sinabs turns AvgPool2d into SumPool2d) and has no
+    /// concatenation (a core reads one input map).
+    fn native_ops(&self) -> NativeOps {
+        NativeOps {
+            avg_pool: false,
+            sum_pool: true,
+            concat: false,
+        }
+    }
+
+    fn default_timesteps(&self) -> Option<u32> {
+        Some(DEFAULT_TIMESTEPS)
+    }
+
+    fn check_options(&self, opts: &TargetOptions) -> Result<(), BackendError> {
+        one_chip(opts.chips)
+    }
+
+    fn cost_params(&self, params: &ChipParams) -> Result<Vec<CostParam>, BackendError> {
+        Ok(spec_with(params)?.cost.params())
+    }
+
+    /// Layer → core matching ([`matching`]).
+    fn default_mapping(
+        &self,
+        graph: &Graph,
+        opts: &TargetOptions,
+    ) -> Result<Mapping, BackendError> {
+        self.check_options(opts)?;
+        matching(graph, &network(graph)?)
+    }
+
+    /// Which core each layer takes. Every layer takes one whole core (one unit, no extras); the
+    /// placement is a priority list over the nine cores and a layer takes the first free core its
+    /// memories fit. The greedy genome reproduces [`Backend::default_mapping`].
+    fn search_space<'g>(
+        &self,
+        graph: &'g Graph,
+        opts: &TargetOptions,
+    ) -> Result<SearchSpace<'g>, BackendError> {
+        self.check_options(opts)?;
+        let net = network(graph)?;
+        let greedy = matching(graph, &net)?;
+        let spec = speck();
+        let n = net.layers.len();
+        let mut base: Vec<usize> = net
+            .layers
+            .iter()
+            .filter_map(|l| greedy.layers.get(&l.node).and_then(|s| s.first()))
+            .map(|s| s.core as usize)
+            .collect();
+        let rest: Vec<usize> = (0..spec.cores.len())
+            .filter(|c| !base.contains(c))
+            .collect();
+        base.extend(rest);
+        let problem = nmc_backend::Problem {
+            min_cores: vec![1; n],
+            max_extra: vec![0; n],
+            step: Vec::new(),
+            allowed: net
+                .layers
+                .iter()
+                .map(|l| spec.cores.iter().map(|c| l.memory.fits(c)).collect())
+                .collect(),
+            base,
+            positions: (0..spec.cores.len()).map(loc).collect(),
+        };
+        let names = net
+            .layers
+            .iter()
+            .map(|l| layer_name(graph, l.node))
+            .collect();
+        let layers: Vec<(NodeId, u32)> = net
+            .layers
+            .iter()
+            .map(|l| (l.node, l.neuron_shape[0]))
+            .collect();
+        let shape = problem.clone();
+        let cores = spec.cores.len();
+        let decode = move |g: &Genome| -> Option<Mapping> {
+            let at = shape.layer_positions(g)?;
+            let mut m = Mapping {
+                placement: (0..cores).map(loc).collect(),
+                ..Default::default()
+            };
+            for (&(node, channels), p) in layers.iter().zip(at) {
+                m.layers.insert(
+                    node,
+                    vec![CoreSlice {
+                        core: *p.first()? as u32,
+                        start: 0,
+                        end: channels,
+                    }],
+                );
+            }
+            Some(m)
+        };
+        Ok(SearchSpace {
+            problem,
+            names,
+            greedy,
+            decode: Box::new(decode),
+            note: Some(
+                "speck runs each layer on one whole core, its nine cores work at the same speed and \
+                 events are routed without a distance cost (chips.md §2), so no choice of cores \
+                 changes the latency; the search only checks the alternatives"
+                    .into(),
+            ),
+        })
+    }
+
+    fn lower(
+        &self,
+        graph: &Graph,
+        mapping: &Mapping,
+        source_hash: u64,
+        opts: &TargetOptions,
+    ) -> Result<Vec<u8>, BackendError> {
+        let timesteps = opts.timesteps.unwrap_or(DEFAULT_TIMESTEPS);
+        check_timesteps(timesteps).map_err(BackendError::Usage)?;
+        let net = network(graph)?;
+        let cores: Vec<u32> = net
+            .layers
+            .iter()
+            .map(|l| match mapping.layers.get(&l.node).map(Vec::as_slice) {
+                Some([s]) if s.start == 0 && s.end == l.neuron_shape[0] => Ok(s.core),
+                _ => Err(BackendError::lower(
+                    TARGET,
+                    format!(
+                        "layer {}: a speck layer takes exactly one whole core",
+                        graph.node_ref(l.node)
+                    ),
+                )),
+            })
+            .collect::<Result<_, _>>()?;
+        let art = crate::lower(&net, &cores, &speck(), source_hash, timesteps)
+            .map_err(|e| BackendError::lower(TARGET, e))?;
+        Ok(crate::encode(&art))
+    }
+
+    fn is_artifact(&self, bytes: &[u8]) -> bool {
+        crate::is_artifact(bytes)
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<Box<dyn Loaded>, ArtifactError> {
+        Ok(Box::new(LoadedSpeck(crate::decode(bytes)?)))
+    }
+}
+
+/// The partitioner's view, for completeness: Speck maps by matching
+/// ([`Backend::default_mapping`]), never by the generic partitioners, but a caller asking for a
+/// core model gets a correct one: nine cores, whole layers only, a layer fits when some core holds
+/// it.
+pub fn core_model() -> Box<dyn CoreModel> {
+    Box::new(SpeckCores)
+}
+
+struct SpeckCores;
+
+impl CoreModel for SpeckCores {
+    fn cores_available(&self) -> usize {
+        speck().cores.len()
+    }
+    fn sizer<'g>(
+        &self,
+        graph: &'g Graph,
+        layer: NodeId,
+    ) -> Result<Box<dyn LayerSizer + 'g>, String> {
+        let net = crate::extract(graph, &speck()).map_err(|e| e.to_string())?;
+        let l = net
+            .layers
+            .iter()
+            .find(|l| l.node == layer)
+            .ok_or_else(|| format!("{layer} is not a speck layer"))?;
+        Ok(Box::new(SpeckLayerSizer {
+            memory: l.memory,
+            channels: l.neuron_shape[0],
+        }))
+    }
+    fn location(&self, core: usize) -> CoreLoc {
+        loc(core)
+    }
+}
+
+struct SpeckLayerSizer {
+    memory: MemoryUse,
+    channels: u32,
+}
+
+impl LayerSizer for SpeckLayerSizer {
+    fn check_slice(&self, start: u32, end: u32) -> Result<(), String> {
+        if (start, end) != (0, self.channels) {
+            return Err("a speck layer cannot be split across cores".into());
+        }
+        if speck().cores.iter().any(|c| self.memory.fits(c)) {
+            Ok(())
+        } else {
+            Err("the layer fits no speck core".into())
+        }
+    }
+    fn min_cores(&self) -> usize {
+        1
+    }
+}
+
+/// Sums per-sample reports into the `run --report` JSON.
+struct Summary {
+    perf: PerfSummary,
+    bounds: Vec<[u64; 3]>,
+    workload: [u64; 3],
+}
+
+impl Summary {
+    fn new(n: usize, timesteps: u32) -> Self {
+        Summary {
+            perf: PerfSummary {
+                target: TARGET.into(),
+                samples: n,
+                timesteps,
+                ..Default::default()
+            },
+            bounds: Vec::new(),
+            workload: [0; 3],
+        }
+    }
+
+    fn add(&mut self, r: &PerfReport) {
+        let p = &mut self.perf;
+        p.latency_ns += r.latency_ns;
+        p.energy_nj += r.energy_nj;
+        p.t_step_ns += r.t_step_max_ns;
+        p.synaptic_events += r.synaptic_events;
+        if p.cores.is_empty() {
+            p.cores = r
+                .cores
+                .iter()
+                .map(|c| CorePerf {
+                    id: c.id,
+                    chip: 0,
+                    x: c.id,
+                    y: 0,
+                    ..Default::default()
+                })
+                .collect();
+            self.bounds = vec![[0; 3]; r.cores.len()];
+        }
+        for ((p, c), b) in p.cores.iter_mut().zip(&r.cores).zip(&mut self.bounds) {
+            p.syn_ops += c.syn_ops;
+            // Every synaptic operation reads one kernel-memory entry.
+            p.mem_reads += c.syn_ops;
+            p.neuron_updates += c.neuron_updates;
+            p.msgs_in += c.events_in;
+            p.msgs_out += c.events_out;
+            b[c.bound() as usize] += 1;
+        }
+        if let Some(c) = r.cores.iter().find(|c| c.id == r.slowest_core) {
+            self.workload[c.bound() as usize] += 1;
+        }
+    }
+
+    fn finish(mut self) -> PerfSummary {
+        finish_perf(&mut self.perf, &self.bounds, &self.workload);
+        self.perf
+    }
+}
+
+impl LoadedSpeck {
+    fn input_len(&self) -> Result<(usize, &[u32]), BackendError> {
+        let input = self
+            .0
+            .input
+            .as_ref()
+            .ok_or_else(|| BackendError::input("artifact has no input"))?;
+        Ok((
+            input.shape.iter().map(|d| *d as usize).product(),
+            &input.shape,
+        ))
+    }
+
+    fn output_spec(&self) -> Result<&OutputSpec, BackendError> {
+        self.0
+            .output
+            .as_ref()
+            .ok_or_else(|| BackendError::input("artifact has no output"))
+    }
+
+    /// `t`, or the artifact's timesteps, or the default; checked.
+    fn timesteps(&self, t: Option<u32>) -> Result<u32, BackendError> {
+        let t = t
+            .or(self.0.timesteps().filter(|t| *t > 0))
+            .unwrap_or(DEFAULT_TIMESTEPS);
+        check_timesteps(t).map_err(BackendError::input)?;
+        Ok(t)
+    }
+
+    /// The emulator with the cost constants `params` override.
+    fn emulator(&self, params: &ChipParams) -> Result<Emulator, BackendError> {
+        let cost = spec_with(params)?.cost;
+        Ok(Emulator::new(&self.0)
+            .map_err(BackendError::input)?
+            .with_cost(cost))
+    }
+
+    /// Bins an event stream for the artifact's input map.
+    fn bin(&self, events: &EventArray, timesteps: u32) -> Result<crate::events::Binned, String> {
+        let input = self.0.input.as_ref().ok_or("artifact has no input")?;
+        let map = input.map.map(|m| m.to_chw()).unwrap_or_default();
+        let dvs: Vec<crate::DvsEvent> = (0..events.len())
+            .map(|i| crate::DvsEvent {
+                x: events.x[i],
+                y: events.y[i],
+                t: events.t[i],
+                p: events.p[i],
+            })
+            .collect();
+        crate::bin(&dvs, map, timesteps)
+    }
+
+    fn collect(
+        &self,
+        runs: impl Iterator<Item = Result<RunOut, BackendError>>,
+        n: usize,
+        t: u32,
+    ) -> Result<RunResult, BackendError> {
+        let output = self.output_spec()?;
+        let mut shape = vec![n];
+        shape.extend(output.shape.iter().map(|d| *d as usize));
+        let mut outputs = Array {
+            shape,
+            data: Vec::new(),
+        };
+        let mut int_outputs = Vec::with_capacity(n);
+        let mut summary = Summary::new(n, t);
+        for r in runs {
+            let r = r?;
+            outputs.data.extend(
+                r.counts
+                    .iter()
+                    .map(|c| *c as f32 * output.scale / t.max(1) as f32),
+            );
+            summary.add(&r.perf);
+            int_outputs.push(r.counts);
+        }
+        Ok(RunResult {
+            outputs,
+            int_outputs,
+            perf: summary.finish(),
+        })
+    }
+}
+
+impl Loaded for LoadedSpeck {
+    fn target(&self) -> &'static str {
+        TARGET
+    }
+
+    fn listing(&self) -> String {
+        crate::listing(&self.0)
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        let a = &self.0;
+        let layers: Vec<serde_json::Value> = a
+            .cnn_layers
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.used)
+            .map(|(core, l)| {
+                let m = l.memory.unwrap_or_default();
+                let d = l.dimensions.unwrap_or_default();
+                let out = d.output_shape.map(|m| m.to_chw()).unwrap_or_default();
+                let dests: Vec<serde_json::Value> = l
+                    .destinations
+                    .iter()
+                    .map(|d| serde_json::json!({ "core": d.layer, "pooling": d.pooling }))
+                    .collect();
+                serde_json::json!({
+                    "name": l.name,
+                    "core": core,
+                    "cores": [{ "core": core }],
+                    "input_shape": d.input_shape.map(|m| m.to_chw()),
+                    "neuron_shape": out,
+                    "kernel_size": d.kernel_size,
+                    "kernel_memory": m.kernel,
+                    "neuron_memory": m.neuron,
+                    "bias_memory": m.bias,
+                    "threshold_high": l.threshold_high,
+                    "threshold_low": l.threshold_low,
+                    "return_to_zero": l.return_to_zero,
+                    "destinations": dests,
+                    "monitor": l.monitor_enable,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "target": "speck",
+            "format_version": a.header.as_ref().map(|h| h.format_version),
+            "source_hash": a.header.as_ref().map(|h| format!("{:#018x}", h.source_hash)),
+            "timesteps": a.timesteps(),
+            "dvs_input": a.dvs_layer.as_ref().map(|d| d.pass_sensor_events),
+            "layers": layers,
+            "cores_used": a.cnn_layers.iter().filter(|l| l.used).count(),
+        })
+    }
+
+    /// Dense samples, rate-encoded over `timesteps` (default: the artifact's).
+    fn run(
+        &self,
+        samples: &Array,
+        timesteps: Option<u32>,
+        params: &ChipParams,
+    ) -> Result<RunResult, BackendError> {
+        let (per, shape) = self.input_len()?;
+        let xs = split_samples(samples, per, shape)?;
+        let t = self.timesteps(timesteps)?;
+        let mut emu = self.emulator(params)?;
+        let runs = xs
+            .iter()
+            .map(|x| emu.run_dense(x, t, false).map_err(BackendError::input));
+        self.collect(runs, xs.len(), t)
+    }
+
+    /// One event stream (`x, y, t, p`), binned into `timesteps` steps.
+    fn run_events(
+        &self,
+        events: &EventArray,
+        timesteps: Option<u32>,
+        params: &ChipParams,
+    ) -> Result<RunResult, BackendError> {
+        let t = self.timesteps(timesteps)?;
+        let binned = self.bin(events, t).map_err(BackendError::input)?;
+        let mut emu = self.emulator(params)?;
+        let run = emu.run_events(&binned, false).map_err(BackendError::input);
+        self.collect(std::iter::once(run), 1, t)
+    }
+
+    fn bin_events(
+        &self,
+        events: &EventArray,
+        timesteps: u32,
+    ) -> Result<Vec<Vec<Vec<i64>>>, BackendError> {
+        check_timesteps(timesteps).map_err(BackendError::input)?;
+        let binned = self.bin(events, timesteps).map_err(BackendError::input)?;
+        let numel = self
+            .0
+            .input
+            .as_ref()
+            .map_or(0, |i| i.shape.iter().map(|d| *d as usize).product());
+        Ok(crate::events::dense(&binned, numel)
+            .into_iter()
+            .map(|s| vec![s])
+            .collect())
+    }
+
+    /// Per-core loads measured by the emulator on the activity's samples, per timestep (Speck is
+    /// asynchronous: no barrier; the step is the slowest core's work).
+    fn floorline_loads(
+        &self,
+        activity: &Activity<'_>,
+        params: &ChipParams,
+    ) -> Result<Loads, BackendError> {
+        let a = &self.0;
+        let spec = spec_with(params)?;
+        let (per, shape) = self.input_len()?;
+        let xs = split_samples(activity.samples(), per, shape)?;
+        let t = self.timesteps(None)?;
+        let mut emu = Emulator::new(a)
+            .map_err(BackendError::input)?
+            .with_cost(spec.cost.clone());
+        // cnn_layers[k] is core k's configuration.
+        let layer_on = |core: u32| {
+            a.cnn_layers
+                .get(core as usize)
+                .filter(|l| l.used)
+                .map(|l| l.name.clone())
+                .unwrap_or_default()
+        };
+        let mut loads: Vec<CoreLoad> = Vec::new();
+        let steps = (xs.len().max(1) as f64) * f64::from(t);
+        for x in &xs {
+            let run = emu.run_dense(x, t, false).map_err(BackendError::input)?;
+            if loads.is_empty() {
+                loads = run
+                    .perf
+                    .cores
+                    .iter()
+                    .map(|c| CoreLoad {
+                        id: c.id,
+                        x: c.id,
+                        layer: layer_on(c.id),
+                        ..Default::default()
+                    })
+                    .collect();
+            }
+            for (l, c) in loads.iter_mut().zip(&run.perf.cores) {
+                l.s += c.syn_ops as f64 / steps;
+                l.d += c.neuron_updates as f64 / steps;
+                l.m_in += c.events_in as f64 / steps;
+                l.m_out += c.events_out as f64 / steps;
+            }
+        }
+        for l in &mut loads {
+            // Speck's cores decode their input events; sending is the router's work.
+            l.m = l.m_in;
+        }
+        let c = &spec.cost;
+        let constants = Constants {
+            a_syn: c.t_syn.value,
+            a_mem: 0.0,
+            a_neu: c.t_neuron.value,
+            a_msg: c.t_event.value,
+            b_sync: 0.0,
+            e_syn: c.e_syn.value,
+            e_mem: 0.0,
+            e_neu: c.e_neuron.value,
+            e_msg: c.e_event.value,
+            e_hop: 0.0,
+            p_static: c.p_static.value,
+        };
+        Ok(Loads {
+            cores: loads,
+            link_ns: 0.0,
+            hops: 0.0,
+            timesteps: t,
+            chips: 1,
+            constants,
+            activity: format!(
+                "loads measured by the emulator on {} sample(s) × {t} timesteps",
+                xs.len()
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::artifact::tests::tiny;
+    use nmc_backend::ActivityProfile;
+
+    fn loaded() -> Box<dyn Loaded> {
+        Speck.decode(&crate::encode(&tiny())).unwrap()
+    }
+
+    fn params(name: &str, value: f64) -> ChipParams {
+        ChipParams {
+            values: vec![(name.into(), value)],
+        }
+    }
+
+    fn ones() -> Array {
+        Array {
+            shape: vec![1, 1, 2, 2],
+            data: vec![1.0; 4],
+        }
+    }
+
+    #[test]
+    fn describes_the_chip() {
+        assert_eq!(Speck.name(), "speck");
+        assert_eq!(Speck.default_timesteps(), Some(8));
+        assert_eq!(
+            Speck.quantization(),
+            Quantization::Rate(RateOptions {
+                weight_bits: 8,
+                bias_bits: 8,
+                state_bits: 16,
+                input_levels: 255,
+                target: "speck",
+            })
+        );
+        let ops = Speck.native_ops();
+        assert!(ops.sum_pool && !ops.avg_pool && !ops.concat);
+        assert!(Speck.description().contains("core 5: 65536/16384/1024"));
+        assert_eq!(Speck.describe_json()["default_timesteps"], 8);
+        assert!(Speck.check_options(&TargetOptions::default()).is_ok());
+        let two = TargetOptions {
+            chips: 2,
+            timesteps: None,
+        };
+        assert!(matches!(
+            Speck.check_options(&two),
+            Err(BackendError::Usage(m)) if m == "--chips 2: speck is one chip (nmc does not chain speck boards)"
+        ));
+    }
+
+    #[test]
+    fn cost_overrides_apply_and_unknown_names_are_usage_errors() {
+        let p = Speck.cost_params(&params("t_syn", 5.0)).unwrap();
+        let names: Vec<&str> = p.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["t_event", "t_syn", "t_neuron", "t_hop", "e_syn", "e_neuron", "e_event", "p_static"]
+        );
+        assert_eq!(p[1].value, 5.0);
+        let known = "unknown speck cost constant `t_foo` (known: t_event, t_syn, t_neuron, t_hop, \
+                     e_syn, e_neuron, e_event, p_static)";
+        let e = Speck.cost_params(&params("t_foo", 1.0)).unwrap_err();
+        assert!(matches!(&e, BackendError::Usage(m) if m == known));
+        // Also when running: exit code 2, not 1.
+        let e = loaded()
+            .run(&ones(), None, &params("t_foo", 1.0))
+            .unwrap_err();
+        assert!(matches!(&e, BackendError::Usage(m) if m == known));
+    }
+
+    #[test]
+    fn runs_lists_and_measures_an_artifact() {
+        let l = loaded();
+        assert_eq!(l.target(), "speck");
+        assert!(l
+            .listing()
+            .starts_with("artifact speck format 1 source 0123456789abcdef timesteps 4\n"));
+        let j = l.to_json();
+        assert_eq!(j["timesteps"], 4);
+        assert_eq!(j["source_hash"], "0x0123456789abcdef");
+        assert_eq!(j["cores_used"], 1);
+        // Weight 2, threshold 3, subtract reset, one event per step: spikes at steps 2 and 3 of 4.
+        let r = l.run(&ones(), None, &ChipParams::default()).unwrap();
+        assert_eq!(r.outputs.shape, [1, 4]);
+        assert_eq!(r.int_outputs, [vec![2; 4]]);
+        assert_eq!(r.outputs.data, [0.25; 4]);
+        assert_eq!(r.perf.target, "speck");
+        assert_eq!(r.perf.timesteps, 4);
+        assert_eq!(r.perf.cores.len(), 1);
+        assert_eq!(r.perf.cores[0].syn_ops, 16);
+        assert_eq!(r.perf.cores[0].mem_reads, 16);
+        let slow = l.run(&ones(), Some(8), &params("t_syn", 20.0)).unwrap();
+        assert_eq!(slow.perf.timesteps, 8);
+        assert!(slow.perf.latency_ns > r.perf.latency_ns);
+        // Plain input errors keep exit code 1.
+        let e = l.run(&ones(), Some(0), &ChipParams::default()).unwrap_err();
+        assert!(matches!(e, BackendError::Input { .. }));
+        assert_eq!(
+            e.to_string(),
+            "0 timesteps: speck runs 1..=1048576 timesteps"
+        );
+        let bad = Array {
+            shape: vec![3],
+            data: vec![0.0; 3],
+        };
+        assert!(matches!(
+            l.run(&bad, None, &ChipParams::default()),
+            Err(BackendError::Input { .. })
+        ));
+        // Events: two at one pixel in one step.
+        let ev = EventArray {
+            x: vec![1, 1],
+            y: vec![0, 0],
+            t: vec![5, 5],
+            p: vec![1, 0],
+        };
+        assert_eq!(
+            l.bin_events(&ev, 2).unwrap(),
+            [vec![vec![0, 2, 0, 0]], vec![vec![0; 4]]]
+        );
+        let r = l.run_events(&ev, Some(2), &ChipParams::default()).unwrap();
+        assert_eq!(r.int_outputs, [vec![0, 1, 0, 0]]);
+        let outside = EventArray {
+            x: vec![7],
+            y: vec![0],
+            t: vec![0],
+            p: vec![0],
+        };
+        assert!(matches!(
+            l.bin_events(&outside, 2),
+            Err(BackendError::Input { .. })
+        ));
+        // Floorline loads measured on the activity's samples, per timestep.
+        let profile = ActivityProfile {
+            from: "test".into(),
+            inputs: Vec::new(),
+            layers: Vec::new(),
+        };
+        let loads = l
+            .floorline_loads(&Activity::of(profile, ones()), &ChipParams::default())
+            .unwrap();
+        assert_eq!((loads.timesteps, loads.chips), (4, 1));
+        assert_eq!(loads.cores.len(), 1);
+        assert_eq!(loads.cores[0].layer, "conv");
+        assert_eq!(loads.cores[0].s, 4.0);
+        assert_eq!(loads.cores[0].m, loads.cores[0].m_in);
+        assert_eq!(loads.constants.a_syn, 10.0);
+        assert_eq!(
+            loads.activity,
+            "loads measured by the emulator on 1 sample(s) × 4 timesteps"
+        );
+    }
+}

@@ -1,0 +1,277 @@
+//! The contract between the compiler and a chip: [`Backend`] (what the chip is, how models are
+//! quantised and mapped for it, how they are lowered to its artifact) and [`Loaded`] (a decoded
+//! artifact: run it, list it, measure its floorline loads). The compiler holds targets only as
+//! `&dyn Backend` from its registry, so a new chip is one crate that implements these two traits
+//! plus one registry line.
+
+use crate::cost::{ChipParams, CostParam};
+use crate::envelope::ArtifactError;
+use crate::error::BackendError;
+use crate::floorline::{ActivityProfile, Loads};
+use crate::quant::Quantization;
+use crate::run::{Array, EventArray, RunResult};
+use crate::search_space::SearchSpace;
+use nmc_ir::{Graph, Mapping};
+use std::sync::OnceLock;
+
+/// What an ONNX model means on a chip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecMode {
+    /// Quantised ANN: integer activations as graded events.
+    Graded,
+    /// ReLU → integrate-and-fire over T timesteps; outputs are spike counts.
+    Rate,
+}
+
+impl Quantization {
+    /// The execution mode this quantisation produces.
+    pub fn mode(&self) -> ExecMode {
+        match self {
+            Quantization::Graded(_) | Quantization::Akida(_) => ExecMode::Graded,
+            Quantization::Rate(_) => ExecMode::Rate,
+        }
+    }
+}
+
+/// What a target runs natively, for the e-graph's extraction cost: which pooling its quantiser
+/// accepts after an activation and whether it has a channel concatenation (plain flags, so the
+/// e-graph needs no backend).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NativeOps {
+    /// Average pooling (the divisor in hardware or folded by the quantiser).
+    pub avg_pool: bool,
+    /// Sum pooling.
+    pub sum_pool: bool,
+    /// Concatenation along channels (Loihi 2 lowers it as a view; Speck and the AKD1000 have
+    /// none: a core or NP reads one input map).
+    pub concat: bool,
+}
+
+impl NativeOps {
+    /// No constraint: every pooling is native (unit tests, target-independent runs).
+    pub const ANY: NativeOps = NativeOps {
+        avg_pool: true,
+        sum_pool: true,
+        concat: true,
+    };
+
+    /// Whether the target runs this pooling (max pooling is never penalised here: the targets
+    /// without it reject it in their quantiser, and no rule makes or removes one).
+    pub fn has_pool(&self, kind: nmc_ir::PoolKind) -> bool {
+        match kind {
+            nmc_ir::PoolKind::Avg => self.avg_pool,
+            nmc_ir::PoolKind::Sum => self.sum_pool,
+            nmc_ir::PoolKind::Max => true,
+        }
+    }
+}
+
+impl Default for NativeOps {
+    fn default() -> Self {
+        NativeOps::ANY
+    }
+}
+
+/// The compile options a backend sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TargetOptions {
+    /// Chips in the system (`--chips`).
+    pub chips: u32,
+    /// Timesteps a rate-mode artifact runs by default (`None`: the target's default).
+    pub timesteps: Option<u32>,
+}
+
+impl Default for TargetOptions {
+    fn default() -> Self {
+        TargetOptions {
+            chips: 1,
+            timesteps: None,
+        }
+    }
+}
+
+/// The activity a floorline analysis estimates loads from: an activity profile of the quantised
+/// graph (measured by the reference interpreter on first use, for backends that model loads) and
+/// samples to run (for backends whose emulator measures them).
+pub struct Activity<'a> {
+    graph: Option<(&'a Graph, &'a [Vec<Vec<f32>>])>,
+    profile: OnceLock<Result<ActivityProfile, String>>,
+    samples: Array,
+}
+
+/// Samples an emulator measures loads on: at most this many calibration samples.
+pub const MEASURE_SAMPLES: usize = 16;
+
+impl<'a> Activity<'a> {
+    /// The activity of `graph` (quantised) on calibration samples `calib` (`[sample][input]`);
+    /// without samples, every value is assumed active with the profile's default density and
+    /// emulators measure on one mid-grey input.
+    pub fn new(graph: &'a Graph, calib: &'a [Vec<Vec<f32>>]) -> Self {
+        let samples = calib_array(calib).unwrap_or_else(|| {
+            let numel = graph.inputs.first().map_or(0, |&i| graph.ty(i).numel());
+            Array {
+                shape: vec![1, numel],
+                data: vec![0.5; numel],
+            }
+        });
+        Activity {
+            graph: Some((graph, calib)),
+            profile: OnceLock::new(),
+            samples,
+        }
+    }
+
+    /// A given profile and samples (for tests and what-if analyses).
+    pub fn of(profile: ActivityProfile, samples: Array) -> Self {
+        let cell = OnceLock::new();
+        let _ = cell.set(Ok(profile));
+        Activity {
+            graph: None,
+            profile: cell,
+            samples,
+        }
+    }
+
+    /// The activity profile (measured once, on first use).
+    pub fn profile(&self) -> Result<&ActivityProfile, BackendError> {
+        self.profile
+            .get_or_init(|| match self.graph {
+                Some((g, calib)) => ActivityProfile::measure(g, calib),
+                None => Err("no activity profile was given".into()),
+            })
+            .as_ref()
+            .map_err(|e| BackendError::input(e.clone()))
+    }
+
+    /// Samples `[N, …]` to run on the emulator.
+    pub fn samples(&self) -> &Array {
+        &self.samples
+    }
+}
+
+/// Calibration samples as one `[N, …]` array of the first input (at most [`MEASURE_SAMPLES`]).
+pub fn calib_array(calib: &[Vec<Vec<f32>>]) -> Option<Array> {
+    let first = calib.first()?.first()?;
+    let n = calib.len().min(MEASURE_SAMPLES);
+    let data: Vec<f32> = calib
+        .iter()
+        .take(n)
+        .flat_map(|s| s[0].iter().copied())
+        .collect();
+    Some(Array {
+        shape: vec![n, first.len()],
+        data,
+    })
+}
+
+/// A chip nmc compiles for.
+pub trait Backend: Send + Sync {
+    /// The target's name (`--target`, artifact headers, the default artifact extension).
+    fn name(&self) -> &'static str;
+
+    /// Human-readable description and limits for `nmc targets`.
+    fn description(&self) -> String;
+
+    /// Machine-readable limits for `nmc targets --format json`.
+    fn describe_json(&self) -> serde_json::Value;
+
+    /// How models are quantised for the chip (and so its execution mode).
+    fn quantization(&self) -> Quantization;
+
+    /// What the e-graph's extraction may assume the chip runs natively.
+    fn native_ops(&self) -> NativeOps;
+
+    /// Timesteps a run takes by default (`None`: each artifact chooses).
+    fn default_timesteps(&self) -> Option<u32> {
+        None
+    }
+
+    /// Checks the options against what the chip supports (e.g. a single-device chip refuses
+    /// `--chips 2`); a usage error otherwise.
+    fn check_options(&self, opts: &TargetOptions) -> Result<(), BackendError>;
+
+    /// The cost-model constants with units and sources, after `params` overrides.
+    fn cost_params(&self, params: &ChipParams) -> Result<Vec<CostParam>, BackendError>;
+
+    /// The default mapping of a quantised graph (the vendor-style baseline every search is
+    /// measured against).
+    fn default_mapping(&self, graph: &Graph, opts: &TargetOptions)
+        -> Result<Mapping, BackendError>;
+
+    /// The space the mapping searches (`--partition floorline|evolve`) explore.
+    fn search_space<'g>(
+        &self,
+        graph: &'g Graph,
+        opts: &TargetOptions,
+    ) -> Result<SearchSpace<'g>, BackendError>;
+
+    /// Lowers a quantised, mapped graph; returns the artifact's bytes.
+    fn lower(
+        &self,
+        graph: &Graph,
+        mapping: &Mapping,
+        source_hash: u64,
+        opts: &TargetOptions,
+    ) -> Result<Vec<u8>, BackendError>;
+
+    /// Whether `bytes` start like an artifact of this target (of any version).
+    fn is_artifact(&self, bytes: &[u8]) -> bool;
+
+    /// Decodes and validates an artifact.
+    fn decode(&self, bytes: &[u8]) -> Result<Box<dyn Loaded>, ArtifactError>;
+}
+
+/// A decoded, validated artifact (`Any`, so tools can reach the backend's own type).
+pub trait Loaded: std::any::Any + Send + Sync {
+    /// The target it was compiled for.
+    fn target(&self) -> &'static str;
+
+    /// The readable listing (deterministic; snapshot-tested).
+    fn listing(&self) -> String;
+
+    /// The JSON form of `inspect --format json` (a `layers` array with names and placement).
+    fn to_json(&self) -> serde_json::Value;
+
+    /// Runs samples (`[N, …]` floats, quantised with the artifact's input grid) over `timesteps`
+    /// (`None`: the artifact's default), with cost constants overridden by `params`.
+    fn run(
+        &self,
+        samples: &Array,
+        timesteps: Option<u32>,
+        params: &ChipParams,
+    ) -> Result<RunResult, BackendError>;
+
+    /// Runs one DVS-style event stream (`x, y, t, p`), binned into `timesteps` steps.
+    fn run_events(
+        &self,
+        _events: &EventArray,
+        _timesteps: Option<u32>,
+        _params: &ChipParams,
+    ) -> Result<RunResult, BackendError> {
+        Err(BackendError::input(format!(
+            "event input (a .npy with fields x, y, t, p) is for event-driven chips; this artifact is for {}",
+            self.target()
+        )))
+    }
+
+    /// The per-step input event counts an event stream gives (`[step][input][element]`), for
+    /// checking an emulator against `nmc_ir::Interpreter::run_events`.
+    fn bin_events(
+        &self,
+        _events: &EventArray,
+        _timesteps: u32,
+    ) -> Result<Vec<Vec<Vec<i64>>>, BackendError> {
+        Err(BackendError::input(format!(
+            "event input is for event-driven chips; this artifact is for {}",
+            self.target()
+        )))
+    }
+
+    /// The floorline loads of this mapping under `activity`: modelled from the activity profile
+    /// or measured by the emulator on the activity's samples, as the backend does best.
+    fn floorline_loads(
+        &self,
+        activity: &Activity<'_>,
+        params: &ChipParams,
+    ) -> Result<Loads, BackendError>;
+}

@@ -1,0 +1,152 @@
+//! What the compiler hands a loaded artifact to run, and what a run gives back: samples, event
+//! streams, and the `nmc run --report` figures every backend fills the same way.
+
+/// A dense array: shape and row-major values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Array {
+    /// Dimensions.
+    pub shape: Vec<usize>,
+    /// Values, C order.
+    pub data: Vec<f32>,
+}
+
+impl Array {
+    /// Splits the first axis: one flattened sample per entry.
+    pub fn samples(&self) -> Vec<Vec<f32>> {
+        let n = self.shape.first().copied().unwrap_or(1).max(1);
+        let per = self.data.len() / n;
+        self.data.chunks(per.max(1)).map(|c| c.to_vec()).collect()
+    }
+}
+
+/// A DVS-style event stream: a structured `.npy` with (at least) integer fields `x`, `y`, `t`,
+/// `p` (specksim's and samna's event form, each usually `uint32`; other fields are ignored).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventArray {
+    /// Columns.
+    pub x: Vec<u32>,
+    /// Rows.
+    pub y: Vec<u32>,
+    /// Timestamps.
+    pub t: Vec<u64>,
+    /// Polarities.
+    pub p: Vec<u32>,
+}
+
+impl EventArray {
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.x.len()
+    }
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.x.is_empty()
+    }
+}
+
+/// Per-core figures of a run, summed over samples and timesteps.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct CorePerf {
+    /// Logical core id.
+    pub id: u32,
+    /// Chip.
+    pub chip: u32,
+    /// Mesh column.
+    pub x: u32,
+    /// Mesh row.
+    pub y: u32,
+    /// Synaptic operations.
+    pub syn_ops: u64,
+    /// Synaptic memory words read.
+    pub mem_reads: u64,
+    /// Neuron updates.
+    pub neuron_updates: u64,
+    /// Messages received.
+    pub msgs_in: u64,
+    /// Messages sent.
+    pub msgs_out: u64,
+    /// The bound that held most often over the run: "memory", "compute" or "traffic".
+    pub bound: String,
+    /// Slot of the unit in its mesh node (AKD1000 NPs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u32>,
+    /// What the unit is configured as (AKD1000: "HRC", "CNP1", "FNP3", …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit_type: Option<String>,
+}
+
+/// The `nmc run --report` JSON.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct PerfSummary {
+    /// Target name.
+    pub target: String,
+    /// Samples run.
+    pub samples: usize,
+    /// Timesteps per sample.
+    pub timesteps: u32,
+    /// Mean latency per inference (ns).
+    pub latency_ns: f64,
+    /// Mean energy per inference (nJ).
+    pub energy_nj: f64,
+    /// Mean time of the slowest timestep of an inference (ns): the emulated `T_step`.
+    pub t_step_ns: f64,
+    /// The bound of the slowest timesteps, most often over the samples.
+    pub workload_bound: String,
+    /// Total synaptic events.
+    pub synaptic_events: u64,
+    /// Per-core counters, summed over all samples.
+    pub cores: Vec<CorePerf>,
+    /// Frames per second a pipelined chip sustains (AKD1000: 1 / the slowest NP's time).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throughput_fps: Option<f64>,
+}
+
+/// Closes a run report: each core's and the workload's bound become the one that held most often
+/// (ties go to memory, then compute), and the sums over samples become means per inference.
+pub fn finish_perf(perf: &mut PerfSummary, core_bounds: &[[u64; 3]], workload: &[u64; 3]) {
+    let most = |b: &[u64; 3]| {
+        ["memory", "compute", "traffic"][(0..3).max_by_key(|&k| (b[k], 3 - k)).unwrap_or(0)]
+    };
+    for (p, b) in perf.cores.iter_mut().zip(core_bounds) {
+        p.bound = most(b).to_string();
+    }
+    perf.workload_bound = most(workload).to_string();
+    if perf.samples > 0 {
+        let n = perf.samples as f64;
+        perf.latency_ns /= n;
+        perf.energy_nj /= n;
+        perf.t_step_ns /= n;
+    }
+}
+
+/// What `run` returns.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    /// Dequantised outputs of the first output, `[N, …]`.
+    pub outputs: Array,
+    /// Integer outputs of the first output, one vector per sample (for bit-exact checks).
+    pub int_outputs: Vec<Vec<i64>>,
+    /// Performance figures.
+    pub perf: PerfSummary,
+}
+
+/// Splits `[N, …]` samples (or one unbatched sample) into flat per-sample slices of `per` values.
+pub fn split_samples<'a>(
+    samples: &'a Array,
+    per: usize,
+    shape: &[u32],
+) -> Result<Vec<&'a [f32]>, crate::BackendError> {
+    let n = if samples.shape.len() > 1 && samples.shape[1..].iter().product::<usize>() == per {
+        samples.shape[0]
+    } else if samples.data.len() == per {
+        1
+    } else {
+        return Err(crate::BackendError::input(format!(
+            "array of shape {:?} does not hold samples of the input shape {shape:?}",
+            samples.shape
+        )));
+    };
+    Ok((0..n)
+        .map(|i| &samples.data[i * per..(i + 1) * per])
+        .collect())
+}
