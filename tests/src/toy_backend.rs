@@ -341,16 +341,8 @@ impl Loaded for LoadedToy {
             chips: 1,
             constants: Constants {
                 a_syn: 1.0,
-                a_mem: 1.0,
                 a_neu: 1.0,
-                a_msg: 1.0,
-                b_sync: 0.0,
-                e_syn: 1.0,
-                e_mem: 1.0,
-                e_neu: 1.0,
-                e_msg: 1.0,
-                e_hop: 0.0,
-                p_static: 0.0,
+                ..Default::default()
             },
             activity: profile.from.clone(),
         })

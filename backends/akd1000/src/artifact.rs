@@ -20,8 +20,8 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Target name stored in the header.
 pub const TARGET: &str = "akd1000";
 
+use nmc_backend::Envelope;
 pub use nmc_backend::{ArtifactError, Header};
-use nmc_backend::{Envelope, Enveloped};
 
 /// The AKD1000 artifact envelope: what its [`Header`] must say.
 pub const ENVELOPE: Envelope = Envelope {
@@ -239,28 +239,11 @@ pub struct Artifact {
     pub outputs: Vec<OutputMsg>,
 }
 
-impl Enveloped for Artifact {
-    fn header(&self) -> Option<&Header> {
-        self.header.as_ref()
-    }
-}
-
-/// The artifact's bytes (deterministic: prost writes fields in tag order, and there are no maps).
-pub fn encode(a: &Artifact) -> Vec<u8> {
-    ENVELOPE.encode(a)
-}
-
-/// Whether `bytes` start with an nmc AKD1000 header (of any version).
-pub fn is_artifact(bytes: &[u8]) -> bool {
-    ENVELOPE.is_artifact(bytes)
-}
-
-/// Parses and validates an artifact.
-pub fn decode(bytes: &[u8]) -> Result<Artifact, ArtifactError> {
-    let a: Artifact = ENVELOPE.decode(bytes)?;
-    crate::validate::validate(&a, &crate::akd1000())?;
-    Ok(a)
-}
+nmc_backend::artifact_codec!(
+    Artifact,
+    ENVELOPE,
+    |a: &Artifact| crate::validate::validate(a, &crate::akd1000())
+);
 
 #[cfg(test)]
 mod tests {

@@ -36,23 +36,10 @@ fn ak_error(e: AkError) -> BackendError {
     }
 }
 
-/// The AKD1000 is one device: nmc does not chain them.
-fn one_chip(chips: u32) -> Result<(), BackendError> {
-    if chips == 1 {
-        Ok(())
-    } else {
-        Err(BackendError::Usage(format!(
-            "--chips {chips}: the akd1000 is one device (nmc does not chain AKD1000s)"
-        )))
-    }
-}
-
 /// The spec with cost constants overridden (an unknown name is a usage error).
 fn spec_with(params: &ChipParams) -> Result<ChipSpec, BackendError> {
     let mut spec = spec();
-    spec.cost
-        .apply(NAME, params)
-        .map_err(|e| BackendError::Usage(e.to_string()))?;
+    spec.cost.apply(NAME, params)?;
     Ok(spec)
 }
 
@@ -135,7 +122,7 @@ impl Backend for Akd1000 {
     }
 
     fn check_options(&self, opts: &TargetOptions) -> Result<(), BackendError> {
-        one_chip(opts.chips)
+        opts.one_device("the akd1000 is one device (nmc does not chain AKD1000s)")
     }
 
     fn cost_params(&self, params: &ChipParams) -> Result<Vec<CostParam>, BackendError> {

@@ -25,42 +25,16 @@ use crate::validate::unit_type;
 /// Why an artifact cannot be emulated, or a frame cannot run.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum EmuError {
+    /// The inputs do not suit the artifact.
+    #[error(transparent)]
+    Input(#[from] nmc_backend::InputError),
     /// The artifact is invalid.
     #[error(transparent)]
     Artifact(#[from] ArtifactError),
-    /// Wrong number of input tensors.
-    #[error("the model has {expected} input(s), {got} given")]
-    InputCount {
-        /// Inputs expected.
-        expected: usize,
-        /// Inputs given.
-        got: usize,
-    },
-    /// An input tensor has the wrong size.
-    #[error("input {index} has {got} values, the model expects {expected}")]
-    InputSize {
-        /// Input position.
-        index: usize,
-        /// Values given.
-        got: usize,
-        /// Values expected.
-        expected: usize,
-    },
-    /// An input value is outside its unsigned range (the host must quantise first).
-    #[error("input {index} value {value} at position {position} is outside [0, {max}]")]
-    InputRange {
-        /// Input position.
-        index: usize,
-        /// Flat position.
-        position: usize,
-        /// The value.
-        value: i64,
-        /// Largest allowed.
-        max: i64,
-    },
 }
 
 pub use nmc_backend::Bound;
+use nmc_backend::{check_int_inputs, IntInput};
 
 /// What one unit (HRC or NP) did for one frame.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -357,29 +331,12 @@ impl Emulator {
     /// Runs one frame; returns the integer outputs (one vector per graph output, in the IR's
     /// row-major order) and the performance report.
     pub fn run(&self, inputs: &[Vec<i64>]) -> Result<(Vec<Vec<i64>>, PerfReport), EmuError> {
-        if inputs.len() != self.inputs.len() {
-            return Err(EmuError::InputCount {
-                expected: self.inputs.len(),
-                got: inputs.len(),
-            });
-        }
-        for (index, (x, &(len, max))) in inputs.iter().zip(&self.inputs).enumerate() {
-            if x.len() != len {
-                return Err(EmuError::InputSize {
-                    index,
-                    got: x.len(),
-                    expected: len,
-                });
-            }
-            if let Some(position) = x.iter().position(|v| !(0..=max).contains(v)) {
-                return Err(EmuError::InputRange {
-                    index,
-                    position,
-                    value: x[position],
-                    max,
-                });
-            }
-        }
+        let expected: Vec<IntInput> = self
+            .inputs
+            .iter()
+            .map(|&(len, max)| IntInput { len, min: 0, max })
+            .collect();
+        check_int_inputs(inputs, &expected)?;
         let mut perf: Vec<UnitPerf> = self
             .units
             .iter()

@@ -5,8 +5,8 @@
 //! Decoding checks the header, then validates the whole structure ([`crate::validate`]) so that
 //! nothing downstream can index out of range or allocate without bound.
 
+use nmc_backend::Envelope;
 pub use nmc_backend::{ArtifactError, Header};
-use nmc_backend::{Envelope, Enveloped};
 
 /// First bytes of the header: identifies an nmc Loihi 2 artifact.
 pub const MAGIC: &[u8; 8] = b"NMCL2ART";
@@ -305,25 +305,8 @@ pub const ENVELOPE: Envelope = Envelope {
     target: TARGET,
 };
 
-impl Enveloped for Artifact {
-    fn header(&self) -> Option<&Header> {
-        self.header.as_ref()
-    }
-}
-
-/// The artifact's bytes (deterministic for equal artifacts).
-pub fn encode(a: &Artifact) -> Vec<u8> {
-    ENVELOPE.encode(a)
-}
-
-/// Whether `bytes` start with an nmc Loihi 2 artifact header (of any version).
-pub fn is_artifact(bytes: &[u8]) -> bool {
-    ENVELOPE.is_artifact(bytes)
-}
-
-/// Parses and validates an artifact.
-pub fn decode(bytes: &[u8]) -> Result<Artifact, ArtifactError> {
-    let a: Artifact = ENVELOPE.decode(bytes)?;
-    crate::validate::validate(&a)?;
-    Ok(a)
-}
+nmc_backend::artifact_codec!(
+    Artifact,
+    ENVELOPE,
+    |a: &Artifact| crate::validate::validate(a)
+);

@@ -20,9 +20,7 @@ const NAME: &str = crate::artifact::TARGET;
 /// The spec for `chips` chips with cost constants overridden.
 fn spec_with(chips: u32, params: &ChipParams) -> Result<ChipSpec, BackendError> {
     let mut spec = crate::loihi2().with_chips(chips.max(1));
-    spec.cost
-        .apply(NAME, params)
-        .map_err(|e| BackendError::Usage(e.to_string()))?;
+    spec.cost.apply(NAME, params)?;
     Ok(spec)
 }
 

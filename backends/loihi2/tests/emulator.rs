@@ -130,27 +130,28 @@ fn run_rejects_bad_inputs() {
     let spec = loihi2();
     let art = lower(&g, &single_core_mapping(&g), 0, &spec).unwrap();
     let mut emu = Emulator::new(&art, &spec).unwrap();
+    use nmc_backend::InputError;
     use nmc_loihi2::EmuError;
     assert!(matches!(
         emu.run(&[], 2),
-        Err(EmuError::InputCount {
+        Err(EmuError::Input(InputError::Count {
             expected: 1,
             got: 0
-        })
+        }))
     ));
     assert!(matches!(
         emu.run(&[vec![0; 3]], 2),
-        Err(EmuError::InputSize { .. })
+        Err(EmuError::Input(InputError::Size { .. }))
     ));
     let e = emu.run(&[vec![0, 0, 500, 0]], 2).unwrap_err();
     assert!(
         matches!(
             e,
-            EmuError::InputRange {
+            EmuError::Input(InputError::Range {
                 position: 2,
                 value: 500,
                 ..
-            }
+            })
         ),
         "{e}"
     );

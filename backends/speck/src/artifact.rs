@@ -14,8 +14,8 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Target name stored in the header.
 pub const TARGET: &str = "speck";
 
+use nmc_backend::Envelope;
 pub use nmc_backend::{ArtifactError, Header};
-use nmc_backend::{Envelope, Enveloped};
 
 /// The artifact's envelope: magic, format version and target name, checked by [`decode`].
 pub const ENVELOPE: Envelope = Envelope {
@@ -249,11 +249,9 @@ pub struct Artifact {
     pub output: Option<OutputSpec>,
 }
 
-impl Enveloped for Artifact {
-    fn header(&self) -> Option<&Header> {
-        self.header.as_ref()
-    }
-}
+nmc_backend::artifact_codec!(Artifact, ENVELOPE, |a: &Artifact| {
+    crate::validate::validate(a).map(|_| ())
+});
 
 impl Artifact {
     /// The timesteps recorded in the header (`None` without a header, 0 when none were recorded;
@@ -261,23 +259,6 @@ impl Artifact {
     pub fn timesteps(&self) -> Option<u32> {
         self.header.as_ref().map(|h| h.chips)
     }
-}
-
-/// The artifact's bytes (deterministic for equal artifacts).
-pub fn encode(a: &Artifact) -> Vec<u8> {
-    ENVELOPE.encode(a)
-}
-
-/// Whether `bytes` start with an nmc Speck artifact header (of any version).
-pub fn is_artifact(bytes: &[u8]) -> bool {
-    ENVELOPE.is_artifact(bytes)
-}
-
-/// Parses and validates an artifact.
-pub fn decode(bytes: &[u8]) -> Result<Artifact, ArtifactError> {
-    let a: Artifact = ENVELOPE.decode(bytes)?;
-    crate::validate::validate(&a)?;
-    Ok(a)
 }
 
 #[cfg(test)]

@@ -52,17 +52,6 @@ fn network(graph: &Graph) -> Result<Network, BackendError> {
     })
 }
 
-/// Speck is one chip: nmc does not chain boards.
-fn one_chip(chips: u32) -> Result<(), BackendError> {
-    if chips == 1 {
-        Ok(())
-    } else {
-        Err(BackendError::Usage(format!(
-            "--chips {chips}: speck is one chip (nmc does not chain speck boards)"
-        )))
-    }
-}
-
 /// Layer → core assignment by bipartite matching (Edmonds–Karp, as sinabs) of an extracted
 /// network; every layer gets one whole core, so the mapping has one slice per layer and the core
 /// id is the Speck core index.
@@ -151,9 +140,7 @@ fn check_timesteps(t: u32) -> Result<(), String> {
 /// is a usage error.
 fn spec_with(params: &ChipParams) -> Result<ChipSpec, BackendError> {
     let mut spec = speck();
-    spec.cost
-        .apply(TARGET, params)
-        .map_err(|e| BackendError::Usage(e.to_string()))?;
+    spec.cost.apply(TARGET, params)?;
     Ok(spec)
 }
 
@@ -251,7 +238,7 @@ impl Backend for Speck {
     }
 
     fn check_options(&self, opts: &TargetOptions) -> Result<(), BackendError> {
-        one_chip(opts.chips)
+        opts.one_device("speck is one chip (nmc does not chain speck boards)")
     }
 
     fn cost_params(&self, params: &ChipParams) -> Result<Vec<CostParam>, BackendError> {

@@ -81,6 +81,20 @@ pub struct TargetOptions {
     pub timesteps: Option<u32>,
 }
 
+impl TargetOptions {
+    /// For a chip that runs alone: `--chips` other than 1 is a usage error that says `why`.
+    pub fn one_device(&self, why: &str) -> Result<(), BackendError> {
+        if self.chips == 1 {
+            Ok(())
+        } else {
+            Err(BackendError::Usage(format!(
+                "--chips {}: {why}",
+                self.chips
+            )))
+        }
+    }
+}
+
 impl Default for TargetOptions {
     fn default() -> Self {
         TargetOptions {

@@ -153,6 +153,41 @@ impl Envelope {
     }
 }
 
+/// Declares a backend's artifact codec in one line: `impl Enveloped` for the artifact message
+/// (whose field 1 is `header: Option<Header>`) and the crate's `encode`, `is_artifact` and
+/// `decode` (the envelope's checks, then the crate's own `validate`, whose success value is
+/// dropped).
+#[macro_export]
+macro_rules! artifact_codec {
+    ($artifact:ty, $envelope:expr, $validate:expr) => {
+        impl $crate::Enveloped for $artifact {
+            fn header(&self) -> Option<&$crate::Header> {
+                self.header.as_ref()
+            }
+        }
+
+        /// The artifact's bytes (deterministic: prost writes fields in tag order, and artifacts
+        /// have no maps).
+        pub fn encode(a: &$artifact) -> Vec<u8> {
+            $envelope.encode(a)
+        }
+
+        /// Whether `bytes` start with this target's artifact header (of any version), i.e.
+        /// whether a failure to decode them is a damaged artifact rather than a foreign file.
+        pub fn is_artifact(bytes: &[u8]) -> bool {
+            $envelope.is_artifact(bytes)
+        }
+
+        /// Parses an artifact, checks its header and validates its body.
+        pub fn decode(bytes: &[u8]) -> Result<$artifact, $crate::ArtifactError> {
+            let a: $artifact = $envelope.decode(bytes)?;
+            let validate = $validate;
+            validate(&a)?;
+            Ok(a)
+        }
+    };
+}
+
 /// The header, if `bytes` start with a complete header field (field 1, length-delimited).
 fn sniff_header(bytes: &[u8]) -> Option<Header> {
     if *bytes.first()? != 0x0a {

@@ -64,3 +64,10 @@ impl BackendError {
         }
     }
 }
+
+/// An unknown cost-constant name in `--chip-params` is a usage error.
+impl From<crate::cost::UnknownCost> for BackendError {
+    fn from(e: crate::cost::UnknownCost) -> Self {
+        BackendError::Usage(e.to_string())
+    }
+}

@@ -76,7 +76,7 @@ pub struct CoreLoad {
 }
 
 /// The constants of the model (times in ns, energies in pJ, power in mW).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Constants {
     /// Time per synaptic operation.
     pub a_syn: f64,

@@ -30,5 +30,8 @@ pub use error::BackendError;
 pub use floorline::{ActivityProfile, Bound, Constants, CoreLoad, Loads};
 pub use mapping::{assign, greedy, layer_name, uniform_space, CoreModel, FitError, LayerSizer};
 pub use quant::{AkidaWidths, QuantSpec, Quantization, RateOptions};
-pub use run::{finish_perf, split_samples, Array, CorePerf, EventArray, PerfSummary, RunResult};
+pub use run::{
+    check_int_inputs, finish_perf, split_samples, Array, CorePerf, EventArray, InputError,
+    IntInput, PerfSummary, RunResult,
+};
 pub use search_space::{Decoder, Genome, Problem, SearchSpace};

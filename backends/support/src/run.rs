@@ -150,3 +150,81 @@ pub fn split_samples<'a>(
         .map(|i| &samples.data[i * per..(i + 1) * per])
         .collect())
 }
+
+/// Integer inputs an emulator cannot take (the host quantises inputs before sending them).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    /// Wrong number of input tensors.
+    #[error("the model has {expected} input(s), {got} given")]
+    Count {
+        /// Inputs expected.
+        expected: usize,
+        /// Inputs given.
+        got: usize,
+    },
+    /// An input tensor has the wrong size.
+    #[error("input {index} has {got} values, the model expects {expected}")]
+    Size {
+        /// Input position.
+        index: usize,
+        /// Values given.
+        got: usize,
+        /// Values expected.
+        expected: usize,
+    },
+    /// An input value is outside its quantised range.
+    #[error("input {index} value {value} at position {position} is outside its quantised range [{min}, {max}]")]
+    Range {
+        /// Input position.
+        index: usize,
+        /// Flat position of the value.
+        position: usize,
+        /// The value.
+        value: i64,
+        /// Smallest allowed.
+        min: i64,
+        /// Largest allowed.
+        max: i64,
+    },
+}
+
+/// What an emulator expects of one integer input: its length and value range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IntInput {
+    /// Values per sample.
+    pub len: usize,
+    /// Smallest value.
+    pub min: i64,
+    /// Largest value.
+    pub max: i64,
+}
+
+/// Checks integer inputs against what the artifact declares, the one check every emulator runs
+/// before touching them.
+pub fn check_int_inputs(inputs: &[Vec<i64>], expected: &[IntInput]) -> Result<(), InputError> {
+    if inputs.len() != expected.len() {
+        return Err(InputError::Count {
+            expected: expected.len(),
+            got: inputs.len(),
+        });
+    }
+    for (index, (x, e)) in inputs.iter().zip(expected).enumerate() {
+        if x.len() != e.len {
+            return Err(InputError::Size {
+                index,
+                got: x.len(),
+                expected: e.len,
+            });
+        }
+        if let Some(position) = x.iter().position(|v| !(e.min..=e.max).contains(v)) {
+            return Err(InputError::Range {
+                index,
+                position,
+                value: x[position],
+                min: e.min,
+                max: e.max,
+            });
+        }
+    }
+    Ok(())
+}

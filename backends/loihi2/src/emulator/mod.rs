@@ -27,6 +27,7 @@ use crate::artifact::{Artifact, ArtifactError, SourceKind};
 use crate::memory::{FitError, LayerFootprint, SliceUsage};
 use crate::spec::{ChipSpec, CostModel};
 use net::{Consumer, Event, PopRt};
+use nmc_backend::{check_int_inputs, IntInput};
 use nmc_ir::CoreLoc;
 use noc::Noc;
 use perf::{Counters, PerfBuilder};
@@ -34,6 +35,9 @@ use perf::{Counters, PerfBuilder};
 /// Why an artifact cannot be emulated, or a run cannot start.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum EmuError {
+    /// The inputs do not suit the artifact.
+    #[error(transparent)]
+    Input(#[from] nmc_backend::InputError),
     /// The artifact is invalid.
     #[error(transparent)]
     Artifact(#[from] ArtifactError),
@@ -60,38 +64,6 @@ pub enum EmuError {
         core: u32,
         /// Resource, needed and available.
         fit: FitError,
-    },
-    /// Wrong number of input tensors.
-    #[error("the model has {expected} input(s), {got} given")]
-    InputCount {
-        /// Inputs expected.
-        expected: usize,
-        /// Inputs given.
-        got: usize,
-    },
-    /// An input tensor has the wrong size.
-    #[error("input {index} has {got} values, the model expects {expected}")]
-    InputSize {
-        /// Input position.
-        index: usize,
-        /// Values given.
-        got: usize,
-        /// Values expected.
-        expected: usize,
-    },
-    /// An input value is outside its quantised range (the host must quantise first).
-    #[error("input {index} value {value} at position {position} is outside its quantised range [{min}, {max}]")]
-    InputRange {
-        /// Input position.
-        index: usize,
-        /// Flat position in the tensor.
-        position: usize,
-        /// The value.
-        value: i64,
-        /// Smallest allowed.
-        min: i32,
-        /// Largest allowed.
-        max: i32,
     },
 }
 
@@ -367,32 +339,16 @@ impl Emulator {
     }
 
     fn check_inputs(&self, inputs: &[Vec<i64>]) -> Result<(), EmuError> {
-        if inputs.len() != self.inputs.len() {
-            return Err(EmuError::InputCount {
-                expected: self.inputs.len(),
-                got: inputs.len(),
-            });
-        }
-        for (index, (x, spec)) in inputs.iter().zip(&self.inputs).enumerate() {
-            if x.len() != spec.len {
-                return Err(EmuError::InputSize {
-                    index,
-                    got: x.len(),
-                    expected: spec.len,
-                });
-            }
-            let range = i64::from(spec.min)..=i64::from(spec.max);
-            if let Some(position) = x.iter().position(|v| !range.contains(v)) {
-                return Err(EmuError::InputRange {
-                    index,
-                    position,
-                    value: x[position],
-                    min: spec.min,
-                    max: spec.max,
-                });
-            }
-        }
-        Ok(())
+        let expected: Vec<IntInput> = self
+            .inputs
+            .iter()
+            .map(|i| IntInput {
+                len: i.len,
+                min: i64::from(i.min),
+                max: i64::from(i.max),
+            })
+            .collect();
+        Ok(check_int_inputs(inputs, &expected)?)
     }
 
     /// Queues each input element's change since the last frame as an event.
