@@ -11,7 +11,7 @@
 //! 3. `v = sat_state(acc + bias[c])`, saturating to `state_bits` two's complement;
 //! 4. `y = clamp(R(v / (step[c] · 2^act_shift)), act_min, act_max)` with `step[c]` the layer's
 //!    `act_step` (1 when absent) and `R` its `act_round`: floor (the default, so with step 1 this
-//!    is the arithmetic shift `v >> act_shift`) or ceil (Akida's rule, chips.md §6). The neuron
+//!    is the arithmetic shift `v >> act_shift`) or ceil (Akida's rule, docs/chips.md §6). The neuron
 //!    model is encoded in the range: ReLU has `act_min = 0`, a clip its upper bound, a linear
 //!    readout the full range;
 //! 5. without `pool_first`, pooling on `y`: max; sum; average as `floor(sum / count)`.

@@ -335,7 +335,7 @@ pub enum ActRound {
     #[default]
     Floor,
     /// Toward positive infinity: BrainChip Akida's `ceil((Σ w·x − threshold) / act_step)`
-    /// (chips.md §6).
+    /// (docs/chips.md §6).
     Ceil,
 }
 

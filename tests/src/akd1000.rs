@@ -4,7 +4,7 @@
 //! within the device and their count grows with the layer; and one error test (snapshot of the
 //! message, exit code 3, no output file) per rule of the Akida 1.0 constraints table.
 
-use crate::common::{argmax, cases, snap, temp_dir, Case, CALIB_SAMPLES};
+use crate::common::{argmax, cases, snap, snap_dump, temp_dir, Case, CALIB_SAMPLES};
 use nmc::synth::{attr_int, attr_ints, ModelBuilder, Rng};
 use nmc_ir::{Interpreter, Op, Value};
 use std::path::Path;
@@ -94,8 +94,8 @@ fn quantized_top1_is_within_3_points_of_float_at_4_4_bits() {
 fn listing_and_quantized_ir_snapshots() {
     for case in akd_cases() {
         let c = compiled(case);
-        snap("opt-ir-akd1000", &case.name, &nmc_ir::print(&c.quantized));
-        snap("listing-akd1000", &case.name, &c.listing());
+        snap_dump(nmc::Emit::QuantizedIr, &case.name, c);
+        snap_dump(nmc::Emit::Listing, &case.name, c);
     }
 }
 
@@ -120,7 +120,7 @@ fn every_layer_is_on_the_hrc_or_nps_of_the_device() {
         // The IR mapping indexes the artifact's units.
         assert_eq!(c.mapping.cores_used(), a.units.len());
     }
-    // The measured vendor case (chips.md §6): a 64-128-64-10 MLP at 4 bits takes 3 FNP3.
+    // The measured vendor case (docs/chips.md §6): a 64-128-64-10 MLP at 4 bits takes 3 FNP3.
     let mlp = cases().iter().find(|c| c.name == "digits_mlp").unwrap();
     let listing = compiled(mlp).listing();
     assert_eq!(listing.matches(" FNP3 np ").count(), 6, "{listing}");

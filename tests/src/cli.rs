@@ -19,9 +19,12 @@ fn compile_emits_stage_dumps_and_dep_info() {
     let art = d.join("m.loihi2");
     let p = |f: &str| d.join(f).to_str().unwrap().to_string();
     let emit = format!(
-        "ir={},opt-ir={},partitioned-ir={},listing={},report={},dep-info={}",
+        "ir={},canonical-ir={},egraph-ir={},quantized-ir={},opt-ir={},partitioned-ir={},listing={},report={},dep-info={}",
         p("ir.txt"),
+        p("canonical.txt"),
+        p("egraph.txt"),
         p("opt.txt"),
+        p("opt-alias.txt"),
         p("part.txt"),
         p("listing.txt"),
         p("report.txt"),
@@ -40,6 +43,17 @@ fn compile_emits_stage_dumps_and_dep_info() {
     let read = |f: &str| std::fs::read_to_string(d.join(f)).unwrap();
     assert!(read("ir.txt").starts_with("graph "));
     assert!(read("opt.txt").contains("= quantize("));
+    // `opt-ir` is the old name of `quantized-ir`, accepted for one release.
+    assert_eq!(read("opt-alias.txt"), read("opt.txt"));
+    // The layer graphs before and after the e-graph pass are float graphs of layers.
+    for f in ["canonical.txt", "egraph.txt"] {
+        let g = read(f);
+        assert!(
+            g.contains("= layer(") && !g.contains("= quantize("),
+            "{f}: {g}"
+        );
+        assert_eq!(nmc_ir::print(&nmc_ir::parse(&g).unwrap()), g);
+    }
     assert!(read("part.txt").contains("mapping {"));
     assert!(read("listing.txt").starts_with("artifact loihi2"));
     assert!(
@@ -211,4 +225,73 @@ fn run_chip_params_change_cost_not_outputs_on_every_target() {
         assert_eq!(e.exit_code(), 2, "{target}: {e}");
         assert!(e.to_string().contains("no_such_constant"), "{target}: {e}");
     }
+}
+
+/// Make rebuilds an artifact when any file the compile read changes: the depfile names the model,
+/// its external data and the calibration inputs (the test drives GNU make in question mode).
+#[test]
+fn make_rebuilds_when_the_calibration_data_changes() {
+    let case = cases()
+        .iter()
+        .find(|c| c.name == "digits_mlp_extdata")
+        .unwrap();
+    let d = temp_dir("make");
+    let calib = d.join("calib.npy");
+    std::fs::copy(case.dir.join("inputs.npy"), &calib).unwrap();
+    let art = d.join("m.loihi2");
+    let dep = d.join("m.d");
+    nmc(&[
+        "compile",
+        case.model.to_str().unwrap(),
+        "--target",
+        "loihi2",
+        "--calibrate",
+        calib.to_str().unwrap(),
+        "-o",
+        art.to_str().unwrap(),
+        "--emit",
+        &format!("dep-info={}", dep.display()),
+    ]);
+    // The depfile names the artifact as the compile was told it (here an absolute path).
+    std::fs::write(
+        d.join("Makefile"),
+        format!("{0}:\n\ttouch {0}\n-include m.d\n", art.display()),
+    )
+    .unwrap();
+    let up_to_date = || {
+        let st = std::process::Command::new("make")
+            .arg("-q")
+            .arg(&art)
+            .current_dir(&d)
+            .status()
+            .expect("GNU make runs");
+        st.success()
+    };
+    // Everything the depfile names is older than the artifact.
+    let past = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for f in [&case.model, &case.model.with_extension("onnx.data"), &calib] {
+        if f.starts_with(&d) {
+            let file = std::fs::File::options().write(true).open(f).unwrap();
+            file.set_modified(past).unwrap();
+        }
+    }
+    let text = std::fs::read_to_string(&dep).unwrap();
+    for f in [&case.model, &case.model.with_extension("onnx.data"), &calib] {
+        assert!(
+            text.contains(f.to_str().unwrap()),
+            "{} not in {text}",
+            f.display()
+        );
+    }
+    let art_file = std::fs::File::options().write(true).open(&art).unwrap();
+    art_file.set_modified(std::time::SystemTime::now()).unwrap();
+    assert!(up_to_date(), "a fresh artifact is up to date:\n{text}");
+    // New calibration data: the artifact is out of date.
+    let future = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+    let file = std::fs::File::options().write(true).open(&calib).unwrap();
+    file.set_modified(future).unwrap();
+    assert!(
+        !up_to_date(),
+        "calibration data changed but make sees nothing to do:\n{text}"
+    );
 }

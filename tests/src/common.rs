@@ -137,6 +137,20 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     d
 }
 
+/// Asserts a compile's `--emit` dump against `tests/snapshots/<kind>-<target>/<name>.snap` (the
+/// imported IR, which no target shapes, in `tests/snapshots/ir/`): the folders are named by
+/// [`nmc::Emit`], as the command line names the dumps.
+pub fn snap_dump(kind: nmc::Emit, name: &str, c: &nmc::Compiled) {
+    let folder = match kind {
+        nmc::Emit::Ir => kind.name().to_string(),
+        _ => format!("{}-{}", kind.name(), c.target.name()),
+    };
+    let text = c
+        .dump(kind, std::path::Path::new("out"))
+        .expect("a text dump");
+    snap(&folder, name, &text);
+}
+
 /// Asserts `text` against the insta snapshot `tests/snapshots/<stage>/<name>.snap`.
 pub fn snap(stage: &str, name: &str, text: &str) {
     let mut settings = insta::Settings::clone_current();

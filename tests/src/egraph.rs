@@ -227,7 +227,7 @@ fn egraph_opt_level_flag_on_compile() {
             "-o".into(),
             out.to_string_lossy().into_owned(),
             "--emit".into(),
-            format!("opt-ir={}", emit.display()),
+            format!("quantized-ir={}", emit.display()),
         ])
         .unwrap();
         std::fs::read_to_string(emit).unwrap()

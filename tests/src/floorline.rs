@@ -1,5 +1,5 @@
 //! The floorline model judged against the emulator, and the sparsity effects the papers describe
-//! (papers.md §1.3): sparser activity speeds up a memory-bound workload and not a compute-bound
+//! (docs/papers.md §1.3): sparser activity speeds up a memory-bound workload and not a compute-bound
 //! one; splitting a memory-bound layer helps until traffic dominates.
 
 use crate::common::cases;

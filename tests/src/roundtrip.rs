@@ -20,6 +20,6 @@ fn ir_text_round_trips_at_every_stage() {
         let c = compiled(case);
         check("ir", &case.name, &c.imported);
         check("canonical", &case.name, &c.canonical);
-        check("opt-ir", &case.name, &c.quantized);
+        check("quantized-ir", &case.name, &c.quantized);
     }
 }

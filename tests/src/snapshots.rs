@@ -1,20 +1,21 @@
 //! Snapshots per (case, stage): the text a reviewer reads when a change alters what nmc emits.
-//! Stored as tests/snapshots/<stage>/<case>.snap.
+//! Stored as tests/snapshots/<emit kind>-<target>/<case>.snap (see `common::snap_dump`).
 
-use crate::common::{cases, compiled, snap, CALIB_SAMPLES};
+use crate::common::{cases, compiled, snap, snap_dump, CALIB_SAMPLES};
+use nmc::Emit;
 
 #[test]
 fn stage_snapshots() {
     for case in cases() {
         let c = compiled(case);
-        snap("ir", &case.name, &nmc_ir::print(&c.imported));
-        snap("opt-ir", &case.name, &nmc_ir::print(&c.quantized));
-        snap(
-            "partitioned-ir",
-            &case.name,
-            &nmc::driver::print_partitioned(&c.quantized, &c.mapping),
-        );
-        snap("listing-loihi2", &case.name, &c.listing());
+        for kind in [
+            Emit::Ir,
+            Emit::QuantizedIr,
+            Emit::PartitionedIr,
+            Emit::Listing,
+        ] {
+            snap_dump(kind, &case.name, c);
+        }
         let calib = case.samples(CALIB_SAMPLES);
         let activity = nmc_backend::Activity::new(&c.quantized, &calib);
         let (analysis, _) = nmc::driver::floorline(

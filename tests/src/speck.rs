@@ -4,7 +4,7 @@
 //! whenever one exists (against brute force over the 9! core orders); listings and every
 //! violated limit are snapshot-tested; the `ai.nmc` domain imports and means what it says.
 
-use crate::common::{all_cases, argmax, snap, temp_dir, Case, CALIB_SAMPLES};
+use crate::common::{all_cases, argmax, snap, snap_dump, temp_dir, Case, CALIB_SAMPLES};
 use nmc::synth::{attr_float, attr_ints, attr_string, ModelBuilder, Rng};
 use nmc_ir::Interpreter;
 use nmc_speck::{MemoryUse, DEFAULT_TIMESTEPS};
@@ -426,8 +426,8 @@ fn matching_finds_an_assignment_whenever_one_exists() {
 fn listing_snapshots() {
     for case in all_cases() {
         if let Some(c) = compiled(case) {
-            snap("listing-speck", &case.name, &c.listing());
-            snap("opt-ir-speck", &case.name, &nmc_ir::print(&c.quantized));
+            snap_dump(nmc::Emit::Listing, &case.name, c);
+            snap_dump(nmc::Emit::QuantizedIr, &case.name, c);
         }
     }
 }

@@ -68,6 +68,9 @@ impl Enveloped for ToyArtifact {
     fn header(&self) -> Option<&Header> {
         self.header.as_ref()
     }
+    fn header_mut(&mut self) -> Option<&mut Header> {
+        self.header.as_mut()
+    }
 }
 
 struct Cores;
@@ -198,7 +201,7 @@ impl Backend for ToyChip {
             })
             .collect();
         let art = ToyArtifact {
-            header: Some(ENVELOPE.header(source_hash, 0)),
+            header: Some(ENVELOPE.header(source_hash)),
             ir: nmc_ir::print(graph),
             constants,
             slices,
@@ -345,6 +348,7 @@ impl Loaded for LoadedToy {
                 ..Default::default()
             },
             activity: profile.from.clone(),
+            splittable: true,
         })
     }
 }
@@ -396,7 +400,7 @@ fn case_graph(case: &crate::common::Case) -> Graph {
 #[test]
 fn a_corrupt_toy_artifact_is_an_artifact_error() {
     let junk = ENVELOPE.encode(&ToyArtifact {
-        header: Some(ENVELOPE.header(0, 0)),
+        header: Some(ENVELOPE.header(0)),
         ir: "not ir".into(),
         ..Default::default()
     });

@@ -122,7 +122,7 @@ fn emulator() -> ExitCode {
         .filter(|(_, d)| for_target(d, "loihi2"))
         .map(|(n, d)| (n, Vec::new(), Some(d)))
         .collect();
-    // The network size of chips.md §6's Lava measurement (64-128-10, 3.1 ms per timestep).
+    // The network size of docs/chips.md §6's Lava measurement (64-128-10, 3.1 ms per timestep).
     cases.push((
         "mlp-64-128-10".into(),
         sparse_mlp(&[64, 128, 10], 0.0, 3),
@@ -177,7 +177,7 @@ fn emulator() -> ExitCode {
             let per_step = t_emu.as_secs_f64() / (samples.len() as f64 * steps as f64);
             println!(
                 "\n64-128-10: {:.2} µs per timestep; Lava's fixed-point CPU simulation needs about 3.1 ms per timestep \
-                 for this size (chips.md §6): {:.0}× faster",
+                 for this size (docs/chips.md §6): {:.0}× faster",
                 per_step * 1e6,
                 3.1e-3 / per_step
             );
@@ -279,7 +279,7 @@ fn floorline() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Greedy vs floorline vs evolve on sparse MLPs in the style of Pierro et al. (papers.md §2.2:
+/// Greedy vs floorline vs evolve on sparse MLPs in the style of Pierro et al. (docs/papers.md §2.2:
 /// 3–10 layers, 256–4096 wide, 80–95 % weight sparsity) and on the shipped CNNs. Latency and
 /// energy are emulated per inference on the calibration inputs; search time is wall time.
 fn mapping() -> ExitCode {

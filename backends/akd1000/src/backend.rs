@@ -604,6 +604,7 @@ impl Loaded for LoadedAkd1000 {
             chips: 1,
             constants,
             activity: format!("loads measured by the emulator on {count} sample(s)"),
+            splittable: true,
         })
     }
 }

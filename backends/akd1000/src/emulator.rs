@@ -550,7 +550,7 @@ impl Emulator {
             let neu = c.a_neu.value * u.neuron_updates as f64;
             let mem = c.a_mem.value * u.mem_reads as f64;
             let ev = c.a_event.value * (u.events_in + u.events_out) as f64;
-            // Floorline vocabulary (papers.md §1.3): synaptic processing (operations and the
+            // Floorline vocabulary (docs/papers.md §1.3): synaptic processing (operations and the
             // weight reads feeding them) is the memory slope; neuron evaluations the compute floor.
             let (memory, compute) = (syn.max(mem), neu);
             u.t_ns = compute.max(memory).max(ev);

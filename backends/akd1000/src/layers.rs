@@ -1,12 +1,12 @@
 //! From the quantised canonical IR to Akida 1.0 layers, checking every constraint of the
-//! AKD1000 table (chips.md §3.3) on the way. Mapping, lowering and the compiler's reports all
+//! AKD1000 table (docs/chips.md §3.3) on the way. Mapping, lowering and the compiler's reports all
 //! start from [`analyze`], so a model that passes it maps the same way everywhere.
 //!
 //! A layer becomes:
 //! - **InputConv2D** when it is a convolution reading the graph input at 8 bits (the HRC);
 //! - **Conv2D** when it is any other convolution;
 //! - **Dense** (Akida's FullyConnected) when it is a dense synapse group, whatever the shape of
-//!   its input: a `[c, h, w]` input is flattened the vendor's way (column-major, chips.md §6) in
+//!   its input: a `[c, h, w]` input is flattened the vendor's way (column-major, docs/chips.md §6) in
 //!   the artifact.
 //!
 //! Integer semantics (the IR's, see `nmc_ir::Interpreter`): the potential is `Σ w·x + bias`; a

@@ -167,7 +167,7 @@ pub fn build(
         .collect::<Result<Vec<_>, _>>()?;
     let artifact = Artifact {
         // One device: `chips` stays 0 and is not written.
-        header: Some(ENVELOPE.header(source_hash, 0)),
+        header: Some(ENVELOPE.header(source_hash)),
         inputs: a
             .inputs
             .iter()

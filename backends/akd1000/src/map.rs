@@ -1,8 +1,8 @@
 //! Mapping Akida layers onto the HRC and the NPs of the mesh.
 //!
-//! BrainChip's mapper is closed C++ (chips.md §5.5); only its outcome is visible. nmc's rule,
+//! BrainChip's mapper is closed C++ (docs/chips.md §5.5); only its outcome is visible. nmc's rule,
 //! which reproduces the one measured case (a 64-128-64-10 MLP at 4 bits takes 3 FNP3, one per
-//! layer, chips.md §6), is:
+//! layer, docs/chips.md §6), is:
 //!
 //! - **InputConv2D** runs on the HRC, which has no NP (its limits are the InputConv2D rows of the
 //!   constraints table, checked in [`crate::layers`]).

@@ -1,8 +1,8 @@
 //! The AKD1000 description: the mesh of 20 nodes and 78 neural processors (NPs) with their
 //! capability sets, per-NP SRAM, the HRC, the Akida 1.0 layer constraints, and the constants of
-//! the latency and energy model, each with its source (chips.md §3, §5, §6).
+//! the latency and energy model, each with its source (docs/chips.md §3, §5, §6).
 //!
-//! BrainChip publishes no per-NP throughput or energy figures (chips.md §5.5–5.6): every cost
+//! BrainChip publishes no per-NP throughput or energy figures (docs/chips.md §5.5–5.6): every cost
 //! constant's `source` says "assumed" with the reasoning, so that reports can show the user which
 //! numbers to distrust.
 
@@ -55,7 +55,7 @@ impl NpSlot {
     }
 }
 
-/// The Akida 1.0 / AKD1000 layer constraints (chips.md §3.3, from
+/// The Akida 1.0 / AKD1000 layer constraints (docs/chips.md §3.3, from
 /// brainchip-inc.github.io/akida_examples_2.4.0-doc-1/user_guide/1.0_hw_constraints.html and the
 /// notes of the 2.3.0 `hw_constraints.html`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -170,7 +170,7 @@ nmc_backend::cost_table! {
     }
 }
 
-/// The NP clock nmc assumes (no public figure in chips.md): 300 MHz, so one cycle is 3.33 ns.
+/// The NP clock nmc assumes (no public figure in docs/chips.md): 300 MHz, so one cycle is 3.33 ns.
 const CYCLE_NS: f64 = 1e3 / 300.0;
 
 fn akd1000_costs() -> CostModel {
@@ -183,12 +183,12 @@ fn akd1000_costs() -> CostModel {
         a_syn: c(
             CYCLE_NS / 8.0,
             "ns/op",
-            "assumed: 8 multiply-accumulates per cycle per NP at an assumed 300 MHz clock (no public per-NP throughput, chips.md §5.5)",
+            "assumed: 8 multiply-accumulates per cycle per NP at an assumed 300 MHz clock (no public per-NP throughput, docs/chips.md §5.5)",
         ),
         a_mem: c(
             CYCLE_NS,
             "ns/word",
-            "assumed: one 50-bit weight-SRAM word per cycle (word width from the SramSize_v1 header, chips.md §3.1; clock assumed)",
+            "assumed: one 50-bit weight-SRAM word per cycle (word width from the SramSize_v1 header, docs/chips.md §3.1; clock assumed)",
         ),
         a_neu: c(
             CYCLE_NS,
@@ -208,7 +208,7 @@ fn akd1000_costs() -> CostModel {
         e_syn: c(
             0.5,
             "pJ/op",
-            "assumed: order of a 4-bit multiply-accumulate with its SRAM access; no public per-op figure (chips.md §5.6)",
+            "assumed: order of a 4-bit multiply-accumulate with its SRAM access; no public per-op figure (docs/chips.md §5.6)",
         ),
         e_mem: c(
             2.0,
@@ -221,7 +221,7 @@ fn akd1000_costs() -> CostModel {
         p_static: c(
             30.0,
             "mW",
-            "assumed: static power of the neural fabric while a frame is processed; no public figure in chips.md",
+            "assumed: static power of the neural fabric while a frame is processed; no public figure in docs/chips.md",
         ),
     }
 }
@@ -232,25 +232,25 @@ pub struct ChipSpec {
     /// Target name used in artifacts ("akd1000").
     pub name: &'static str,
     /// The 20 nodes `(col, row)`: cols 1–2 rows 3–5, col 3 rows 1–5, col 4 rows 1–5, col 5
-    /// rows 2–5 (the `AKD1000()` virtual device, chips.md §3.1).
+    /// rows 2–5 (the `AKD1000()` virtual device, docs/chips.md §3.1).
     pub nodes: Vec<(u32, u32)>,
     /// The 78 NPs, sorted by (col, row, id).
     pub nps: Vec<NpSlot>,
-    /// The DMA engines `(col, row, id)`: `dma_event = (3,1,0)`, `dma_conf = (3,1,1)` (chips.md §3.1).
+    /// The DMA engines `(col, row, id)`: `dma_event = (3,1,0)`, `dma_conf = (3,1,1)` (docs/chips.md §3.1).
     pub dmas: [(u32, u32, u32); 2],
     /// Where nmc places the HRC (the hardware input converter that runs InputConv2D layers;
     /// `NP.Info.hrc(False)`, no LUT on v1). Its mesh position is not in the device definition;
     /// nmc assumes it sits at the DMA node (3,1), where frames enter the mesh.
     pub hrc_node: (u32, u32),
     /// Input SRAM per NP: 2 blocks of 5.25 × 1024 32-bit words = 43,008 bytes (`SramSize_v1`,
-    /// chips.md §3.1).
+    /// docs/chips.md §3.1).
     pub input_sram_bytes: u64,
     /// Weight SRAM per NP: 7 × 1024 50-bit words = 44,800 bytes (`SramSize_v1`).
     pub weight_sram_bytes: u64,
     /// Width of a weight-SRAM word in bits (50).
     pub weight_word_bits: u64,
     /// Bits of a weight word an FNP3 uses ("48 bits are used per 50-bit word",
-    /// `compute_minimal_memory()`, chips.md §3.1).
+    /// `compute_minimal_memory()`, docs/chips.md §3.1).
     pub fnp3_word_bits: u64,
     /// Weight-SRAM bits per neuron for its threshold and step (nmc's assumption: a 20-bit
     /// threshold (|t| ≤ 2^19 − 1) and a 20-bit step (16 integer + 4 fraction bits, cnn2snn)).

@@ -11,7 +11,7 @@ pub use nmc_backend::{ArtifactError, Header};
 /// First bytes of the header: identifies an nmc Loihi 2 artifact.
 pub const MAGIC: &[u8; 8] = b"NMCL2ART";
 /// The artifact format version this crate writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Target name stored in the header.
 pub const TARGET: &str = "loihi2";
 

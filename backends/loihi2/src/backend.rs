@@ -357,6 +357,7 @@ impl nmc_backend::Loaded for LoadedLoihi2 {
             chips: self.chips(),
             constants: constants(&spec),
             activity: profile.from.clone(),
+            splittable: true,
         })
     }
 }

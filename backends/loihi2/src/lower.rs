@@ -141,7 +141,10 @@ pub fn lower(
     }
     let chips = cores.iter().map(|c| c.chip + 1).max().unwrap_or(1);
     let artifact = Artifact {
-        header: Some(ENVELOPE.header(source_hash, chips)),
+        header: Some(Header {
+            chips,
+            ..ENVELOPE.header(source_hash)
+        }),
         inputs,
         populations: cx.populations,
         cores,

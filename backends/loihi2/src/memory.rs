@@ -2,14 +2,14 @@
 //! needs. The partitioner sizes slices with it and lowering and the emulator re-check it, so all
 //! three agree by construction.
 //!
-//! Model (all assumed where Intel publishes no layout, chips.md §1.5):
+//! Model (all assumed where Intel publishes no layout, docs/chips.md §1.5):
 //! - **Dense synapses** (a `[out, in]` matrix): per synapse group, the cheaper of dense storage
 //!   (1 byte per weight over the slice's rows, zeros included) and sparse storage (3 bytes per
 //!   non-zero: an 8-bit weight and a 16-bit index). The choice is made per group and slice.
 //! - **Conv synapses**: kernels are shared across positions, so a slice stores its output
 //!   channels' kernels densely: `channels × ci/g × kh × kw` bytes.
 //! - **Neuron state**: a sigma-delta neuron keeps `sigma`, `act_prev` and `bias` (Lava
-//!   `PySigmaDeltaModelFixed`, chips.md §1.4), one 32-bit word each (24-bit values padded). A
+//!   `PySigmaDeltaModelFixed`, docs/chips.md §1.4), one 32-bit word each (24-bit values padded). A
 //!   pooled population also keeps one `act_prev` word per pooled output, while its pre-pool
 //!   neurons keep their current activation in the `act_prev` slot.
 

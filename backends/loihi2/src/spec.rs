@@ -1,5 +1,5 @@
 //! The Loihi 2 chip description: core counts, per-core limits, integer widths and the constants of
-//! the floorline cost model, each with the source it comes from (chips.md §1, papers.md §1.6).
+//! the floorline cost model, each with the source it comes from (docs/chips.md §1, docs/papers.md §1.6).
 //!
 //! Public numbers for Loihi 2 are thin. Where a figure is secondary or unverified the comment says
 //! so; where no public figure exists at all the constant's `source` says "assumed" and gives the
@@ -13,7 +13,7 @@ pub use nmc_backend::Cost;
 
 nmc_backend::cost_table! {
     /// Constants of the floorline model (ARCHITECTURE.md §5), the max-affine form of Timcheck, Pierro
-    /// & Shrestha (papers.md §1.6): per core and timestep
+    /// & Shrestha (docs/papers.md §1.6): per core and timestep
     /// `T = max(a_syn·S, a_mem·R, a_neu·D, a_msg·M, a_link·bits) + b_sync` and
     /// `E = Σ_k (e_syn·S + e_mem·R + e_neu·D + e_msg·M) + e_hop·hops + p_static·T`.
     ///
@@ -48,7 +48,7 @@ nmc_backend::cost_table! {
     }
 }
 
-/// Hala Point (chips.md §1.2) has 140,544 neuro-cores; its aggregate figures divided by this give
+/// Hala Point (docs/chips.md §1.2) has 140,544 neuro-cores; its aggregate figures divided by this give
 /// per-core rates, the only per-core throughput numbers with a public origin.
 const HALA_POINT_CORES: f64 = 140_544.0;
 
@@ -63,46 +63,46 @@ fn loihi2_costs() -> CostModel {
         a_syn: c(
             1e9 / (380e12 / HALA_POINT_CORES),
             "ns/op",
-            "Hala Point: over 380 trillion 8-bit synaptic ops/s over 140,544 cores (chips.md §1.2); per-core rate, a lower bound on time",
+            "Hala Point: over 380 trillion 8-bit synaptic ops/s over 140,544 cores (docs/chips.md §1.2); per-core rate, a lower bound on time",
         ),
         // 16 PB/s over 140,544 cores = 113.8 GB/s per core = 28.5e9 32-bit words/s.
         a_mem: c(
             1e9 / (16e15 / 4.0 / HALA_POINT_CORES),
             "ns/word",
-            "Hala Point: 16 PB/s memory bandwidth over 140,544 cores (chips.md §1.2), 4-byte words",
+            "Hala Point: 16 PB/s memory bandwidth over 140,544 cores (docs/chips.md §1.2), 4-byte words",
         ),
         // 240e12 neuron ops/s over 140,544 cores = 1.71e9 /s per core.
         a_neu: c(
             1e9 / (240e12 / HALA_POINT_CORES),
             "ns/update",
-            "Hala Point: over 240 trillion neuron ops/s over 140,544 cores (chips.md §1.2)",
+            "Hala Point: over 240 trillion neuron ops/s over 140,544 cores (docs/chips.md §1.2)",
         ),
         a_msg: c(
             1.0,
             "ns/msg",
-            "assumed: no public per-message injection/ejection time for Loihi 2 (papers.md §1.6 constants not reachable)",
+            "assumed: no public per-message injection/ejection time for Loihi 2 (docs/papers.md §1.6 constants not reachable)",
         ),
         // 3.5 PB/s over 140,544 cores = 24.9 GB/s = 199 Gbit/s per core, taken as one link.
         a_link: c(
             1e9 / (3.5e15 * 8.0 / HALA_POINT_CORES),
             "ns/bit",
-            "Hala Point: 3.5 PB/s inter-core bandwidth over 140,544 cores (chips.md §1.2), taken as one link per core [assumption]",
+            "Hala Point: 3.5 PB/s inter-core bandwidth over 140,544 cores (docs/chips.md §1.2), taken as one link per core [assumption]",
         ),
         // 5 TB/s over 1,152 chips = 4.34 GB/s = 34.7 Gbit/s per chip, taken as one link.
         a_link_interchip: c(
             1e9 / (5e12 * 8.0 / 1152.0),
             "ns/bit",
-            "Hala Point: 5 TB/s inter-chip bandwidth over 1,152 chips (chips.md §1.2), taken as one link per chip [assumption]",
+            "Hala Point: 5 TB/s inter-chip bandwidth over 1,152 chips (docs/chips.md §1.2), taken as one link per chip [assumption]",
         ),
         b_sync: c(
             500.0,
             "ns",
-            "assumed: barrier time not public (papers.md §1.6: 'five system constants' not reachable)",
+            "assumed: barrier time not public (docs/papers.md §1.6: 'five system constants' not reachable)",
         ),
         e_syn: c(
             1.0 / 15.0,
             "pJ/op",
-            "Hala Point: over 15 TOPS/W on 8-bit DNN ops (chips.md §1.2) = 1/15 pJ per op; system-level, includes memory and static power",
+            "Hala Point: over 15 TOPS/W on 8-bit DNN ops (docs/chips.md §1.2) = 1/15 pJ per op; system-level, includes memory and static power",
         ),
         e_mem: c(
             0.02,
@@ -130,7 +130,7 @@ fn loihi2_costs() -> CostModel {
         p_static: c(
             100.0,
             "mW/chip",
-            "assumed: well under Hala Point's 2.26 W per chip maximum (2,600 W / 1,152 chips, chips.md §1.2), which includes the system",
+            "assumed: well under Hala Point's 2.26 W per chip maximum (2,600 W / 1,152 chips, docs/chips.md §1.2), which includes the system",
         ),
     }
 }
@@ -140,9 +140,9 @@ fn loihi2_costs() -> CostModel {
 pub struct ChipSpec {
     /// Target name used in artifacts ("loihi2").
     pub name: &'static str,
-    /// Chips in the system (a parameter: Kapoho Point has 4 or 8, Hala Point 1,152; chips.md §1.2).
+    /// Chips in the system (a parameter: Kapoho Point has 4 or 8, Hala Point 1,152; docs/chips.md §1.2).
     pub chips: u32,
-    /// Neuro-cores per chip: Lava's `NUM_VIRTUAL_CORES_L2 = 128` (chips.md §1.1).
+    /// Neuro-cores per chip: Lava's `NUM_VIRTUAL_CORES_L2 = 128` (docs/chips.md §1.1).
     pub cores_per_chip: u32,
     /// Mesh columns. The 8×16 mesh is a secondary source (fbhtechinfo.com) **\[UNVERIFIED\]**.
     pub mesh_width: u32,
@@ -158,14 +158,14 @@ pub struct ChipSpec {
     /// `max_neurons_per_core` unpooled sigma-delta neurons fit (see [`crate::memory`]). The real
     /// chip partitions one SRAM flexibly between synapses and state; nmc models two fixed pools.
     pub state_bytes_per_core: u64,
-    /// Bits of a weight mantissa, sign included (8; Lava `num_weight_bits`, chips.md §1.4).
+    /// Bits of a weight mantissa, sign included (8; Lava `num_weight_bits`, docs/chips.md §1.4).
     pub weight_bits: u32,
-    /// Effective weights are even: mixed-sign mode drops the mantissa's LSB (chips.md §6).
+    /// Effective weights are even: mixed-sign mode drops the mantissa's LSB (docs/chips.md §6).
     pub even_weights: bool,
     /// Shared weight exponents nmc uses: 0..=7. Lava allows negative ones, but a right shift of
     /// the accumulated sum is not linear in the events, so nmc keeps exponents non-negative.
     pub weight_exp_range: (i32, i32),
-    /// Neuron state width (Lava sigma-delta: int32 holding 24 bits, chips.md §1.4).
+    /// Neuron state width (Lava sigma-delta: int32 holding 24 bits, docs/chips.md §1.4).
     pub state_bits: u32,
     /// Default graded-spike (activation) width.
     pub act_bits: u32,
@@ -176,7 +176,7 @@ pub struct ChipSpec {
     /// Largest bias exponent (Lava LIF `bias_exp`: unsigned 3 bits).
     pub bias_exp_max: u32,
     /// Bits of one spike message on the mesh: 24-bit graded payload plus an 8-bit header
-    /// (assumed; the real packet format is proprietary, chips.md §1.5).
+    /// (assumed; the real packet format is proprietary, docs/chips.md §1.5).
     pub message_bits: u32,
     /// Cost model constants.
     pub cost: CostModel,

@@ -143,7 +143,7 @@ fn rejects_truncated_foreign_and_other_version_bytes() {
     b.header.as_mut().unwrap().format_version = 7;
     let version = ArtifactError::Version {
         found: 7,
-        supported: 1,
+        supported: nmc_loihi2::artifact::FORMAT_VERSION,
     };
     let expected = Err(version.clone());
     let mut bytes7 = encode(&b);
@@ -153,7 +153,7 @@ fn rejects_truncated_foreign_and_other_version_bytes() {
     assert_eq!(decode(&bytes7), expected);
     assert_eq!(
         version.to_string(),
-        "artifact format version 7 is not supported (this build reads version 1)"
+        "artifact format version 7 is not supported (this build reads version 2)"
     );
 
     let mut b = a;

@@ -291,7 +291,7 @@ fn listing_is_readable_and_stable() {
     let text = listing(&a);
     let conv_hash = g.consts.get(weight).hash();
     let expected = format!(
-        r#"artifact loihi2 format 1 source 000000000000feed chips 1
+        r#"artifact loihi2 format 2 source 000000000000feed chips 1
 input 0 "image" [1, 4, 4] scale 0.0625 range [-128, 127]
 population 0 "conv" shape [2, 2, 2] pre [2, 4, 4] neurons 32
   neuron sigma-delta state 24b shift 6 act [0, 127] scale 0.125

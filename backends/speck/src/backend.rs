@@ -327,7 +327,7 @@ impl Backend for Speck {
             decode: Box::new(decode),
             note: Some(
                 "speck runs each layer on one whole core, its nine cores work at the same speed and \
-                 events are routed without a distance cost (chips.md §2), so no choice of cores \
+                 events are routed without a distance cost (nmc's Speck cost model, backends/speck/src/spec.rs: no public timing, docs/chips.md §5.4), so no choice of cores \
                  changes the latency; the search only checks the alternatives"
                     .into(),
             ),
@@ -753,6 +753,7 @@ impl Loaded for LoadedSpeck {
                 "loads measured by the emulator on {} sample(s) × {t} timesteps",
                 xs.len()
             ),
+            splittable: false,
         })
     }
 }
@@ -835,7 +836,7 @@ mod tests {
         assert_eq!(l.target(), "speck");
         assert!(l
             .listing()
-            .starts_with("artifact speck format 1 source 0123456789abcdef timesteps 4\n"));
+            .starts_with("artifact speck format 2 source 0123456789abcdef timesteps 4\n"));
         let j = l.to_json();
         assert_eq!(j["timesteps"], 4);
         assert_eq!(j["source_hash"], "0x0123456789abcdef");

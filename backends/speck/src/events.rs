@@ -1,4 +1,4 @@
-//! DVS-style input events `(x, y, t, p)` (the structured form specksim and samna use, chips.md
+//! DVS-style input events `(x, y, t, p)` (the structured form specksim and samna use, docs/chips.md
 //! §2.6) binned into timesteps.
 //!
 //! Binning: with `t0`/`t1` the first and last timestamps, an event at `t` belongs to step

@@ -3,7 +3,7 @@
 //! - [`backend`]: what the compiler calls ([`Speck`], an `nmc_backend::Backend`, and
 //!   [`LoadedSpeck`], a decoded artifact);
 //! - [`spec`]: the chip ([`ChipSpec`], [`speck`]): nine cores with their kernel, neuron and bias
-//!   memories (entries) and every per-layer limit, each with its source (chips.md §2);
+//!   memories (entries) and every per-layer limit, each with its source (docs/chips.md §2);
 //! - [`memory`]: sinabs' power-of-two memory formulas ([`MemoryUse`]);
 //! - [`network`]: the Speck view of a quantised rate-mode graph ([`extract`]), checking every limit;
 //! - [`mapping`]: layer → core assignment as a bipartite matching (Edmonds–Karp, like sinabs);

@@ -3,10 +3,10 @@
 //!
 //! Algorithm: **Edmonds–Karp maximum flow** on the unit-capacity network
 //! `source → layer i → core j (if it fits) → sink`, the algorithm sinabs uses
-//! (`mapping.py`: `make_flow_graph`, `edmonds`, `recover_mapping`; chips.md §2.2). The flow graph is
+//! (`mapping.py`: `make_flow_graph`, `edmonds`, `recover_mapping`; docs/chips.md §2.2). The flow graph is
 //! built in the same order and searched breadth-first in the same edge order as sinabs, so the two
 //! should choose the same cores (checked against sinabs' reported assignment of a digits CNN,
-//! cores 0, 1, 2 (chips.md §6), not by running sinabs). A maximum flow of value = number of layers is a
+//! cores 0, 1, 2 (docs/chips.md §6), not by running sinabs). A maximum flow of value = number of layers is a
 //! complete assignment; by the max-flow/min-cut theorem none exists otherwise (Hall's condition
 //! fails), so the matching finds an assignment whenever one exists.
 //!

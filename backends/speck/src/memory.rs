@@ -1,5 +1,5 @@
 //! The memory a layer needs on a DYNAP-CNN core, by sinabs' formulas (`dynapcnn_layer.py`,
-//! `DynapcnnLayer.memory_summary`, chips.md §2.2), in entries:
+//! `DynapcnnLayer.memory_summary`, docs/chips.md §2.2), in entries:
 //!
 //! ```text
 //! kernel = c · 2^(⌈log2(kx·ky)⌉ + ⌈log2(f)⌉)        c input channels, f output channels
@@ -120,7 +120,7 @@ mod tests {
         assert_eq!(u.kernel, 16 * 16 * 32);
         assert_eq!(u.bias, 32);
         assert!(crate::spec::CORES.iter().all(|c| !u.fits(c)));
-        // chips.md §6: sinabs on a digits CNN (1→8 3×3 on 8×8, 8→16 3×3 on 4×4, head 16·2·2→10)
+        // docs/chips.md §6: sinabs on a digits CNN (1→8 3×3 on 8×8, 8→16 3×3 on 4×4, head 16·2·2→10)
         // reported kernel 128/2048/1024 and neuron 512/256/10 entries.
         assert_eq!(MemoryUse::of(1, 3, 8, 8, 8, true).kernel, 128);
         assert_eq!(MemoryUse::of(1, 3, 8, 8, 8, true).neuron, 512);

@@ -40,7 +40,7 @@ pub struct SpeckLayer {
     /// Sum-pooling size (1 = none) of the layer's output events, to every destination.
     pub pool: u32,
     /// Weights in samna order `[f][c][kx][ky]` (x = column, y = row): sinabs transposes torch's
-    /// OIHW kernel "to match samna convention" (chips.md §2.4).
+    /// OIHW kernel "to match samna convention" (docs/chips.md §2.4).
     pub weights: Vec<i32>,
     /// Bias per output channel, added every timestep (`None`: the layer has no bias).
     pub bias: Option<Vec<i32>>,
@@ -580,7 +580,7 @@ fn layer(
             )
         }
     };
-    // Chip limits (sinabs docs/speck/overview.md, chips.md §2.1).
+    // Chip limits (sinabs docs/speck/overview.md, docs/chips.md §2.1).
     if kernel > spec.max_kernel {
         cx.limit(
             id,

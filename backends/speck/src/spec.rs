@@ -1,13 +1,13 @@
 //! The Speck (DYNAP-CNN) chip description: the nine cores and their memories, the per-layer limits,
 //! the integer widths, and the constants of the latency/energy model, each with its source
-//! (chips.md §2, which cites sinabs' code and docs).
+//! (docs/chips.md §2, which cites sinabs' code and docs).
 //!
-//! No public figure gives Speck's per-event or per-synaptic-operation time or energy (chips.md §5,
+//! No public figure gives Speck's per-event or per-synaptic-operation time or energy (docs/chips.md §5,
 //! items 4 and 6), so every cost constant is marked "assumed" with its reasoning: latencies and
 //! energies from the emulator are for comparing mappings, not predictions of the silicon.
 
 /// Memories of one DYNAP-CNN core, in entries (words), not bytes: sinabs writes them as
-/// `16 * 1024` etc. (chips.md §2.2).
+/// `16 * 1024` etc. (docs/chips.md §2.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CoreSpec {
     /// Kernel (weight) memory entries.
@@ -19,7 +19,7 @@ pub struct CoreSpec {
 }
 
 /// The nine cores: sinabs `chips/dynapcnn.py` `DynapcnnConfigBuilder.get_constraints()` and
-/// `mapping.py` (`_WEIGHTS_MEMORY_SIZE`, `_NEURONS_MEMORY_SIZE`, `_BIAS_MEMORY_SIZE`), chips.md §2.2.
+/// `mapping.py` (`_WEIGHTS_MEMORY_SIZE`, `_NEURONS_MEMORY_SIZE`, `_BIAS_MEMORY_SIZE`), docs/chips.md §2.2.
 pub const CORES: [CoreSpec; 9] = {
     const fn c(k: u64, n: u64) -> CoreSpec {
         CoreSpec {
@@ -81,12 +81,12 @@ fn speck_costs() -> CostModel {
         t_event: c(
             10.0,
             "ns/event",
-            "assumed: one event per cycle of an assumed 100 MHz core clock (no public DYNAP-CNN clock or event rate; chips.md §5 item 6)",
+            "assumed: one event per cycle of an assumed 100 MHz core clock (no public DYNAP-CNN clock or event rate; docs/chips.md §5 item 6)",
         ),
         t_syn: c(
             10.0,
             "ns/op",
-            "assumed: one kernel entry per cycle at 100 MHz (no public per-synop figure; chips.md §5 item 6)",
+            "assumed: one kernel entry per cycle at 100 MHz (no public per-synop figure; docs/chips.md §5 item 6)",
         ),
         t_neuron: c(
             10.0,
@@ -96,12 +96,12 @@ fn speck_costs() -> CostModel {
         t_hop: c(
             100.0,
             "ns",
-            "assumed: core-to-core event latency (Speck is asynchronous; chips.md §5 item 4)",
+            "assumed: core-to-core event latency (Speck is asynchronous; docs/chips.md §5 item 4)",
         ),
         e_syn: c(
             10.0,
             "pJ/op",
-            "assumed: order of magnitude of published mixed-signal/digital SNN chips; no Speck figure (chips.md §5 item 6)",
+            "assumed: order of magnitude of published mixed-signal/digital SNN chips; no Speck figure (docs/chips.md §5 item 6)",
         ),
         e_neuron: c(10.0, "pJ/update", "assumed: same order as e_syn"),
         e_event: c(
@@ -112,19 +112,19 @@ fn speck_costs() -> CostModel {
         p_static: c(
             0.7,
             "mW",
-            "assumed: sub-milliwatt idle power of an always-on vision SoC (no datasheet figure in chips.md)",
+            "assumed: sub-milliwatt idle power of an always-on vision SoC (no datasheet figure in docs/chips.md)",
         ),
     }
 }
 
 /// Everything nmc knows about Speck that affects compilation and emulation. Limits are
 /// inclusive. Sources: sinabs `docs/speck/overview.md` ("Per DYNAP-CNN layer"), the FAQ
-/// `available_algorithmic_operation.md`, and `discretize.py` (chips.md §2.1, §2.3, §2.4).
+/// `available_algorithmic_operation.md`, and `discretize.py` (docs/chips.md §2.1, §2.3, §2.4).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ChipSpec {
     /// Target name used in artifacts ("speck").
     pub name: &'static str,
-    /// The nine DYNAP-CNN cores (chips.md §2.2).
+    /// The nine DYNAP-CNN cores (docs/chips.md §2.2).
     pub cores: [CoreSpec; 9],
     /// Largest kernel side: "max kernel 16×16" (overview.md; the FAQ writes "< 16", nmc follows
     /// the overview). Kernels must be square (`kernel_size` is one integer in samna).
@@ -146,7 +146,7 @@ pub struct ChipSpec {
     pub max_destinations: u32,
     /// Weight bits, sign included: `DYNAPCNN_WEIGHT_PRECISION_BITS = 8` (discretize.py).
     pub weight_bits: u32,
-    /// Bias bits: discretised with the weight precision (discretize.py, chips.md §2.3).
+    /// Bias bits: discretised with the weight precision (discretize.py, docs/chips.md §2.3).
     pub bias_bits: u32,
     /// Neuron state, threshold and lower bound bits: `DYNAPCNN_STATE_PRECISION_BITS = 16`.
     pub state_bits: u32,

@@ -1,9 +1,11 @@
 //! The artifact envelope every backend shares: a protobuf message whose field 1 is a [`Header`]
-//! (magic bytes, format version, target name, source hash, chips), written and checked in one
-//! place. A backend declares its [`Envelope`] (magic, version, name) and its artifact message
-//! implements [`Enveloped`]; encoding is prost's (deterministic: fields in tag order, no maps),
-//! decoding tells a foreign file from a damaged or newer artifact before the backend validates
-//! the body.
+//! (magic bytes, format version, target name, source hash, chips, timesteps, and a checksum of
+//! everything after the header), written and checked in one place. A backend declares its
+//! [`Envelope`] (magic, version, name) and its artifact message implements [`Enveloped`]
+//! ([`crate::artifact_codec!`]); encoding is prost's (deterministic: fields in tag order, no
+//! maps). Decoding tells a foreign file from a newer or damaged artifact before the backend
+//! validates the body: a flipped bit or a truncation anywhere after the header changes the
+//! checksum, so it is always a corrupt artifact, never a different program.
 
 /// Identification of an artifact: field 1 of every backend's artifact message.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -23,6 +25,14 @@ pub struct Header {
     /// Chips the artifact uses (0, not written, for single-device targets).
     #[prost(uint32, tag = "5")]
     pub chips: u32,
+    /// Timesteps a run takes unless told otherwise (0, not written, where the artifact derives
+    /// them).
+    #[prost(uint32, tag = "6")]
+    pub timesteps: u32,
+    /// FNV-1a 64 of the encoded bytes after the header field, written by [`Envelope::encode`]
+    /// and checked (then cleared) by [`Envelope::decode`]; 0 in memory.
+    #[prost(fixed64, tag = "7")]
+    pub payload_checksum: u64,
 }
 
 /// Why bytes are not a usable artifact.
@@ -69,6 +79,8 @@ pub fn corrupt(message: impl Into<String>) -> ArtifactError {
 pub trait Enveloped: prost::Message + Default {
     /// The header, if present.
     fn header(&self) -> Option<&Header>;
+    /// The header, mutably.
+    fn header_mut(&mut self) -> Option<&mut Header>;
 }
 
 /// One backend's envelope: what its header must say.
@@ -83,46 +95,60 @@ pub struct Envelope {
 }
 
 impl Envelope {
-    /// A header for a new artifact.
-    pub fn header(&self, source_hash: u64, chips: u32) -> Header {
+    /// A header for a new artifact (no chips or timesteps recorded; set them where they apply).
+    pub fn header(&self, source_hash: u64) -> Header {
         Header {
             magic: self.magic.to_vec(),
             format_version: self.version,
             target: self.target.into(),
             source_hash,
-            chips,
+            ..Default::default()
         }
     }
 
-    /// The artifact's bytes (deterministic for equal artifacts).
+    /// The artifact's bytes (deterministic for equal artifacts): the header field with the
+    /// checksum of everything after it, then the rest of the message as prost writes it.
     pub fn encode<M: Enveloped>(&self, a: &M) -> Vec<u8> {
-        a.encode_to_vec()
+        let full = a.encode_to_vec();
+        let Some(h) = a.header() else {
+            return full;
+        };
+        // prost writes fields in tag order, so the header (field 1) comes first.
+        let payload = &full[sniff_header(&full).map_or(0, |(_, len)| len)..];
+        let mut h = h.clone();
+        h.payload_checksum = checksum(payload);
+        let mut out = Vec::with_capacity(full.len() + 9);
+        prost::encoding::message::encode(1, &h, &mut out);
+        out.extend_from_slice(payload);
+        out
     }
 
     /// Whether `bytes` start with this backend's header (of any version), i.e. whether a failure
     /// to decode them should be reported as a damaged artifact rather than a foreign file.
     pub fn is_artifact(&self, bytes: &[u8]) -> bool {
-        sniff_header(bytes).is_some_and(|h| h.magic == self.magic)
+        sniff_header(bytes).is_some_and(|(h, _)| h.magic == self.magic)
     }
 
-    /// Parses the message and checks its header; the caller validates the body.
+    /// Parses the message after checking its header and checksum; the caller validates the
+    /// body. The header is read first, so a newer version is reported as such even when its body
+    /// does not parse, and a damaged artifact is told from arbitrary bytes.
     pub fn decode<M: Enveloped>(&self, bytes: &[u8]) -> Result<M, ArtifactError> {
-        let a = match M::decode(bytes) {
-            Ok(a) => a,
-            Err(e) => {
-                // Tell a damaged artifact (whose header still reads) from arbitrary bytes, and
-                // report a version mismatch even when the newer body does not parse.
-                let Some(h) = sniff_header(bytes) else {
-                    return Err(self.not_ours());
-                };
-                self.check(&h)?;
-                return Err(corrupt(format!("malformed or truncated protobuf: {e}")));
-            }
-        };
-        let Some(h) = a.header() else {
+        let Some((h, len)) = sniff_header(bytes) else {
             return Err(self.not_ours());
         };
-        self.check(h)?;
+        self.check(&h)?;
+        let sum = checksum(&bytes[len..]);
+        if sum != h.payload_checksum {
+            return Err(corrupt(format!(
+                "checksum mismatch (stored {:#018x}, computed {sum:#018x}): the file is damaged or truncated",
+                h.payload_checksum
+            )));
+        }
+        let mut a = M::decode(bytes).map_err(|e| corrupt(format!("malformed protobuf: {e}")))?;
+        match a.header_mut() {
+            Some(h) => h.payload_checksum = 0,
+            None => return Err(self.not_ours()),
+        }
         Ok(a)
     }
 
@@ -164,6 +190,9 @@ macro_rules! artifact_codec {
             fn header(&self) -> Option<&$crate::Header> {
                 self.header.as_ref()
             }
+            fn header_mut(&mut self) -> Option<&mut $crate::Header> {
+                self.header.as_mut()
+            }
         }
 
         /// The artifact's bytes (deterministic: prost writes fields in tag order, and artifacts
@@ -188,15 +217,22 @@ macro_rules! artifact_codec {
     };
 }
 
-/// The header, if `bytes` start with a complete header field (field 1, length-delimited).
-fn sniff_header(bytes: &[u8]) -> Option<Header> {
+/// The checksum of an artifact's payload (FNV-1a 64).
+fn checksum(payload: &[u8]) -> u64 {
+    nmc_ir::hash_bytes(payload)
+}
+
+/// The header and the length of its field, if `bytes` start with a complete header field
+/// (field 1, length-delimited).
+fn sniff_header(bytes: &[u8]) -> Option<(Header, usize)> {
     if *bytes.first()? != 0x0a {
         return None;
     }
     let mut rest = &bytes[1..];
-    let len = prost::encoding::decode_varint(&mut rest).ok()?;
-    let body = rest.get(..usize::try_from(len).ok()?)?;
-    <Header as prost::Message>::decode(body).ok()
+    let len = usize::try_from(prost::encoding::decode_varint(&mut rest).ok()?).ok()?;
+    let body = rest.get(..len)?;
+    let end = bytes.len() - rest.len() + len;
+    Some((<Header as prost::Message>::decode(body).ok()?, end))
 }
 
 #[cfg(test)]
@@ -221,11 +257,14 @@ mod tests {
         fn header(&self) -> Option<&Header> {
             self.header.as_ref()
         }
+        fn header_mut(&mut self) -> Option<&mut Header> {
+            self.header.as_mut()
+        }
     }
 
     fn art() -> Art {
         Art {
-            header: Some(ENV.header(0x1234_5678_9abc_def0, 0)),
+            header: Some(ENV.header(0x1234_5678_9abc_def0)),
             body: vec![1, 2, 3],
         }
     }
@@ -263,5 +302,40 @@ mod tests {
             ENV.decode::<Art>(&bytes[..bytes.len() - 1]),
             Err(ArtifactError::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn every_flipped_bit_and_truncation_after_the_header_is_corrupt() {
+        let bytes = ENV.encode(&art());
+        let header = sniff_header(&bytes).unwrap().1;
+        for i in header..bytes.len() {
+            for bit in 0..8 {
+                let mut b = bytes.clone();
+                b[i] ^= 1 << bit;
+                assert!(
+                    matches!(ENV.decode::<Art>(&b), Err(ArtifactError::Corrupt(_))),
+                    "byte {i} bit {bit}"
+                );
+            }
+        }
+        for n in header..bytes.len() {
+            assert!(matches!(
+                ENV.decode::<Art>(&bytes[..n]),
+                Err(ArtifactError::Corrupt(_))
+            ));
+        }
+        // A flipped bit inside the header is caught by the header's own checks or the checksum,
+        // except in the source hash, which is informational.
+        for i in 0..header {
+            for bit in 0..8 {
+                let mut b = bytes.clone();
+                b[i] ^= 1 << bit;
+                if let Ok(a) = ENV.decode::<Art>(&b) {
+                    assert_eq!(a.body, art().body, "byte {i} bit {bit}");
+                }
+            }
+        }
+        // Encoding is stable through a decode (the checksum is not kept in memory).
+        assert_eq!(ENV.encode(&ENV.decode::<Art>(&bytes).unwrap()), bytes);
     }
 }

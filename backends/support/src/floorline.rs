@@ -6,7 +6,7 @@
 
 use nmc_ir::{Graph, Interpreter, NodeId, Op, Value};
 
-/// Which floorline term limits a core or a workload (papers.md §1.3): the vocabulary the cost
+/// Which floorline term limits a core or a workload (docs/papers.md §1.3): the vocabulary the cost
 /// model and every emulator report in. The discriminants are stable (`Bound as usize` indexes
 /// `["memory", "compute", "traffic"]`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -120,6 +120,9 @@ pub struct Loads {
     pub constants: Constants,
     /// Where the activity came from, for the report.
     pub activity: String,
+    /// Whether a layer can be split over more cores (Speck runs each layer on exactly one
+    /// core), so that the analysis advises only what the chip can do.
+    pub splittable: bool,
 }
 
 /// Event density per element of every graph input (after quantisation) and every layer output.

@@ -94,8 +94,9 @@ pub enum Command {
         /// Optimisation level: 0 = no e-graph rewriting, 1 = layout rules, 2 = every rule.
         #[arg(short = 'O', long = "opt-level", default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=2))]
         opt_level: u8,
-        /// Stage dumps, comma-separated KIND[=PATH] (stdout without a path): ir, opt-ir,
-        /// partitioned-ir, artifact, listing, report, dep-info=FILE.
+        /// Stage dumps, comma-separated KIND[=PATH] (stdout without a path): ir, canonical-ir,
+        /// egraph-ir, quantized-ir (alias opt-ir), partitioned-ir, listing, report,
+        /// artifact=FILE, dep-info=FILE.
         #[arg(long, value_delimiter = ',')]
         emit: Vec<String>,
     },

@@ -1,4 +1,4 @@
-//! The floorline performance model (ARCHITECTURE.md §5; papers.md §1.3 and §1.6).
+//! The floorline performance model (ARCHITECTURE.md §5; docs/papers.md §1.3 and §1.6).
 //!
 //! Per core `k` and timestep the model estimates `S_k` synaptic operations, `R_k` synaptic-memory
 //! words read, `D_k` neuron updates and `M_k` messages, plus the bits on every mesh link, then
@@ -85,6 +85,9 @@ pub struct Analysis {
     pub cores: Vec<CoreCost>,
     /// What to do about it.
     pub advice: Vec<String>,
+    /// Whether layers can be split over more cores (from the backend's loads).
+    #[serde(skip)]
+    pub splittable: bool,
 }
 
 /// One layer in the analysis.
@@ -111,6 +114,7 @@ pub fn evaluate(target: &str, loads: Loads) -> Analysis {
         chips,
         constants,
         activity,
+        splittable,
     } = loads;
     let k = &constants;
     let cores: Vec<CoreCost> = loads
@@ -184,12 +188,13 @@ pub fn evaluate(target: &str, loads: Loads) -> Analysis {
         activity,
         cores,
         advice: Vec::new(),
+        splittable,
     };
     a.advice = advice(&a);
     a
 }
 
-/// What the state of the workload suggests (papers.md §1.3: move a memory-bound workload down
+/// What the state of the workload suggests (docs/papers.md §1.3: move a memory-bound workload down
 /// the slope; stop at the compute or traffic floor).
 fn advice(a: &Analysis) -> Vec<String> {
     let mut out = Vec::new();
@@ -206,11 +211,13 @@ fn advice(a: &Analysis) -> Vec<String> {
     let same_layer = a.cores.iter().filter(|o| o.load.layer == *layer).count();
     match c.bound {
         Bound::Memory => {
-            // Speck gives every layer exactly one core: the fix is fewer events, not more cores.
-            let how = if a.target == "speck" {
+            // A chip that gives every layer exactly one core: the fix is fewer events, not more
+            // cores.
+            let how = if !a.splittable {
                 format!(
                     "lower {layer}'s event rate (higher firing thresholds, sparser inputs) or shrink its kernels \
-                     or channels: Speck runs each layer on one core"
+                     or channels: {} runs each layer on one core",
+                    a.target
                 )
             } else {
                 format!(

@@ -8,7 +8,7 @@
 //!
 //! Every op has one input `X` (the synaptic input current, a graph value) and one output `Y` (the
 //! spikes or graded events, same shape). Parameters follow NIR's names and meanings where NIR has
-//! the model (chips.md §4.1), in the units of the float graph, with time constants in timesteps.
+//! the model (docs/chips.md §4.1), in the units of the float graph, with time constants in timesteps.
 //! Unknown attributes are an error, so that a typo never silently falls back to a default.
 //!
 //! | op | attributes (default) | meaning |

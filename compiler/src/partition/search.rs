@@ -7,7 +7,7 @@
 //! - [`floorline_search`]: deterministic local search guided by the floorline model: split the
 //!   slowest layers while they are memory- or compute-bound, take cores back from traffic-bound
 //!   ones, and stop when the modelled latency per inference no longer improves.
-//! - [`evolve`]: the evolutionary mapping of Pierro et al. (papers.md §2.2): a nested, elitist
+//! - [`evolve`]: the evolutionary mapping of Pierro et al. (docs/papers.md §2.2): a nested, elitist
 //!   (1+λ) evolution strategy. Each generation first tries `λ_part` partition offspring (move one
 //!   or two cores between a layer and the unused pool, each layer with probability 0.3), then
 //!   `λ_place` placement offspring for the current partition (swap, invert or scramble a span

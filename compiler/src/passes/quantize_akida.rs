@@ -2,7 +2,7 @@
 //!
 //! It is a pass of its own rather than options of `quantize` because Akida's integer neuron is a
 //! different function: `y = clamp(ceil((Σ w·x − threshold) / act_step), 0, 2^bits − 1)` with a
-//! per-channel integer step (chips.md §6; cnn2snn stores `act_step` per neuron), unsigned
+//! per-channel integer step (the activation rule measured in docs/chips.md §6), unsigned
 //! activations of 1, 2 or 4 bits, 1–8-bit weights without exponents, and global average pooling
 //! of the potentials. `quantize` shares its range finding (QDQ grids, calibration, the
 //! weight-only rule) with this pass.
@@ -27,7 +27,7 @@
 //!   positions (`pool_first`), the step becomes `N · k_c` and the bias `N · b`.
 //!
 //! Departures from the vendor flow, on purpose: steps are integers only (the engine divides by a
-//! non-integer step inexactly, by an unknown rule, chips.md §6; integer steps are exact), and the
+//! non-integer step inexactly, by an unknown rule, docs/chips.md §6; integer steps are exact), and the
 //! artifact stores the effective divisor of the measured rule, not cnn2snn's internal encoding
 //! (which scales `act_step` by `2^(act_bits − 4)` for widths other than 4).
 //!

@@ -2,7 +2,7 @@
 //! the `rate` execution mode (ARCHITECTURE.md §4), the mode of Speck. The time-stepped integer
 //! semantics are those of `nmc_ir::Interpreter::run_steps`.
 //!
-//! What an ANN means in rate mode, layer by layer (sinabs' ANN → SNN conversion, chips.md §2):
+//! What an ANN means in rate mode, layer by layer (sinabs' ANN → SNN conversion, docs/chips.md §2):
 //! - **neurons**: a ReLU becomes an integrate-and-fire neuron with sinabs' `from_model` defaults,
 //!   threshold 1.0, subtractive reset (`MembraneSubtract`), lower bound −1.0; its spike rate per
 //!   timestep approximates the ReLU's value. A native `ai.nmc` IF keeps its own parameters. A
@@ -18,7 +18,7 @@
 //!   weights are multiplied by `x_max`. Negative inputs encode as zero (polarity belongs in
 //!   channels, as a DVS's ON/OFF channels).
 //! - **discretisation**, per layer, exactly as sinabs' `discretize_conv_spike_`
-//!   (`backend/dynapcnn/discretize.py`, chips.md §2.3): one common scale
+//!   (`backend/dynapcnn/discretize.py`, docs/chips.md §2.3): one common scale
 //!   `s = min(scale(W, 8 bits), scale(b, 8 bits), scale((v_min, threshold), 16 bits))`, where
 //!   `scale(x, n) = |(2^(n−1) − 1) / max(x)|` if `|min(x)| ≤ |max(x)| · 2^(n−1)/(2^(n−1) − 1)`, else
 //!   `|−2^(n−1) / min(x)|`; then weights, bias, threshold and lower bound are multiplied by `s`

@@ -1,7 +1,7 @@
 //! Event-driven emulation of an artifact, bit-exact with `nmc_ir::Interpreter`.
 //!
-//! Semantics: Lava-style sigma-delta graded neurons (chips.md §1.4) with threshold 0 and one
-//! timestep of synaptic delay per hop (chips.md §1.3). Each step has two phases:
+//! Semantics: Lava-style sigma-delta graded neurons (docs/chips.md §1.4) with threshold 0 and one
+//! timestep of synaptic delay per hop (docs/chips.md §1.3). Each step has two phases:
 //! 1. **neurons**: every population updates the neurons whose `sigma` changed (all of them on the
 //!    first step after a reset, so bias-only outputs appear): `y = activate(sigma + bias)`, then
 //!    pooling over the affected windows, then `delta = y − prev`; a non-zero delta is an event;
@@ -101,7 +101,7 @@ pub struct Emulator {
     /// initial state a chip is loaded with), so that a frame's events are exactly its changes.
     baseline: Vec<[Vec<i64>; 3]>,
     /// Neurons each core updates per timestep: Loihi's neuro-cores update every neuron every
-    /// step whatever the input (the floorline's compute floor, papers.md §1.3), so the counter
+    /// step whatever the input (the floorline's compute floor, docs/papers.md §1.3), so the counter
     /// charges them all while the emulator itself only recomputes neurons whose input changed.
     neurons_per_core: Vec<u64>,
     /// Whether step reports list every core (see [`Emulator::record_core_steps`]).

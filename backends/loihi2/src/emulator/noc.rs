@@ -1,7 +1,8 @@
 //! The network-on-chip: dimension-order (X then Y) routing over a mesh, counting bits per
-//! directed link (papers.md §1.6: Loihi 2 routes X-Y).
+//! directed link (docs/papers.md §1.6: Loihi 2 routes X-Y).
 //!
-//! Multi-chip topology is not public (chips.md §5). nmc assumes the chips of a system sit side by
+//! No source read gives the multi-chip topology (docs/chips.md §5.3: routing formats are
+//! proprietary). nmc assumes the chips of a system sit side by
 //! side along X, so the system is one wide mesh of `chips × mesh_width` columns and a hop from
 //! the last column of one chip to the first of the next is an inter-chip link. Messages from the
 //! host (graph inputs) enter at their destination core and use no link (assumed).

@@ -155,7 +155,7 @@ impl PerfBuilder {
         let mut slowest: Option<(f64, Bound)> = None;
         for (k, c) in counters.iter_mut().enumerate() {
             let m = c.msgs_in + c.msgs_out;
-            // Floorline vocabulary (papers.md §1.3): synaptic processing (synops and the weight
+            // Floorline vocabulary (docs/papers.md §1.3): synaptic processing (synops and the weight
             // reads that feed them) is the memory slope; neuron updates are the compute floor.
             let compute = cost.a_neu.value * c.neu as f64;
             let memory = (cost.a_syn.value * c.syn as f64).max(cost.a_mem.value * c.mem as f64);
