@@ -13,21 +13,15 @@
 //! Decoding validates everything ([`crate::validate`]), so a corrupt artifact is an error, never
 //! a panic downstream.
 
-/// First bytes of the header: identifies an nmc AKD1000 artifact.
-pub const MAGIC: &[u8; 8] = b"NMCAKART";
-/// The artifact format version this crate writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
-/// Target name stored in the header.
-pub const TARGET: &str = "akd1000";
-
 use nmc_backend::Envelope;
 pub use nmc_backend::{ArtifactError, Header};
 
-/// The AKD1000 artifact envelope: what its [`Header`] must say.
+/// The AKD1000 artifact envelope: magic bytes, the format version this crate writes and reads
+/// (2: header checksum), and the target name in the header.
 pub const ENVELOPE: Envelope = Envelope {
-    magic: MAGIC,
-    version: FORMAT_VERSION,
-    target: TARGET,
+    magic: b"NMCAKART",
+    version: 2,
+    target: "akd1000",
 };
 
 /// One graph input: the host sends it quantised to `bits` unsigned bits.
@@ -259,7 +253,9 @@ mod tests {
         assert!(is_artifact(&encode(&a)));
         assert_eq!(
             decode(b"NMCL2ART"),
-            Err(ArtifactError::NotAnArtifact { target: TARGET })
+            Err(ArtifactError::NotAnArtifact {
+                target: ENVELOPE.target
+            })
         );
         let mut b = a.clone();
         b.header.as_mut().unwrap().format_version = 9;
@@ -272,7 +268,7 @@ mod tests {
         assert!(matches!(
             decode(&encode(&b)),
             Err(ArtifactError::WrongTarget {
-                expected: TARGET,
+                expected: "akd1000",
                 ..
             })
         ));

@@ -6,7 +6,7 @@
 //! answers the generic questions (per-NP fit of a channel slice, NP locations) for tools that ask
 //! them.
 
-use crate::artifact::{Artifact, UnitTypeMsg, TARGET};
+use crate::artifact::{Artifact, UnitTypeMsg, ENVELOPE};
 use crate::layers::{AkError, AkLayer};
 use crate::lower::LowerError;
 use crate::map::{LayerChoice, Need, UnitType};
@@ -18,7 +18,7 @@ use nmc_backend::{
 };
 use nmc_ir::{CoreLoc, Graph, Mapping, NodeId};
 
-const NAME: &str = TARGET;
+const NAME: &str = ENVELOPE.target;
 
 fn spec() -> ChipSpec {
     crate::akd1000()

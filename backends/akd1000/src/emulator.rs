@@ -16,9 +16,7 @@
 //! Performance: see [`crate::spec::CostModel`] for the formulas and [`PerfReport`] for what is
 //! counted.
 
-use crate::artifact::{
-    Artifact, ArtifactError, LayerKindMsg, PoolMsg, SourceKind, ENVELOPE, TARGET,
-};
+use crate::artifact::{Artifact, ArtifactError, LayerKindMsg, PoolMsg, SourceKind, ENVELOPE};
 use crate::spec::{ChipSpec, CostModel};
 use crate::validate::unit_type;
 
@@ -170,7 +168,9 @@ impl Emulator {
         let header = artifact
             .header
             .as_ref()
-            .ok_or(ArtifactError::NotAnArtifact { target: TARGET })?;
+            .ok_or(ArtifactError::NotAnArtifact {
+                target: ENVELOPE.target,
+            })?;
         ENVELOPE.check(header)?;
         crate::validate::validate(artifact, spec)?;
         let units: Vec<(u32, u32, u32, &'static str)> = artifact

@@ -8,13 +8,6 @@
 use nmc_backend::Envelope;
 pub use nmc_backend::{ArtifactError, Header};
 
-/// First bytes of the header: identifies an nmc Loihi 2 artifact.
-pub const MAGIC: &[u8; 8] = b"NMCL2ART";
-/// The artifact format version this crate writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
-/// Target name stored in the header.
-pub const TARGET: &str = "loihi2";
-
 /// One graph input: the host sends it already quantised.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct InputSpec {
@@ -298,11 +291,12 @@ pub struct Artifact {
     pub outputs: Vec<OutputSpec>,
 }
 
-/// The Loihi 2 artifact envelope.
+/// The Loihi 2 artifact envelope: magic bytes, the format version this crate writes and reads
+/// (2: header checksum), and the target name in the header.
 pub const ENVELOPE: Envelope = Envelope {
-    magic: MAGIC,
-    version: FORMAT_VERSION,
-    target: TARGET,
+    magic: b"NMCL2ART",
+    version: 2,
+    target: "loihi2",
 };
 
 nmc_backend::artifact_codec!(

@@ -15,7 +15,7 @@ use nmc_ir::{CoreLoc, Graph, Mapping, NodeId};
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Loihi2;
 
-const NAME: &str = crate::artifact::TARGET;
+const NAME: &str = crate::artifact::ENVELOPE.target;
 
 /// The spec for `chips` chips with cost constants overridden.
 fn spec_with(chips: u32, params: &ChipParams) -> Result<ChipSpec, BackendError> {

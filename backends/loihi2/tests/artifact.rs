@@ -143,7 +143,7 @@ fn rejects_truncated_foreign_and_other_version_bytes() {
     b.header.as_mut().unwrap().format_version = 7;
     let version = ArtifactError::Version {
         found: 7,
-        supported: nmc_loihi2::artifact::FORMAT_VERSION,
+        supported: nmc_loihi2::artifact::ENVELOPE.version,
     };
     let expected = Err(version.clone());
     let mut bytes7 = encode(&b);

@@ -7,21 +7,15 @@
 //! Coordinates follow samna: `x` is the column (width) and `y` the row (height); kernels are
 //! stored `[f][c][kx][ky]`.
 
-/// First bytes of the header: identifies an nmc Speck artifact.
-pub const MAGIC: &[u8; 8] = b"NMCSPART";
-/// The artifact format version this crate writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
-/// Target name stored in the header.
-pub const TARGET: &str = "speck";
-
 use nmc_backend::Envelope;
 pub use nmc_backend::{ArtifactError, Header};
 
-/// The artifact's envelope: magic, format version and target name, checked by [`decode`].
+/// The Speck artifact envelope: magic bytes, the format version this crate writes and reads
+/// (2: header checksum), and the target name in the header.
 pub const ENVELOPE: Envelope = Envelope {
-    magic: MAGIC,
-    version: FORMAT_VERSION,
-    target: TARGET,
+    magic: b"NMCSPART",
+    version: 2,
+    target: "speck",
 };
 
 /// The header of a new artifact, with the timesteps `nmc run` uses unless told otherwise
@@ -347,12 +341,12 @@ pub(crate) mod tests {
             "not an nmc speck artifact (bad magic)"
         );
         let mut b = a.clone();
-        b.header.as_mut().unwrap().format_version = FORMAT_VERSION + 1;
+        b.header.as_mut().unwrap().format_version = ENVELOPE.version + 1;
         assert_eq!(
             decode(&encode(&b)),
             Err(ArtifactError::Version {
-                found: FORMAT_VERSION + 1,
-                supported: FORMAT_VERSION
+                found: ENVELOPE.version + 1,
+                supported: ENVELOPE.version
             })
         );
         let mut b = a.clone();

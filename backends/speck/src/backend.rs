@@ -2,7 +2,7 @@
 //! core matching, the samna-shaped artifact; and a decoded artifact ([`LoadedSpeck`], an
 //! [`nmc_backend::Loaded`]) run on the event-driven emulator.
 
-use crate::artifact::{Artifact, OutputSpec, TARGET};
+use crate::artifact::{Artifact, OutputSpec, ENVELOPE};
 use crate::mapping::AssignError;
 use crate::network::Network;
 use crate::spec::{speck, ChipSpec, DEFAULT_TIMESTEPS, INPUT_LEVELS, MAX_TIMESTEPS};
@@ -28,7 +28,7 @@ fn rate_options() -> RateOptions {
         bias_bits: s.bias_bits,
         state_bits: s.state_bits,
         input_levels: INPUT_LEVELS,
-        target: TARGET,
+        target: ENVELOPE.target,
     }
 }
 
@@ -45,9 +45,9 @@ fn loc(core: usize) -> CoreLoc {
 fn network(graph: &Graph) -> Result<Network, BackendError> {
     crate::extract(graph, &speck()).map_err(|p| {
         if p.all_limits() {
-            BackendError::fit(TARGET, p)
+            BackendError::fit(ENVELOPE.target, p)
         } else {
-            BackendError::lower(TARGET, p)
+            BackendError::lower(ENVELOPE.target, p)
         }
     })
 }
@@ -59,7 +59,7 @@ fn matching(graph: &Graph, net: &Network) -> Result<Mapping, BackendError> {
     let spec = speck();
     let needs: Vec<MemoryUse> = net.layers.iter().map(|l| l.memory).collect();
     let cores = crate::assign(&needs, &spec.cores)
-        .map_err(|e| BackendError::fit(TARGET, assign_message(&e, net, graph, &spec)))?;
+        .map_err(|e| BackendError::fit(ENVELOPE.target, assign_message(&e, net, graph, &spec)))?;
     let mut mapping = Mapping {
         placement: (0..spec.cores.len()).map(loc).collect(),
         ..Default::default()
@@ -140,13 +140,13 @@ fn check_timesteps(t: u32) -> Result<(), String> {
 /// is a usage error.
 fn spec_with(params: &ChipParams) -> Result<ChipSpec, BackendError> {
     let mut spec = speck();
-    spec.cost.apply(TARGET, params)?;
+    spec.cost.apply(ENVELOPE.target, params)?;
     Ok(spec)
 }
 
 impl Backend for Speck {
     fn name(&self) -> &'static str {
-        TARGET
+        ENVELOPE.target
     }
 
     fn description(&self) -> String {
@@ -350,7 +350,7 @@ impl Backend for Speck {
             .map(|l| match mapping.layers.get(&l.node).map(Vec::as_slice) {
                 Some([s]) if s.start == 0 && s.end == l.neuron_shape[0] => Ok(s.core),
                 _ => Err(BackendError::lower(
-                    TARGET,
+                    ENVELOPE.target,
                     format!(
                         "layer {}: a speck layer takes exactly one whole core",
                         graph.node_ref(l.node)
@@ -359,7 +359,7 @@ impl Backend for Speck {
             })
             .collect::<Result<_, _>>()?;
         let art = crate::lower(&net, &cores, &speck(), source_hash, timesteps)
-            .map_err(|e| BackendError::lower(TARGET, e))?;
+            .map_err(|e| BackendError::lower(ENVELOPE.target, e))?;
         Ok(crate::encode(&art))
     }
 
@@ -439,7 +439,7 @@ impl Summary {
     fn new(n: usize, timesteps: u32) -> Self {
         Summary {
             perf: PerfSummary {
-                target: TARGET.into(),
+                target: ENVELOPE.target.into(),
                 samples: n,
                 timesteps,
                 ..Default::default()
@@ -576,7 +576,7 @@ impl LoadedSpeck {
 
 impl Loaded for LoadedSpeck {
     fn target(&self) -> &'static str {
-        TARGET
+        ENVELOPE.target
     }
 
     fn listing(&self) -> String {

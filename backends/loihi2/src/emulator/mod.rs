@@ -146,7 +146,7 @@ impl Emulator {
             .header
             .as_ref()
             .ok_or(ArtifactError::NotAnArtifact {
-                target: crate::artifact::TARGET,
+                target: crate::artifact::ENVELOPE.target,
             })?;
         crate::artifact::ENVELOPE.check(header)?;
         crate::validate::validate(artifact)?;

@@ -18,14 +18,16 @@ mod perf;
 
 pub use perf::{Bound, CoreCounters, PerfReport};
 
-use crate::artifact::{Artifact, ArtifactError, ENVELOPE, TARGET};
+use crate::artifact::{Artifact, ArtifactError, ENVELOPE};
 use crate::events::Binned;
 use crate::spec::{speck, CostModel};
 use nmc_ir::{LayerQuant, Reset, SpikeQuant};
 use perf::{PerfBuilder, StepCounts};
 
 /// What the emulator reports for an artifact without a header or another required part.
-const NOT_OURS: ArtifactError = ArtifactError::NotAnArtifact { target: TARGET };
+const NOT_OURS: ArtifactError = ArtifactError::NotAnArtifact {
+    target: ENVELOPE.target,
+};
 
 /// Why a run cannot happen.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
