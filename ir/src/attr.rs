@@ -3,7 +3,7 @@
 
 use crate::{
     ActRound, Activation, ConstId, ConvGeom, Layer, LayerQuant, Neuron, Op, Pool, PoolKind,
-    QuantParams, Reset, SpikeQuant, SpikingModel, Synapse,
+    QuantMode, QuantParams, Reset, SpikeQuant, SpikingModel, Synapse,
 };
 use std::collections::BTreeMap;
 
@@ -253,18 +253,19 @@ pub fn op_attrs(op: &Op) -> Attrs {
                 qm.insert("act_min".into(), AttrValue::Int(q.act_min as i64));
                 qm.insert("act_max".into(), AttrValue::Int(q.act_max as i64));
                 qm.insert("scale".into(), AttrValue::Float(q.scale));
-                // Printed only when not the default, so graphs without them read as before.
-                opt_const(&mut qm, "act_step", q.act_step);
-                if q.act_round != ActRound::Floor {
+                // The mode's fields, printed only when not the default, so that a shift-and-floor
+                // layer prints none.
+                opt_const(&mut qm, "act_step", q.act_step());
+                if q.act_round() != ActRound::Floor {
                     qm.insert(
                         "act_round".into(),
-                        AttrValue::Ident(q.act_round.name().into()),
+                        AttrValue::Ident(q.act_round().name().into()),
                     );
                 }
-                if q.pool_first {
+                if q.pool_first() {
                     qm.insert("pool_first".into(), AttrValue::Bool(true));
                 }
-                if let Some(sq) = &q.spiking {
+                if let Some(sq) = q.spiking() {
                     let mut sm = Attrs::new();
                     sm.insert("threshold".into(), AttrValue::Int(sq.threshold as i64));
                     sm.insert("v_min".into(), AttrValue::Int(sq.v_min as i64));
@@ -520,31 +521,47 @@ pub fn op_from_attrs(mnemonic: &str, m: &Attrs) -> Result<Op, String> {
                     act_min: qr.i32("act_min")?,
                     act_max: qr.i32("act_max")?,
                     scale: qr.float("scale")?,
-                    act_step: qr.opt_const("act_step")?,
-                    act_round: if qr.m.contains_key("act_round") {
-                        match qr.ident("act_round")? {
-                            "floor" => ActRound::Floor,
-                            "ceil" => ActRound::Ceil,
-                            k => return Err(format!("quant: unknown act_round `{k}`")),
-                        }
-                    } else {
-                        ActRound::Floor
-                    },
-                    pool_first: qr.m.contains_key("pool_first") && qr.bool("pool_first")?,
-                    spiking: if qr.m.contains_key("spiking") {
-                        let sr = Reader {
-                            m: qr.map("spiking")?,
-                            what: "spiking",
+                    mode: {
+                        let step = qr.opt_const("act_step")?;
+                        let round = if qr.m.contains_key("act_round") {
+                            match qr.ident("act_round")? {
+                                "floor" => ActRound::Floor,
+                                "ceil" => ActRound::Ceil,
+                                k => return Err(format!("quant: unknown act_round `{k}`")),
+                            }
+                        } else {
+                            ActRound::Floor
                         };
-                        let w = sr.ident("reset")?;
-                        Some(SpikeQuant {
-                            threshold: sr.i32("threshold")?,
-                            v_min: sr.i32("v_min")?,
-                            reset: Reset::from_name(w)
-                                .ok_or_else(|| format!("spiking: unknown reset `{w}`"))?,
-                        })
-                    } else {
-                        None
+                        let pool_first =
+                            qr.m.contains_key("pool_first") && qr.bool("pool_first")?;
+                        let stepped = step.is_some() || round != ActRound::Floor || pool_first;
+                        if qr.m.contains_key("spiking") {
+                            if stepped {
+                                return Err(
+                                    "quant: a spiking layer has no act_step, act_round or pool_first"
+                                        .into(),
+                                );
+                            }
+                            let sr = Reader {
+                                m: qr.map("spiking")?,
+                                what: "spiking",
+                            };
+                            let w = sr.ident("reset")?;
+                            QuantMode::Spiking(SpikeQuant {
+                                threshold: sr.i32("threshold")?,
+                                v_min: sr.i32("v_min")?,
+                                reset: Reset::from_name(w)
+                                    .ok_or_else(|| format!("spiking: unknown reset `{w}`"))?,
+                            })
+                        } else if stepped {
+                            QuantMode::Step {
+                                act_step: step,
+                                act_round: round,
+                                pool_first,
+                            }
+                        } else {
+                            QuantMode::Shift
+                        }
                     },
                 })
             } else {

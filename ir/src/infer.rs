@@ -202,7 +202,7 @@ pub fn infer_type(
                         return Err("relu population with a negative output range".into());
                     }
                 }
-                if let Some(step) = q.act_step {
+                if let Some(step) = q.act_step() {
                     check_bias(&cshape(step)?, channels)
                         .map_err(|m| m.replace("bias", "act_step"))?;
                     let c = consts
@@ -218,10 +218,10 @@ pub fn infer_type(
                         }
                     }
                 }
-                if q.pool_first && l.pool.is_none() {
+                if q.pool_first() && l.pool.is_none() {
                     return Err("pool_first without a pool".into());
                 }
-                if let Some(s) = &q.spiking {
+                if let Some(s) = q.spiking() {
                     check_spiking(s, q, l.pool.as_ref())?;
                 }
             }

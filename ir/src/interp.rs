@@ -341,7 +341,7 @@ impl<'g> Interpreter<'g> {
                                 None => Value::F32(y),
                             }
                         }
-                        Some(q) if q.spiking.is_some() => {
+                        Some(q) if q.spiking().is_some() => {
                             return Err(bad(
                                 "a spiking (rate-mode) layer runs over timesteps: use run_steps",
                             ))
@@ -363,7 +363,7 @@ impl<'g> Interpreter<'g> {
                                     .zip(part)
                                     .for_each(|(a, b)| *a += shift(b, e));
                             }
-                            let (mut acc, n) = match (&l.pool, q.pool_first) {
+                            let (mut acc, n) = match (&l.pool, q.pool_first()) {
                                 (Some(p), true) => {
                                     let pooled = pool_i(&acc, &pre_shape, &node.ty.shape, p);
                                     let m = pooled.len();
@@ -378,7 +378,7 @@ impl<'g> Interpreter<'g> {
                                     .enumerate()
                                     .for_each(|(i, a)| *a += b[i / per]);
                             }
-                            let y: Vec<i64> = match q.act_step {
+                            let y: Vec<i64> = match q.act_step() {
                                 None => acc.into_iter().map(|v| activate(v, q)).collect(),
                                 Some(st) => {
                                     let st = self.wi(st);
@@ -390,7 +390,7 @@ impl<'g> Interpreter<'g> {
                                 }
                             };
                             match &l.pool {
-                                Some(p) if !q.pool_first => {
+                                Some(p) if !q.pool_first() => {
                                     Value::I64(pool_i(&y, &pre_shape, &node.ty.shape, p))
                                 }
                                 _ => Value::I64(y),
@@ -617,7 +617,7 @@ impl Interpreter<'_> {
                 }
                 Op::Layer(l) => {
                     match &l.quant {
-                        Some(q) if q.spiking.is_some() => {
+                        Some(q) if q.spiking().is_some() => {
                             membranes[id.index()] = vec![0; pre_numel(g, id, l)?];
                         }
                         _ => return Err(bad(
@@ -677,7 +677,7 @@ impl Interpreter<'_> {
                     Op::Pool2d(p) => pool_i(arg(0), in_shape(0), &node.ty.shape, p),
                     Op::Layer(l) => {
                         let q = l.quant.as_ref().expect("checked above");
-                        let sq = q.spiking.as_ref().expect("checked above");
+                        let sq = q.spiking().expect("checked above");
                         let v = &mut membranes[id.index()];
                         let n = v.len();
                         let pre_shape = pre_shape(g, id, l);
@@ -799,13 +799,13 @@ pub fn activate(v: i64, q: &crate::LayerQuant) -> i64 {
 /// channel's step is `step` (values below 1 count as 1).
 pub fn activate_div(v: i64, q: &crate::LayerQuant, step: i64) -> i64 {
     let v = saturate(v, q.state_bits);
-    let y = if step <= 1 && q.act_round == crate::ActRound::Floor {
+    let y = if step <= 1 && q.act_round() == crate::ActRound::Floor {
         v >> q.act_shift.min(63)
     } else {
         // In i128: |v| ≤ 2^63 and step · 2^shift < 2^95, so the division is exact.
         let d = i128::from(step.max(1)) << q.act_shift.min(63);
         let (v, d) = (i128::from(v), d);
-        let y = match q.act_round {
+        let y = match q.act_round() {
             crate::ActRound::Floor => v.div_euclid(d),
             crate::ActRound::Ceil => -((-v).div_euclid(d)),
         };
@@ -1064,14 +1064,11 @@ mod rate_tests {
             act_min: 0,
             act_max: 32767,
             scale: 0.5,
-            spiking: Some(SpikeQuant {
+            mode: crate::QuantMode::Spiking(SpikeQuant {
                 threshold: 4,
                 v_min: -3,
                 reset,
             }),
-            act_step: None,
-            act_round: crate::ActRound::Floor,
-            pool_first: false,
         };
         let l = g.add(
             Op::Layer(Layer {

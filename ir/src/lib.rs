@@ -43,7 +43,7 @@ pub use interp::{
 };
 pub use op::{
     remap_constants, ActRound, Activation, ConvGeom, Layer, LayerQuant, Neuron, Op, Pool, PoolKind,
-    QuantParams, Reset, SpikeQuant, SpikingModel, Synapse,
+    QuantMode, QuantParams, Reset, SpikeQuant, SpikingModel, Synapse,
 };
 pub use parse::{parse, ParseError};
 pub use partition::{even_split, CoreLoc, CoreSlice, Mapping};

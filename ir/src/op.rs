@@ -349,11 +349,9 @@ impl ActRound {
     }
 }
 
-/// Integer semantics of a quantised layer (see the crate docs for the exact arithmetic).
-///
-/// The last three fields were added for targets whose neurons divide by an integer step and round
-/// up (Akida); their defaults (`None`, `Floor`, `false`) give the original shift-and-floor
-/// semantics, and the text format omits them when they have their defaults.
+/// Integer semantics of a quantised layer (see the crate docs for the exact arithmetic): the
+/// fields every mode shares, and the [`QuantMode`] that says which neuron the chip runs, so that
+/// a combination no target runs (an Akida step on a spiking layer, say) cannot be written.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerQuant {
     /// Per synapse group: shift applied to that group's accumulated sum (left if positive,
@@ -372,18 +370,69 @@ pub struct LayerQuant {
     /// Real value of one output unit: `x_real ≈ scale · x_int`. For a spiking layer: the real
     /// value of one spike per timestep.
     pub scale: f32,
-    /// Integer divisor per output channel (an i32 constant of one positive value per channel),
-    /// applied with `act_shift` before rounding: `y = round(v / (step[c] · 2^act_shift))`.
-    /// `None` means 1 for every channel.
-    pub act_step: Option<ConstId>,
-    /// Rounding of that division.
-    pub act_round: ActRound,
-    /// Pool the accumulated sums before the bias and the activation instead of pooling the
-    /// activations (Akida pools potentials; for max pooling the two orders agree).
-    pub pool_first: bool,
-    /// Rate-mode (time-stepped, spiking) semantics; `None` for graded layers. See
-    /// [`crate::Interpreter::run_steps`].
-    pub spiking: Option<SpikeQuant>,
+    /// Which neuron: graded shift-and-floor, graded integer step, or rate-mode spiking.
+    pub mode: QuantMode,
+}
+
+/// The neuron a quantised layer runs. The text format prints nothing for [`QuantMode::Shift`]
+/// and only the non-default fields of the others.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum QuantMode {
+    /// Graded: `y = clamp(floor(v / 2^act_shift), act_min, act_max)` (Loihi 2's sigma-delta
+    /// activation).
+    #[default]
+    Shift,
+    /// Graded with an integer divisor per channel (Akida's `ceil((Σ w·x − threshold) / step)`).
+    Step {
+        /// Integer divisor per output channel (an i32 constant of one positive value per
+        /// channel), applied with `act_shift` before rounding: `y = round(v / (step[c] ·
+        /// 2^act_shift))`. `None` means 1 for every channel.
+        act_step: Option<ConstId>,
+        /// Rounding of that division.
+        act_round: ActRound,
+        /// Pool the accumulated sums before the bias and the activation instead of pooling the
+        /// activations (Akida pools potentials; for max pooling the two orders agree).
+        pool_first: bool,
+    },
+    /// Rate mode: time-stepped integrate-and-fire (see [`crate::Interpreter::run_steps`]).
+    Spiking(SpikeQuant),
+}
+
+impl LayerQuant {
+    /// The per-channel integer divisor, if the layer has one.
+    pub fn act_step(&self) -> Option<ConstId> {
+        match self.mode {
+            QuantMode::Step { act_step, .. } => act_step,
+            _ => None,
+        }
+    }
+
+    /// The rounding of the division down to an activation.
+    pub fn act_round(&self) -> ActRound {
+        match self.mode {
+            QuantMode::Step { act_round, .. } => act_round,
+            _ => ActRound::Floor,
+        }
+    }
+
+    /// Whether sums are pooled before the activation.
+    pub fn pool_first(&self) -> bool {
+        matches!(
+            self.mode,
+            QuantMode::Step {
+                pool_first: true,
+                ..
+            }
+        )
+    }
+
+    /// The rate-mode neuron, for a spiking layer.
+    pub fn spiking(&self) -> Option<&SpikeQuant> {
+        match &self.mode {
+            QuantMode::Spiking(s) => Some(s),
+            _ => None,
+        }
+    }
 }
 
 /// Integer integrate-and-fire semantics of a quantised spiking layer (state units; the exact
@@ -542,7 +591,7 @@ impl Op {
                 v.extend(l.bias);
                 if let Some(q) = &l.quant {
                     v.extend(q.bias);
-                    v.extend(q.act_step);
+                    v.extend(q.act_step());
                 }
                 v
             }
@@ -579,7 +628,10 @@ pub fn remap_constants(op: &mut Op, mut f: impl FnMut(ConstId) -> ConstId) {
                 if let Some(b) = &mut q.bias {
                     *b = f(*b);
                 }
-                if let Some(s) = &mut q.act_step {
+                if let QuantMode::Step {
+                    act_step: Some(s), ..
+                } = &mut q.mode
+                {
                     *s = f(*s);
                 }
             }

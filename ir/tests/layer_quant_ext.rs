@@ -4,7 +4,8 @@
 
 use nmc_ir::{
     activate, activate_div, ActRound, ConstId, Constant, ConvGeom, Graph, Interpreter, Layer,
-    LayerQuant, Neuron, Op, Output, Pool, PoolKind, QuantParams, Synapse, TensorType, Value,
+    LayerQuant, Neuron, Op, Output, Pool, PoolKind, QuantMode, QuantParams, Synapse, TensorType,
+    Value,
 };
 
 fn quant(bias: Option<ConstId>, step: Option<ConstId>, round: ActRound, first: bool) -> LayerQuant {
@@ -16,10 +17,11 @@ fn quant(bias: Option<ConstId>, step: Option<ConstId>, round: ActRound, first: b
         act_min: 0,
         act_max: 15,
         scale: 0.5,
-        act_step: step,
-        act_round: round,
-        pool_first: first,
-        spiking: None,
+        mode: nmc_ir::QuantMode::Step {
+            act_step: step,
+            act_round: round,
+            pool_first: first,
+        },
     }
 }
 
@@ -54,7 +56,9 @@ fn ceil_division_by_an_integer_step() {
         assert_eq!(activate_div(v, &q, 5), want, "v = {v}");
     }
     let mut f = q.clone();
-    f.act_round = ActRound::Floor;
+    if let QuantMode::Step { act_round, .. } = &mut f.mode {
+        *act_round = ActRound::Floor;
+    }
     f.act_min = -100;
     assert_eq!(activate_div(-7, &f, 5), -2);
     assert_eq!(activate_div(9, &f, 5), 1);
@@ -174,8 +178,8 @@ fn text_format_prints_only_non_defaults_and_round_trips() {
     match &back.nodes[2].op {
         Op::Layer(l) => {
             let q = l.quant.as_ref().unwrap();
-            assert_eq!((q.act_round, q.pool_first), (ActRound::Ceil, true));
-            assert!(q.act_step.is_some());
+            assert_eq!((q.act_round(), q.pool_first()), (ActRound::Ceil, true));
+            assert!(q.act_step().is_some());
         }
         other => panic!("{other:?}"),
     }
@@ -183,9 +187,7 @@ fn text_format_prints_only_non_defaults_and_round_trips() {
     let mut plain = g.clone();
     if let Op::Layer(l) = &mut plain.nodes[2].op {
         let q = l.quant.as_mut().unwrap();
-        q.act_step = None;
-        q.act_round = ActRound::Floor;
-        q.pool_first = false;
+        q.mode = QuantMode::Shift;
     }
     let text = nmc_ir::print(&plain);
     for key in ["act_round", "act_step", "pool_first"] {
@@ -194,18 +196,24 @@ fn text_format_prints_only_non_defaults_and_round_trips() {
     assert_eq!(nmc_ir::print(&nmc_ir::parse(&text).unwrap()), text);
 }
 
+fn set_step(q: &mut nmc_ir::LayerQuant, step: nmc_ir::ConstId) {
+    if let QuantMode::Step { act_step, .. } = &mut q.mode {
+        *act_step = Some(step);
+    }
+}
+
 #[test]
 fn verifier_rejects_bad_steps() {
     let mut g = gap_graph(true, PoolKind::Sum);
     let bad = g.consts.add(Constant::i32(vec![2], vec![4, 0]));
     if let Op::Layer(l) = &mut g.nodes[2].op {
-        l.quant.as_mut().unwrap().act_step = Some(bad);
+        set_step(l.quant.as_mut().unwrap(), bad);
     }
     let e = nmc_ir::verify(&g).unwrap_err().to_string();
     assert!(e.contains("act_step values must be positive"), "{e}");
     let short = g.consts.add(Constant::i32(vec![3], vec![4, 4, 4]));
     if let Op::Layer(l) = &mut g.nodes[2].op {
-        l.quant.as_mut().unwrap().act_step = Some(short);
+        set_step(l.quant.as_mut().unwrap(), short);
     }
     let e = nmc_ir::verify(&g).unwrap_err().to_string();
     assert!(e.contains("act_step"), "{e}");

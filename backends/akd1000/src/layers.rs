@@ -552,7 +552,7 @@ impl Cx<'_> {
         }
         let full = q.act_min == i32::MIN && q.act_max == i32::MAX;
         let act_bits = if full {
-            if q.act_step.is_some() || q.act_shift != 0 || q.act_round != ActRound::Floor {
+            if q.act_step().is_some() || q.act_shift != 0 || q.act_round() != ActRound::Floor {
                 return Err(self.invalid(
                     id,
                     "a layer without activation outputs its raw potential (no step, no shift)",
@@ -568,7 +568,7 @@ impl Cx<'_> {
                         format!("activation range [{}, {}]", q.act_min, q.act_max),
                     )
                 })?;
-            if q.act_round != ActRound::Ceil {
+            if q.act_round() != ActRound::Ceil {
                 return Err(self.invalid(
                     id,
                     "akd1000 activations round up (ceil((potential − threshold) / step)); the layer rounds down",
@@ -588,7 +588,7 @@ impl Cx<'_> {
                 .map(i64::from)
                 .collect(),
         };
-        let steps: Vec<i64> = match q.act_step {
+        let steps: Vec<i64> = match q.act_step() {
             None => vec![1; channels],
             Some(s) => g
                 .consts
@@ -625,9 +625,9 @@ impl Cx<'_> {
         // Pooling.
         let pool = match &l.pool {
             None => None,
-            Some(p) => Some(self.check_pool(id, kind, q.pool_first, p, &pre_shape, &rule)?),
+            Some(p) => Some(self.check_pool(id, kind, q.pool_first(), p, &pre_shape, &rule)?),
         };
-        if pool.is_none() && q.pool_first {
+        if pool.is_none() && q.pool_first() {
             return Err(self.invalid(id, "pool_first without a pool"));
         }
         if pool.is_some() && act_bits.is_none() {

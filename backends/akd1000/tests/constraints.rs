@@ -110,14 +110,18 @@ fn activation_of_3_bits() {
 fn act_step_beyond_16_bits() {
     let mut g = cnn();
     set_quant(&mut g, 1, |g, q| {
-        q.act_step = Some(g.consts.add(Constant::i32(vec![8], vec![70_000; 8])))
+        if let nmc_ir::QuantMode::Step { act_step, .. } = &mut q.mode {
+            *act_step = Some(g.consts.add(Constant::i32(vec![8], vec![70_000; 8])));
+        }
     });
     let e = fails(&g);
     assert!(e.contains("act_step is at most 65535"), "{e}");
     // The shift counts: 40 000 · 2 is beyond 16 bits too.
     let mut g = cnn();
     set_quant(&mut g, 1, |g, q| {
-        q.act_step = Some(g.consts.add(Constant::i32(vec![8], vec![40_000; 8])));
+        if let nmc_ir::QuantMode::Step { act_step, .. } = &mut q.mode {
+            *act_step = Some(g.consts.add(Constant::i32(vec![8], vec![40_000; 8])));
+        }
         q.act_shift = 1;
     });
     assert!(fails(&g).contains("act_step is at most 65535"));
@@ -136,7 +140,11 @@ fn threshold_beyond_20_bits() {
 #[test]
 fn floor_rounding_is_not_akida() {
     let mut g = cnn();
-    set_quant(&mut g, 1, |_, q| q.act_round = nmc_ir::ActRound::Floor);
+    set_quant(&mut g, 1, |_, q| {
+        if let nmc_ir::QuantMode::Step { act_round, .. } = &mut q.mode {
+            *act_round = nmc_ir::ActRound::Floor;
+        }
+    });
     let e = nmc_akd1000::map_graph(&g, &akd1000()).unwrap_err();
     assert!(matches!(e, AkError::Invalid { .. }), "{e}");
     assert!(e.to_string().contains("round up"), "{e}");

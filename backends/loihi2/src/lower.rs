@@ -353,7 +353,7 @@ impl Lowering<'_> {
             .quant
             .as_ref()
             .ok_or_else(|| self.invalid(id, "layer is not quantised"))?;
-        if q.act_step.is_some() || q.act_round != nmc_ir::ActRound::Floor || q.pool_first {
+        if q.act_step().is_some() || q.act_round() != nmc_ir::ActRound::Floor || q.pool_first() {
             return Err(self.invalid(
                 id,
                 "layer uses a divided, rounded-up or pool-first activation, which Loihi 2 neurons do not compute",

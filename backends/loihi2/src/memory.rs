@@ -338,10 +338,7 @@ mod tests {
             act_min: 0,
             act_max: 127,
             scale: 1.0,
-            act_step: None,
-            act_round: nmc_ir::ActRound::Floor,
-            pool_first: false,
-            spiking: None,
+            mode: nmc_ir::QuantMode::Shift,
         }
     }
 

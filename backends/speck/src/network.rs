@@ -437,7 +437,7 @@ fn layer(
         cx.unsupported(Some(id), "the layer is not quantised".into());
         return None;
     };
-    let Some(sq) = q.spiking else {
+    let Some(sq) = q.spiking() else {
         cx.unsupported(
             Some(id),
             "the layer is graded, not spiking: compile with the speck target's rate mode".into(),

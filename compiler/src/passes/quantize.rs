@@ -606,10 +606,7 @@ fn quantize_layer(
         act_min,
         act_max,
         scale: s_out,
-        act_step: None,
-        act_round: nmc_ir::ActRound::Floor,
-        pool_first: false,
-        spiking: None,
+        mode: nmc_ir::QuantMode::Shift,
     };
     let layer = Layer {
         synapses,

@@ -526,10 +526,11 @@ fn quantize_layer(
                 act_min: 0,
                 act_max: amax as i32,
                 scale: s_out as f32,
-                act_step: Some(step),
-                act_round: ActRound::Ceil,
-                pool_first: spec.gap.is_some(),
-                spiking: None,
+                mode: nmc_ir::QuantMode::Step {
+                    act_step: Some(step),
+                    act_round: ActRound::Ceil,
+                    pool_first: spec.gap.is_some(),
+                },
             },
             s_out,
         )
@@ -562,10 +563,7 @@ fn quantize_layer(
                 act_min: i32::MIN,
                 act_max: i32::MAX,
                 scale: s_out as f32,
-                act_step: None,
-                act_round: ActRound::Floor,
-                pool_first: false,
-                spiking: None,
+                mode: nmc_ir::QuantMode::Shift,
             },
             s_out,
         )

@@ -430,14 +430,11 @@ fn quantize_layer(
         act_min: 0,
         act_max: ((1i64 << (opts.state_bits - 1)) - 1) as i32,
         scale: f_out,
-        spiking: Some(SpikeQuant {
+        mode: nmc_ir::QuantMode::Spiking(SpikeQuant {
             threshold: th,
             v_min: vm.min(0),
             reset,
         }),
-        act_step: None,
-        act_round: nmc_ir::ActRound::Floor,
-        pool_first: false,
     };
     let layer = Layer {
         synapses,
@@ -458,7 +455,7 @@ pub fn is_rate_graph(graph: &Graph) -> bool {
     graph
         .nodes
         .iter()
-        .any(|n| matches!(&n.op, Op::Layer(Layer { quant: Some(q), .. }) if q.spiking.is_some()))
+        .any(|n| matches!(&n.op, Op::Layer(Layer { quant: Some(q), .. }) if q.spiking().is_some()))
 }
 
 #[cfg(test)]

@@ -124,10 +124,11 @@ impl Builder {
                     act_min: 0,
                     act_max: (1 << b) - 1,
                     scale: 0.25,
-                    act_step: Some(step),
-                    act_round: ActRound::Ceil,
-                    pool_first: first,
-                    spiking: None,
+                    mode: nmc_ir::QuantMode::Step {
+                        act_step: Some(step),
+                        act_round: ActRound::Ceil,
+                        pool_first: first,
+                    },
                 }
             }
             None => {
@@ -143,10 +144,7 @@ impl Builder {
                     act_min: i32::MIN,
                     act_max: i32::MAX,
                     scale: 0.5,
-                    act_step: None,
-                    act_round: ActRound::Floor,
-                    pool_first: false,
-                    spiking: None,
+                    mode: nmc_ir::QuantMode::Shift,
                 }
             }
         }

@@ -73,10 +73,7 @@ pub fn quant(rng: &mut Rng, groups: usize, bias: Option<nmc_ir::ConstId>) -> (Ne
         act_min: lo,
         act_max: hi,
         scale: 0.05,
-        act_step: None,
-        act_round: nmc_ir::ActRound::Floor,
-        pool_first: false,
-        spiking: None,
+        mode: nmc_ir::QuantMode::Shift,
     };
     (neuron, q)
 }

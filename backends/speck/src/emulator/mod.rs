@@ -195,10 +195,7 @@ impl Emulator {
                     act_min: 0,
                     act_max: l.max_spikes,
                     scale: 1.0,
-                    spiking: None,
-                    act_step: None,
-                    act_round: nmc_ir::ActRound::Floor,
-                    pool_first: false,
+                    mode: nmc_ir::QuantMode::Shift,
                 },
                 spk: SpikeQuant {
                     threshold: l.threshold_high,
