@@ -78,10 +78,10 @@ struct Cores;
 struct Neurons(u32);
 
 impl LayerSizer for Neurons {
-    fn check_slice(&self, start: u32, end: u32) -> Result<(), String> {
+    fn check_slice(&self, start: u32, end: u32) -> Result<(), nmc_backend::error::Source> {
         let n = (end - start) * self.0;
         if n > NEURONS_PER_CORE {
-            return Err(format!("neurons: needs {n}, a core has {NEURONS_PER_CORE}"));
+            return Err(format!("neurons: needs {n}, a core has {NEURONS_PER_CORE}").into());
         }
         Ok(())
     }
@@ -98,7 +98,7 @@ impl CoreModel for Cores {
         &self,
         graph: &'g Graph,
         layer: NodeId,
-    ) -> Result<Box<dyn LayerSizer + 'g>, String> {
+    ) -> Result<Box<dyn LayerSizer + 'g>, nmc_backend::error::Source> {
         let shape = &graph.ty(layer).shape;
         let per_channel = shape.iter().skip(1).product::<usize>().max(1) as u32;
         Ok(Box::new(Neurons(per_channel)))

@@ -2,21 +2,19 @@
 //! [`LoadedAkd1000`] (a decoded [`Artifact`]) implements [`nmc_backend::Loaded`].
 //!
 //! The AKD1000 has its own mapper (layer kinds, NP types, spatial bands, the HRC), so
-//! [`Backend::default_mapping`] replaces the generic partitioners; [`Akd1000::core_model`] still
-//! answers the generic questions (per-NP fit of a channel slice, NP locations) for tools that ask
-//! them.
+//! [`Backend::default_mapping`] replaces the generic partitioners.
 
 use crate::artifact::{Artifact, UnitTypeMsg, ENVELOPE};
-use crate::layers::{AkError, AkLayer};
+use crate::layers::AkError;
 use crate::lower::LowerError;
-use crate::map::{LayerChoice, Need, UnitType};
+use crate::map::{LayerChoice, UnitType};
 use crate::spec::{ChipSpec, CostTable, NpType};
 use nmc_backend::{
     finish_perf, split_samples, Activity, AkidaWidths, Array, ArtifactError, Backend, BackendError,
-    ChipParams, Constants, CoreLoad, CoreModel, CorePerf, CostParam, Genome, LayerSizer, Loaded,
-    Loads, NativeOps, PerfSummary, Problem, Quantization, RunResult, SearchSpace, TargetOptions,
+    ChipParams, Constants, CoreLoad, CorePerf, CostParam, Genome, Loaded, Loads, NativeOps,
+    PerfSummary, Problem, Quantization, RunResult, SearchSpace, TargetOptions,
 };
-use nmc_ir::{CoreLoc, Graph, Mapping, NodeId};
+use nmc_ir::{CoreLoc, Graph, Mapping};
 
 const NAME: &str = ENVELOPE.target;
 
@@ -41,14 +39,6 @@ fn spec_with(params: &ChipParams) -> Result<ChipSpec, BackendError> {
     let mut spec = spec();
     spec.cost.apply(NAME, params)?;
     Ok(spec)
-}
-
-impl Akd1000 {
-    /// The partitioner's view of the chip: per-NP fit of a channel slice, NPs in fill-path
-    /// order.
-    pub fn core_model(&self) -> Box<dyn CoreModel> {
-        Box::new(AkdCores(spec()))
-    }
 }
 
 impl Backend for Akd1000 {
@@ -272,78 +262,6 @@ impl Backend for Akd1000 {
 
     fn decode(&self, bytes: &[u8]) -> Result<Box<dyn Loaded>, ArtifactError> {
         Ok(Box::new(LoadedAkd1000(crate::decode(bytes)?)))
-    }
-}
-
-struct AkdCores(ChipSpec);
-
-impl CoreModel for AkdCores {
-    fn cores_available(&self) -> usize {
-        self.0.nps.len()
-    }
-    fn sizer<'g>(
-        &self,
-        graph: &'g Graph,
-        layer: NodeId,
-    ) -> Result<Box<dyn LayerSizer + 'g>, String> {
-        let a = crate::analyze(graph, &self.0).map_err(|e| e.to_string())?;
-        let l = a
-            .layers
-            .into_iter()
-            .find(|l| l.node == layer)
-            .ok_or_else(|| format!("{layer} is not an Akida layer"))?;
-        let need = crate::need(&l, &self.0, true).map_err(|e| e.to_string())?;
-        Ok(Box::new(AkdLayer {
-            spec: self.0.clone(),
-            layer: l,
-            need,
-        }))
-    }
-    fn location(&self, core: usize) -> CoreLoc {
-        // NPs in fill-path order.
-        let s = &self.0;
-        s.path
-            .iter()
-            .flat_map(|&(c, r)| s.nps.iter().filter(move |n| (n.col, n.row) == (c, r)))
-            .nth(core)
-            .map(|n| CoreLoc {
-                chip: 0,
-                x: n.col,
-                y: n.row,
-            })
-            .unwrap_or(CoreLoc {
-                chip: u32::MAX,
-                x: 0,
-                y: 0,
-            })
-    }
-}
-
-struct AkdLayer {
-    spec: ChipSpec,
-    layer: AkLayer,
-    need: Need,
-}
-
-impl LayerSizer for AkdLayer {
-    fn check_slice(&self, start: u32, end: u32) -> Result<(), String> {
-        let UnitType::Np(t) = self.need.ty else {
-            return Ok(());
-        };
-        let per = crate::map::weight_bits_per_channel(&self.layer, &self.spec);
-        let need = per * u64::from(end.saturating_sub(start));
-        match self.spec.weight_capacity_bits(t) {
-            Some(cap) if need > cap => Err(format!(
-                "{} weight SRAM: needs {} bytes, an NP has {}",
-                t.name(),
-                need.div_ceil(8),
-                cap / 8
-            )),
-            _ => Ok(()),
-        }
-    }
-    fn min_cores(&self) -> usize {
-        self.need.nps().max(1)
     }
 }
 

@@ -4,6 +4,7 @@
 //! activity profile.
 
 use crate::{Artifact, ChipSpec, LayerFootprint};
+use nmc_backend::error::Source;
 use nmc_backend::{
     uniform_space, Activity, ArtifactError, Backend, BackendError, ChipParams, Constants,
     CoreModel, CorePerf, CostParam, CostTable, LayerSizer, Loads, NativeOps, PerfSummary,
@@ -136,8 +137,8 @@ impl CoreModel for Cores {
         &self,
         graph: &'g Graph,
         layer: NodeId,
-    ) -> Result<Box<dyn LayerSizer + 'g>, String> {
-        let fp = LayerFootprint::of(graph, layer).map_err(|e| e.to_string())?;
+    ) -> Result<Box<dyn LayerSizer + 'g>, Source> {
+        let fp = LayerFootprint::of(graph, layer)?;
         Ok(Box::new(Sizer {
             spec: self.0.clone(),
             fp,
@@ -158,10 +159,8 @@ struct Sizer {
 }
 
 impl LayerSizer for Sizer {
-    fn check_slice(&self, start: u32, end: u32) -> Result<(), String> {
-        self.spec
-            .check_slice(&self.fp.usage(start, end))
-            .map_err(|e| e.to_string())
+    fn check_slice(&self, start: u32, end: u32) -> Result<(), Source> {
+        Ok(self.spec.check_slice(&self.fp.usage(start, end))?)
     }
     fn min_cores(&self) -> usize {
         let u = self.fp.usage(0, self.fp.channels as u32);

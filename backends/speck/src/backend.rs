@@ -9,9 +9,9 @@ use crate::spec::{speck, ChipSpec, DEFAULT_TIMESTEPS, INPUT_LEVELS, MAX_TIMESTEP
 use crate::{Emulator, MemoryUse, PerfReport, RunOut};
 use nmc_backend::{
     finish_perf, layer_name, split_samples, Activity, Array, ArtifactError, Backend, BackendError,
-    ChipParams, Constants, CoreLoad, CoreModel, CorePerf, CostParam, CostTable, EventArray, Genome,
-    LayerSizer, Loaded, Loads, NativeOps, PerfSummary, Quantization, RateOptions, RunResult,
-    SearchSpace, TargetOptions,
+    ChipParams, Constants, CoreLoad, CorePerf, CostParam, CostTable, EventArray, Genome, Loaded,
+    Loads, NativeOps, PerfSummary, Quantization, RateOptions, RunResult, SearchSpace,
+    TargetOptions,
 };
 use nmc_ir::{CoreLoc, CoreSlice, Graph, Mapping, NodeId};
 
@@ -369,62 +369,6 @@ impl Backend for Speck {
 
     fn decode(&self, bytes: &[u8]) -> Result<Box<dyn Loaded>, ArtifactError> {
         Ok(Box::new(LoadedSpeck(crate::decode(bytes)?)))
-    }
-}
-
-/// The partitioner's view, for completeness: Speck maps by matching
-/// ([`Backend::default_mapping`]), never by the generic partitioners, but a caller asking for a
-/// core model gets a correct one: nine cores, whole layers only, a layer fits when some core holds
-/// it.
-pub fn core_model() -> Box<dyn CoreModel> {
-    Box::new(SpeckCores)
-}
-
-struct SpeckCores;
-
-impl CoreModel for SpeckCores {
-    fn cores_available(&self) -> usize {
-        speck().cores.len()
-    }
-    fn sizer<'g>(
-        &self,
-        graph: &'g Graph,
-        layer: NodeId,
-    ) -> Result<Box<dyn LayerSizer + 'g>, String> {
-        let net = crate::extract(graph, &speck()).map_err(|e| e.to_string())?;
-        let l = net
-            .layers
-            .iter()
-            .find(|l| l.node == layer)
-            .ok_or_else(|| format!("{layer} is not a speck layer"))?;
-        Ok(Box::new(SpeckLayerSizer {
-            memory: l.memory,
-            channels: l.neuron_shape[0],
-        }))
-    }
-    fn location(&self, core: usize) -> CoreLoc {
-        loc(core)
-    }
-}
-
-struct SpeckLayerSizer {
-    memory: MemoryUse,
-    channels: u32,
-}
-
-impl LayerSizer for SpeckLayerSizer {
-    fn check_slice(&self, start: u32, end: u32) -> Result<(), String> {
-        if (start, end) != (0, self.channels) {
-            return Err("a speck layer cannot be split across cores".into());
-        }
-        if speck().cores.iter().any(|c| self.memory.fits(c)) {
-            Ok(())
-        } else {
-            Err("the layer fits no speck core".into())
-        }
-    }
-    fn min_cores(&self) -> usize {
-        1
     }
 }
 

@@ -4,7 +4,7 @@
 //! ([`ActivityProfile`]). The compiler's cost model evaluates [`Loads`]; each backend produces
 //! them, modelled from an activity profile or measured by its emulator.
 
-use nmc_ir::{Graph, Interpreter, NodeId, Op, Value};
+use nmc_ir::{Graph, InterpError, Interpreter, NodeId, Op, Value};
 
 /// Which floorline term limits a core or a workload (docs/papers.md §1.3): the vocabulary the cost
 /// model and every emulator report in. The discriminants are stable (`Bound as usize` indexes
@@ -181,11 +181,11 @@ impl ActivityProfile {
     }
 
     /// Measures densities with the reference interpreter on a quantised graph.
-    pub fn measure(graph: &Graph, samples: &[Vec<Vec<f32>>]) -> Result<Self, String> {
+    pub fn measure(graph: &Graph, samples: &[Vec<Vec<f32>>]) -> Result<Self, InterpError> {
         if samples.is_empty() {
             return Ok(Self::uniform(graph, DEFAULT_DENSITY));
         }
-        let interp = Interpreter::new(graph).map_err(|e| e.to_string())?;
+        let interp = Interpreter::new(graph)?;
         let qs: Vec<NodeId> = graph
             .inputs
             .iter()
@@ -205,7 +205,7 @@ impl ActivityProfile {
             .map(|&i| vec![0.0; graph.ty(i).numel()])
             .collect();
         let zero_refs: Vec<&[f32]> = zeros.iter().map(|v| v.as_slice()).collect();
-        let blank = interp.run_all(&zero_refs).map_err(|e| e.to_string())?;
+        let blank = interp.run_all(&zero_refs)?;
         let count = |acc: &mut Vec<f64>, v: &Option<Value>, base: &Option<Value>| {
             if let (Some(Value::I64(x)), Some(Value::I64(b))) = (v, base) {
                 acc.iter_mut()
@@ -215,7 +215,7 @@ impl ActivityProfile {
         };
         for s in samples {
             let refs: Vec<&[f32]> = s.iter().map(|v| v.as_slice()).collect();
-            let vals = interp.run_all(&refs).map_err(|e| e.to_string())?;
+            let vals = interp.run_all(&refs)?;
             for (acc, q) in inputs.iter_mut().zip(&qs) {
                 count(acc, &vals[q.index()], &blank[q.index()]);
             }

@@ -5,6 +5,7 @@
 //! placement permutation (the genome of a mapping search on chips with interchangeable cores,
 //! [`uniform_space`]).
 
+use crate::error::Source;
 use crate::search_space::{Genome, Problem, SearchSpace};
 use nmc_ir::{even_split, CoreLoc, CoreSlice, Graph, Mapping, NodeId, Op};
 
@@ -17,7 +18,7 @@ pub trait CoreModel: Sync {
         &self,
         graph: &'g Graph,
         layer: NodeId,
-    ) -> Result<Box<dyn LayerSizer + 'g>, String>;
+    ) -> Result<Box<dyn LayerSizer + 'g>, Source>;
     /// Physical location of logical core `core` when cores are used in id order.
     fn location(&self, core: usize) -> CoreLoc;
 }
@@ -26,7 +27,7 @@ pub trait CoreModel: Sync {
 pub trait LayerSizer {
     /// Whether channels `[start, end)` fit one core; the error names the resource, what the
     /// slice needs and what a core has.
-    fn check_slice(&self, start: u32, end: u32) -> Result<(), String>;
+    fn check_slice(&self, start: u32, end: u32) -> Result<(), Source>;
     /// A lower bound on the cores the whole layer needs (1 is always correct).
     fn min_cores(&self) -> usize;
 }
@@ -70,7 +71,7 @@ pub fn assign(
             layer: graph.node_ref(id).to_string(),
             message,
         };
-        let sizer = model.sizer(graph, id).map_err(fail)?;
+        let sizer = model.sizer(graph, id).map_err(|e| fail(e.to_string()))?;
         // Start at the layer's lower bound; a single channel that does not fit never will.
         let mut k = (sizer.min_cores().max(1) as u32).min(channels.max(1));
         loop {
