@@ -161,38 +161,22 @@ impl Graph {
     }
 
     /// A topological order of all nodes (inputs before users), or the cycle that prevents one.
-    /// Among ready nodes the lowest arena index goes first, so the order is deterministic.
+    /// Among ready nodes the lowest arena index goes first, so the order is deterministic. Both
+    /// the order (Kahn's algorithm) and the cycle search (petgraph's Kosaraju, whose depth-first
+    /// searches keep an explicit stack) are iterative, so any depth of graph is fine.
     pub fn topo_order(&self) -> Result<Vec<NodeId>, Cycle> {
-        let mut view: DiGraph<(), ()> = DiGraph::with_capacity(self.nodes.len(), 0);
-        for _ in &self.nodes {
-            view.add_node(());
-        }
-        for id in self.ids() {
-            for &i in &self.node(id).inputs {
-                if i.index() < self.nodes.len() {
-                    view.add_edge((i.0).into(), (id.0).into(), ());
-                }
-            }
-        }
-        if petgraph::algo::is_cyclic_directed(&view) {
-            let scc = petgraph::algo::tarjan_scc(&view);
-            let on_cycle = scc
-                .iter()
-                .filter(|c| c.len() > 1 || view.contains_edge(c[0], c[0]))
-                .flat_map(|c| c.iter().map(|n| n.index()))
-                .min()
-                .unwrap_or(0);
-            return Err(Cycle(NodeId(on_cycle as u32)));
-        }
-        // Kahn's algorithm with a min-heap for a canonical order.
-        let mut indeg: Vec<usize> = self.nodes.iter().map(|n| n.inputs.len()).collect();
+        let n = self.nodes.len();
+        let mut indeg: Vec<usize> = self
+            .nodes
+            .iter()
+            .map(|node| node.inputs.iter().filter(|i| i.index() < n).count())
+            .collect();
         let users = self.users_with_multiplicity();
-        let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<u32>> = (0..self.nodes.len()
-            as u32)
+        let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<u32>> = (0..n as u32)
             .filter(|&i| indeg[i as usize] == 0)
             .map(std::cmp::Reverse)
             .collect();
-        let mut order = Vec::with_capacity(self.nodes.len());
+        let mut order = Vec::with_capacity(n);
         while let Some(std::cmp::Reverse(i)) = ready.pop() {
             order.push(NodeId(i));
             for &u in &users[i as usize] {
@@ -202,14 +186,37 @@ impl Graph {
                 }
             }
         }
-        Ok(order)
+        if order.len() == n {
+            return Ok(order);
+        }
+        // Some nodes never became ready: name the lowest-numbered node that lies on a cycle.
+        let mut view: DiGraph<(), ()> = DiGraph::with_capacity(n, 0);
+        for _ in &self.nodes {
+            view.add_node(());
+        }
+        for id in self.ids() {
+            for &i in &self.node(id).inputs {
+                if i.index() < n {
+                    view.add_edge((i.0).into(), (id.0).into(), ());
+                }
+            }
+        }
+        let on_cycle = petgraph::algo::kosaraju_scc(&view)
+            .iter()
+            .filter(|c| c.len() > 1 || view.contains_edge(c[0], c[0]))
+            .flat_map(|c| c.iter().map(|n| n.index()))
+            .min()
+            .unwrap_or(0);
+        Err(Cycle(NodeId(on_cycle as u32)))
     }
 
     fn users_with_multiplicity(&self) -> Vec<Vec<NodeId>> {
         let mut users = vec![Vec::new(); self.nodes.len()];
         for id in self.ids() {
             for &i in &self.node(id).inputs {
-                users[i.index()].push(id);
+                if let Some(u) = users.get_mut(i.index()) {
+                    u.push(id);
+                }
             }
         }
         users

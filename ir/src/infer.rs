@@ -3,8 +3,20 @@
 
 use crate::{ConstPool, DType, Neuron, Op, Synapse, TensorType};
 
-/// Infers the output type of `op` applied to `inputs`; the message says what does not fit.
+/// Infers the output type of `op` applied to `inputs`; the message says what does not fit. A
+/// value of more than [`crate::limits::max_elements`] elements is refused here, where every
+/// builder and the verifier pass, so no later stage allocates for it.
 pub fn infer_type(
+    op: &Op,
+    inputs: &[&TensorType],
+    consts: &ConstPool,
+) -> Result<TensorType, String> {
+    let t = infer_unbounded(op, inputs, consts)?;
+    crate::limits::check_elements(&t.shape)?;
+    Ok(t)
+}
+
+fn infer_unbounded(
     op: &Op,
     inputs: &[&TensorType],
     consts: &ConstPool,

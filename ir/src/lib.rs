@@ -24,6 +24,7 @@ mod constant;
 mod graph;
 mod infer;
 mod interp;
+pub mod limits;
 mod op;
 mod parse;
 mod partition;

@@ -22,10 +22,12 @@ pub struct ConvGeom {
 impl ConvGeom {
     /// Output spatial size for an input of `h × w`, or `None` if the kernel does not fit.
     pub fn out_hw(&self, h: usize, w: usize) -> Option<(usize, usize)> {
-        let eff_h = self.dilations[0] * (self.kernel[0] - 1) + 1;
-        let eff_w = self.dilations[1] * (self.kernel[1] - 1) + 1;
-        let ph = h + self.pads[0] + self.pads[2];
-        let pw = w + self.pads[1] + self.pads[3];
+        // Checked throughout: attributes come from untrusted models.
+        let eff = |k: usize, d: usize| k.checked_sub(1)?.checked_mul(d)?.checked_add(1);
+        let eff_h = eff(self.kernel[0], self.dilations[0])?;
+        let eff_w = eff(self.kernel[1], self.dilations[1])?;
+        let ph = h.checked_add(self.pads[0])?.checked_add(self.pads[2])?;
+        let pw = w.checked_add(self.pads[1])?.checked_add(self.pads[3])?;
         if ph < eff_h || pw < eff_w || self.strides[0] == 0 || self.strides[1] == 0 {
             return None;
         }

@@ -107,6 +107,24 @@ pub fn verify(graph: &Graph) -> Result<(), VerifyErrors> {
             err(None, format!("graph input #{i} is not an input node"));
         }
     }
+    // Every value within the per-value limit, and all of them together within the total one, so
+    // that no interpreter or emulator allocates without bound.
+    let mut total: usize = 0;
+    for id in graph.ids() {
+        match crate::limits::check_elements(&graph.node(id).ty.shape) {
+            Ok(n) => total = total.saturating_add(n),
+            Err(m) => err(Some(id), m),
+        }
+    }
+    let total_limit = crate::limits::max_total_elements();
+    if total > total_limit {
+        err(
+            None,
+            format!(
+                "the graph's values hold {total} elements together, more than the limit of {total_limit} (raise it with NMC_MAX_ELEMENTS)"
+            ),
+        );
+    }
     if graph.outputs.is_empty() {
         err(None, "graph has no outputs".into());
     }

@@ -291,8 +291,9 @@ fn check_supported(graph: &GraphProto, opsets: &HashMap<String, i64>) -> Result<
     }
 }
 
-/// Node indices in a topological order (file order when already sorted, as ONNX requires but not
-/// every writer guarantees). Fails on undefined inputs, duplicate definitions and cycles.
+/// Indices of the nodes the graph outputs depend on, in a topological order (file order when
+/// already sorted, as ONNX requires but not every writer guarantees). Fails on undefined inputs,
+/// duplicate definitions and cycles anywhere in the graph.
 fn topo_order(graph: &GraphProto) -> Result<Vec<usize>, ImportError> {
     let mut defined: HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
     defined.extend(graph.input.iter().map(|v| v.name.as_str()));
@@ -355,6 +356,26 @@ fn topo_order(graph: &GraphProto) -> Result<Vec<usize>, ImportError> {
             message: "the node is on a cycle".into(),
         });
     }
+    // Only nodes some graph output depends on are imported: an unused branch costs nothing, so
+    // a hostile `Range(0, 2^28)` that nothing reads allocates nothing.
+    let mut live = vec![false; graph.node.len()];
+    let mut stack: Vec<usize> = graph
+        .output
+        .iter()
+        .filter_map(|o| producer.get(o.name.as_str()).copied())
+        .collect();
+    while let Some(i) = stack.pop() {
+        if std::mem::replace(&mut live[i], true) {
+            continue;
+        }
+        stack.extend(
+            graph.node[i]
+                .input
+                .iter()
+                .filter_map(|inp| producer.get(inp.as_str()).copied()),
+        );
+    }
+    order.retain(|&i| live[i]);
     Ok(order)
 }
 
@@ -370,6 +391,10 @@ struct Importer<'m> {
     /// Number of readers (node inputs and graph outputs) of each ONNX value name.
     readers: HashMap<String, usize>,
     notes: Vec<String>,
+    /// Elements of the constants folded on the host so far (bounded by
+    /// `nmc_ir::limits::max_total_elements`, so that hostile shape arithmetic cannot exhaust
+    /// memory even when its results are never used).
+    folded_elements: usize,
 }
 
 impl<'m> Importer<'m> {
@@ -396,6 +421,7 @@ impl<'m> Importer<'m> {
             dropped: HashMap::new(),
             readers,
             notes: Vec::new(),
+            folded_elements: 0,
         }
     }
 
@@ -581,17 +607,26 @@ impl<'m> Importer<'m> {
             .iter()
             .flatten()
             .all(|v| matches!(v, Val::Const(_)));
-        let outs: Vec<Val> =
-            match (entry.fold, entry.build) {
-                (Some(fold), _) if all_const => fold(&mut self.ctx, &n)?
-                    .into_iter()
-                    .map(|t| Val::Const(Rc::new(t)))
-                    .collect(),
-                (_, Some(build)) => build(&mut self.ctx, &n)?,
-                _ => return Err(n.invalid(
+        let outs: Vec<Val> = match (entry.fold, entry.build) {
+            (Some(fold), _) if all_const => {
+                let folded = fold(&mut self.ctx, &n)?;
+                let elements: usize = folded.iter().map(|t| t.numel()).sum();
+                self.folded_elements = self.folded_elements.saturating_add(elements);
+                let limit = nmc_ir::limits::max_total_elements();
+                if self.folded_elements > limit {
+                    return Err(n.invalid(format!(
+                            "constants computed at import time exceed {limit} elements in all (raise the limit with NMC_MAX_ELEMENTS)"
+                        )));
+                }
+                folded.into_iter().map(|t| Val::Const(Rc::new(t))).collect()
+            }
+            (_, Some(build)) => build(&mut self.ctx, &n)?,
+            _ => {
+                return Err(n.invalid(
                     "only constant operands are supported (it must be computable at import time)",
-                )),
-            };
+                ))
+            }
+        };
         if outs.len() > proto.output.len() {
             return Err(n.invalid(format!(
                 "has {} output(s), the operator produces {}",

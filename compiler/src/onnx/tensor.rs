@@ -2,7 +2,7 @@
 //! shape (batch axis included), plus the index helpers that constant folding is built from.
 //!
 //! Everything here assumes hostile input: element counts use checked arithmetic and are capped at
-//! [`MAX_ELEMENTS`], every data field length is compared with the declared shape, and external
+//! [`nmc_ir::limits::max_elements`], every data field length is compared with the declared shape, and external
 //! data is read only from files inside the model's folder, with bounds checks on offset and length.
 
 use onnx_protobuf::tensor_proto::{DataLocation, DataType};
@@ -13,7 +13,9 @@ use std::path::{Component, Path, PathBuf};
 
 /// Largest tensor (in elements) the importer materialises; larger ones are rejected, which keeps
 /// a hostile `ConstantOfShape` or dims product from exhausting memory.
-pub(crate) const MAX_ELEMENTS: usize = 1 << 28;
+pub(crate) fn max_elements() -> usize {
+    nmc_ir::limits::max_elements()
+}
 
 /// Element values, widened: floats of every width become `f32`, integers and booleans `i64`.
 #[derive(Clone, Debug, PartialEq)]
@@ -115,14 +117,14 @@ impl HostTensor {
     }
 }
 
-/// Checked element count of a shape, at most [`MAX_ELEMENTS`]. Zero-sized axes do not excuse
+/// Checked element count of a shape, at most [`nmc_ir::limits::max_elements`]. Zero-sized axes do not excuse
 /// the others: the product of the non-zero dims must be within the limit too, so that strides
 /// and partial products of any accepted shape never overflow.
 pub(crate) fn checked_numel(shape: &[usize]) -> Option<usize> {
     shape
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d.max(1)))
-        .filter(|&n| n <= MAX_ELEMENTS)?;
+        .filter(|&n| n <= max_elements())?;
     Some(shape.iter().product())
 }
 
@@ -135,7 +137,8 @@ pub(crate) fn dims_to_shape(dims: &[i64]) -> Result<Vec<usize>, String> {
     }
     if checked_numel(&shape).is_none() {
         return Err(format!(
-            "shape {dims:?} has more than {MAX_ELEMENTS} elements"
+            "shape {dims:?} has more than {} elements (the limit per tensor; raise it with NMC_MAX_ELEMENTS)",
+            max_elements()
         ));
     }
     Ok(shape)
@@ -403,7 +406,9 @@ pub(crate) fn decode(t: &TensorProto, loader: &mut Loader) -> Result<HostTensor,
     let shape = dims_to_shape(&t.dims).map_err(inv)?;
     let n: usize = shape.iter().product();
     let size = elem_size(dt).unwrap_or(1);
-    let bytes = n * size; // n ≤ MAX_ELEMENTS, size ≤ 8: no overflow
+    let bytes = n
+        .checked_mul(size)
+        .ok_or_else(|| inv(format!("shape {:?} is too large", t.dims)))?;
     let external = t.data_location.enum_value() == Ok(DataLocation::EXTERNAL);
     let data = if external {
         decode_raw(dt, &loader.read(t, bytes)?)?

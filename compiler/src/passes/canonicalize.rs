@@ -101,6 +101,18 @@ struct Cx {
     poolable: BTreeMap<NodeId, ()>,
 }
 
+/// Whether a value of the new graph is a layer whose neuron never outputs a negative value.
+fn non_negative(g: &Graph, id: NodeId) -> bool {
+    match &g.node(id).op {
+        Op::Layer(l) => match l.neuron {
+            Neuron::Relu => true,
+            Neuron::Clip { lo, .. } => lo >= 0.0,
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
 /// Rewrites `graph` (imported form) into canonical form.
 pub fn canonicalize(graph: &Graph) -> Result<Graph, PassError> {
     let order = graph.topo_order().map_err(|c| PassError {
@@ -231,6 +243,11 @@ pub fn canonicalize(graph: &Graph) -> Result<Graph, PassError> {
                 p.bias.iter_mut().zip(&b.bias).for_each(|(x, y)| *x += y);
                 p.name = p.name.or(node.name.clone());
                 Val::Pending(p)
+            }
+            // relu(y) = y where y is already non-negative (a ReLU or a Clip at or above zero):
+            // chains of activations fold instead of becoming identity layers.
+            Op::Act(Activation::Relu) if matches!(arg(0, &vals), Val::Done(src) if non_negative(&cx.new, src)) => {
+                arg(0, &vals)
             }
             Op::Act(a) => {
                 let neuron = match a {
