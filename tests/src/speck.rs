@@ -900,7 +900,11 @@ fn emulator_work_follows_events_not_neurons() {
     for core in &r.perf.cores {
         let leak = if core.id == 2 { 10 * u64::from(t) } else { 0 };
         assert_eq!(
-            (core.events_in, core.syn_ops, core.neuron_updates),
+            (
+                core.counts.msgs_in,
+                core.counts.syn_ops,
+                core.counts.neuron_updates,
+            ),
             (0, 0, leak),
             "core {}",
             core.id
@@ -912,7 +916,11 @@ fn emulator_work_follows_events_not_neurons() {
     let r = emu.run_events(&binned, false).unwrap();
     let first = r.perf.cores.iter().find(|c| c.id == 0).unwrap();
     assert_eq!(
-        (first.events_in, first.syn_ops, first.neuron_updates),
+        (
+            first.counts.msgs_in,
+            first.counts.syn_ops,
+            first.counts.neuron_updates,
+        ),
         (1, 9 * 16, 9 * 16)
     );
 }

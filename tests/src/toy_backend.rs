@@ -6,8 +6,8 @@
 
 use nmc_backend::{
     Activity, ArtifactError, Backend, BackendError, ChipParams, Constants, CoreLoad, CoreModel,
-    CorePerf, CostParam, Envelope, Enveloped, Header, LayerSizer, Loaded, Loads, NativeOps,
-    PerfSummary, QuantSpec, Quantization, RunResult, SearchSpace, TargetOptions,
+    CorePerf, CostParam, Counters, Envelope, Enveloped, Header, LayerSizer, Loaded, Loads,
+    NativeOps, PerfSummary, QuantSpec, Quantization, RunResult, SearchSpace, TargetOptions,
 };
 use nmc_ir::{Constant, CoreLoc, Graph, Interpreter, Mapping, NodeId, Op, Value};
 
@@ -305,7 +305,10 @@ impl Loaded for LoadedToy {
                 .iter()
                 .map(|s| CorePerf {
                     id: s.core,
-                    neuron_updates: u64::from(s.neurons) * xs.len() as u64,
+                    counts: Counters {
+                        neuron_updates: u64::from(s.neurons) * xs.len() as u64,
+                        ..Default::default()
+                    },
                     bound: "compute".into(),
                     ..Default::default()
                 })

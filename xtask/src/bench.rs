@@ -580,7 +580,7 @@ fn speck() -> ExitCode {
             let r = emu
                 .run_dense(&inputs.data[i * per..(i + 1) * per], t, false)
                 .expect("runs");
-            events += r.perf.cores.iter().map(|c| c.events_in).sum::<u64>();
+            events += r.perf.cores.iter().map(|c| c.counts.msgs_in).sum::<u64>();
             syn += r.perf.synaptic_events;
         }
     });
@@ -610,7 +610,7 @@ fn speck() -> ExitCode {
         let t_emu = median(5, || {
             let r = art.run_events(&ev, Some(t)).expect("runs");
             syn = r.perf.synaptic_events;
-            events = r.perf.cores.iter().map(|c| c.msgs_in).sum::<u64>();
+            events = r.perf.cores.iter().map(|c| c.counts.msgs_in).sum::<u64>();
         });
         let t_ref = median(5, || {
             interp.run_events(&counts).expect("runs");

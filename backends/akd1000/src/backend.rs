@@ -429,11 +429,7 @@ impl Loaded for LoadedAkd1000 {
                 bounds = vec![[0; 3]; report.units.len()];
             }
             for ((p, u), b) in perf.cores.iter_mut().zip(&report.units).zip(&mut bounds) {
-                p.syn_ops += u.syn_ops;
-                p.mem_reads += u.mem_reads;
-                p.neuron_updates += u.neuron_updates;
-                p.msgs_in += u.events_in;
-                p.msgs_out += u.events_out;
+                p.counts.add(&u.counts);
                 b[u.bound as usize] += 1;
             }
             Ok(())
@@ -489,11 +485,11 @@ impl Loaded for LoadedAkd1000 {
                     .collect();
             }
             for (l, u) in loads.iter_mut().zip(&report.units) {
-                l.s += u.syn_ops as f64 / n;
-                l.r += u.mem_reads as f64 / n;
-                l.d += u.neuron_updates as f64 / n;
-                l.m_in += u.events_in as f64 / n;
-                l.m_out += u.events_out as f64 / n;
+                l.s += u.counts.syn_ops as f64 / n;
+                l.r += u.counts.mem_reads as f64 / n;
+                l.d += u.counts.neuron_updates as f64 / n;
+                l.m_in += u.counts.msgs_in as f64 / n;
+                l.m_out += u.counts.msgs_out as f64 / n;
             }
             Ok(())
         })?;

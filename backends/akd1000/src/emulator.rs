@@ -31,8 +31,8 @@ pub enum EmuError {
     Artifact(#[from] ArtifactError),
 }
 
-pub use nmc_backend::Bound;
 use nmc_backend::{check_int_inputs, IntInput};
+pub use nmc_backend::{Bound, Counters};
 
 /// What one unit (HRC or NP) did for one frame.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -47,17 +47,14 @@ pub struct UnitPerf {
     pub unit_type: &'static str,
     /// The layer it belongs to.
     pub layer: u32,
-    /// Synaptic operations `S` (a stored weight applied to one event; zero weights included,
-    /// since the NP reads them).
-    pub syn_ops: u64,
-    /// Weight-SRAM words read `R`: per event, the bits of the weights it touches over 50-bit words.
-    pub mem_reads: u64,
-    /// Neurons evaluated `D` (threshold, step and activation), plus pooled outputs.
-    pub neuron_updates: u64,
-    /// Events received.
-    pub events_in: u64,
-    /// Events sent (non-zero outputs).
-    pub events_out: u64,
+    /// The unit's counters for the frame, as the AKD1000 counts them:
+    /// - `S`: a stored weight applied to one event (zero weights included, since the NP reads
+    ///   them);
+    /// - `R`: weight-SRAM words read: per event, the bits of the weights it touches over 50-bit
+    ///   words;
+    /// - `D`: neurons evaluated (threshold, step and activation), plus pooled outputs;
+    /// - messages in: events received; out: events sent (non-zero outputs).
+    pub counts: Counters,
     /// Mesh hops from the nearest unit of the source layer (the DMA node for graph inputs).
     pub hops_in: u64,
     /// `t_np` in ns.
@@ -381,10 +378,10 @@ impl Emulator {
             let row = &l.weights[j * out..(j + 1) * out];
             for s in &l.slices {
                 let p = &mut perf[s.unit];
-                p.events_in += 1;
+                p.counts.msgs_in += 1;
                 let n = (s.c1 - s.c0) as u64;
-                p.syn_ops += n;
-                p.mem_reads += (n * l.weight_bits).div_ceil(50);
+                p.counts.syn_ops += n;
+                p.counts.mem_reads += (n * l.weight_bits).div_ceil(50);
                 for o in s.c0..s.c1 {
                     acc[o] += row[o] * v;
                 }
@@ -434,10 +431,10 @@ impl Emulator {
                     continue;
                 }
                 let p = &mut perf[s.unit];
-                p.events_in += 1;
+                p.counts.msgs_in += 1;
                 let n = ((s.c1 - s.c0) * taps.len() * cs.len()) as u64;
-                p.syn_ops += n;
-                p.mem_reads += (n * l.weight_bits).div_ceil(50);
+                p.counts.syn_ops += n;
+                p.counts.mem_reads += (n * l.weight_bits).div_ceil(50);
                 for o in s.c0..s.c1 {
                     let wo = &l.weights[o * per_o + ci * c.kh * c.kw..];
                     for &&(oy, jy) in &taps {
@@ -468,7 +465,7 @@ impl Emulator {
                 .map(|s| s.unit)
         };
         for s in &l.slices {
-            perf[s.unit].neuron_updates += ((s.c1 - s.c0) * (s.r1 - s.r0) * ow) as u64;
+            perf[s.unit].counts.neuron_updates += ((s.c1 - s.c0) * (s.r1 - s.r0) * ow) as u64;
         }
         match l.pool {
             PoolMsg::GlobalAvg => {
@@ -480,8 +477,8 @@ impl Emulator {
                         .fold(0i64, |a, b| a.saturating_add(*b));
                     *y = act(o, sum);
                     if let Some(u) = unit_of(o, 0) {
-                        perf[u].neuron_updates += 1;
-                        perf[u].events_out += u64::from(*y != 0);
+                        perf[u].counts.neuron_updates += 1;
+                        perf[u].counts.msgs_out += u64::from(*y != 0);
                     }
                 }
                 out
@@ -511,8 +508,8 @@ impl Emulator {
                             let m = if m == i64::MIN { 0 } else { m };
                             out[(o * qh + qy) * qw + qx] = m;
                             if let Some(u) = unit_of(o, qy * sh) {
-                                perf[u].neuron_updates += 1;
-                                perf[u].events_out += u64::from(m != 0);
+                                perf[u].counts.neuron_updates += 1;
+                                perf[u].counts.msgs_out += u64::from(m != 0);
                             }
                         }
                     }
@@ -534,7 +531,7 @@ impl Emulator {
                             }
                         }
                     }
-                    perf[s.unit].events_out += sent;
+                    perf[s.unit].counts.msgs_out += sent;
                 }
                 out
             }
@@ -546,21 +543,22 @@ impl Emulator {
         let mut energy_pj = 0.0;
         let mut synaptic_events = 0;
         for u in &mut units {
-            let syn = c.a_syn.value * u.syn_ops as f64;
-            let neu = c.a_neu.value * u.neuron_updates as f64;
-            let mem = c.a_mem.value * u.mem_reads as f64;
-            let ev = c.a_event.value * (u.events_in + u.events_out) as f64;
+            let k = u.counts;
+            let syn = c.a_syn.value * k.syn_ops as f64;
+            let neu = c.a_neu.value * k.neuron_updates as f64;
+            let mem = c.a_mem.value * k.mem_reads as f64;
+            let ev = c.a_event.value * k.messages() as f64;
             // Floorline vocabulary (docs/papers.md §1.3): synaptic processing (operations and the
             // weight reads feeding them) is the memory slope; neuron evaluations the compute floor.
             let (memory, compute) = (syn.max(mem), neu);
             u.t_ns = compute.max(memory).max(ev);
             u.bound = Bound::of(memory, compute, ev);
-            energy_pj += c.e_syn.value * u.syn_ops as f64
-                + c.e_mem.value * u.mem_reads as f64
-                + c.e_neu.value * u.neuron_updates as f64
-                + c.e_event.value * (u.events_in + u.events_out) as f64
-                + c.e_hop.value * (u.events_in * u.hops_in) as f64;
-            synaptic_events += u.syn_ops;
+            energy_pj += c.e_syn.value * k.syn_ops as f64
+                + c.e_mem.value * k.mem_reads as f64
+                + c.e_neu.value * k.neuron_updates as f64
+                + c.e_event.value * k.messages() as f64
+                + c.e_hop.value * (k.msgs_in * u.hops_in) as f64;
+            synaptic_events += k.syn_ops;
         }
         let mut layers = Vec::with_capacity(self.layers.len());
         // Latency to the end of each layer: its source's, plus its input hops and slowest unit.

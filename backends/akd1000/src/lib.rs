@@ -27,7 +27,7 @@ pub mod validate;
 
 pub use artifact::{decode, encode, is_artifact, Artifact, ArtifactError, ENVELOPE};
 pub use backend::{Akd1000, LoadedAkd1000};
-pub use emulator::{Bound, EmuError, Emulator, LayerPerf, PerfReport, UnitPerf};
+pub use emulator::{Bound, Counters, EmuError, Emulator, LayerPerf, PerfReport, UnitPerf};
 pub use layers::{analyze, AkError, AkLayer, Analysis, LayerKind, PoolSpec, Src};
 pub use listing::listing;
 pub use lower::{lower, LowerError};

@@ -322,11 +322,7 @@ impl nmc_backend::Loaded for LoadedLoihi2 {
                 bounds = vec![[0; 3]; report.cores.len()];
             }
             for ((p, c), b) in perf.cores.iter_mut().zip(&report.cores).zip(&mut bounds) {
-                p.syn_ops += c.syn_ops;
-                p.mem_reads += c.mem_reads;
-                p.neuron_updates += c.neuron_updates;
-                p.msgs_in += c.msgs_in;
-                p.msgs_out += c.msgs_out;
+                p.counts.add(&c.counts);
                 b[c.bound as usize] += 1;
             }
         }

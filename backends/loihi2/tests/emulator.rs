@@ -82,11 +82,11 @@ fn sparse_input_costs_fewer_synaptic_ops() {
     assert!(ps.synaptic_events < pd.synaptic_events);
     assert!(ps.synaptic_events > 0);
     // One event from the host per non-zero input element, delivered to the one core.
-    assert_eq!(ps.cores[0].msgs_in, 1);
-    assert_eq!(pd.cores[0].msgs_in, 64);
+    assert_eq!(ps.cores[0].counts.msgs_in, 1);
+    assert_eq!(pd.cores[0].counts.msgs_in, 64);
     // Step 0 updates every neuron (bias-only outputs), step 1 only those the event reached.
-    assert_eq!(ps.per_step[0].cores[0].neuron_updates, 32);
-    assert!(ps.per_step[1].cores[0].neuron_updates <= 32);
+    assert_eq!(ps.per_step[0].cores[0].counts.neuron_updates, 32);
+    assert!(ps.per_step[1].cores[0].counts.neuron_updates <= 32);
     // Without per-core step entries the totals are the same.
     emu.record_core_steps(false);
     let (_, pq) = emu.run(&[sparse], steps).unwrap();
@@ -113,7 +113,7 @@ fn unchanged_frame_costs_no_synaptic_work() {
     let (second, p2) = emu.run_continue(&[xq], steps).unwrap();
     assert_eq!(second, expected);
     assert_eq!(p2.synaptic_events, 0);
-    assert!(p2.cores.iter().all(|c| c.msgs_in == 0 && c.msgs_out == 0));
+    assert!(p2.cores.iter().all(|c| c.counts.messages() == 0));
     // A new frame after a continued run is still exact.
     let y = random_input(&mut rng, &g, 0.5);
     let (yq, expected_y) = reference(&g, &y);

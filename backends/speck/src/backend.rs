@@ -414,12 +414,10 @@ impl Summary {
             self.bounds = vec![[0; 3]; r.cores.len()];
         }
         for ((p, c), b) in p.cores.iter_mut().zip(&r.cores).zip(&mut self.bounds) {
-            p.syn_ops += c.syn_ops;
-            // Every synaptic operation reads one kernel-memory entry.
-            p.mem_reads += c.syn_ops;
-            p.neuron_updates += c.neuron_updates;
-            p.msgs_in += c.events_in;
-            p.msgs_out += c.events_out;
+            p.counts.add(&c.counts);
+            // Every synaptic operation reads one kernel-memory entry (the emulator's time model
+            // has no separate read term, so its `R` is 0).
+            p.counts.mem_reads += c.counts.syn_ops;
             b[c.bound() as usize] += 1;
         }
         if let Some(c) = r.cores.iter().find(|c| c.id == r.slowest_core) {
@@ -662,10 +660,10 @@ impl Loaded for LoadedSpeck {
                     .collect();
             }
             for (l, c) in loads.iter_mut().zip(&run.perf.cores) {
-                l.s += c.syn_ops as f64 / steps;
-                l.d += c.neuron_updates as f64 / steps;
-                l.m_in += c.events_in as f64 / steps;
-                l.m_out += c.events_out as f64 / steps;
+                l.s += c.counts.syn_ops as f64 / steps;
+                l.d += c.counts.neuron_updates as f64 / steps;
+                l.m_in += c.counts.msgs_in as f64 / steps;
+                l.m_out += c.counts.msgs_out as f64 / steps;
             }
         }
         for l in &mut loads {
@@ -793,8 +791,8 @@ mod tests {
         assert_eq!(r.perf.target, "speck");
         assert_eq!(r.perf.timesteps, 4);
         assert_eq!(r.perf.cores.len(), 1);
-        assert_eq!(r.perf.cores[0].syn_ops, 16);
-        assert_eq!(r.perf.cores[0].mem_reads, 16);
+        assert_eq!(r.perf.cores[0].counts.syn_ops, 16);
+        assert_eq!(r.perf.cores[0].counts.mem_reads, 16);
         let slow = l.run(&ones(), Some(8), &params("t_syn", 20.0)).unwrap();
         assert_eq!(slow.perf.timesteps, 8);
         assert!(slow.perf.latency_ns > r.perf.latency_ns);

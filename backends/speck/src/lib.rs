@@ -30,7 +30,7 @@ pub mod validate;
 
 pub use artifact::{decode, encode, is_artifact, Artifact, ArtifactError};
 pub use backend::{LoadedSpeck, Speck};
-pub use emulator::{Bound, CoreCounters, EmuError, Emulator, PerfReport, RunOut};
+pub use emulator::{Bound, CoreCounters, Counters, EmuError, Emulator, PerfReport, RunOut};
 pub use events::{bin, DvsEvent};
 pub use listing::listing;
 pub use lower::{lower, LowerError};

@@ -1,5 +1,5 @@
 //! The floorline vocabulary shared by the cost model and every emulator (docs/papers.md §1.3):
-//! per-core loads `S`, `R`, `D`, `M`, the constants that turn them into time and energy, which
+//! per-core loads `S`, `R`, `D`, `M` (counted by emulators as [`Counters`]), the constants that turn them into time and energy, which
 //! term bounds a core ([`Bound`], one tie rule), and the activity a load is estimated from
 //! ([`ActivityProfile`]). The compiler's cost model evaluates [`Loads`]; each backend produces
 //! them, modelled from an activity profile or measured by its emulator.
@@ -23,6 +23,9 @@ pub enum Bound {
 }
 
 impl Bound {
+    /// The bounds in the order ties go: compute, then memory, then traffic.
+    pub const TIE_ORDER: [Bound; 3] = [Bound::Compute, Bound::Memory, Bound::Traffic];
+
     /// "memory", "compute" or "traffic".
     pub fn as_str(self) -> &'static str {
         match self {
@@ -32,7 +35,9 @@ impl Bound {
         }
     }
 
-    /// The largest term; ties go to compute, then memory.
+    /// The largest term; ties go to compute, then memory (then traffic). The one rule every
+    /// emulator and the cost model decide a core's or a step's bound by; [`crate::finish_perf`]
+    /// breaks ties between bounds counted over samples in the same order ([`Bound::TIE_ORDER`]).
     pub fn of(memory: f64, compute: f64, traffic: f64) -> Bound {
         if memory > compute && memory >= traffic {
             Bound::Memory
@@ -41,6 +46,52 @@ impl Bound {
         } else {
             Bound::Compute
         }
+    }
+}
+
+/// What one core did, counted the same way by every emulator: the floorline loads `S`, `R`, `D`
+/// and `M` (docs/papers.md §1.3), per timestep or summed over a run. This is the one definition
+/// of them: each emulator's per-core record holds a `Counters`, and `nmc run --report` prints one
+/// per core ([`crate::CorePerf`]).
+///
+/// `M` is [`Counters::messages`], messages in plus out. What a chip *charges* for a load is its
+/// cost model's business, not this definition's: Speck's time model charges input events only,
+/// and [`CoreLoad::m`] holds the message load a backend's floorline model charges.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counters {
+    /// `S`, synaptic operations: stored synapses (weights) applied to arriving events, zero
+    /// weights included where the chip stores and applies them.
+    pub syn_ops: u64,
+    /// `R`, synaptic-memory words read to fetch those weights (0 where a chip's model has no
+    /// separate weight-read term).
+    pub mem_reads: u64,
+    /// `D`, neuron updates: neurons evaluated (and pooled outputs recomputed).
+    pub neuron_updates: u64,
+    /// Messages (events) into the core, one per event per destination core.
+    pub msgs_in: u64,
+    /// Messages (events) out of the core, summed over destinations.
+    pub msgs_out: u64,
+}
+
+impl Counters {
+    /// `M`, the core's messages: in plus out.
+    pub fn messages(&self) -> u64 {
+        self.msgs_in + self.msgs_out
+    }
+
+    /// Adds `other`, counter by counter.
+    pub fn add(&mut self, other: &Counters) {
+        *self += *other;
+    }
+}
+
+impl std::ops::AddAssign for Counters {
+    fn add_assign(&mut self, o: Counters) {
+        self.syn_ops += o.syn_ops;
+        self.mem_reads += o.mem_reads;
+        self.neuron_updates += o.neuron_updates;
+        self.msgs_in += o.msgs_in;
+        self.msgs_out += o.msgs_out;
     }
 }
 

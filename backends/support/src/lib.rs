@@ -4,7 +4,8 @@
 //! - [`envelope`]: the artifact header, its checks and [`ArtifactError`];
 //! - [`check`]: validation helpers with one set of limits for untrusted artifacts;
 //! - [`cost`]: cost-constant tables declared once per chip ([`cost_table!`]) and overrides;
-//! - [`floorline`]: the floorline vocabulary (loads, constants, [`Bound`], activity profiles);
+//! - [`floorline`]: the floorline vocabulary (per-core [`Counters`], loads, constants, [`Bound`]
+//!   and its one tie rule, activity profiles);
 //! - [`mapping`] and [`search_space`]: partition helpers and the mapping searches' genome;
 //! - [`quant`]: how a target wants models quantised;
 //! - [`run`]: samples in, outputs and per-core figures out.
@@ -27,7 +28,7 @@ pub use backend::{
 pub use cost::{ChipParams, Cost, CostParam, CostTable, UnknownCost};
 pub use envelope::{corrupt, ArtifactError, Envelope, Enveloped, Header};
 pub use error::BackendError;
-pub use floorline::{ActivityProfile, Bound, Constants, CoreLoad, Loads};
+pub use floorline::{ActivityProfile, Bound, Constants, CoreLoad, Counters, Loads};
 pub use mapping::{assign, greedy, layer_name, uniform_space, CoreModel, FitError, LayerSizer};
 pub use quant::{AkidaWidths, QuantSpec, Quantization, RateOptions};
 pub use run::{

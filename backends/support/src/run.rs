@@ -1,6 +1,8 @@
 //! What the compiler hands a loaded artifact to run, and what a run gives back: samples, event
 //! streams, and the `nmc run --report` figures every backend fills the same way.
 
+use crate::{Bound, Counters};
+
 /// A dense array: shape and row-major values.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Array {
@@ -55,16 +57,10 @@ pub struct CorePerf {
     pub x: u32,
     /// Mesh row.
     pub y: u32,
-    /// Synaptic operations.
-    pub syn_ops: u64,
-    /// Synaptic memory words read.
-    pub mem_reads: u64,
-    /// Neuron updates.
-    pub neuron_updates: u64,
-    /// Messages received.
-    pub msgs_in: u64,
-    /// Messages sent.
-    pub msgs_out: u64,
+    /// The core's [`Counters`] (`syn_ops`, `mem_reads`, `neuron_updates`, `msgs_in`, `msgs_out`,
+    /// in that order in the JSON, between `y` and `bound`).
+    #[serde(flatten)]
+    pub counts: Counters,
     /// The bound that held most often over the run: "memory", "compute" or "traffic".
     pub bound: String,
     /// Slot of the unit in its mesh node (AKD1000 NPs).
@@ -102,10 +98,20 @@ pub struct PerfSummary {
 }
 
 /// Closes a run report: each core's and the workload's bound become the one that held most often
-/// (ties go to memory, then compute), and the sums over samples become means per inference.
+/// (`core_bounds[i]` and `workload` count samples per bound, indexed by `Bound as usize`), and the
+/// sums over samples become means per inference.
+///
+/// A tie between counts goes the way [`Bound::of`] breaks a tie between times: to compute, then
+/// memory, then traffic ([`Bound::TIE_ORDER`]); no samples at all give compute.
 pub fn finish_perf(perf: &mut PerfSummary, core_bounds: &[[u64; 3]], workload: &[u64; 3]) {
     let most = |b: &[u64; 3]| {
-        ["memory", "compute", "traffic"][(0..3).max_by_key(|&k| (b[k], 3 - k)).unwrap_or(0)]
+        let mut best = Bound::TIE_ORDER[0];
+        for k in Bound::TIE_ORDER {
+            if b[k as usize] > b[best as usize] {
+                best = k;
+            }
+        }
+        best.as_str()
     };
     for (p, b) in perf.cores.iter_mut().zip(core_bounds) {
         p.bound = most(b).to_string();
@@ -227,4 +233,65 @@ pub fn check_int_inputs(inputs: &[Vec<i64>], expected: &[IntInput]) -> Result<()
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_perf_json_keys_and_order() {
+        let p = CorePerf {
+            id: 1,
+            chip: 2,
+            x: 3,
+            y: 4,
+            counts: Counters {
+                syn_ops: 5,
+                mem_reads: 6,
+                neuron_updates: 7,
+                msgs_in: 8,
+                msgs_out: 9,
+            },
+            bound: "memory".into(),
+            slot: Some(10),
+            unit_type: Some("CNP1".into()),
+        };
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            r#"{"id":1,"chip":2,"x":3,"y":4,"syn_ops":5,"mem_reads":6,"neuron_updates":7,"msgs_in":8,"msgs_out":9,"bound":"memory","slot":10,"unit_type":"CNP1"}"#
+        );
+        let q = CorePerf {
+            slot: None,
+            unit_type: None,
+            ..p
+        };
+        assert_eq!(
+            serde_json::to_string(&q).unwrap(),
+            r#"{"id":1,"chip":2,"x":3,"y":4,"syn_ops":5,"mem_reads":6,"neuron_updates":7,"msgs_in":8,"msgs_out":9,"bound":"memory"}"#
+        );
+    }
+
+    #[test]
+    fn most_often_ties_follow_bound_of() {
+        let bound = |b: [u64; 3]| {
+            let mut perf = PerfSummary {
+                cores: vec![CorePerf::default()],
+                ..Default::default()
+            };
+            finish_perf(&mut perf, &[b], &b);
+            assert_eq!(perf.cores[0].bound, perf.workload_bound);
+            perf.workload_bound
+        };
+        assert_eq!(bound([0, 0, 0]), "compute");
+        assert_eq!(bound([2, 2, 2]), "compute");
+        assert_eq!(bound([2, 1, 2]), "memory");
+        assert_eq!(bound([1, 2, 2]), "compute");
+        assert_eq!(bound([1, 1, 2]), "traffic");
+        assert_eq!(bound([3, 1, 2]), "memory");
+        // The same order as `Bound::of` on equal times.
+        assert_eq!(Bound::of(2.0, 1.0, 2.0).as_str(), bound([2, 1, 2]));
+        assert_eq!(Bound::of(1.0, 2.0, 2.0).as_str(), bound([1, 2, 2]));
+        assert_eq!(Bound::of(2.0, 2.0, 2.0).as_str(), bound([2, 2, 2]));
+    }
 }

@@ -21,7 +21,7 @@ mod net;
 pub mod noc;
 mod perf;
 
-pub use perf::{Bound, CoreStep, CoreTotals, PerfReport, StepReport};
+pub use perf::{Bound, CoreStep, CoreTotals, Counters, PerfReport, StepReport};
 
 use crate::artifact::{Artifact, ArtifactError, SourceKind};
 use crate::memory::{FitError, LayerFootprint, SliceUsage};
@@ -30,7 +30,7 @@ use net::{Consumer, Event, PopRt};
 use nmc_backend::{check_int_inputs, IntInput};
 use nmc_ir::CoreLoc;
 use noc::Noc;
-use perf::{Counters, PerfBuilder};
+use perf::PerfBuilder;
 
 /// Why an artifact cannot be emulated, or a run cannot start.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -431,7 +431,7 @@ impl Emulator {
             }
         }
         for (c, n) in self.counters.iter_mut().zip(&self.neurons_per_core) {
-            c.neu += n;
+            c.neuron_updates += n;
         }
         let links = self
             .noc

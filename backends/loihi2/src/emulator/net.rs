@@ -4,9 +4,9 @@
 //!
 //! Everything here is built from a validated artifact, so indices are trusted.
 
-use super::perf::Counters;
 use crate::artifact::{GroupKind, PoolKindMsg, Population, SynapseGroup, Weights};
 use crate::memory::{dense_group_storage, SynapseStorage, SPARSE_SYNAPSE_BYTES};
+use nmc_backend::Counters;
 use nmc_ir::LayerQuant;
 
 /// A synapse group reading a source's values at `offset` of its input.
@@ -502,8 +502,8 @@ impl PopRt {
                         (n, n)
                     };
                     let c = &mut counters[core as usize];
-                    c.syn += syn;
-                    c.mem += bytes.div_ceil(4);
+                    c.syn_ops += syn;
+                    c.mem_reads += bytes.div_ceil(4);
                 }
             }
             GroupRt::Conv(g) => {
@@ -545,8 +545,8 @@ impl PopRt {
                     if hi > lo {
                         let syn = ((hi - lo) * taps.len()) as u64;
                         let c = &mut counters[core as usize];
-                        c.syn += syn;
-                        c.mem += syn.div_ceil(4);
+                        c.syn_ops += syn;
+                        c.mem_reads += syn.div_ceil(4);
                     }
                 }
             }

@@ -6,24 +6,21 @@ use super::noc::LinkLoad;
 use crate::spec::CostModel;
 use nmc_ir::CoreLoc;
 
-pub use nmc_backend::Bound;
+pub use nmc_backend::{Bound, Counters};
 
 /// What one core did in one timestep.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct CoreStep {
-    /// Synaptic operations `S`: stored synapses applied to arriving events (zeros included where
-    /// the weights are stored densely, because the core reads and applies them).
-    pub syn_ops: u64,
-    /// Synaptic-memory words read `R`: per event and core, the weight bytes touched (1 per dense
-    /// weight, 3 per sparse synapse) divided by 4, rounded up.
-    pub mem_reads: u64,
-    /// Neuron updates `D`: pre-pool neurons updated plus pooled outputs recomputed.
-    pub neuron_updates: u64,
-    /// Messages received (one per event per destination core).
-    pub msgs_in: u64,
-    /// Messages sent (one per emitted delta per destination core).
-    pub msgs_out: u64,
-    /// The core's time: `max(a_syn·S, a_mem·R, a_neu·D, a_msg·(in + out))` in ns.
+    /// The step's counters, as Loihi 2 counts them:
+    /// - `S`: stored synapses applied to arriving events (zeros included where the weights are
+    ///   stored densely, because the core reads and applies them);
+    /// - `R`: per event and core, the weight bytes touched (1 per dense weight, 3 per sparse
+    ///   synapse) divided by 4, rounded up;
+    /// - `D`: pre-pool neurons updated plus pooled outputs recomputed;
+    /// - messages in: one per event per destination core; out: one per emitted delta per
+    ///   destination core.
+    pub counts: Counters,
+    /// The core's time: `max(a_syn·S, a_mem·R, a_neu·D, a_msg·M)` in ns (`M` = in + out).
     pub t_ns: f64,
     /// Which term was largest.
     pub bound: Bound,
@@ -59,16 +56,8 @@ pub struct CoreTotals {
     pub x: u32,
     /// Mesh row.
     pub y: u32,
-    /// Σ S.
-    pub syn_ops: u64,
-    /// Σ R.
-    pub mem_reads: u64,
-    /// Σ D.
-    pub neuron_updates: u64,
-    /// Σ messages in.
-    pub msgs_in: u64,
-    /// Σ messages out.
-    pub msgs_out: u64,
+    /// Σ of the per-step counters ([`CoreStep::counts`]).
+    pub counts: Counters,
     /// Σ of the core's per-step times (ns).
     pub busy_ns: f64,
     /// Largest term over the run's totals.
@@ -96,14 +85,15 @@ pub struct PerfReport {
     pub bound: Bound,
 }
 
-/// Counters accumulated during a step.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Counters {
-    pub syn: u64,
-    pub mem: u64,
-    pub neu: u64,
-    pub msgs_in: u64,
-    pub msgs_out: u64,
+/// The floorline terms of a core's counters in ns: (memory, compute, traffic).
+///
+/// Floorline vocabulary (docs/papers.md §1.3): synaptic processing (synops and the weight reads
+/// that feed them) is the memory slope; neuron updates are the compute floor.
+fn terms(cost: &CostModel, c: &Counters) -> (f64, f64, f64) {
+    let memory = (cost.a_syn.value * c.syn_ops as f64).max(cost.a_mem.value * c.mem_reads as f64);
+    let compute = cost.a_neu.value * c.neuron_updates as f64;
+    let traffic = cost.a_msg.value * c.messages() as f64;
+    (memory, compute, traffic)
 }
 
 /// Builds the report step by step.
@@ -128,11 +118,7 @@ impl PerfBuilder {
                     chip: l.chip,
                     x: l.x,
                     y: l.y,
-                    syn_ops: 0,
-                    mem_reads: 0,
-                    neuron_updates: 0,
-                    msgs_in: 0,
-                    msgs_out: 0,
+                    counts: Counters::default(),
                     busy_ns: 0.0,
                     bound: Bound::Compute,
                 })
@@ -154,35 +140,22 @@ impl PerfBuilder {
         let mut energy_pj = cost.e_hop.value * links.hops as f64;
         let mut slowest: Option<(f64, Bound)> = None;
         for (k, c) in counters.iter_mut().enumerate() {
-            let m = c.msgs_in + c.msgs_out;
-            // Floorline vocabulary (docs/papers.md §1.3): synaptic processing (synops and the weight
-            // reads that feed them) is the memory slope; neuron updates are the compute floor.
-            let compute = cost.a_neu.value * c.neu as f64;
-            let memory = (cost.a_syn.value * c.syn as f64).max(cost.a_mem.value * c.mem as f64);
-            let traffic = cost.a_msg.value * m as f64;
+            let (memory, compute, traffic) = terms(cost, c);
             let t = compute.max(memory).max(traffic);
             let bound = Bound::of(memory, compute, traffic);
             if slowest.is_none_or(|(s, _)| t > s) {
                 slowest = Some((t, bound));
             }
-            energy_pj += cost.e_syn.value * c.syn as f64
-                + cost.e_mem.value * c.mem as f64
-                + cost.e_neu.value * c.neu as f64
-                + cost.e_msg.value * m as f64;
+            energy_pj += cost.e_syn.value * c.syn_ops as f64
+                + cost.e_mem.value * c.mem_reads as f64
+                + cost.e_neu.value * c.neuron_updates as f64
+                + cost.e_msg.value * c.messages() as f64;
             let tot = &mut self.cores[k];
-            tot.syn_ops += c.syn;
-            tot.mem_reads += c.mem;
-            tot.neuron_updates += c.neu;
-            tot.msgs_in += c.msgs_in;
-            tot.msgs_out += c.msgs_out;
+            tot.counts.add(c);
             tot.busy_ns += t;
             if self.record {
                 cores.push(CoreStep {
-                    syn_ops: c.syn,
-                    mem_reads: c.mem,
-                    neuron_updates: c.neu,
-                    msgs_in: c.msgs_in,
-                    msgs_out: c.msgs_out,
+                    counts: *c,
                     t_ns: t,
                     bound,
                 });
@@ -211,10 +184,7 @@ impl PerfBuilder {
 
     pub(crate) fn finish(mut self, cost: &CostModel) -> PerfReport {
         for c in &mut self.cores {
-            let compute = cost.a_neu.value * c.neuron_updates as f64;
-            let memory =
-                (cost.a_syn.value * c.syn_ops as f64).max(cost.a_mem.value * c.mem_reads as f64);
-            let traffic = cost.a_msg.value * (c.msgs_in + c.msgs_out) as f64;
+            let (memory, compute, traffic) = terms(cost, &c.counts);
             c.bound = Bound::of(memory, compute, traffic);
         }
         let [m, c, t] = self.by_bound;
@@ -222,7 +192,7 @@ impl PerfBuilder {
             timesteps: self.per_step.len() as u32,
             latency_ns: self.per_step.iter().map(|s| s.t_ns).sum(),
             energy_nj: self.per_step.iter().map(|s| s.energy_nj).sum(),
-            synaptic_events: self.cores.iter().map(|c| c.syn_ops).sum(),
+            synaptic_events: self.cores.iter().map(|c| c.counts.syn_ops).sum(),
             hops: self.per_step.iter().map(|s| s.hops).sum(),
             bound: Bound::of(m, c, t),
             per_step: self.per_step,
@@ -261,7 +231,7 @@ mod tests {
         ];
         let mut b = PerfBuilder::new(&locs, true);
         let mut c = vec![Counters::default(); 2];
-        c[0].syn = 1000;
+        c[0].syn_ops = 1000;
         c[1].msgs_in = 10;
         b.step(&cost, &mut c, LinkLoad::default(), 1);
         let r = b.finish(&cost);

@@ -16,7 +16,7 @@
 
 mod perf;
 
-pub use perf::{Bound, CoreCounters, PerfReport};
+pub use perf::{Bound, CoreCounters, Counters, PerfReport};
 
 use crate::artifact::{Artifact, ArtifactError, ENVELOPE};
 use crate::events::Binned;
@@ -364,7 +364,7 @@ impl Emulator {
                             sent += u64::from(k);
                         }
                     }
-                    self.cores[ci].step.events_out += sent;
+                    self.cores[ci].step.counts.msgs_out += sent;
                 }
                 if is_output {
                     let p = self.out_pool as usize;
@@ -408,7 +408,7 @@ impl CoreRt {
             if c >= self.in_c || iy >= self.in_h || ix >= self.in_w {
                 continue;
             }
-            self.step.events_in += u64::from(n);
+            self.step.counts.msgs_in += u64::from(n);
             let n = i64::from(n);
             for ky in 0..k {
                 let Some(num_y) = (iy + py).checked_sub(ky) else {
@@ -435,7 +435,7 @@ impl CoreRt {
                     for (a, w) in a.iter_mut().zip(w) {
                         *a += w * n;
                     }
-                    self.step.syn_ops += f as u64 * n as u64;
+                    self.step.counts.syn_ops += f as u64 * n as u64;
                 }
             }
         }
@@ -472,7 +472,7 @@ impl CoreRt {
             if carry {
                 self.carry.push(pos);
             }
-            self.step.neuron_updates += f as u64;
+            self.step.counts.neuron_updates += f as u64;
         }
         if !self.leak.is_empty() {
             for p in 0..self.oh * self.ow {
@@ -493,7 +493,7 @@ impl CoreRt {
                 if carry {
                     self.carry.push(p as u32);
                 }
-                self.step.neuron_updates += self.leak.len() as u64;
+                self.step.counts.neuron_updates += self.leak.len() as u64;
             }
         }
         self.touched = touched;

@@ -2,52 +2,45 @@
 
 use crate::spec::CostModel;
 
-pub use nmc_backend::Bound;
+pub use nmc_backend::{Bound, Counters};
 
 /// Counters of one core, summed over a run.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CoreCounters {
     /// Core id (0..=8).
     pub id: u32,
-    /// Input events received (a pixel's count of `n` in one step is `n` events).
-    pub events_in: u64,
-    /// Synaptic operations: kernel entries applied to events.
-    pub syn_ops: u64,
-    /// Neuron updates (touched or leaking neurons, per step).
-    pub neuron_updates: u64,
-    /// Spikes emitted by the core's neurons.
+    /// The core's counters, as Speck counts them:
+    /// - `S`: kernel entries applied to input events;
+    /// - `R`: 0 (the time model has no separate weight-read term; each synaptic operation reads
+    ///   one kernel-memory entry);
+    /// - `D`: touched or leaking neurons, per step;
+    /// - messages in: input events received (a pixel's count of `n` in one step is `n` events);
+    ///   out: events sent to destinations after pooling, summed over destinations.
+    pub counts: Counters,
+    /// Spikes emitted by the core's neurons (before pooling and fan-out).
     pub spikes_out: u64,
-    /// Events sent to destinations after pooling, summed over destinations.
-    pub events_out: u64,
     /// Modelled busy time over the run (ns).
     pub time_ns: f64,
-    /// Busy time per term: traffic (events), memory (synaptic operations), compute (neuron
+    /// Busy time per term: traffic (input events), memory (synaptic operations), compute (neuron
     /// updates) (ns).
     pub time_by: [f64; 3],
 }
 
 impl CoreCounters {
-    /// The term that took longest over the run.
+    /// The term that took longest over the run, by [`Bound::of`] (ties go to compute, then
+    /// memory): memory is the synaptic-operation time, compute the neuron-update time, traffic
+    /// the event time.
     pub fn bound(&self) -> Bound {
-        let order = [Bound::Traffic, Bound::Memory, Bound::Compute];
-        let mut best = 1;
-        for k in [0, 2] {
-            if self.time_by[k] > self.time_by[best] {
-                best = k;
-            }
-        }
-        order[best]
+        let [traffic, memory, compute] = self.time_by;
+        Bound::of(memory, compute, traffic)
     }
 }
 
 /// Per-step activity of one core (what the time model needs).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct StepCounts {
-    pub events_in: u64,
-    pub syn_ops: u64,
-    pub neuron_updates: u64,
+    pub counts: Counters,
     pub spikes_out: u64,
-    pub events_out: u64,
 }
 
 /// The performance of one run (one sample).
@@ -97,6 +90,11 @@ impl<'c> PerfBuilder<'c> {
     }
 
     /// Adds one step: `counts[i]` for core `i` (in `ids` order).
+    ///
+    /// A core's step time is `t_event·msgs_in + t_syn·S + t_neuron·D`: Speck's cost model
+    /// charges the events a core receives and decodes, not the ones it sends (routing them is the
+    /// chip's router's work). That is the chip's time model, not the counter definition:
+    /// `msgs_out` is counted all the same, and `M` ([`Counters::messages`]) is in plus out.
     pub fn step(&mut self, input_events: u64, counts: &[StepCounts]) {
         let c = self.cost;
         let r = &mut self.report;
@@ -105,16 +103,13 @@ impl<'c> PerfBuilder<'c> {
         let mut slowest = (0.0f64, 0u32);
         for (cc, s) in r.cores.iter_mut().zip(counts) {
             let terms = [
-                s.events_in as f64 * c.t_event.value,
-                s.syn_ops as f64 * c.t_syn.value,
-                s.neuron_updates as f64 * c.t_neuron.value,
+                s.counts.msgs_in as f64 * c.t_event.value,
+                s.counts.syn_ops as f64 * c.t_syn.value,
+                s.counts.neuron_updates as f64 * c.t_neuron.value,
             ];
             let t: f64 = terms.iter().sum();
-            cc.events_in += s.events_in;
-            cc.syn_ops += s.syn_ops;
-            cc.neuron_updates += s.neuron_updates;
+            cc.counts.add(&s.counts);
             cc.spikes_out += s.spikes_out;
-            cc.events_out += s.events_out;
             cc.time_ns += t;
             for (a, b) in cc.time_by.iter_mut().zip(terms) {
                 *a += b;
@@ -134,14 +129,38 @@ impl<'c> PerfBuilder<'c> {
         let c = self.cost;
         let r = &mut self.report;
         r.latency_ns += f64::from(self.depth) * c.t_hop.value;
-        r.synaptic_events = r.cores.iter().map(|k| k.syn_ops).sum();
-        let events: u64 = r.input_events + r.cores.iter().map(|k| k.events_out).sum::<u64>();
-        let updates: u64 = r.cores.iter().map(|k| k.neuron_updates).sum();
+        r.synaptic_events = r.cores.iter().map(|k| k.counts.syn_ops).sum();
+        let events: u64 = r.input_events + r.cores.iter().map(|k| k.counts.msgs_out).sum::<u64>();
+        let updates: u64 = r.cores.iter().map(|k| k.counts.neuron_updates).sum();
         let pj = r.synaptic_events as f64 * c.e_syn.value
             + updates as f64 * c.e_neuron.value
             + events as f64 * c.e_event.value
             + c.p_static.value * r.latency_ns;
         r.energy_nj = pj / 1e3;
         self.report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bound_is_bound_of_the_term_times() {
+        let bound = |time_by: [f64; 3]| {
+            CoreCounters {
+                time_by,
+                ..Default::default()
+            }
+            .bound()
+        };
+        // time_by is [traffic, memory, compute].
+        assert_eq!(bound([3.0, 1.0, 2.0]), Bound::Traffic);
+        assert_eq!(bound([1.0, 3.0, 2.0]), Bound::Memory);
+        assert_eq!(bound([1.0, 2.0, 3.0]), Bound::Compute);
+        // Ties go to compute, then memory, as everywhere.
+        assert_eq!(bound([0.0, 0.0, 0.0]), Bound::Compute);
+        assert_eq!(bound([2.0, 2.0, 1.0]), Bound::Memory);
+        assert_eq!(bound([2.0, 1.0, 2.0]), Bound::Compute);
     }
 }
