@@ -227,12 +227,24 @@ pub struct LayerReport {
 
 /// Reads calibration or evaluation samples for a graph with one input.
 pub fn load_samples(path: &Path, graph: &Graph) -> Result<Vec<Vec<Vec<f32>>>, Error> {
-    let a = npy::read(path).map_err(|message| Error::Input { message })?;
+    // A model nmc cannot feed is a model problem (exit 1), not a usage error.
     if graph.inputs.len() != 1 {
-        return Err(Error::Usage(format!(
-            "the model has {} inputs; nmc reads one .npy input per run",
-            graph.inputs.len()
-        )));
+        return Err(Error::Input {
+            message: format!(
+                "the model has {} inputs; nmc feeds models of one input (one .npy per run)",
+                graph.inputs.len()
+            ),
+        });
+    }
+    let a = npy::read(path).map_err(|message| Error::Input { message })?;
+    if let Some(i) = a.data.iter().position(|v| !v.is_finite()) {
+        return Err(Error::Input {
+            message: format!(
+                "{}: value {} at flat index {i} is not finite; samples must be finite numbers",
+                path.display(),
+                a.data[i]
+            ),
+        });
     }
     let ty = graph.ty(graph.inputs[0]);
     let per = ty.numel();
@@ -322,6 +334,29 @@ fn verified(stage: Stage, graph: &Graph) -> Result<(), Error> {
     })
 }
 
+/// A chip cannot hold a NaN or an infinite weight, bias or scale: any in a layer graph is an error
+/// naming the layer (the reference interpreter, `eval`, computes them as IEEE 754 does).
+fn finite_constants(graph: &Graph) -> Result<(), Error> {
+    for id in graph.ids() {
+        for c in graph.node(id).op.constants() {
+            let Some(values) = graph.consts.get(c).stored_f32() else {
+                continue;
+            };
+            let bad = values.iter().filter(|v| !v.is_finite()).count();
+            if bad > 0 {
+                return Err(Error::Pass(passes::PassError {
+                    pass: "check-numbers",
+                    node: passes::describe_node(graph, id),
+                    message: format!(
+                        "{bad} of its weights, biases or scales are NaN or infinite (from the model's initializers or attributes); a chip cannot run them"
+                    ),
+                }));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The float graph for a target: the layer graph the quantiser saw (after the e-graph pass) and
 /// the quantised graph (no mapping).
 pub fn quantize_for(
@@ -340,6 +375,7 @@ fn layer_graphs(
 ) -> Result<LayerGraphs, Error> {
     let canonical = timed(Stage::Canonicalize, || passes::canonicalize(imported))?;
     verified(Stage::Canonicalize, &canonical)?;
+    finite_constants(&canonical)?;
     let (optimized, egraph) = match egraph_at(&canonical, opts.opt_level, opts.target)? {
         Some((g, r)) => (Some(g), Some(r)),
         None => (None, None),
@@ -735,6 +771,62 @@ pub fn print_partitioned(graph: &Graph, mapping: &Mapping) -> String {
     }
     out.push_str("}\n");
     out
+}
+
+/// Reads what [`print_partitioned`] writes (IR text, optionally followed by its `mapping { … }`
+/// block), so that `print_partitioned(parse_partitioned(t)) == t`.
+pub fn parse_partitioned(text: &str) -> Result<(Graph, Option<Mapping>), String> {
+    let Some(at) = text.find("\nmapping {\n") else {
+        return Ok((nmc_ir::parse(text).map_err(|e| e.to_string())?, None));
+    };
+    let graph = nmc_ir::parse(&text[..=at]).map_err(|e| e.to_string())?;
+    let ir_lines = text[..=at].lines().count();
+    let mut mapping = Mapping::default();
+    let mut closed = false;
+    for (k, line) in text[at + 1..].lines().enumerate().skip(1) {
+        let lineno = ir_lines + k + 1;
+        let bad = |m: &str| format!("line {lineno}: {m}");
+        if line == "}" {
+            closed = true;
+            continue;
+        }
+        if closed {
+            return Err(bad("text after the mapping block"));
+        }
+        // `  %3 "name" channels [0, 8) -> core 0 (chip 0, x 1, y 0)`
+        let rest = line
+            .strip_prefix("  %")
+            .ok_or_else(|| bad("expected `  %node \"name\" channels …`"))?;
+        let (id, rest) = rest.split_once(' ').ok_or_else(|| bad("no node name"))?;
+        let id: u32 = id.parse().map_err(|_| bad("bad node id"))?;
+        if id as usize >= graph.nodes.len() {
+            return Err(bad("node id beyond the graph"));
+        }
+        let nums: Vec<u32> = rest
+            .rsplit_once(" channels ")
+            .map(|(_, tail)| tail)
+            .ok_or_else(|| bad("no `channels`"))?
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|t| !t.is_empty())
+            .map(|t| t.parse::<u32>().map_err(|_| bad("number out of range")))
+            .collect::<Result<_, _>>()?;
+        let [start, end, core, chip, x, y] = nums[..] else {
+            return Err(bad("expected channels [s, e) -> core c (chip k, x i, y j)"));
+        };
+        if core as usize != mapping.placement.len() {
+            return Err(bad("cores must be listed in id order"));
+        }
+        mapping
+            .layers
+            .entry(nmc_ir::NodeId(id))
+            .or_default()
+            .push(nmc_ir::CoreSlice { core, start, end });
+        mapping.placement.push(nmc_ir::CoreLoc { chip, x, y });
+    }
+    if !closed {
+        return Err("the mapping block is not closed".into());
+    }
+    Ok((graph, Some(mapping)))
 }
 
 /// A Makefile-style dependency file: the artifact depends on the model, its external data and the

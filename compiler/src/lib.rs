@@ -17,6 +17,7 @@ pub mod driver;
 pub mod egraph;
 mod error;
 pub mod fsutil;
+pub mod fuzz;
 pub mod npy;
 pub mod onnx;
 pub mod partition;

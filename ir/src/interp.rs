@@ -119,6 +119,25 @@ pub enum InterpError {
     },
 }
 
+/// `max(x, 0)` as IEEE 754 and onnxruntime compute it: NaN stays NaN (`f32::max` would return
+/// the other operand).
+fn relu(x: f32) -> f32 {
+    if x.is_nan() {
+        x
+    } else {
+        x.max(0.0)
+    }
+}
+
+/// `min(max(x, lo), hi)`, NaN propagating like [`relu`].
+fn clip(x: f32, lo: f32, hi: f32) -> f32 {
+    if x.is_nan() {
+        x
+    } else {
+        x.max(lo).min(hi)
+    }
+}
+
 enum Weights {
     F(Vec<f32>),
     I(Vec<i64>),
@@ -271,9 +290,9 @@ impl<'g> Interpreter<'g> {
                         return Err(bad("activation on integers"));
                     };
                     Value::F32(match a {
-                        Activation::Relu => x.iter().map(|v| v.max(0.0)).collect(),
+                        Activation::Relu => x.iter().map(|&v| relu(v)).collect(),
                         Activation::Clip { lo, hi } => {
-                            x.iter().map(|v| v.max(*lo).min(*hi)).collect()
+                            x.iter().map(|&v| clip(v, *lo, *hi)).collect()
                         }
                         Activation::Spiking(m) => {
                             let f = rate_limit(m).map_err(|e| bad(&e))?;
@@ -326,9 +345,9 @@ impl<'g> Interpreter<'g> {
                                 add_bias_f(&mut y, self.wf(b));
                             }
                             match l.neuron {
-                                crate::Neuron::Relu => y.iter_mut().for_each(|v| *v = v.max(0.0)),
+                                crate::Neuron::Relu => y.iter_mut().for_each(|v| *v = relu(*v)),
                                 crate::Neuron::Clip { lo, hi } => {
-                                    y.iter_mut().for_each(|v| *v = v.max(lo).min(hi))
+                                    y.iter_mut().for_each(|v| *v = clip(*v, lo, hi))
                                 }
                                 crate::Neuron::Linear => {}
                                 crate::Neuron::Spiking(m) => {

@@ -21,14 +21,24 @@ pub fn max_elements() -> usize {
     })
 }
 
+/// Largest rank of a value: ONNX models use at most 6 or so; the limit keeps per-axis work
+/// (strides, headers of `.npy` outputs) trivially bounded.
+pub const MAX_RANK: usize = 32;
+
 /// Elements all values of one graph may hold together: twice the per-value limit.
 pub fn max_total_elements() -> usize {
     max_elements().saturating_mul(2)
 }
 
 /// The element count of `shape`, or an error naming the limit when it exceeds
-/// [`max_elements`] (or overflows).
+/// [`max_elements`] (or overflows) or its rank exceeds [`MAX_RANK`].
 pub fn check_elements(shape: &[usize]) -> Result<usize, String> {
+    if shape.len() > MAX_RANK {
+        return Err(format!(
+            "its result has rank {}, more than the limit of {MAX_RANK}",
+            shape.len()
+        ));
+    }
     let limit = max_elements();
     shape
         .iter()
@@ -36,7 +46,31 @@ pub fn check_elements(shape: &[usize]) -> Result<usize, String> {
         .filter(|&n| n <= limit)
         .ok_or_else(|| {
             format!(
-                "its result {shape:?} has more than {limit} elements, the limit per value (raise it with NMC_MAX_ELEMENTS)"
+                "its result {} has more than {limit} elements, the limit per value (raise it with NMC_MAX_ELEMENTS)",
+                shape_text(shape)
             )
         })
+}
+
+/// A shape for a message, shortened when long: a hostile model's rank must not make the error
+/// itself huge (`[1, 1, 1, 1, …, 1, 4] (rank 100001)`).
+pub fn shape_text<T: std::fmt::Debug>(shape: &[T]) -> String {
+    const SHOWN: usize = 8;
+    if shape.len() <= SHOWN {
+        return format!("{shape:?}");
+    }
+    let head: Vec<String> = shape[..SHOWN - 2]
+        .iter()
+        .map(|d| format!("{d:?}"))
+        .collect();
+    let tail: Vec<String> = shape[shape.len() - 2..]
+        .iter()
+        .map(|d| format!("{d:?}"))
+        .collect();
+    format!(
+        "[{}, …, {}] (rank {})",
+        head.join(", "),
+        tail.join(", "),
+        shape.len()
+    )
 }

@@ -23,6 +23,7 @@ mod emulate;
 mod errors;
 mod eval;
 mod floorline;
+mod fuzz;
 mod hostile_model;
 mod mapping;
 mod roundtrip;

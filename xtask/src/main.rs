@@ -7,8 +7,11 @@
 //!   are noisy. `akd1000` lists, per shipped AKD1000 model, its NPs per layer and the emulated
 //!   latency, throughput and energy; `speck` prints the rate-mode accuracy-vs-T curve and the
 //!   Speck emulator's events/s.
+//! - `cargo xtask fuzz [CASES] [SEED]`: seeded mutation fuzzing of ONNX, artifact, `.npy` and IR
+//!   text inputs (`nmc::fuzz`), with counts per target.
 
 mod bench;
+mod fuzz;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -25,8 +28,12 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("testdata") => testdata(&args[1..]),
         Some("bench") => bench::run(args.get(1).map(String::as_str).unwrap_or("all")),
+        Some("fuzz") => fuzz::run(
+            args.get(1).and_then(|a| a.parse().ok()).unwrap_or(10_000),
+            args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1),
+        ),
         _ => {
-            eprintln!("usage: cargo xtask testdata [--only CASE] | cargo xtask bench [compile|emulator|floorline|mapping|akd1000|speck|egraph|all]");
+            eprintln!("usage: cargo xtask testdata [--only CASE] | cargo xtask bench [compile|emulator|floorline|mapping|akd1000|speck|egraph|all] | cargo xtask fuzz [CASES] [SEED]");
             ExitCode::from(2)
         }
     }

@@ -423,10 +423,14 @@ fn inspect(file: &Path, format: Format) -> Result<(), Error> {
     }
     if let Ok(text) = std::str::from_utf8(&bytes) {
         if text.trim_start().starts_with("graph ") {
-            let g = nmc_ir::parse(text).map_err(|e| Error::Input {
+            // IR text, or partitioned IR (`--emit partitioned-ir`).
+            let (g, mapping) = driver::parse_partitioned(text).map_err(|e| Error::Input {
                 message: format!("{}: {e}", file.display()),
             })?;
-            print!("{}", nmc_ir::print(&g));
+            match mapping {
+                Some(m) => print!("{}", driver::print_partitioned(&g, &m)),
+                None => print!("{}", nmc_ir::print(&g)),
+            }
             return Ok(());
         }
     }

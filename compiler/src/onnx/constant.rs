@@ -12,12 +12,14 @@ use super::tensor::{
     broadcast_shape, broadcast_src, checked_numel, decode, index_map, strides, Data, HostTensor,
 };
 use super::{tensor_error, ImportError};
+use nmc_ir::limits::shape_text;
 use onnx_protobuf::tensor_proto::DataType;
 
 type Folded = Result<Vec<HostTensor>, ImportError>;
 
 fn check_size(n: &NodeCx, shape: &[usize]) -> Result<usize, ImportError> {
-    checked_numel(shape).ok_or_else(|| n.invalid(format!("result shape {shape:?} is too large")))
+    checked_numel(shape)
+        .ok_or_else(|| n.invalid(format!("result shape {} is too large", shape_text(shape))))
 }
 
 /// `Constant`: the value from whichever `value*` attribute is set.

@@ -173,8 +173,16 @@ impl NodeCx<'_> {
             .map(|a| a.ints.clone()))
     }
 
+    /// A float attribute. NaN is never a valid attribute; infinity only as a bound (`min`,
+    /// `max`, as old Clip writes them).
     pub fn attr_float(&self, name: &str) -> Result<Option<f32>, ImportError> {
-        Ok(self.attr(name, AttributeType::FLOAT)?.map(|a| a.f))
+        let v = self.attr(name, AttributeType::FLOAT)?.map(|a| a.f);
+        match v {
+            Some(f) if f.is_nan() || (f.is_infinite() && !matches!(name, "min" | "max")) => {
+                Err(self.invalid(format!("attribute `{name}` is {f}, not a finite number")))
+            }
+            _ => Ok(v),
+        }
     }
 
     pub fn attr_floats(&self, name: &str) -> Result<Option<Vec<f32>>, ImportError> {

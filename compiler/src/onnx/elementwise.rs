@@ -224,6 +224,15 @@ pub(crate) fn batch_norm(ctx: &mut Ctx, n: &NodeCx) -> Built {
         param(3, "input_mean")?,
         param(4, "input_var")?,
     );
+    if let Some(c) = var
+        .iter()
+        .position(|v| (v + eps).is_nan() || v + eps <= 0.0)
+    {
+        return Err(n.invalid(format!(
+            "input_var + epsilon is {} at channel {c}: the variance of a batch norm must be positive",
+            var[c] + eps
+        )));
+    }
     let scale: Vec<f32> = gamma
         .iter()
         .zip(&var)

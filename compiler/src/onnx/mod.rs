@@ -29,6 +29,7 @@ mod tests;
 pub use registry::supported_ops;
 
 use ctx::{Ctx, NodeCx, Val};
+use nmc_ir::limits::shape_text;
 use onnx_protobuf::{GraphProto, ModelProto, ValueInfoProto};
 use protobuf::Message;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -187,8 +188,11 @@ pub fn import_file(path: &Path) -> Result<Imported, ImportError> {
 /// Imports an ONNX model from memory; `base_dir` is the folder external data is read from
 /// (models with external data fail without it).
 pub fn import_bytes(bytes: &[u8], base_dir: Option<&Path>) -> Result<Imported, ImportError> {
-    let model =
+    let mut model =
         ModelProto::parse_from_bytes(bytes).map_err(|e| ImportError::Decode(e.to_string()))?;
+    if let Some(g) = model.graph.as_mut() {
+        escape_names(g);
+    }
     let graph = model
         .graph
         .as_ref()
@@ -233,6 +237,43 @@ fn domain_opsets(model: &ModelProto) -> HashMap<String, i64> {
         m.entry(d.to_string()).or_insert(o.version);
     }
     m
+}
+
+/// Control characters in names (an escape sequence in a node name would reach the user's terminal
+/// in every message and listing) become their Rust escapes, consistently at every definition and
+/// use, before anything reads the graph.
+fn escape_names(g: &mut GraphProto) {
+    fn clean(s: &mut String) {
+        if s.chars().any(char::is_control) {
+            *s = s
+                .chars()
+                .flat_map(|c| {
+                    let e: Vec<char> = if c.is_control() {
+                        c.escape_debug().collect()
+                    } else {
+                        vec![c]
+                    };
+                    e
+                })
+                .collect();
+        }
+    }
+    clean(&mut g.name);
+    for n in &mut g.node {
+        clean(&mut n.name);
+        clean(&mut n.op_type);
+        clean(&mut n.domain);
+        n.input
+            .iter_mut()
+            .chain(n.output.iter_mut())
+            .for_each(clean);
+    }
+    for v in g.input.iter_mut().chain(g.output.iter_mut()) {
+        clean(&mut v.name);
+    }
+    for t in &mut g.initializer {
+        clean(&mut t.name);
+    }
 }
 
 fn display_name(n: &onnx_protobuf::NodeProto) -> String {
@@ -392,8 +433,8 @@ struct Importer<'m> {
     readers: HashMap<String, usize>,
     notes: Vec<String>,
     /// Elements of the constants folded on the host so far (bounded by
-    /// `nmc_ir::limits::max_total_elements`, so that hostile shape arithmetic cannot exhaust
-    /// memory even when its results are never used).
+    /// `nmc_ir::limits::max_elements` in all, so that hostile shape arithmetic cannot exhaust
+    /// memory).
     folded_elements: usize,
 }
 
@@ -539,7 +580,7 @@ impl<'m> Importer<'m> {
             }
         }
         if tensor::checked_numel(&out).is_none() {
-            return Err(bad(format!("shape {out:?} is too large")));
+            return Err(bad(format!("shape {} is too large", shape_text(&out))));
         }
         Ok(out)
     }

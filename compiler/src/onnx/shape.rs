@@ -9,6 +9,7 @@
 use super::ctx::{norm_axis, show_shape, Ctx, NodeCx, Val};
 use super::tensor::{checked_numel, HostTensor};
 use super::ImportError;
+use nmc_ir::limits::shape_text;
 use nmc_ir::{NodeId, Op};
 use std::rc::Rc;
 
@@ -38,7 +39,7 @@ pub(crate) fn resolve_reshape(
     let known = out
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .ok_or_else(|| format!("shape {target:?} is too large"))?;
+        .ok_or_else(|| format!("shape {} is too large", shape_text(target)))?;
     if let Some(i) = infer {
         if known == 0 || numel % known != 0 {
             return Err(format!(
@@ -52,7 +53,7 @@ pub(crate) fn resolve_reshape(
         ));
     }
     if checked_numel(&out).is_none() {
-        return Err(format!("shape {target:?} is too large"));
+        return Err(format!("shape {} is too large", shape_text(target)));
     }
     Ok(out)
 }

@@ -5,6 +5,7 @@
 //! [`nmc_ir::limits::max_elements`], every data field length is compared with the declared shape, and external
 //! data is read only from files inside the model's folder, with bounds checks on offset and length.
 
+use nmc_ir::limits::shape_text;
 use onnx_protobuf::tensor_proto::{DataLocation, DataType};
 use onnx_protobuf::TensorProto;
 use std::collections::BTreeSet;
@@ -121,6 +122,9 @@ impl HostTensor {
 /// the others: the product of the non-zero dims must be within the limit too, so that strides
 /// and partial products of any accepted shape never overflow.
 pub(crate) fn checked_numel(shape: &[usize]) -> Option<usize> {
+    if shape.len() > nmc_ir::limits::MAX_RANK {
+        return None;
+    }
     shape
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d.max(1)))
@@ -130,6 +134,13 @@ pub(crate) fn checked_numel(shape: &[usize]) -> Option<usize> {
 
 /// ONNX dims (signed) to a shape, rejecting negative dims and oversized tensors.
 pub(crate) fn dims_to_shape(dims: &[i64]) -> Result<Vec<usize>, String> {
+    if dims.len() > nmc_ir::limits::MAX_RANK {
+        return Err(format!(
+            "rank {} is more than the limit of {}",
+            dims.len(),
+            nmc_ir::limits::MAX_RANK
+        ));
+    }
     let mut shape = Vec::with_capacity(dims.len());
     for &d in dims {
         let d = usize::try_from(d).map_err(|_| format!("negative dimension {d} in {dims:?}"))?;
@@ -137,7 +148,8 @@ pub(crate) fn dims_to_shape(dims: &[i64]) -> Result<Vec<usize>, String> {
     }
     if checked_numel(&shape).is_none() {
         return Err(format!(
-            "shape {dims:?} has more than {} elements (the limit per tensor; raise it with NMC_MAX_ELEMENTS)",
+            "shape {} has more than {} elements (the limit per tensor; raise it with NMC_MAX_ELEMENTS)",
+            shape_text(dims),
             max_elements()
         ));
     }
@@ -408,7 +420,7 @@ pub(crate) fn decode(t: &TensorProto, loader: &mut Loader) -> Result<HostTensor,
     let size = elem_size(dt).unwrap_or(1);
     let bytes = n
         .checked_mul(size)
-        .ok_or_else(|| inv(format!("shape {:?} is too large", t.dims)))?;
+        .ok_or_else(|| inv(format!("shape {} is too large", shape_text(&t.dims))))?;
     let external = t.data_location.enum_value() == Ok(DataLocation::EXTERNAL);
     let data = if external {
         decode_raw(dt, &loader.read(t, bytes)?)?
