@@ -20,16 +20,8 @@ use crate::artifact::{Artifact, ArtifactError, LayerKindMsg, PoolMsg, SourceKind
 use crate::spec::{ChipSpec, CostModel};
 use crate::validate::unit_type;
 
-/// Why an artifact cannot be emulated, or a frame cannot run.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum EmuError {
-    /// The inputs do not suit the artifact.
-    #[error(transparent)]
-    Input(#[from] nmc_backend::InputError),
-    /// The artifact is invalid.
-    #[error(transparent)]
-    Artifact(#[from] ArtifactError),
-}
+/// Why an artifact cannot be emulated, or a frame cannot run (the cases every emulator shares).
+pub type EmuError = nmc_backend::RunError;
 
 use nmc_backend::{check_int_inputs, IntInput};
 pub use nmc_backend::{Bound, Counters};

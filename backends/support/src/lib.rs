@@ -33,6 +33,6 @@ pub use mapping::{assign, greedy, layer_name, uniform_space, CoreModel, FitError
 pub use quant::{AkidaWidths, QuantSpec, Quantization, RateOptions};
 pub use run::{
     check_int_inputs, finish_perf, split_samples, Array, CorePerf, EventArray, InputError,
-    IntInput, PerfSummary, RunResult,
+    IntInput, PerfSummary, RunError, RunResult,
 };
 pub use search_space::{Decoder, Genome, Problem, SearchSpace};

@@ -295,3 +295,15 @@ mod tests {
         assert_eq!(Bound::of(2.0, 2.0, 2.0).as_str(), bound([2, 2, 2]));
     }
 }
+
+/// Why an emulator cannot run an artifact: the cases every emulator shares (a backend whose
+/// emulator can fail in more ways wraps these in its own error).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RunError {
+    /// The inputs do not suit the artifact.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// The artifact is invalid.
+    #[error(transparent)]
+    Artifact(#[from] crate::ArtifactError),
+}
