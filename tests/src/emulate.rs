@@ -88,3 +88,57 @@ fn emulated_digits_models_reach_95_percent_top1() {
         );
     }
 }
+
+/// Samples run in parallel; outputs, integer outputs and every figure of the report are the same,
+/// bit for bit, with one thread and with four, on every shipped case of every target.
+#[test]
+fn runs_are_identical_with_one_thread_and_many() {
+    let pool = |n| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .unwrap()
+    };
+    let (one, four) = (pool(1), pool(4));
+    for case in crate::common::all_cases() {
+        for target in case.targets() {
+            let imported = nmc::onnx::import_file(&case.model).unwrap();
+            let opts = nmc::Options::new(nmc::Target::lookup(&target).unwrap());
+            let Ok(c) = nmc::driver::compile_graph(imported.graph, &case.samples(8), &opts, 0)
+            else {
+                continue; // cases made not to fit
+            };
+            let art = nmc::LoadedArtifact::decode(&c.artifact).unwrap();
+            let n = 24.min(case.inputs.shape[0]);
+            let per = case.inputs.data.len() / case.inputs.shape[0];
+            let mut shape = case.inputs.shape.clone();
+            shape[0] = n;
+            let x = nmc::npy::Array {
+                shape,
+                data: case.inputs.data[..n * per].to_vec(),
+            };
+            let a = one.install(|| art.run(&x, None)).unwrap();
+            let b = four.install(|| art.run(&x, None)).unwrap();
+            let what = format!("{} on {target}", case.name);
+            assert_eq!(a.int_outputs, b.int_outputs, "{what}");
+            assert_eq!(
+                a.outputs
+                    .data
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect::<Vec<_>>(),
+                b.outputs
+                    .data
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect::<Vec<_>>(),
+                "{what}"
+            );
+            assert_eq!(
+                serde_json::to_string(&a.perf).unwrap(),
+                serde_json::to_string(&b.perf).unwrap(),
+                "{what}"
+            );
+        }
+    }
+}

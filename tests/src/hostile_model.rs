@@ -373,8 +373,15 @@ fn gemm_chain(n: usize) -> Vec<u8> {
 fn a_long_chain_of_layers_compiles_to_a_fit_error_quickly() {
     let d = temp_dir("gemm-chain");
     let m = model_file(&d, "gemms.onnx", &gemm_chain(25_000));
-    let e = cli(&["compile", &m, "--target", "loihi2", "-o", d.join("g.loihi2").to_str().unwrap()])
-        .unwrap_err();
+    let e = cli(&[
+        "compile",
+        &m,
+        "--target",
+        "loihi2",
+        "-o",
+        d.join("g.loihi2").to_str().unwrap(),
+    ])
+    .unwrap_err();
     assert_eq!(e.exit_code(), 3, "{e}");
     cli(&["inspect", &m]).unwrap();
 }

@@ -291,9 +291,17 @@ impl LoadedAkd1000 {
             max: (1i32 << input.bits.min(8)) - 1,
         };
         let emu = crate::Emulator::new(a, spec).map_err(BackendError::input)?;
-        for x in &xs {
-            let x: Vec<i64> = x.iter().map(|v| nmc_ir::quantize(*v, &q)).collect();
-            let (outs, report) = emu.run(&[x]).map_err(BackendError::input)?;
+        // Frames run in parallel (the emulator is immutable, so the workers share it); the
+        // caller folds the results in sample order.
+        let runs = nmc_backend::map_samples(
+            &xs,
+            || Ok(&emu),
+            |emu, x| {
+                let x: Vec<i64> = x.iter().map(|v| nmc_ir::quantize(*v, &q)).collect();
+                emu.run(&[x]).map_err(BackendError::input)
+            },
+        )?;
+        for (outs, report) in runs {
             each(outs, report)?;
         }
         Ok(())

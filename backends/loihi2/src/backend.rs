@@ -268,7 +268,33 @@ impl nmc_backend::Loaded for LoadedLoihi2 {
             .first()
             .ok_or_else(|| BackendError::input("artifact has no outputs"))?;
         let t = timesteps.unwrap_or_else(|| crate::min_timesteps(a));
-        let mut emu = crate::Emulator::new(a, &spec).map_err(BackendError::input)?;
+        // Samples run in parallel, each worker on its own emulator; what is kept of a run is
+        // folded below in sample order.
+        let runs = nmc_backend::map_samples(
+            &xs,
+            || crate::Emulator::new(a, &spec).map_err(BackendError::input),
+            |emu, x| {
+                let x: Vec<i64> = x.iter().map(|v| nmc_ir::quantize(*v, &q)).collect();
+                let (outs, report) = emu.run(&[x], t).map_err(BackendError::input)?;
+                let o = outs
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| BackendError::input("emulator returned no outputs"))?;
+                let slowest = report
+                    .per_step
+                    .iter()
+                    .max_by(|a, b| a.t_ns.total_cmp(&b.t_ns))
+                    .map(|s| (s.t_ns, s.bound));
+                Ok((
+                    o,
+                    report.latency_ns,
+                    report.energy_nj,
+                    report.synaptic_events,
+                    slowest,
+                    report.cores,
+                ))
+            },
+        )?;
         let n = xs.len();
         let mut out_shape = vec![n];
         out_shape.extend(output.shape.iter().map(|d| *d as usize));
@@ -285,31 +311,20 @@ impl nmc_backend::Loaded for LoadedLoihi2 {
         };
         let mut bounds: Vec<[u64; 3]> = Vec::new();
         let mut workload = [0u64; 3];
-        for x in xs {
-            let x: Vec<i64> = x.iter().map(|v| nmc_ir::quantize(*v, &q)).collect();
-            let (outs, report) = emu.run(&[x], t).map_err(BackendError::input)?;
-            let o = outs
-                .into_iter()
-                .next()
-                .ok_or_else(|| BackendError::input("emulator returned no outputs"))?;
+        for (o, latency_ns, energy_nj, synaptic_events, slowest, cores) in runs {
             outputs
                 .data
                 .extend(o.iter().map(|v| *v as f32 * output.scale));
             int_outputs.push(o);
-            perf.latency_ns += report.latency_ns;
-            perf.energy_nj += report.energy_nj;
-            perf.synaptic_events += report.synaptic_events;
-            if let Some(slowest) = report
-                .per_step
-                .iter()
-                .max_by(|a, b| a.t_ns.total_cmp(&b.t_ns))
-            {
-                perf.t_step_ns += slowest.t_ns;
-                workload[slowest.bound as usize] += 1;
+            perf.latency_ns += latency_ns;
+            perf.energy_nj += energy_nj;
+            perf.synaptic_events += synaptic_events;
+            if let Some((t_ns, bound)) = slowest {
+                perf.t_step_ns += t_ns;
+                workload[bound as usize] += 1;
             }
             if perf.cores.is_empty() {
-                perf.cores = report
-                    .cores
+                perf.cores = cores
                     .iter()
                     .map(|c| CorePerf {
                         id: c.id,
@@ -319,9 +334,9 @@ impl nmc_backend::Loaded for LoadedLoihi2 {
                         ..Default::default()
                     })
                     .collect();
-                bounds = vec![[0; 3]; report.cores.len()];
+                bounds = vec![[0; 3]; cores.len()];
             }
-            for ((p, c), b) in perf.cores.iter_mut().zip(&report.cores).zip(&mut bounds) {
+            for ((p, c), b) in perf.cores.iter_mut().zip(&cores).zip(&mut bounds) {
                 p.counts.add(&c.counts);
                 b[c.bound as usize] += 1;
             }

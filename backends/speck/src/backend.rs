@@ -580,11 +580,13 @@ impl Loaded for LoadedSpeck {
         let (per, shape) = self.input_len()?;
         let xs = split_samples(samples, per, shape)?;
         let t = self.timesteps(timesteps)?;
-        let mut emu = self.emulator(params)?;
-        let runs = xs
-            .iter()
-            .map(|x| emu.run_dense(x, t, false).map_err(BackendError::input));
-        self.collect(runs, xs.len(), t)
+        // Samples run in parallel, each worker on its own emulator, folded in sample order.
+        let runs = nmc_backend::map_samples(
+            &xs,
+            || self.emulator(params),
+            |emu, x| emu.run_dense(x, t, false).map_err(BackendError::input),
+        )?;
+        self.collect(runs.into_iter().map(Ok), xs.len(), t)
     }
 
     /// One event stream (`x, y, t, p`), binned into `timesteps` steps.

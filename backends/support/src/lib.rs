@@ -32,7 +32,7 @@ pub use floorline::{ActivityProfile, Bound, Constants, CoreLoad, Counters, Loads
 pub use mapping::{assign, greedy, layer_name, uniform_space, CoreModel, FitError, LayerSizer};
 pub use quant::{AkidaWidths, QuantSpec, Quantization, RateOptions};
 pub use run::{
-    check_int_inputs, finish_perf, split_samples, Array, CorePerf, EventArray, InputError,
-    IntInput, PerfSummary, RunError, RunResult,
+    check_int_inputs, finish_perf, map_samples, split_samples, Array, CorePerf, EventArray,
+    InputError, IntInput, PerfSummary, RunError, RunResult,
 };
 pub use search_space::{Decoder, Genome, Problem, SearchSpace};

@@ -307,3 +307,35 @@ pub enum RunError {
     #[error(transparent)]
     Artifact(#[from] crate::ArtifactError),
 }
+
+/// Runs `work` on every sample on all of rayon's threads, each worker with its own emulator from
+/// `init` (emulators keep per-run state), and returns the results in sample order, so that what
+/// the caller then folds over them in order is the same, bit for bit, with one thread or many.
+/// The first error in sample order wins.
+pub fn map_samples<S, R, E>(
+    xs: &[&[f32]],
+    init: impl Fn() -> Result<S, E> + Sync,
+    work: impl Fn(&mut S, &[f32]) -> Result<R, E> + Sync,
+) -> Result<Vec<R>, E>
+where
+    R: Send,
+    E: Send,
+{
+    use rayon::prelude::*;
+    let chunk = xs
+        .len()
+        .div_ceil(rayon::current_num_threads().max(1))
+        .max(1);
+    let parts: Vec<Result<Vec<R>, E>> = xs
+        .par_chunks(chunk)
+        .map(|c| {
+            let mut state = init()?;
+            c.iter().map(|x| work(&mut state, x)).collect()
+        })
+        .collect();
+    let mut out = Vec::with_capacity(xs.len());
+    for p in parts {
+        out.extend(p?);
+    }
+    Ok(out)
+}

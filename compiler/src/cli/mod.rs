@@ -13,10 +13,18 @@ pub use commands::{argmax, dispatch, targets};
 #[derive(Debug, Parser)]
 #[command(name = "nmc", version, about, max_term_width = 100)]
 pub struct Cli {
+    /// Worker threads for emulation, searches and evaluation (default: one per core). Results
+    /// are the same, bit for bit, whatever the number.
+    #[arg(long, global = true, value_parser = clap::value_parser!(u32).range(1..=MAX_THREADS as i64))]
+    pub threads: Option<u32>,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// Most worker threads `--threads` takes (far above any machine nmc runs on; a bound keeps a
+/// typo from asking the OS for millions of threads).
+pub const MAX_THREADS: u32 = 1024;
 
 /// Output format of `inspect` and `targets`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
@@ -215,7 +223,16 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     match Cli::try_parse_from(args) {
-        Ok(cli) => dispatch(cli),
+        Ok(cli) => match cli.threads {
+            // A pool of its own (not the global one), so that in-process callers such as the
+            // tests can choose per call.
+            Some(n) => rayon::ThreadPoolBuilder::new()
+                .num_threads(n as usize)
+                .build()
+                .map_err(|e| crate::Error::Usage(format!("--threads {n}: {e}")))?
+                .install(|| dispatch(cli)),
+            None => dispatch(cli),
+        },
         Err(e) if !e.use_stderr() => {
             let _ = e.print();
             Ok(())
