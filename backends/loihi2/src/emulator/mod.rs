@@ -1,7 +1,15 @@
 //! Event-driven emulation of an artifact, bit-exact with `nmc_ir::Interpreter`.
 //!
-//! Semantics: Lava-style sigma-delta graded neurons (docs/chips.md §1.4) with threshold 0 and one
-//! timestep of synaptic delay per hop (docs/chips.md §1.3). Each step has two phases:
+//! Semantics: sigma-delta graded neurons with threshold 0 and one timestep of synaptic delay per
+//! hop (docs/chips.md §1.3). The rule is that of Lava master's `PySigmaDeltaModelFixedCorrected`
+//! (docs/chips.md §1.4): the activation is quantised first and each event is the change relative
+//! to what the neuron has already sent, so no low bits are lost; measured side by side, a graded
+//! network matches that model exactly at every step (docs/chips.md §7). It is *not* the released
+//! lava-nc 0.10 `PySigmaDeltaModelFixed`, which shifts each delta right by `state_exp` and so
+//! loses low bits (a ReLU neuron can then read −1). One deliberate difference from both: nmc
+//! clamps the activation to the layer's `[act_min, act_max]` (the integer range its quantiser
+//! chose), where Lava lets it grow; on calibrated inputs the clamp does not bind. Each step has
+//! two phases:
 //! 1. **neurons**: every population updates the neurons whose `sigma` changed (all of them on the
 //!    first step after a reset, so bias-only outputs appear): `y = activate(sigma + bias)`, then
 //!    pooling over the affected windows, then `delta = y − prev`; a non-zero delta is an event;
