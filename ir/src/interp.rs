@@ -43,7 +43,10 @@
 //!    does, per neuron with state `v` (initially 0) in output channel `c`:
 //!    1. `I = Σ_g shift(W_g · e_g, weight_exp[g]) + bias[c]` over this step's input counts `e_g`
 //!       (exact, 64-bit; the bias is added every step, so a negative bias is a constant leak);
-//!    2. `v = sat(v + I)`, saturating to `state_bits` two's complement;
+//!    2. `v = v + I`, exact, with no cap within the step: the chip applies events one at a time
+//!       and fires as the state crosses the threshold, so it never holds the step's whole sum, and
+//!       sinabs integrates in floating point without a cap (docs/chips.md §7); `state_bits` only
+//!       chose the discretisation;
 //!    3. `k = min(⌊v / threshold⌋, act_max)` spikes if `v ≥ threshold`, else `k = 0` (sinabs'
 //!       `MultiSpike`: several spikes in one step when `v` exceeds several thresholds);
 //!    4. reset: `subtract` gives `v −= k · threshold`; `zero` gives `v = 0` when `k > 0`;
@@ -511,7 +514,10 @@ impl RateEncoder {
 /// Returns the number of spikes.
 pub fn if_step(v: &mut i64, input: i64, q: &crate::LayerQuant, s: &crate::SpikeQuant) -> i64 {
     let th = i64::from(s.threshold.max(1));
-    let mut x = saturate(v.saturating_add(input), q.state_bits);
+    // No cap within a step: the chip applies events one at a time and fires as the state
+    // crosses the threshold, so it never holds the step's whole sum, and sinabs integrates it
+    // in floating point without a cap (docs/chips.md §7). `state_bits` sets the discretisation.
+    let mut x = v.saturating_add(input);
     let k = if x >= th {
         (x / th).min(i64::from(q.act_max))
     } else {
@@ -1139,10 +1145,11 @@ mod rate_tests {
         let r = steps(&graph(Reset::Zero, 16));
         let per: Vec<i64> = r.per_step[0].iter().map(|s| s[0]).collect();
         assert_eq!(per, vec![1, 2, 0, 0]);
-        // 4-bit state saturates at 7: v = 7 → 1 spike, v 3; 3 + 10 = 13 → 7 → 1 spike, v 3; …
+        // The state width does not cap the sum within a step (as on the chip and in sinabs):
+        // with a 4-bit state, 3 + 10 = 13 still gives 3 spikes.
         let r = steps(&graph(Reset::Subtract, 4));
         let per: Vec<i64> = r.per_step[0].iter().map(|s| s[0]).collect();
-        assert_eq!(per, vec![1, 1, 0, 0]);
+        assert_eq!(per, vec![1, 3, 0, 0]);
         // The graded interpreter refuses a rate-mode graph.
         let g = graph(Reset::Subtract, 16);
         assert!(Interpreter::new(&g).unwrap().run(&[&[0.0, 0.0]]).is_err());

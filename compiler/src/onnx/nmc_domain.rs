@@ -13,9 +13,9 @@
 //!
 //! | op | attributes (default) | meaning |
 //! |---|---|---|
-//! | `IF` | `threshold` (1.0), `reset` ("subtract" \| "zero", "subtract"), `v_min` (−threshold), `r` (1.0) | `v += r·x`; `⌊v/threshold⌋` spikes when `v ≥ threshold`; reset; `v = max(v, v_min)` |
-//! | `LIF` | `tau_mem` (required), `r` (1.0), `v_leak` (0.0), `threshold` (1.0), `reset` ("subtract"), `v_min` (−threshold) | NIR LIF: `tau_mem·dv/dt = (v_leak − v) + r·x`, then threshold and reset as IF |
-//! | `CubaLIF` | `tau_syn`, `tau_mem` (required), `r` (1.0), `v_leak` (0.0), `w_in` (1.0), `threshold` (1.0), `reset` ("subtract"), `v_min` (−threshold) | NIR CubaLIF: `tau_syn·di/dt = −i + w_in·x` feeding the LIF membrane |
+//! | `IF` | `threshold` (1.0), `reset` ("subtract" \| "zero", "subtract"), `v_min` (−1.0, as sinabs), `r` (1.0) | `v += r·x`; `⌊v/threshold⌋` spikes when `v ≥ threshold`; reset; `v = max(v, v_min)` |
+//! | `LIF` | `tau_mem` (required), `r` (1.0), `v_leak` (0.0), `threshold` (1.0), `reset` ("subtract"), `v_min` (−1.0) | NIR LIF: `tau_mem·dv/dt = (v_leak − v) + r·x`, then threshold and reset as IF |
+//! | `CubaLIF` | `tau_syn`, `tau_mem` (required), `r` (1.0), `v_leak` (0.0), `w_in` (1.0), `threshold` (1.0), `reset` ("subtract"), `v_min` (−1.0) | NIR CubaLIF: `tau_syn·di/dt = −i + w_in·x` feeding the LIF membrane |
 //! | `SigmaDelta` | `threshold` (0.0), `activation` ("relu" \| "identity", "relu") | Lava's graded sigma-delta neuron: sends changes of its activation larger than `threshold` |
 //!
 //! The defaults of IF are sinabs' `from_model` defaults (threshold 1.0, `MembraneSubtract`,
@@ -92,11 +92,11 @@ fn reset(n: &NodeCx) -> Result<Reset, ImportError> {
     }
 }
 
-/// Threshold and lower bound; `v_min` defaults to −threshold (sinabs' `min_v_mem = −1.0` for
-/// its default threshold 1.0).
+/// Threshold and lower bound; `v_min` defaults to −1.0 whatever the threshold, as sinabs'
+/// `from_model` sets `min_v_mem` (docs/chips.md §7).
 fn threshold_and_floor(n: &NodeCx) -> Result<(f32, f32), ImportError> {
     let threshold = float_or(n, "threshold", 1.0)?;
-    let v_min = float_or(n, "v_min", -threshold)?;
+    let v_min = float_or(n, "v_min", -1.0)?;
     Ok((threshold, v_min))
 }
 
