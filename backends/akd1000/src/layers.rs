@@ -819,6 +819,22 @@ impl Cx<'_> {
                         ));
                     }
                 }
+                // akida pools "same": a 2×2/2 window on an odd side covers the last row or column
+                // alone (7×7 → 4×4, measured with akida 2.19.3, docs/chips.md §7), where the
+                // model's unpadded pooling drops it (7×7 → 3×3).
+                if let Some(&(side, n, s, _)) = [("rows", oh, sh, ph), ("columns", ow, sw, pw)]
+                    .iter()
+                    .find(|&&(_, n, s, k)| s == k && s > 1 && n % s != 0)
+                {
+                    return Err(rule(
+                        format!(
+                            "max pooling with stride {sh}×{sw} covers every row and column (akida pads the last window: {n} {side} pool to {}, not {})",
+                            n.div_ceil(s),
+                            n / s
+                        ),
+                        format!("an unpadded {ph}×{pw} pool on {oh}×{ow}: make the map even, or pad it before the pooling"),
+                    ));
+                }
                 Ok(PoolSpec::Max {
                     size: [ph as u32, pw as u32],
                     stride: [sh as u32, sw as u32],

@@ -149,3 +149,30 @@ fn floor_rounding_is_not_akida() {
     assert!(matches!(e, AkError::Invalid { .. }), "{e}");
     assert!(e.to_string().contains("round up"), "{e}");
 }
+
+/// akida pools "same": a 2×2/2 max pool on a 9×9 map gives 5×5 there, 4×4 in an unpadded model,
+/// so nmc refuses it with the rule rather than computing something akida does not.
+#[test]
+fn max_pooling_an_odd_map_by_two_is_refused() {
+    let mut b = Builder::new(vec![1, 9, 9], 8, 1);
+    let mut s = conv(4, 3, 1, Some(4));
+    s.weight_bits = 8;
+    b.conv(s);
+    let mut c = conv(8, 3, 1, Some(4));
+    c.pool = max_pool(2, 2);
+    b.conv(c).conv(conv(8, 3, 1, Some(4))).dense(10, 4, None, 1);
+    let e = fails(&b.finish());
+    assert!(
+        e.contains("akida pads the last window: 9 rows pool to 5, not 4"),
+        "{e}"
+    );
+    // The same network on an even map maps.
+    let mut b = Builder::new(vec![1, 10, 10], 8, 1);
+    let mut s = conv(4, 3, 1, Some(4));
+    s.weight_bits = 8;
+    b.conv(s);
+    let mut c = conv(8, 3, 1, Some(4));
+    c.pool = max_pool(2, 2);
+    b.conv(c).conv(conv(8, 3, 1, Some(4))).dense(10, 4, None, 1);
+    nmc_akd1000::map_graph(&b.finish(), &akd1000()).unwrap();
+}
