@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""Selects the onnx package's node test cases for the operators of issue 12 and writes them to
+testdata/onnx-node/ in the form `nmc eval` reads.
+
+Source: the node test data shipped inside the pinned onnx wheel
+(`onnx/backend/test/data/node/test_*/`), which onnx generates from `onnx.backend.test.case.node`
+with its reference implementation. Pinned versions: testdata/gen/requirements-onnx-node.txt.
+
+    python3 -m venv /tmp/onnxenv
+    /tmp/onnxenv/bin/pip install -r testdata/gen/requirements-onnx-node.txt
+    /tmp/onnxenv/bin/python testdata/gen/onnx_node_cases.py
+
+Rules (also in testdata/onnx-node/README.md):
+
+* in scope: a one-node graph whose operator is in OPS (default domain);
+* applicable: the first node input is a float32 graph input of rank >= 1 and every graph output
+  is float32 (nmc feeds one float32 input whose first axis is the sample axis, and compares the
+  first output). Everything else is counted as not applicable and listed in the README;
+* the second and later node inputs become initializers holding the test's input data
+  ("weights as initializers"); the first input keeps its declared shape, so its first axis is
+  the sample axis of `nmc eval`;
+* cases whose files exceed MAX_BYTES are skipped (counted).
+
+Expectations (`expect = "pass" | "fail"`) in cases.toml are kept from the existing file when the
+script runs again; a new case starts as "fail". The Rust test (tests/src/onnx_node.rs) checks
+them both ways and rewrites them when NMC_BLESS_ONNX_NODE=1 is set.
+"""
+
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+OPS = sorted(
+    {
+        # named by issue 12
+        "AveragePool", "MaxPool", "Conv", "ConvTranspose", "ReduceSum", "ReduceMean",
+        "LeakyRelu", "Pad", "Concat", "Flatten", "MatMul", "Slice", "Add", "Sub", "Mul",
+        "Div", "Sum", "Max", "Min", "Mean",
+        # already imported by nmc (compiler/src/onnx/registry.rs)
+        "BatchNormalization", "Cast", "Clip", "Constant", "ConstantOfShape",
+        "DequantizeLinear", "Dropout", "Gather", "Gemm", "GlobalAveragePool",
+        "GlobalMaxPool", "Identity", "LogSoftmax", "QuantizeLinear", "Range", "Relu",
+        "Reshape", "Shape", "Softmax", "Squeeze", "Transpose", "Unsqueeze",
+    }
+)
+MAX_BYTES = 200 * 1024
+FLOAT = onnx.TensorProto.FLOAT
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "testdata" / "onnx-node"
+SRC = Path(onnx.__file__).parent / "backend" / "test" / "data" / "node"
+
+
+def read_pb(path):
+    t = onnx.TensorProto()
+    t.ParseFromString(path.read_bytes())
+    return t
+
+
+def old_expectations():
+    """Case name -> (expect, note) from an existing cases.toml."""
+    path = OUT / "cases.toml"
+    out = {}
+    if not path.exists():
+        return out
+    name = None
+    for line in path.read_text().splitlines():
+        m = re.match(r'^\[(\w+)\]$', line)
+        if m:
+            name = m.group(1)
+            out[name] = ["fail", None]
+            continue
+        m = re.match(r'^expect = "(pass|fail)"$', line)
+        if m and name:
+            out[name][0] = m.group(1)
+    return out
+
+
+def main():
+    old = old_expectations()
+    in_scope = []
+    not_applicable = []  # (case, op, reason)
+    too_big = []
+    cases = []
+    for d in sorted(SRC.iterdir()):
+        model_path = d / "model.onnx"
+        if not d.name.startswith("test_") or not model_path.exists():
+            continue
+        model = onnx.load(str(model_path))
+        g = model.graph
+        if len(g.node) != 1 or g.node[0].domain not in ("", "ai.onnx"):
+            continue
+        node = g.node[0]
+        if node.op_type not in OPS:
+            continue
+        name = d.name[len("test_"):]
+        in_scope.append(name)
+        opset = next(
+            (o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0
+        )
+        data = d / "test_data_set_0"
+        inputs = sorted(data.glob("input_*.pb"), key=lambda p: int(p.stem.split("_")[1]))
+        outputs = sorted(data.glob("output_*.pb"), key=lambda p: int(p.stem.split("_")[1]))
+        graph_inputs = [i.name for i in g.input]
+        reason = None
+        tensors = all(v.type.HasField("tensor_type") for v in list(g.input) + list(g.output))
+        ins = [read_pb(p) for p in inputs] if tensors else []
+        outs = [read_pb(p) for p in outputs] if tensors else []
+        if not tensors:
+            reason = "an input or output is not a tensor (sequence or optional)"
+        elif not node.input or not node.input[0] or not graph_inputs:
+            reason = "the node has no graph input"
+        elif node.input[0] != graph_inputs[0]:
+            reason = "the first node input is not the first graph input"
+        elif ins[0].data_type != FLOAT:
+            reason = "the first input is not float32"
+        elif len(ins[0].dims) == 0:
+            reason = "the first input is a scalar (no sample axis)"
+        elif any(o.data_type != FLOAT for o in outs):
+            reason = "an output is not float32"
+        elif len(ins) != len(graph_inputs) or len(outs) != len(g.output):
+            reason = "the test data does not match the graph's inputs and outputs"
+        if reason:
+            not_applicable.append((name, node.op_type, reason))
+            continue
+        # The second and later inputs become initializers with the test's data.
+        inits = []
+        for vi, t in zip(g.input[1:], ins[1:]):
+            t = onnx.TensorProto.FromString(t.SerializeToString())
+            t.name = vi.name
+            inits.append(t)
+        first = g.input[0]
+        del g.input[1:]
+        g.initializer.extend(inits)
+        x = numpy_helper.to_array(ins[0]).astype(np.float32)
+        y = numpy_helper.to_array(outs[0]).astype(np.float32)
+        model_bytes = model.SerializeToString()
+        size = len(model_bytes) + x.nbytes + y.nbytes + 256
+        if size > MAX_BYTES:
+            too_big.append((name, size))
+            continue
+        cases.append((name, node.op_type, opset, model_bytes, x, y, first.name))
+
+    if OUT.exists():
+        for p in OUT.iterdir():
+            if p.is_dir():
+                shutil.rmtree(p)
+    OUT.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# Generated by testdata/gen/onnx_node_cases.py (onnx %s); `expect` is maintained by"
+        % onnx.__version__,
+        "# tests/src/onnx_node.rs (NMC_BLESS_ONNX_NODE=1 rewrites it from the observed results).",
+        "",
+    ]
+    for name, op, opset, model_bytes, x, y, _ in cases:
+        c = OUT / name
+        c.mkdir()
+        (c / "model.onnx").write_bytes(model_bytes)
+        np.save(c / "input.npy", x)
+        np.save(c / "expected.npy", y)
+        expect = old.get(name, ["fail"])[0]
+        lines += [
+            f"[{name}]",
+            f'op = "{op}"',
+            f"opset = {opset}",
+            f"input_shape = {list(x.shape)}",
+            f"output_shape = {list(y.shape)}",
+            f'expect = "{expect}"',
+            "",
+        ]
+    (OUT / "cases.toml").write_text("\n".join(lines))
+
+    per_op = {}
+    for name, op, *_ in cases:
+        per_op.setdefault(op, 0)
+        per_op[op] += 1
+    readme = [
+        "# onnx-node",
+        "",
+        "ONNX's own operator test cases (`onnx.backend.test.case.node`, generated by onnx's",
+        "reference implementation and shipped as `onnx/backend/test/data/node/` in the onnx",
+        f"{onnx.__version__} wheel) for the operators of issue 12, in the form `nmc eval` reads.",
+        "Made by `testdata/gen/onnx_node_cases.py` with the versions pinned in",
+        "`testdata/gen/requirements-onnx-node.txt`; checked by `tests/src/onnx_node.rs`",
+        "(`cargo test -p nmc-tests -- onnx_node`), which needs no Python.",
+        "",
+        "Each `<case>/` holds `model.onnx` (the test's one-node model, its second and later inputs",
+        "turned into initializers holding the test's data), `input.npy` (the first input, whose",
+        "first axis is the sample axis of `nmc eval`) and `expected.npy` (the first output).",
+        "`cases.toml` lists every case with its operator, opset, shapes and whether nmc is",
+        "expected to pass (rtol 1e-4, atol 1e-5, NaN equals NaN).",
+        "",
+        f"Operators: {', '.join(OPS)}.",
+        "",
+        f"* one-node cases of these operators in onnx {onnx.__version__}: {len(in_scope)}",
+        f"* not applicable (listed below): {len(not_applicable)}",
+        f"* skipped as larger than {MAX_BYTES // 1024} KB: {len(too_big)}"
+        + (" (" + ", ".join(n for n, _ in too_big) + ")" if too_big else ""),
+        f"* committed: {len(cases)}",
+        "",
+        "Committed cases per operator: "
+        + ", ".join(f"{op} {k}" for op, k in sorted(per_op.items()))
+        + ".",
+        "",
+        "## Not applicable",
+        "",
+        "nmc feeds a model one float32 graph input whose first axis is the sample axis and",
+        "compares float32 outputs, so these cases cannot be expressed:",
+        "",
+        "| case | operator | why |",
+        "| --- | --- | --- |",
+    ]
+    readme += [f"| `{n}` | {op} | {r} |" for n, op, r in not_applicable]
+    (OUT / "README.md").write_text("\n".join(readme) + "\n")
+    print(
+        f"in scope {len(in_scope)}, not applicable {len(not_applicable)}, "
+        f"too big {len(too_big)}, committed {len(cases)}",
+        file=sys.stderr,
+    )
+
+
+if __name__ == "__main__":
+    main()
