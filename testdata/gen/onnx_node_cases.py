@@ -49,6 +49,31 @@ OPS = sorted(
         "Reshape", "Shape", "Softmax", "Squeeze", "Transpose", "Unsqueeze",
     }
 )
+# Operators whose meaning does not change when a leading axis of 1 is added to every operand and
+# result (Concat's non-negative axis moves by one).
+# MatMul only when both operands have at least two axes (the leading ones broadcast).
+LIFTABLE = {"Add", "Sub", "Mul", "Div", "Sum", "Max", "Min", "Mean", "Concat", "MatMul"}
+BROADCASTING = {"Add", "Sub", "Mul", "Div", "Sum", "Max", "Min", "Mean", "Concat"}
+
+
+def varies_by_sample(op, shapes):
+    """Whether an operand after the first one (an initializer in the written model) is aligned
+    with the first operand's sample axis and has more than one entry there, so that it would
+    differ from sample to sample."""
+    rank = len(shapes[0])
+    if rank == 0:
+        return False
+    if op in BROADCASTING:
+        return any(len(s) >= rank and s[len(s) - rank] > 1 for s in shapes[1:])
+    if op == "MatMul":
+        # Leading axes broadcast as batch axes; a 1-D or 2-D B is a matrix.
+        b = shapes[1]
+        return len(b) >= 3 and (len(b) > rank or b[len(b) - rank] > 1)
+    if op == "Gemm" and len(shapes) > 2:
+        c = shapes[2]
+        return len(c) == 2 and c[0] > 1
+    return False
+
 MAX_BYTES = 200 * 1024
 FLOAT = onnx.TensorProto.FLOAT
 
@@ -120,15 +145,40 @@ def main():
             reason = "the first node input is not the first graph input"
         elif ins[0].data_type != FLOAT:
             reason = "the first input is not float32"
-        elif len(ins[0].dims) == 0:
-            reason = "the first input is a scalar (no sample axis)"
         elif any(o.data_type != FLOAT for o in outs):
             reason = "an output is not float32"
         elif len(ins) != len(graph_inputs) or len(outs) != len(g.output):
             reason = "the test data does not match the graph's inputs and outputs"
+        lift = False
+        if not reason:
+            rank = len(ins[0].dims)
+            # A constant operand whose axis aligned with the sample axis has more than one
+            # entry would differ from sample to sample, which a per-sample model cannot say.
+            varies = varies_by_sample(node.op_type, [list(t.dims) for t in ins])
+            if rank == 0 or varies:
+                if node.op_type in LIFTABLE and (
+                    node.op_type != "MatMul" or all(len(t.dims) >= 2 for t in ins)
+                ):
+                    lift = True
+                elif rank == 0:
+                    reason = "the first input is a scalar (no sample axis)"
+                else:
+                    reason = "an operand given as an initializer varies along the sample axis"
         if reason:
             not_applicable.append((name, node.op_type, reason))
             continue
+        if lift:
+            # Element-wise broadcasting and Concat mean the same with a leading unit axis on
+            # every operand and result: the whole test is one sample.
+            for v in list(g.input) + list(g.output):
+                dims = v.type.tensor_type.shape.dim
+                d = onnx.TensorShapeProto.Dimension(dim_value=1)
+                dims.insert(0, d)
+            for t in ins + outs:
+                t.dims.insert(0, 1)
+            for a in node.attribute:
+                if a.name == "axis" and a.i >= 0:
+                    a.i += 1
         # The second and later inputs become initializers with the test's data.
         inits = []
         for vi, t in zip(g.input[1:], ins[1:]):
@@ -145,7 +195,7 @@ def main():
         if size > MAX_BYTES:
             too_big.append((name, size))
             continue
-        cases.append((name, node.op_type, opset, model_bytes, x, y, first.name))
+        cases.append((name, node.op_type, opset, model_bytes, x, y, lift))
 
     if OUT.exists():
         for p in OUT.iterdir():
@@ -158,7 +208,7 @@ def main():
         "# tests/src/onnx_node.rs (NMC_BLESS_ONNX_NODE=1 rewrites it from the observed results).",
         "",
     ]
-    for name, op, opset, model_bytes, x, y, _ in cases:
+    for name, op, opset, model_bytes, x, y, lift in cases:
         c = OUT / name
         c.mkdir()
         (c / "model.onnx").write_bytes(model_bytes)
@@ -171,6 +221,7 @@ def main():
             f"opset = {opset}",
             f"input_shape = {list(x.shape)}",
             f"output_shape = {list(y.shape)}",
+            f"unit_sample_axis = {'true' if lift else 'false'}",
             f'expect = "{expect}"',
             "",
         ]
@@ -195,6 +246,14 @@ def main():
         "first axis is the sample axis of `nmc eval`) and `expected.npy` (the first output).",
         "`cases.toml` lists every case with its operator, opset, shapes and whether nmc is",
         "expected to pass (rtol 1e-4, atol 1e-5, NaN equals NaN).",
+        "",
+        "The sample axis: a case is used as onnx wrote it, its first input's first axis being the",
+        "samples, when that works: every operand given as an initializer is the same for every",
+        "sample (its axis aligned with the sample axis, if any, has size 1). Otherwise, and when",
+        "the first input is a scalar, cases of " + ", ".join(sorted(LIFTABLE)) + " get a leading",
+        "axis of 1 on every operand and result (the whole test is one sample; Concat's",
+        "non-negative `axis` moves by one: the same computation), marked",
+        "`unit_sample_axis = true`; cases of other operators are not applicable.",
         "",
         f"Operators: {', '.join(OPS)}.",
         "",
