@@ -143,7 +143,9 @@ impl PoolNd {
             .checked_sub(1)?
             .checked_mul(self.dilations[d])?
             .checked_add(1)?;
-        let padded = size.checked_add(self.pads[d])?.checked_add(self.pads[d + n])?;
+        let padded = size
+            .checked_add(self.pads[d])?
+            .checked_add(self.pads[d + n])?;
         let s = self.strides[d];
         if padded < eff || s == 0 {
             return None;
@@ -535,8 +537,16 @@ pub fn broadcast(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
     let r = a.len().max(b.len());
     (0..r)
         .map(|i| {
-            let x = if i + a.len() >= r { a[i + a.len() - r] } else { 1 };
-            let y = if i + b.len() >= r { b[i + b.len() - r] } else { 1 };
+            let x = if i + a.len() >= r {
+                a[i + a.len() - r]
+            } else {
+                1
+            };
+            let y = if i + b.len() >= r {
+                b[i + b.len() - r]
+            } else {
+                1
+            };
             match (x, y) {
                 _ if x == y => Some(x),
                 (1, _) => Some(y),
@@ -693,7 +703,9 @@ pub(crate) fn infer(
             let s = &inputs[0].shape;
             let r = s.len();
             if starts.len() != r || steps.len() != r || counts.len() != r {
-                return Err(format!("slice of rank {r} needs {r} starts, steps and counts"));
+                return Err(format!(
+                    "slice of rank {r} needs {r} starts, steps and counts"
+                ));
             }
             for i in 0..r {
                 let last = if counts[i] == 0 {
@@ -705,7 +717,8 @@ pub(crate) fn infer(
                 };
                 let ok = steps[i] != 0
                     && (counts[i] == 0
-                        || (starts[i] < s[i] && last.is_some_and(|l| (0..s[i] as i64).contains(&l))));
+                        || (starts[i] < s[i]
+                            && last.is_some_and(|l| (0..s[i] as i64).contains(&l))));
                 if !ok {
                     return Err(format!("slice axis {i} out of range for {}", inputs[0]));
                 }
@@ -725,7 +738,11 @@ pub(crate) fn infer(
                 || p.strides.len() != n
                 || p.dilations.len() != n
                 || p.pads.len() != 2 * n
-                || p.kernel.iter().chain(&p.strides).chain(&p.dilations).any(|&v| v == 0)
+                || p.kernel
+                    .iter()
+                    .chain(&p.strides)
+                    .chain(&p.dilations)
+                    .any(|&v| v == 0)
                 || p.kind == crate::PoolKind::Sum
             {
                 return Err(format!("pool_nd geometry does not fit {}", inputs[0]));
@@ -771,7 +788,9 @@ pub(crate) fn infer(
                 let full = (s[d + 1] - 1)
                     .checked_mul(c.strides[d])
                     .and_then(|v| v.checked_add(c.output_padding[d]))
-                    .and_then(|v| v.checked_add((w[d + 2].checked_sub(1)?).checked_mul(c.dilations[d])? + 1))
+                    .and_then(|v| {
+                        v.checked_add((w[d + 2].checked_sub(1)?).checked_mul(c.dilations[d])? + 1)
+                    })
                     .ok_or("conv_transpose too large")?;
                 let o = full
                     .checked_sub(c.pads[d] + c.pads[d + n])
@@ -994,8 +1013,8 @@ fn pool_nd(v: &[f32], s: &[usize], out: &[usize], p: &PoolNd) -> Vec<f32> {
             let mut inside = true;
             let mut in_pad_range = true;
             for d in 0..n {
-                let pos = (o[d + 1] * p.strides[d] + k[d] * p.dilations[d]) as i64
-                    - p.pads[d] as i64;
+                let pos =
+                    (o[d + 1] * p.strides[d] + k[d] * p.dilations[d]) as i64 - p.pads[d] as i64;
                 let size = s[d + 1] as i64;
                 if pos < 0 || pos >= size {
                     inside = false;
@@ -1066,8 +1085,8 @@ fn conv_transpose(
                 let mut dst = 0usize;
                 let mut ok = true;
                 for d in 0..n {
-                    let o = (i[d] * ct.strides[d] + k[d] * ct.dilations[d]) as i64
-                        - ct.pads[d] as i64;
+                    let o =
+                        (i[d] * ct.strides[d] + k[d] * ct.dilations[d]) as i64 - ct.pads[d] as i64;
                     if o < 0 || o >= out[d + 1] as i64 {
                         ok = false;
                         break;

@@ -56,6 +56,92 @@ LIFTABLE = {"Add", "Sub", "Mul", "Div", "Sum", "Max", "Min", "Mean", "Concat", "
 BROADCASTING = {"Add", "Sub", "Mul", "Div", "Sum", "Max", "Min", "Mean", "Concat"}
 
 
+# Operators that act on named axes: a case that moves, merges, slices or reduces the first axis
+# cannot run with that axis as the sample axis; with a leading unit axis on every operand and
+# result and the axis arguments moved by one it is the same computation (see `shift_axes`).
+AXIS_LIFTABLE = {
+    "Transpose", "Softmax", "LogSoftmax", "Squeeze", "Unsqueeze", "Slice", "Reshape", "Gather",
+    "Flatten",
+}
+
+
+def attr(node, name):
+    return next((a for a in node.attribute if a.name == name), None)
+
+
+def touches_first_axis(node, opset, shapes, inits):
+    """Whether the node as written acts on its first operand's first axis."""
+    op, rank = node.op_type, len(shapes[0])
+    norm = lambda a, r: a + r if a < 0 else a
+    if op == "Transpose":
+        a = attr(node, "perm")
+        perm = list(a.ints) if a else list(range(rank))[::-1]
+        return perm[0] != 0
+    if op in ("Gather", "Flatten"):
+        a = attr(node, "axis")
+        return norm(a.i if a else (0 if op == "Gather" else 1), rank) == 0
+    if op in ("Softmax", "LogSoftmax"):
+        a = attr(node, "axis")
+        axis = a.i if a else (1 if opset < 13 else -1)
+        return norm(axis, rank) == 0
+    if op in ("Squeeze", "Unsqueeze"):
+        a = attr(node, "axes")
+        axes = list(a.ints) if a else (list(inits[1]) if len(inits) > 1 else None)
+        if axes is None:
+            return False  # Squeeze of every unit axis: not liftable (it would drop the new one)
+        r = rank + len(axes) if op == "Unsqueeze" else rank
+        return 0 in [norm(x, r) for x in axes]
+    if op == "Slice" and opset >= 10:
+        axes = list(inits[3]) if len(inits) > 3 else list(range(len(inits[1])))
+        return 0 in [norm(x, rank) for x in axes]
+    if op == "Reshape" and opset >= 5:
+        target = list(inits[1])
+        return not target or target[0] not in (0, shapes[0][0])
+    return False
+
+
+def shift_axes(model, node, rank, ins):
+    """Moves the axis arguments of a lifted node by one (inputs 1+ are TensorProtos in `ins`)."""
+    op = node.op_type
+
+    def set_ints(k, values):
+        t = numpy_helper.from_array(np.array(values, dtype=np.int64), ins[k].name)
+        ins[k].CopyFrom(t)
+
+    if op == "Transpose":
+        a = attr(node, "perm")
+        perm = list(a.ints) if a else list(range(rank))[::-1]
+        if a:
+            node.attribute.remove(a)
+        node.attribute.append(onnx.helper.make_attribute("perm", [0] + [p + 1 for p in perm]))
+    elif op in ("Softmax", "LogSoftmax", "Gather", "Flatten"):
+        a = attr(node, "axis")
+        if a is None:
+            # Gather's default axis is 0 (Flatten's 1 never touches the first axis).
+            node.attribute.append(onnx.helper.make_attribute("axis", 1))
+        elif a.i >= 0:
+            a.i += 1
+    elif op in ("Squeeze", "Unsqueeze"):
+        a = attr(node, "axes")
+        if a:
+            new = [x + 1 if x >= 0 else x for x in a.ints]
+            del a.ints[:]
+            a.ints.extend(new)
+        else:
+            set_ints(1, [x + 1 if x >= 0 else x for x in numpy_helper.to_array(ins[1])])
+    elif op == "Slice":
+        if len(ins) > 3:
+            set_ints(3, [x + 1 if x >= 0 else x for x in numpy_helper.to_array(ins[3])])
+        else:
+            n = len(numpy_helper.to_array(ins[1]))
+            ins.append(numpy_helper.from_array(np.arange(1, n + 1, dtype=np.int64), "axes"))
+            while len(node.input) < 3:
+                node.input.append("")
+            node.input.append("axes")
+    elif op == "Reshape":
+        set_ints(1, [1] + list(numpy_helper.to_array(ins[1])))
+
+
 def varies_by_sample(op, shapes):
     """Whether an operand after the first one (an initializer in the written model) is aligned
     with the first operand's sample axis and has more than one entry there, so that it would
@@ -150,7 +236,12 @@ def main():
         elif len(ins) != len(graph_inputs) or len(outs) != len(g.output):
             reason = "the test data does not match the graph's inputs and outputs"
         lift = False
-        if not reason:
+        axis_lift = False
+        if not reason and node.op_type in AXIS_LIFTABLE:
+            ints = [numpy_helper.to_array(t) for t in ins]
+            axis_lift = touches_first_axis(node, opset, [list(t.dims) for t in ins], ints)
+            lift = axis_lift
+        if not reason and not lift:
             rank = len(ins[0].dims)
             # A constant operand whose axis aligned with the sample axis has more than one
             # entry would differ from sample to sample, which a per-sample model cannot say.
@@ -167,17 +258,31 @@ def main():
         if reason:
             not_applicable.append((name, node.op_type, reason))
             continue
+        if axis_lift:
+            shift_axes(model, node, len(ins[0].dims), ins)
+            if len(ins) > len(g.input):
+                # Slice's added `axes` operand.
+                vi = onnx.helper.make_tensor_value_info("axes", onnx.TensorProto.INT64, list(ins[-1].dims))
+                g.input.append(vi)
         if lift:
             # Element-wise broadcasting and Concat mean the same with a leading unit axis on
             # every operand and result: the whole test is one sample.
-            for v in list(g.input) + list(g.output):
+            # Flatten at axis 0 already gives a leading unit axis: at axis 1 of the lifted
+            # operand it gives the same result.
+            flat = node.op_type == "Flatten"
+            outs_lifted = [] if flat else list(g.output)
+            for v in ([g.input[0]] if axis_lift else list(g.input)) + outs_lifted:
                 dims = v.type.tensor_type.shape.dim
                 d = onnx.TensorShapeProto.Dimension(dim_value=1)
                 dims.insert(0, d)
-            for t in ins + outs:
+            ins[0].dims.insert(0, 1)
+            for t in [] if flat else outs:
                 t.dims.insert(0, 1)
+            if not axis_lift:
+                for t in ins[1:]:
+                    t.dims.insert(0, 1)
             for a in node.attribute:
-                if a.name == "axis" and a.i >= 0:
+                if a.name == "axis" and a.i >= 0 and not axis_lift:
                     a.i += 1
         # The second and later inputs become initializers with the test's data.
         inits = []
@@ -254,6 +359,13 @@ def main():
         "axis of 1 on every operand and result (the whole test is one sample; Concat's",
         "non-negative `axis` moves by one: the same computation), marked",
         "`unit_sample_axis = true`; cases of other operators are not applicable.",
+        "Likewise cases of " + ", ".join(sorted(AXIS_LIFTABLE)) + " that move, merge or slice",
+        "the first axis (a per-sample model cannot) get a leading axis of 1 on their data",
+        "operand and result, with their axis arguments (perm, axis, axes, the target shape) moved",
+        "by one: the same computation on one sample; also marked `unit_sample_axis = true`.",
+        "Other cases that act on the first axis (Flatten at axis 0 or 2+, a reduction over all",
+        "axes, Gather along axis 0, Gemm with transA) are kept as written and fail: nmc cannot",
+        "express them.",
         "",
         f"Operators: {', '.join(OPS)}.",
         "",

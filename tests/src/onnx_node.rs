@@ -80,7 +80,10 @@ fn bless(results: &BTreeMap<String, bool>) {
         if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
             current = Some(name);
         }
-        match (current.and_then(|c| results.get(c)), line.starts_with("expect = ")) {
+        match (
+            current.and_then(|c| results.get(c)),
+            line.starts_with("expect = "),
+        ) {
             (Some(&pass), true) => {
                 out.push_str(if pass {
                     "expect = \"pass\""

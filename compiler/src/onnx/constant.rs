@@ -222,9 +222,9 @@ pub(crate) fn squeeze(_: &mut Ctx, n: &NodeCx) -> Folded {
 
 pub(crate) fn reshape(_: &mut Ctx, n: &NodeCx) -> Folded {
     let x = n.required_const(0, "data")?;
-    let target = n
-        .ints_attr_or_input("shape", 1, 5)?
-        .ok_or_else(|| n.invalid("the target shape is required (input 1; attribute before opset 5)"))?;
+    let target = n.ints_attr_or_input("shape", 1, 5)?.ok_or_else(|| {
+        n.invalid("the target shape is required (input 1; attribute before opset 5)")
+    })?;
     let allowzero = n.attr_int_or("allowzero", 0)? != 0;
     let shape = resolve_reshape(&x.shape, &target, allowzero).map_err(|m| n.invalid(m))?;
     Ok(vec![x.reshaped(shape)])

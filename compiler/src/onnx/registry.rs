@@ -63,7 +63,7 @@ static TABLE: &[Entry] = &[
     both("Div", constant::binary, elementwise::binary),
     both("Dropout", constant::identity, shape::identity),
     both("Flatten", constant::flatten, shape::flatten),
-    fold("Gather", constant::gather),
+    both("Gather", constant::gather, tensor_ops::gather),
     build("Gemm", linear::gemm),
     build("GlobalAveragePool", pool::global_average_pool),
     build("GlobalMaxPool", pool::global_max_pool),

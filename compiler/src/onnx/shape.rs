@@ -184,9 +184,9 @@ pub(crate) fn shape(ctx: &mut Ctx, n: &NodeCx) -> Result<Vec<Val>, ImportError> 
 
 pub(crate) fn reshape(ctx: &mut Ctx, n: &NodeCx) -> Result<Vec<Val>, ImportError> {
     let x = n.graph_input(0, "data")?;
-    let target = n
-        .ints_attr_or_input("shape", 1, 5)?
-        .ok_or_else(|| n.invalid("the target shape is required (input 1; attribute before opset 5)"))?;
+    let target = n.ints_attr_or_input("shape", 1, 5)?.ok_or_else(|| {
+        n.invalid("the target shape is required (input 1; attribute before opset 5)")
+    })?;
     let allowzero = n.attr_int_or("allowzero", 0)? != 0;
     let full = ctx.onnx_shape(x);
     let out = resolve_reshape(&full, &target, allowzero).map_err(|m| n.invalid(m))?;

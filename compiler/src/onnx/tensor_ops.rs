@@ -44,7 +44,12 @@ pub(crate) fn per_sample_const(
     Ok((shape, c.to_f32()))
 }
 
-fn add(ctx: &mut Ctx, n: &NodeCx, op: TensorOp, inputs: Vec<NodeId>) -> Result<NodeId, ImportError> {
+fn add(
+    ctx: &mut Ctx,
+    n: &NodeCx,
+    op: TensorOp,
+    inputs: Vec<NodeId>,
+) -> Result<NodeId, ImportError> {
     ctx.add(n, Op::Tensor(op), inputs, None)
 }
 
@@ -116,9 +121,12 @@ pub(crate) fn old_broadcast(ctx: &Ctx, n: &NodeCx, a: &Val, b: Val) -> Result<Va
     let rank = ctx.ty(*x).shape.len() + 1;
     let axis = norm_axis(axis, rank)
         .ok_or_else(|| n.invalid(format!("axis {axis} out of range for rank {rank}")))?;
-    let trailing = rank
-        .checked_sub(axis + c.shape.len())
-        .ok_or_else(|| n.invalid(format!("B of shape {:?} does not fit from axis {axis}", c.shape)))?;
+    let trailing = rank.checked_sub(axis + c.shape.len()).ok_or_else(|| {
+        n.invalid(format!(
+            "B of shape {:?} does not fit from axis {axis}",
+            c.shape
+        ))
+    })?;
     let mut shape = c.shape.clone();
     shape.extend(std::iter::repeat_n(1, trailing));
     Ok(Val::Const(std::rc::Rc::new(c.reshaped(shape))))
@@ -204,11 +212,7 @@ pub(crate) fn pad(ctx: &mut Ctx, n: &NodeCx) -> Built {
             .ok_or_else(|| n.invalid(format!("axes {a:?} out of range for rank {rank}")))?,
     };
     if pads.len() != 2 * axes.len() {
-        return Err(n.invalid(format!(
-            "{} pads for {} axes",
-            pads.len(),
-            axes.len()
-        )));
+        return Err(n.invalid(format!("{} pads for {} axes", pads.len(), axes.len())));
     }
     let k = axes.len();
     let mut full = vec![0i64; 2 * rank];
@@ -326,7 +330,10 @@ pub(crate) fn slice(ctx: &mut Ctx, n: &NodeCx) -> Built {
         let (b, e) = if s > 0 {
             (norm(starts[k]).clamp(0, d), norm(ends[k]).clamp(0, d))
         } else {
-            (norm(starts[k]).clamp(-1, d - 1), norm(ends[k]).clamp(-1, d - 1))
+            (
+                norm(starts[k]).clamp(-1, d - 1),
+                norm(ends[k]).clamp(-1, d - 1),
+            )
         };
         let c = if s > 0 {
             if e > b {
@@ -349,8 +356,7 @@ pub(crate) fn slice(ctx: &mut Ctx, n: &NodeCx) -> Built {
     if count.contains(&0) {
         return Err(n.invalid("the slice is empty"));
     }
-    if first[1..].iter().all(|&f| f == 0) && step[1..].iter().all(|&s| s == 1) && count == full
-    {
+    if first[1..].iter().all(|&f| f == 0) && step[1..].iter().all(|&s| s == 1) && count == full {
         return Ok(pass_through(ctx, x));
     }
     let op = TensorOp::Slice {
@@ -395,7 +401,13 @@ pub(crate) fn matmul(ctx: &mut Ctx, n: &NodeCx) -> Built {
 }
 
 /// An N-valued integer attribute, each in `min..=MAX_GEOM`.
-fn nd(n: &NodeCx, name: &str, len: usize, default: Option<usize>, min: i64) -> Result<Vec<usize>, ImportError> {
+fn nd(
+    n: &NodeCx,
+    name: &str,
+    len: usize,
+    default: Option<usize>,
+    min: i64,
+) -> Result<Vec<usize>, ImportError> {
     match n.attr_ints(name)? {
         None => default
             .map(|d| vec![d; len])
@@ -419,7 +431,9 @@ fn nd_pads(
     dilations: &[usize],
 ) -> Result<Vec<usize>, ImportError> {
     let k = spatial.len();
-    let auto = n.attr_string("auto_pad")?.unwrap_or_else(|| "NOTSET".into());
+    let auto = n
+        .attr_string("auto_pad")?
+        .unwrap_or_else(|| "NOTSET".into());
     match auto.as_str() {
         "NOTSET" | "" => nd(n, "pads", 2 * k, Some(0), 0),
         "VALID" => Ok(vec![0; 2 * k]),
@@ -502,7 +516,9 @@ pub(crate) fn conv_transpose(ctx: &mut Ctx, n: &NodeCx) -> Built {
     let full = |d: usize, op: usize| {
         strides[d] * (ir[d + 1] - 1) + op + (kernel[d] - 1) * dilations[d] + 1
     };
-    let auto = n.attr_string("auto_pad")?.unwrap_or_else(|| "NOTSET".into());
+    let auto = n
+        .attr_string("auto_pad")?
+        .unwrap_or_else(|| "NOTSET".into());
     let output_shape = n.attr_ints("output_shape")?;
     let pads = if let Some(os) = output_shape {
         let os: Vec<usize> = match os.len() {
@@ -585,4 +601,54 @@ pub(crate) fn const_node(
     }
     let value = ctx.constant(shape, values);
     add(ctx, n, TensorOp::Constant { value }, vec![])
+}
+
+/// Gather of a graph value along a per-sample axis with constant indices: one single-element
+/// slice per index, concatenated along the axis, then reshaped to the indices' shape.
+pub(crate) fn gather(ctx: &mut Ctx, n: &NodeCx) -> Built {
+    let x = n.graph_input(0, "data")?;
+    let ir = ctx.ty(x).shape.clone();
+    let rank = ir.len() + 1;
+    let idx = n.required_const(1, "indices")?;
+    let ints = idx
+        .ints()
+        .ok_or_else(|| n.invalid("indices must be an integer tensor"))?
+        .to_vec();
+    let a = n.attr_int_or("axis", 0)?;
+    let axis = norm_axis(a, rank)
+        .ok_or_else(|| n.invalid(format!("axis {a} out of range for rank {rank}")))?;
+    if axis == 0 {
+        return Err(n.invalid("gathering along axis 0, the batch axis, is not supported"));
+    }
+    let ax = axis - 1;
+    let d = ir[ax] as i64;
+    if ints.is_empty() {
+        return Err(n.invalid("no indices"));
+    }
+    let mut parts = Vec::with_capacity(ints.len());
+    for &i in &ints {
+        let j = if i < 0 { i + d } else { i };
+        if !(0..d).contains(&j) {
+            return Err(n.invalid(format!("index {i} out of range for size {d}")));
+        }
+        let mut counts = ir.clone();
+        counts[ax] = 1;
+        let mut starts = vec![0; ir.len()];
+        starts[ax] = j as usize;
+        let op = TensorOp::Slice {
+            starts,
+            steps: vec![1; ir.len()],
+            counts,
+        };
+        parts.push(add(ctx, n, op, vec![x])?);
+    }
+    let cat = if parts.len() == 1 {
+        parts[0]
+    } else {
+        ctx.add(n, Op::Concat { axis: ax }, parts, None)?
+    };
+    let mut shape = ir[..ax].to_vec();
+    shape.extend_from_slice(&idx.shape);
+    shape.extend_from_slice(&ir[ax + 1..]);
+    Ok(vec![Val::Graph(ctx.reshape(n, cat, shape)?)])
 }
