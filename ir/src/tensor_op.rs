@@ -583,9 +583,11 @@ pub fn broadcast_index(src: &[usize], out: &[usize]) -> Vec<usize> {
     res
 }
 
-/// The numpy matmul of shapes `a` and `b`: (output shape, batch shape, m, k, n, a promoted,
-/// b promoted).
-fn matmul_shapes(a: &[usize], b: &[usize]) -> Result<(Vec<usize>, Vec<usize>, [usize; 3]), String> {
+/// Output shape, broadcast batch shape and `[m, k, n]` of a numpy matmul.
+type MatMulShapes = (Vec<usize>, Vec<usize>, [usize; 3]);
+
+/// The numpy matmul of shapes `a` and `b`.
+fn matmul_shapes(a: &[usize], b: &[usize]) -> Result<MatMulShapes, String> {
     if a.is_empty() || b.is_empty() {
         return Err("matmul of a scalar".into());
     }
