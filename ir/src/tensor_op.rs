@@ -1113,3 +1113,129 @@ fn conv_transpose(
     }
     y
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{infer_type, Constant, Graph, Op, Output};
+
+    /// Every tensor op prints, parses back to the same graph text and evaluates.
+    #[test]
+    fn tensor_ops_round_trip_through_the_text_format_and_evaluate() {
+        let mut g = Graph::new("t");
+        let x = g.add_input(TensorType::f32(vec![1, 2, 3]), "x");
+        let c = g.consts.add(Constant::f32(vec![3], vec![1.0, 2.0, 3.0]));
+        let w = g.consts.add(Constant::f32(vec![5, 2], vec![1.0; 10]));
+        let k = g
+            .consts
+            .add(Constant::f32(vec![1, 1, 1, 2], vec![0.5, 0.25]));
+        let ops = vec![
+            TensorOp::Binary {
+                kind: BinKind::Max,
+                operand: Some(c),
+                const_first: true,
+            },
+            TensorOp::LeakyRelu { alpha: 0.1 },
+            TensorOp::Pad {
+                pads: vec![0, 1, 0, 0, 1, 0],
+                mode: PadMode::Reflect,
+                value: 0.0,
+            },
+            TensorOp::Slice {
+                starts: vec![0, 2, 2],
+                steps: vec![1, -1, -1],
+                counts: vec![1, 2, 3],
+            },
+            TensorOp::Reduce {
+                kind: ReduceKind::Mean,
+                axes: vec![1],
+                keepdims: true,
+            },
+            TensorOp::Pool(PoolNd {
+                kind: crate::PoolKind::Avg,
+                kernel: vec![1, 2],
+                strides: vec![1, 2],
+                pads: vec![0, 0, 0, 1],
+                dilations: vec![1, 1],
+                ceil_mode: true,
+                count_include_pad: true,
+            }),
+            TensorOp::ConvTranspose(ConvTransposeNd {
+                weight: k,
+                bias: None,
+                strides: vec![1, 2],
+                pads: vec![0, 0, 0, 0],
+                dilations: vec![1, 1],
+                output_padding: vec![0, 1],
+                groups: 1,
+            }),
+        ];
+        let mut v = x;
+        for op in ops {
+            let op = Op::Tensor(op);
+            let ty = infer_type(&op, &[g.ty(v)], &g.consts).unwrap();
+            v = g.add(op, vec![v], ty, None);
+        }
+        assert_eq!(g.ty(v).shape, [1, 1, 5]);
+        let op = Op::Tensor(TensorOp::MatMul { weight: w });
+        let ty = infer_type(&op, &[g.ty(v)], &g.consts).unwrap();
+        let mm = g.add(op, vec![v], ty, None);
+        let op = Op::Tensor(TensorOp::Constant { value: c });
+        let ty = infer_type(&op, &[], &g.consts).unwrap();
+        let cn = g.add(op, vec![], ty, None);
+        let op = Op::Tensor(TensorOp::Binary {
+            kind: BinKind::Div,
+            operand: None,
+            const_first: false,
+        });
+        let ty = infer_type(&op, &[g.ty(mm), g.ty(cn)], &g.consts);
+        // [1, 1, 2] and [3] differ in rank: two graph operands must have equal ranks.
+        assert!(ty.is_err());
+        g.outputs.push(Output {
+            node: mm,
+            name: "y".into(),
+        });
+        crate::verify(&g).unwrap();
+        let text = crate::print(&g);
+        let back = crate::parse(&text).unwrap();
+        assert_eq!(crate::print(&back), text);
+        let out = crate::Interpreter::new(&g)
+            .unwrap()
+            .run(&[&[1.0, -2.0, 3.0, -4.0, 5.0, -6.0]])
+            .unwrap();
+        assert!(matches!(&out[0], crate::Value::F32(y) if y.iter().all(|v| v.is_finite())));
+    }
+
+    #[test]
+    fn pool_and_pad_follow_onnx() {
+        // 1-D max pool, kernel 2 dilation 2 over [1, 5]: windows {0, 2}, {1, 3}, {2, 4}.
+        let p = PoolNd {
+            kind: crate::PoolKind::Max,
+            kernel: vec![2],
+            strides: vec![1],
+            pads: vec![0, 0],
+            dilations: vec![2],
+            ceil_mode: false,
+            count_include_pad: false,
+        };
+        let x = [1.0, 5.0, 2.0, 4.0, 3.0];
+        assert_eq!(pool_nd(&x, &[1, 5], &[1, 3], &p), vec![2.0, 5.0, 3.0]);
+        // Reflect and edge padding of [1, 2, 3] by two on each side.
+        let pad = |mode| {
+            let op = TensorOp::Pad {
+                pads: vec![2, 2],
+                mode,
+                value: 0.0,
+            };
+            eval(
+                &op,
+                &[(&[1.0, 2.0, 3.0], &[3])],
+                &|_| (vec![], vec![]),
+                &[7],
+            )
+        };
+        assert_eq!(pad(PadMode::Reflect), vec![3., 2., 1., 2., 3., 2., 1.]);
+        assert_eq!(pad(PadMode::Edge), vec![1., 1., 1., 2., 3., 3., 3.]);
+        assert_eq!(pad(PadMode::Wrap), vec![2., 3., 1., 2., 3., 1., 2.]);
+    }
+}
