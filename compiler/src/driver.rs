@@ -251,6 +251,9 @@ pub fn load_samples(path: &Path, graph: &Graph) -> Result<Vec<Vec<Vec<f32>>>, Er
     let per_file: usize = a.shape.iter().skip(1).product();
     let samples = if a.shape.len() > 1 && per_file == per {
         a.samples()
+    } else if a.shape.len() == 1 && ty.shape.is_empty() {
+        // A model whose input is `[N]` has one number per sample.
+        a.data.iter().map(|&v| vec![v]).collect()
     } else if a.data.len() == per {
         vec![a.data.clone()]
     } else {
@@ -373,6 +376,23 @@ fn layer_graphs(
     calib: &[Vec<Vec<f32>>],
     opts: &Options,
 ) -> Result<LayerGraphs, Error> {
+    // Float tensor ops (padding, reductions, slices, …) are the interpreter's only: say so with
+    // the target's name before any pass runs.
+    if let Some(n) = imported
+        .nodes
+        .iter()
+        .find(|n| matches!(n.op, nmc_ir::Op::Tensor(_)))
+    {
+        let target = opts.target.name();
+        return Err(Error::Lower {
+            target,
+            message: format!(
+                "node \"{}\" (`{}`) cannot run on {target}: no neuromorphic core computes it (`nmc eval` does)",
+                n.name.as_deref().unwrap_or("?"),
+                n.op.mnemonic()
+            ),
+        });
+    }
     let canonical = timed(Stage::Canonicalize, || passes::canonicalize(imported))?;
     verified(Stage::Canonicalize, &canonical)?;
     finite_constants(&canonical)?;

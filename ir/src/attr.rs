@@ -173,6 +173,7 @@ pub fn op_attrs(op: &Op) -> Attrs {
             geom_attrs(&mut m, geom);
         }
         Op::Pool2d(p) => m = pool_attrs(p),
+        Op::Tensor(t) => m = crate::tensor_op::attrs(t),
         Op::ChannelAffine { scale, shift } => {
             m.insert("scale".into(), AttrValue::Const(*scale));
             m.insert("shift".into(), AttrValue::Const(*shift));
@@ -414,6 +415,9 @@ fn read_pool(m: &Attrs) -> Result<Pool, String> {
 
 /// Rebuilds an op from its mnemonic and attributes (the inverse of [`op_attrs`]).
 pub fn op_from_attrs(mnemonic: &str, m: &Attrs) -> Result<Op, String> {
+    if let Some(t) = crate::tensor_op::from_attrs(mnemonic, m) {
+        return t.map(Op::Tensor);
+    }
     let r = Reader { m, what: mnemonic };
     Ok(match mnemonic {
         "input" => Op::Input {

@@ -36,6 +36,12 @@ fn infer_unbounded(
     };
     match op {
         Op::Input { .. } => Err("input types are given, not inferred".into()),
+        Op::Tensor(t) => {
+            if inputs.iter().any(|i| i.dtype != DType::F32) {
+                return Err(format!("{} works on float values", t.mnemonic()));
+            }
+            crate::tensor_op::infer(t, inputs, &cshape)
+        }
         Op::Dense { weight, bias } => {
             arity(1)?;
             let w = cshape(*weight)?;

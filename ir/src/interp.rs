@@ -310,6 +310,17 @@ impl<'g> Interpreter<'g> {
                     concat(&parts, *axis)
                 }
                 Op::Reshape => arg(0).clone(),
+                Op::Tensor(t) => {
+                    let mut xs = Vec::with_capacity(node.inputs.len());
+                    for k in 0..node.inputs.len() {
+                        let Value::F32(x) = arg(k) else {
+                            return Err(bad("float tensor op on integers"));
+                        };
+                        xs.push((x.as_slice(), in_shape(k)));
+                    }
+                    let c = |id: ConstId| (self.wf(id).to_vec(), g.consts.get(id).shape.clone());
+                    Value::F32(crate::tensor_op::eval(t, &xs, &c, &node.ty.shape))
+                }
                 Op::Transpose { perm } => transpose(arg(0), in_shape(0), perm),
                 Op::Softmax { axis, log } => {
                     let Value::F32(x) = arg(0) else {

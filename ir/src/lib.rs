@@ -8,7 +8,8 @@
 //! Three forms of the same graph exist along the pipeline:
 //! - **imported**: ONNX-level ops ([`Op::Dense`], [`Op::Conv2d`], [`Op::Add`], …) in float;
 //! - **canonical**: [`Op::Layer`] populations (synapse groups + neuron model + pooling), views
-//!   ([`Op::Reshape`], [`Op::Concat`]) and an optional float tail ([`Op::Softmax`]);
+//!   ([`Op::Reshape`], [`Op::Concat`]) and an optional float tail ([`Op::Softmax`]); float
+//!   tensor ops ([`Op::Tensor`]) are evaluated by the interpreter but never canonicalised;
 //! - **quantised**: the canonical graph with [`LayerQuant`] integer semantics, bracketed by
 //!   [`Op::Quantize`] and [`Op::Dequantize`] at the chip boundary.
 //!
@@ -29,6 +30,7 @@ mod op;
 mod parse;
 mod partition;
 mod print;
+pub mod tensor_op;
 mod types;
 mod verify;
 
@@ -49,5 +51,6 @@ pub use op::{
 pub use parse::{parse, ParseError};
 pub use partition::{even_split, CoreLoc, CoreSlice, Mapping};
 pub use print::print;
+pub use tensor_op::{BinKind, ConvTransposeNd, PadMode, PoolNd, ReduceKind, TensorOp};
 pub use types::{DType, TensorType};
 pub use verify::{verify, VerifyError, VerifyErrors};

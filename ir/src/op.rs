@@ -533,6 +533,9 @@ pub enum Op {
         /// Log-softmax instead of softmax.
         log: bool,
     },
+    /// A float tensor op of the imported graph that no chip runs (see [`crate::tensor_op`]):
+    /// kept by `eval`, rejected by the compile pipeline.
+    Tensor(crate::TensorOp),
     /// Canonical layer (synapses + population + pooling).
     Layer(Layer),
     /// Float to integer conversion at the chip boundary.
@@ -574,6 +577,7 @@ impl Op {
             Op::Reshape => "reshape",
             Op::Transpose { .. } => "transpose",
             Op::Softmax { .. } => "softmax",
+            Op::Tensor(t) => t.mnemonic(),
             Op::Layer(_) => "layer",
             Op::Quantize(_) => "quantize",
             Op::Dequantize { .. } => "dequantize",
@@ -588,6 +592,7 @@ impl Op {
                 std::iter::once(*weight).chain(*bias).collect()
             }
             Op::ChannelAffine { scale, shift } => vec![*scale, *shift],
+            Op::Tensor(t) => t.constants(),
             Op::Layer(l) => {
                 let mut v: Vec<ConstId> = l.synapses.iter().map(Synapse::weight).collect();
                 v.extend(l.bias);
@@ -615,6 +620,7 @@ pub fn remap_constants(op: &mut Op, mut f: impl FnMut(ConstId) -> ConstId) {
             *scale = f(*scale);
             *shift = f(*shift);
         }
+        Op::Tensor(t) => t.remap_constants(f),
         Op::Layer(l) => {
             for s in &mut l.synapses {
                 match s {

@@ -11,6 +11,8 @@
 //!   bit-exactly and is deterministic;
 //! - `akd1000`: the AKD1000 backend on the cases whose case.toml lists it (bit-exactness,
 //!   accuracy, listings, NP mapping) and one error test per Akida 1.0 constraint.
+//! - `onnx_node`: ONNX's node test cases (`testdata/onnx-node/`) pass or fail as `cases.toml`
+//!   records;
 //! - `speck`: rate mode on Speck: emulator == rate-mode reference, accuracy, memory formulas,
 //!   matching vs brute force, listings and limit errors, the `ai.nmc` domain.
 
@@ -26,6 +28,7 @@ mod floorline;
 mod fuzz;
 mod hostile_model;
 mod mapping;
+mod onnx_node;
 mod roundtrip;
 mod snapshots;
 mod speck;

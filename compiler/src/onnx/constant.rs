@@ -121,9 +121,18 @@ pub(crate) fn binary(_: &mut Ctx, n: &NodeCx) -> Folded {
 pub(crate) fn cast(_: &mut Ctx, n: &NodeCx) -> Folded {
     use DataType::*;
     let x = n.required_const(0, "input")?;
-    let code = n
-        .attr_int("to")?
-        .ok_or_else(|| n.invalid("attribute 'to' is required"))?;
+    // Cast-1 to -5 name the type ("FLOAT", "INT64", …); since opset 6 it is a type code.
+    let code = if n.opset < 6 {
+        let name = n
+            .attr_string("to")?
+            .ok_or_else(|| n.invalid("attribute 'to' is required"))?;
+        <DataType as protobuf::Enum>::from_str(&name.to_ascii_uppercase())
+            .map(|t| t as i64)
+            .ok_or_else(|| n.invalid(format!("cannot cast to element type '{name}'")))?
+    } else {
+        n.attr_int("to")?
+            .ok_or_else(|| n.invalid("attribute 'to' is required"))?
+    };
     let to = i32::try_from(code)
         .ok()
         .and_then(super::tensor::data_type)
@@ -213,9 +222,9 @@ pub(crate) fn squeeze(_: &mut Ctx, n: &NodeCx) -> Folded {
 
 pub(crate) fn reshape(_: &mut Ctx, n: &NodeCx) -> Folded {
     let x = n.required_const(0, "data")?;
-    let target = n
-        .ints_input(1, "shape")?
-        .ok_or_else(|| n.invalid("input 1 (shape) is required"))?;
+    let target = n.ints_attr_or_input("shape", 1, 5)?.ok_or_else(|| {
+        n.invalid("the target shape is required (input 1; attribute before opset 5)")
+    })?;
     let allowzero = n.attr_int_or("allowzero", 0)? != 0;
     let shape = resolve_reshape(&x.shape, &target, allowzero).map_err(|m| n.invalid(m))?;
     Ok(vec![x.reshaped(shape)])

@@ -50,34 +50,50 @@ fn per_channel(ctx: &Ctx, n: &NodeCx, x: NodeId, c: &HostTensor) -> Result<Vec<f
 }
 
 /// Add/Sub/Mul/Div where at least one operand is a graph value.
+///
+/// The forms a neuromorphic core absorbs (Add of equal shapes, a per-channel constant) become
+/// [`Op::Add`] and per-channel affine maps; any other broadcasting becomes a float
+/// [`nmc_ir::TensorOp::Binary`] that `eval` computes and no chip runs.
 pub(crate) fn binary(ctx: &mut Ctx, n: &NodeCx) -> Built {
     let a = n.required(0, "A")?.clone();
     let b = n.required(1, "B")?.clone();
-    match (a, b) {
+    let b = super::tensor_ops::old_broadcast(ctx, n, &a, b)?;
+    let kind = match n.op() {
+        "Add" => nmc_ir::BinKind::Add,
+        "Sub" => nmc_ir::BinKind::Sub,
+        "Mul" => nmc_ir::BinKind::Mul,
+        _ => nmc_ir::BinKind::Div,
+    };
+    let general = |ctx: &mut Ctx| -> Built {
+        Ok(vec![Val::Graph(super::tensor_ops::binary_vals(
+            ctx, n, kind, &a, &b,
+        )?)])
+    };
+    match (&a, &b) {
         (Val::Graph(x), Val::Graph(y)) => {
-            if n.op() != "Add" {
-                return Err(n.invalid(format!(
-                    "{} of two graph values is not supported (only Add is)",
-                    n.op()
-                )));
+            if n.op() == "Add" && ctx.ty(*x) == ctx.ty(*y) {
+                Ok(vec![Val::Graph(ctx.add(n, Op::Add, vec![*x, *y], None)?)])
+            } else {
+                general(ctx)
             }
-            if ctx.ty(x) != ctx.ty(y) {
-                return Err(n.invalid(format!(
-                    "operands have shapes {} and {}; Add of graph values needs equal shapes",
-                    show_shape(&ctx.ty(x).shape),
-                    show_shape(&ctx.ty(y).shape)
-                )));
-            }
-            Ok(vec![Val::Graph(ctx.add(n, Op::Add, vec![x, y], None)?)])
         }
-        (Val::Graph(x), Val::Const(c)) => with_const(ctx, n, x, &c, false),
-        (Val::Const(c), Val::Graph(x)) => with_const(ctx, n, x, &c, true),
+        (Val::Graph(x), Val::Const(c)) | (Val::Const(c), Val::Graph(x)) => {
+            let const_first = matches!(a, Val::Const(_));
+            // A constant divided by a graph value, or a division by zero (IEEE infinities), has
+            // no per-channel affine form.
+            let affine_form = per_channel(ctx, n, *x, c)
+                .ok()
+                .filter(|v| n.op() != "Div" || (!const_first && !v.contains(&0.0)));
+            match affine_form {
+                Some(v) => with_const(ctx, n, *x, v, const_first),
+                None => general(ctx),
+            }
+        }
         _ => Err(n.invalid("unsupported operand combination")),
     }
 }
 
-fn with_const(ctx: &mut Ctx, n: &NodeCx, x: NodeId, c: &HostTensor, const_first: bool) -> Built {
-    let v = per_channel(ctx, n, x, c)?;
+fn with_const(ctx: &mut Ctx, n: &NodeCx, x: NodeId, v: Vec<f32>, const_first: bool) -> Built {
     let ones = vec![1.0; v.len()];
     let zeros = vec![0.0; v.len()];
     let (scale, shift) = match (n.op(), const_first) {

@@ -92,10 +92,11 @@ pub(crate) fn matmul(ctx: &mut Ctx, n: &NodeCx) -> Built {
         );
     }
     let a = n.graph_input(0, "A")?;
-    let k = vector_len(ctx, n, a)?;
     let b = n.required_const(1, "B")?;
-    let &[bk, m] = b.shape.as_slice() else {
-        return Err(n.invalid(format!("B must be 2-D [K, M], has shape {:?}", b.shape)));
+    // A vector per sample times a matrix is a dense layer; any other ranks are a batched
+    // product that `eval` computes (numpy semantics) and no chip runs.
+    let (&[k], &[bk, m]) = (ctx.ty(a).shape.as_slice(), b.shape.as_slice()) else {
+        return super::tensor_ops::matmul(ctx, n);
     };
     if bk != k {
         return Err(n.invalid(format!("A has {k} columns but B has {bk} rows")));

@@ -23,6 +23,7 @@ mod quant;
 mod registry;
 mod shape;
 mod tensor;
+mod tensor_ops;
 #[cfg(test)]
 mod tests;
 
@@ -38,8 +39,12 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use tensor::Loader;
 
-/// Default-domain opsets the importer accepts.
-pub const OPSETS: std::ops::RangeInclusive<i64> = 7..=21;
+/// Default-domain opsets the importer accepts. Each operator's versions follow ONNX's changelog:
+/// where an old version differs (Reshape-1's `shape` attribute, Concat-1's default axis, the
+/// `broadcast`/`axis` attributes of arithmetic before opset 7, Pad's attributes before 11,
+/// Slice's before 10, Cast-1's type names, …) the builder reads the old form; versions 22–25 of
+/// the supported operators changed only the element types they allow, not float32 semantics.
+pub const OPSETS: std::ops::RangeInclusive<i64> = 1..=25;
 
 /// A successfully imported model.
 #[derive(Debug)]
@@ -114,8 +119,10 @@ pub enum ImportError {
     Unsupported(Vec<UnsupportedNode>),
     /// The default-domain opset is outside the supported range.
     #[error(
-        "unsupported opset {version} for domain \"{}\" (supported: 7 to 21)",
-        if domain.is_empty() { "ai.onnx" } else { domain }
+        "unsupported opset {version} for domain \"{}\" (supported: {} to {})",
+        if domain.is_empty() { "ai.onnx" } else { domain },
+        OPSETS.start(),
+        OPSETS.end()
     )]
     Opset {
         /// The domain (`""` is the default domain).

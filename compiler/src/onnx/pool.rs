@@ -63,12 +63,14 @@ fn windowed(ctx: &mut Ctx, n: &NodeCx, kind: PoolKind) -> Built {
     )?)])
 }
 
+/// 2-D pooling that a chip can run becomes [`Op::Pool2d`]; other forms (1-D or 3-D windows,
+/// dilations, a `ceil_mode` that changes the size) a float N-d pool that `eval` computes.
 pub(crate) fn max_pool(ctx: &mut Ctx, n: &NodeCx) -> Built {
-    windowed(ctx, n, PoolKind::Max)
+    windowed(ctx, n, PoolKind::Max).or_else(|_| super::tensor_ops::pool_nd(ctx, n, PoolKind::Max))
 }
 
 pub(crate) fn average_pool(ctx: &mut Ctx, n: &NodeCx) -> Built {
-    windowed(ctx, n, PoolKind::Avg)
+    windowed(ctx, n, PoolKind::Avg).or_else(|_| super::tensor_ops::pool_nd(ctx, n, PoolKind::Avg))
 }
 
 /// A pool whose window is the whole `H × W` plane (output `[C, 1, 1]`).
@@ -93,8 +95,13 @@ pub(crate) fn global_max_pool(ctx: &mut Ctx, n: &NodeCx) -> Built {
     Ok(vec![Val::Graph(global(ctx, n, PoolKind::Max)?)])
 }
 
-/// ReduceMean over axes {2, 3} of an NCHW value (axes attribute before opset 18, input since).
+/// ReduceMean over axes {2, 3} of an NCHW value (axes attribute before opset 18, input since)
+/// is a global average pool; other axes a float reduction.
 pub(crate) fn reduce_mean(ctx: &mut Ctx, n: &NodeCx) -> Built {
+    spatial_mean(ctx, n).or_else(|_| super::tensor_ops::reduce(ctx, n))
+}
+
+fn spatial_mean(ctx: &mut Ctx, n: &NodeCx) -> Built {
     let x = n.graph_input(0, "data")?;
     let [c, _, _] = chw(ctx, n, x)?;
     let axes = n.ints_attr_or_input("axes", 1, 18)?;

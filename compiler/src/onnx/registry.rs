@@ -8,7 +8,7 @@
 
 use super::ctx::{Ctx, NodeCx, Val};
 use super::tensor::HostTensor;
-use super::{constant, conv, elementwise, linear, pool, quant, shape, ImportError};
+use super::{constant, conv, elementwise, linear, pool, quant, shape, tensor_ops, ImportError};
 
 /// Imports a node whose operands include graph values.
 pub(crate) type BuildFn = fn(&mut Ctx, &NodeCx) -> Result<Vec<Val>, ImportError>;
@@ -54,6 +54,7 @@ static TABLE: &[Entry] = &[
     fold("Constant", constant::constant),
     fold("ConstantOfShape", constant::constant_of_shape),
     build("Conv", conv::conv),
+    build("ConvTranspose", tensor_ops::conv_transpose),
     both(
         "DequantizeLinear",
         quant::dequantize_const,
@@ -62,25 +63,32 @@ static TABLE: &[Entry] = &[
     both("Div", constant::binary, elementwise::binary),
     both("Dropout", constant::identity, shape::identity),
     both("Flatten", constant::flatten, shape::flatten),
-    fold("Gather", constant::gather),
+    both("Gather", constant::gather, tensor_ops::gather),
     build("Gemm", linear::gemm),
     build("GlobalAveragePool", pool::global_average_pool),
     build("GlobalMaxPool", pool::global_max_pool),
     both("Identity", constant::identity, shape::identity),
+    build("LeakyRelu", tensor_ops::leaky_relu),
     build("LogSoftmax", elementwise::softmax),
     build("MatMul", linear::matmul),
+    build("Max", tensor_ops::variadic),
     build("MaxPool", pool::max_pool),
+    build("Mean", tensor_ops::variadic),
+    build("Min", tensor_ops::variadic),
     both("Mul", constant::binary, elementwise::binary),
+    build("Pad", tensor_ops::pad),
     both("QuantizeLinear", quant::quantize_const, quant::quantize),
     fold("Range", constant::range),
     build("ReduceMean", pool::reduce_mean),
+    build("ReduceSum", tensor_ops::reduce),
     both("Relu", constant::relu, elementwise::relu),
     both("Reshape", constant::reshape, shape::reshape),
     build("Shape", shape::shape),
-    fold("Slice", constant::slice),
+    both("Slice", constant::slice, tensor_ops::slice),
     build("Softmax", elementwise::softmax),
     both("Squeeze", constant::squeeze, shape::squeeze),
     both("Sub", constant::binary, elementwise::binary),
+    build("Sum", tensor_ops::variadic),
     both("Transpose", constant::transpose, shape::transpose),
     both("Unsqueeze", constant::unsqueeze, shape::unsqueeze),
 ];

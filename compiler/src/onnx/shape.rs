@@ -184,9 +184,9 @@ pub(crate) fn shape(ctx: &mut Ctx, n: &NodeCx) -> Result<Vec<Val>, ImportError> 
 
 pub(crate) fn reshape(ctx: &mut Ctx, n: &NodeCx) -> Result<Vec<Val>, ImportError> {
     let x = n.graph_input(0, "data")?;
-    let target = n
-        .ints_input(1, "shape")?
-        .ok_or_else(|| n.invalid("input 1 (shape) is required"))?;
+    let target = n.ints_attr_or_input("shape", 1, 5)?.ok_or_else(|| {
+        n.invalid("the target shape is required (input 1; attribute before opset 5)")
+    })?;
     let allowzero = n.attr_int_or("allowzero", 0)? != 0;
     let full = ctx.onnx_shape(x);
     let out = resolve_reshape(&full, &target, allowzero).map_err(|m| n.invalid(m))?;
@@ -261,17 +261,33 @@ pub(crate) fn transpose(ctx: &mut Ctx, n: &NodeCx) -> Result<Vec<Val>, ImportErr
 }
 
 pub(crate) fn concat(ctx: &mut Ctx, n: &NodeCx) -> Result<Vec<Val>, ImportError> {
+    // Constant operands become per-sample constant nodes (they must not vary by sample).
+    let rank_of = |ctx: &Ctx| {
+        n.inputs.iter().flatten().find_map(|v| match v {
+            Val::Graph(id) => Some(ctx.ty(*id).shape.len()),
+            _ => None,
+        })
+    };
+    let Some(graph_rank) = rank_of(ctx) else {
+        return Err(n.invalid("no graph operand"));
+    };
     let mut ids: Vec<NodeId> = Vec::new();
     for k in 0..n.inputs.len() {
-        ids.push(n.graph_input(k, "input")?);
+        ids.push(match n.required(k, "input")? {
+            Val::Const(c) => super::tensor_ops::const_node(ctx, n, c, graph_rank)?,
+            _ => n.graph_input(k, "input")?,
+        });
     }
     let Some(&first) = ids.first() else {
         return Err(n.invalid("no inputs"));
     };
     let rank = ctx.ty(first).shape.len() + 1;
-    let a = n
-        .attr_int("axis")?
-        .ok_or_else(|| n.invalid("attribute 'axis' is required"))?;
+    // Concat-1 to -3 default to axis 1; the attribute is required since opset 4.
+    let a = match n.attr_int("axis")? {
+        Some(a) => a,
+        None if n.opset < 4 => 1,
+        None => return Err(n.invalid("attribute 'axis' is required")),
+    };
     let axis = norm_axis(a, rank)
         .ok_or_else(|| n.invalid(format!("axis {a} out of range for rank {rank}")))?;
     if axis == 0 {

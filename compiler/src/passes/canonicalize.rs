@@ -358,6 +358,12 @@ pub fn canonicalize(graph: &Graph) -> Result<Graph, PassError> {
                     node.name.clone(),
                 ))
             }
+            Op::Tensor(t) => {
+                return Err(err(format!(
+                    "`{}` is a float tensor op with no neuromorphic form: no chip runs it (`nmc eval` computes it)",
+                    t.mnemonic()
+                )))
+            }
             Op::Layer(_) | Op::Quantize(_) | Op::Dequantize { .. } => {
                 return Err(err(format!(
                     "`{}` is already canonical; canonicalize runs once",
