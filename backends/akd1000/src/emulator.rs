@@ -16,7 +16,7 @@
 //! Performance: see [`crate::spec::CostModel`] for the formulas and [`PerfReport`] for what is
 //! counted.
 
-use crate::artifact::{Artifact, ArtifactError, LayerKindMsg, PoolMsg, SourceKind, ENVELOPE};
+use crate::artifact::{Artifact, LayerKindMsg, PoolMsg, SourceKind, ENVELOPE};
 use crate::spec::{ChipSpec, CostModel};
 use crate::validate::unit_type;
 
@@ -154,13 +154,7 @@ fn ceil_div(a: i64, d: i64) -> i64 {
 impl Emulator {
     /// Loads `artifact` (validated here too: it may have been built in memory).
     pub fn new(artifact: &Artifact, spec: &ChipSpec) -> Result<Emulator, EmuError> {
-        let header = artifact
-            .header
-            .as_ref()
-            .ok_or(ArtifactError::NotAnArtifact {
-                target: ENVELOPE.target,
-            })?;
-        ENVELOPE.check(header)?;
+        ENVELOPE.checked(artifact.header.as_ref())?;
         crate::validate::validate(artifact, spec)?;
         let units: Vec<(u32, u32, u32, &'static str)> = artifact
             .units

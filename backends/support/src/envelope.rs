@@ -152,6 +152,14 @@ impl Envelope {
         Ok(a)
     }
 
+    /// The header of an artifact built in memory or decoded, checked against this envelope (what
+    /// every emulator does before it trusts an artifact).
+    pub fn checked<'a>(&self, h: Option<&'a Header>) -> Result<&'a Header, ArtifactError> {
+        let h = h.ok_or_else(|| self.not_ours())?;
+        self.check(h)?;
+        Ok(h)
+    }
+
     /// Checks a header against this envelope.
     pub fn check(&self, h: &Header) -> Result<(), ArtifactError> {
         if h.magic != self.magic {

@@ -150,13 +150,7 @@ impl Emulator {
     /// Loads `artifact` on the system `spec` describes: validates it, checks placement and
     /// per-core limits, and prepares fan-out tables.
     pub fn new(artifact: &Artifact, spec: &ChipSpec) -> Result<Emulator, EmuError> {
-        let header = artifact
-            .header
-            .as_ref()
-            .ok_or(ArtifactError::NotAnArtifact {
-                target: crate::artifact::ENVELOPE.target,
-            })?;
-        crate::artifact::ENVELOPE.check(header)?;
+        let header = crate::artifact::ENVELOPE.checked(artifact.header.as_ref())?;
         crate::validate::validate(artifact)?;
         if header.chips > spec.chips {
             return Err(EmuError::Chips {

@@ -114,8 +114,7 @@ pub struct Emulator {
 impl Emulator {
     /// Validates and prepares `a`.
     pub fn new(a: &Artifact) -> Result<Self, EmuError> {
-        let h = a.header.as_ref().ok_or(NOT_OURS)?;
-        ENVELOPE.check(h)?;
+        ENVELOPE.checked(a.header.as_ref())?;
         let sources = crate::validate::validate(a)?;
         // Source-before-consumer order of the used cores.
         let mut order: Vec<u32> = Vec::new();
