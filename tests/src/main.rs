@@ -11,6 +11,8 @@
 //!   bit-exactly and is deterministic;
 //! - `akd1000`: the AKD1000 backend on the cases whose case.toml lists it (bit-exactness,
 //!   accuracy, listings, NP mapping) and one error test per Akida 1.0 constraint.
+//! - `hostile_io`: hostile files, paths and flags give clear errors with the documented exit
+//!   codes, never hang, and touch nothing but the named outputs.
 //! - `speck`: rate mode on Speck: emulator == rate-mode reference, accuracy, memory formulas,
 //!   matching vs brute force, listings and limit errors, the `ai.nmc` domain.
 
@@ -23,6 +25,7 @@ mod emulate;
 mod errors;
 mod eval;
 mod floorline;
+mod hostile_io;
 mod mapping;
 mod roundtrip;
 mod snapshots;
