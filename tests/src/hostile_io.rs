@@ -643,6 +643,15 @@ fn chips_beyond_the_limit_are_a_usage_error() {
         }
     }
     only_new(&d, &before, &[]);
+    // The limit itself is fine.
+    ok(&[
+        "analyze",
+        s(&c.model),
+        "--target",
+        "loihi2",
+        "--chips",
+        "1152",
+    ]);
 }
 
 #[test]
