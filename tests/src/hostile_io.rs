@@ -500,22 +500,34 @@ fn dev_zero_is_refused_as_model_input_artifact_labels_and_params() {
     let d = temp_dir("hostile-zero");
     let x = few_inputs(c, &d, 4);
     let art = artifact("loihi2");
+    let before = contents(&d);
     let z = "/dev/zero";
+    let out = d.join("out.npy");
+    let o = s(&out);
     for (kind, code, args) in [
-        ("io", 1, vec!["compile", z, "--target", "loihi2"]),
+        ("io", 1, vec!["compile", z, "--target", "loihi2", "-o", o]),
         ("io", 1, vec!["inspect", z]),
-        ("input", 1, vec!["eval", s(&c.model), "--input", z]),
-        ("io", 1, vec!["run", z, "--input", s(&x)]),
-        ("input", 1, vec!["run", s(&art), "--input", z]),
+        ("input", 1, vec!["eval", s(&c.model), "--input", z, "-o", o]),
+        ("io", 1, vec!["run", z, "--input", s(&x), "-o", o]),
+        ("input", 1, vec!["run", s(&art), "--input", z, "-o", o]),
         (
             "input",
             1,
-            vec!["run", s(&art), "--input", s(&x), "--labels", z],
+            vec!["run", s(&art), "--input", s(&x), "--labels", z, "-o", o],
         ),
         (
             "usage",
             2,
-            vec!["run", s(&art), "--input", s(&x), "--chip-params", z],
+            vec![
+                "run",
+                s(&art),
+                "--input",
+                s(&x),
+                "--chip-params",
+                z,
+                "-o",
+                o,
+            ],
         ),
     ] {
         let msg = match nmc_within(20, &args) {
@@ -530,6 +542,7 @@ fn dev_zero_is_refused_as_model_input_artifact_labels_and_params() {
             "{msg}"
         );
     }
+    only_new(&d, &before, &[]);
 }
 
 #[test]
