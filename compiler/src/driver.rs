@@ -51,7 +51,77 @@ pub struct Options {
     pub opt_level: u8,
 }
 
+/// Most chips `--chips` takes: 1,152, the chips of Hala Point, the largest Loihi 2 system built
+/// (docs/chips.md §1.2); mapping memory grows with the cores of every chip (about 13 KB a chip).
+/// `NMC_MAX_CHIPS` raises it.
+pub const MAX_CHIPS: u32 = 1152;
+
+/// Most timesteps `--timesteps` takes (`compile`, `run`, `eval`): 1,048,576, Speck's documented
+/// maximum (`nmc_speck::spec::MAX_TIMESTEPS`); a graded Loihi 2 run is exact after its depth + 1
+/// steps, so more change nothing but the time. Per-step records take memory proportional to it.
+pub const MAX_TIMESTEPS: u32 = nmc_speck::spec::MAX_TIMESTEPS;
+
+/// Most fitness evaluations `--evals` takes: 100,000, 200 times the default of 500; each one is
+/// an emulated run on up to 16 calibration samples (milliseconds to a second), so the limit keeps a
+/// search within hours. `NMC_MAX_EVALS` raises it.
+pub const MAX_EVALS: usize = 100_000;
+
+/// A flag's limit from its environment variable (a usage error when the variable is malformed).
+fn flag_limit(var: &str, default: u64) -> Result<u64, Error> {
+    crate::fsutil::env_limit(var, default).map_err(Error::Usage)
+}
+
+/// `--chips` must be in `1..=MAX_CHIPS` (or `NMC_MAX_CHIPS`).
+pub fn check_chips(chips: u32) -> Result<(), Error> {
+    let max = flag_limit("NMC_MAX_CHIPS", MAX_CHIPS.into())?;
+    if chips == 0 {
+        return Err(Error::Usage("--chips must be at least 1".into()));
+    }
+    if u64::from(chips) > max {
+        return Err(Error::Usage(format!(
+            "--chips {chips}: more than nmc's limit of {max} chips (Hala Point, the largest Loihi 2 system, has {MAX_CHIPS}); set NMC_MAX_CHIPS to raise it"
+        )));
+    }
+    Ok(())
+}
+
+/// `--timesteps` must be in `1..=MAX_TIMESTEPS`.
+pub fn check_timesteps(t: u32) -> Result<(), Error> {
+    if t == 0 {
+        return Err(Error::Usage("--timesteps must be at least 1".into()));
+    }
+    if t > MAX_TIMESTEPS {
+        return Err(Error::Usage(format!(
+            "--timesteps {t}: more than nmc's limit of {MAX_TIMESTEPS} timesteps (Speck's documented maximum)"
+        )));
+    }
+    Ok(())
+}
+
+/// `--evals` must be at most `MAX_EVALS` (or `NMC_MAX_EVALS`).
+pub fn check_evals(evals: usize) -> Result<(), Error> {
+    let max = flag_limit("NMC_MAX_EVALS", MAX_EVALS as u64)?;
+    if evals as u64 > max {
+        return Err(Error::Usage(format!(
+            "--evals {evals}: more than nmc's limit of {max} evaluations; set NMC_MAX_EVALS to raise it"
+        )));
+    }
+    Ok(())
+}
+
 impl Options {
+    /// Checks the options before any work: `--chips`, `--timesteps` and `--evals` within their
+    /// limits, and nothing the target ignores or cannot do (`Backend::check_options`).
+    pub fn check(&self) -> Result<(), Error> {
+        check_chips(self.chips)?;
+        if let Some(t) = self.timesteps {
+            check_timesteps(t)?;
+        }
+        check_evals(self.evals)?;
+        self.target.check_options(&self.target_options())?;
+        Ok(())
+    }
+
     /// What the backend sees of these options.
     pub fn target_options(&self) -> TargetOptions {
         TargetOptions {
@@ -225,7 +295,10 @@ pub struct LayerReport {
     pub cores: Vec<u32>,
 }
 
-/// Reads calibration or evaluation samples for a graph with one input.
+/// Reads calibration or evaluation samples for a graph with one input. The array must hold
+/// samples of the input's shape (`[N, …shape]`, or one sample of the shape itself), up to leading
+/// 1s ([`npy::sample_count`]); an array with the right number of values in another shape is an
+/// error naming the file, its shape and the expected one.
 pub fn load_samples(path: &Path, graph: &Graph) -> Result<Vec<Vec<Vec<f32>>>, Error> {
     // A model nmc cannot feed is a model problem (exit 1), not a usage error.
     if graph.inputs.len() != 1 {
@@ -247,27 +320,12 @@ pub fn load_samples(path: &Path, graph: &Graph) -> Result<Vec<Vec<Vec<f32>>>, Er
         });
     }
     let ty = graph.ty(graph.inputs[0]);
-    let per = ty.numel();
-    let per_file: usize = a.shape.iter().skip(1).product();
-    let samples = if a.shape.len() > 1 && per_file == per {
-        a.samples()
-    } else if a.shape.len() == 1 && ty.shape.is_empty() {
-        // A model whose input is `[N]` has one number per sample.
-        a.data.iter().map(|&v| vec![v]).collect()
-    } else if a.data.len() == per {
-        vec![a.data.clone()]
-    } else {
-        return Err(Error::Input {
-            message: format!(
-                "{}: array of shape {:?} does not hold samples of the model input shape {:?} (expected [N, {}])",
-                path.display(),
-                a.shape,
-                ty.shape,
-                ty.shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
-            ),
-        });
-    };
-    Ok(samples.into_iter().map(|s| vec![s]).collect())
+    // `[N, …shape]`, one sample of the shape, or `[N]` for a model whose sample is a scalar.
+    let n = npy::check_samples(path, &a, &ty.shape).map_err(|message| Error::Input { message })?;
+    let per = a.data.len() / n;
+    Ok((0..n)
+        .map(|i| vec![a.data[i * per..(i + 1) * per].to_vec()])
+        .collect())
 }
 
 /// Prints how long a stage took when `NMC_TIME_PASSES` is set (like rustc's `-Z time-passes`).
@@ -287,6 +345,7 @@ pub(crate) fn timed<T>(stage: Stage, f: impl FnOnce() -> T) -> T {
 
 /// Compiles an ONNX file.
 pub fn compile(model: &Path, opts: &Options) -> Result<Compiled, Error> {
+    opts.check()?;
     let imported = timed(Stage::Import, || onnx::import_file(model))?;
     let calib = match &opts.calibrate {
         Some(p) => load_samples(p, &imported.graph)?,
@@ -305,11 +364,7 @@ pub fn compile(model: &Path, opts: &Options) -> Result<Compiled, Error> {
 fn source_hash(files: &[PathBuf]) -> Result<u64, Error> {
     let mut h = 0u64;
     for f in files {
-        let b = std::fs::read(f).map_err(|source| Error::Io {
-            action: "read",
-            path: f.clone(),
-            source,
-        })?;
+        let b = crate::fsutil::read(f)?;
         h = h.rotate_left(17) ^ nmc_ir::hash_bytes(&b);
     }
     Ok(h)
@@ -510,7 +565,7 @@ pub fn compile_graph(
         report: qreport,
     } = layer_graphs(&imported, calib, opts)?;
     let topts = opts.target_options();
-    opts.target.check_options(&topts)?;
+    opts.check()?;
     let (mapping, search) = if opts.partition == PartitionKind::Greedy {
         let m = timed(Stage::Partition, || {
             opts.target.default_mapping(&quantized, &topts)
@@ -563,6 +618,10 @@ pub fn compile_graph(
     })
 }
 
+/// Why `--partition evolve` without calibration samples is a usage error.
+pub const EVOLVE_NEEDS_CALIBRATION: &str =
+    "--partition evolve needs --calibrate: its fitness is the emulated latency on calibration inputs";
+
 /// Runs the chosen mapping search (floorline or evolve) in the target's search space.
 fn map_search(
     graph: &Graph,
@@ -571,9 +630,7 @@ fn map_search(
 ) -> Result<(Mapping, SearchSummary), Error> {
     use partition::search::{FloorlineVerdict, Genome};
     if opts.partition == PartitionKind::Evolve && calib.is_empty() {
-        return Err(Error::Usage(
-            "--partition evolve needs --calibrate: its fitness is the emulated latency on calibration inputs".into(),
-        ));
+        return Err(Error::Usage(EVOLVE_NEEDS_CALIBRATION.into()));
     }
     let topts = opts.target_options();
     let space = opts.target.search_space(graph, &topts)?;
@@ -696,13 +753,16 @@ pub fn analyze(
     opts: &Options,
     params: &crate::target::ChipParams,
 ) -> Result<(Compiled, crate::cost::Analysis, nmc_backend::Constants), Error> {
+    opts.check()?;
     let imported = onnx::import_file(model)?;
     let calib = match &opts.calibrate {
         Some(p) => load_samples(p, &imported.graph)?,
         None => Vec::new(),
     };
     let hash = source_hash(&imported.files)?;
-    let compiled = compile_graph(imported.graph, &calib, opts, hash)?;
+    let mut compiled = compile_graph(imported.graph, &calib, opts, hash)?;
+    compiled.files = imported.files;
+    compiled.files.extend(opts.calibrate.iter().cloned());
     let activity = Activity::new(&compiled.quantized, &calib);
     let (analysis, constants) = floorline(opts.target, &compiled.artifact, &activity, params)?;
     Ok((compiled, analysis, constants))
@@ -720,6 +780,16 @@ pub fn interpret_with(
     graph: &Graph,
     samples: &[Vec<Vec<f32>>],
     timesteps: Option<u32>,
+) -> Result<Vec<npy::Array>, Error> {
+    interpret_progress(graph, samples, timesteps, &|| {})
+}
+
+/// [`interpret_with`], calling `progress` after each sample (the CLI's progress bar).
+pub fn interpret_progress(
+    graph: &Graph,
+    samples: &[Vec<Vec<f32>>],
+    timesteps: Option<u32>,
+    progress: &dyn Fn(),
 ) -> Result<Vec<npy::Array>, Error> {
     let interp = Interpreter::new(graph).map_err(|e| Error::Input {
         message: e.to_string(),
@@ -760,6 +830,7 @@ pub fn interpret_with(
                 Value::I64(x) => x.into_iter().map(|v| v as f32).collect(),
             });
         }
+        progress();
     }
     Ok(outs)
 }

@@ -1,7 +1,8 @@
-//! `.npy` input and output. Inputs of any common numeric dtype are read as `f32`; outputs are
-//! written as little-endian `f32`, C order, atomically.
+//! `.npy` input and output. Inputs of any common numeric dtype are read as `f32` (regular files
+//! within the size limit of [`crate::fsutil::read_file`]); outputs are written as little-endian
+//! `f32`, C order, atomically.
 
-use crate::fsutil::write_atomic;
+use crate::fsutil::{read_file, write_atomic};
 use std::path::Path;
 
 pub use nmc_backend::{Array, EventArray};
@@ -17,7 +18,7 @@ pub enum Input {
 
 /// Reads an `.npy` input: a plain numeric array, or a structured one with fields x, y, t, p.
 pub fn read_input(path: &Path) -> Result<Input, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes = read_file(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     parse_input(&bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -110,7 +111,7 @@ pub fn parse_input(bytes: &[u8]) -> Result<Input, String> {
 
 /// Reads an `.npy` file; the message says what is wrong with it.
 pub fn read(path: &Path) -> Result<Array, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes = read_file(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -202,7 +203,73 @@ pub fn parse(bytes: &[u8]) -> Result<Array, String> {
     Ok(Array { shape, data })
 }
 
-/// Encodes an `f32` array as `.npy` bytes.
+/// How many samples an array of shape `array` holds of a tensor of shape `sample`: `[N, sample…]`
+/// gives `N`, `sample` itself gives one. Leading 1s are ignored on both sides (`[N, 1, 8, 8]` and
+/// `[N, 8, 8]` both hold samples of `[1, 8, 8]`); any other difference, a transposed array
+/// included, gives `None`.
+pub fn sample_count(array: &[usize], sample: &[usize]) -> Option<usize> {
+    fn squeeze(s: &[usize]) -> &[usize] {
+        &s[s.iter().take_while(|&&d| d == 1).count()..]
+    }
+    let want = squeeze(sample);
+    if let Some((&n, rest)) = array.split_first() {
+        if squeeze(rest) == want {
+            return Some(n);
+        }
+    }
+    (squeeze(array) == want).then_some(1)
+}
+
+/// Checks that `a` (read from `path`) holds samples of the input shape `sample`, as
+/// [`sample_count`] says; returns the number of samples (at least one).
+pub fn check_samples(path: &Path, a: &Array, sample: &[usize]) -> Result<usize, String> {
+    let dims = |s: &[usize]| {
+        s.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match sample_count(&a.shape, sample) {
+        Some(0) => Err(format!(
+            "{}: array of shape {:?} holds no samples",
+            path.display(),
+            a.shape
+        )),
+        Some(n) => Ok(n),
+        None => Err(format!(
+            "{}: array of shape {:?} does not hold samples of the model input shape {:?} (expected [N, {}]; leading 1s may be added or left out)",
+            path.display(),
+            a.shape,
+            sample,
+            dims(sample)
+        )),
+    }
+}
+
+/// Most dimensions an `.npy` file nmc writes may have (numpy's own limit, `NPY_MAXDIMS`, is 64).
+pub const MAX_NPY_RANK: usize = 64;
+
+/// Encodes an `f32` array as `.npy` bytes; an array of more than [`MAX_NPY_RANK`] dimensions or
+/// whose shape does not match its data is an error.
+pub fn try_encode(a: &Array) -> Result<Vec<u8>, String> {
+    if a.shape.len() > MAX_NPY_RANK {
+        return Err(format!(
+            "an array of {} dimensions cannot be written as .npy (numpy reads at most {MAX_NPY_RANK})",
+            a.shape.len()
+        ));
+    }
+    let n = a.shape.iter().try_fold(1usize, |x, &d| x.checked_mul(d));
+    if n != Some(a.data.len()) {
+        return Err(format!(
+            "an array of shape {:?} cannot hold {} values",
+            a.shape,
+            a.data.len()
+        ));
+    }
+    Ok(encode(a))
+}
+
+/// Encodes an `f32` array as `.npy` bytes (see [`try_encode`] for arrays from outside).
 pub fn encode(a: &Array) -> Vec<u8> {
     use npyz::WriterBuilder;
     let mut out = Vec::new();
@@ -221,7 +288,50 @@ pub fn encode(a: &Array) -> Vec<u8> {
     out
 }
 
-/// Writes an `f32` array atomically.
+/// Writes an `f32` array atomically (see [`crate::fsutil`] for devices and symbolic links).
 pub fn write(path: &Path, a: &Array) -> std::io::Result<()> {
-    write_atomic(path, &encode(a))
+    let bytes =
+        try_encode(a).map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidInput, m))?;
+    write_atomic(path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_match_the_input_shape_up_to_leading_ones() {
+        assert_eq!(sample_count(&[5, 64], &[64]), Some(5));
+        assert_eq!(sample_count(&[5, 1, 64], &[64]), Some(5));
+        assert_eq!(sample_count(&[64], &[64]), Some(1));
+        assert_eq!(sample_count(&[5, 1, 8, 8], &[1, 8, 8]), Some(5));
+        assert_eq!(sample_count(&[5, 8, 8], &[1, 8, 8]), Some(5));
+        assert_eq!(sample_count(&[1, 8, 8], &[1, 8, 8]), Some(1));
+        assert_eq!(sample_count(&[8, 8], &[1, 8, 8]), Some(1));
+        assert_eq!(sample_count(&[0, 64], &[64]), Some(0));
+        // The right number of values in another shape is not a sample.
+        assert_eq!(sample_count(&[5, 8, 8], &[64]), None);
+        assert_eq!(sample_count(&[64, 5], &[64]), None);
+        assert_eq!(sample_count(&[5, 64, 1], &[64]), None);
+        let a = Array {
+            shape: vec![3, 8, 8],
+            data: vec![0.0; 192],
+        };
+        let e = check_samples(Path::new("x.npy"), &a, &[64]).unwrap_err();
+        assert!(e.contains("x.npy") && e.contains("[3, 8, 8]") && e.contains("[N, 64]"));
+    }
+
+    #[test]
+    fn arrays_numpy_cannot_read_are_not_written() {
+        let deep = Array {
+            shape: vec![1; MAX_NPY_RANK + 1],
+            data: vec![0.0],
+        };
+        assert!(try_encode(&deep).unwrap_err().contains("dimensions"));
+        let short = Array {
+            shape: vec![2, 3],
+            data: vec![0.0; 5],
+        };
+        assert!(try_encode(&short).is_err());
+    }
 }

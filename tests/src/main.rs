@@ -13,6 +13,10 @@
 //!   accuracy, listings, NP mapping) and one error test per Akida 1.0 constraint.
 //! - `onnx_node`: ONNX's node test cases (`testdata/onnx-node/`) pass or fail as `cases.toml`
 //!   records;
+//! - `hostile_io`: hostile files, paths and flags give clear errors with the documented exit
+//!   codes, never hang, and touch nothing but the named outputs; `hostile_model`: hostile
+//!   models (depth, sizes, ranks, non-finite numbers, names) likewise; `fuzz`: seeded mutation
+//!   fuzzing of every input kind;
 //! - `speck`: rate mode on Speck: emulator == rate-mode reference, accuracy, memory formulas,
 //!   matching vs brute force, listings and limit errors, the `ai.nmc` domain.
 
@@ -26,6 +30,7 @@ mod errors;
 mod eval;
 mod floorline;
 mod fuzz;
+mod hostile_io;
 mod hostile_model;
 mod mapping;
 mod onnx_node;

@@ -262,6 +262,12 @@ impl Loaded for LoadedToy {
     fn to_json(&self) -> serde_json::Value {
         serde_json::json!({ "target": NAME, "cores_used": self.slices.len() })
     }
+    fn input_shape(&self) -> Option<Vec<usize>> {
+        match self.graph.inputs.as_slice() {
+            [i] => Some(self.graph.ty(*i).shape.clone()),
+            _ => None,
+        }
+    }
     fn run(
         &self,
         samples: &nmc_backend::Array,

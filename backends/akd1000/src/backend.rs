@@ -111,8 +111,16 @@ impl Backend for Akd1000 {
         }
     }
 
+    /// One device, and no `--timesteps`: the AKD1000 runs each sample once through its layer
+    /// pipeline.
     fn check_options(&self, opts: &TargetOptions) -> Result<(), BackendError> {
-        opts.one_device("the akd1000 is one device (nmc does not chain AKD1000s)")
+        opts.one_device("the akd1000 is one device (nmc does not chain AKD1000s)")?;
+        match opts.timesteps {
+            Some(t) => Err(BackendError::Usage(format!(
+                "--timesteps {t} does not apply to the {NAME}: it runs each sample once through its layer pipeline"
+            ))),
+            None => Ok(()),
+        }
     }
 
     fn cost_params(&self, params: &ChipParams) -> Result<Vec<CostParam>, BackendError> {
@@ -366,10 +374,27 @@ impl Loaded for LoadedAkd1000 {
         timesteps: Option<u32>,
         params: &ChipParams,
     ) -> Result<RunResult, BackendError> {
+        self.run_with_progress(samples, timesteps, params, &|| {})
+    }
+
+    fn input_shape(&self) -> Option<Vec<usize>> {
+        match self.0.inputs.as_slice() {
+            [i] => Some(i.shape.iter().map(|d| *d as usize).collect()),
+            _ => None,
+        }
+    }
+
+    fn run_with_progress(
+        &self,
+        samples: &Array,
+        timesteps: Option<u32>,
+        params: &ChipParams,
+        progress: &(dyn Fn() + Sync),
+    ) -> Result<RunResult, BackendError> {
         // Akida runs a frame through its layer pipeline; there are no timesteps.
         if timesteps.is_some_and(|t| t != 1) {
-            return Err(BackendError::input(
-                "the AKD1000 runs each sample once through its layer pipeline; --timesteps does not apply",
+            return Err(BackendError::Usage(
+                "the AKD1000 runs each sample once through its layer pipeline; --timesteps does not apply".into(),
             ));
         }
         let a = &self.0;
@@ -440,6 +465,7 @@ impl Loaded for LoadedAkd1000 {
                 p.counts.add(&u.counts);
                 b[u.bound as usize] += 1;
             }
+            progress();
             Ok(())
         })?;
         finish_perf(&mut perf, &bounds, &workload);

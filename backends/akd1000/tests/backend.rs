@@ -77,14 +77,14 @@ fn a_run_equals_the_reference_and_measures_loads() {
     assert_eq!(perf.cores.len(), 3);
     assert_eq!(perf.cores[0].unit_type.as_deref(), Some("HRC"));
     assert!(perf.throughput_fps.is_some_and(|f| f > 0.0));
-    // One timestep is the pipeline; more do not apply (an input error).
+    // One timestep is the pipeline; more do not apply (a usage error: the flag is ignored here).
     assert!(loaded
         .run(&samples, Some(1), &ChipParams::default())
         .is_ok());
     let e = loaded
         .run(&samples, Some(3), &ChipParams::default())
         .unwrap_err();
-    assert!(matches!(e, BackendError::Input { .. }), "{e}");
+    assert!(matches!(e, BackendError::Usage(_)), "{e}");
     // A slower synaptic operation shows in the latency.
     let slow = loaded
         .run(&samples, None, &params(&[("a_syn", 10.0)]))

@@ -75,8 +75,16 @@ impl Backend for Loihi2 {
         NativeOps::ANY
     }
 
-    fn check_options(&self, _opts: &TargetOptions) -> Result<(), BackendError> {
-        Ok(())
+    /// Any `--chips` (multi-chip systems); no `--timesteps` at compile: a graded artifact runs
+    /// the smallest number of timesteps that gives exact outputs, and `nmc run --timesteps`
+    /// chooses another.
+    fn check_options(&self, opts: &TargetOptions) -> Result<(), BackendError> {
+        match opts.timesteps {
+            Some(t) => Err(BackendError::Usage(format!(
+                "--timesteps {t} does not apply to compiling for {NAME}: its artifacts run the smallest number of timesteps that gives exact outputs (give --timesteps to `nmc run` instead)"
+            ))),
+            None => Ok(()),
+        }
     }
 
     fn cost_params(&self, params: &ChipParams) -> Result<Vec<CostParam>, BackendError> {
@@ -247,6 +255,23 @@ impl nmc_backend::Loaded for LoadedLoihi2 {
         timesteps: Option<u32>,
         params: &ChipParams,
     ) -> Result<RunResult, BackendError> {
+        self.run_with_progress(samples, timesteps, params, &|| {})
+    }
+
+    fn input_shape(&self) -> Option<Vec<usize>> {
+        match self.0.inputs.as_slice() {
+            [i] => Some(i.shape.iter().map(|d| *d as usize).collect()),
+            _ => None,
+        }
+    }
+
+    fn run_with_progress(
+        &self,
+        samples: &nmc_backend::Array,
+        timesteps: Option<u32>,
+        params: &ChipParams,
+        progress: &(dyn Fn() + Sync),
+    ) -> Result<RunResult, BackendError> {
         let a = &self.0;
         let spec = spec_with(self.chips(), params)?;
         if a.inputs.len() != 1 {
@@ -272,7 +297,14 @@ impl nmc_backend::Loaded for LoadedLoihi2 {
         // folded below in sample order.
         let runs = nmc_backend::map_samples(
             &xs,
-            || crate::Emulator::new(a, &spec).map_err(BackendError::input),
+            || {
+                let mut emu = crate::Emulator::new(a, &spec).map_err(BackendError::input)?;
+                // The report needs each step's time and bound, not each core's step: keeping
+                // only those bounds the memory of a long run (--timesteps) to a few dozen bytes
+                // per step.
+                emu.record_core_steps(false);
+                Ok::<_, BackendError>(emu)
+            },
             |emu, x| {
                 let x: Vec<i64> = x.iter().map(|v| nmc_ir::quantize(*v, &q)).collect();
                 let (outs, report) = emu.run(&[x], t).map_err(BackendError::input)?;
@@ -285,6 +317,7 @@ impl nmc_backend::Loaded for LoadedLoihi2 {
                     .iter()
                     .max_by(|a, b| a.t_ns.total_cmp(&b.t_ns))
                     .map(|s| (s.t_ns, s.bound));
+                progress();
                 Ok((
                     o,
                     report.latency_ns,

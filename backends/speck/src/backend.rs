@@ -238,7 +238,11 @@ impl Backend for Speck {
     }
 
     fn check_options(&self, opts: &TargetOptions) -> Result<(), BackendError> {
-        opts.one_device("speck is one chip (nmc does not chain speck boards)")
+        opts.one_device("speck is one chip (nmc does not chain speck boards)")?;
+        if let Some(t) = opts.timesteps {
+            check_timesteps(t).map_err(BackendError::Usage)?;
+        }
+        Ok(())
     }
 
     fn cost_params(&self, params: &ChipParams) -> Result<Vec<CostParam>, BackendError> {
@@ -577,6 +581,23 @@ impl Loaded for LoadedSpeck {
         timesteps: Option<u32>,
         params: &ChipParams,
     ) -> Result<RunResult, BackendError> {
+        self.run_with_progress(samples, timesteps, params, &|| {})
+    }
+
+    fn input_shape(&self) -> Option<Vec<usize>> {
+        self.0
+            .input
+            .as_ref()
+            .map(|i| i.shape.iter().map(|d| *d as usize).collect())
+    }
+
+    fn run_with_progress(
+        &self,
+        samples: &Array,
+        timesteps: Option<u32>,
+        params: &ChipParams,
+        progress: &(dyn Fn() + Sync),
+    ) -> Result<RunResult, BackendError> {
         let (per, shape) = self.input_len()?;
         let xs = split_samples(samples, per, shape)?;
         let t = self.timesteps(timesteps)?;
@@ -584,7 +605,11 @@ impl Loaded for LoadedSpeck {
         let runs = nmc_backend::map_samples(
             &xs,
             || self.emulator(params),
-            |emu, x| emu.run_dense(x, t, false).map_err(BackendError::input),
+            |emu, x| {
+                let r = emu.run_dense(x, t, false).map_err(BackendError::input);
+                progress();
+                r
+            },
         )?;
         self.collect(runs.into_iter().map(Ok), xs.len(), t)
     }

@@ -260,6 +260,24 @@ pub trait Loaded: std::any::Any + Send + Sync {
         params: &ChipParams,
     ) -> Result<RunResult, BackendError>;
 
+    /// [`Loaded::run`], calling `progress` after each sample (a progress bar on a terminal).
+    /// The default calls `progress` once, at the end.
+    fn run_with_progress(
+        &self,
+        samples: &Array,
+        timesteps: Option<u32>,
+        params: &ChipParams,
+        progress: &(dyn Fn() + Sync),
+    ) -> Result<RunResult, BackendError> {
+        let r = self.run(samples, timesteps, params);
+        progress();
+        r
+    }
+
+    /// The shape of one sample of the artifact's input (without the batch axis), which `nmc run`
+    /// checks an input array against; `None` when the artifact has not exactly one input.
+    fn input_shape(&self) -> Option<Vec<usize>>;
+
     /// Runs one DVS-style event stream (`x, y, t, p`), binned into `timesteps` steps.
     fn run_events(
         &self,

@@ -2,7 +2,7 @@
 
 use super::{Cli, Command, Format};
 use crate::driver::{self, Options};
-use crate::fsutil::write_atomic;
+use crate::fsutil::Outputs;
 use crate::npy;
 use crate::target::{ChipParams, LoadedArtifact, Target};
 use crate::Emit;
@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 /// Runs a parsed command line.
 pub fn dispatch(cli: Cli) -> Result<(), Error> {
+    // A malformed limit variable is a usage error before anything runs.
+    crate::fsutil::max_file_bytes().map_err(|e| Error::Usage(e.to_string()))?;
     match cli.command {
         Command::Compile {
             model,
@@ -35,15 +37,14 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             opts.calibrate = calibrate;
             opts.act_bits = act_bits;
             opts.weight_bits = weight_bits;
-            if chips == 0 {
-                return Err(Error::Usage("--chips must be at least 1".into()));
-            }
             opts.chips = chips;
-            if timesteps == Some(0) {
-                return Err(Error::Usage("--timesteps must be at least 1".into()));
-            }
             opts.timesteps = timesteps;
             opts.opt_level = opt_level;
+            // Flag limits and flags the target ignores, before any file is read.
+            opts.check()?;
+            if opts.partition == crate::PartitionKind::Evolve && opts.calibrate.is_none() {
+                return Err(Error::Usage(driver::EVOLVE_NEEDS_CALIBRATION.into()));
+            }
             compile(&model, output, &opts, &emit)
         }
         Command::Run {
@@ -54,18 +55,15 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             report,
             labels,
             chip_params,
-        } => {
-            let params = load_params(chip_params.as_deref())?;
-            run(
-                &artifact,
-                &input,
-                timesteps,
-                output.as_deref(),
-                report.as_deref(),
-                labels.as_deref(),
-                &params,
-            )
-        }
+        } => run(
+            &artifact,
+            &input,
+            timesteps,
+            output.as_deref(),
+            report.as_deref(),
+            labels.as_deref(),
+            chip_params.as_deref(),
+        ),
         Command::Analyze {
             model,
             target,
@@ -77,16 +75,19 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             chip_params,
             opt_level,
         } => {
-            let params = load_params(chip_params.as_deref())?;
             let mut opts = Options::new(target);
             opts.opt_level = opt_level;
             opts.partition = partition.kind();
             opts.calibrate = calibrate;
-            if chips == 0 {
-                return Err(Error::Usage("--chips must be at least 1".into()));
-            }
             opts.chips = chips;
-            analyze(&model, &opts, svg.as_deref(), format, &params)
+            opts.check()?;
+            analyze(
+                &model,
+                &opts,
+                svg.as_deref(),
+                format,
+                chip_params.as_deref(),
+            )
         }
         Command::Eval {
             model,
@@ -124,12 +125,23 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
     }
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    write_atomic(path, bytes).map_err(|source| Error::Io {
-        action: "write",
-        path: path.to_path_buf(),
-        source,
-    })
+/// A progress bar on stderr when it is a terminal (never in pipes, logs or tests).
+fn progress_bar(len: usize, what: &str) -> Option<indicatif::ProgressBar> {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(len as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {pos}/{len} samples, {elapsed} (eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    // A tick every half second keeps the elapsed time moving through long samples.
+    bar.enable_steady_tick(std::time::Duration::from_millis(500));
+    Some(bar)
 }
 
 /// One `--emit` request.
@@ -179,7 +191,6 @@ fn compile(
     emit: &[String],
 ) -> Result<(), Error> {
     let emits = parse_emit(emit)?;
-    let compiled = driver::compile(model, opts)?;
     let out = output.unwrap_or_else(|| {
         let stem = model
             .file_stem()
@@ -187,15 +198,36 @@ fn compile(
             .unwrap_or_else(|| "model".into());
         PathBuf::from(format!("{stem}.{}", opts.target.name()))
     });
-    write_file(&out, &compiled.artifact)?;
+    let mut outputs = Outputs::new();
+    outputs.reads(model);
+    if let Some(c) = &opts.calibrate {
+        outputs.reads(c);
+    }
+    outputs.plan(&out)?;
+    for p in emits.iter().filter_map(|e| e.path.as_deref()) {
+        outputs.plan(p)?;
+    }
+    let compiled = driver::compile(model, opts)?;
+    // External data files are inputs too.
+    for f in &compiled.files {
+        outputs.reads(f);
+    }
+    outputs.stage(&out, compiled.artifact.clone());
+    let mut stdout = String::new();
     for e in &emits {
         match (compiled.dump(e.kind, &out), &e.path) {
-            (Some(text), Some(p)) => write_file(p, text.as_bytes())?,
-            (Some(text), None) => print!("{text}"),
-            (None, Some(p)) => write_file(p, &compiled.artifact)?,
-            (None, None) => unreachable!("parse_emit requires a file for the artifact"),
+            (Some(text), Some(p)) => outputs.stage(p, text.into_bytes()),
+            (Some(text), None) => stdout.push_str(&text),
+            (None, Some(p)) => outputs.stage(p, compiled.artifact.clone()),
+            (None, None) => {
+                return Err(Error::Usage(
+                    "--emit artifact needs a file: artifact=FILE (or use -o)".into(),
+                ))
+            }
         }
     }
+    outputs.commit()?;
+    print!("{stdout}");
     eprintln!(
         "compiled {} for {}: {} layer(s) on {} core(s) -> {} ({} bytes); ranges from {}",
         model.display(),
@@ -247,24 +279,64 @@ fn search_text(s: &driver::SearchSummary) -> String {
     text
 }
 
-fn read_labels(path: &Path) -> Result<Vec<i64>, Error> {
+/// Reads `--labels` for `n` samples, before the run: `n` whole, non-negative numbers, else an
+/// error naming the file. [`check_classes`] checks the upper bound once the outputs are known.
+fn read_labels(path: &Path, n: usize) -> Result<Vec<usize>, Error> {
     let a = npy::read(path).map_err(|message| Error::Input { message })?;
-    Ok(a.data.iter().map(|v| *v as i64).collect())
-}
-
-/// Top-1 accuracy of `[N, K]` outputs against labels.
-fn accuracy(out: &npy::Array, labels: &[i64]) -> Result<f64, Error> {
-    let n = out.shape.first().copied().unwrap_or(0);
-    if n != labels.len() || n == 0 {
+    if a.data.len() != n || n == 0 {
         return Err(Error::Input {
-            message: format!("{} labels for {} samples", labels.len(), n),
+            message: format!(
+                "{}: {} labels (shape {:?}) for {n} samples",
+                path.display(),
+                a.data.len(),
+                a.shape
+            ),
         });
     }
+    a.data
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            if v.is_finite() && v.fract() == 0.0 && v >= 0.0 {
+                Ok(v as usize)
+            } else {
+                Err(Error::Input {
+                    message: format!(
+                        "{}: label {i} is {v}; labels are whole numbers from 0",
+                        path.display()
+                    ),
+                })
+            }
+        })
+        .collect()
+}
+
+/// Checks labels against outputs `out` (`[N, K]`): each in `0..K`.
+fn check_classes(path: &Path, labels: &[usize], out: &npy::Array) -> Result<(), Error> {
+    let classes = out.data.len() / labels.len().max(1);
+    match labels.iter().position(|&l| l >= classes) {
+        Some(i) => Err(Error::Input {
+            message: format!(
+                "{}: label {i} is {}; labels are whole numbers in 0..{classes} (the model has {classes} outputs per sample)",
+                path.display(),
+                labels[i]
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Top-1 accuracy of `[N, K]` outputs against checked labels ([`read_labels`],
+/// [`check_classes`]).
+fn accuracy(out: &npy::Array, labels: &[usize]) -> f64 {
+    let n = labels.len().max(1);
     let k = out.data.len() / n;
-    let hits = (0..n)
-        .filter(|&i| argmax(&out.data[i * k..(i + 1) * k]) as i64 == labels[i])
+    let hits = labels
+        .iter()
+        .enumerate()
+        .filter(|&(i, &l)| argmax(&out.data[i * k..(i + 1) * k]) == l)
         .count();
-    Ok(hits as f64 / n as f64)
+    hits as f64 / n as f64
 }
 
 /// Index of the largest value (first on ties).
@@ -278,6 +350,23 @@ pub fn argmax(v: &[f32]) -> usize {
     best
 }
 
+/// An array's `.npy` bytes; an array nmc cannot write is an input error (the model's output).
+fn npy_bytes(a: &npy::Array) -> Result<Vec<u8>, Error> {
+    npy::try_encode(a).map_err(|message| Error::Input { message })
+}
+
+/// Prints the argmax of each sample.
+fn print_argmax(out: &npy::Array) {
+    let n = out.shape.first().copied().unwrap_or(0).max(1);
+    let k = out.data.len() / n;
+    for i in 0..n {
+        println!(
+            "sample {i}: argmax {}",
+            argmax(&out.data[i * k..(i + 1) * k])
+        );
+    }
+}
+
 fn run(
     artifact: &Path,
     input: &Path,
@@ -285,58 +374,92 @@ fn run(
     output: Option<&Path>,
     report: Option<&Path>,
     labels: Option<&Path>,
-    params: &ChipParams,
+    chip_params: Option<&Path>,
 ) -> Result<(), Error> {
-    let bytes = std::fs::read(artifact).map_err(|source| Error::Io {
-        action: "read",
-        path: artifact.into(),
-        source,
-    })?;
+    if let Some(t) = timesteps {
+        driver::check_timesteps(t)?;
+    }
+    let mut outputs = Outputs::new();
+    for p in [Some(artifact), Some(input), labels, chip_params]
+        .into_iter()
+        .flatten()
+    {
+        outputs.reads(p);
+    }
+    for p in [output, report].into_iter().flatten() {
+        outputs.plan(p)?;
+    }
+    let params = load_params(chip_params)?;
+    let bytes = crate::fsutil::read(artifact)?;
     let art = LoadedArtifact::decode(&bytes).map_err(|e| Error::Artifact {
         path: artifact.into(),
         message: e.to_string(),
     })?;
-    if timesteps == Some(0) {
-        return Err(Error::Usage("--timesteps must be at least 1".into()));
-    }
     // Unknown constant names are a usage error, before any input is read.
-    Target::named(art.target())?.cost_params(params)?;
-    let result = match npy::read_input(input).map_err(|message| Error::Input { message })? {
-        npy::Input::Dense(samples) => art.run_with(&samples, timesteps, params),
-        npy::Input::Events(events) => art.run_events_with(&events, timesteps, params),
+    Target::named(art.target())?.cost_params(&params)?;
+    // Input errors from the backend concern the input file; usage and artifact errors keep
+    // their kind.
+    let blame = |e: nmc_backend::BackendError| match e {
+        nmc_backend::BackendError::Input { .. } => Error::Input {
+            message: format!("{}: {e}", input.display()),
+        },
+        other => Error::Backend(other),
+    };
+    let data = npy::read_input(input).map_err(|message| Error::Input { message })?;
+    let n = match &data {
+        npy::Input::Dense(samples) => match art.input_shape() {
+            Some(shape) => npy::check_samples(input, samples, &shape)
+                .map_err(|message| Error::Input { message })?,
+            None => samples.shape.first().copied().unwrap_or(1),
+        },
+        npy::Input::Events(_) => 1,
+    };
+    // Labels are checked before the run, which can be long.
+    let label_values = labels.map(|l| read_labels(l, n)).transpose()?;
+    let result = match data {
+        npy::Input::Dense(samples) => {
+            let bar = progress_bar(n, &format!("running on {}", art.target()));
+            let tick = || {
+                if let Some(b) = &bar {
+                    b.inc(1);
+                }
+            };
+            let r = art.run_with_progress(&samples, timesteps, &params, &tick);
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            r
+        }
+        npy::Input::Events(events) => art.run_events_with(&events, timesteps, &params),
     }
-    .map_err(|e| Error::Input {
-        message: format!("{}: {e}", input.display()),
-    })?;
+    .map_err(blame)?;
+    let accuracy = match (labels, &label_values) {
+        (Some(l), Some(v)) => {
+            check_classes(l, v, &result.outputs)?;
+            Some(accuracy(&result.outputs, v))
+        }
+        _ => None,
+    };
     if let Some(p) = output {
-        npy::write(p, &result.outputs).map_err(|source| Error::Io {
-            action: "write",
-            path: p.into(),
-            source,
-        })?;
+        outputs.stage(p, npy_bytes(&result.outputs)?);
     }
     if let Some(p) = report {
-        let json = serde_json::to_string_pretty(&result.perf).expect("report serialises");
-        write_file(p, format!("{json}\n").as_bytes())?;
+        let json = serde_json::to_string_pretty(&result.perf).map_err(|e| Error::Input {
+            message: format!("the performance report does not serialise: {e}"),
+        })?;
+        outputs.stage(p, format!("{json}\n").into_bytes());
     }
+    outputs.commit()?;
     let perf = &result.perf;
     eprintln!(
         "ran {} sample(s) on {} for {} timestep(s) each: {:.1} ns and {:.3} nJ per inference, {} synaptic events",
         perf.samples, perf.target, perf.timesteps, perf.latency_ns, perf.energy_nj, perf.synaptic_events
     );
-    if let Some(l) = labels {
-        let acc = accuracy(&result.outputs, &read_labels(l)?)?;
+    if let Some(acc) = accuracy {
         println!("top-1 accuracy: {:.4}", acc);
     }
     if output.is_none() && report.is_none() && labels.is_none() {
-        let n = result.outputs.shape.first().copied().unwrap_or(0).max(1);
-        let k = result.outputs.data.len() / n;
-        for i in 0..n {
-            println!(
-                "sample {i}: argmax {}",
-                argmax(&result.outputs.data[i * k..(i + 1) * k])
-            );
-        }
+        print_argmax(&result.outputs);
     }
     Ok(())
 }
@@ -357,8 +480,36 @@ fn eval(
     timesteps: Option<u32>,
     labels: Option<&Path>,
 ) -> Result<(), Error> {
+    if let Some(t) = timesteps {
+        driver::check_timesteps(t)?;
+        if quantized.is_none_or(|q| q.mode() != nmc_backend::ExecMode::Rate) {
+            return Err(Error::Usage(format!(
+                "--timesteps {t} applies to a rate-mode evaluation only (--quantized --target {}); other evaluations have no timesteps",
+                Target::all()
+                    .iter()
+                    .filter(|t| t.mode() == nmc_backend::ExecMode::Rate)
+                    .map(|t| t.name())
+                    .collect::<Vec<_>>()
+                    .join("|")
+            )));
+        }
+    }
+    let mut outputs = Outputs::new();
+    for p in [Some(model), Some(input), bits.calibrate.as_deref(), labels]
+        .into_iter()
+        .flatten()
+    {
+        outputs.reads(p);
+    }
+    if let Some(p) = output {
+        outputs.plan(p)?;
+    }
     let imported = crate::onnx::import_file(model)?;
+    for f in &imported.files {
+        outputs.reads(f);
+    }
     let samples = driver::load_samples(input, &imported.graph)?;
+    let label_values = labels.map(|l| read_labels(l, samples.len())).transpose()?;
     let graph = match quantized {
         None => imported.graph,
         Some(t) => {
@@ -374,39 +525,41 @@ fn eval(
             driver::quantize_for(&imported.graph, &calib, &opts)?.1
         }
     };
-    let outs = driver::interpret_with(&graph, &samples, timesteps)?;
-    let first = outs.into_iter().next().ok_or_else(|| Error::Input {
+    let bar = progress_bar(samples.len(), "evaluating");
+    let tick = || {
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+    };
+    let outs = driver::interpret_progress(&graph, &samples, timesteps, &tick);
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let first = outs?.into_iter().next().ok_or_else(|| Error::Input {
         message: "model has no outputs".into(),
     })?;
+    let accuracy = match (labels, &label_values) {
+        (Some(l), Some(v)) => {
+            check_classes(l, v, &first)?;
+            Some(accuracy(&first, v))
+        }
+        _ => None,
+    };
     if let Some(p) = output {
-        npy::write(p, &first).map_err(|source| Error::Io {
-            action: "write",
-            path: p.into(),
-            source,
-        })?;
+        outputs.stage(p, npy_bytes(&first)?);
     }
-    if let Some(l) = labels {
-        println!("top-1 accuracy: {:.4}", accuracy(&first, &read_labels(l)?)?);
+    outputs.commit()?;
+    if let Some(acc) = accuracy {
+        println!("top-1 accuracy: {:.4}", acc);
     }
     if output.is_none() && labels.is_none() {
-        let n = first.shape.first().copied().unwrap_or(0).max(1);
-        let k = first.data.len() / n;
-        for i in 0..n {
-            println!(
-                "sample {i}: argmax {}",
-                argmax(&first.data[i * k..(i + 1) * k])
-            );
-        }
+        print_argmax(&first);
     }
     Ok(())
 }
 
 fn inspect(file: &Path, format: Format) -> Result<(), Error> {
-    let bytes = std::fs::read(file).map_err(|source| Error::Io {
-        action: "read",
-        path: file.into(),
-        source,
-    })?;
+    let bytes = crate::fsutil::read(file)?;
     if LoadedArtifact::is_artifact(&bytes) {
         let art = LoadedArtifact::decode(&bytes).map_err(|e| Error::Artifact {
             path: file.into(),
@@ -473,20 +626,33 @@ fn analyze(
     opts: &Options,
     svg: Option<&Path>,
     format: Format,
-    params: &ChipParams,
+    chip_params: Option<&Path>,
 ) -> Result<(), Error> {
-    let (_, analysis, constants) = driver::analyze(model, opts, params)?;
+    let mut outputs = Outputs::new();
+    for p in [Some(model), opts.calibrate.as_deref(), chip_params]
+        .into_iter()
+        .flatten()
+    {
+        outputs.reads(p);
+    }
+    if let Some(p) = svg {
+        outputs.plan(p)?;
+    }
+    let params = load_params(chip_params)?;
+    let (compiled, analysis, constants) = driver::analyze(model, opts, &params)?;
+    for f in &compiled.files {
+        outputs.reads(f);
+    }
     if let Some(p) = svg {
         let title = model
             .parent()
             .and_then(|d| d.file_name())
             .map(|s| s.to_string_lossy().into_owned());
         let title = title.unwrap_or_else(|| model.display().to_string());
-        write_file(
-            p,
-            crate::cost::floorline_svg(&analysis, &constants, &title).as_bytes(),
-        )?;
+        let svg = crate::cost::floorline_svg(&analysis, &constants, &title);
+        outputs.stage(p, svg.into_bytes());
     }
+    outputs.commit()?;
     match format {
         Format::Text => print!("{}", crate::cost::report_text(&analysis)),
         Format::Json => println!("{}", serde_json::to_string_pretty(&analysis).expect("json")),

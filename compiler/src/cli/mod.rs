@@ -80,7 +80,8 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Emulated fitness evaluations of --partition evolve (the floorline search that seeds it
-        /// spends its own, at most 200, on top; the summary reports the total).
+        /// spends its own, at most 200, on top; the summary reports the total); at most 100,000
+        /// (NMC_MAX_EVALS raises it).
         #[arg(long, default_value_t = 500)]
         evals: usize,
         /// Calibration inputs (.npy, samples along the first axis) for activation ranges.
@@ -93,10 +94,11 @@ pub enum Command {
         /// 8-bit weights for a first convolution).
         #[arg(long)]
         weight_bits: Option<u32>,
-        /// Chips in the system (Loihi 2 only: the AKD1000 and Speck are single devices).
+        /// Chips in the system (Loihi 2 only: the AKD1000 and Speck are single devices); 1..=1152
+        /// (NMC_MAX_CHIPS raises it).
         #[arg(long, default_value_t = 1)]
         chips: u32,
-        /// Timesteps a rate-mode artifact (speck) runs by default.
+        /// Timesteps a rate-mode artifact (speck only) runs by default (1..=1048576).
         #[arg(long)]
         timesteps: Option<u32>,
         /// Optimisation level: 0 = no e-graph rewriting, 1 = layout rules, 2 = every rule.
@@ -123,7 +125,8 @@ pub enum Command {
         /// Partitioner.
         #[arg(long, value_enum, default_value_t)]
         partition: PartitionArg,
-        /// Chips in the system (Loihi 2 only: the AKD1000 and Speck are single devices).
+        /// Chips in the system (Loihi 2 only: the AKD1000 and Speck are single devices); 1..=1152
+        /// (NMC_MAX_CHIPS raises it).
         #[arg(long, default_value_t = 1)]
         chips: u32,
         /// Write the floorline plot (SVG).
@@ -147,8 +150,8 @@ pub enum Command {
         /// (a structured .npy with fields x, y, t, p).
         #[arg(long)]
         input: PathBuf,
-        /// Timesteps per sample (default: graded targets, the smallest number that gives exact
-        /// outputs; speck, the artifact's).
+        /// Timesteps per sample, 1..=1048576 (default: graded targets, the smallest number that
+        /// gives exact outputs; speck, the artifact's; the AKD1000 has none).
         #[arg(long)]
         timesteps: Option<u32>,
         /// Write the outputs (.npy, samples along the first axis).
@@ -181,7 +184,7 @@ pub enum Command {
         #[arg(long, value_enum)]
         target: Option<Target>,
         /// Calibration inputs for the quantised evaluation.
-        #[arg(long)]
+        #[arg(long, requires = "quantized")]
         calibrate: Option<PathBuf>,
         /// Activation width in bits for the quantised evaluation (default: the target's).
         #[arg(long, visible_alias = "activation-bits", requires = "quantized")]
@@ -189,8 +192,8 @@ pub enum Command {
         /// Weight width in bits for the quantised evaluation (default: the target's).
         #[arg(long, requires = "quantized")]
         weight_bits: Option<u32>,
-        /// Timesteps of a rate-mode (speck) quantised evaluation.
-        #[arg(long)]
+        /// Timesteps of a rate-mode (speck) quantised evaluation (1..=1048576).
+        #[arg(long, requires = "quantized")]
         timesteps: Option<u32>,
         /// Labels (.npy) to report top-1 accuracy against.
         #[arg(long)]

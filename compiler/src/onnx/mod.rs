@@ -177,7 +177,7 @@ impl ImportError {
 
 /// Imports an ONNX model file; external data is looked up next to it.
 pub fn import_file(path: &Path) -> Result<Imported, ImportError> {
-    let bytes = std::fs::read(path).map_err(|source| ImportError::Io {
+    let bytes = crate::fsutil::read_file(path).map_err(|source| ImportError::Io {
         path: path.to_path_buf(),
         source,
     })?;

@@ -293,12 +293,19 @@ impl Loader {
                 "location \"{location}\" resolves outside the model's folder"
             )));
         }
-        let mut file = std::fs::File::open(&canon)
+        // A regular file only (a FIFO would block the open), within the file size limit.
+        let (mut file, size) = crate::fsutil::open_regular(&canon)
             .map_err(|e| ext(format!("cannot open \"{}\": {e}", path.display())))?;
-        let size = file
-            .metadata()
-            .map_err(|e| ext(format!("cannot read \"{}\": {e}", path.display())))?
-            .len();
+        let limit = crate::fsutil::max_file_bytes().map_err(|e| ext(e.to_string()))?;
+        if size > limit {
+            return Err(ext(format!(
+                "\"{}\" has {}, more than nmc's limit of {}; set {} to raise it",
+                path.display(),
+                crate::fsutil::human_bytes(size),
+                crate::fsutil::human_bytes(limit),
+                crate::fsutil::MAX_FILE_BYTES_VAR
+            )));
+        }
         let length = length.unwrap_or(size.saturating_sub(offset));
         offset
             .checked_add(length)

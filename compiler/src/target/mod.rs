@@ -100,14 +100,18 @@ impl clap::ValueEnum for Target {
 }
 
 /// Reads `--chip-params`: `name = value` pairs from a TOML file, at the top level or under
-/// `[cost]`.
+/// `[cost]`. The file is part of the command line, so every problem with it (missing, not a
+/// regular file, over [`crate::fsutil::MAX_PARAMS_BYTES`], malformed, an unknown name) is a usage
+/// error (exit 2) naming it.
 pub fn load_chip_params(path: &std::path::Path) -> Result<ChipParams, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-        action: "read",
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let bad = |m: String| Error::Usage(format!("{}: {m}", path.display()));
+    let bad = |m: String| Error::Usage(format!("--chip-params {}: {m}", path.display()));
+    let bytes = crate::fsutil::read_limited(
+        path,
+        crate::fsutil::MAX_PARAMS_BYTES,
+        "a cost-constant file holds a few dozen numbers",
+    )
+    .map_err(|e| bad(format!("cannot read it: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|_| bad("not UTF-8 text".into()))?;
     let table: toml::Table = text
         .parse()
         .map_err(|e: toml::de::Error| bad(e.message().to_string()))?;

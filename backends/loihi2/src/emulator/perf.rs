@@ -136,7 +136,8 @@ impl PerfBuilder {
         links: LinkLoad,
         chips: u32,
     ) {
-        let mut cores = Vec::with_capacity(counters.len());
+        // Without per-core records a step keeps no per-core memory (long runs stay small).
+        let mut cores = Vec::with_capacity(if self.record { counters.len() } else { 0 });
         let mut energy_pj = cost.e_hop.value * links.hops as f64;
         let mut slowest: Option<(f64, Bound)> = None;
         for (k, c) in counters.iter_mut().enumerate() {
