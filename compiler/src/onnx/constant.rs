@@ -82,15 +82,18 @@ pub(crate) fn binary(_: &mut Ctx, n: &NodeCx) -> Folded {
             a.shape, b.shape
         ))
     })?;
-    check_size(n, &shape)?;
-    let ia = broadcast_src(&a.shape, &shape);
-    let ib = broadcast_src(&b.shape, &shape);
+    let count = check_size(n, &shape)?;
+    // Index maps only where an operand broadcasts, and float data borrowed, not copied: a
+    // folded operation costs its output and little more.
+    let map = |s: &[usize]| (s != shape.as_slice()).then(|| broadcast_src(s, &shape));
+    let (ia, ib) = (map(&a.shape), map(&b.shape));
+    let at = |m: &Option<Vec<usize>>, k: usize| m.as_ref().map_or(k, |m| m[k]);
     let op = n.op();
     match (&a.data, &b.data) {
         (Data::I64(x), Data::I64(y)) => {
-            let mut out = Vec::with_capacity(ia.len());
-            for (&i, &j) in ia.iter().zip(&ib) {
-                let (p, q) = (x[i], y[j]);
+            let mut out = Vec::with_capacity(count);
+            for k in 0..count {
+                let (p, q) = (x[at(&ia, k)], y[at(&ib, k)]);
                 out.push(match op {
                     "Add" => p.wrapping_add(q),
                     "Sub" => p.wrapping_sub(q),
@@ -103,14 +106,22 @@ pub(crate) fn binary(_: &mut Ctx, n: &NodeCx) -> Folded {
             Ok(vec![HostTensor::int(shape, out, a.elem)])
         }
         _ => {
-            let (x, y) = (a.to_f32(), b.to_f32());
+            fn floats(t: &HostTensor) -> std::borrow::Cow<'_, [f32]> {
+                match &t.data {
+                    Data::F32(v) => std::borrow::Cow::Borrowed(v.as_slice()),
+                    Data::I64(_) => std::borrow::Cow::Owned(t.to_f32()),
+                }
+            }
+            let (x, y) = (floats(a), floats(b));
             let f = |p: f32, q: f32| match op {
                 "Add" => p + q,
                 "Sub" => p - q,
                 "Mul" => p * q,
                 _ => p / q,
             };
-            let out = ia.iter().zip(&ib).map(|(&i, &j)| f(x[i], y[j])).collect();
+            let out = (0..count)
+                .map(|k| f(x[at(&ia, k)], y[at(&ib, k)]))
+                .collect();
             Ok(vec![HostTensor::f32(shape, out)])
         }
     }
