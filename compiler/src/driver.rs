@@ -41,6 +41,8 @@ pub struct Options {
     pub weight_bits: Option<u32>,
     /// Chips in the system (Loihi 2 boards hold several).
     pub chips: u32,
+    /// Choose the smallest system that fits instead (`--chips auto`; `chips` is then ignored).
+    pub auto_chips: bool,
     /// Fitness evaluations of `evolve`.
     pub evals: usize,
     /// Show progress bars.
@@ -69,6 +71,76 @@ pub const MAX_EVALS: usize = 100_000;
 /// A flag's limit from its environment variable (a usage error when the variable is malformed).
 fn flag_limit(var: &str, default: u64) -> Result<u64, Error> {
     crate::fsutil::env_limit(var, default).map_err(Error::Usage)
+}
+
+/// The fewest chips whose system the target's default mapping fits (binary search: a mapping
+/// that fits `n` chips fits more), or the fit error of the largest system nmc allows.
+fn smallest_system(graph: &Graph, opts: &Options) -> Result<u32, Error> {
+    let max = flag_limit("NMC_MAX_CHIPS", MAX_CHIPS.into())?.min(u64::from(u32::MAX)) as u32;
+    let fits = |chips: u32| {
+        let topts = TargetOptions {
+            chips,
+            timesteps: opts.timesteps,
+        };
+        opts.target.check_options(&topts).is_ok()
+            && opts.target.default_mapping(graph, &topts).is_ok()
+    };
+    let multi_chip = opts
+        .target
+        .check_options(&TargetOptions {
+            chips: 2,
+            timesteps: opts.timesteps,
+        })
+        .is_ok();
+    // A single device has one size; its default mapping reports what does not fit.
+    if !multi_chip || fits(1) {
+        return Ok(1);
+    }
+    if !fits(max) {
+        // The largest system's own error says what does not fit.
+        let topts = TargetOptions {
+            chips: max,
+            timesteps: opts.timesteps,
+        };
+        opts.target.check_options(&topts)?;
+        opts.target.default_mapping(graph, &topts)?;
+    }
+    let (mut lo, mut hi) = (1u32, max); // lo does not fit, hi fits
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Ok(hi)
+}
+
+/// A fit error on a multi-chip target names the smallest system that would fit, if one does.
+fn with_smallest_system(e: nmc_backend::BackendError, graph: &Graph, opts: &Options) -> Error {
+    if !matches!(e, nmc_backend::BackendError::Fit { .. }) {
+        return e.into();
+    }
+    let more = TargetOptions {
+        chips: opts.chips.saturating_add(1),
+        timesteps: opts.timesteps,
+    };
+    if opts.target.check_options(&more).is_err() {
+        return e.into(); // a single device: more chips are not an option
+    }
+    match (smallest_system(graph, opts), &e) {
+        (Ok(n), nmc_backend::BackendError::Fit { target, source }) if n > opts.chips => {
+            nmc_backend::BackendError::fit(
+                target,
+                format!(
+                    "{source}; the smallest {target} system it fits has {n} chips: use --chips {n} (or --chips auto)"
+                ),
+            )
+            .into()
+        }
+        _ => e.into(),
+    }
 }
 
 /// `--chips` must be in `1..=MAX_CHIPS` (or `NMC_MAX_CHIPS`).
@@ -140,6 +212,7 @@ impl Options {
             act_bits: None,
             weight_bits: None,
             chips: 1,
+            auto_chips: false,
             evals: 500,
             progress: false,
             timesteps: None,
@@ -564,12 +637,25 @@ pub fn compile_graph(
         quantized,
         report: qreport,
     } = layer_graphs(&imported, calib, opts)?;
-    let topts = opts.target_options();
     opts.check()?;
+    // `--chips auto`: the smallest system the default mapping fits, then the chosen partitioner
+    // on it.
+    let resolved;
+    let opts = if opts.auto_chips {
+        let mut o = opts.clone();
+        o.chips = timed(Stage::Partition, || smallest_system(&quantized, opts))?;
+        o.auto_chips = false;
+        resolved = o;
+        &resolved
+    } else {
+        opts
+    };
+    let topts = opts.target_options();
     let (mapping, search) = if opts.partition == PartitionKind::Greedy {
         let m = timed(Stage::Partition, || {
             opts.target.default_mapping(&quantized, &topts)
-        })?;
+        })
+        .map_err(|e| with_smallest_system(e, &quantized, opts))?;
         (m, None)
     } else {
         let (m, s) = timed(Stage::Partition, || map_search(&quantized, calib, opts))?;

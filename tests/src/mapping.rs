@@ -247,3 +247,101 @@ fn single_device_targets_reject_more_chips() {
         assert!(e.to_string().contains("--chips 2"), "{target}: {e}");
     }
 }
+
+/// `n` 4-wide Gemm + Relu layers in a chain: every layer takes at least one Loihi 2 core.
+fn chain_of_layers(n: usize) -> Vec<u8> {
+    use nmc::synth::{attr_int, ModelBuilder};
+    let mut b = ModelBuilder::new("chain", 13);
+    b.input("x", &[-1, 4]);
+    b.init("w", &[4, 4], &[0.25; 16]);
+    let mut prev = "x".to_string();
+    for i in 0..n {
+        let (g, r) = (format!("g{i}"), format!("r{i}"));
+        b.node("Gemm", &[&prev, "w"], &[&g], vec![attr_int("transB", 1)]);
+        b.node("Relu", &[&g], &[&r], vec![]);
+        prev = r;
+    }
+    b.output(&prev);
+    b.finish()
+}
+
+/// `--chips auto` picks the smallest Loihi 2 system a model fits (200 layers need 200 cores: two
+/// chips of 128); too few chips is a fit error naming that minimum; single devices stay at one.
+#[test]
+fn chips_auto_picks_the_smallest_system_and_fit_errors_name_it() {
+    let d = crate::common::temp_dir("chips-auto");
+    let m = d.join("chain.onnx");
+    std::fs::write(&m, chain_of_layers(200)).unwrap();
+    let m = m.to_str().unwrap();
+    let run =
+        |args: &[&str]| nmc::cli::run_args(std::iter::once("nmc").chain(args.iter().copied()));
+    let one = d.join("one.loihi2");
+    let e = run(&[
+        "compile",
+        m,
+        "--target",
+        "loihi2",
+        "-o",
+        one.to_str().unwrap(),
+    ])
+    .unwrap_err();
+    assert_eq!((e.kind(), e.exit_code()), ("fit", 3), "{e}");
+    assert!(
+        e.to_string()
+            .contains("the smallest loihi2 system it fits has 2 chips: use --chips 2"),
+        "{e}"
+    );
+    assert!(!one.exists());
+    let (auto, two) = (d.join("auto.loihi2"), d.join("two.loihi2"));
+    run(&[
+        "compile",
+        m,
+        "--target",
+        "loihi2",
+        "--chips",
+        "auto",
+        "-o",
+        auto.to_str().unwrap(),
+    ])
+    .unwrap();
+    run(&[
+        "compile",
+        m,
+        "--target",
+        "loihi2",
+        "--chips",
+        "2",
+        "-o",
+        two.to_str().unwrap(),
+    ])
+    .unwrap();
+    let (a, b) = (std::fs::read(&auto).unwrap(), std::fs::read(&two).unwrap());
+    assert_eq!(a, b, "--chips auto is --chips 2 here");
+    let art = nmc::LoadedArtifact::decode(&a).unwrap();
+    assert!(art.listing().starts_with("artifact loihi2 format 2 source"));
+    assert!(art.listing().lines().next().unwrap().ends_with("chips 2"));
+    // It runs, across the chip boundary, as the quantised reference computes.
+    let x = nmc::npy::Array {
+        shape: vec![2, 4],
+        data: vec![0.5, -0.25, 1.0, 0.75, 0.1, 0.2, 0.3, 0.4],
+    };
+    let r = art.run(&x, None).unwrap();
+    assert_eq!(r.perf.cores.len(), 200);
+    assert!(r.perf.cores.iter().any(|c| c.chip == 1));
+    // A single device has one size.
+    let case = all_cases().iter().find(|c| c.name == "digits_mlp").unwrap();
+    let akd = d.join("m.akd1000");
+    run(&[
+        "compile",
+        case.model.to_str().unwrap(),
+        "--target",
+        "akd1000",
+        "--chips",
+        "auto",
+        "-o",
+        akd.to_str().unwrap(),
+    ])
+    .unwrap();
+    let e = run(&["compile", m, "--target", "loihi2", "--chips", "two"]).unwrap_err();
+    assert_eq!(e.exit_code(), 2, "{e}");
+}

@@ -37,7 +37,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             opts.calibrate = calibrate;
             opts.act_bits = act_bits;
             opts.weight_bits = weight_bits;
-            opts.chips = chips;
+            chips.apply(&mut opts);
             opts.timesteps = timesteps;
             opts.opt_level = opt_level;
             // Flag limits and flags the target ignores, before any file is read.
@@ -79,7 +79,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             opts.opt_level = opt_level;
             opts.partition = partition.kind();
             opts.calibrate = calibrate;
-            opts.chips = chips;
+            chips.apply(&mut opts);
             opts.check()?;
             analyze(
                 &model,

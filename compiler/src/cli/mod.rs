@@ -26,6 +26,34 @@ pub struct Cli {
 /// typo from asking the OS for millions of threads).
 pub const MAX_THREADS: u32 = 1024;
 
+/// `--chips`: a number of chips, or `auto`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChipsArg {
+    /// The smallest system the model fits.
+    Auto,
+    /// This many chips.
+    Count(u32),
+}
+
+impl ChipsArg {
+    /// Sets the options' chips.
+    pub fn apply(self, opts: &mut crate::Options) {
+        match self {
+            ChipsArg::Auto => opts.auto_chips = true,
+            ChipsArg::Count(n) => opts.chips = n,
+        }
+    }
+}
+
+fn parse_chips(s: &str) -> Result<ChipsArg, String> {
+    if s == "auto" {
+        return Ok(ChipsArg::Auto);
+    }
+    s.parse::<u32>()
+        .map(ChipsArg::Count)
+        .map_err(|_| format!("`{s}` is neither a number of chips nor `auto`"))
+}
+
 /// Output format of `inspect` and `targets`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
 pub enum Format {
@@ -95,9 +123,9 @@ pub enum Command {
         #[arg(long)]
         weight_bits: Option<u32>,
         /// Chips in the system (Loihi 2 only: the AKD1000 and Speck are single devices); 1..=1152
-        /// (NMC_MAX_CHIPS raises it).
-        #[arg(long, default_value_t = 1)]
-        chips: u32,
+        /// (NMC_MAX_CHIPS raises it), or `auto`: the smallest system the model fits.
+        #[arg(long, default_value = "1", value_parser = parse_chips)]
+        chips: ChipsArg,
         /// Timesteps a rate-mode artifact (speck only) runs by default (1..=1048576).
         #[arg(long)]
         timesteps: Option<u32>,
@@ -126,9 +154,9 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         partition: PartitionArg,
         /// Chips in the system (Loihi 2 only: the AKD1000 and Speck are single devices); 1..=1152
-        /// (NMC_MAX_CHIPS raises it).
-        #[arg(long, default_value_t = 1)]
-        chips: u32,
+        /// (NMC_MAX_CHIPS raises it), or `auto`: the smallest system the model fits.
+        #[arg(long, default_value = "1", value_parser = parse_chips)]
+        chips: ChipsArg,
         /// Write the floorline plot (SVG).
         #[arg(long)]
         svg: Option<PathBuf>,
