@@ -174,6 +174,23 @@ impl ModelBuilder {
     }
 }
 
+/// A chain of `layers` 4-wide Gemm + Relu layers over a `[N, 4]` input: many layers, few
+/// weights (every layer takes at least one core), for tests of deep graphs and many cores.
+pub fn layer_chain(layers: usize) -> Vec<u8> {
+    let mut b = ModelBuilder::new("chain", 13);
+    b.input("x", &[-1, 4]);
+    b.init("w", &[4, 4], &[0.25; 16]);
+    let mut prev = "x".to_string();
+    for i in 0..layers {
+        let (g, r) = (format!("g{i}"), format!("r{i}"));
+        b.node("Gemm", &[&prev, "w"], &[&g], vec![attr_int("transB", 1)]);
+        b.node("Relu", &[&g], &[&r], vec![]);
+        prev = r;
+    }
+    b.output(&prev);
+    b.finish()
+}
+
 /// An integer-list attribute.
 pub fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
     AttributeProto {

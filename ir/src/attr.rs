@@ -299,69 +299,71 @@ pub fn op_attrs(op: &Op) -> Attrs {
     m
 }
 
-struct Reader<'a> {
-    m: &'a Attrs,
-    what: &'a str,
+/// Typed access to an op's attribute map, with messages naming the op (shared by every op's text
+/// form).
+pub(crate) struct Reader<'a> {
+    pub(crate) m: &'a Attrs,
+    pub(crate) what: &'a str,
 }
 
 impl<'a> Reader<'a> {
-    fn get(&self, k: &str) -> Result<&'a AttrValue, String> {
+    pub(crate) fn get(&self, k: &str) -> Result<&'a AttrValue, String> {
         self.m
             .get(k)
             .ok_or_else(|| format!("{}: missing attribute `{k}`", self.what))
     }
-    fn int(&self, k: &str) -> Result<i64, String> {
+    pub(crate) fn int(&self, k: &str) -> Result<i64, String> {
         match self.get(k)? {
             AttrValue::Int(i) => Ok(*i),
             _ => Err(format!("{}: `{k}` must be an integer", self.what)),
         }
     }
-    fn usize(&self, k: &str) -> Result<usize, String> {
+    pub(crate) fn usize(&self, k: &str) -> Result<usize, String> {
         usize::try_from(self.int(k)?)
             .map_err(|_| format!("{}: `{k}` must be non-negative", self.what))
     }
-    fn i32(&self, k: &str) -> Result<i32, String> {
+    pub(crate) fn i32(&self, k: &str) -> Result<i32, String> {
         i32::try_from(self.int(k)?).map_err(|_| format!("{}: `{k}` out of range", self.what))
     }
-    fn float(&self, k: &str) -> Result<f32, String> {
+    pub(crate) fn float(&self, k: &str) -> Result<f32, String> {
         match self.get(k)? {
             AttrValue::Float(f) => Ok(*f),
             AttrValue::Int(i) => Ok(*i as f32),
             _ => Err(format!("{}: `{k}` must be a number", self.what)),
         }
     }
-    fn bool(&self, k: &str) -> Result<bool, String> {
+    pub(crate) fn bool(&self, k: &str) -> Result<bool, String> {
         match self.get(k)? {
             AttrValue::Bool(b) => Ok(*b),
             _ => Err(format!("{}: `{k}` must be true or false", self.what)),
         }
     }
-    fn ident(&self, k: &str) -> Result<&'a str, String> {
+    pub(crate) fn ident(&self, k: &str) -> Result<&'a str, String> {
         match self.get(k)? {
             AttrValue::Ident(s) => Ok(s),
             _ => Err(format!("{}: `{k}` must be a word", self.what)),
         }
     }
-    fn konst(&self, k: &str) -> Result<ConstId, String> {
+    pub(crate) fn konst(&self, k: &str) -> Result<ConstId, String> {
         match self.get(k)? {
             AttrValue::Const(c) => Ok(*c),
             _ => Err(format!("{}: `{k}` must be a constant @cN", self.what)),
         }
     }
-    fn opt_const(&self, k: &str) -> Result<Option<ConstId>, String> {
+    pub(crate) fn opt_const(&self, k: &str) -> Result<Option<ConstId>, String> {
         if self.m.contains_key(k) {
             self.konst(k).map(Some)
         } else {
             Ok(None)
         }
     }
-    fn list(&self, k: &str) -> Result<&'a [AttrValue], String> {
+    pub(crate) fn list(&self, k: &str) -> Result<&'a [AttrValue], String> {
         match self.get(k)? {
             AttrValue::List(l) => Ok(l),
             _ => Err(format!("{}: `{k}` must be a list", self.what)),
         }
     }
-    fn usizes(&self, k: &str) -> Result<Vec<usize>, String> {
+    pub(crate) fn usizes(&self, k: &str) -> Result<Vec<usize>, String> {
         self.list(k)?
             .iter()
             .map(|v| match v {
@@ -373,12 +375,21 @@ impl<'a> Reader<'a> {
             })
             .collect()
     }
-    fn array<const N: usize>(&self, k: &str) -> Result<[usize; N], String> {
+    pub(crate) fn array<const N: usize>(&self, k: &str) -> Result<[usize; N], String> {
         let v = self.usizes(k)?;
         v.try_into()
             .map_err(|_| format!("{}: `{k}` must have {N} entries", self.what))
     }
-    fn map(&self, k: &str) -> Result<&'a Attrs, String> {
+    pub(crate) fn signed(&self, k: &str) -> Result<Vec<i64>, String> {
+        self.list(k)?
+            .iter()
+            .map(|v| match v {
+                AttrValue::Int(i) => Ok(*i),
+                _ => Err(format!("{}: `{k}` must be a list of integers", self.what)),
+            })
+            .collect()
+    }
+    pub(crate) fn map(&self, k: &str) -> Result<&'a Attrs, String> {
         match self.get(k)? {
             AttrValue::Map(m) => Ok(m),
             _ => Err(format!("{}: `{k}` must be a map", self.what)),

@@ -384,79 +384,9 @@ pub(crate) fn attrs(op: &TensorOp) -> Attrs {
     m
 }
 
-struct R<'a> {
-    m: &'a Attrs,
-    what: &'a str,
-}
-
-impl R<'_> {
-    fn get(&self, k: &str) -> Result<&AttrValue, String> {
-        self.m
-            .get(k)
-            .ok_or_else(|| format!("{}: missing attribute `{k}`", self.what))
-    }
-    fn ident(&self, k: &str) -> Result<&str, String> {
-        match self.get(k)? {
-            AttrValue::Ident(s) => Ok(s),
-            _ => Err(format!("{}: `{k}` must be a word", self.what)),
-        }
-    }
-    fn konst(&self, k: &str) -> Result<ConstId, String> {
-        match self.get(k)? {
-            AttrValue::Const(c) => Ok(*c),
-            _ => Err(format!("{}: `{k}` must be a constant", self.what)),
-        }
-    }
-    fn opt_const(&self, k: &str) -> Result<Option<ConstId>, String> {
-        match self.m.get(k) {
-            None => Ok(None),
-            Some(_) => self.konst(k).map(Some),
-        }
-    }
-    fn bool(&self, k: &str) -> Result<bool, String> {
-        match self.get(k)? {
-            AttrValue::Bool(b) => Ok(*b),
-            _ => Err(format!("{}: `{k}` must be true or false", self.what)),
-        }
-    }
-    fn float(&self, k: &str) -> Result<f32, String> {
-        match self.get(k)? {
-            AttrValue::Float(f) => Ok(*f),
-            AttrValue::Int(i) => Ok(*i as f32),
-            _ => Err(format!("{}: `{k}` must be a number", self.what)),
-        }
-    }
-    fn int(&self, k: &str) -> Result<i64, String> {
-        match self.get(k)? {
-            AttrValue::Int(i) => Ok(*i),
-            _ => Err(format!("{}: `{k}` must be an integer", self.what)),
-        }
-    }
-    fn signed(&self, k: &str) -> Result<Vec<i64>, String> {
-        match self.get(k)? {
-            AttrValue::List(v) => v
-                .iter()
-                .map(|x| match x {
-                    AttrValue::Int(i) => Ok(*i),
-                    _ => Err(format!("{}: `{k}` must be a list of integers", self.what)),
-                })
-                .collect(),
-            _ => Err(format!("{}: `{k}` must be a list of integers", self.what)),
-        }
-    }
-    fn usizes(&self, k: &str) -> Result<Vec<usize>, String> {
-        self.signed(k)?
-            .into_iter()
-            .map(|i| {
-                usize::try_from(i).map_err(|_| format!("{}: `{k}` must be non-negative", self.what))
-            })
-            .collect()
-    }
-}
-
 /// Rebuilds a tensor op from its mnemonic and attributes (`None`: not a tensor op).
 pub(crate) fn from_attrs(mnemonic: &str, m: &Attrs) -> Option<Result<TensorOp, String>> {
-    let r = R { m, what: mnemonic };
+    let r = crate::attr::Reader { m, what: mnemonic };
     let op = || -> Result<TensorOp, String> {
         Ok(match mnemonic {
             "binary" => {

@@ -347,28 +347,12 @@ fn control_characters_in_names_are_escaped() {
     assert!(!ir.chars().any(|c| c.is_control() && c != '\n'), "{ir:?}");
 }
 
-/// `n` tiny Gemm + Relu layers in a chain.
-fn gemm_chain(n: usize) -> Vec<u8> {
-    let mut b = ModelBuilder::new("gemms", 13);
-    b.input("x", &[1, 4]);
-    b.init("w", &[4, 4], &[0.25; 16]);
-    let mut prev = "x".to_string();
-    for i in 0..n {
-        let (g, r) = (format!("g{i}"), format!("r{i}"));
-        b.node("Gemm", &[&prev, "w"], &[&g], vec![attr_int("transB", 1)]);
-        b.node("Relu", &[&g], &[&r], vec![]);
-        prev = r;
-    }
-    b.output(&prev);
-    b.finish()
-}
-
 /// 25,000 layers (50,000 nodes): every stage up to the fit check is linear enough to finish in
 /// seconds, and the error names the limit.
 #[test]
 fn a_long_chain_of_layers_compiles_to_a_fit_error_quickly() {
     let d = temp_dir("gemm-chain");
-    let m = model_file(&d, "gemms.onnx", &gemm_chain(25_000));
+    let m = model_file(&d, "gemms.onnx", &nmc::synth::layer_chain(25_000));
     let e = cli(&[
         "compile",
         &m,

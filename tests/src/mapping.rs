@@ -248,30 +248,13 @@ fn single_device_targets_reject_more_chips() {
     }
 }
 
-/// `n` 4-wide Gemm + Relu layers in a chain: every layer takes at least one Loihi 2 core.
-fn chain_of_layers(n: usize) -> Vec<u8> {
-    use nmc::synth::{attr_int, ModelBuilder};
-    let mut b = ModelBuilder::new("chain", 13);
-    b.input("x", &[-1, 4]);
-    b.init("w", &[4, 4], &[0.25; 16]);
-    let mut prev = "x".to_string();
-    for i in 0..n {
-        let (g, r) = (format!("g{i}"), format!("r{i}"));
-        b.node("Gemm", &[&prev, "w"], &[&g], vec![attr_int("transB", 1)]);
-        b.node("Relu", &[&g], &[&r], vec![]);
-        prev = r;
-    }
-    b.output(&prev);
-    b.finish()
-}
-
 /// `--chips auto` picks the smallest Loihi 2 system a model fits (200 layers need 200 cores: two
 /// chips of 128); too few chips is a fit error naming that minimum; single devices stay at one.
 #[test]
 fn chips_auto_picks_the_smallest_system_and_fit_errors_name_it() {
     let d = crate::common::temp_dir("chips-auto");
     let m = d.join("chain.onnx");
-    std::fs::write(&m, chain_of_layers(200)).unwrap();
+    std::fs::write(&m, nmc::synth::layer_chain(200)).unwrap();
     let m = m.to_str().unwrap();
     let run =
         |args: &[&str]| nmc::cli::run_args(std::iter::once("nmc").chain(args.iter().copied()));

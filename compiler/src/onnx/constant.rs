@@ -311,10 +311,12 @@ pub(crate) fn concat(_: &mut Ctx, n: &NodeCx) -> Folded {
     }])
 }
 
-/// `Slice` (attributes before opset 10, inputs since) with ONNX clamping rules.
-pub(crate) fn slice(_: &mut Ctx, n: &NodeCx) -> Folded {
-    let x = n.required_const(0, "data")?;
-    let r = x.shape.len();
+/// `Slice`'s starts, ends, axes and steps (attributes before opset 10, inputs since; axes default
+/// to the first ones, steps to 1), all of one length.
+pub(crate) type SliceArgs = (Vec<i64>, Vec<i64>, Vec<i64>, Vec<i64>);
+
+/// Reads [`SliceArgs`].
+pub(crate) fn slice_args(n: &NodeCx) -> Result<SliceArgs, ImportError> {
     let (starts, ends, axes, steps) = if n.opset < 10 {
         (
             n.attr_ints("starts")?,
@@ -337,6 +339,14 @@ pub(crate) fn slice(_: &mut Ctx, n: &NodeCx) -> Folded {
     if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
         return Err(n.invalid("starts, ends, axes and steps differ in length"));
     }
+    Ok((starts, ends, axes, steps))
+}
+
+/// `Slice` (attributes before opset 10, inputs since) with ONNX clamping rules.
+pub(crate) fn slice(_: &mut Ctx, n: &NodeCx) -> Folded {
+    let x = n.required_const(0, "data")?;
+    let r = x.shape.len();
+    let (starts, ends, axes, steps) = slice_args(n)?;
     // Per axis: first index and step (as i128 to keep clamping arithmetic overflow-free).
     let mut first = vec![0i128; r];
     let mut step = vec![1i128; r];

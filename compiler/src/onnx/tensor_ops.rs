@@ -282,28 +282,7 @@ pub(crate) fn slice(ctx: &mut Ctx, n: &NodeCx) -> Built {
     let x = n.graph_input(0, "data")?;
     let full = ctx.onnx_shape(x);
     let r = full.len();
-    let (starts, ends, axes, steps) = if n.opset < 10 {
-        (
-            n.attr_ints("starts")?,
-            n.attr_ints("ends")?,
-            n.attr_ints("axes")?,
-            None,
-        )
-    } else {
-        (
-            n.ints_input(1, "starts")?,
-            n.ints_input(2, "ends")?,
-            n.ints_input(3, "axes")?,
-            n.ints_input(4, "steps")?,
-        )
-    };
-    let starts = starts.ok_or_else(|| n.invalid("starts are required"))?;
-    let ends = ends.ok_or_else(|| n.invalid("ends are required"))?;
-    let axes = axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
-    let steps = steps.unwrap_or_else(|| vec![1; starts.len()]);
-    if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
-        return Err(n.invalid("starts, ends, axes and steps differ in length"));
-    }
+    let (starts, ends, axes, steps) = super::constant::slice_args(n)?;
     let mut first: Vec<usize> = vec![0; r];
     let mut step: Vec<i64> = vec![1; r];
     let mut count: Vec<usize> = full.clone();
