@@ -1,7 +1,7 @@
 //! The command line's machine-readable outputs, whose field names scripts and build systems rely
 //! on: `--emit`, dep-info, `inspect --format json`, `run --report`, `run -o`.
 
-use crate::common::{cases, temp_dir};
+use crate::common::{all_cases, cases, temp_dir};
 
 fn nmc(args: &[&str]) {
     let mut argv = vec!["nmc"];
@@ -294,4 +294,54 @@ fn make_rebuilds_when_the_calibration_data_changes() {
         !up_to_date(),
         "calibration data changed but make sees nothing to do:\n{text}"
     );
+}
+
+/// `run --stream` on a graded Loihi 2 artifact writes the outputs an independent run writes; an
+/// event file is already a stream (usage error).
+#[test]
+fn run_stream_from_the_command_line() {
+    let case = cases().iter().find(|c| c.name == "digits_mlp").unwrap();
+    let d = temp_dir("stream");
+    let art = d.join("m.loihi2");
+    nmc(&[
+        "compile",
+        case.model.to_str().unwrap(),
+        "--target",
+        "loihi2",
+        "--calibrate",
+        case.dir.join("inputs.npy").to_str().unwrap(),
+        "-o",
+        art.to_str().unwrap(),
+    ]);
+    let (a, b) = (d.join("a.npy"), d.join("b.npy"));
+    let inputs = case.dir.join("inputs.npy");
+    nmc(&[
+        "run",
+        art.to_str().unwrap(),
+        "--input",
+        inputs.to_str().unwrap(),
+        "-o",
+        a.to_str().unwrap(),
+    ]);
+    nmc(&[
+        "run",
+        art.to_str().unwrap(),
+        "--input",
+        inputs.to_str().unwrap(),
+        "--stream",
+        "-o",
+        b.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    let events = all_cases().iter().find(|c| c.name == "dvs_cnn").unwrap();
+    let e = nmc::cli::run_args([
+        "nmc",
+        "run",
+        art.to_str().unwrap(),
+        "--input",
+        events.dir.join("events.npy").to_str().unwrap(),
+        "--stream",
+    ])
+    .unwrap_err();
+    assert!(e.to_string().contains("--stream"), "{e}");
 }

@@ -142,3 +142,62 @@ fn runs_are_identical_with_one_thread_and_many() {
         }
     }
 }
+
+/// `run --stream`: on Loihi 2 a graded network settles within each frame, so a stream gives every
+/// frame the output an independent run gives it, and a frame that repeats the last one sends
+/// almost nothing; the AKD1000 keeps no state (a stream is the frames one by one); on Speck the
+/// first frame starts from the reset state, like an independent run.
+#[test]
+fn streams_reset_only_before_the_first_frame() {
+    let params = nmc::target::ChipParams::default();
+    let frames = |case: &crate::common::Case, n: usize| {
+        let per = case.inputs.data.len() / case.inputs.shape[0];
+        let mut data = Vec::new();
+        for i in 0..n {
+            let x = &case.inputs.data[i * per..(i + 1) * per];
+            data.extend_from_slice(x);
+            data.extend_from_slice(x); // each frame twice
+        }
+        let mut shape = case.inputs.shape.clone();
+        shape[0] = 2 * n;
+        nmc::npy::Array { shape, data }
+    };
+    for (name, target) in [
+        ("digits_mlp", "loihi2"),
+        ("digits_cnn", "loihi2"),
+        ("digits_cnn_akida", "akd1000"),
+        ("dvs_cnn", "speck"),
+    ] {
+        let case = crate::common::all_cases()
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap();
+        let imported = nmc::onnx::import_file(&case.model).unwrap();
+        let opts = nmc::Options::new(nmc::Target::lookup(target).unwrap());
+        let c = nmc::driver::compile_graph(imported.graph, &case.samples(8), &opts, 0).unwrap();
+        let art = nmc::LoadedArtifact::decode(&c.artifact).unwrap();
+        let x = frames(case, 6);
+        let apart = art.run_with(&x, None, &params).unwrap();
+        let stream = art.run_stream(&x, None, &params, &|| {}).unwrap();
+        let again = art.run_stream(&x, None, &params, &|| {}).unwrap();
+        assert_eq!(
+            stream.int_outputs, again.int_outputs,
+            "{name}: deterministic"
+        );
+        match target {
+            "speck" => assert_eq!(
+                stream.int_outputs[0], apart.int_outputs[0],
+                "{name}: the first frame starts from the reset state"
+            ),
+            _ => assert_eq!(stream.int_outputs, apart.int_outputs, "{name} on {target}"),
+        }
+        if target == "loihi2" {
+            assert!(
+                stream.perf.synaptic_events < apart.perf.synaptic_events,
+                "{name}: repeated frames send only changes ({} vs {})",
+                stream.perf.synaptic_events,
+                apart.perf.synaptic_events
+            );
+        }
+    }
+}

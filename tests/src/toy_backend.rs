@@ -328,6 +328,17 @@ impl Loaded for LoadedToy {
             perf,
         })
     }
+    /// The reference interpreter keeps no state: a stream is the frames one by one.
+    fn run_stream(
+        &self,
+        samples: &nmc_backend::Array,
+        timesteps: Option<u32>,
+        params: &ChipParams,
+        progress: &(dyn Fn() + Sync),
+    ) -> Result<RunResult, BackendError> {
+        self.run_with_progress(samples, timesteps, params, progress)
+    }
+
     fn floorline_loads(
         &self,
         activity: &Activity<'_>,

@@ -384,6 +384,18 @@ impl Loaded for LoadedAkd1000 {
         }
     }
 
+    /// Akida keeps no state between frames (each one passes through the layer pipeline once), so a
+    /// stream is the frames run one by one: the same as [`Loaded::run`].
+    fn run_stream(
+        &self,
+        samples: &Array,
+        timesteps: Option<u32>,
+        params: &ChipParams,
+        progress: &(dyn Fn() + Sync),
+    ) -> Result<RunResult, BackendError> {
+        self.run_with_progress(samples, timesteps, params, progress)
+    }
+
     fn run_with_progress(
         &self,
         samples: &Array,

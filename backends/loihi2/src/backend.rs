@@ -208,6 +208,139 @@ fn constants(spec: &ChipSpec) -> Constants {
     }
 }
 
+impl LoadedLoihi2 {
+    /// Runs samples independently (in parallel) or as one stream, and folds the report.
+    fn run_samples(
+        &self,
+        samples: &nmc_backend::Array,
+        timesteps: Option<u32>,
+        params: &ChipParams,
+        progress: &(dyn Fn() + Sync),
+        stream: bool,
+    ) -> Result<RunResult, BackendError> {
+        let a = &self.0;
+
+        let spec = spec_with(self.chips(), params)?;
+        if a.inputs.len() != 1 {
+            return Err(BackendError::input(format!(
+                "the artifact has {} inputs; nmc run reads one .npy",
+                a.inputs.len()
+            )));
+        }
+        let input = &a.inputs[0];
+        let per: usize = input.shape.iter().map(|d| *d as usize).product();
+        let xs = nmc_backend::split_samples(samples, per, &input.shape)?;
+        let q = nmc_ir::QuantParams {
+            scale: input.scale,
+            min: input.min,
+            max: input.max,
+        };
+        let output = a
+            .outputs
+            .first()
+            .ok_or_else(|| BackendError::input("artifact has no outputs"))?;
+        let t = timesteps.unwrap_or_else(|| crate::min_timesteps(a));
+        let new_emulator = || {
+            let mut emu = crate::Emulator::new(a, &spec).map_err(BackendError::input)?;
+            // The report needs each step's time and bound, not each core's step: keeping only
+            // those bounds the memory of a long run (--timesteps) to a few dozen bytes per step.
+            emu.record_core_steps(false);
+            Ok::<_, BackendError>(emu)
+        };
+        let one = |emu: &mut crate::Emulator, x: &[f32], first: bool| {
+            let x: Vec<i64> = x.iter().map(|v| nmc_ir::quantize(*v, &q)).collect();
+            let (outs, report) = if first {
+                emu.run(&[x], t)
+            } else {
+                emu.run_continue(&[x], t)
+            }
+            .map_err(BackendError::input)?;
+            let o = outs
+                .into_iter()
+                .next()
+                .ok_or_else(|| BackendError::input("emulator returned no outputs"))?;
+            let slowest = report
+                .per_step
+                .iter()
+                .max_by(|a, b| a.t_ns.total_cmp(&b.t_ns))
+                .map(|s| (s.t_ns, s.bound));
+            progress();
+            Ok((
+                o,
+                report.latency_ns,
+                report.energy_nj,
+                report.synaptic_events,
+                slowest,
+                report.cores,
+            ))
+        };
+        let runs = if stream {
+            // One emulator, frames in order, state kept between them.
+            let mut emu = new_emulator()?;
+            xs.iter()
+                .enumerate()
+                .map(|(i, x)| one(&mut emu, x, i == 0))
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            // Samples in parallel, each worker on its own emulator, each sample from the reset
+            // state; what is kept of a run is folded below in sample order.
+            nmc_backend::map_samples(&xs, new_emulator, |emu, x| one(emu, x, true))?
+        };
+        let n = xs.len();
+        let mut out_shape = vec![n];
+        out_shape.extend(output.shape.iter().map(|d| *d as usize));
+        let mut outputs = nmc_backend::Array {
+            shape: out_shape,
+            data: Vec::new(),
+        };
+        let mut int_outputs = Vec::with_capacity(n);
+        let mut perf = PerfSummary {
+            target: NAME.into(),
+            samples: n,
+            timesteps: t,
+            ..Default::default()
+        };
+        let mut bounds: Vec<[u64; 3]> = Vec::new();
+        let mut workload = [0u64; 3];
+        for (o, latency_ns, energy_nj, synaptic_events, slowest, cores) in runs {
+            outputs
+                .data
+                .extend(o.iter().map(|v| *v as f32 * output.scale));
+            int_outputs.push(o);
+            perf.latency_ns += latency_ns;
+            perf.energy_nj += energy_nj;
+            perf.synaptic_events += synaptic_events;
+            if let Some((t_ns, bound)) = slowest {
+                perf.t_step_ns += t_ns;
+                workload[bound as usize] += 1;
+            }
+            if perf.cores.is_empty() {
+                perf.cores = cores
+                    .iter()
+                    .map(|c| CorePerf {
+                        id: c.id,
+                        chip: c.chip,
+                        x: c.x,
+                        y: c.y,
+                        ..Default::default()
+                    })
+                    .collect();
+                bounds = vec![[0; 3]; cores.len()];
+            }
+            for ((p, c), b) in perf.cores.iter_mut().zip(&cores).zip(&mut bounds) {
+                p.counts.add(&c.counts);
+                b[c.bound as usize] += 1;
+            }
+        }
+        nmc_backend::finish_perf(&mut perf, &bounds, &workload);
+        Ok(RunResult {
+            outputs,
+            int_outputs,
+            perf,
+        })
+    }
+}
+
 impl nmc_backend::Loaded for LoadedLoihi2 {
     fn target(&self) -> &'static str {
         NAME
@@ -272,114 +405,19 @@ impl nmc_backend::Loaded for LoadedLoihi2 {
         params: &ChipParams,
         progress: &(dyn Fn() + Sync),
     ) -> Result<RunResult, BackendError> {
-        let a = &self.0;
-        let spec = spec_with(self.chips(), params)?;
-        if a.inputs.len() != 1 {
-            return Err(BackendError::input(format!(
-                "the artifact has {} inputs; nmc run reads one .npy",
-                a.inputs.len()
-            )));
-        }
-        let input = &a.inputs[0];
-        let per: usize = input.shape.iter().map(|d| *d as usize).product();
-        let xs = nmc_backend::split_samples(samples, per, &input.shape)?;
-        let q = nmc_ir::QuantParams {
-            scale: input.scale,
-            min: input.min,
-            max: input.max,
-        };
-        let output = a
-            .outputs
-            .first()
-            .ok_or_else(|| BackendError::input("artifact has no outputs"))?;
-        let t = timesteps.unwrap_or_else(|| crate::min_timesteps(a));
-        // Samples run in parallel, each worker on its own emulator; what is kept of a run is
-        // folded below in sample order.
-        let runs = nmc_backend::map_samples(
-            &xs,
-            || {
-                let mut emu = crate::Emulator::new(a, &spec).map_err(BackendError::input)?;
-                // The report needs each step's time and bound, not each core's step: keeping
-                // only those bounds the memory of a long run (--timesteps) to a few dozen bytes
-                // per step.
-                emu.record_core_steps(false);
-                Ok::<_, BackendError>(emu)
-            },
-            |emu, x| {
-                let x: Vec<i64> = x.iter().map(|v| nmc_ir::quantize(*v, &q)).collect();
-                let (outs, report) = emu.run(&[x], t).map_err(BackendError::input)?;
-                let o = outs
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| BackendError::input("emulator returned no outputs"))?;
-                let slowest = report
-                    .per_step
-                    .iter()
-                    .max_by(|a, b| a.t_ns.total_cmp(&b.t_ns))
-                    .map(|s| (s.t_ns, s.bound));
-                progress();
-                Ok((
-                    o,
-                    report.latency_ns,
-                    report.energy_nj,
-                    report.synaptic_events,
-                    slowest,
-                    report.cores,
-                ))
-            },
-        )?;
-        let n = xs.len();
-        let mut out_shape = vec![n];
-        out_shape.extend(output.shape.iter().map(|d| *d as usize));
-        let mut outputs = nmc_backend::Array {
-            shape: out_shape,
-            data: Vec::new(),
-        };
-        let mut int_outputs = Vec::with_capacity(n);
-        let mut perf = PerfSummary {
-            target: NAME.into(),
-            samples: n,
-            timesteps: t,
-            ..Default::default()
-        };
-        let mut bounds: Vec<[u64; 3]> = Vec::new();
-        let mut workload = [0u64; 3];
-        for (o, latency_ns, energy_nj, synaptic_events, slowest, cores) in runs {
-            outputs
-                .data
-                .extend(o.iter().map(|v| *v as f32 * output.scale));
-            int_outputs.push(o);
-            perf.latency_ns += latency_ns;
-            perf.energy_nj += energy_nj;
-            perf.synaptic_events += synaptic_events;
-            if let Some((t_ns, bound)) = slowest {
-                perf.t_step_ns += t_ns;
-                workload[bound as usize] += 1;
-            }
-            if perf.cores.is_empty() {
-                perf.cores = cores
-                    .iter()
-                    .map(|c| CorePerf {
-                        id: c.id,
-                        chip: c.chip,
-                        x: c.x,
-                        y: c.y,
-                        ..Default::default()
-                    })
-                    .collect();
-                bounds = vec![[0; 3]; cores.len()];
-            }
-            for ((p, c), b) in perf.cores.iter_mut().zip(&cores).zip(&mut bounds) {
-                p.counts.add(&c.counts);
-                b[c.bound as usize] += 1;
-            }
-        }
-        nmc_backend::finish_perf(&mut perf, &bounds, &workload);
-        Ok(RunResult {
-            outputs,
-            int_outputs,
-            perf,
-        })
+        self.run_samples(samples, timesteps, params, progress, false)
+    }
+
+    /// Frames in order on one emulator: after the first, `run_continue` sends each input's
+    /// change and leaves unchanged neurons silent.
+    fn run_stream(
+        &self,
+        samples: &nmc_backend::Array,
+        timesteps: Option<u32>,
+        params: &ChipParams,
+        progress: &(dyn Fn() + Sync),
+    ) -> Result<RunResult, BackendError> {
+        self.run_samples(samples, timesteps, params, progress, true)
     }
 
     /// Loads modelled from the activity profile ([`crate::floorline`]), with the emulator's

@@ -614,6 +614,28 @@ impl Loaded for LoadedSpeck {
         self.collect(runs.into_iter().map(Ok), xs.len(), t)
     }
 
+    /// Frames in order on one emulator whose membranes are not reset between frames: what one
+    /// frame leaves below threshold, the next integrates on.
+    fn run_stream(
+        &self,
+        samples: &Array,
+        timesteps: Option<u32>,
+        params: &ChipParams,
+        progress: &(dyn Fn() + Sync),
+    ) -> Result<RunResult, BackendError> {
+        let (per, shape) = self.input_len()?;
+        let xs = split_samples(samples, per, shape)?;
+        let t = self.timesteps(timesteps)?;
+        let mut emu = self.emulator(params)?;
+        let mut runs = Vec::with_capacity(xs.len());
+        for (i, x) in xs.iter().enumerate() {
+            emu.keep_state(i > 0);
+            runs.push(emu.run_dense(x, t, false).map_err(BackendError::input));
+            progress();
+        }
+        self.collect(runs.into_iter(), xs.len(), t)
+    }
+
     /// One event stream (`x, y, t, p`), binned into `timesteps` steps.
     fn run_events(
         &self,

@@ -260,6 +260,19 @@ pub trait Loaded: std::any::Any + Send + Sync {
         params: &ChipParams,
     ) -> Result<RunResult, BackendError>;
 
+    /// Runs the samples as consecutive frames of one stream, as a camera feeds a chip: the state
+    /// is reset before the first frame only, so each frame sends only what changed (sigma-delta)
+    /// or integrates on what the previous frames left (spiking). Frames run one after another;
+    /// `progress` is called after each. The report sums over the frames as `run`'s does over
+    /// samples.
+    fn run_stream(
+        &self,
+        samples: &Array,
+        timesteps: Option<u32>,
+        params: &ChipParams,
+        progress: &(dyn Fn() + Sync),
+    ) -> Result<RunResult, BackendError>;
+
     /// [`Loaded::run`], calling `progress` after each sample (a progress bar on a terminal).
     /// The default calls `progress` once, at the end.
     fn run_with_progress(

@@ -55,6 +55,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             report,
             labels,
             chip_params,
+            stream,
         } => run(
             &artifact,
             &input,
@@ -63,6 +64,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             report.as_deref(),
             labels.as_deref(),
             chip_params.as_deref(),
+            stream,
         ),
         Command::Analyze {
             model,
@@ -375,6 +377,7 @@ fn run(
     report: Option<&Path>,
     labels: Option<&Path>,
     chip_params: Option<&Path>,
+    stream: bool,
 ) -> Result<(), Error> {
     if let Some(t) = timesteps {
         driver::check_timesteps(t)?;
@@ -424,12 +427,19 @@ fn run(
                     b.inc(1);
                 }
             };
-            let r = art.run_with_progress(&samples, timesteps, &params, &tick);
+            let r = if stream {
+                art.run_stream(&samples, timesteps, &params, &tick)
+            } else {
+                art.run_with_progress(&samples, timesteps, &params, &tick)
+            };
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
             r
         }
+        npy::Input::Events(_) if stream => Err(nmc_backend::BackendError::Usage(
+            "--stream takes dense frames; an event file is already one stream".into(),
+        )),
         npy::Input::Events(events) => art.run_events_with(&events, timesteps, &params),
     }
     .map_err(blame)?;

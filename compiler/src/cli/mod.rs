@@ -194,6 +194,10 @@ pub enum Command {
         /// Override cost-model constants from a TOML file (see `nmc targets --params`).
         #[arg(long)]
         chip_params: Option<PathBuf>,
+        /// Feed the samples as consecutive frames of one stream, as a camera would: the chip's
+        /// state is reset before the first frame only (frames then run one after another).
+        #[arg(long)]
+        stream: bool,
     },
     /// Run a model with nmc's reference interpreter (float, or quantised for a target).
     Eval {

@@ -98,6 +98,8 @@ struct CoreRt {
 /// A prepared emulator for one artifact; [`Emulator::run_dense`] and [`Emulator::run_events`]
 /// run one sample each from a fresh state.
 pub struct Emulator {
+    /// Continue from the last run's state instead of resetting (streams).
+    keep_state: bool,
     cores: Vec<CoreRt>,
     input_dests: Vec<usize>,
     input_numel: usize,
@@ -226,6 +228,7 @@ impl Emulator {
         let out_core = &a.cnn_layers[out.layer as usize];
         let out_map = crate::validate::out_map(out_core, Some(out.pooling));
         Ok(Emulator {
+            keep_state: false,
             input_dests: dvs.destinations.iter().map(|d| index_of(d.layer)).collect(),
             input_numel: input_map.iter().map(|v| *v as usize).product(),
             input_map,
@@ -289,6 +292,12 @@ impl Emulator {
         })
     }
 
+    /// Whether the next run continues from the state the last one left (a stream's next frame)
+    /// instead of the reset state.
+    pub fn keep_state(&mut self, keep: bool) {
+        self.keep_state = keep;
+    }
+
     fn reset(&mut self) {
         for c in &mut self.cores {
             c.v.iter_mut().for_each(|v| *v = 0);
@@ -306,7 +315,9 @@ impl Emulator {
         record_steps: bool,
         mut input: impl FnMut(usize, &mut Vec<(u32, u32)>),
     ) -> Result<RunOut, EmuError> {
-        self.reset();
+        if !self.keep_state {
+            self.reset();
+        }
         let ids: Vec<u32> = self.cores.iter().map(|c| c.id).collect();
         let mut perf = PerfBuilder::new(&self.cost, &ids, self.depth);
         let [_, oh_o, ow_o] = self.out_map.map(|v| v as usize);
