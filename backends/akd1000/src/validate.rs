@@ -55,7 +55,7 @@ pub fn validate(a: &Artifact, spec: &ChipSpec) -> Result<(), ArtifactError> {
     }
     let mut input_sizes = Vec::with_capacity(a.inputs.len());
     for (i, inp) in a.inputs.iter().enumerate() {
-        let what = format!("input {i} \"{}\"", inp.name);
+        let what = nmc_backend::check::named("input", i, &inp.name)?;
         input_sizes.push(numel(&inp.shape, SHAPE_RANKS, &what)?);
         if ![1, 2, 4, 8].contains(&inp.bits) {
             return Err(corrupt(format!("{what}: {} bits (1, 2, 4 or 8)", inp.bits)));
@@ -113,13 +113,13 @@ pub fn validate(a: &Artifact, spec: &ChipSpec) -> Result<(), ArtifactError> {
     let mut outs: Vec<(u64, u32)> = Vec::with_capacity(a.layers.len());
     let mut total = 0u64;
     for (i, l) in a.layers.iter().enumerate() {
-        let what = format!("layer {i} \"{}\"", l.name);
+        let what = nmc_backend::check::named("layer", i, &l.name)?;
         let (size, bits) = check_layer(a, spec, l, &what, &input_sizes, &outs)?;
         add_values(&mut total, size, &format!("{what}: layers"))?;
         outs.push((size, bits));
     }
     for (i, o) in a.outputs.iter().enumerate() {
-        let what = format!("output {i} \"{}\"", o.name);
+        let what = nmc_backend::check::named("output", i, &o.name)?;
         let Some(&(size, _)) = outs.get(o.layer as usize) else {
             return Err(corrupt(format!("{what}: layer {} does not exist", o.layer)));
         };

@@ -34,7 +34,7 @@ pub fn validate(a: &Artifact) -> Result<(), ArtifactError> {
     let mut input_sizes = Vec::with_capacity(a.inputs.len());
     let mut total = 0u64;
     for (i, inp) in a.inputs.iter().enumerate() {
-        let what = format!("input {i} \"{}\"", inp.name);
+        let what = check::named("input", i, &inp.name)?;
         let n = numel(&inp.shape, &what)?;
         total += n;
         if total > MAX_VALUES {
@@ -79,7 +79,7 @@ pub fn validate(a: &Artifact) -> Result<(), ArtifactError> {
     let mut post_sizes: Vec<u64> = Vec::with_capacity(a.populations.len());
     let (mut total_pre, mut total_post) = (0u64, 0u64);
     for (i, p) in a.populations.iter().enumerate() {
-        let what = format!("population {i} \"{}\"", p.name);
+        let what = check::named("population", i, &p.name)?;
         let (pre, post) = check_population(a, p, &what, &input_sizes, &post_sizes)?;
         total_pre += pre;
         total_post += post;
@@ -92,7 +92,7 @@ pub fn validate(a: &Artifact) -> Result<(), ArtifactError> {
     }
 
     for (i, o) in a.outputs.iter().enumerate() {
-        let what = format!("output {i} \"{}\"", o.name);
+        let what = check::named("output", i, &o.name)?;
         let Some(&len) = post_sizes.get(o.population as usize) else {
             return Err(corrupt(format!(
                 "{what}: population {} does not exist ({} populations)",

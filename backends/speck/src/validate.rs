@@ -77,6 +77,7 @@ pub fn validate(a: &Artifact) -> Result<Sources, ArtifactError> {
         )));
     }
     let input = a.input.as_ref().ok_or_else(|| corrupt("no input spec"))?;
+    nmc_backend::check::named("input", 0, &input.name)?;
     // The input map is some core's input map (checked below), so the cores' limits bound it.
     let in_map = map(
         input.map.as_ref(),
@@ -194,6 +195,7 @@ pub fn validate(a: &Artifact) -> Result<Sources, ArtifactError> {
         }
     }
     let o = a.output.as_ref().ok_or_else(|| corrupt("no output spec"))?;
+    nmc_backend::check::named("output", 0, &o.name)?;
     let ol = a
         .cnn_layers
         .get(o.layer as usize)
@@ -226,7 +228,7 @@ pub fn out_map(l: &CnnLayerConfig, pooling: Option<u32>) -> [u32; 3] {
 }
 
 fn check_layer(i: usize, l: &CnnLayerConfig, spec: &ChipSpec) -> Result<(), ArtifactError> {
-    let what = format!("core {i} \"{}\"", l.name);
+    let what = nmc_backend::check::named("core", i, &l.name)?;
     let d = l
         .dimensions
         .ok_or_else(|| corrupt(format!("{what}: no dimensions")))?;

@@ -102,3 +102,42 @@ mod tests {
         assert!(add_values(&mut t, 1, "inputs").is_err());
     }
 }
+
+/// Longest name an artifact may carry (ONNX names are short; a bound keeps messages small).
+pub const MAX_NAME: usize = 4096;
+
+/// The label of item `index` of a `kind` named `name`, for messages (`input 0 "x"`), after
+/// checking the name: at most [`MAX_NAME`] bytes and no control characters, so that nothing read
+/// from an artifact can put an escape sequence on the user's terminal (nmc escapes them in ONNX
+/// names at import, so its own artifacts never have any).
+pub fn named(kind: &str, index: usize, name: &str) -> Result<String, ArtifactError> {
+    if name.len() > MAX_NAME {
+        return Err(corrupt(format!(
+            "{kind} {index}: name of {} bytes (at most {MAX_NAME})",
+            name.len()
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(corrupt(format!(
+            "{kind} {index}: name {:?} has control characters",
+            name
+        )));
+    }
+    Ok(format!("{kind} {index} \"{name}\""))
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn names_with_control_characters_or_too_long_are_corrupt() {
+        assert_eq!(named("layer", 2, "conv1"), Ok("layer 2 \"conv1\"".into()));
+        let e = named("layer", 2, "\u{1b}[31mred").unwrap_err().to_string();
+        assert!(
+            e.contains("\\u{1b}") && !e.chars().any(char::is_control),
+            "{e}"
+        );
+        assert!(named("input", 0, &"x".repeat(MAX_NAME + 1)).is_err());
+    }
+}
