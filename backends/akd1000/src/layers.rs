@@ -819,20 +819,22 @@ impl Cx<'_> {
                         ));
                     }
                 }
-                // akida pools "same": a 2×2/2 window on an odd side covers the last row or column
-                // alone (7×7 → 4×4, measured with akida 2.19.3, docs/chips.md §7), where the
-                // model's unpadded pooling drops it (7×7 → 3×3).
-                if let Some(&(side, n, s, _)) = [("rows", oh, sh, ph), ("columns", ow, sw, pw)]
+                // akida pools "same": its output has ⌈n / stride⌉ rows and columns (a 2×2/2 pool
+                // turns 7×7 into 4×4, a 2×2/1 pool keeps 8×8 at 8×8; measured with akida 2.19.3,
+                // docs/chips.md §7), where the model's unpadded pooling has ⌊(n − k) / stride⌋ + 1.
+                let akida = |n: usize, s: usize| n.div_ceil(s.max(1));
+                let model = |n: usize, k: usize, s: usize| (n.saturating_sub(k)) / s.max(1) + 1;
+                if let Some(&(side, n, k, s)) = [("rows", oh, ph, sh), ("columns", ow, pw, sw)]
                     .iter()
-                    .find(|&&(_, n, s, k)| s == k && s > 1 && n % s != 0)
+                    .find(|&&(_, n, k, s)| akida(n, s) != model(n, k, s))
                 {
                     return Err(rule(
                         format!(
-                            "max pooling with stride {sh}×{sw} covers every row and column (akida pads the last window: {n} {side} pool to {}, not {})",
-                            n.div_ceil(s),
-                            n / s
+                            "max pooling keeps ⌈n / stride⌉ rows and columns (akida pads the last windows: {n} {side} pool to {}, the model's unpadded {k}-wide pooling gives {})",
+                            akida(n, s),
+                            model(n, k, s)
                         ),
-                        format!("an unpadded {ph}×{pw} pool on {oh}×{ow}: make the map even, or pad it before the pooling"),
+                        format!("a {ph}×{pw} pool with stride {sh}×{sw} on {oh}×{ow}: use stride = size on an even map"),
                     ));
                 }
                 Ok(PoolSpec::Max {

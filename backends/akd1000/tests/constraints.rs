@@ -163,7 +163,7 @@ fn max_pooling_an_odd_map_by_two_is_refused() {
     b.conv(c).conv(conv(8, 3, 1, Some(4))).dense(10, 4, None, 1);
     let e = fails(&b.finish());
     assert!(
-        e.contains("akida pads the last window: 9 rows pool to 5, not 4"),
+        e.contains("akida pads the last windows: 9 rows pool to 5, the model's unpadded 2-wide pooling gives 4"),
         "{e}"
     );
     // The same network on an even map maps.
@@ -175,4 +175,19 @@ fn max_pooling_an_odd_map_by_two_is_refused() {
     c.pool = max_pool(2, 2);
     b.conv(c).conv(conv(8, 3, 1, Some(4))).dense(10, 4, None, 1);
     nmc_akd1000::map_graph(&b.finish(), &akd1000()).unwrap();
+}
+
+/// A 2×2 pool with stride 1 keeps an 8×8 map at 8×8 in akida (measured); the model's unpadded
+/// pooling gives 7×7: refused.
+#[test]
+fn max_pooling_with_stride_one_is_refused() {
+    let mut b = Builder::new(vec![1, 8, 8], 8, 1);
+    let mut s = conv(4, 3, 1, Some(4));
+    s.weight_bits = 8;
+    b.conv(s);
+    let mut c = conv(8, 3, 1, Some(4));
+    c.pool = max_pool(2, 1);
+    b.conv(c).conv(conv(8, 3, 1, Some(4))).dense(10, 4, None, 1);
+    let e = fails(&b.finish());
+    assert!(e.contains("8 rows pool to 8"), "{e}");
 }
