@@ -173,7 +173,7 @@ pub struct LayerMsg {
     /// Input bits.
     #[prost(uint32, tag = "14")]
     pub input_bits: u32,
-    /// Weight bits (1 = binary ±1).
+    /// Weight bits (1 = binary {0, 1}, as akida's).
     #[prost(uint32, tag = "15")]
     pub weight_bits: u32,
     /// Activation bits; 0 = no activation (raw potentials).

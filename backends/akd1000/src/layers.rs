@@ -139,7 +139,7 @@ pub struct AkLayer {
     pub pool: Option<PoolSpec>,
     /// Bits per input value.
     pub input_bits: u32,
-    /// Bits per weight (1 means binary ±1).
+    /// Bits per weight (1 means binary {0, 1}, as akida's).
     pub weight_bits: u32,
     /// Activation bits; `None` for a last layer without activation (raw 32-bit potentials).
     pub act_bits: Option<u32>,
@@ -192,10 +192,10 @@ pub struct Analysis {
     pub outputs: Vec<OutputInfo>,
 }
 
-/// The smallest Akida weight width holding `w`: 1 (binary ±1), 2, 4 or 8 bits two's complement;
-/// `None` beyond 8 bits.
+/// The smallest Akida weight width holding `w`: 1 (binary {0, 1}: akida's 1-bit weights, −1 is
+/// not one, docs/chips.md §7), 2, 4 or 8 bits two's complement; `None` beyond 8 bits.
 pub fn weight_width(w: &[i32]) -> Option<u32> {
-    if !w.is_empty() && w.iter().all(|v| *v == 1 || *v == -1) {
+    if !w.is_empty() && w.iter().all(|v| *v == 0 || *v == 1) {
         return Some(1);
     }
     let (lo, hi) = w
@@ -934,7 +934,8 @@ mod tests {
 
     #[test]
     fn widths_and_same_padding() {
-        assert_eq!(weight_width(&[1, -1, 1]), Some(1));
+        assert_eq!(weight_width(&[1, 0, 1]), Some(1));
+        assert_eq!(weight_width(&[1, -1, 1]), Some(2));
         assert_eq!(weight_width(&[1, 0, -1]), Some(2));
         assert_eq!(weight_width(&[-2, 1]), Some(2));
         assert_eq!(weight_width(&[-8, 7]), Some(4));

@@ -237,7 +237,8 @@ fn check_layer(
     }
     let wb = l.weight_bits;
     let in_range = |w: i32| match wb {
-        1 => w == 1 || w == -1,
+        // akida's 1-bit weights are {0, 1}; it rejects −1 (docs/chips.md §7).
+        1 => w == 0 || w == 1,
         2 | 4 | 8 => (-(1 << (wb - 1))..(1 << (wb - 1))).contains(&w),
         _ => false,
     };

@@ -21,7 +21,9 @@
 //!   rounds to nearest. Thresholds beyond ±(2^19 − 1) are clipped, as cnn2snn does.
 //! - **a last layer without activation** outputs its raw potential: one weight scale for the
 //!   whole layer (`maxabs / wmax`), output scale `s_in · s_w`, bias in those units.
-//! - **1-bit weights** are binary, `±1` times a per-channel scale (the mean magnitude).
+//! - **1-bit weights** are binary `{0, 1}` times a per-channel scale, as akida stores them (it
+//!   rejects −1, docs/chips.md §7): the scale is the mean of the channel's positive weights and a
+//!   weight is 1 where it exceeds half of it, so negative weights contribute nothing.
 //! - **global average pooling** before the activation (Conv → GlobalAveragePool → ReLU, the only
 //!   order Akida 1.0 has) is fused into the convolution: the potentials are summed over the `N`
 //!   positions (`pool_first`), the step becomes `N · k_c` and the bias `N · b`.
@@ -455,18 +457,19 @@ fn quantize_layer(
     let magnitude = |c: usize| -> f64 {
         let ws = &w[c * per..(c + 1) * per];
         if binary {
-            ws.iter().map(|x| f64::from(x.abs())).sum::<f64>() / per.max(1) as f64
+            let positive: Vec<f64> = ws
+                .iter()
+                .filter(|x| **x > 0.0)
+                .map(|x| f64::from(*x))
+                .collect();
+            positive.iter().sum::<f64>() / positive.len().max(1) as f64
         } else {
             ws.iter().fold(0f64, |m, x| m.max(f64::from(x.abs())))
         }
     };
     let quant_w = |x: f32, s_w: f64| -> i32 {
         if binary {
-            if x < 0.0 {
-                -1
-            } else {
-                1
-            }
+            i32::from(f64::from(x) > s_w / 2.0)
         } else {
             (f64::from(x) / s_w).round_ties_even().clamp(-wmax, wmax) as i32
         }

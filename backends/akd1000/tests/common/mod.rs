@@ -80,11 +80,8 @@ impl Builder {
         (0..n)
             .map(|_| {
                 if bits == 1 {
-                    if self.rng.next() % 2 == 0 {
-                        1
-                    } else {
-                        -1
-                    }
+                    // akida's 1-bit weights are {0, 1}.
+                    (self.rng.next() % 2) as i32
                 } else {
                     let m = (1i64 << (bits - 1)) - 1;
                     // A third of the weights zero, like a trained sparse-ish layer.
