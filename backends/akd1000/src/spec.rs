@@ -238,9 +238,9 @@ pub struct ChipSpec {
     pub nps: Vec<NpSlot>,
     /// The DMA engines `(col, row, id)`: `dma_event = (3,1,0)`, `dma_conf = (3,1,1)` (docs/chips.md §3.1).
     pub dmas: [(u32, u32, u32); 2],
-    /// Where nmc places the HRC (the hardware input converter that runs InputConv2D layers;
-    /// `NP.Info.hrc(False)`, no LUT on v1). Its mesh position is not in the device definition;
-    /// nmc assumes it sits at the DMA node (3,1), where frames enter the mesh.
+    /// Where the HRC sits (the hardware input converter that runs InputConv2D layers;
+    /// `NP.Info.hrc(False)`, no LUT on v1): node (0, 0), slot 0, as akida's mapping reports it
+    /// (docs/chips.md §7; the device definition itself does not list it).
     pub hrc_node: (u32, u32),
     /// Input SRAM per NP: 2 blocks of 5.25 × 1024 32-bit words = 43,008 bytes (`SramSize_v1`,
     /// docs/chips.md §3.1).
@@ -319,7 +319,7 @@ pub fn akd1000() -> ChipSpec {
         nodes,
         nps,
         dmas: [(3, 1, 0), (3, 1, 1)],
-        hrc_node: (3, 1),
+        hrc_node: (0, 0),
         input_sram_bytes: 43_008,
         weight_sram_bytes: 44_800,
         weight_word_bits: 50,
