@@ -506,9 +506,11 @@ fn layer_graphs(
 ) -> Result<LayerGraphs, Error> {
     // Float tensor ops (padding, reductions, slices, …) are the interpreter's only: say so with
     // the target's name before any pass runs.
+    let users = imported.users();
     if let Some(n) = imported
-        .nodes
-        .iter()
+        .ids()
+        .filter(|&id| !passes::canonicalize::folds_into_convolutions(imported, &users, id))
+        .map(|id| imported.node(id))
         .find(|n| matches!(n.op, nmc_ir::Op::Tensor(_)))
     {
         let target = opts.target.name();

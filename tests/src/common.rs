@@ -159,3 +159,22 @@ pub fn snap(stage: &str, name: &str, text: &str) {
     settings.set_omit_expression(true);
     settings.bind(|| insta::assert_snapshot!(name.to_string(), text));
 }
+
+/// A model with an integer initializer (the builder writes float ones only).
+pub fn with_int_initializer(bytes: Vec<u8>, name: &str, values: Vec<i64>) -> Vec<u8> {
+    use protobuf::Message;
+    let mut model = onnx_protobuf::ModelProto::parse_from_bytes(&bytes).unwrap();
+    model
+        .graph
+        .as_mut()
+        .unwrap()
+        .initializer
+        .push(onnx_protobuf::TensorProto {
+            name: name.into(),
+            dims: vec![values.len() as i64],
+            data_type: onnx_protobuf::tensor_proto::DataType::INT64 as i32,
+            int64_data: values,
+            ..Default::default()
+        });
+    model.write_to_bytes().unwrap()
+}

@@ -201,3 +201,62 @@ fn streams_reset_only_before_the_first_frame() {
         }
     }
 }
+
+/// A zero `Pad` before a convolution (PyTorch's `F.pad`, asymmetric here) folds into the
+/// convolution's padding: the model compiles for Loihi 2, its float meaning is unchanged, and the
+/// emulator equals the quantised reference.
+#[test]
+fn a_zero_pad_before_a_convolution_runs_on_the_chip() {
+    use nmc::synth::{attr_int, ModelBuilder};
+    let mut b = ModelBuilder::new("pad-conv", 13);
+    b.input("x", &[-1, 1, 8, 8]);
+    let w: Vec<f32> = (0..36)
+        .map(|i| ((i * 7 % 11) as f32 - 5.0) / 10.0)
+        .collect();
+    b.init("w", &[4, 1, 3, 3], &w);
+    b.init("fc", &[3, 4 * 9 * 7], &vec![0.01; 3 * 4 * 9 * 7]);
+    b.node("Pad", &["x", "pads"], &["p"], vec![]);
+    b.node("Conv", &["p", "w"], &["c"], vec![]);
+    b.node("Relu", &["c"], &["r"], vec![]);
+    b.node("Flatten", &["r"], &["f"], vec![attr_int("axis", 1)]);
+    b.node("Gemm", &["f", "fc"], &["y"], vec![attr_int("transB", 1)]);
+    b.output("y");
+    // N, C, H, W begins then ends: one row on top and two below, one column left.
+    let bytes =
+        crate::common::with_int_initializer(b.finish(), "pads", vec![0, 0, 1, 1, 0, 0, 2, 0]);
+    let imported = nmc::onnx::import_bytes(&bytes, None).unwrap();
+    let samples: Vec<Vec<Vec<f32>>> = (0..4)
+        .map(|s| {
+            vec![(0..64)
+                .map(|i| ((i * 13 + s * 5) % 17) as f32 / 17.0)
+                .collect()]
+        })
+        .collect();
+    let opts = nmc::Options::new(nmc::Target::lookup("loihi2").unwrap());
+    let c = nmc::driver::compile_graph(imported.graph.clone(), &samples, &opts, 0)
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The canonical graph has no tensor op left: the pad is in the convolution.
+    assert!(
+        !nmc_ir::print(&c.canonical).contains("pad("),
+        "{}",
+        nmc_ir::print(&c.canonical)
+    );
+    let float = nmc::driver::interpret(&imported.graph, &samples).unwrap();
+    let canon = nmc::driver::interpret(&c.canonical, &samples).unwrap();
+    for (a, b) in float[0].data.iter().zip(&canon[0].data) {
+        assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{a} vs {b}");
+    }
+    let art = nmc::LoadedArtifact::decode(&c.artifact).unwrap();
+    let x = nmc::npy::Array {
+        shape: vec![4, 1, 8, 8],
+        data: samples.iter().flat_map(|s| s[0].clone()).collect(),
+    };
+    let run = art.run(&x, None).unwrap();
+    for (i, s) in samples.iter().enumerate() {
+        assert_eq!(
+            run.int_outputs[i],
+            reference_ints(&c.quantized, &s[0]),
+            "sample {i}"
+        );
+    }
+}

@@ -224,25 +224,6 @@ fn batch_norm_without_a_positive_variance_is_an_error_naming_it() {
     }
 }
 
-/// A model with an integer initializer (the builder writes float ones only).
-fn with_int_initializer(bytes: Vec<u8>, name: &str, values: Vec<i64>) -> Vec<u8> {
-    use protobuf::Message;
-    let mut model = onnx_protobuf::ModelProto::parse_from_bytes(&bytes).unwrap();
-    model
-        .graph
-        .as_mut()
-        .unwrap()
-        .initializer
-        .push(onnx_protobuf::TensorProto {
-            name: name.into(),
-            dims: vec![values.len() as i64],
-            data_type: onnx_protobuf::tensor_proto::DataType::INT64 as i32,
-            int64_data: values,
-            ..Default::default()
-        });
-    model.write_to_bytes().unwrap()
-}
-
 /// An output of rank 100,000 (a Reshape to that many ones): a clear error, not a panic.
 #[test]
 fn an_absurd_rank_is_refused() {
@@ -255,7 +236,7 @@ fn an_absurd_rank_is_refused() {
     let m = model_file(
         &d,
         "rank.onnx",
-        &with_int_initializer(b.finish(), "s", shape),
+        &crate::common::with_int_initializer(b.finish(), "s", shape),
     );
     let e = expect_model_error(&["inspect", &m], "rank");
     assert!(e.to_string().contains("rank"), "{e}");
@@ -272,9 +253,9 @@ fn host_folded_constants_have_a_total_budget() {
     b.node("Gemm", &["x", "w"], &["y"], vec![attr_int("transB", 1)]);
     b.node("Range", &["r0", "r1", "r2"], &["unused"], vec![]);
     b.output("y");
-    let bytes = with_int_initializer(b.finish(), "r0", vec![0]);
-    let bytes = with_int_initializer(bytes, "r1", vec![1 << 28]);
-    let bytes = with_int_initializer(bytes, "r2", vec![1]);
+    let bytes = crate::common::with_int_initializer(b.finish(), "r0", vec![0]);
+    let bytes = crate::common::with_int_initializer(bytes, "r1", vec![1 << 28]);
+    let bytes = crate::common::with_int_initializer(bytes, "r2", vec![1]);
     let m = model_file(&d, "range.onnx", &bytes);
     cli(&["inspect", &m]).unwrap();
     // Eight ConstantOfShape of 2^26 elements summed, sliced, and added to the input: all of it
@@ -296,9 +277,9 @@ fn host_folded_constants_have_a_total_budget() {
     b.node("Slice", &[&acc, "starts", "ends"], &["s"], vec![]);
     b.node("Add", &["x", "s"], &["y"], vec![]);
     b.output("y");
-    let bytes = with_int_initializer(b.finish(), "starts", vec![0]);
-    let bytes = with_int_initializer(bytes, "ends", vec![4]);
-    let bytes = with_int_initializer(bytes, "shape", vec![1 << 26]);
+    let bytes = crate::common::with_int_initializer(b.finish(), "starts", vec![0]);
+    let bytes = crate::common::with_int_initializer(bytes, "ends", vec![4]);
+    let bytes = crate::common::with_int_initializer(bytes, "shape", vec![1 << 26]);
     let m = model_file(&d, "cos.onnx", &bytes);
     let e = expect_model_error(&["inspect", &m], "constant of shape");
     assert!(e.to_string().contains("NMC_MAX_ELEMENTS"), "{e}");

@@ -101,6 +101,32 @@ struct Cx {
     poolable: BTreeMap<NodeId, ()>,
 }
 
+/// The source and `[top, left, bottom, right]` amounts of a constant-zero Pad of only the spatial
+/// axes of a `[C, H, W]` value.
+fn zero_spatial_pad(graph: &Graph, id: NodeId) -> Option<(NodeId, [usize; 4])> {
+    let node = graph.node(id);
+    match &node.op {
+        Op::Tensor(nmc_ir::TensorOp::Pad {
+            pads,
+            mode: nmc_ir::PadMode::Constant,
+            value,
+        }) if *value == 0.0 && pads.len() == 6 && pads[0] == 0 && pads[3] == 0 => {
+            Some((node.inputs[0], [pads[1], pads[2], pads[4], pads[5]]))
+        }
+        _ => None,
+    }
+}
+
+/// Whether `id` is a zero spatial pad that only convolutions read (and so folds into them).
+pub fn folds_into_convolutions(graph: &Graph, users: &[Vec<NodeId>], id: NodeId) -> bool {
+    zero_spatial_pad(graph, id).is_some()
+        && !users[id.index()].is_empty()
+        && users[id.index()].iter().all(|&u| {
+            matches!(graph.node(u).op, Op::Conv2d { .. }) && graph.node(u).inputs[0] == id
+        })
+        && !graph.outputs.iter().any(|o| o.node == id)
+}
+
 /// Whether a value of the new graph is a layer whose neuron never outputs a negative value.
 fn non_negative(g: &Graph, id: NodeId) -> bool {
     match &g.node(id).op {
@@ -194,7 +220,20 @@ pub fn canonicalize(graph: &Graph) -> Result<Graph, PassError> {
             Op::Conv2d { weight, bias, geom } => {
                 let w = Weights::Shared(std::rc::Rc::new(graph.consts.get(*weight).clone()));
                 let wshape = graph.consts.get(*weight).shape.clone();
-                let src = cx.materialize(arg(0, &vals));
+                // A zero Pad of the spatial axes before a convolution (how PyTorch users write
+                // asymmetric padding) is the convolution's own zero padding: fold it, so the
+                // chips run it.
+                let mut geom = geom.clone();
+                let mut input = node.inputs[0];
+                if let Some((src, [top, left, bottom, right])) = zero_spatial_pad(graph, input) {
+                    input = src;
+                    for (p, add) in geom.pads.iter_mut().zip([top, left, bottom, right]) {
+                        *p += add;
+                    }
+                }
+                let src = cx.materialize(vals[input.index()].clone().ok_or_else(|| {
+                    err("operand has no value".into())
+                })?);
                 let bias = bias
                     .map(|b| floats(graph, b))
                     .transpose()
@@ -202,7 +241,7 @@ pub fn canonicalize(graph: &Graph) -> Result<Graph, PassError> {
                     .unwrap_or_else(|| vec![0.0; wshape[0]]);
                 Val::Pending(Pending {
                     groups: vec![Group {
-                        kind: GroupKind::Conv(geom.clone()),
+                        kind: GroupKind::Conv(geom),
                         weight_shape: wshape,
                         weight: w,
                         src,
@@ -357,6 +396,11 @@ pub fn canonicalize(graph: &Graph) -> Result<Graph, PassError> {
                     node.ty.clone(),
                     node.name.clone(),
                 ))
+            }
+            // A zero spatial pad that only convolutions read: they take its amounts into their
+            // own padding (above) and read its source; the pad itself becomes nothing.
+            Op::Tensor(_) if folds_into_convolutions(graph, &users, id) => {
+                arg(0, &vals)
             }
             Op::Tensor(t) => {
                 return Err(err(format!(
