@@ -150,44 +150,36 @@ fn floor_rounding_is_not_akida() {
     assert!(e.to_string().contains("round up"), "{e}");
 }
 
-/// akida pools "same": a 2×2/2 max pool on a 9×9 map gives 5×5 there, 4×4 in an unpadded model,
-/// so nmc refuses it with the rule rather than computing something akida does not.
-#[test]
-fn max_pooling_an_odd_map_by_two_is_refused() {
-    let mut b = Builder::new(vec![1, 9, 9], 8, 1);
+/// An InputConv2D on a `side`×`side` image, then a convolution with a 2×2 max pool of `stride`,
+/// a convolution and a dense layer (a max-pooled layer must feed a convolution).
+fn pooled_cnn(side: usize, stride: usize) -> nmc_ir::Graph {
+    let mut b = Builder::new(vec![1, side, side], 8, 1);
     let mut s = conv(4, 3, 1, Some(4));
     s.weight_bits = 8;
     b.conv(s);
     let mut c = conv(8, 3, 1, Some(4));
-    c.pool = max_pool(2, 2);
+    c.pool = max_pool(2, stride);
     b.conv(c).conv(conv(8, 3, 1, Some(4))).dense(10, 4, None, 1);
-    let e = fails(&b.finish());
+    b.finish()
+}
+
+/// akida pools "same": a 2×2/2 max pool on a 9×9 map gives 5×5 there, 4×4 in an unpadded model,
+/// so nmc refuses it with the rule rather than computing something akida does not.
+#[test]
+fn max_pooling_an_odd_map_by_two_is_refused() {
+    let e = fails(&pooled_cnn(9, 2));
     assert!(
         e.contains("akida pads the last windows: 9 rows pool to 5, the model's unpadded 2-wide pooling gives 4"),
         "{e}"
     );
     // The same network on an even map maps.
-    let mut b = Builder::new(vec![1, 10, 10], 8, 1);
-    let mut s = conv(4, 3, 1, Some(4));
-    s.weight_bits = 8;
-    b.conv(s);
-    let mut c = conv(8, 3, 1, Some(4));
-    c.pool = max_pool(2, 2);
-    b.conv(c).conv(conv(8, 3, 1, Some(4))).dense(10, 4, None, 1);
-    nmc_akd1000::map_graph(&b.finish(), &akd1000()).unwrap();
+    nmc_akd1000::map_graph(&pooled_cnn(10, 2), &akd1000()).unwrap();
 }
 
 /// A 2×2 pool with stride 1 keeps an 8×8 map at 8×8 in akida (measured); the model's unpadded
 /// pooling gives 7×7: refused.
 #[test]
 fn max_pooling_with_stride_one_is_refused() {
-    let mut b = Builder::new(vec![1, 8, 8], 8, 1);
-    let mut s = conv(4, 3, 1, Some(4));
-    s.weight_bits = 8;
-    b.conv(s);
-    let mut c = conv(8, 3, 1, Some(4));
-    c.pool = max_pool(2, 1);
-    b.conv(c).conv(conv(8, 3, 1, Some(4))).dense(10, 4, None, 1);
-    let e = fails(&b.finish());
+    let e = fails(&pooled_cnn(8, 1));
     assert!(e.contains("8 rows pool to 8"), "{e}");
 }
