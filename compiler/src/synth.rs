@@ -272,3 +272,136 @@ pub fn sparse_mlp(widths: &[usize], sparsity: f64, seed: u64) -> Vec<u8> {
     b.output("out");
     b.finish()
 }
+
+/// One convolution of [`conv_net`]: output channels, square kernel, stride (padding `k / 2`).
+#[derive(Clone, Copy, Debug)]
+pub struct ConvLayer {
+    /// Output channels.
+    pub channels: usize,
+    /// Kernel size (square).
+    pub kernel: usize,
+    /// Stride (both axes).
+    pub stride: usize,
+}
+
+/// Adds a `k×k` convolution (He-scaled random weights, small bias, pads `k / 2`) and returns its
+/// output name.
+fn conv(
+    b: &mut ModelBuilder,
+    rng: &mut Rng,
+    x: &str,
+    cin: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+) -> String {
+    let id = b.graph.node.len();
+    let scale = (6.0 / (cin * k * k) as f64).sqrt() as f32;
+    let w: Vec<f32> = (0..cout * cin * k * k)
+        .map(|_| rng.uniform(-scale, scale))
+        .collect();
+    let bias: Vec<f32> = (0..cout).map(|_| rng.uniform(-0.05, 0.05)).collect();
+    let (wn, bn, yn) = (format!("cw{id}"), format!("cb{id}"), format!("c{id}"));
+    b.init(&wn, &[cout as i64, cin as i64, k as i64, k as i64], &w);
+    b.init(&bn, &[cout as i64], &bias);
+    let p = (k / 2) as i64;
+    b.node(
+        "Conv",
+        &[x, &wn, &bn],
+        &[&yn],
+        vec![
+            attr_ints("kernel_shape", &[k as i64, k as i64]),
+            attr_ints("strides", &[stride as i64, stride as i64]),
+            attr_ints("pads", &[p, p, p, p]),
+        ],
+    );
+    yn
+}
+
+fn relu(b: &mut ModelBuilder, x: &str) -> String {
+    let y = format!("r{}", b.graph.node.len());
+    b.node("Relu", &[x], &[&y], vec![]);
+    y
+}
+
+/// Flatten + Gemm to `classes` outputs, named `out`.
+fn classifier(b: &mut ModelBuilder, rng: &mut Rng, x: &str, features: usize, classes: usize) {
+    b.node("Flatten", &[x], &["flat"], vec![]);
+    let scale = (3.0 / features as f64).sqrt() as f32;
+    let w: Vec<f32> = (0..classes * features)
+        .map(|_| rng.uniform(-scale, scale))
+        .collect();
+    let bias: Vec<f32> = (0..classes).map(|_| rng.uniform(-0.05, 0.05)).collect();
+    b.init("fw", &[classes as i64, features as i64], &w);
+    b.init("fb", &[classes as i64], &bias);
+    b.node(
+        "Gemm",
+        &["flat", "fw", "fb"],
+        &["out"],
+        vec![attr_int("transB", 1)],
+    );
+    b.output("out");
+}
+
+/// A plain CNN over a `[N, c, h, w]` input: each [`ConvLayer`] is a convolution and a ReLU, then
+/// a dense classifier. Benchmarks use it for camera-sized inputs (e.g. 2×128×128).
+pub fn conv_net(input: [usize; 3], layers: &[ConvLayer], classes: usize, seed: u64) -> Vec<u8> {
+    let mut rng = Rng::new(seed);
+    let mut b = ModelBuilder::new("conv_net", 13);
+    let [mut c, mut h, mut w] = input;
+    b.input("x", &[-1, c as i64, h as i64, w as i64]);
+    let mut x = "x".to_string();
+    for l in layers {
+        let y = conv(&mut b, &mut rng, &x, c, l.channels, l.kernel, l.stride);
+        x = relu(&mut b, &y);
+        c = l.channels;
+        h = (h - 1) / l.stride + 1;
+        w = (w - 1) / l.stride + 1;
+    }
+    classifier(&mut b, &mut rng, &x, c * h * w, classes);
+    b.finish()
+}
+
+/// ResNet-18 (He et al. 2016, the torchvision layout with batch norm folded into the
+/// convolutions): 7×7/2 stem, 3×3/2 max pooling, four stages of two basic blocks (64, 128, 256,
+/// 512 channels; 1×1/2 projection shortcuts), global average pooling and a dense classifier.
+/// Random He-scaled weights; `size` is the square input side (224 for ImageNet).
+pub fn resnet18(size: usize, classes: usize, seed: u64) -> Vec<u8> {
+    let mut rng = Rng::new(seed);
+    let mut b = ModelBuilder::new("resnet18", 13);
+    b.input("x", &[-1, 3, size as i64, size as i64]);
+    let y = conv(&mut b, &mut rng, "x", 3, 64, 7, 2);
+    let y = relu(&mut b, &y);
+    b.node(
+        "MaxPool",
+        &[&y],
+        &["pool0"],
+        vec![
+            attr_ints("kernel_shape", &[3, 3]),
+            attr_ints("strides", &[2, 2]),
+            attr_ints("pads", &[1, 1, 1, 1]),
+        ],
+    );
+    let mut x = "pool0".to_string();
+    let mut c = 64;
+    for (stage, &cout) in [64usize, 128, 256, 512].iter().enumerate() {
+        for block in 0..2 {
+            let stride = if stage > 0 && block == 0 { 2 } else { 1 };
+            let a = conv(&mut b, &mut rng, &x, c, cout, 3, stride);
+            let a = relu(&mut b, &a);
+            let a = conv(&mut b, &mut rng, &a, cout, cout, 3, 1);
+            let short = if stride != 1 || c != cout {
+                conv(&mut b, &mut rng, &x, c, cout, 1, stride)
+            } else {
+                x.clone()
+            };
+            let s = format!("add{}", b.graph.node.len());
+            b.node("Add", &[&a, &short], &[&s], vec![]);
+            x = relu(&mut b, &s);
+            c = cout;
+        }
+    }
+    b.node("GlobalAveragePool", &[&x], &["gap"], vec![]);
+    classifier(&mut b, &mut rng, "gap", c, classes);
+    b.finish()
+}

@@ -17,6 +17,8 @@
 //!   codes, never hang, and touch nothing but the named outputs; `hostile_model`: hostile
 //!   models (depth, sizes, ranks, non-finite numbers, names) likewise; `fuzz`: seeded mutation
 //!   fuzzing of every input kind;
+//! - `kernels`: the Loihi 2 emulator's dense kernels equal its event-by-event path (outputs and
+//!   counters), and runs are identical with one thread and several;
 //! - `speck`: rate mode on Speck: emulator == rate-mode reference, accuracy, memory formulas,
 //!   matching vs brute force, listings and limit errors, the `ai.nmc` domain.
 
@@ -32,6 +34,7 @@ mod floorline;
 mod fuzz;
 mod hostile_io;
 mod hostile_model;
+mod kernels;
 mod mapping;
 mod onnx_node;
 mod roundtrip;

@@ -113,75 +113,192 @@ fn compile() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// A network of the emulator bench: its ONNX bytes and the shape of one input sample.
+struct BenchNet {
+    label: &'static str,
+    onnx: Vec<u8>,
+    shape: Vec<usize>,
+    /// Frames of the stream per activity level (fewer for the big ones).
+    frames: usize,
+}
+
+fn bench_nets() -> Vec<BenchNet> {
+    use nmc::synth::{conv_net, resnet18, ConvLayer};
+    let l = |channels, kernel, stride| ConvLayer {
+        channels,
+        kernel,
+        stride,
+    };
+    vec![
+        BenchNet {
+            label: "64-128-10",
+            onnx: sparse_mlp(&[64, 128, 10], 0.0, 3),
+            shape: vec![64],
+            frames: 400,
+        },
+        BenchNet {
+            label: "1024-1024-10",
+            onnx: sparse_mlp(&[1024, 1024, 10], 0.0, 3),
+            shape: vec![1024],
+            frames: 100,
+        },
+        BenchNet {
+            label: "cnn-2x128x128",
+            onnx: conv_net(
+                [2, 128, 128],
+                &[l(8, 5, 2), l(16, 3, 2), l(32, 3, 2), l(32, 3, 1)],
+                10,
+                5,
+            ),
+            shape: vec![2, 128, 128],
+            frames: 12,
+        },
+        BenchNet {
+            label: "resnet18-224",
+            onnx: resnet18(224, 1000, 7),
+            shape: vec![3, 224, 224],
+            frames: 2,
+        },
+    ]
+}
+
+/// `frames` inputs of one stream: the first uniform in [0, 1), each next one redraws each
+/// element with probability `activity` (a camera frame where that fraction of pixels changed).
+fn stream(shape: &[usize], frames: usize, activity: f64, seed: u64) -> nmc::npy::Array {
+    let per: usize = shape.iter().product();
+    let mut rng = nmc::synth::Rng::new(seed);
+    let mut cur: Vec<f32> = (0..per).map(|_| rng.uniform(0.0, 1.0)).collect();
+    let mut data = Vec::with_capacity(per * frames);
+    for f in 0..frames {
+        if f > 0 {
+            for v in cur.iter_mut() {
+                if rng.unit() < activity {
+                    *v = rng.uniform(0.0, 1.0);
+                }
+            }
+        }
+        data.extend_from_slice(&cur);
+    }
+    let mut dims = vec![frames];
+    dims.extend_from_slice(shape);
+    nmc::npy::Array { shape: dims, data }
+}
+
+/// Runs `f` on a rayon pool of `threads` threads.
+fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool")
+        .install(f)
+}
+
 fn emulator() -> ExitCode {
-    println!("\n## emulator throughput (release, one thread)\n");
-    println!("| model | samples × steps | synaptic events | emulator | events/s | interpreter | emulator / interpreter time |");
-    println!("|---|---|---|---|---|---|---|");
-    let mut cases: Vec<(String, Vec<u8>, Option<std::path::PathBuf>)> = models()
-        .into_iter()
-        .filter(|(_, d)| for_target(d, "loihi2"))
-        .map(|(n, d)| (n, Vec::new(), Some(d)))
-        .collect();
-    // The network size of docs/chips.md §6's Lava measurement (64-128-10, 3.1 ms per timestep).
-    cases.push((
-        "mlp-64-128-10".into(),
-        sparse_mlp(&[64, 128, 10], 0.0, 3),
-        None,
-    ));
-    for (name, bytes, dir) in cases {
-        let (imported, samples) = match &dir {
-            Some(d) => {
-                let imported = nmc::onnx::import_file(&d.join("model.onnx")).expect("import");
-                let s =
-                    driver::load_samples(&d.join("inputs.npy"), &imported.graph).expect("inputs");
-                (imported, s)
-            }
-            None => {
-                let imported = nmc::onnx::import_bytes(&bytes, None).expect("import");
-                let mut rng = nmc::synth::Rng::new(9);
-                let s = (0..200)
-                    .map(|_| vec![(0..64).map(|_| rng.uniform(0.0, 1.0)).collect()])
-                    .collect();
-                (imported, s)
+    let threads = rayon::current_num_threads();
+    println!(
+        "\n## Loihi 2 emulator (release; a stream of frames, a new frame every 3 timesteps)\n"
+    );
+    println!(
+        "Activity: the fraction of input elements that change from one frame to the next. Lava's"
+    );
+    println!("`fixed_pt` CPU simulation takes 2.0–2.3 ms per step on 64-128-10 and 2.2–2.7 ms on 1024-1024-10");
+    println!("at any activity (docs/performance.md), so 100× Lava is ≤ 20 µs per step.\n");
+    println!("| network | activity | µs per timestep | events-only kernel | speed-up | synaptic events per step | events/s (1 thread) | vs Lava (2.2 ms/step) |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut loaded = Vec::new();
+    for net in bench_nets() {
+        let imported = match nmc::onnx::import_bytes(&net.onnx, None) {
+            Ok(i) => i,
+            Err(e) => {
+                println!("| {} | – | import fails: {e} | | | |", net.label);
+                continue;
             }
         };
+        let calib = stream(&net.shape, 4, 1.0, 11);
+        let per: usize = net.shape.iter().product();
+        let samples: Vec<Vec<Vec<f32>>> =
+            calib.data.chunks(per).map(|c| vec![c.to_vec()]).collect();
         let opts = Options::new(Target::lookup("loihi2").unwrap());
-        let c = driver::compile_graph(imported.graph, &samples, &opts, 0).expect("compiles");
-        let art = nmc::LoadedArtifact::decode(&c.artifact).expect("decodes");
-        let per = samples[0][0].len();
-        let flat: Vec<f32> = samples.iter().flat_map(|s| s[0].iter().copied()).collect();
-        let arr = nmc::npy::Array {
-            shape: vec![samples.len(), per],
-            data: flat,
+        let c = match driver::compile_graph(imported.graph, &samples, &opts, 0) {
+            Ok(c) => c,
+            Err(e) => {
+                println!("| {} | – | does not compile: {e} | | | |", net.label);
+                continue;
+            }
         };
-        let mut events = 0;
-        let mut steps = 0;
-        let t_emu = median(3, || {
-            let r = art.run(&arr, None).expect("runs");
-            events = r.perf.synaptic_events;
-            steps = r.perf.timesteps;
-        });
-        let t_ref = median(3, || {
-            driver::interpret(&c.quantized, &samples).expect("interprets");
-        });
-        let eps = events as f64 / t_emu.as_secs_f64();
-        println!(
-            "| {name} | {} × {steps} | {events} | {:.2} ms | {:.1} M | {:.2} ms | {:.2} |",
-            samples.len(),
-            t_emu.as_secs_f64() * 1e3,
-            eps / 1e6,
-            t_ref.as_secs_f64() * 1e3,
-            t_emu.as_secs_f64() / t_ref.as_secs_f64()
-        );
-        if dir.is_none() {
-            let per_step = t_emu.as_secs_f64() / (samples.len() as f64 * steps as f64);
+        let art = nmc::LoadedArtifact::decode(&c.artifact).expect("decodes");
+        let a = nmc_loihi2::decode(&c.artifact).expect("decodes");
+        let spec = nmc_loihi2::loihi2().with_chips(a.header.as_ref().map_or(1, |h| h.chips).max(1));
+        let input = &a.inputs[0];
+        let q = nmc_ir::QuantParams {
+            scale: input.scale,
+            min: input.min,
+            max: input.max,
+        };
+        for activity in [0.01, 0.1, 1.0] {
+            let frames = stream(&net.shape, net.frames + 1, activity, 21);
+            let ints: Vec<Vec<i64>> = frames
+                .data
+                .chunks(per)
+                .map(|f| f.iter().map(|&v| nmc_ir::quantize(v, &q)).collect())
+                .collect();
+            // The first frame starts from rest (every input changes); the figures are for the
+            // frames after it, on one loaded emulator, as a camera stream runs.
+            let time = |kernels| {
+                let mut emu = nmc_loihi2::Emulator::new(&a, &spec).expect("loads");
+                emu.record_core_steps(false);
+                emu.set_kernels(kernels);
+                let mut events = 0;
+                let t = on_threads(1, || {
+                    median(3, || {
+                        emu.run(std::slice::from_ref(&ints[0]), 3).expect("runs");
+                        events = 0;
+                        for f in &ints[1..] {
+                            let (_, r) = emu.run_continue(std::slice::from_ref(f), 3).expect("runs");
+                            events += r.synaptic_events;
+                        }
+                    })
+                });
+                (t.as_secs_f64(), events as f64)
+            };
+            let (t_events, _) = time(nmc_loihi2::Kernels::Events);
+            let (t, events) = time(nmc_loihi2::Kernels::Auto);
+            let steps = (net.frames * 3) as f64;
+            let per_step = t / steps;
             println!(
-                "\n64-128-10: {:.2} µs per timestep; Lava's fixed-point CPU simulation needs about 3.1 ms per timestep \
-                 for this size (docs/chips.md §6): {:.0}× faster",
+                "| {} | {:.0} % | {:.2} | {:.2} | {:.1}× | {:.0} | {:.0} M | {:.0}× |",
+                net.label,
+                activity * 100.0,
                 per_step * 1e6,
-                3.1e-3 / per_step
+                t_events / steps * 1e6,
+                t_events / t,
+                events / steps,
+                events / t / 1e6,
+                2.2e-3 / per_step
             );
         }
+        loaded.push((net, art));
+    }
+    println!("\n### scaling: independent samples (`nmc run`), 1 thread vs {threads}\n");
+    println!("| network | samples | 1 thread | {threads} threads | speed-up |");
+    println!("|---|---|---|---|---|");
+    for (net, art) in &loaded {
+        let n = (net.frames / 2).max(2) * 2;
+        let samples = stream(&net.shape, n, 1.0, 31);
+        let run = || {
+            median(3, || {
+                art.run(&samples, None).expect("runs");
+            })
+        };
+        let t1 = on_threads(1, run);
+        let tn = on_threads(threads, run);
+        println!(
+            "| {} | {n} | {:.2} ms | {:.2} ms | {:.2}× |",
+            net.label,
+            t1.as_secs_f64() * 1e3,
+            tn.as_secs_f64() * 1e3,
+            t1.as_secs_f64() / tn.as_secs_f64()
+        );
     }
     ExitCode::SUCCESS
 }

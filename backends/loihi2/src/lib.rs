@@ -27,7 +27,7 @@ pub mod validate;
 pub use artifact::{decode, encode, is_artifact, Artifact, ArtifactError};
 pub use backend::{LoadedLoihi2, Loihi2};
 pub use emulator::{
-    min_timesteps, Bound, CoreStep, CoreTotals, Counters, EmuError, Emulator, PerfReport,
+    min_timesteps, Bound, CoreStep, CoreTotals, Counters, EmuError, Emulator, Kernels, PerfReport,
     StepReport,
 };
 pub use listing::listing;

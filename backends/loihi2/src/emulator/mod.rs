@@ -25,10 +25,12 @@
 //! Work is proportional to events × fan-out: dense groups are transposed at construction into
 //! per-input fan-out lists; conv groups visit the kernel footprint of the event.
 
+mod kernels;
 mod net;
 pub mod noc;
 mod perf;
 
+pub use kernels::Kernels;
 pub use perf::{Bound, CoreStep, CoreTotals, Counters, PerfReport, StepReport};
 
 use crate::artifact::{Artifact, ArtifactError, SourceKind};
@@ -114,6 +116,8 @@ pub struct Emulator {
     neurons_per_core: Vec<u64>,
     /// Whether step reports list every core (see [`Emulator::record_core_steps`]).
     record_cores: bool,
+    /// How dense groups receive events (see [`Emulator::set_kernels`]).
+    kernels: Kernels,
 }
 
 /// Timesteps after which every output is exact: the longest path in synapse hops from an input
@@ -256,6 +260,7 @@ impl Emulator {
             record_cores: true,
             baseline: Vec::new(),
             neurons_per_core: Vec::new(),
+            kernels: Kernels::Auto,
         };
         let mut per_core = vec![0u64; emu.cores.len()];
         for p in &emu.pops {
@@ -285,6 +290,12 @@ impl Emulator {
     /// of timesteps × cores entries.
     pub fn record_core_steps(&mut self, on: bool) {
         self.record_cores = on;
+    }
+
+    /// Chooses how dense synapse groups receive events. Outputs and counters are the same for
+    /// every choice; [`Kernels::Events`] is the plain event-driven reference.
+    pub fn set_kernels(&mut self, kernels: Kernels) {
+        self.kernels = kernels;
     }
 
     /// Returns to the settled baseline, as before the first sample.
@@ -386,19 +397,43 @@ impl Emulator {
             counters,
             outbox,
             taps,
+            kernels,
             ..
         } = self;
-        for ev in outbox.drain(..) {
-            for c in &consumers[ev.src as usize] {
-                pops[c.pop as usize].accept(
-                    c.group as usize,
-                    (c.offset + ev.idx) as usize,
-                    ev.delta,
-                    counters,
-                    taps,
-                );
+        // The outbox holds each source's events as one run (inputs, then populations in order):
+        // a run is delivered to each consumer as a batch where the dense kernel pays, else event
+        // by event.
+        let mut start = 0;
+        while start < outbox.len() {
+            let src = outbox[start].src;
+            let len = outbox[start..].iter().take_while(|e| e.src == src).count();
+            let run = &outbox[start..start + len];
+            for c in &consumers[src as usize] {
+                let pop = &mut pops[c.pop as usize];
+                let batched = *kernels != Kernels::Events
+                    && pop.accept_batch(
+                        c.group as usize,
+                        c.offset as usize,
+                        run,
+                        *kernels,
+                        counters,
+                        taps,
+                    );
+                if !batched {
+                    for ev in run {
+                        pop.accept(
+                            c.group as usize,
+                            (c.offset + ev.idx) as usize,
+                            ev.delta,
+                            counters,
+                            taps,
+                        );
+                    }
+                }
             }
+            start += len;
         }
+        outbox.clear();
     }
 
     /// Counts and routes the step's messages, then costs the step.

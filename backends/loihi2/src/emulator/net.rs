@@ -4,6 +4,7 @@
 //!
 //! Everything here is built from a validated artifact, so indices are trusted.
 
+use super::kernels::{DenseMatrix, Kernels};
 use crate::artifact::{GroupKind, PoolKindMsg, Population, SynapseGroup, Weights};
 use crate::memory::{dense_group_storage, SynapseStorage, SPARSE_SYNAPSE_BYTES};
 use nmc_backend::Counters;
@@ -37,6 +38,8 @@ pub(crate) struct DenseRt {
     vals: Vec<i64>,
     /// Per slice of the population: whether the slice stores this group sparsely.
     sparse_slice: Vec<bool>,
+    /// The row-major copy for steps where many inputs change (`None` where it would not pay).
+    matrix: Option<DenseMatrix>,
 }
 
 /// A conv group: dense kernels `[co, cig, kh, kw]` and the geometry.
@@ -57,6 +60,12 @@ pub(crate) struct ConvRt {
     oh: usize,
     ow: usize,
     weights: Vec<i32>,
+    /// The kernels as a `[co, cig·kh·kw]` matrix for the dense kernel (`None` if too wide).
+    matrix: Option<DenseMatrix>,
+    /// Scratch of the dense kernel: the batch's deltas as an input map (zero elsewhere, kept so),
+    /// and one channel group's receptive fields, `[oh·ow, cig·kh·kw]`.
+    dmap: Vec<i16>,
+    fields: Vec<i16>,
 }
 
 pub(crate) enum GroupRt {
@@ -172,6 +181,7 @@ fn build_dense(g: &SynapseGroup, rows: usize, cols: usize, slices: &[(u32, u32, 
         rows: out_rows,
         vals,
         sparse_slice,
+        matrix: DenseMatrix::new(&by_row, cols),
     }
 }
 
@@ -214,7 +224,79 @@ fn build_conv(g: &SynapseGroup, c: &crate::artifact::ConvShape, oh: usize, ow: u
         dw: u(c.dilations[1]),
         oh,
         ow,
+        matrix: DenseMatrix::from_dense(&weights, u(c.out_channels), cig * kh * kw),
         weights,
+        dmap: Vec::new(),
+        fields: Vec::new(),
+    }
+}
+
+impl ConvRt {
+    /// The kernel taps an input at flat position `i` reaches: `(k, output position)` pairs,
+    /// `k = ky·kw + kx`, into `taps` (cleared first).
+    fn taps(&self, i: usize, taps: &mut Vec<(usize, usize)>) {
+        let hw = self.h * self.w;
+        let (iy, ix) = ((i % hw) / self.w, i % self.w);
+        taps.clear();
+        for ky in 0..self.kh {
+            let t = (iy + self.pt) as isize - (ky * self.dh) as isize;
+            if t < 0 || t as usize % self.sh != 0 || t as usize / self.sh >= self.oh {
+                continue;
+            }
+            let oy = t as usize / self.sh;
+            for kx in 0..self.kw {
+                let t = (ix + self.pl) as isize - (kx * self.dw) as isize;
+                if t < 0 || t as usize % self.sw != 0 || t as usize / self.sw >= self.ow {
+                    continue;
+                }
+                let ox = t as usize / self.sw;
+                taps.push((ky * self.kw + kx, oy * self.ow + ox));
+            }
+        }
+    }
+
+    /// Output channels of the channel group input `i` belongs to.
+    fn out_range(&self, i: usize) -> (usize, usize) {
+        let grp = i / (self.h * self.w) / self.cig;
+        (grp * self.cog, (grp + 1) * self.cog)
+    }
+
+    /// Charges one event of input `i` reaching `taps` positions (see [`DenseRt::charge`]).
+    fn charge(&self, i: usize, taps: usize, slices: &[(u32, u32, u32)], counters: &mut [Counters]) {
+        let (o0, o1) = self.out_range(i);
+        for &(core, start, end) in slices {
+            let lo = (start as usize).max(o0);
+            let hi = (end as usize).min(o1);
+            if hi > lo {
+                let syn = ((hi - lo) * taps) as u64;
+                let c = &mut counters[core as usize];
+                c.syn_ops += syn;
+                c.mem_reads += syn.div_ceil(4);
+            }
+        }
+    }
+}
+
+impl DenseRt {
+    /// Charges the delivery of one event at input `i` to every core holding a slice: synapses
+    /// visited and memory words read, as the slice stores the group (dense rows or sparse
+    /// lists). Both delivery kernels call this once per event, so counters cannot depend on
+    /// which one ran.
+    fn charge(&self, i: usize, slices: &[(u32, u32, u32)], counters: &mut [Counters]) {
+        let col = &self.rows[self.col_ptr[i] as usize..self.col_ptr[i + 1] as usize];
+        for (s, &(core, start, end)) in slices.iter().enumerate() {
+            let (syn, bytes) = if self.sparse_slice[s] {
+                let n = (col.partition_point(|&r| r < end) - col.partition_point(|&r| r < start))
+                    as u64;
+                (n, n * SPARSE_SYNAPSE_BYTES)
+            } else {
+                let n = u64::from(end - start);
+                (n, n)
+            };
+            let c = &mut counters[core as usize];
+            c.syn_ops += syn;
+            c.mem_reads += bytes.div_ceil(4);
+        }
     }
 }
 
@@ -490,43 +572,12 @@ impl PopRt {
                     sigma[r] = sigma[r].wrapping_add(w.wrapping_mul(delta) << g.exp);
                     Self::mark(is_dirty, dirty, r);
                 }
-                let col = &g.rows[a..b];
-                for (s, &(core, start, end)) in slices.iter().enumerate() {
-                    let (syn, bytes) = if g.sparse_slice[s] {
-                        let n = (col.partition_point(|&r| r < end)
-                            - col.partition_point(|&r| r < start))
-                            as u64;
-                        (n, n * SPARSE_SYNAPSE_BYTES)
-                    } else {
-                        let n = u64::from(end - start);
-                        (n, n)
-                    };
-                    let c = &mut counters[core as usize];
-                    c.syn_ops += syn;
-                    c.mem_reads += bytes.div_ceil(4);
-                }
+                g.charge(i, slices, counters);
             }
             GroupRt::Conv(g) => {
-                let hw = g.h * g.w;
-                let (c, iy, ix) = (i / hw, (i % hw) / g.w, i % g.w);
-                let (grp, cl) = (c / g.cig, c % g.cig);
-                taps.clear();
-                for ky in 0..g.kh {
-                    let t = (iy + g.pt) as isize - (ky * g.dh) as isize;
-                    if t < 0 || t as usize % g.sh != 0 || t as usize / g.sh >= g.oh {
-                        continue;
-                    }
-                    let oy = t as usize / g.sh;
-                    for kx in 0..g.kw {
-                        let t = (ix + g.pl) as isize - (kx * g.dw) as isize;
-                        if t < 0 || t as usize % g.sw != 0 || t as usize / g.sw >= g.ow {
-                            continue;
-                        }
-                        let ox = t as usize / g.sw;
-                        taps.push((ky * g.kw + kx, oy * g.ow + ox));
-                    }
-                }
-                let (o0, o1) = (grp * g.cog, (grp + 1) * g.cog);
+                g.taps(i, taps);
+                let cl = (i / (g.h * g.w)) % g.cig;
+                let (o0, o1) = g.out_range(i);
                 let (khw, ohw) = (g.kh * g.kw, g.oh * g.ow);
                 for o in o0..o1 {
                     let wbase = (o * g.cig + cl) * khw;
@@ -539,16 +590,165 @@ impl PopRt {
                         }
                     }
                 }
-                for &(core, start, end) in slices.iter() {
-                    let lo = (start as usize).max(o0);
-                    let hi = (end as usize).min(o1);
-                    if hi > lo {
-                        let syn = ((hi - lo) * taps.len()) as u64;
-                        let c = &mut counters[core as usize];
-                        c.syn_ops += syn;
-                        c.mem_reads += syn.div_ceil(4);
+                g.charge(i, taps.len(), slices, counters);
+            }
+        }
+    }
+
+    /// Delivery of a batch of events of one source, read by group `group` at input offset
+    /// `offset`, through a dense kernel (see [`super::kernels`]). Returns `false`, having changed
+    /// nothing, where the kernel would not pay or not be exact: the caller then delivers the
+    /// events one by one with [`PopRt::accept`].
+    pub(crate) fn accept_batch(
+        &mut self,
+        group: usize,
+        offset: usize,
+        events: &[Event],
+        kernels: Kernels,
+        counters: &mut [Counters],
+        taps: &mut Vec<(usize, usize)>,
+    ) -> bool {
+        let PopRt {
+            groups,
+            sigma,
+            dirty,
+            is_dirty,
+            slices,
+            ..
+        } = self;
+        let Some(lo) = events.iter().map(|e| offset + e.idx as usize).min() else {
+            return true;
+        };
+        let hi = events
+            .iter()
+            .map(|e| offset + e.idx as usize)
+            .max()
+            .unwrap_or(lo)
+            + 1;
+        let max_abs = events
+            .iter()
+            .map(|e| e.delta.unsigned_abs())
+            .max()
+            .unwrap_or(0);
+        if max_abs > i16::MAX as u64 {
+            return false;
+        }
+        let mut add = |n: usize, s: i32, exp: u32| {
+            if s != 0 {
+                sigma[n] = sigma[n].wrapping_add(i64::from(s) << exp);
+                Self::mark(is_dirty, dirty, n);
+            }
+        };
+        match &mut groups[group] {
+            GroupRt::Dense(g) => {
+                let Some(m) = g.matrix.as_mut() else {
+                    return false;
+                };
+                let span = hi - lo;
+                if (kernels == Kernels::Auto && !m.pays(events.len(), span))
+                    || !m.exact(max_abs as i64, span)
+                {
+                    return false;
+                }
+                m.deltas[lo..hi].fill(0);
+                for e in events {
+                    // A source sends at most one delta per element and step; should two ever
+                    // meet here, the events path handles them.
+                    let d = &mut m.deltas[offset + e.idx as usize];
+                    if *d != 0 {
+                        return false;
+                    }
+                    *d = e.delta as i16;
+                }
+                m.multiply(lo, hi);
+                for (r, &s) in m.sums.iter().enumerate() {
+                    add(r, s, g.exp);
+                }
+                for e in events {
+                    g.charge(offset + e.idx as usize, slices, counters);
+                }
+                true
+            }
+            GroupRt::Conv(g) => {
+                let Some(m) = g.matrix.as_ref() else {
+                    return false;
+                };
+                let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
+                let k = g.cig * g.kh * g.kw;
+                let groups_in = (hi - 1) / hw / g.cig - lo / hw / g.cig + 1;
+                // Event path: each event reaches cog output channels at about kh·kw/(sh·sw)
+                // taps; the kernel computes every output of the touched channel groups.
+                let visits = (events.len() * g.cog * g.kh * g.kw) as f64 / (g.sh * g.sw) as f64;
+                let dense = (groups_in * ohw * k * (g.cog + 1)) as f64;
+                if (kernels == Kernels::Auto && visits * super::kernels::DENSE_ADVANTAGE < dense)
+                    || !m.exact(max_abs as i64, k)
+                {
+                    return false;
+                }
+                let channels = g.cig * (m.rows / g.cog);
+                if g.dmap.len() != channels * hw {
+                    g.dmap = vec![0; channels * hw];
+                }
+                let mut ok = true;
+                for e in events {
+                    let d = &mut g.dmap[offset + e.idx as usize];
+                    ok &= *d == 0;
+                    *d = e.delta as i16;
+                }
+                if ok {
+                    g.fields.resize(ohw * k, 0);
+                    let first = lo / hw / g.cig;
+                    for grp in first..first + groups_in {
+                        // Receptive fields of every output position, zero where padded.
+                        let base = grp * g.cig * hw;
+                        for oy in 0..g.oh {
+                            for ox in 0..g.ow {
+                                let f = &mut g.fields[(oy * g.ow + ox) * k..][..k];
+                                let mut at = 0;
+                                for c in 0..g.cig {
+                                    for ky in 0..g.kh {
+                                        let iy = (oy * g.sh + ky * g.dh) as isize - g.pt as isize;
+                                        for kx in 0..g.kw {
+                                            let ix =
+                                                (ox * g.sw + kx * g.dw) as isize - g.pl as isize;
+                                            f[at] = if iy >= 0
+                                                && (iy as usize) < g.h
+                                                && ix >= 0
+                                                && (ix as usize) < g.w
+                                            {
+                                                g.dmap[base
+                                                    + c * hw
+                                                    + iy as usize * g.w
+                                                    + ix as usize]
+                                            } else {
+                                                0
+                                            };
+                                            at += 1;
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        for pos in 0..ohw {
+                            let f = &g.fields[pos * k..(pos + 1) * k];
+                            if f.iter().all(|&v| v == 0) {
+                                continue;
+                            }
+                            for o in grp * g.cog..(grp + 1) * g.cog {
+                                add(o * ohw + pos, m.row_dot(o, 0, f), g.exp);
+                            }
+                        }
+                    }
+                    for e in events {
+                        let i = offset + e.idx as usize;
+                        g.taps(i, taps);
+                        g.charge(i, taps.len(), slices, counters);
                     }
                 }
+                for e in events {
+                    g.dmap[offset + e.idx as usize] = 0;
+                }
+                ok
             }
         }
     }
