@@ -53,9 +53,16 @@ fn trace(a: &nmc_loihi2::Artifact, xs: &[Vec<i64>], kernels: Kernels) -> Vec<Str
 fn assert_kernels_agree(name: &str, artifact: &[u8], seed: u64) {
     let a = nmc_loihi2::decode(artifact).expect("decodes");
     let xs = frames(&a, 7, seed);
-    let reference = trace(&a, &xs, Kernels::Events);
+    let pool = |n| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .unwrap()
+    };
+    let reference = pool(1).install(|| trace(&a, &xs, Kernels::Events));
+    // Three threads: big layers split the kernels' rows and positions over tasks.
     for k in [Kernels::Auto, Kernels::Dense] {
-        let got = trace(&a, &xs, k);
+        let got = pool(3).install(|| trace(&a, &xs, k));
         for (i, (g, r)) in got.iter().zip(&reference).enumerate() {
             assert!(
                 g == r,
@@ -112,6 +119,22 @@ fn dense_kernels_equal_the_events_path_on_random_networks() {
         let c = compile(&onnx, &input, seed);
         assert_kernels_agree(&format!("cnn {layers:?}"), &c.artifact, seed);
     }
+}
+
+#[test]
+fn parallel_kernels_on_layers_big_enough_to_split_equal_the_events_path() {
+    let onnx = sparse_mlp(&[512, 600, 10], 0.0, 5);
+    let c = compile(&onnx, &[512], 5);
+    assert_kernels_agree("mlp 512-600-10", &c.artifact, 5);
+    let l = |channels, kernel, stride| ConvLayer {
+        channels,
+        kernel,
+        stride,
+    };
+    let input = [4, 32, 32];
+    let onnx = conv_net(input, &[l(8, 3, 1), l(12, 3, 1), l(8, 3, 2)], 4, 6);
+    let c = compile(&onnx, &input, 6);
+    assert_kernels_agree("cnn 4x32x32", &c.artifact, 6);
 }
 
 #[test]

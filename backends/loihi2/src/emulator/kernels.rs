@@ -32,6 +32,12 @@ pub enum Kernels {
 /// kernel on one x86-64 core); the crossover is a batch touching 1/16 of the span's synapses.
 pub(crate) const DENSE_ADVANTAGE: f64 = 16.0;
 
+/// Rows per parallel task of the dense kernel.
+const ROWS_PER_TASK: usize = 64;
+
+/// Multiply–adds below which a kernel call stays on the calling thread (a task costs a few µs).
+pub(crate) const PARALLEL_MIN_MACS: usize = 1 << 18;
+
 /// A dense group's weights row-major (`[rows, cols]`), in the narrowest type that holds them.
 pub(crate) enum Matrix {
     I8(Vec<i8>),
@@ -146,10 +152,23 @@ impl DenseMatrix {
     }
 
     /// `sums[r] = Σ_{c ∈ lo..hi} W[r, c] · deltas[c]` for every row.
+    /// Row blocks run in parallel when the product is large (rows are independent, so the
+    /// result does not depend on the threads).
     pub fn multiply(&mut self, lo: usize, hi: usize) {
+        use rayon::prelude::*;
         let mut sums = std::mem::take(&mut self.sums);
-        for (r, s) in sums.iter_mut().enumerate() {
-            *s = self.row_dot(r, lo, &self.deltas[lo..hi]);
+        let d = &self.deltas[lo..hi];
+        let block = |(b, s): (usize, &mut [i32])| {
+            for (j, v) in s.iter_mut().enumerate() {
+                *v = self.row_dot(b * ROWS_PER_TASK + j, lo, d);
+            }
+        };
+        if self.rows * (hi - lo) >= PARALLEL_MIN_MACS && rayon::current_num_threads() > 1 {
+            sums.par_chunks_mut(ROWS_PER_TASK)
+                .enumerate()
+                .for_each(block);
+        } else {
+            sums.chunks_mut(ROWS_PER_TASK).enumerate().for_each(block);
         }
         self.sums = sums;
     }

@@ -417,7 +417,6 @@ impl Emulator {
                         run,
                         *kernels,
                         counters,
-                        taps,
                     );
                 if !batched {
                     for ev in run {

@@ -4,7 +4,7 @@
 //!
 //! Everything here is built from a validated artifact, so indices are trusted.
 
-use super::kernels::{DenseMatrix, Kernels};
+use super::kernels::{DenseMatrix, Kernels, PARALLEL_MIN_MACS};
 use crate::artifact::{GroupKind, PoolKindMsg, Population, SynapseGroup, Weights};
 use crate::memory::{dense_group_storage, SynapseStorage, SPARSE_SYNAPSE_BYTES};
 use nmc_backend::Counters;
@@ -49,6 +49,8 @@ pub(crate) struct ConvRt {
     w: usize,
     cig: usize,
     cog: usize,
+    /// Channel groups.
+    groups: usize,
     kh: usize,
     kw: usize,
     sh: usize,
@@ -62,11 +64,28 @@ pub(crate) struct ConvRt {
     weights: Vec<i32>,
     /// The kernels as a `[co, cig·kh·kw]` matrix for the dense kernel (`None` if too wide).
     matrix: Option<DenseMatrix>,
-    /// Scratch of the dense kernel: the batch's deltas as an input map (zero elsewhere, kept so),
-    /// and one channel group's receptive fields, `[oh·ow, cig·kh·kw]`.
+    /// Scratch of the dense kernel.
+    scratch: ConvScratch,
+    /// Valid kernel rows per input row and valid kernel columns per input column: an input at
+    /// `(iy, ix)` reaches `taps_y[iy] · taps_x[ix]` output positions per output channel.
+    taps_y: Vec<u32>,
+    taps_x: Vec<u32>,
+    /// Scratch of batched charging: events per (channel group, taps) pair.
+    tap_hist: Vec<u64>,
+}
+
+/// Scratch of the dense convolution kernel: the batch's deltas as an input map (zero elsewhere,
+/// and returned to zero after each batch), one channel group's receptive fields
+/// (`[oh·ow, cig·kh·kw]`) and its sums (`[oh·ow, cog]`).
+#[derive(Default)]
+struct ConvScratch {
     dmap: Vec<i16>,
     fields: Vec<i16>,
+    sums: Vec<i32>,
 }
+
+/// Output positions per parallel task of the convolution kernel.
+const POSITIONS_PER_TASK: usize = 256;
 
 pub(crate) enum GroupRt {
     Dense(DenseRt),
@@ -214,6 +233,7 @@ fn build_conv(g: &SynapseGroup, c: &crate::artifact::ConvShape, oh: usize, ow: u
         w,
         cig,
         cog,
+        groups,
         kh,
         kw,
         sh: u(c.strides[0]),
@@ -226,9 +246,26 @@ fn build_conv(g: &SynapseGroup, c: &crate::artifact::ConvShape, oh: usize, ow: u
         ow,
         matrix: DenseMatrix::from_dense(&weights, u(c.out_channels), cig * kh * kw),
         weights,
-        dmap: Vec::new(),
-        fields: Vec::new(),
+        scratch: ConvScratch::default(),
+        taps_y: tap_counts(h, kh, u(c.strides[0]), u(c.pads[0]), u(c.dilations[0]), oh),
+        taps_x: tap_counts(w, kw, u(c.strides[1]), u(c.pads[1]), u(c.dilations[1]), ow),
+        tap_hist: Vec::new(),
     }
+}
+
+/// Per input index along one axis: how many kernel offsets `k` put it at a valid output, i.e.
+/// `(i + pad − k·dil)` is a non-negative multiple of `stride` below `out · stride`.
+fn tap_counts(len: usize, k: usize, stride: usize, pad: usize, dil: usize, out: usize) -> Vec<u32> {
+    (0..len)
+        .map(|i| {
+            (0..k)
+                .filter(|&kk| {
+                    let t = (i + pad) as isize - (kk * dil) as isize;
+                    t >= 0 && t as usize % stride == 0 && t as usize / stride < out
+                })
+                .count() as u32
+        })
+        .collect()
 }
 
 impl ConvRt {
@@ -255,10 +292,125 @@ impl ConvRt {
         }
     }
 
+    /// The sums of channel group `grp` at every output position, into `sc.sums` (`[pos, cog]`),
+    /// from the delta map `sc.dmap`: receptive fields gathered (zero where padded), then one dot
+    /// product per (position, output channel); position blocks run in parallel on big layers.
+    fn group_sums(&self, m: &DenseMatrix, sc: &mut ConvScratch, grp: usize) {
+        use rayon::prelude::*;
+        let (ohw, k) = (self.oh * self.ow, self.cig * self.kh * self.kw);
+        sc.fields.resize(ohw * k, 0);
+        sc.sums.resize(ohw * self.cog, 0);
+        let base = grp * self.cig * self.h * self.w;
+        let dmap = &sc.dmap;
+        let task = |(t, (f, s)): (usize, (&mut [i16], &mut [i32]))| {
+            self.block_sums(m, &dmap[base..], grp, t * POSITIONS_PER_TASK, f, s)
+        };
+        let fields = sc.fields.chunks_mut(POSITIONS_PER_TASK * k);
+        let sums = sc.sums.chunks_mut(POSITIONS_PER_TASK * self.cog);
+        if ohw * k * self.cog >= PARALLEL_MIN_MACS && rayon::current_num_threads() > 1 {
+            sc.fields
+                .par_chunks_mut(POSITIONS_PER_TASK * k)
+                .zip(sc.sums.par_chunks_mut(POSITIONS_PER_TASK * self.cog))
+                .enumerate()
+                .for_each(task);
+        } else {
+            fields.zip(sums).enumerate().for_each(task);
+        }
+    }
+
+    /// [`ConvRt::group_sums`] for the positions from `pos0` on that `fields`/`sums` hold.
+    fn block_sums(
+        &self,
+        m: &DenseMatrix,
+        dmap: &[i16],
+        grp: usize,
+        pos0: usize,
+        fields: &mut [i16],
+        sums: &mut [i32],
+    ) {
+        let hw = self.h * self.w;
+        let k = self.cig * self.kh * self.kw;
+        for (j, (f, s)) in fields
+            .chunks_exact_mut(k)
+            .zip(sums.chunks_exact_mut(self.cog))
+            .enumerate()
+        {
+            let pos = pos0 + j;
+            let (oy, ox) = (pos / self.ow, pos % self.ow);
+            let mut at = 0;
+            let mut any = false;
+            for c in 0..self.cig {
+                for ky in 0..self.kh {
+                    let iy = (oy * self.sh + ky * self.dh) as isize - self.pt as isize;
+                    for kx in 0..self.kw {
+                        let ix = (ox * self.sw + kx * self.dw) as isize - self.pl as isize;
+                        let inside =
+                            iy >= 0 && (iy as usize) < self.h && ix >= 0 && (ix as usize) < self.w;
+                        f[at] = if inside {
+                            dmap[c * hw + iy as usize * self.w + ix as usize]
+                        } else {
+                            0
+                        };
+                        any |= f[at] != 0;
+                        at += 1;
+                    }
+                }
+            }
+            if !any {
+                s.fill(0);
+                continue;
+            }
+            for (o, v) in s.iter_mut().enumerate() {
+                *v = m.row_dot(grp * self.cog + o, 0, f);
+            }
+        }
+    }
+
     /// Output channels of the channel group input `i` belongs to.
     fn out_range(&self, i: usize) -> (usize, usize) {
         let grp = i / (self.h * self.w) / self.cig;
         (grp * self.cog, (grp + 1) * self.cog)
+    }
+
+    /// [`ConvRt::charge`] of every input in `inputs`, summed per (channel group, taps) first:
+    /// each event's memory words are rounded up on their own, so equal events round equally
+    /// and the sums are the same as event by event.
+    fn charge_batch(
+        &mut self,
+        inputs: impl Iterator<Item = usize>,
+        slices: &[(u32, u32, u32)],
+        counters: &mut [Counters],
+    ) {
+        let hw = self.h * self.w;
+        let per = self.kh * self.kw + 1;
+        let groups = self.groups;
+        self.tap_hist.clear();
+        self.tap_hist.resize(groups * per, 0);
+        for i in inputs {
+            let (iy, ix) = ((i % hw) / self.w, i % self.w);
+            let taps = (self.taps_y[iy] * self.taps_x[ix]) as usize;
+            let grp = i / hw / self.cig;
+            self.tap_hist[grp * per + taps] += 1;
+        }
+        for grp in 0..groups {
+            let (o0, o1) = (grp * self.cog, (grp + 1) * self.cog);
+            for taps in 1..per {
+                let n = self.tap_hist[grp * per + taps];
+                if n == 0 {
+                    continue;
+                }
+                for &(core, start, end) in slices {
+                    let lo = (start as usize).max(o0);
+                    let hi = (end as usize).min(o1);
+                    if hi > lo {
+                        let syn = ((hi - lo) * taps) as u64;
+                        let c = &mut counters[core as usize];
+                        c.syn_ops += n * syn;
+                        c.mem_reads += n * syn.div_ceil(4);
+                    }
+                }
+            }
+        }
     }
 
     /// Charges one event of input `i` reaching `taps` positions (see [`DenseRt::charge`]).
@@ -606,7 +758,6 @@ impl PopRt {
         events: &[Event],
         kernels: Kernels,
         counters: &mut [Counters],
-        taps: &mut Vec<(usize, usize)>,
     ) -> bool {
         let PopRt {
             groups,
@@ -685,68 +836,38 @@ impl PopRt {
                 {
                     return false;
                 }
-                let channels = g.cig * (m.rows / g.cog);
-                if g.dmap.len() != channels * hw {
-                    g.dmap = vec![0; channels * hw];
+                let mut sc = std::mem::take(&mut g.scratch);
+                let channels = g.cig * g.groups;
+                if sc.dmap.len() != channels * hw {
+                    sc.dmap = vec![0; channels * hw];
                 }
                 let mut ok = true;
                 for e in events {
-                    let d = &mut g.dmap[offset + e.idx as usize];
+                    let d = &mut sc.dmap[offset + e.idx as usize];
                     ok &= *d == 0;
                     *d = e.delta as i16;
                 }
                 if ok {
-                    g.fields.resize(ohw * k, 0);
                     let first = lo / hw / g.cig;
                     for grp in first..first + groups_in {
-                        // Receptive fields of every output position, zero where padded.
-                        let base = grp * g.cig * hw;
-                        for oy in 0..g.oh {
-                            for ox in 0..g.ow {
-                                let f = &mut g.fields[(oy * g.ow + ox) * k..][..k];
-                                let mut at = 0;
-                                for c in 0..g.cig {
-                                    for ky in 0..g.kh {
-                                        let iy = (oy * g.sh + ky * g.dh) as isize - g.pt as isize;
-                                        for kx in 0..g.kw {
-                                            let ix =
-                                                (ox * g.sw + kx * g.dw) as isize - g.pl as isize;
-                                            f[at] = if iy >= 0
-                                                && (iy as usize) < g.h
-                                                && ix >= 0
-                                                && (ix as usize) < g.w
-                                            {
-                                                g.dmap[base
-                                                    + c * hw
-                                                    + iy as usize * g.w
-                                                    + ix as usize]
-                                            } else {
-                                                0
-                                            };
-                                            at += 1;
-                                        }
-                                    }
-                                }
+                        g.group_sums(m, &mut sc, grp);
+                        for (pos, sums) in sc.sums.chunks_exact(g.cog).enumerate() {
+                            for (j, &s) in sums.iter().enumerate() {
+                                add((grp * g.cog + j) * ohw + pos, s, g.exp);
                             }
                         }
-                        for pos in 0..ohw {
-                            let f = &g.fields[pos * k..(pos + 1) * k];
-                            if f.iter().all(|&v| v == 0) {
-                                continue;
-                            }
-                            for o in grp * g.cog..(grp + 1) * g.cog {
-                                add(o * ohw + pos, m.row_dot(o, 0, f), g.exp);
-                            }
-                        }
-                    }
-                    for e in events {
-                        let i = offset + e.idx as usize;
-                        g.taps(i, taps);
-                        g.charge(i, taps.len(), slices, counters);
                     }
                 }
                 for e in events {
-                    g.dmap[offset + e.idx as usize] = 0;
+                    sc.dmap[offset + e.idx as usize] = 0;
+                }
+                g.scratch = sc;
+                if ok {
+                    g.charge_batch(
+                        events.iter().map(|e| offset + e.idx as usize),
+                        slices,
+                        counters,
+                    );
                 }
                 ok
             }
