@@ -353,10 +353,17 @@ fn input_conv_stride_4() {
 }
 
 #[test]
-fn input_conv_padding() {
-    constraint("input_conv_padding", "padding is Same", &[], |n| {
-        n.conv(4, 3, 1, 2).relu().flatten().dense(10);
-    });
+fn input_conv_padded_width() {
+    // PyTorch's stride-2 pads are taken by padding the image on the host, and the HRC's width
+    // limit applies to the padded image: 255 + 1 + 1 columns.
+    constraint(
+        "input_conv_padded_width",
+        "input width is in [5, 256] and height at least 5 (input 10×257 (H×W) after host padding top/left/bottom/right 1/1/1/1)",
+        &[],
+        net_on(&[1, 8, 255], |n| {
+            n.conv(4, 3, 2, 1).relu().flatten().dense(10);
+        }),
+    );
 }
 
 #[test]
@@ -452,6 +459,25 @@ fn conv_valid_padding() {
             .flatten()
             .dense(10);
     });
+}
+
+#[test]
+fn conv_stride_2_pytorch_pads() {
+    // A later layer cannot be padded on the host: PyTorch's 1/1/1/1 at stride 2 on an 8×8 map
+    // is not Same's 0/0/1/1.
+    constraint(
+        "conv_stride_2_pytorch_pads",
+        "padding is Same, which needs pads top/left/bottom/right 0/0/1/1 here",
+        &[],
+        |n| {
+            n.conv(4, 3, 1, 1)
+                .relu()
+                .conv(8, 3, 2, 1)
+                .relu()
+                .flatten()
+                .dense(10);
+        },
+    );
 }
 
 #[test]
@@ -992,4 +1018,141 @@ fn searches_on_a_banded_layer_keep_bands_and_outputs() {
         let sum = c.report.search.as_ref().unwrap();
         assert!(sum.chosen.latency_ns <= sum.greedy.latency_ns, "{sum:?}");
     }
+}
+
+/// Compiles a synthetic model for the AKD1000 with calibration on `n` seeded images in [0, 1],
+/// and checks the emulator against the quantised reference on them, bit for bit.
+fn compile_and_emulate(name: &str, input: &[i64], build: impl FnOnce(&mut Net)) -> nmc::Compiled {
+    compile_and_emulate_with(name, input, build, |b| b)
+}
+
+/// [`compile_and_emulate`] with the model's bytes passed through `edit` first.
+fn compile_and_emulate_with(
+    name: &str,
+    input: &[i64],
+    build: impl FnOnce(&mut Net),
+    edit: impl FnOnce(Vec<u8>) -> Vec<u8>,
+) -> nmc::Compiled {
+    let mut net = Net::new(input);
+    build(&mut net);
+    let out = net.prev.clone();
+    net.b.node("Identity", &[&out], &["y"], vec![]);
+    net.b.output("y");
+    let bytes = edit(net.b.finish());
+    let per: usize = input.iter().product::<i64>() as usize;
+    let mut rng = Rng::new(21);
+    let samples: Vec<Vec<Vec<f32>>> = (0..8)
+        .map(|i| {
+            vec![(0..per)
+                .map(|_| {
+                    // Two of eight images are all 1.0, which lights up every border window.
+                    if i < 2 {
+                        1.0
+                    } else {
+                        rng.uniform(0.0, 1.0)
+                    }
+                })
+                .collect()]
+        })
+        .collect();
+    let graph = nmc::onnx::import_bytes(&bytes, None).unwrap().graph;
+    let opts = nmc::Options::new(nmc::Target::lookup("akd1000").unwrap());
+    let c = nmc::driver::compile_graph(graph, &samples, &opts, 0)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let art = nmc::LoadedArtifact::decode(&c.artifact).unwrap();
+    assert_eq!(
+        art.input_shape(),
+        Some(input.iter().map(|d| *d as usize).collect()),
+        "{name}: the artifact reports the model's input shape"
+    );
+    let x = nmc::npy::Array {
+        shape: vec![samples.len(), per],
+        data: samples.iter().flat_map(|s| s[0].clone()).collect(),
+    };
+    let run = art.run(&x, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+    for (i, got) in run.int_outputs.iter().enumerate() {
+        let want = reference_ints(&c.quantized, &samples[i][0]);
+        assert_eq!(
+            got, &want,
+            "{name}: sample {i} differs from the quantised reference"
+        );
+        assert!(
+            want.iter().any(|v| *v != 0),
+            "{name}: sample {i} gives all zeros"
+        );
+    }
+    c
+}
+
+#[test]
+fn pytorch_stride_2_first_convolutions_run_on_a_host_padded_input() {
+    // PyTorch's `Conv2d(k, stride=2, padding=k // 2)` on even images: pads 1/1/1/1 (3×3) and
+    // 2/2/2/2 (5×5), where TensorFlow's Same is 0/0/1/1 and 1/1/2/2.
+    let c3 = compile_and_emulate("host-pad-3x3", &[1, 16, 16], |n| {
+        n.conv(8, 3, 2, 1)
+            .relu()
+            .conv(16, 3, 1, 1)
+            .relu()
+            .flatten()
+            .dense(10);
+    });
+    let listing = c3.listing();
+    assert!(
+        listing.contains(
+            "  host zero-padding top/left/bottom/right 1/1/1/1 (code 0 = real 0.0) -> [1, 18, 18]"
+        ),
+        "{listing}"
+    );
+    snap("listing-akd1000", "host_padded_conv_3x3_stride_2", &listing);
+    let c5 = compile_and_emulate("host-pad-5x5", &[3, 16, 16], |n| {
+        n.conv(8, 5, 2, 2)
+            .relu()
+            .conv(16, 3, 1, 1)
+            .relu()
+            .flatten()
+            .dense(10);
+    });
+    let listing = c5.listing();
+    assert!(
+        listing.contains(
+            "  host zero-padding top/left/bottom/right 2/2/2/2 (code 0 = real 0.0) -> [3, 20, 20]"
+        ),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("InputConv2D <- input 0 [3, 20, 20]")
+            && listing.contains("conv kernel 5×5 stride 2×2 pads [0, 0, 0, 0] -> [8, 8, 8]"),
+        "{listing}"
+    );
+    snap("listing-akd1000", "host_padded_conv_5x5_stride_2", &listing);
+    // inspect --format json reports the padding with the model's input shape.
+    let json = nmc::LoadedArtifact::decode(&c5.artifact).unwrap().to_json();
+    assert_eq!(json["inputs"][0]["shape"], serde_json::json!([3, 16, 16]));
+    assert_eq!(
+        json["inputs"][0]["host_pads"],
+        serde_json::json!([2, 2, 2, 2])
+    );
+}
+
+#[test]
+fn a_zero_pad_before_the_first_convolution_is_host_padding_too() {
+    // PyTorch's F.pad(x, (1, 1, 1, 1)) then a Valid stride-2 convolution: the Pad folds into the
+    // convolution's pads, which the host then applies.
+    let c = compile_and_emulate_with(
+        "host-pad-fpad",
+        &[1, 14, 14],
+        |n| {
+            n.op("Pad", &["pads"], vec![]);
+            n.shape = vec![1, 16, 16];
+            n.conv(8, 3, 2, 0).relu().flatten().dense(10);
+        },
+        // N, C, H, W begins then ends.
+        |b| crate::common::with_int_initializer(b, "pads", vec![0, 0, 1, 1, 0, 0, 1, 1]),
+    );
+    assert!(
+        c.listing()
+            .contains("host zero-padding top/left/bottom/right 1/1/1/1"),
+        "{}",
+        c.listing()
+    );
 }

@@ -17,10 +17,11 @@ use nmc_backend::Envelope;
 pub use nmc_backend::{ArtifactError, Header};
 
 /// The AKD1000 artifact envelope: magic bytes, the format version this crate writes and reads
-/// (2: header checksum), and the target name in the header.
+/// (2: header checksum; 3: host padding of inputs, [`InputMsg::host_pads`], which a reader that
+/// ignored it would run wrongly), and the target name in the header.
 pub const ENVELOPE: Envelope = Envelope {
     magic: b"NMCAKART",
-    version: 2,
+    version: 3,
     target: "akd1000",
 };
 
@@ -39,6 +40,12 @@ pub struct InputMsg {
     /// Unsigned bits per value (1, 2, 4 or 8).
     #[prost(uint32, tag = "4")]
     pub bits: u32,
+    /// Zero padding `[top, left, bottom, right]` the host adds around each channel of the
+    /// quantised `[c, h, w]` image before sending it (empty: none). The padding is code 0, the
+    /// code of real 0.0 (inputs have no zero point). `shape` stays the model's; the layers
+    /// reading this input see `[c, h + top + bottom, w + left + right]`.
+    #[prost(uint32, repeated, tag = "5")]
+    pub host_pads: Vec<u32>,
 }
 
 /// What a unit is configured as.
@@ -158,7 +165,8 @@ pub struct LayerMsg {
     /// Strides `[h, w]`.
     #[prost(uint32, repeated, tag = "9")]
     pub strides: Vec<u32>,
-    /// Padding `[top, left, bottom, right]` (Same or Valid, made explicit).
+    /// Padding `[top, left, bottom, right]` (Same or Valid, made explicit; Valid for an
+    /// InputConv2D on a host-padded input).
     #[prost(uint32, repeated, tag = "10")]
     pub pads: Vec<u32>,
     /// Pooling.

@@ -54,7 +54,7 @@ impl Backend for Akd1000 {
             "akd1000  BrainChip AKD1000 (Akida 1.0; graded integer activations, event-based)\n  \
              mesh: {} nodes, {} NPs (CNP1 {}, CNP2 {}, FNP3 {}, FNP2 {}) + HRC for InputConv2D\n  \
              per NP: input SRAM {} bytes, weight SRAM {} bytes\n  \
-             weights: 1, 2, 4 bits (8 for InputConv2D); activations: 1, 2, 4 bits (default 4/4); input 8-bit (1 or 3 channels) for a first convolution\n  \
+             weights: 1, 2, 4 bits (8 for InputConv2D); activations: 1, 2, 4 bits (default 4/4); input 8-bit (1 or 3 channels) for a first convolution, zero-padded on the host when its pads are neither Same nor Valid\n  \
              Conv2D kernels 1/3/5/7 (stride 2 only 3x3), Same padding; max pool 1x1/2x2; global average pool width {}..={}; Dense inputs <= {}\n",
             s.nodes.len(),
             s.nps.len(),
@@ -362,6 +362,12 @@ impl Loaded for LoadedAkd1000 {
             "target": NAME,
             "format_version": a.header.as_ref().map(|h| h.format_version),
             "source_hash": a.header.as_ref().map(|h| format!("{:#018x}", h.source_hash)),
+            "inputs": a.inputs.iter().map(|i| serde_json::json!({
+                "name": i.name,
+                "shape": i.shape,
+                "bits": i.bits,
+                "host_pads": i.host_pads,
+            })).collect::<Vec<_>>(),
             "layers": layers,
             "nps_used": a.units.iter().filter(|u| u.unit_type != hrc).count(),
             "hrc_used": a.units.iter().any(|u| u.unit_type == hrc),

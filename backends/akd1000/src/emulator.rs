@@ -1,6 +1,10 @@
 //! Event-based emulation of an artifact, bit-exact with `nmc_ir::Interpreter` on the quantised
 //! graph.
 //!
+//! The host's part comes first: an input with host padding (`InputMsg::host_pads`) is
+//! zero-padded, each channel with code 0 (the code of real 0.0), before the first layer reads
+//! it; the layer then runs Valid on the padded image.
+//!
 //! A frame flows through the layers in order (Akida 1.0 runs a frame through its layer pipeline;
 //! there are no timesteps). A layer receives its source's **non-zero** values as events, in the
 //! vendor's conventions the artifact stores: a convolution event at input position `(c, y, x)`
@@ -130,11 +134,40 @@ struct LayerRt {
     slices: Vec<SliceRt>,
 }
 
+/// One graph input as the emulator takes it.
+struct InputRt {
+    /// Values per sample (the model's shape).
+    len: usize,
+    /// Largest code.
+    max: i64,
+    /// Host padding: `[c, h, w]` and `[top, left, bottom, right]`.
+    pad: Option<([usize; 3], [usize; 4])>,
+}
+
+impl InputRt {
+    /// The image as the chip receives it: zero-padded on the host if the artifact says so.
+    fn host_side<'x>(&self, x: &'x [i64]) -> std::borrow::Cow<'x, [i64]> {
+        let Some(([c, h, w], [t, l, b, r])) = self.pad else {
+            return std::borrow::Cow::Borrowed(x);
+        };
+        let (ph, pw) = (h + t + b, w + l + r);
+        let mut out = vec![0i64; c * ph * pw];
+        for ci in 0..c {
+            for y in 0..h {
+                let from = (ci * h + y) * w;
+                let to = (ci * ph + y + t) * pw + l;
+                out[to..to + w].copy_from_slice(&x[from..from + w]);
+            }
+        }
+        std::borrow::Cow::Owned(out)
+    }
+}
+
 /// An emulated AKD1000 loaded with one artifact.
 pub struct Emulator {
     cost: CostModel,
     units: Vec<(u32, u32, u32, &'static str)>,
-    inputs: Vec<(usize, i64)>,
+    inputs: Vec<InputRt>,
     layers: Vec<LayerRt>,
     outputs: Vec<usize>,
     /// Per unit: its layer.
@@ -298,10 +331,19 @@ impl Emulator {
                 .inputs
                 .iter()
                 .map(|i| {
-                    (
-                        i.shape.iter().map(|d| *d as usize).product(),
-                        (1i64 << i.bits) - 1,
-                    )
+                    let us: Vec<usize> = i.shape.iter().map(|d| *d as usize).collect();
+                    // Validated: host pads are empty or four values on a `[c, h, w]` input.
+                    let pad = match (us.as_slice(), i.host_pads.as_slice()) {
+                        (&[c, h, w], &[t, l, b, r]) => {
+                            Some(([c, h, w], [t, l, b, r].map(|p| p as usize)))
+                        }
+                        _ => None,
+                    };
+                    InputRt {
+                        len: us.iter().product(),
+                        max: (1i64 << i.bits) - 1,
+                        pad,
+                    }
                 })
                 .collect(),
             layers,
@@ -317,9 +359,19 @@ impl Emulator {
         let expected: Vec<IntInput> = self
             .inputs
             .iter()
-            .map(|&(len, max)| IntInput { len, min: 0, max })
+            .map(|i| IntInput {
+                len: i.len,
+                min: 0,
+                max: i.max,
+            })
             .collect();
         check_int_inputs(inputs, &expected)?;
+        let inputs: Vec<std::borrow::Cow<[i64]>> = self
+            .inputs
+            .iter()
+            .zip(inputs)
+            .map(|(i, x)| i.host_side(x))
+            .collect();
         let mut perf: Vec<UnitPerf> = self
             .units
             .iter()

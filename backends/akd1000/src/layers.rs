@@ -3,7 +3,9 @@
 //! start from [`analyze`], so a model that passes it maps the same way everywhere.
 //!
 //! A layer becomes:
-//! - **InputConv2D** when it is a convolution reading the graph input at 8 bits (the HRC);
+//! - **InputConv2D** when it is a convolution reading the graph input at 8 bits (the HRC); its
+//!   padding is Same or Valid, or else the host zero-pads the input image and the layer runs
+//!   Valid on the padded image (see [`InputInfo::host_pads`]);
 //! - **Conv2D** when it is any other convolution;
 //! - **Dense** (Akida's FullyConnected) when it is a dense synapse group, whatever the shape of
 //!   its input: a `[c, h, w]` input is flattened the vendor's way (column-major, docs/chips.md §6) in
@@ -113,6 +115,18 @@ pub struct InputInfo {
     pub scale: f32,
     /// Unsigned bits (values `0..2^bits`).
     pub bits: u32,
+    /// Zero padding `[top, left, bottom, right]` the host adds around every channel of the
+    /// quantised image before the HRC reads it (all zero: none).
+    ///
+    /// Why this is exact: a first convolution exported from PyTorch with stride 2 (pads 1/1/1/1
+    /// for 3×3, 2/2/2/2 for 5×5) pads both sides, where TensorFlow's Same puts the odd row after,
+    /// and the HRC only knows Same and Valid (docs/chips.md §3.3, §3.5). A Valid convolution on the
+    /// zero-padded image computes exactly the padded convolution, with the same output size
+    /// (`⌊(n + before + after − k) / s⌋ + 1` both ways). The padding value is the code of real
+    /// 0.0, which is code 0: inputs are `clamp(round(x / scale), 0, 2^bits − 1)` with no zero
+    /// point (`Op::Quantize`), so the model's float zero padding and the host's code-0 padding
+    /// agree.
+    pub host_pads: [usize; 4],
 }
 
 /// One Akida layer, with its integer parameters in IR conventions (cross-correlation, row-major
@@ -133,8 +147,11 @@ pub struct AkLayer {
     pub pre_shape: Vec<usize>,
     /// Output after pooling, as consumers see it.
     pub out_shape: Vec<usize>,
-    /// Convolution geometry (convolutions only).
+    /// Convolution geometry (convolutions only). A host-padded InputConv2D has zero pads here
+    /// and reads the padded image: `in_shape` is the padded shape.
     pub geom: Option<ConvGeom>,
+    /// The host padding this layer needs on its graph input (all zero: none; InputConv2D only).
+    pub host_pads: [usize; 4],
     /// Pooling.
     pub pool: Option<PoolSpec>,
     /// Bits per input value.
@@ -213,6 +230,18 @@ pub fn same_pads(n: usize, k: usize, s: usize) -> (usize, usize) {
     (total / 2, total - total / 2)
 }
 
+/// A `[c, h, w]` shape with `[top, left, bottom, right]` zero padding added.
+pub fn padded_shape(shape: &[usize], pads: [usize; 4]) -> Vec<usize> {
+    match shape {
+        [c, h, w] => vec![
+            *c,
+            h.saturating_add(pads[0]).saturating_add(pads[2]),
+            w.saturating_add(pads[1]).saturating_add(pads[3]),
+        ],
+        other => other.to_vec(),
+    }
+}
+
 /// A value on the way to a layer: which input or layer it is, and that producer's shape.
 #[derive(Clone, Debug)]
 struct Val {
@@ -226,6 +255,9 @@ struct Cx<'a> {
     spec: &'a ChipSpec,
     vals: Vec<Option<Val>>,
     out: Analysis,
+    /// Per graph input: the first layer reading it and the host padding that layer needs. The
+    /// host sends one image, so every reader needs the same padding.
+    readers: Vec<Option<(usize, [usize; 4])>>,
 }
 
 fn bits_of_range(min: i64, max: i64) -> Option<u32> {
@@ -257,12 +289,14 @@ pub fn analyze(graph: &Graph, spec: &ChipSpec) -> Result<Analysis, AkError> {
                     shape: Vec::new(),
                     scale: 1.0,
                     bits: 0,
+                    host_pads: [0; 4],
                 };
                 graph.inputs.len()
             ],
             layers: Vec::new(),
             outputs: Vec::new(),
         },
+        readers: vec![None; graph.inputs.len()],
     };
     let order = graph.topo_order().map_err(|c| AkError::Invalid {
         node: graph.node_ref(c.0),
@@ -350,6 +384,7 @@ impl Cx<'_> {
                     shape: node.ty.shape.clone(),
                     scale: q.scale,
                     bits,
+                    host_pads: [0; 4],
                 };
                 self.vals[id.index()] = Some(Val {
                     src: Src::Input(index),
@@ -363,6 +398,9 @@ impl Cx<'_> {
             Op::Layer(l) => {
                 let layer = self.layer(id, l)?;
                 let index = self.out.layers.len();
+                if let Src::Input(i) = layer.src {
+                    self.host_padding(i, index, &layer)?;
+                }
                 self.vals[id.index()] = Some(Val {
                     src: Src::Layer(index),
                     shape: layer.out_shape.clone(),
@@ -404,6 +442,38 @@ impl Cx<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Records the host padding of graph input `i` for its reader `layer` (index `index`), or
+    /// refuses a second reader that needs different padding: the host sends one image.
+    fn host_padding(&mut self, i: usize, index: usize, layer: &AkLayer) -> Result<(), AkError> {
+        let Some(slot) = self.readers.get_mut(i) else {
+            return Err(self.invalid(layer.node, format!("input {i} is not a graph input")));
+        };
+        match *slot {
+            None => {
+                *slot = Some((index, layer.host_pads));
+                if let Some(info) = self.out.inputs.get_mut(i) {
+                    info.host_pads = layer.host_pads;
+                }
+                Ok(())
+            }
+            Some((_, pads)) if pads == layer.host_pads => Ok(()),
+            Some((first, pads)) => {
+                let p = |v: [usize; 4]| format!("{}/{}/{}/{}", v[0], v[1], v[2], v[3]);
+                Err(AkError::Constraint {
+                    layer: self.at(layer.node),
+                    kind: layer.kind.name(),
+                    rule: "the host zero-pads an input image once, so every convolution reading it needs the same host padding".into(),
+                    detail: format!(
+                        "it needs host pads top/left/bottom/right {}, layer \"{}\" needs {}",
+                        p(layer.host_pads),
+                        self.out.layers[first].name,
+                        p(pads)
+                    ),
+                })
+            }
+        }
     }
 
     fn layer(&self, id: NodeId, l: &Layer) -> Result<AkLayer, AkError> {
@@ -452,6 +522,8 @@ impl Cx<'_> {
             .ok_or_else(|| self.invalid(id, "layer value has no channel axis"))?;
 
         // Geometry.
+        let mut in_shape = input.shape.clone();
+        let mut host_pads = [0; 4];
         let (pre_shape, geom) = match syn {
             Synapse::Dense { .. } => {
                 if l.pool.is_some() {
@@ -472,13 +544,21 @@ impl Cx<'_> {
                         ),
                     ));
                 }
-                self.check_conv(kind, geom, &operand_shape, c.shape[0], &rule)?;
+                let host = self.check_conv(kind, geom, &operand_shape, c.shape[0], &rule)?;
+                let mut geom = geom.clone();
+                if let Some(p) = host {
+                    // The layer runs Valid on the image the host has padded.
+                    in_shape = padded_shape(&operand_shape, p);
+                    host_pads = p;
+                    geom.pads = [0; 4];
+                }
                 let (oh, ow) = geom
-                    .out_hw(operand_shape[1], operand_shape[2])
+                    .out_hw(in_shape[1], in_shape[2])
                     .ok_or_else(|| self.invalid(id, "kernel does not fit its input"))?;
-                (vec![c.shape[0], oh, ow], Some(geom.clone()))
+                (vec![c.shape[0], oh, ow], Some(geom))
             }
         };
+
         if kind == LayerKind::Dense {
             let n = input.shape.iter().product::<usize>() as u64;
             if n > lim.dense_max_inputs {
@@ -641,10 +721,11 @@ impl Cx<'_> {
             name: node.name.clone().unwrap_or_else(|| id.to_string()),
             kind,
             src: input.src,
-            in_shape: input.shape.clone(),
+            in_shape,
             pre_shape,
             out_shape: node.ty.shape.clone(),
             geom,
+            host_pads,
             pool,
             input_bits: input.bits,
             weight_bits,
@@ -656,6 +737,9 @@ impl Cx<'_> {
         })
     }
 
+    /// Checks a convolution against its row of the constraints table. Returns the host padding
+    /// an InputConv2D needs when its pads are neither Same nor Valid (see
+    /// [`InputInfo::host_pads`]); the HRC's size limits then apply to the padded image it reads.
     fn check_conv(
         &self,
         kind: LayerKind,
@@ -663,7 +747,7 @@ impl Cx<'_> {
         in_shape: &[usize],
         filters: usize,
         rule: &dyn Fn(String, String) -> AkError,
-    ) -> Result<(), AkError> {
+    ) -> Result<Option<[usize; 4]>, AkError> {
         let lim = &self.spec.limits;
         let [kh, kw] = geom.kernel;
         let [sh, sw] = geom.strides;
@@ -717,24 +801,35 @@ impl Cx<'_> {
         let (l, r) = same_pads(w, kw, sw);
         let same = geom.pads == [t, l, b, r];
         let valid = geom.pads == [0; 4];
-        let pads_ok = if kind == LayerKind::InputConv2D {
-            same || valid
-        } else {
-            same
-        };
-        if !pads_ok {
+        let pads = geom.pads;
+        let host = (kind == LayerKind::InputConv2D && !same && !valid).then_some(pads);
+        if kind != LayerKind::InputConv2D && !same {
+            // No exact rewrite exists on Akida 1.0: other pads move the windows relative to
+            // Same's (PyTorch's 1/1/1/1 at stride 2 on an even map reads rows 2i − 1..2i + 1,
+            // Same reads 2i..2i + 2), and only the 8-bit input image is padded by the host.
             return Err(rule(
-                if kind == LayerKind::InputConv2D {
-                    format!("padding is Same (here top/left/bottom/right {t}/{l}/{b}/{r}) or Valid (none)")
-                } else {
-                    format!("padding is Same (here top/left/bottom/right {t}/{l}/{b}/{r})")
-                },
                 format!(
-                    "pads {}/{}/{}/{}",
-                    geom.pads[0], geom.pads[1], geom.pads[2], geom.pads[3]
+                    "padding is Same, which needs pads top/left/bottom/right {t}/{l}/{b}/{r} here (only the first convolution's 8-bit input can be zero-padded on the host; a later layer must have Same's pads)"
                 ),
+                format!("pads {}/{}/{}/{}", pads[0], pads[1], pads[2], pads[3]),
             ));
         }
+        // The HRC reads the image as the host sends it: padded, if it pads.
+        let [_, h, w] = match host {
+            Some(p) => [
+                c,
+                h.saturating_add(p[0]).saturating_add(p[2]),
+                w.saturating_add(p[1]).saturating_add(p[3]),
+            ],
+            None => [c, h, w],
+        };
+        let padded = |what: String| match host {
+            Some(p) => format!(
+                "{what} after host padding top/left/bottom/right {}/{}/{}/{}",
+                p[0], p[1], p[2], p[3]
+            ),
+            None => what,
+        };
         if kind == LayerKind::InputConv2D {
             if !lim.input_channels.contains(&(c as u32)) {
                 return Err(rule(
@@ -752,7 +847,7 @@ impl Cx<'_> {
                         "input width is in [{lo}, {hi}] and height at least {}",
                         lim.input_min_height
                     ),
-                    format!("input {h}×{w} (H×W)"),
+                    padded(format!("input {h}×{w} (H×W)")),
                 ));
             }
             let row = lim
@@ -770,7 +865,7 @@ impl Cx<'_> {
                 ));
             }
         }
-        Ok(())
+        Ok(host)
     }
 
     fn check_pool(

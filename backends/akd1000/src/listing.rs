@@ -64,6 +64,18 @@ fn write_listing(s: &mut String, a: &Artifact) -> std::fmt::Result {
             "input {i} \"{}\" {:?} uint{} scale {:?}",
             inp.name, inp.shape, inp.bits, inp.scale
         )?;
+        if let &[t, l, b, r] = inp.host_pads.as_slice() {
+            let grow = |n: Option<&u32>, a: u32, z: u32| {
+                n.map_or(0, |n| u64::from(*n) + u64::from(a) + u64::from(z))
+            };
+            writeln!(
+                s,
+                "  host zero-padding top/left/bottom/right {t}/{l}/{b}/{r} (code 0 = real 0.0) -> [{}, {}, {}]",
+                inp.shape.first().copied().unwrap_or(0),
+                grow(inp.shape.get(1), t, b),
+                grow(inp.shape.get(2), l, r)
+            )?;
+        }
     }
     for (i, l) in a.layers.iter().enumerate() {
         write_layer(s, a, i, l)?;

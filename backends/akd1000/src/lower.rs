@@ -176,6 +176,12 @@ pub fn build(
                 shape: u32s(&i.shape),
                 scale: i.scale,
                 bits: i.bits,
+                // Written only when there is padding, so unpadded inputs encode as before.
+                host_pads: if i.host_pads == [0; 4] {
+                    Vec::new()
+                } else {
+                    u32s(&i.host_pads)
+                },
             })
             .collect(),
         units: m

@@ -23,6 +23,24 @@ fn pair(v: &[u32], allowed: &[u32], what: &str) -> Result<[u32; 2], ArtifactErro
     Ok(a)
 }
 
+/// The shape the layers reading an input see: `shape` with the host padding `pads` (empty, or
+/// `[top, left, bottom, right]` on a `[c, h, w]` input) added.
+fn host_padded(shape: &[u32], pads: &[u32], what: &str) -> Result<Vec<u32>, ArtifactError> {
+    match (pads, shape) {
+        ([], _) => Ok(shape.to_vec()),
+        (&[t, l, b, r], &[c, h, w]) => {
+            let grow = |n: u32, a: u32, z: u32| {
+                u32::try_from(u64::from(n) + u64::from(a) + u64::from(z))
+                    .map_err(|_| corrupt(format!("{what}: host padding {pads:?} overflows")))
+            };
+            Ok(vec![c, grow(h, t, b)?, grow(w, l, r)?])
+        }
+        _ => Err(corrupt(format!(
+            "{what}: host padding {pads:?} is not [top, left, bottom, right] of a [c, h, w] input {shape:?}"
+        ))),
+    }
+}
+
 /// The unit type of `v`, if known.
 pub fn unit_type(v: i32) -> Option<UnitTypeMsg> {
     UnitTypeMsg::try_from(v).ok()
@@ -53,13 +71,17 @@ pub fn validate(a: &Artifact, spec: &ChipSpec) -> Result<(), ArtifactError> {
             spec.nps.len()
         )));
     }
-    let mut input_sizes = Vec::with_capacity(a.inputs.len());
+    // What the layers reading each input see: its shape after any host padding.
+    let mut input_shapes = Vec::with_capacity(a.inputs.len());
     for (i, inp) in a.inputs.iter().enumerate() {
         let what = nmc_backend::check::named("input", i, &inp.name)?;
-        input_sizes.push(numel(&inp.shape, SHAPE_RANKS, &what)?);
+        numel(&inp.shape, SHAPE_RANKS, &what)?;
         if ![1, 2, 4, 8].contains(&inp.bits) {
             return Err(corrupt(format!("{what}: {} bits (1, 2, 4 or 8)", inp.bits)));
         }
+        let seen = host_padded(inp.shape.as_slice(), &inp.host_pads, &what)?;
+        numel(&seen, SHAPE_RANKS, &format!("{what}: padded"))?;
+        input_shapes.push(seen);
     }
     let mut seen = std::collections::BTreeSet::new();
     for (i, u) in a.units.iter().enumerate() {
@@ -114,7 +136,7 @@ pub fn validate(a: &Artifact, spec: &ChipSpec) -> Result<(), ArtifactError> {
     let mut total = 0u64;
     for (i, l) in a.layers.iter().enumerate() {
         let what = nmc_backend::check::named("layer", i, &l.name)?;
-        let (size, bits) = check_layer(a, spec, l, &what, &input_sizes, &outs)?;
+        let (size, bits) = check_layer(a, spec, l, &what, &input_shapes, &outs)?;
         add_values(&mut total, size, &format!("{what}: layers"))?;
         outs.push((size, bits));
     }
@@ -138,7 +160,7 @@ fn check_layer(
     spec: &ChipSpec,
     l: &LayerMsg,
     what: &str,
-    input_sizes: &[u64],
+    input_shapes: &[Vec<u32>],
     outs: &[(u64, u32)],
 ) -> Result<(u64, u32), ArtifactError> {
     let Ok(kind) = LayerKindMsg::try_from(l.kind) else {
@@ -147,8 +169,19 @@ fn check_layer(
     let (src_size, src_bits) = match SourceKind::try_from(l.source_kind) {
         Ok(SourceKind::Input) => {
             let i = l.source_index as usize;
-            match (input_sizes.get(i), a.inputs.get(i)) {
-                (Some(&n), Some(inp)) => (n, inp.bits),
+            match (input_shapes.get(i), a.inputs.get(i)) {
+                (Some(seen), Some(inp)) => {
+                    if !inp.host_pads.is_empty()
+                        && (kind != LayerKindMsg::InputConv2d || l.in_shape != *seen)
+                    {
+                        return Err(corrupt(format!(
+                            "{what}: input {i} is padded on the host to {seen:?}, which only an InputConv2D reading {seen:?} takes (this layer: {kind:?} reading {:?})",
+                            l.in_shape
+                        )));
+                    }
+                    // Validated with the inputs: the product is capped.
+                    (seen.iter().map(|d| u64::from(*d)).product(), inp.bits)
+                }
                 _ => {
                     return Err(corrupt(format!(
                         "{what}: input {} does not exist",

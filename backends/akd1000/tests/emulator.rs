@@ -18,7 +18,20 @@ fn random_model(seed: u64) -> nmc_ir::Graph {
     let k = r.pick(&[3usize, 5, 7]);
     let stride = r.pick(&[1usize, 2, 3]);
     let same = r.next() % 2 == 0 || k > h.min(w);
-    let (oh, ow) = b.conv_out(k, stride, same);
+    // A third of the first convolutions have explicit pads, PyTorch's symmetric `k / 2` or any
+    // below the kernel: where they are neither Same nor Valid the host pads the input.
+    let pads = match r.range(0, 2) {
+        0 => Some([k / 2; 4]),
+        1 => Some([0; 4].map(|_| r.range(0, k as i64 - 1) as usize)),
+        _ => None,
+    }
+    .filter(|p| {
+        h + p[0] + p[2] >= k && w + p[1] + p[3] >= k && w + p[1] + p[3] >= 5 && h + p[0] + p[2] >= 5
+    });
+    let (oh, ow) = match pads {
+        Some(p) => b.conv_out_padded(k, stride, p),
+        None => b.conv_out(k, stride, same),
+    };
     // Pools whose stride divides the map (akida pads an odd last window: refused).
     let pool = if stride == 1 && oh >= 2 && ow >= 2 {
         match r.range(0, 3) {
@@ -35,6 +48,7 @@ fn random_model(seed: u64) -> nmc_ir::Graph {
         k,
         stride,
         same,
+        pads,
         weight_bits: r.pick(&[1, 2, 4, 8]),
         act_bits: Some(r.pick(&[1, 2, 4])),
         pool,
@@ -79,7 +93,9 @@ fn random_model(seed: u64) -> nmc_ir::Graph {
     b.finish()
 }
 
-fn check(g: &nmc_ir::Graph, spec: &ChipSpec, seed: u64) -> (usize, usize) {
+/// Lowers, round-trips and emulates `g` against the reference; returns the most slices and row
+/// bands of a layer, and whether the input is padded on the host.
+fn check(g: &nmc_ir::Graph, spec: &ChipSpec, seed: u64) -> (usize, usize, bool) {
     let art =
         nmc_akd1000::lower(g, None, seed, spec).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
     let bytes = nmc_akd1000::encode(&art);
@@ -106,15 +122,24 @@ fn check(g: &nmc_ir::Graph, spec: &ChipSpec, seed: u64) -> (usize, usize) {
         })
         .max()
         .unwrap_or(0);
-    (slices, bands)
+    // The artifact reports the model's input shape whether or not the host pads it.
+    assert_eq!(
+        art.inputs[0].shape,
+        g.ty(g.inputs[0])
+            .shape
+            .iter()
+            .map(|d| *d as u32)
+            .collect::<Vec<_>>()
+    );
+    (slices, bands, !art.inputs[0].host_pads.is_empty())
 }
 
 #[test]
 fn emulator_equals_reference_on_random_models() {
-    let (mut split, mut banded) = (0, 0);
+    let (mut split, mut banded, mut padded) = (0, 0, 0);
     for seed in 0..40 {
         let g = random_model(seed);
-        check(&g, &akd1000(), seed);
+        padded += usize::from(check(&g, &akd1000(), seed).2);
         // The same model on tiny SRAMs: the smallest capacities it maps with.
         let mut tiny = akd1000();
         let mut mapped = false;
@@ -122,7 +147,7 @@ fn emulator_equals_reference_on_random_models() {
             tiny.input_sram_bytes = 16 * kb;
             tiny.weight_sram_bytes = 25 * kb;
             if nmc_akd1000::map_graph(&g, &tiny).is_ok() {
-                let (s, b) = check(&g, &tiny, seed);
+                let (s, b, _) = check(&g, &tiny, seed);
                 split += usize::from(s > 1);
                 banded += usize::from(b > 1);
                 mapped = true;
@@ -132,8 +157,8 @@ fn emulator_equals_reference_on_random_models() {
         assert!(mapped || seed > 0, "seed {seed} maps on no tiny device");
     }
     assert!(
-        split >= 10 && banded >= 5,
-        "{split} split and {banded} banded models"
+        split >= 10 && banded >= 5 && padded >= 5,
+        "{split} split, {banded} banded and {padded} host-padded models"
     );
 }
 

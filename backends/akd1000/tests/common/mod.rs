@@ -41,6 +41,8 @@ pub struct ConvSpec {
     pub stride: usize,
     /// Same (TF) padding, else none.
     pub same: bool,
+    /// Explicit `[top, left, bottom, right]` pads (e.g. PyTorch's), overriding `same`.
+    pub pads: Option<[usize; 4]>,
     pub weight_bits: u32,
     pub act_bits: Option<u32>,
     pub pool: Option<Pool>,
@@ -158,10 +160,21 @@ impl Builder {
         (hh, ww)
     }
 
+    /// Output size of a convolution with explicit pads on the current value.
+    pub fn conv_out_padded(&self, k: usize, stride: usize, p: [usize; 4]) -> (usize, usize) {
+        let [_, h, w]: [usize; 3] = self.shape().try_into().expect("[c, h, w]");
+        (
+            (h + p[0] + p[2] - k) / stride + 1,
+            (w + p[1] + p[3] - k) / stride + 1,
+        )
+    }
+
     /// Appends a convolution layer.
     pub fn conv(&mut self, s: ConvSpec) -> &mut Self {
         let [ci, h, w]: [usize; 3] = self.shape().try_into().expect("[c, h, w]");
-        let pads = if s.same {
+        let pads = if let Some(p) = s.pads {
+            p
+        } else if s.same {
             let (t, b) = nmc_akd1000::layers::same_pads(h, s.k, s.stride);
             let (l, r) = nmc_akd1000::layers::same_pads(w, s.k, s.stride);
             [t, l, b, r]
@@ -291,6 +304,7 @@ pub fn conv(co: usize, k: usize, stride: usize, act_bits: Option<u32>) -> ConvSp
         k,
         stride,
         same: true,
+        pads: None,
         weight_bits: 4,
         act_bits,
         pool: None,
