@@ -405,3 +405,55 @@ pub fn resnet18(size: usize, classes: usize, seed: u64) -> Vec<u8> {
     classifier(&mut b, &mut rng, "gap", c, classes);
     b.finish()
 }
+
+/// VGG-19 (Simonyan & Zisserman 2015, configuration E): sixteen 3×3 convolutions in five
+/// stages (64, 128, 256, 512, 512 channels) each closed by 2×2/2 max pooling, then dense layers
+/// 25,088 → 4,096 → 4,096 → `classes`; 143.7 M weights at 224×224 with 1,000 classes. Random
+/// He-scaled weights: the compile benchmark's largest model.
+pub fn vgg19(size: usize, classes: usize, seed: u64) -> Vec<u8> {
+    let mut rng = Rng::new(seed);
+    let mut b = ModelBuilder::new("vgg19", 13);
+    b.input("x", &[-1, 3, size as i64, size as i64]);
+    let mut x = "x".to_string();
+    let (mut c, mut hw) = (3, size);
+    for (stage, &(cout, convs)) in [(64, 2), (128, 2), (256, 4), (512, 4), (512, 4)]
+        .iter()
+        .enumerate()
+    {
+        for _ in 0..convs {
+            let y = conv(&mut b, &mut rng, &x, c, cout, 3, 1);
+            x = relu(&mut b, &y);
+            c = cout;
+        }
+        let p = format!("pool{stage}");
+        b.node(
+            "MaxPool",
+            &[&x],
+            &[&p],
+            vec![
+                attr_ints("kernel_shape", &[2, 2]),
+                attr_ints("strides", &[2, 2]),
+            ],
+        );
+        x = p;
+        hw /= 2;
+    }
+    b.node("Flatten", &[&x], &["f0"], vec![]);
+    let mut x = "f0".to_string();
+    let mut features = c * hw * hw;
+    for (l, width) in [4096, 4096].into_iter().enumerate() {
+        let scale = (6.0 / features as f64).sqrt() as f32;
+        let w: Vec<f32> = (0..width * features)
+            .map(|_| rng.uniform(-scale, scale))
+            .collect();
+        let (wn, bn, yn) = (format!("dw{l}"), format!("db{l}"), format!("d{l}"));
+        b.init(&wn, &[width as i64, features as i64], &w);
+        b.init(&bn, &[width as i64], &vec![0.01; width]);
+        b.node("Gemm", &[&x, &wn, &bn], &[&yn], vec![attr_int("transB", 1)]);
+        x = relu(&mut b, &yn);
+        features = width;
+    }
+    b.node("Identity", &[&x], &["feat"], vec![]);
+    classifier(&mut b, &mut rng, "feat", features, classes);
+    b.finish()
+}

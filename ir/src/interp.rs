@@ -865,16 +865,21 @@ fn add_bias_f(y: &mut [f32], b: &[f32]) {
 }
 
 fn dense_f(w: &[f32], x: &[f32], n_out: usize) -> Vec<f32> {
+    use rayon::prelude::*;
     let n_in = x.len();
-    (0..n_out)
-        .map(|o| {
-            w[o * n_in..(o + 1) * n_in]
-                .iter()
-                .zip(x)
-                .map(|(a, b)| a * b)
-                .sum()
-        })
-        .collect()
+    // Each output sums in input order (the float result depends on it); outputs are independent.
+    let row = |o: usize| -> f32 {
+        w[o * n_in..(o + 1) * n_in]
+            .iter()
+            .zip(x)
+            .map(|(a, b)| a * b)
+            .sum()
+    };
+    if n_out * n_in >= PARALLEL_MIN_MACS * 16 {
+        (0..n_out).into_par_iter().map(row).collect()
+    } else {
+        (0..n_out).map(row).collect()
+    }
 }
 
 fn dense_i(w: &[i64], x: &[i64], n_out: usize) -> Vec<i64> {
@@ -891,45 +896,87 @@ fn dense_i(w: &[i64], x: &[i64], n_out: usize) -> Vec<i64> {
     y
 }
 
+/// Output positions `o` along one axis whose input `o·stride + k·dil − pad` lies in `0..len`,
+/// as a range (the valid outputs of one kernel offset are contiguous).
+fn valid_outputs(out: usize, len: usize, stride: usize, pad: usize, off: usize) -> (usize, usize) {
+    // i = o·stride + off − pad ≥ 0  ⇔  o ≥ ceil((pad − off) / stride) when pad > off.
+    let lo = pad.saturating_sub(off).div_ceil(stride);
+    // i < len  ⇔  o·stride < len + pad − off.
+    let hi = if len + pad > off {
+        (len + pad - off).div_ceil(stride).min(out)
+    } else {
+        0
+    };
+    (lo, hi.max(lo))
+}
+
+/// Output channels' worth of work (multiply–adds) above which a convolution or dense layer
+/// splits its output channels over threads. Each output keeps its own summation order, so the
+/// result does not depend on the threads.
+const PARALLEL_MIN_MACS: usize = 1 << 16;
+
 macro_rules! conv_impl {
     ($name:ident, $t:ty) => {
+        /// Direct convolution. Each output sums `w · x` over (input channel, kernel row, kernel
+        /// column) in that order, skipping zero weights: that order defines the float result.
+        /// The inner loop runs over a precomputed range of valid output columns, so it has no
+        /// bounds test and vectorises where the stride is 1.
         fn $name(w: &[$t], x: &[$t], xs: &[usize], ys: &[usize], g: &ConvGeom) -> Vec<$t> {
+            use rayon::prelude::*;
             let (ci, h, wd) = (xs[0], xs[1], xs[2]);
             let (co, oh, ow) = (ys[0], ys[1], ys[2]);
             let (kh, kw) = (g.kernel[0], g.kernel[1]);
+            let (sh, sw) = (g.strides[0], g.strides[1]);
             let cig = ci / g.groups;
             let cog = co / g.groups;
-            let mut y = vec![<$t>::default(); co * oh * ow];
-            for o in 0..co {
+            let rows: Vec<(usize, usize)> = (0..kh)
+                .map(|ky| valid_outputs(oh, h, sh, g.pads[0], ky * g.dilations[0]))
+                .collect();
+            let cols: Vec<(usize, usize)> = (0..kw)
+                .map(|kx| valid_outputs(ow, wd, sw, g.pads[1], kx * g.dilations[1]))
+                .collect();
+            let channel = |(o, y): (usize, &mut [$t])| {
                 let grp = o / cog;
                 for c in 0..cig {
                     let ic = grp * cig + c;
                     for ky in 0..kh {
+                        let (oy0, oy1) = rows[ky];
                         for kx in 0..kw {
                             let wv = w[((o * cig + c) * kh + ky) * kw + kx];
                             if wv == <$t>::default() {
                                 continue;
                             }
-                            for oy in 0..oh {
-                                let iy = (oy * g.strides[0] + ky * g.dilations[0]) as isize
-                                    - g.pads[0] as isize;
-                                if iy < 0 || iy >= h as isize {
-                                    continue;
-                                }
-                                let xrow = &x
-                                    [(ic * h + iy as usize) * wd..(ic * h + iy as usize + 1) * wd];
-                                let yrow = &mut y[(o * oh + oy) * ow..(o * oh + oy + 1) * ow];
-                                for ox in 0..ow {
-                                    let ix = (ox * g.strides[1] + kx * g.dilations[1]) as isize
-                                        - g.pads[1] as isize;
-                                    if ix >= 0 && ix < wd as isize {
-                                        yrow[ox] += wv * xrow[ix as usize];
+                            let (ox0, ox1) = cols[kx];
+                            if ox0 >= ox1 {
+                                continue;
+                            }
+                            // Input column of output column ox0 (in range by construction).
+                            let ix0 = ox0 * sw + kx * g.dilations[1] - g.pads[1];
+                            for oy in oy0..oy1 {
+                                let iy = oy * sh + ky * g.dilations[0] - g.pads[0];
+                                let xrow = &x[(ic * h + iy) * wd..(ic * h + iy + 1) * wd];
+                                let yrow = &mut y[oy * ow + ox0..oy * ow + ox1];
+                                if sw == 1 {
+                                    let xs = &xrow[ix0..ix0 + yrow.len()];
+                                    for (yv, &xv) in yrow.iter_mut().zip(xs) {
+                                        *yv += wv * xv;
+                                    }
+                                } else {
+                                    for (j, yv) in yrow.iter_mut().enumerate() {
+                                        *yv += wv * xrow[ix0 + j * sw];
                                     }
                                 }
                             }
                         }
                     }
                 }
+            };
+            let mut y = vec![<$t>::default(); co * oh * ow];
+            let plane = (oh * ow).max(1);
+            if co * plane * cig * kh * kw >= PARALLEL_MIN_MACS * 16 {
+                y.par_chunks_mut(plane).enumerate().for_each(channel);
+            } else {
+                y.chunks_mut(plane).enumerate().for_each(channel);
             }
             y
         }

@@ -17,6 +17,7 @@ pub fn run(which: &str) -> ExitCode {
         "akd1000" => akd1000(),
         "speck" => speck(),
         "egraph" => egraph(),
+        "eval" => eval(),
         "all" => {
             compile();
             emulator();
@@ -24,11 +25,12 @@ pub fn run(which: &str) -> ExitCode {
             mapping();
             akd1000();
             speck();
+            eval();
             egraph()
         }
         other => {
             eprintln!(
-                "unknown bench `{other}` (compile, emulator, floorline, mapping, akd1000, speck, egraph, all)"
+                "unknown bench `{other}` (compile, emulator, eval, floorline, mapping, akd1000, speck, egraph, all)"
             );
             ExitCode::from(2)
         }
@@ -61,54 +63,135 @@ fn models() -> Vec<(String, std::path::PathBuf)> {
     v
 }
 
-fn compile() -> ExitCode {
-    println!("## compile time (release, median of 5; Loihi 2, greedy, no calibration)\n");
-    println!("| model | synapses (nnz) | time | time per M synapses |");
-    println!("|---|---|---|---|");
-    for (name, dir) in models() {
-        if !for_target(&dir, "loihi2") {
-            continue;
+/// Peak resident memory of this process so far (Linux `VmHWM`), in bytes.
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// The child side of `bench compile`: compiles one model in a fresh process (so that its peak
+/// memory is the compile's own) and prints `seconds peak_bytes outcome`.
+pub fn compile_one(model: &str) -> ExitCode {
+    let mut opts = Options::new(Target::lookup("loihi2").unwrap());
+    opts.auto_chips = true;
+    let start = Instant::now();
+    let outcome = match nmc::compile(std::path::Path::new(model), &opts) {
+        Ok(c) => format!(
+            "artifact: {} MB, {} cores",
+            c.artifact.len() / 1_000_000,
+            c.report.cores_used
+        ),
+        Err(e) => {
+            let msg = e.to_string();
+            let short: String = msg.chars().take(110).collect();
+            format!("error: {short}")
         }
-        let model = dir.join("model.onnx");
-        let opts = Options::new(Target::lookup("loihi2").unwrap());
-        let mut syn = 0;
-        let t = median(5, || {
-            let c = nmc::compile(&model, &opts).expect("shipped models compile");
-            syn = c.report.layers.iter().map(|l| l.synapses).sum::<usize>();
-        });
-        println!("| {name} | {syn} | {:.2} ms | |", t.as_secs_f64() * 1e3);
-    }
+    };
+    let t = start.elapsed().as_secs_f64();
+    println!("{t:.3} {} {outcome}", peak_rss().unwrap_or(0));
+    ExitCode::SUCCESS
+}
+
+/// onnxruntime's session creation time for `model` (seconds), when `python3` has onnxruntime.
+fn onnxruntime_session(model: &std::path::Path) -> Option<f64> {
+    let script = "import sys, time\nimport onnxruntime as ort\n\
+                  o = ort.SessionOptions(); o.intra_op_num_threads = 1\n\
+                  t = time.perf_counter(); ort.InferenceSession(sys.argv[1], o, providers=['CPUExecutionProvider'])\n\
+                  print(time.perf_counter() - t)";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(model)
+        .output()
+        .ok()?;
+    String::from_utf8(out.stdout).ok()?.trim().parse().ok()
+}
+
+fn compile() -> ExitCode {
+    use nmc::synth::vgg19;
+    println!("## compile (release; Loihi 2, --chips auto; each model in a fresh process)\n");
+    println!(
+        "Peak memory is the process's high-water mark (VmHWM), model bytes the ONNX weights.\n"
+    );
+    println!("| model | weights | model bytes | compile | peak memory | peak / model bytes | onnxruntime session | nmc / onnxruntime | outcome | slowest stages |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let tmp = std::env::temp_dir().join("nmc-bench");
     std::fs::create_dir_all(&tmp).expect("temp dir");
-    // Sparse MLPs at 80 % weight sparsity with about 1 M and 10 M non-zero synapses.
-    let mut per_m = Vec::new();
-    for (label, widths) in [
-        ("mlp-1M", vec![1024, 2048, 1024, 256]),
-        ("mlp-10M", vec![3584, 6144, 3584, 512]),
-    ] {
-        let bytes = sparse_mlp(&widths, 0.8, 1);
+    let exe = std::env::current_exe().expect("own path");
+    type Make = Box<dyn Fn() -> Vec<u8>>;
+    let models: Vec<(&str, Make)> = vec![
+        (
+            "mlp-1M",
+            Box::new(|| sparse_mlp(&[1024, 768, 256, 10], 0.0, 1)),
+        ),
+        (
+            "mlp-10M",
+            Box::new(|| sparse_mlp(&[2048, 4096, 512, 10], 0.0, 2)),
+        ),
+        (
+            "mlp-25M",
+            Box::new(|| sparse_mlp(&[4096, 4096, 2048, 10], 0.0, 3)),
+        ),
+        ("vgg19-224", Box::new(|| vgg19(224, 1000, 4))),
+    ];
+    for (label, make) in models {
         let path = tmp.join(format!("{label}.onnx"));
+        let bytes = make();
         std::fs::write(&path, &bytes).expect("write model");
-        let mut opts = Options::new(Target::lookup("loihi2").unwrap());
-        opts.chips = 16;
-        let mut syn = 0;
-        let t = median(3, || {
-            let c = nmc::compile(&path, &opts).expect("synthetic model compiles");
-            syn = c.report.layers.iter().map(|l| l.synapses).sum::<usize>();
-        });
-        let ms_per_m = t.as_secs_f64() * 1e3 / (syn as f64 / 1e6);
-        per_m.push(ms_per_m);
+        drop(bytes);
+        let imported = nmc::onnx::import_file(&path).expect("imports");
+        let weights: usize = imported
+            .graph
+            .consts
+            .iter()
+            .map(|(_, c)| c.shape.iter().product::<usize>())
+            .sum();
+        drop(imported);
+        let model_bytes = weights * 4;
+        let out = std::process::Command::new(&exe)
+            .args(["__compile-one", &path.to_string_lossy()])
+            .env("NMC_TIME_PASSES", "1")
+            .output()
+            .expect("runs itself");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let mut parts = stdout.trim().splitn(3, ' ');
+        let t: f64 = parts
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN);
+        let peak: f64 = parts
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN);
+        let outcome = parts.next().unwrap_or("?").to_string();
+        // "time:   123.456 ms  stage" lines; the three slowest.
+        let mut stages: Vec<(f64, String)> = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter_map(|l| {
+                let rest = l.strip_prefix("time:")?.trim_start();
+                let (ms, name) = rest.split_once(" ms")?;
+                Some((ms.trim().parse().ok()?, name.trim().to_string()))
+            })
+            .collect();
+        stages.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let slowest: Vec<String> = stages
+            .iter()
+            .take(3)
+            .map(|(ms, n)| format!("{n} {:.2} s", ms / 1e3))
+            .collect();
+        let ort = onnxruntime_session(&path);
         println!(
-            "| {label} ({:?}, 80% sparse, 16 chips) | {syn} | {:.0} ms | {ms_per_m:.0} ms |",
-            widths,
-            t.as_secs_f64() * 1e3
+            "| {label} | {:.1} M | {:.0} MB | {t:.2} s | {:.0} MB | {:.2} | {} | {} | {outcome} | {} |",
+            weights as f64 / 1e6,
+            model_bytes as f64 / 1e6,
+            peak / 1e6,
+            peak / model_bytes as f64,
+            ort.map_or("n/a (no onnxruntime)".into(), |o| format!("{o:.2} s")),
+            ort.map_or("".into(), |o| format!("{:.2}×", t / o)),
+            slowest.join(", ")
         );
-    }
-    if let [a, b] = per_m[..] {
-        println!(
-            "\ngrowth: time per synapse at 10 M / at 1 M = {:.2} (1.00 = linear)",
-            b / a
-        );
+        let _ = std::fs::remove_file(&path);
     }
     ExitCode::SUCCESS
 }
@@ -308,6 +391,59 @@ fn emulator() -> ExitCode {
             t1.as_secs_f64() * 1e3,
             tn.as_secs_f64() * 1e3,
             t1.as_secs_f64() / tn.as_secs_f64()
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// Multiply–adds of one sample through the dense and convolution nodes of a float graph.
+fn macs(g: &nmc_ir::Graph) -> usize {
+    g.ids()
+        .map(|id| {
+            let n = g.node(id);
+            let out = n.ty.numel();
+            match &n.op {
+                nmc_ir::Op::Dense { weight, .. } => g.consts.get(*weight).shape.iter().product(),
+                nmc_ir::Op::Conv2d { weight, .. } => {
+                    let s = &g.consts.get(*weight).shape;
+                    out * s[1..].iter().product::<usize>()
+                }
+                _ => 0,
+            }
+        })
+        .sum()
+}
+
+/// The reference interpreter (`nmc eval`) on the float graph of big CNNs: time per sample, with
+/// one thread and with all.
+fn eval() -> ExitCode {
+    let threads = rayon::current_num_threads();
+    println!("\n## reference interpreter (`nmc eval`, float graph, release)\n");
+    println!("| network | GFLOP per sample | 1 thread: s per sample | GFLOP/s | {threads} threads: s per sample | GFLOP/s |");
+    println!("|---|---|---|---|---|---|");
+    for net in bench_nets().into_iter().skip(2) {
+        let imported = nmc::onnx::import_bytes(&net.onnx, None).expect("imports");
+        let flops = 2.0 * macs(&imported.graph) as f64 / 1e9;
+        let samples: Vec<Vec<Vec<f32>>> = stream(&net.shape, 2, 1.0, 41)
+            .data
+            .chunks(net.shape.iter().product())
+            .map(|c| vec![c.to_vec()])
+            .collect();
+        let time = |n| {
+            on_threads(n, || {
+                median(3, || {
+                    driver::interpret(&imported.graph, &samples).expect("interprets");
+                })
+            })
+            .as_secs_f64()
+                / samples.len() as f64
+        };
+        let (t1, tn) = (time(1), time(threads));
+        println!(
+            "| {} | {flops:.2} | {t1:.3} | {:.1} | {tn:.3} | {:.1} |",
+            net.label,
+            flops / t1,
+            flops / tn
         );
     }
     ExitCode::SUCCESS

@@ -27,6 +27,10 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("testdata") => testdata(&args[1..]),
+        Some("__compile-one") => match args.get(1) {
+            Some(model) => bench::compile_one(model),
+            None => ExitCode::from(2),
+        },
         Some("bench") => bench::run(args.get(1).map(String::as_str).unwrap_or("all")),
         Some("fuzz") => fuzz::run(
             args.get(1).and_then(|a| a.parse().ok()).unwrap_or(10_000),
