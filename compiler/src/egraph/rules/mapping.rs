@@ -14,10 +14,11 @@
 //! AKD1000) price the concat as unsupported, so there the merge wins whenever it applies.
 //!
 //! The opposite direction, splitting one population into channel slices, is not a graph rule:
-//! slices of one population share its quantisation scale, while separate populations get a
-//! scale each and a concatenation of different scales cannot be quantised
-//! (`passes::quantize`). nmc splits populations where that is free, in the partitioner (channel
-//! slices on several cores, chosen by the floorline model: `partition/search.rs`).
+//! slices of one population share its quantisation scale, while separate populations joined by
+//! a concatenation must share the concatenation's grid (`passes::joins`), so a split gains no
+//! precision and costs a population. nmc splits populations where that is free, in the
+//! partitioner (channel slices on several cores, chosen by the floorline model:
+//! `partition/search.rs`).
 
 use super::super::analysis::TypeAnalysis;
 use super::super::lang::Nmc;
