@@ -417,8 +417,16 @@ fn fire_modules_run_bit_exact_on_loihi2() {
     let test = samples(3 * 16 * 16, 128, 2, 0.0, 1.0);
     for opt in [0, 2] {
         let c = compile(&bytes, "loihi2", opt, &calib).unwrap_or_else(|e| panic!("-O{opt}: {e}"));
-        // Two concatenations on one grid each; the expands feed only them: no rescale.
-        assert_eq!(concat_scales(&c.quantized).len(), 2);
+        // Two concatenations on one grid each; the expands feed only them: no rescale. At -O2
+        // the floorline cost may merge a module's expands into one population (the 1×1 kernel
+        // embedded in the 3×3 one) and leave no concatenation there.
+        let joins = concat_scales(&c.quantized).len();
+        if opt == 0 {
+            assert_eq!(joins, 2);
+        } else {
+            assert!(joins <= 2);
+        }
+        eprintln!("fire -O{opt}: {joins} concatenation(s) left on loihi2");
         assert!(
             rescales(&c.quantized).is_empty(),
             "{:?}",
@@ -508,37 +516,79 @@ fn general_joins_run_bit_exact_on_loihi2() {
     }
 }
 
-/// Neither the AKD1000 (Akida 1.0 has no concatenation layer) nor Speck (a core reads one
-/// input map) can run a concatenation: compiling one names the node and says why.
-#[test]
-fn chips_without_concatenation_name_the_node() {
-    let fire = fire_net(None);
-    let dense = dense_net();
+/// Compiling for a chip without concatenation (the AKD1000: Akida 1.0 has no concatenation
+/// layer; Speck: a core reads one input map) fails with an error of the documented kind and
+/// exit code that names a concatenation node and says why.
+fn assert_no_concatenation(model: &str, bytes: &[u8], target: &str, opt: u8) {
     let calib = samples(3 * 16 * 16, 8, 7, 0.0, 1.0);
-    for (model, bytes) in [("fire", &fire), ("dense", &dense)] {
-        for (target, kind, code, why) in [
-            ("akd1000", "fit", 3, "Akida 1.0 has no concatenation layer"),
-            (
-                "speck",
-                "lower",
-                1,
-                "concatenation is not supported on speck",
-            ),
-        ] {
-            let e = compile(bytes, target, 2, &calib)
-                .err()
-                .unwrap_or_else(|| panic!("{model} compiled for {target}"));
-            let msg = e.to_string();
-            assert_eq!(
-                (e.kind(), e.exit_code()),
-                (kind, code),
-                "{model} on {target} ({}, {}): {msg}",
-                e.kind(),
-                e.exit_code()
-            );
-            assert!(msg.contains(why), "{model} on {target}: {msg}");
-            assert!(msg.contains("(\"Concat_"), "{model} on {target}: {msg}");
+    let (kind, code, why) = match target {
+        "akd1000" => ("fit", 3, "Akida 1.0 has no concatenation layer"),
+        _ => ("lower", 1, "concatenation is not supported on speck"),
+    };
+    let e = compile(bytes, target, opt, &calib)
+        .err()
+        .unwrap_or_else(|| panic!("{model} compiled for {target} at -O{opt}"));
+    let msg = e.to_string();
+    assert_eq!(
+        (e.kind(), e.exit_code()),
+        (kind, code),
+        "{model} on {target}: {msg}"
+    );
+    assert!(msg.contains(why), "{model} on {target}: {msg}");
+    assert!(msg.contains("(\"Concat_"), "{model} on {target}: {msg}");
+}
+
+/// A dense block concatenates each convolution with its own input: no rewrite removes that
+/// concatenation, so neither the AKD1000 nor Speck can run it, at any level.
+#[test]
+fn dense_block_on_chips_without_concatenation_names_the_node() {
+    let dense = dense_net();
+    for target in ["akd1000", "speck"] {
+        for opt in [0, 2] {
+            assert_no_concatenation("dense", &dense, target, opt);
         }
+    }
+}
+
+/// Fire modules on the AKD1000 and Speck: at -O0 the concatenation is named in the error; at
+/// -O2 `merge-siblings` makes each module's 1×1 and 3×3 expands one 3×3 population (the 1×1
+/// kernel zero-embedded), no concatenation is left, and the model runs bit-exactly.
+#[test]
+fn fire_modules_run_on_akd1000_and_speck_once_merged() {
+    let fire = fire_net(None);
+    let calib = samples(3 * 16 * 16, 32, 1, 0.0, 1.0);
+    let test = samples(3 * 16 * 16, 64, 2, 0.0, 1.0);
+    for target in ["akd1000", "speck"] {
+        assert_no_concatenation("fire", &fire, target, 0);
+        let c = compile(&fire, target, 2, &calib).unwrap_or_else(|e| panic!("{target}: {e}"));
+        let eg = c.report.egraph.as_ref().unwrap();
+        assert!(
+            eg.fired
+                .iter()
+                .any(|(r, n)| r == "merge-siblings" && *n >= 2),
+            "{target}: {eg:?}"
+        );
+        assert!(concat_scales(&c.quantized).is_empty(), "{target}");
+        if target == "akd1000" {
+            assert_bit_exact("fire", &c, &test[..32], &[3, 16, 16]);
+        } else {
+            let xs: Vec<Vec<f32>> = test[..8].iter().map(|x| x[0].clone()).collect();
+            crate::speck::check_bit_exact("fire", &c, &xs, &[1, 8]);
+        }
+        // The merged float graph computes what the model does (the embedding is exact).
+        let f = driver::interpret(&c.imported, &test[..16]).unwrap();
+        let m = driver::interpret(c.layers(), &test[..16]).unwrap();
+        let big = f[0].data.iter().fold(0f32, |a, v| a.max(v.abs()));
+        for (a, b) in f[0].data.iter().zip(&m[0].data) {
+            assert!((a - b).abs() <= 1e-5 * big.max(1.0), "{target}: {a} vs {b}");
+        }
+        // Random weights at the chips' widths: 4-bit weights and activations on the AKD1000;
+        // on Speck, 8 timesteps of rate coding whose integrate-and-fire readout reads negative
+        // logits as 0 (ties). Both stay far above chance (0.1).
+        let agree = top1_agreement(&c, &test);
+        eprintln!("fire on {target} -O2: top-1 agreement {agree:.3}");
+        let floor = if target == "akd1000" { 0.7 } else { 0.5 };
+        assert!(agree >= floor, "{target}: top-1 agreement {agree}");
     }
 }
 
