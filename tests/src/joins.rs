@@ -514,6 +514,17 @@ fn general_joins_run_bit_exact_on_loihi2() {
         eprintln!("mixed -O{opt}: top-1 agreement {agree:.3}, concat error {err:.4}");
         assert!(agree >= 0.9, "-O{opt}: top-1 agreement {agree}");
     }
+    // Without calibration (the weight-only rule's ranges) the same plan applies: one grid per
+    // concatenation, nothing lost at the joins, bit-exact.
+    for bytes in [mixed_net(), dense_net(), fire_net(Some("MaxPool"))] {
+        let c = compile(&bytes, "loihi2", 0, &[]).unwrap();
+        assert_eq!(c.report.ranges_from, "weight-only rule");
+        assert!(!concat_scales(&c.quantized).is_empty());
+        let shape = c.imported.ty(c.imported.inputs[0]).shape.clone();
+        let xs = samples(shape.iter().product(), 8, 8, -1.0, 1.0);
+        assert_bit_exact("weight-only", &c, &xs, &shape);
+        assert_joins_keep_values(&c, &xs, 2.0);
+    }
 }
 
 /// Compiling for a chip without concatenation (the AKD1000: Akida 1.0 has no concatenation
