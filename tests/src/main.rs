@@ -17,6 +17,9 @@
 //!   codes, never hang, and touch nothing but the named outputs; `hostile_model`: hostile
 //!   models (depth, sizes, ranks, non-finite numbers, names) likewise; `fuzz`: seeded mutation
 //!   fuzzing of every input kind;
+//! - `joins`: concatenations of differently calibrated branches (fire modules, dense blocks)
+//!   share one grid, compile for Loihi 2 and run bit-exactly; chips without concatenation
+//!   name the node;
 //! - `kernels`: the Loihi 2 emulator's dense kernels equal its event-by-event path (outputs and
 //!   counters), and runs are identical with one thread and several;
 //! - `speck`: rate mode on Speck: emulator == rate-mode reference, accuracy, memory formulas,
@@ -34,6 +37,7 @@ mod floorline;
 mod fuzz;
 mod hostile_io;
 mod hostile_model;
+mod joins;
 mod kernels;
 mod mapping;
 mod onnx_node;

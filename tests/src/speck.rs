@@ -45,7 +45,7 @@ fn decode(c: &nmc::Compiled) -> nmc_speck::Artifact {
 }
 
 /// Emulator vs `run_steps` on some samples, totals and every step.
-fn check_bit_exact(name: &str, c: &nmc::Compiled, samples: &[Vec<f32>], steps: &[u32]) {
+pub(crate) fn check_bit_exact(name: &str, c: &nmc::Compiled, samples: &[Vec<f32>], steps: &[u32]) {
     let art = decode(c);
     let mut emu = nmc_speck::Emulator::new(&art).unwrap();
     let interp = Interpreter::new(&c.quantized).unwrap();

@@ -1126,3 +1126,121 @@ fn egraph_merge_siblings_keeps_semantics() {
         assert_same_outputs(&g, &h, seed);
     }
 }
+
+/// Convolution siblings over `x : [2, 5, 5]`, both ReLU with one consumer, of kernels and pads
+/// `(ka, pa)` and `(kb, pb)` (each must give a 5×5 map), concatenated along channels.
+fn conv_siblings_graph(
+    seed: u64,
+    (ka, pa): ([usize; 2], [usize; 4]),
+    (kb, pb): ([usize; 2], [usize; 4]),
+) -> Graph {
+    let mut r = Prng(seed | 1);
+    let mut g = Graph::new("conv-siblings");
+    let x = g.add_input(TensorType::f32(vec![2, 5, 5]), "x");
+    let mut pop = |g: &mut Graph, c: usize, kernel: [usize; 2], pads: [usize; 4], name: &str| {
+        let n = c * 2 * kernel[0] * kernel[1];
+        let weight = g.consts.add(Constant::f32(
+            vec![c, 2, kernel[0], kernel[1]],
+            (0..n).map(|_| r.f()).collect(),
+        ));
+        let bias = Some(
+            g.consts
+                .add(Constant::f32(vec![c], (0..c).map(|_| r.f()).collect())),
+        );
+        let geom = nmc_ir::ConvGeom {
+            kernel,
+            strides: [1, 1],
+            pads,
+            dilations: [1, 1],
+            groups: 1,
+        };
+        g.add(
+            Op::Layer(Layer {
+                synapses: vec![Synapse::Conv { weight, geom }],
+                bias,
+                neuron: Neuron::Relu,
+                pool: None,
+                quant: None,
+            }),
+            vec![x],
+            TensorType::f32(vec![c, 5, 5]),
+            Some(name.into()),
+        )
+    };
+    let a = pop(&mut g, 3, ka, pa, "a");
+    let b = pop(&mut g, 2, kb, pb, "b");
+    let cat = g.add(
+        Op::Concat { axis: 0 },
+        vec![a, b],
+        TensorType::f32(vec![5, 5, 5]),
+        Some("cat".into()),
+    );
+    g.outputs.push(nmc_ir::Output {
+        node: cat,
+        name: "y".into(),
+    });
+    g
+}
+
+#[test]
+fn egraph_merge_siblings_embeds_a_smaller_kernel() {
+    // A fire module's expands (1×1 and 3×3 "same"), either order, and an off-centre 2×2 kernel
+    // (pads top/left 0) inside a 3×3 window: one 3×3 population with the same float outputs.
+    let k3 = ([3, 3], [1; 4]);
+    let no_concat = NativeOps {
+        concat: false,
+        ..NativeOps::ANY
+    };
+    for (seed, a, b) in [
+        (1, k3, ([1, 1], [0; 4])),
+        (2, ([1, 1], [0; 4]), k3),
+        (3, k3, ([2, 2], [0, 0, 1, 1])),
+    ] {
+        let g = conv_siblings_graph(seed, a, b);
+        nmc_ir::verify(&g).unwrap();
+        let (h, rep) = optimize_for(&g, &rules::all(), no_concat).unwrap();
+        assert!(
+            rep.fired.iter().any(|(n, _)| n == "merge-siblings"),
+            "{rep:?}"
+        );
+        assert_eq!(concats_and_layers(&h), (0, 1), "{}", nmc_ir::print(&h));
+        let merged = h
+            .nodes
+            .iter()
+            .find_map(|n| match &n.op {
+                Op::Layer(l) => Some(l.synapses[0].clone()),
+                _ => None,
+            })
+            .unwrap();
+        let Synapse::Conv { geom, weight } = merged else {
+            panic!("not a convolution")
+        };
+        assert_eq!((geom.kernel, geom.pads), k3);
+        assert_eq!(h.consts.get(weight).shape, vec![5, 2, 3, 3]);
+        assert_same_outputs(&g, &h, seed);
+    }
+}
+
+#[test]
+fn egraph_merge_siblings_needs_one_kernel_inside_the_other() {
+    // 1×3 and 3×1 windows: neither contains the other. Two 2×2 windows shifted by one pixel
+    // (pads top/left 0 and 1): same size, but one starts before the other ends. Both pairs give
+    // 5×5 maps, so only the geometry stops the merge.
+    let no_concat = NativeOps {
+        concat: false,
+        ..NativeOps::ANY
+    };
+    for (a, b) in [
+        (([1, 3], [0, 1, 0, 1]), ([3, 1], [1, 0, 1, 0])),
+        (([2, 2], [0, 0, 1, 1]), ([2, 2], [1, 1, 0, 0])),
+    ] {
+        let g = conv_siblings_graph(4, a, b);
+        nmc_ir::verify(&g).unwrap();
+        let (h, rep) = optimize_for(&g, &rules::all(), no_concat).unwrap();
+        assert!(
+            !rep.fired.iter().any(|(n, _)| n == "merge-siblings"),
+            "{a:?} {b:?}: {rep:?}"
+        );
+        assert_eq!(concats_and_layers(&h), (1, 2));
+    }
+}

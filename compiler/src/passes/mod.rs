@@ -2,6 +2,7 @@
 //! leaves a graph that passes the verifier (the driver checks after every pass).
 
 pub mod canonicalize;
+mod joins;
 pub mod quantize;
 pub mod quantize_akida;
 pub mod quantize_rate;

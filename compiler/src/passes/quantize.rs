@@ -14,9 +14,15 @@
 //! `k` starts as large as the state width allows (finest state resolution) and drops until every
 //! weight exponent and the bias fit the target's fields.
 //!
+//! The operands of a concatenation share one grid (`joins`: chosen from all their ranges;
+//! producers read only by concatenations are quantised onto it, others are requantised by a
+//! rescale population). A residual add needs no common grid: it is two synapse groups, each
+//! with its own input scale.
+//!
 //! A float tail after the chip's outputs (Softmax, LogSoftmax) is left off: it does not change the
 //! argmax, and `eval` still runs it.
 
+use super::joins::{self, Grid};
 use super::{describe, PassError};
 use nmc_backend::QuantSpec;
 use nmc_ir::{
@@ -65,6 +71,7 @@ pub struct QuantReport {
     pub egraph: Option<crate::egraph::EgraphReport>,
 }
 
+/// A range of real values.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Range {
     pub(super) lo: f32,
@@ -127,10 +134,29 @@ pub fn quantize(
     let mut out = Graph::new(graph.name.clone());
     let mut map: BTreeMap<NodeId, NodeId> = BTreeMap::new();
     let mut scale: BTreeMap<NodeId, f32> = BTreeMap::new();
+    let needed = needed_nodes(graph, &chip_outputs);
+    let plan = joins::plan(
+        graph,
+        &needed,
+        &output_nodes,
+        &range_of,
+        (opts.act_bits, opts.output_bits),
+        &|r, bits| {
+            let ((min, max), scale) = grid(r, bits);
+            Grid { min, max, scale }
+        },
+    );
     for &i in &graph.inputs {
         let n = graph.node(i);
         let new_in = out.add_input(n.ty.clone(), n.name.clone().unwrap_or_default());
-        let (q, s) = grid(range_of(i), opts.act_bits);
+        let (q, s) = match plan.direct.get(&i) {
+            // Read by concatenations only: quantised straight onto their grid.
+            Some(&g) => {
+                let m = joins::member_grid(plan.grids[g], range_of(i), None);
+                ((m.min, m.max), m.scale)
+            }
+            None => grid(range_of(i), opts.act_bits),
+        };
         let qn = out.add(
             Op::Quantize(QuantParams {
                 scale: s,
@@ -144,7 +170,8 @@ pub fn quantize(
         map.insert(i, qn);
         scale.insert(i, s);
     }
-    let needed = needed_nodes(graph, &chip_outputs);
+    // Rescale populations already made: (value, group) → node in `out`.
+    let mut rescaled: BTreeMap<(NodeId, usize), NodeId> = BTreeMap::new();
     for id in order {
         if map.contains_key(&id) || !needed.contains(&id) {
             continue;
@@ -160,6 +187,11 @@ pub fn quantize(
                 };
                 let srcs: Vec<NodeId> = node.inputs.iter().map(|i| map[i]).collect();
                 let in_scales: Vec<f32> = node.inputs.iter().map(|i| scale[i]).collect();
+                // A layer read by concatenations only is quantised straight onto their grid.
+                let forced = plan.direct.get(&id).map(|&g| {
+                    let own = joins::layer_output_range(l, range_of(id));
+                    joins::member_grid(plan.grids[g], own, Some(l.neuron))
+                });
                 let (layer, s_out, notes) = quantize_layer(
                     graph,
                     &mut out,
@@ -168,6 +200,7 @@ pub fn quantize(
                     range_of(id),
                     bits,
                     &opts.spec,
+                    forced,
                 )
                 .map_err(|m| err(id, m))?;
                 report.notes.extend(
@@ -178,6 +211,45 @@ pub fn quantize(
                 let nid = out.add(Op::Layer(layer), srcs, ity, node.name.clone());
                 map.insert(id, nid);
                 scale.insert(id, s_out);
+            }
+            Op::Concat { axis } => {
+                let g = plan.concat_group[&id];
+                let target = plan.grids[g];
+                let mut srcs = Vec::with_capacity(node.inputs.len());
+                for &o in &node.inputs {
+                    if joins::same_scale(scale[&o], target.scale) {
+                        srcs.push(map[&o]);
+                        continue;
+                    }
+                    // A pinned operand: read through one rescale population per group.
+                    if let Some(&r) = rescaled.get(&(o, g)) {
+                        srcs.push(r);
+                        continue;
+                    }
+                    let p = joins::producer(graph, o);
+                    let own = match &graph.node(p).op {
+                        Op::Layer(l) => joins::layer_output_range(l, range_of(p)),
+                        _ => range_of(p),
+                    };
+                    let name = joins::rescale_name(graph, o);
+                    let member = joins::member_grid(target, own, None);
+                    let r = rescale(&mut out, map[&o], scale[&o], own, member, &opts.spec, name)
+                        .map_err(|m| {
+                            err(id, format!("rescaling operand {}: {m}", describe(graph, o)))
+                        })?;
+                    report.notes.push(format!(
+                        "{}: operand {} is requantised from scale {:e} to the concatenation's grid ({:e}) by a rescale population, as it also has other readers",
+                        describe(graph, id),
+                        describe(graph, o),
+                        scale[&o],
+                        target.scale
+                    ));
+                    rescaled.insert((o, g), r);
+                    srcs.push(r);
+                }
+                let nid = out.add(Op::Concat { axis: *axis }, srcs, ity, node.name.clone());
+                map.insert(id, nid);
+                scale.insert(id, target.scale);
             }
             _ => match carry_view(node, ity, &map, &scale, &mut out) {
                 Some(r) => {
@@ -232,7 +304,8 @@ pub(super) fn chip_outputs(graph: &Graph, notes: &mut Vec<String>) -> Vec<Output
 /// Carries a view (reshape, concatenation, fake-quant) into a quantised graph: the same view of
 /// the mapped sources, with their common scale (`scale` holds a scale or, in rate mode, a spike
 /// factor per value). `None`: the op is not a view. A concatenation must join values of one
-/// scale: the same integer would mean different things on either side.
+/// scale (the same integer would mean different things on either side): the graded and rate
+/// quantisers bring its operands onto one before they get here, so a mismatch is an error.
 pub(crate) fn carry_view(
     node: &nmc_ir::Node,
     ity: nmc_ir::TensorType,
@@ -448,6 +521,23 @@ fn weight_only_ranges(graph: &Graph) -> BTreeMap<NodeId, Range> {
     ranges
 }
 
+/// A rescale population: `src` (integers of scale `s_in`, real range `own`) copied onto the grid
+/// `to` by a depthwise 1×1 identity synapse with a linear neuron (`joins::identity_layer`),
+/// quantised like any other layer, so the emulators run it as one.
+fn rescale(
+    out: &mut Graph,
+    src: NodeId,
+    s_in: f32,
+    own: Range,
+    to: Grid,
+    spec: &QuantSpec,
+    name: String,
+) -> Result<NodeId, String> {
+    let (scratch, float, shape3) = joins::identity_layer(&out.ty(src).shape, Neuron::Linear);
+    let (layer, _, _) = quantize_layer(&scratch, out, &float, &[s_in], own, 0, spec, Some(to))?;
+    Ok(joins::add_rescale(out, src, layer, shape3, name))
+}
+
 /// Quantises one layer; returns it, its output scale and notes.
 fn quantize_layer(
     graph: &Graph,
@@ -457,6 +547,7 @@ fn quantize_layer(
     range: Range,
     bits: u32,
     spec: &QuantSpec,
+    forced: Option<Grid>,
 ) -> Result<(Layer, f32, Vec<String>), String> {
     let mut notes = Vec::new();
     let mut r = range;
@@ -477,7 +568,10 @@ fn quantize_layer(
             };
         }
     }
-    let ((act_min, act_max), s_out) = grid(r, bits);
+    let ((act_min, act_max), s_out) = match forced {
+        Some(g) => ((g.min, g.max), g.scale),
+        None => grid(r, bits),
+    };
     let weights: Vec<&Constant> = l
         .synapses
         .iter()
@@ -500,7 +594,10 @@ fn quantize_layer(
         ((1i64 << (spec.weight_bits - 1)) - 1) as f64 * if spec.even_weights { 2.0 } else { 1.0 };
     let mant_max = ((1i64 << (spec.bias_mant_bits - 1)) - 1) as f64;
     let state_max = ((1i64 << (spec.state_bits - 1)) - 1) as f64;
-    let mag_bits = if act_min < 0 { bits - 1 } else { bits };
+    // Bits of the largest activation magnitude (`bits`, or `bits − 1` on a signed grid; less
+    // for a producer whose clip sits inside a concatenation's grid).
+    let mag = (act_min as i64).abs().max(act_max as i64) as u64;
+    let mag_bits = 64 - mag.leading_zeros();
     let top_shift = spec.state_bits.saturating_sub(1 + mag_bits);
     let (e_min, e_max) = spec.weight_exp_range;
     // Finest state resolution first; coarser until exponents and bias fit.

@@ -170,6 +170,8 @@ pub fn quantize_rate(
         map.insert(i, qn);
         factor.insert(i, full[k]);
     }
+    // Rescale populations already made, by operand.
+    let mut rescaled: BTreeMap<NodeId, NodeId> = BTreeMap::new();
     for id in order {
         if map.contains_key(&id) || !needed.contains(&id) {
             continue;
@@ -189,6 +191,49 @@ pub fn quantize_rate(
                 let srcs: Vec<NodeId> = node.inputs.iter().map(|i| map[i]).collect();
                 map.insert(id, out.add(Op::Layer(layer), srcs, ity, node.name.clone()));
                 factor.insert(id, f_out);
+            }
+            // Operands whose spikes stand for different amounts: each one that is not at the
+            // plain integrate-and-fire factor 1.0 is read through a rescale population (an
+            // identity synapse whose weight is its factor, into default IF neurons), so one
+            // spike means 1.0 on every channel of the concatenation.
+            Op::Concat { axis }
+                if node
+                    .inputs
+                    .iter()
+                    .any(|i| factor[i] != factor[&node.inputs[0]]) =>
+            {
+                let mut srcs = Vec::with_capacity(node.inputs.len());
+                for &o in &node.inputs {
+                    if factor[&o] == 1.0 {
+                        srcs.push(map[&o]);
+                        continue;
+                    }
+                    if let Some(&r) = rescaled.get(&o) {
+                        srcs.push(r);
+                        continue;
+                    }
+                    let (scratch, float, shape3) =
+                        super::joins::identity_layer(&out.ty(map[&o]).shape, Neuron::Relu);
+                    let (layer, f, _) =
+                        quantize_layer(&scratch, &mut out, &float, &[factor[&o]], opts)
+                            .map_err(|m| err(id, m))?;
+                    debug_assert_eq!(f, 1.0);
+                    let name = super::joins::rescale_name(graph, o);
+                    let r = super::joins::add_rescale(&mut out, map[&o], layer, shape3, name);
+                    report.notes.push(format!(
+                        "{}: operand {} (one spike = {}) is read through a rescale population so that one spike means 1.0 on every channel",
+                        describe(graph, id),
+                        describe(graph, o),
+                        factor[&o]
+                    ));
+                    rescaled.insert(o, r);
+                    srcs.push(r);
+                }
+                map.insert(
+                    id,
+                    out.add(Op::Concat { axis: *axis }, srcs, ity, node.name.clone()),
+                );
+                factor.insert(id, 1.0);
             }
             _ => match super::quantize::carry_view(node, ity, &map, &factor, &mut out) {
                 Some(r) => {

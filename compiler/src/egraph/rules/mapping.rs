@@ -5,7 +5,9 @@
 //! their weights and biases stacked: `concat₀(n(W₁·x + b₁), n(W₂·x + b₂)) = n([W₁; W₂]·x +
 //! [b₁; b₂])`. Every step of a layer (synapses, bias, neuron, pooling) acts per output channel,
 //! so stacking channels commutes with all of them. This is what an Inception block or a
-//! SqueezeNet fire module exports: parallel branches over one input, then `Concat`.
+//! SqueezeNet fire module exports: parallel branches over one input, then `Concat`. Kernels of
+//! different sizes merge when the smaller lies inside the larger's window (a fire module's 1×1
+//! and 3×3 expands): it is zero-embedded into a kernel of the larger's size (`covering`).
 //!
 //! The floorline cost decides (`cost.rs`): the merged population does both branches' synaptic
 //! work on one core, so it wins only while the pair is cold (the slowest population elsewhere
@@ -14,24 +16,59 @@
 //! AKD1000) price the concat as unsupported, so there the merge wins whenever it applies.
 //!
 //! The opposite direction, splitting one population into channel slices, is not a graph rule:
-//! slices of one population share its quantisation scale, while separate populations get a
-//! scale each and a concatenation of different scales cannot be quantised
-//! (`passes::quantize`). nmc splits populations where that is free, in the partitioner (channel
-//! slices on several cores, chosen by the floorline model: `partition/search.rs`).
+//! slices of one population share its quantisation scale, while separate populations joined by
+//! a concatenation must share the concatenation's grid (`passes::joins`), so a split gains no
+//! precision and costs a population. nmc splits populations where that is free, in the
+//! partitioner (channel slices on several cores, chosen by the floorline model:
+//! `partition/search.rs`).
 
 use super::super::analysis::TypeAnalysis;
 use super::super::lang::Nmc;
 use super::leaf;
 use egg::{EGraph, Id, Rewrite, Subst, Symbol};
-use nmc_ir::{Layer, Op, Synapse, TensorType};
+use nmc_ir::{ConvGeom, Layer, Op, Synapse, TensorType};
 
-/// Same kind of synapse with the same geometry (channel stacking needs one convolution group:
-/// with several, stacked filters would read other input channels).
+/// The convolution geometry that computes both `a` and `b`: the same geometry, or the larger
+/// kernel when the smaller one lies inside its window at every output position, as a fire
+/// module's 1×1 expand (no padding) lies inside its 3×3 expand (padding 1). Both need one
+/// convolution group (with several, stacked filters would read other input channels), the same
+/// strides and no dilation; the output sizes are checked by the caller (equal types). Then the
+/// smaller kernel, placed at the offset between the two paddings in a kernel of the larger's
+/// size with zeros around it, computes exactly what it did: it reads the same inputs, and the
+/// other positions add `0 · x`.
+fn covering(a: &ConvGeom, b: &ConvGeom) -> Option<ConvGeom> {
+    if a.groups != 1 || b.groups != 1 {
+        return None;
+    }
+    if a == b {
+        return Some(a.clone());
+    }
+    if a.strides != b.strides || a.dilations != [1, 1] || b.dilations != [1, 1] {
+        return None;
+    }
+    // `small`'s window starts `pads[d] − small.pads[d]` into `big`'s and ends inside it.
+    let contains = |big: &ConvGeom, small: &ConvGeom| {
+        (0..2).all(|d| {
+            big.pads[d] >= small.pads[d]
+                && big.pads[d] - small.pads[d] + small.kernel[d] <= big.kernel[d]
+        })
+    };
+    if contains(a, b) {
+        Some(a.clone())
+    } else if contains(b, a) {
+        Some(b.clone())
+    } else {
+        None
+    }
+}
+
+/// Whether one synapse group can compute two siblings' groups: both dense, or convolutions
+/// with a covering geometry.
 fn same_synapse(a: &Synapse, b: &Synapse) -> bool {
     match (a, b) {
         (Synapse::Dense { .. }, Synapse::Dense { .. }) => true,
         (Synapse::Conv { geom: ga, .. }, Synapse::Conv { geom: gb, .. }) => {
-            ga == gb && ga.groups == 1
+            covering(ga, gb).is_some()
         }
         _ => false,
     }
@@ -163,6 +200,43 @@ fn stack(
     )
 }
 
+/// A convolution kernel `c` of geometry `from` as a kernel of the covering geometry `to`: the
+/// same values at the offset between the two paddings, zeros around them (`covering`).
+fn embed(
+    eg: &mut EGraph<Nmc, TypeAnalysis>,
+    c: nmc_ir::ConstId,
+    from: &ConvGeom,
+    to: &ConvGeom,
+) -> Option<nmc_ir::ConstId> {
+    if from.kernel == to.kernel && from.pads[..2] == to.pads[..2] {
+        return Some(c);
+    }
+    let k = eg.analysis.consts.try_get(c)?;
+    let [co, ci, kh, kw] = k.shape[..] else {
+        return None;
+    };
+    if [kh, kw] != from.kernel {
+        return None;
+    }
+    let [th, tw] = to.kernel;
+    let (dy, dx) = (to.pads[0] - from.pads[0], to.pads[1] - from.pads[1]);
+    let src = k.to_f32()?;
+    let mut data = vec![0f32; co * ci * th * tw];
+    for (plane, w) in src.chunks(kh * kw).enumerate() {
+        for y in 0..kh {
+            for x in 0..kw {
+                data[plane * th * tw + (y + dy) * tw + x + dx] = w[y * kw + x];
+            }
+        }
+    }
+    Some(
+        eg.analysis
+            .memo_const(format!("embed {} {th}x{tw} at {dy},{dx}", c.0), |_| {
+                nmc_ir::Constant::f32(vec![co, ci, th, tw], data)
+            }),
+    )
+}
+
 /// A bias vector of `n` zeros (for a sibling without bias).
 fn zeros(eg: &mut EGraph<Nmc, TypeAnalysis>, n: usize) -> nmc_ir::ConstId {
     eg.analysis.memo_const(format!("zeros {n}"), |_| {
@@ -188,8 +262,16 @@ impl MergeSiblings {
         let (ca, cb) = (a.1.shape[0], b.1.shape[0]);
         let mut merged = la.clone();
         for (g, (sa, sb)) in la.synapses.iter().zip(&lb.synapses).enumerate() {
-            let w = stack(eg, sa.weight(), sb.weight())?;
-            merged.synapses[g] = super::with_weight(sa, w);
+            merged.synapses[g] = match (sa, sb) {
+                (Synapse::Conv { geom: ga, .. }, Synapse::Conv { geom: gb, .. }) => {
+                    let geom = covering(ga, gb)?;
+                    let wa = embed(eg, sa.weight(), ga, &geom)?;
+                    let wb = embed(eg, sb.weight(), gb, &geom)?;
+                    let weight = stack(eg, wa, wb)?;
+                    Synapse::Conv { weight, geom }
+                }
+                _ => super::with_weight(sa, stack(eg, sa.weight(), sb.weight())?),
+            };
         }
         merged.bias = match (la.bias, lb.bias) {
             (None, None) => None,
