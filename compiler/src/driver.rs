@@ -424,7 +424,9 @@ pub fn compile(model: &Path, opts: &Options) -> Result<Compiled, Error> {
         Some(p) => load_samples(p, &imported.graph)?,
         None => Vec::new(),
     };
-    let hash = timed(Stage::Hash, || source_hash(&imported.files))?;
+    let hash = timed(Stage::Hash, || {
+        source_hash(&imported.files, &imported.hashes)
+    })?;
     let mut compiled = compile_graph(imported.graph, &calib, opts, hash)?;
     compiled.report.notes.splice(0..0, imported.notes);
     compiled.files = imported.files;
@@ -433,12 +435,19 @@ pub fn compile(model: &Path, opts: &Options) -> Result<Compiled, Error> {
     Ok(compiled)
 }
 
-/// Content hash of the model files, recorded in the artifact header.
-fn source_hash(files: &[PathBuf]) -> Result<u64, Error> {
+/// Content hash of the model files, recorded in the artifact header; `known` holds the hashes
+/// of files the importer already read (the others are read here).
+fn source_hash(
+    files: &[PathBuf],
+    known: &std::collections::BTreeMap<PathBuf, u64>,
+) -> Result<u64, Error> {
     let mut h = 0u64;
     for f in files {
-        let b = crate::fsutil::read(f)?;
-        h = h.rotate_left(17) ^ nmc_ir::hash_bytes(&b);
+        let fh = match known.get(f) {
+            Some(&fh) => fh,
+            None => nmc_ir::hash_bytes(&crate::fsutil::read(f)?),
+        };
+        h = h.rotate_left(17) ^ fh;
     }
     Ok(h)
 }
@@ -847,7 +856,7 @@ pub fn analyze(
         Some(p) => load_samples(p, &imported.graph)?,
         None => Vec::new(),
     };
-    let hash = source_hash(&imported.files)?;
+    let hash = source_hash(&imported.files, &imported.hashes)?;
     let mut compiled = compile_graph(imported.graph, &calib, opts, hash)?;
     compiled.files = imported.files;
     compiled.files.extend(opts.calibrate.iter().cloned());

@@ -107,8 +107,10 @@ fn to_dense<T: Zero>(s: &Storage<T>) -> Vec<T> {
     }
 }
 
-fn nnz<T: Zero>(s: &Storage<T>) -> usize {
+fn nnz<T: Zero + Sync>(s: &Storage<T>) -> usize {
+    use rayon::prelude::*;
     match s {
+        Storage::Dense(v) if v.len() >= 1 << 20 => v.par_iter().filter(|x| **x != T::ZERO).count(),
         Storage::Dense(v) => v.iter().filter(|x| **x != T::ZERO).count(),
         Storage::Sparse { values, .. } => values.len(),
     }
@@ -213,9 +215,14 @@ impl Constant {
     /// Maps a float constant element-wise to integers with `f`, which must map 0 to 0, keeping
     /// sparse storage sparse (only the non-zeros are visited). `None` unless this is a float
     /// constant.
-    pub fn map_f32_to_i32(&self, f: impl Fn(f32) -> i32) -> Option<Constant> {
+    /// Large constants are mapped on all threads (`f` is pure, so the result is the same).
+    pub fn map_f32_to_i32(&self, f: impl Fn(f32) -> i32 + Sync) -> Option<Constant> {
+        use rayon::prelude::*;
         debug_assert_eq!(f(0.0), 0);
         let data = match &self.data {
+            ConstData::F32(Storage::Dense(v)) if v.len() >= 1 << 16 => {
+                store(v.par_iter().map(|x| f(*x)).collect())
+            }
             ConstData::F32(Storage::Dense(v)) => store(v.iter().map(|x| f(*x)).collect()),
             ConstData::F32(Storage::Sparse {
                 len,
@@ -286,12 +293,20 @@ impl Constant {
 /// Arena of constants addressed by [`ConstId`].
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ConstPool {
-    items: Vec<Constant>,
+    /// Shared, so that passes which keep a weight as it is (most of them, for most weights)
+    /// reference it instead of copying it: a graph and the graphs derived from it hold one copy
+    /// of the model's weights.
+    items: Vec<std::sync::Arc<Constant>>,
 }
 
 impl ConstPool {
     /// Adds a constant and returns its id.
     pub fn add(&mut self, c: Constant) -> ConstId {
+        self.add_shared(std::sync::Arc::new(c))
+    }
+
+    /// Adds a constant another pool holds too (no copy).
+    pub fn add_shared(&mut self, c: std::sync::Arc<Constant>) -> ConstId {
         self.items.push(c);
         ConstId(self.items.len() as u32 - 1)
     }
@@ -303,9 +318,24 @@ impl ConstPool {
         &self.items[id.0 as usize]
     }
 
+    /// The constant with this id as a shared handle, to add to another pool without copying.
+    /// Panics on an id from another pool, as [`ConstPool::get`] does.
+    pub fn get_shared(&self, id: ConstId) -> std::sync::Arc<Constant> {
+        self.items[id.0 as usize].clone()
+    }
+
+    /// Moves the constant with this id out, leaving an empty one in its place (for passes that
+    /// consume a graph). Panics on an id from another pool, as [`ConstPool::get`] does.
+    pub fn take(&mut self, id: ConstId) -> std::sync::Arc<Constant> {
+        std::mem::replace(
+            &mut self.items[id.0 as usize],
+            std::sync::Arc::new(Constant::f32(vec![0], Vec::new())),
+        )
+    }
+
     /// The constant with this id, if the id is valid.
     pub fn try_get(&self, id: ConstId) -> Option<&Constant> {
-        self.items.get(id.0 as usize)
+        self.items.get(id.0 as usize).map(|c| &**c)
     }
 
     /// Number of constants.
@@ -323,7 +353,7 @@ impl ConstPool {
         self.items
             .iter()
             .enumerate()
-            .map(|(i, c)| (ConstId(i as u32), c))
+            .map(|(i, c)| (ConstId(i as u32), &**c))
     }
 }
 

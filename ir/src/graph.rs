@@ -4,7 +4,7 @@
 //! dead nodes and renumbers the rest in a deterministic topological order. Topological sorting and
 //! cycle detection run on a `petgraph` view built on demand.
 
-use crate::{ConstPool, Op, TensorType};
+use crate::{ConstId, ConstPool, Op, TensorType};
 use petgraph::graph::DiGraph;
 use std::fmt;
 
@@ -226,6 +226,21 @@ impl Graph {
     /// topological order. Unused constants are dropped too. Panics on a cyclic graph, which the
     /// verifier rejects before any pass runs.
     pub fn compact(&self) -> Graph {
+        self.compact_with(|c| self.consts.get_shared(c))
+    }
+
+    /// [`Graph::compact`], consuming the graph: constants move instead of being shared, so a
+    /// constant no longer referenced is freed with the old graph.
+    pub fn into_compact(mut self) -> Graph {
+        let mut consts = std::mem::take(&mut self.consts);
+        self.compact_with(|c| consts.take(c))
+    }
+
+    /// The compaction of both, with constants supplied by `constant`.
+    fn compact_with(
+        &self,
+        mut constant: impl FnMut(ConstId) -> std::sync::Arc<crate::Constant>,
+    ) -> Graph {
         let order = self.topo_order().expect("compact on a cyclic graph");
         let mut live = vec![false; self.nodes.len()];
         let mut stack: Vec<NodeId> = self.outputs.iter().map(|o| o.node).collect();
@@ -255,7 +270,7 @@ impl Graph {
             crate::remap_constants(&mut op, |c| {
                 *const_map
                     .entry(c)
-                    .or_insert_with(|| out.consts.add(self.consts.get(c).clone()))
+                    .or_insert_with(|| out.consts.add_shared(constant(c)))
             });
             let inputs = node.inputs.iter().map(|i| map[i.index()]).collect();
             map[id.index()] = out.add(op, inputs, node.ty.clone(), node.name.clone());

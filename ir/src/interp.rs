@@ -448,7 +448,7 @@ impl<'g> Interpreter<'g> {
                     };
                     let zp = *zero_point as f32;
                     let q = |v: f32| {
-                        ((v / scale).round_ties_even() + zp).clamp(*min as f32, *max as f32)
+                        (crate::round_even_f32(v / scale) + zp).clamp(*min as f32, *max as f32)
                     };
                     Value::F32(x.iter().map(|v| (q(*v) - zp) * scale).collect())
                 }
@@ -852,7 +852,7 @@ pub fn activate_div(v: i64, q: &crate::LayerQuant, step: i64) -> i64 {
 
 /// `clamp(round_half_even(x / scale), min, max)`; NaN maps to 0.
 pub fn quantize(x: f32, q: &crate::QuantParams) -> i64 {
-    let r = (x / q.scale).round_ties_even();
+    let r = crate::round_even_f32(x / q.scale);
     if r.is_nan() {
         return 0;
     }

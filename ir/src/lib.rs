@@ -30,6 +30,7 @@ mod op;
 mod parse;
 mod partition;
 mod print;
+mod round;
 pub mod tensor_op;
 mod types;
 mod verify;
@@ -51,6 +52,7 @@ pub use op::{
 pub use parse::{parse, ParseError};
 pub use partition::{even_split, CoreLoc, CoreSlice, Mapping};
 pub use print::print;
+pub use round::{round_even, round_even_f32};
 pub use tensor_op::{BinKind, ConvTransposeNd, PadMode, PoolNd, ReduceKind, TensorOp};
 pub use types::{DType, TensorType};
 pub use verify::{verify, VerifyError, VerifyErrors};

@@ -22,6 +22,8 @@
 //!   name the node;
 //! - `kernels`: the Loihi 2 emulator's dense kernels equal its event-by-event path (outputs and
 //!   counters), and runs are identical with one thread and several;
+//! - `record`: `run --record` (each step equals a run stopped there; Speck's steps add up to
+//!   its counts; the AKD1000 refuses it);
 //! - `speck`: rate mode on Speck: emulator == rate-mode reference, accuracy, memory formulas,
 //!   matching vs brute force, listings and limit errors, the `ai.nmc` domain.
 
@@ -41,6 +43,7 @@ mod joins;
 mod kernels;
 mod mapping;
 mod onnx_node;
+mod record;
 mod roundtrip;
 mod snapshots;
 mod speck;

@@ -326,6 +326,7 @@ impl Loaded for LoadedToy {
             outputs,
             int_outputs,
             perf,
+            steps: None,
         })
     }
     /// The reference interpreter keeps no state: a stream is the frames one by one.

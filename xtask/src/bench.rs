@@ -191,7 +191,9 @@ fn compile() -> ExitCode {
             ort.map_or("".into(), |o| format!("{:.2}×", t / o)),
             slowest.join(", ")
         );
-        let _ = std::fs::remove_file(&path);
+        if std::env::var_os("NMC_BENCH_KEEP").is_none() {
+            let _ = std::fs::remove_file(&path);
+        }
     }
     ExitCode::SUCCESS
 }

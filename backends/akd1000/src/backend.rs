@@ -494,6 +494,7 @@ impl Loaded for LoadedAkd1000 {
             outputs,
             int_outputs,
             perf,
+            steps: None,
         })
     }
 

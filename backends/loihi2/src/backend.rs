@@ -217,6 +217,7 @@ impl LoadedLoihi2 {
         params: &ChipParams,
         progress: &(dyn Fn() + Sync),
         stream: bool,
+        record: bool,
     ) -> Result<RunResult, BackendError> {
         let a = &self.0;
 
@@ -245,6 +246,7 @@ impl LoadedLoihi2 {
             // The report needs each step's time and bound, not each core's step: keeping only
             // those bounds the memory of a long run (--timesteps) to a few dozen bytes per step.
             emu.record_core_steps(false);
+            emu.record_outputs(record);
             Ok::<_, BackendError>(emu)
         };
         let one = |emu: &mut crate::Emulator, x: &[f32], first: bool| {
@@ -272,6 +274,7 @@ impl LoadedLoihi2 {
                 report.synaptic_events,
                 slowest,
                 report.cores,
+                emu.take_recorded(),
             ))
         };
         let runs = if stream {
@@ -302,7 +305,19 @@ impl LoadedLoihi2 {
         };
         let mut bounds: Vec<[u64; 3]> = Vec::new();
         let mut workload = [0u64; 3];
-        for (o, latency_ns, energy_nj, synaptic_events, slowest, cores) in runs {
+        let mut steps = record.then(|| {
+            let mut shape = vec![n, t as usize];
+            shape.extend(output.shape.iter().map(|d| *d as usize));
+            nmc_backend::Array {
+                shape,
+                data: Vec::new(),
+            }
+        });
+        for (o, latency_ns, energy_nj, synaptic_events, slowest, cores, recorded) in runs {
+            if let Some(s) = steps.as_mut() {
+                s.data
+                    .extend(recorded.iter().map(|v| *v as f32 * output.scale));
+            }
             outputs
                 .data
                 .extend(o.iter().map(|v| *v as f32 * output.scale));
@@ -337,6 +352,7 @@ impl LoadedLoihi2 {
             outputs,
             int_outputs,
             perf,
+            steps,
         })
     }
 }
@@ -405,7 +421,7 @@ impl nmc_backend::Loaded for LoadedLoihi2 {
         params: &ChipParams,
         progress: &(dyn Fn() + Sync),
     ) -> Result<RunResult, BackendError> {
-        self.run_samples(samples, timesteps, params, progress, false)
+        self.run_samples(samples, timesteps, params, progress, false, false)
     }
 
     /// Frames in order on one emulator: after the first, `run_continue` sends each input's
@@ -417,7 +433,19 @@ impl nmc_backend::Loaded for LoadedLoihi2 {
         params: &ChipParams,
         progress: &(dyn Fn() + Sync),
     ) -> Result<RunResult, BackendError> {
-        self.run_samples(samples, timesteps, params, progress, true)
+        self.run_samples(samples, timesteps, params, progress, true, false)
+    }
+
+    /// Each step's output is what the output neurons have sent so far (their graded value).
+    fn run_recorded(
+        &self,
+        samples: &nmc_backend::Array,
+        timesteps: Option<u32>,
+        params: &ChipParams,
+        stream: bool,
+        progress: &(dyn Fn() + Sync),
+    ) -> Result<RunResult, BackendError> {
+        self.run_samples(samples, timesteps, params, progress, stream, true)
     }
 
     /// Loads modelled from the activity profile ([`crate::floorline`]), with the emulator's

@@ -487,6 +487,45 @@ impl LoadedSpeck {
         crate::bin(&dvs, map, timesteps)
     }
 
+    /// Dense samples, independent (in parallel) or as one stream, recording each step's output
+    /// spikes when `record`.
+    fn dense(
+        &self,
+        samples: &Array,
+        timesteps: Option<u32>,
+        params: &ChipParams,
+        progress: &(dyn Fn() + Sync),
+        stream: bool,
+        record: bool,
+    ) -> Result<RunResult, BackendError> {
+        let (per, shape) = self.input_len()?;
+        let xs = split_samples(samples, per, shape)?;
+        let t = self.timesteps(timesteps)?;
+        if stream {
+            // Frames in order on one emulator whose membranes are not reset between frames.
+            let mut emu = self.emulator(params)?;
+            let mut runs = Vec::with_capacity(xs.len());
+            for (i, x) in xs.iter().enumerate() {
+                emu.keep_state(i > 0);
+                runs.push(emu.run_dense(x, t, record).map_err(BackendError::input));
+                progress();
+            }
+            return self.collect(runs.into_iter(), xs.len(), t);
+        }
+        // Samples run in parallel, each worker on its own emulator, folded in sample order.
+        let runs = nmc_backend::map_samples(
+            &xs,
+            || self.emulator(params),
+            |emu, x| {
+                let r = emu.run_dense(x, t, record).map_err(BackendError::input);
+                progress();
+                r
+            },
+        )?;
+        self.collect(runs.into_iter().map(Ok), xs.len(), t)
+    }
+
+    /// The run result; per-step output spike counts go to `steps` where the runs recorded them.
     fn collect(
         &self,
         runs: impl Iterator<Item = Result<RunOut, BackendError>>,
@@ -502,8 +541,20 @@ impl LoadedSpeck {
         };
         let mut int_outputs = Vec::with_capacity(n);
         let mut summary = Summary::new(n, t);
+        let mut steps: Option<Array> = None;
         for r in runs {
             let r = r?;
+            if let Some(per_step) = &r.per_step {
+                let s = steps.get_or_insert_with(|| {
+                    let mut shape = vec![n, per_step.len()];
+                    shape.extend(output.shape.iter().map(|d| *d as usize));
+                    Array {
+                        shape,
+                        data: Vec::new(),
+                    }
+                });
+                s.data.extend(per_step.iter().flatten().map(|&c| c as f32));
+            }
             outputs.data.extend(
                 r.counts
                     .iter()
@@ -516,6 +567,7 @@ impl LoadedSpeck {
             outputs,
             int_outputs,
             perf: summary.finish(),
+            steps,
         })
     }
 }
@@ -598,20 +650,7 @@ impl Loaded for LoadedSpeck {
         params: &ChipParams,
         progress: &(dyn Fn() + Sync),
     ) -> Result<RunResult, BackendError> {
-        let (per, shape) = self.input_len()?;
-        let xs = split_samples(samples, per, shape)?;
-        let t = self.timesteps(timesteps)?;
-        // Samples run in parallel, each worker on its own emulator, folded in sample order.
-        let runs = nmc_backend::map_samples(
-            &xs,
-            || self.emulator(params),
-            |emu, x| {
-                let r = emu.run_dense(x, t, false).map_err(BackendError::input);
-                progress();
-                r
-            },
-        )?;
-        self.collect(runs.into_iter().map(Ok), xs.len(), t)
+        self.dense(samples, timesteps, params, progress, false, false)
     }
 
     /// Frames in order on one emulator whose membranes are not reset between frames: what one
@@ -623,17 +662,19 @@ impl Loaded for LoadedSpeck {
         params: &ChipParams,
         progress: &(dyn Fn() + Sync),
     ) -> Result<RunResult, BackendError> {
-        let (per, shape) = self.input_len()?;
-        let xs = split_samples(samples, per, shape)?;
-        let t = self.timesteps(timesteps)?;
-        let mut emu = self.emulator(params)?;
-        let mut runs = Vec::with_capacity(xs.len());
-        for (i, x) in xs.iter().enumerate() {
-            emu.keep_state(i > 0);
-            runs.push(emu.run_dense(x, t, false).map_err(BackendError::input));
-            progress();
-        }
-        self.collect(runs.into_iter(), xs.len(), t)
+        self.dense(samples, timesteps, params, progress, true, false)
+    }
+
+    /// Each step's output spike counts.
+    fn run_recorded(
+        &self,
+        samples: &Array,
+        timesteps: Option<u32>,
+        params: &ChipParams,
+        stream: bool,
+        progress: &(dyn Fn() + Sync),
+    ) -> Result<RunResult, BackendError> {
+        self.dense(samples, timesteps, params, progress, stream, true)
     }
 
     /// One event stream (`x, y, t, p`), binned into `timesteps` steps.

@@ -273,6 +273,24 @@ pub trait Loaded: std::any::Any + Send + Sync {
         progress: &(dyn Fn() + Sync),
     ) -> Result<RunResult, BackendError>;
 
+    /// [`Loaded::run`] (or [`Loaded::run_stream`] when `stream`), also recording the first
+    /// output after every timestep into [`RunResult::steps`] (`run --record`). Targets without
+    /// timesteps keep the default: a usage error saying so.
+    fn run_recorded(
+        &self,
+        samples: &Array,
+        timesteps: Option<u32>,
+        params: &ChipParams,
+        stream: bool,
+        progress: &(dyn Fn() + Sync),
+    ) -> Result<RunResult, BackendError> {
+        let _ = (samples, timesteps, params, stream, progress);
+        Err(BackendError::Usage(format!(
+            "--record: {} runs each input in one pass, without timesteps to record",
+            self.target()
+        )))
+    }
+
     /// [`Loaded::run`], calling `progress` after each sample (a progress bar on a terminal).
     /// The default calls `progress` once, at the end.
     fn run_with_progress(

@@ -134,6 +134,9 @@ pub struct RunResult {
     pub int_outputs: Vec<Vec<i64>>,
     /// Performance figures.
     pub perf: PerfSummary,
+    /// The first output after every timestep, `[N, T, …]`, when the run recorded it
+    /// ([`crate::Loaded::run_recorded`]).
+    pub steps: Option<Array>,
 }
 
 /// Splits `[N, …]` samples (or one unbatched sample) into flat per-sample slices of `per` values.

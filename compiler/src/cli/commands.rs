@@ -56,12 +56,16 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             labels,
             chip_params,
             stream,
+            record,
         } => run(
             &artifact,
             &input,
             timesteps,
-            output.as_deref(),
-            report.as_deref(),
+            RunOutputs {
+                output: output.as_deref(),
+                report: report.as_deref(),
+                record: record.as_deref(),
+            },
             labels.as_deref(),
             chip_params.as_deref(),
             stream,
@@ -369,16 +373,27 @@ fn print_argmax(out: &npy::Array) {
     }
 }
 
+/// The files `nmc run` writes.
+struct RunOutputs<'a> {
+    output: Option<&'a Path>,
+    report: Option<&'a Path>,
+    record: Option<&'a Path>,
+}
+
 fn run(
     artifact: &Path,
     input: &Path,
     timesteps: Option<u32>,
-    output: Option<&Path>,
-    report: Option<&Path>,
+    files: RunOutputs<'_>,
     labels: Option<&Path>,
     chip_params: Option<&Path>,
     stream: bool,
 ) -> Result<(), Error> {
+    let RunOutputs {
+        output,
+        report,
+        record,
+    } = files;
     if let Some(t) = timesteps {
         driver::check_timesteps(t)?;
     }
@@ -389,7 +404,7 @@ fn run(
     {
         outputs.reads(p);
     }
-    for p in [output, report].into_iter().flatten() {
+    for p in [output, report, record].into_iter().flatten() {
         outputs.plan(p)?;
     }
     let params = load_params(chip_params)?;
@@ -427,7 +442,9 @@ fn run(
                     b.inc(1);
                 }
             };
-            let r = if stream {
+            let r = if record.is_some() {
+                art.run_recorded(&samples, timesteps, &params, stream, &tick)
+            } else if stream {
                 art.run_stream(&samples, timesteps, &params, &tick)
             } else {
                 art.run_with_progress(&samples, timesteps, &params, &tick)
@@ -439,6 +456,9 @@ fn run(
         }
         npy::Input::Events(_) if stream => Err(nmc_backend::BackendError::Usage(
             "--stream takes dense frames; an event file is already one stream".into(),
+        )),
+        npy::Input::Events(_) if record.is_some() => Err(nmc_backend::BackendError::Usage(
+            "--record takes dense samples (.npy of frames); for an event file, bin it first".into(),
         )),
         npy::Input::Events(events) => art.run_events_with(&events, timesteps, &params),
     }
@@ -452,6 +472,15 @@ fn run(
     };
     if let Some(p) = output {
         outputs.stage(p, npy_bytes(&result.outputs)?);
+    }
+    if let Some(p) = record {
+        let steps = result.steps.as_ref().ok_or_else(|| {
+            Error::Backend(nmc_backend::BackendError::Usage(format!(
+                "--record: {} returned no per-step outputs",
+                art.target()
+            )))
+        })?;
+        outputs.stage(p, npy_bytes(steps)?);
     }
     if let Some(p) = report {
         let json = serde_json::to_string_pretty(&result.perf).map_err(|e| Error::Input {
@@ -468,7 +497,7 @@ fn run(
     if let Some(acc) = accuracy {
         println!("top-1 accuracy: {:.4}", acc);
     }
-    if output.is_none() && report.is_none() && labels.is_none() {
+    if output.is_none() && report.is_none() && record.is_none() && labels.is_none() {
         print_argmax(&result.outputs);
     }
     Ok(())

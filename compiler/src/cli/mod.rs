@@ -198,6 +198,10 @@ pub enum Command {
         /// state is reset before the first frame only (frames then run one after another).
         #[arg(long)]
         stream: bool,
+        /// Write the first output after every timestep (.npy, `[samples, timesteps, …]`):
+        /// Loihi 2, the graded output values; Speck, each step's output spike counts.
+        #[arg(long, value_name = "FILE")]
+        record: Option<PathBuf>,
     },
     /// Run a model with nmc's reference interpreter (float, or quantised for a target).
     Eval {

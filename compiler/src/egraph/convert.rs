@@ -89,5 +89,5 @@ pub fn from_expr(
         });
     }
     // Drop constants no node uses any more (a folded conv kernel, ...).
-    Ok(g.compact())
+    Ok(g.into_compact())
 }

@@ -48,17 +48,22 @@ pub(crate) fn gemm(ctx: &mut Ctx, n: &NodeCx) -> Built {
         )));
     }
     let bv = b.to_f32();
-    let w: Vec<f32> = (0..m * k)
-        .map(|i| {
-            let (o, j) = (i / k, i % k);
-            alpha
-                * if trans_b {
-                    bv[o * k + j]
-                } else {
-                    bv[j * m + o]
-                }
-        })
-        .collect();
+    // PyTorch's Linear exports transB = 1, alpha = 1: B is already the weight, row-major.
+    let w: Vec<f32> = if trans_b && alpha == 1.0 {
+        bv
+    } else {
+        (0..m * k)
+            .map(|i| {
+                let (o, j) = (i / k, i % k);
+                alpha
+                    * if trans_b {
+                        bv[o * k + j]
+                    } else {
+                        bv[j * m + o]
+                    }
+            })
+            .collect()
+    };
     let bias = match n.const_input(2, "C")? {
         Some(cst) if beta != 0.0 => {
             if broadcast_shape(&cst.shape, &[1, m]).as_deref() != Some(&[1, m][..]) {

@@ -33,7 +33,7 @@ use ctx::{Ctx, NodeCx, Val};
 use nmc_ir::limits::shape_text;
 use onnx_protobuf::{GraphProto, ModelProto, ValueInfoProto};
 use protobuf::Message;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -60,6 +60,9 @@ pub struct Imported {
     pub producer: String,
     /// Human-readable remarks about choices the importer made.
     pub notes: Vec<String>,
+    /// Content hashes (`nmc_ir::hash_bytes`) of files the importer already read whole, so the
+    /// driver need not read them again.
+    pub hashes: BTreeMap<PathBuf, u64>,
 }
 
 /// A node the importer has no builder for.
@@ -185,7 +188,16 @@ pub fn import_file(path: &Path) -> Result<Imported, ImportError> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut imported = import_bytes(&bytes, Some(base))?;
+    // The content hash (for the artifact header) runs beside the parse, on the bytes already in
+    // memory; the file's bytes are dropped as soon as the parse has copied what it needs.
+    let (hash, model) = rayon::join(
+        || nmc_ir::hash_bytes(&bytes),
+        || ModelProto::parse_from_bytes(&bytes),
+    );
+    drop(bytes);
+    let model = model.map_err(|e| ImportError::Decode(e.to_string()))?;
+    let mut imported = import_model(model, Some(base))?;
+    imported.hashes.insert(path.to_path_buf(), hash);
     imported.files.push(path.to_path_buf());
     imported.files.sort();
     imported.files.dedup();
@@ -195,11 +207,22 @@ pub fn import_file(path: &Path) -> Result<Imported, ImportError> {
 /// Imports an ONNX model from memory; `base_dir` is the folder external data is read from
 /// (models with external data fail without it).
 pub fn import_bytes(bytes: &[u8], base_dir: Option<&Path>) -> Result<Imported, ImportError> {
-    let mut model =
+    let model =
         ModelProto::parse_from_bytes(bytes).map_err(|e| ImportError::Decode(e.to_string()))?;
+    import_model(model, base_dir)
+}
+
+/// Imports a parsed model, consuming it: inline initializers are decoded in parallel, each
+/// giving back its raw bytes as it is decoded, so that the model's weights are in memory about
+/// once, not twice.
+fn import_model(mut model: ModelProto, base_dir: Option<&Path>) -> Result<Imported, ImportError> {
     if let Some(g) = model.graph.as_mut() {
         escape_names(g);
     }
+    let predecoded = match model.graph.as_mut() {
+        Some(g) => tensor::decode_inline_all(&mut g.initializer),
+        None => Vec::new(),
+    };
     let graph = model
         .graph
         .as_ref()
@@ -215,6 +238,7 @@ pub fn import_bytes(bytes: &[u8], base_dir: Option<&Path>) -> Result<Imported, I
     check_supported(graph, &opsets)?;
     let order = topo_order(graph)?;
     let mut imp = Importer::new(graph, opset, base_dir);
+    imp.predecoded = predecoded;
     imp.inputs_and_initializers()?;
     for i in order {
         imp.node(i)?;
@@ -229,6 +253,7 @@ pub fn import_bytes(bytes: &[u8], base_dir: Option<&Path>) -> Result<Imported, I
         opset,
         producer,
         notes: imp.notes,
+        hashes: BTreeMap::new(),
     })
 }
 
@@ -443,6 +468,9 @@ struct Importer<'m> {
     /// half of `nmc_ir::limits::max_elements` in all — still above VGG-19's 103 M-weight layer, should an exporter compute it —, so that hostile shape arithmetic cannot exhaust
     /// memory).
     folded_elements: usize,
+    /// Initializers decoded before the import proper (see [`tensor::decode_inline_all`]), in
+    /// initializer order; `None` where the tensor is external and decodes through the loader.
+    predecoded: Vec<Option<Result<tensor::HostTensor, tensor::TensorError>>>,
 }
 
 impl<'m> Importer<'m> {
@@ -470,6 +498,7 @@ impl<'m> Importer<'m> {
             readers,
             notes: Vec::new(),
             folded_elements: 0,
+            predecoded: Vec::new(),
         }
     }
 
@@ -498,9 +527,13 @@ impl<'m> Importer<'m> {
             });
         }
         let mut init = HashSet::new();
+        let mut predecoded = std::mem::take(&mut self.predecoded).into_iter();
         for t in &self.proto.initializer {
-            let h = tensor::decode(t, &mut self.ctx.loader)
-                .map_err(|e| tensor_error(e, &t.name, &t.name, "initializer"))?;
+            let h = match predecoded.next().flatten() {
+                Some(decoded) => decoded,
+                None => tensor::decode(t, &mut self.ctx.loader),
+            }
+            .map_err(|e| tensor_error(e, &t.name, &t.name, "initializer"))?;
             init.insert(t.name.as_str());
             self.bind(&t.name, Val::Const(Rc::new(h)));
         }
@@ -717,7 +750,7 @@ impl<'m> Importer<'m> {
             op_type: "graph".into(),
             message: format!("importer produced an invalid graph: {e}"),
         })?;
-        Ok(self.ctx.graph.compact())
+        Ok(std::mem::replace(&mut self.ctx.graph, nmc_ir::Graph::new("")).into_compact())
     }
 }
 

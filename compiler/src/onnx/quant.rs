@@ -142,7 +142,7 @@ pub(crate) fn quantize_const(_: &mut Ctx, n: &NodeCx) -> Result<Vec<HostTensor>,
         .enumerate()
         .map(|(i, &v)| {
             let (s, z) = p.at(i);
-            ((v / s).round_ties_even() + z as f32).clamp(lo as f32, hi as f32) as i64
+            (nmc_ir::round_even_f32(v / s) + z as f32).clamp(lo as f32, hi as f32) as i64
         })
         .collect();
     Ok(vec![HostTensor::int(x.shape.clone(), out, elem)])

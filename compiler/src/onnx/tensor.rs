@@ -409,8 +409,44 @@ pub(crate) fn data_type(code: i32) -> Option<DataType> {
     DataType::from_i32(code).filter(|dt| elem_size(*dt).is_some())
 }
 
+/// Decodes every initializer that is stored in the model itself, in parallel, emptying its
+/// `raw_data` once decoded (the bytes are not needed again, and freeing them as the decode goes
+/// keeps the weights in memory about once). External tensors give `None`: they decode through
+/// the [`Loader`], which reads files, in the importer.
+pub(crate) fn decode_inline_all(
+    inits: &mut [TensorProto],
+) -> Vec<Option<Result<HostTensor, TensorError>>> {
+    use rayon::prelude::*;
+    inits
+        .par_iter_mut()
+        .map(|t| {
+            if t.data_location.enum_value() == Ok(DataLocation::EXTERNAL) {
+                return None;
+            }
+            let raw = std::mem::take(&mut t.raw_data);
+            let decoded = decode_with(t, &raw, None);
+            t.float_data = Vec::new();
+            t.double_data = Vec::new();
+            t.int32_data = Vec::new();
+            t.int64_data = Vec::new();
+            t.uint64_data = Vec::new();
+            Some(decoded)
+        })
+        .collect()
+}
+
 /// Decodes a `TensorProto` (raw data, typed fields or external data).
 pub(crate) fn decode(t: &TensorProto, loader: &mut Loader) -> Result<HostTensor, TensorError> {
+    decode_with(t, &t.raw_data, Some(loader))
+}
+
+/// [`decode`] with the raw bytes given apart from the proto (they may have been taken out of
+/// it); external data needs the loader.
+fn decode_with(
+    t: &TensorProto,
+    raw_data: &[u8],
+    loader: Option<&mut Loader>,
+) -> Result<HostTensor, TensorError> {
     use DataType::*;
     let inv = |m: String| TensorError::Invalid(m);
     let dt = data_type(t.data_type).ok_or_else(|| {
@@ -430,16 +466,17 @@ pub(crate) fn decode(t: &TensorProto, loader: &mut Loader) -> Result<HostTensor,
         .ok_or_else(|| inv(format!("shape {} is too large", shape_text(&t.dims))))?;
     let external = t.data_location.enum_value() == Ok(DataLocation::EXTERNAL);
     let data = if external {
+        let loader = loader.ok_or_else(|| inv("external data needs the model's folder".into()))?;
         decode_raw(dt, &loader.read(t, bytes)?)?
-    } else if !t.raw_data.is_empty() {
-        if t.raw_data.len() != bytes {
+    } else if !raw_data.is_empty() {
+        if raw_data.len() != bytes {
             return Err(inv(format!(
                 "raw data has {} bytes, shape {:?} of {dt:?} needs {bytes}",
-                t.raw_data.len(),
+                raw_data.len(),
                 shape
             )));
         }
-        decode_raw(dt, &t.raw_data)?
+        decode_raw(dt, raw_data)?
     } else {
         let (data, len) = match dt {
             FLOAT => (Data::F32(t.float_data.clone()), t.float_data.len()),

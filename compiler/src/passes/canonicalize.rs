@@ -47,7 +47,7 @@ struct Group {
 /// rewrite needs to change values, then an owned dense copy.
 #[derive(Clone)]
 enum Weights {
-    Shared(std::rc::Rc<Constant>),
+    Shared(std::sync::Arc<Constant>),
     Owned(std::rc::Rc<Vec<f32>>),
 }
 
@@ -64,10 +64,12 @@ impl Weights {
         }
     }
 
-    fn into_constant(self, shape: Vec<usize>) -> Constant {
+    fn into_constant(self, shape: Vec<usize>) -> std::sync::Arc<Constant> {
         match self {
-            Weights::Shared(c) => std::rc::Rc::unwrap_or_clone(c),
-            Weights::Owned(v) => Constant::f32(shape, std::rc::Rc::unwrap_or_clone(v)),
+            Weights::Shared(c) => c,
+            Weights::Owned(v) => {
+                std::sync::Arc::new(Constant::f32(shape, std::rc::Rc::unwrap_or_clone(v)))
+            }
         }
     }
 }
@@ -196,7 +198,7 @@ pub fn canonicalize(graph: &Graph) -> Result<Graph, PassError> {
                     }
                     other => (
                         cx.materialize(other),
-                        Weights::Shared(std::rc::Rc::new(konst.clone())),
+                        Weights::Shared(graph.consts.get_shared(*weight)),
                     ),
                 };
                 let bias = bias
@@ -218,7 +220,7 @@ pub fn canonicalize(graph: &Graph) -> Result<Graph, PassError> {
                 })
             }
             Op::Conv2d { weight, bias, geom } => {
-                let w = Weights::Shared(std::rc::Rc::new(graph.consts.get(*weight).clone()));
+                let w = Weights::Shared(graph.consts.get_shared(*weight));
                 let wshape = graph.consts.get(*weight).shape.clone();
                 // A zero Pad of the spatial axes before a convolution (how PyTorch users write
                 // asymmetric padding) is the convolution's own zero padding: fold it, so the
@@ -429,7 +431,7 @@ pub fn canonicalize(graph: &Graph) -> Result<Graph, PassError> {
         })
         .collect();
     cx.new.outputs = outputs;
-    let out = cx.new.compact();
+    let out = std::mem::replace(&mut cx.new, nmc_ir::Graph::new("")).into_compact();
     nmc_ir::verify(&out).map_err(|e| PassError {
         pass: PASS,
         node: "graph".into(),
@@ -572,7 +574,10 @@ impl Cx {
         let mut synapses = Vec::new();
         let mut srcs = Vec::new();
         for g in p.groups {
-            let weight = self.new.consts.add(g.weight.into_constant(g.weight_shape));
+            let weight = self
+                .new
+                .consts
+                .add_shared(g.weight.into_constant(g.weight_shape));
             synapses.push(match g.kind {
                 GroupKind::Dense => Synapse::Dense { weight },
                 GroupKind::Conv(geom) => Synapse::Conv { weight, geom },

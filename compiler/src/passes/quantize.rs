@@ -270,7 +270,7 @@ pub fn quantize(
         }
     }
     dequantize_outputs(&mut out, &chip_outputs, &map, &scale);
-    let out = out.compact();
+    let out = out.into_compact();
     nmc_ir::verify(&out).map_err(|e| PassError {
         pass: PASS,
         node: "graph".into(),
@@ -642,22 +642,22 @@ fn quantize_layer(
     {
         let s_w = s_v * (e as f64).exp2() / s_in as f64;
         let lo = -(w_limit + if spec.even_weights { 2.0 } else { 1.0 });
-        let clamped_here = std::cell::Cell::new(0usize);
+        let clamped_here = std::sync::atomic::AtomicUsize::new(0);
         let q = w
             .map_f32_to_i32(|x| {
                 let v = x as f64 / s_w;
                 let q = if spec.even_weights {
-                    2.0 * (v / 2.0).round_ties_even()
+                    2.0 * nmc_ir::round_even(v / 2.0)
                 } else {
-                    v.round_ties_even()
+                    nmc_ir::round_even(v)
                 };
                 if q > w_limit || q < lo {
-                    clamped_here.set(clamped_here.get() + 1);
+                    clamped_here.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
                 q.clamp(lo, w_limit) as i32
             })
             .ok_or("weights have no float values")?;
-        clamped += clamped_here.get();
+        clamped += clamped_here.into_inner();
         let weight = out.consts.add(q);
         synapses.push(match s {
             Synapse::Dense { .. } => Synapse::Dense { weight },
@@ -676,16 +676,14 @@ fn quantize_layer(
         let vals: Vec<i32> = bias
             .iter()
             .map(|b| {
-                let v = (*b as f64 / s_v).round_ties_even();
+                let v = nmc_ir::round_even(*b as f64 / s_v);
                 let mut exp = 0;
                 while exp < spec.bias_exp_max
-                    && (v / (1u64 << exp) as f64).round_ties_even().abs() > mant_max
+                    && nmc_ir::round_even(v / (1u64 << exp) as f64).abs() > mant_max
                 {
                     exp += 1;
                 }
-                let mant = (v / (1u64 << exp) as f64)
-                    .round_ties_even()
-                    .clamp(-mant_max, mant_max);
+                let mant = nmc_ir::round_even(v / (1u64 << exp) as f64).clamp(-mant_max, mant_max);
                 ((mant as i64) << exp) as i32
             })
             .collect();

@@ -377,7 +377,7 @@ pub fn quantize_akida(
         }
     }
     super::quantize::dequantize_outputs(&mut out, &chip_outputs, &map, &scale);
-    let out = out.compact();
+    let out = out.into_compact();
     nmc_ir::verify(&out).map_err(|e| {
         Error::Pass(PassError {
             pass: PASS,
@@ -471,7 +471,7 @@ fn quantize_layer(
         if binary {
             i32::from(f64::from(x) > s_w / 2.0)
         } else {
-            (f64::from(x) / s_w).round_ties_even().clamp(-wmax, wmax) as i32
+            nmc_ir::round_even(f64::from(x) / s_w).clamp(-wmax, wmax) as i32
         }
     };
     let n = spec.gap.unwrap_or(1);
@@ -502,7 +502,7 @@ fn quantize_layer(
                 *q = quant_w(*x, s_w);
             }
             let step = k * n;
-            let b = (f64::from(bias[c]) / (s_w * s_in)).round_ties_even() as i64 * n;
+            let b = nmc_ir::round_even(f64::from(bias[c]) / (s_w * s_in)) as i64 * n;
             // Akida's threshold is −bias; raising it by half a step makes ceil round to nearest.
             let mut t = -(b - step / 2);
             if t.abs() > THRESHOLD_MAX {
@@ -548,8 +548,7 @@ fn quantize_layer(
         let b: Vec<i32> = bias
             .iter()
             .map(|b| {
-                (f64::from(*b) / s_out)
-                    .round_ties_even()
+                nmc_ir::round_even(f64::from(*b) / s_out)
                     .clamp(f64::from(i32::MIN + 1), f64::from(i32::MAX)) as i32
             })
             .collect();

@@ -280,7 +280,7 @@ pub fn quantize_rate(
             name: o.name.clone(),
         });
     }
-    let out = out.compact();
+    let out = out.into_compact();
     nmc_ir::verify(&out).map_err(|e| PassError {
         pass: PASS,
         node: "graph".into(),
@@ -421,7 +421,7 @@ fn quantize_layer(
     }
     let round = |x: f32, bits: u32| -> (i32, bool) {
         let max = ((1i64 << (bits - 1)) - 1) as f32;
-        let r = (x * s).round_ties_even();
+        let r = nmc_ir::round_even_f32(x * s);
         (r.clamp(-max - 1.0, max) as i32, r > max || r < -max - 1.0)
     };
     let mut clamped = 0usize;

@@ -118,6 +118,9 @@ pub struct Emulator {
     record_cores: bool,
     /// How dense groups receive events (see [`Emulator::set_kernels`]).
     kernels: Kernels,
+    /// Whether each step appends the first output's values to `recorded`.
+    recording: bool,
+    recorded: Vec<i64>,
 }
 
 /// Timesteps after which every output is exact: the longest path in synapse hops from an input
@@ -261,6 +264,8 @@ impl Emulator {
             baseline: Vec::new(),
             neurons_per_core: Vec::new(),
             kernels: Kernels::Auto,
+            recording: false,
+            recorded: Vec::new(),
         };
         let mut per_core = vec![0u64; emu.cores.len()];
         for p in &emu.pops {
@@ -296,6 +301,17 @@ impl Emulator {
     /// every choice; [`Kernels::Events`] is the plain event-driven reference.
     pub fn set_kernels(&mut self, kernels: Kernels) {
         self.kernels = kernels;
+    }
+
+    /// Records the first output's values after every timestep from now on (see
+    /// [`Emulator::take_recorded`]): what `run --record` writes.
+    pub fn record_outputs(&mut self, on: bool) {
+        self.recording = on;
+    }
+
+    /// The values recorded since the last call, step after step (`steps × output length`).
+    pub fn take_recorded(&mut self) -> Vec<i64> {
+        std::mem::take(&mut self.recorded)
     }
 
     /// Returns to the settled baseline, as before the first sample.
@@ -342,6 +358,11 @@ impl Emulator {
             self.neuron_phase();
             self.synapse_phase();
             self.close_step(&mut perf);
+            if self.recording {
+                if let Some(&p) = self.outputs.first() {
+                    self.recorded.extend_from_slice(&self.pops[p as usize].prev);
+                }
+            }
         }
         let outputs = self
             .outputs
