@@ -1,11 +1,15 @@
 //! Dense integer kernels for steps where many inputs of a synapse group change at once.
 //!
 //! Event-driven delivery costs a few nanoseconds per synapse (an index, a multiply, a
-//! read-modify-write of a 64-bit sum, a dirty mark); when most inputs of a dense group change in a
-//! step (a new camera frame, the first layers of a CNN), a matrix–vector product over the changed
-//! column span does the same arithmetic with narrow integers the compiler vectorises (`i8`/`i16`
-//! weights, `i16` deltas, `i32` sums: SSE2's `pmaddwd` on any x86-64), an order of magnitude
-//! faster per synapse.
+//! read-modify-write of a 64-bit sum, a dirty mark). The kernels here do the same arithmetic with
+//! narrow integers the compiler vectorises (`i8`/`i16` weights, `i16` deltas, `i32` sums):
+//! - a dense layer's batch that changes few of its inputs adds one weight column per changed
+//!   input (`accumulate_columns`, column-major copy);
+//! - a batch that changes many (a new camera frame) is one matrix–vector product over the
+//!   changed span (`multiply`: SSE2's `pmaddwd` on any x86-64), about 16× cheaper per synapse
+//!   than events but visiting every synapse of the span;
+//! - a convolution's batch that changes many inputs is one product of the kernels with the
+//!   receptive fields of every output position (im2col).
 //!
 //! **Exactness.** Each event adds `(w·δ) << e` to a neuron's 64-bit wrapping sum. The kernel adds
 //! `(Σ w·δ) << e` once per neuron. Shifting left is multiplication by `2^e` modulo 2^64, which
@@ -53,6 +57,9 @@ pub(crate) struct DenseMatrix {
     /// Mean non-zero weights per column (event-path synapse visits per event).
     pub mean_col_nnz: f64,
     pub weights: Matrix,
+    /// The same weights column-major (`[cols, rows]`), for batches that change few inputs
+    /// (dense layers only; `None` for convolutions).
+    pub columns: Option<Matrix>,
     /// Changed inputs of the current batch, as deltas (zero elsewhere); `cols` long.
     pub deltas: Vec<i16>,
     /// Per-row sums of the current batch.
@@ -78,7 +85,7 @@ impl DenseMatrix {
             .iter()
             .enumerate()
             .flat_map(|(r, row)| row.iter().map(move |&(c, w)| (r * cols + c as usize, w)));
-        let mut m = Self::from_entries(rows, cols, entries)?;
+        let mut m = Self::from_entries(rows, cols, entries)?.with_columns();
         m.mean_col_nnz = nnz as f64 / cols.max(1) as f64;
         Some(m)
     }
@@ -123,9 +130,47 @@ impl DenseMatrix {
             max_abs_w,
             mean_col_nnz: rows as f64,
             weights,
+            columns: None,
             deltas: vec![0; cols],
             sums: vec![0; rows],
         })
+    }
+
+    /// Adds the column-major copy.
+    fn with_columns(mut self) -> Self {
+        let (rows, cols) = (self.rows, self.cols);
+        fn transpose<T: Copy + Default>(m: &[T], rows: usize, cols: usize) -> Vec<T> {
+            let mut t = vec![T::default(); m.len()];
+            for r in 0..rows {
+                for c in 0..cols {
+                    t[c * rows + r] = m[r * cols + c];
+                }
+            }
+            t
+        }
+        self.columns = Some(match &self.weights {
+            Matrix::I8(m) => Matrix::I8(transpose(m, rows, cols)),
+            Matrix::I16(m) => Matrix::I16(transpose(m, rows, cols)),
+        });
+        self
+    }
+
+    /// `sums = Σ_(c, δ) W[:, c] · δ` over the changed inputs `(column, delta)`, one vectorised
+    /// multiply–add of a column per input: the kernel for batches that change few of the
+    /// group's inputs (the product over the whole span would cost more). The caller checks
+    /// [`DenseMatrix::exact`] with the number of inputs.
+    pub fn accumulate_columns(&mut self, inputs: impl Iterator<Item = (usize, i16)>) {
+        let rows = self.rows;
+        self.sums.fill(0);
+        let Some(cols) = &self.columns else {
+            unreachable!("accumulate_columns on a matrix without columns")
+        };
+        for (c, d) in inputs {
+            match cols {
+                Matrix::I8(m) => axpy(&mut self.sums, &m[c * rows..(c + 1) * rows], d),
+                Matrix::I16(m) => axpy(&mut self.sums, &m[c * rows..(c + 1) * rows], d),
+            }
+        }
     }
 
     /// `Σ_{c ∈ lo..hi} W[r, c] · x[c − lo]`.
@@ -171,6 +216,15 @@ impl DenseMatrix {
             sums.chunks_mut(ROWS_PER_TASK).enumerate().for_each(block);
         }
         self.sums = sums;
+    }
+}
+
+/// `acc += w · d` in `i32` lanes (vectorised; the caller's bound makes every sum exact).
+#[inline]
+fn axpy<W: Copy + Into<i32>>(acc: &mut [i32], w: &[W], d: i16) {
+    let d = i32::from(d);
+    for (a, &x) in acc.iter_mut().zip(w) {
+        *a = a.wrapping_add(x.into().wrapping_mul(d));
     }
 }
 

@@ -70,6 +70,8 @@ pub(crate) struct ConvRt {
     /// `(iy, ix)` reaches `taps_y[iy] · taps_x[ix]` output positions per output channel.
     taps_y: Vec<u32>,
     taps_x: Vec<u32>,
+    /// `taps_y[iy] · taps_x[ix]` per input position `iy · w + ix`, for batched charging.
+    taps_at: Vec<u32>,
     /// Scratch of batched charging: events per (channel group, taps) pair.
     tap_hist: Vec<u64>,
 }
@@ -247,6 +249,7 @@ fn build_conv(g: &SynapseGroup, c: &crate::artifact::ConvShape, oh: usize, ow: u
         matrix: DenseMatrix::from_dense(&weights, u(c.out_channels), cig * kh * kw),
         weights,
         scratch: ConvScratch::default(),
+        taps_at: Vec::new(),
         taps_y: tap_counts(h, kh, u(c.strides[0]), u(c.pads[0]), u(c.dilations[0]), oh),
         taps_x: tap_counts(w, kw, u(c.strides[1]), u(c.pads[1]), u(c.dilations[1]), ow),
         tap_hist: Vec::new(),
@@ -384,12 +387,24 @@ impl ConvRt {
         let hw = self.h * self.w;
         let per = self.kh * self.kw + 1;
         let groups = self.groups;
+        if self.taps_at.len() != hw {
+            self.taps_at = (0..hw)
+                .map(|p| self.taps_y[p / self.w] * self.taps_x[p % self.w])
+                .collect();
+        }
+        let group_len = hw * self.cig;
+        if groups * per > 1 << 16 {
+            // Huge kernels times many groups: a histogram would cost more than it saves.
+            for i in inputs {
+                self.charge(i, self.taps_at[i % hw] as usize, slices, counters);
+            }
+            return;
+        }
         self.tap_hist.clear();
         self.tap_hist.resize(groups * per, 0);
         for i in inputs {
-            let (iy, ix) = ((i % hw) / self.w, i % self.w);
-            let taps = (self.taps_y[iy] * self.taps_x[ix]) as usize;
-            let grp = i / hw / self.cig;
+            let grp = i / group_len;
+            let taps = self.taps_at[i % hw] as usize;
             self.tap_hist[grp * per + taps] += 1;
         }
         for grp in 0..groups {
@@ -796,6 +811,25 @@ impl PopRt {
                     return false;
                 };
                 let span = hi - lo;
+                // Few changed inputs: one column multiply–add each; many: the product over the
+                // span (cheaper per synapse by about the vector width, but it visits them all).
+                if m.columns.is_some()
+                    && events.len() * 2 < span
+                    && m.exact(max_abs as i64, events.len())
+                {
+                    m.accumulate_columns(
+                        events
+                            .iter()
+                            .map(|e| (offset + e.idx as usize, e.delta as i16)),
+                    );
+                    for (r, &s) in m.sums.iter().enumerate() {
+                        add(r, s, g.exp);
+                    }
+                    for e in events {
+                        g.charge(offset + e.idx as usize, slices, counters);
+                    }
+                    return true;
+                }
                 if (kernels == Kernels::Auto && !m.pays(events.len(), span))
                     || !m.exact(max_abs as i64, span)
                 {
