@@ -91,7 +91,7 @@ const POSITIONS_PER_TASK: usize = 256;
 
 pub(crate) enum GroupRt {
     Dense(DenseRt),
-    Conv(ConvRt),
+    Conv(Box<ConvRt>),
 }
 
 pub(crate) struct PoolRt {
@@ -488,12 +488,12 @@ impl PopRt {
                     d.in_features as usize,
                     &slices,
                 )),
-                GroupKind::Conv(c) => GroupRt::Conv(build_conv(
+                GroupKind::Conv(c) => GroupRt::Conv(Box::new(build_conv(
                     g,
                     c,
                     p.pre_shape[1] as usize,
                     p.pre_shape[2] as usize,
-                )),
+                ))),
             })
             .collect();
         let pool = p.pool.as_ref().map(|q| PoolRt {
