@@ -39,7 +39,7 @@ pub(crate) struct DenseRt {
     /// Per slice of the population: whether the slice stores this group sparsely.
     sparse_slice: Vec<bool>,
     /// The row-major copy for steps where many inputs change (`None` where it would not pay).
-    matrix: Option<DenseMatrix>,
+    matrix: Option<Box<DenseMatrix>>,
 }
 
 /// A conv group: dense kernels `[co, cig, kh, kw]` and the geometry.
@@ -202,7 +202,7 @@ fn build_dense(g: &SynapseGroup, rows: usize, cols: usize, slices: &[(u32, u32, 
         rows: out_rows,
         vals,
         sparse_slice,
-        matrix: DenseMatrix::new(&by_row, cols),
+        matrix: DenseMatrix::new(&by_row, cols).map(Box::new),
     }
 }
 
