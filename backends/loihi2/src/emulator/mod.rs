@@ -77,6 +77,9 @@ pub enum EmuError {
     },
 }
 
+/// Neuron updates in a step above which populations update in parallel.
+const PARALLEL_MIN_NEURONS: usize = 1 << 14;
+
 /// A graph input at run time.
 struct InputRt {
     len: usize,
@@ -402,11 +405,27 @@ impl Emulator {
         }
     }
 
+    /// Populations update independently (each reads its own sums and writes its own state and
+    /// events), so with many neurons to update they run in parallel, each into its own buffer;
+    /// the buffers join the outbox in population order, as the sequential loop fills it.
     fn neuron_phase(&mut self) {
+        use rayon::prelude::*;
         let n_in = self.inputs.len() as u32;
         let full = self.fresh;
-        for (p, pop) in self.pops.iter_mut().enumerate() {
-            pop.update(n_in + p as u32, full, &mut self.outbox);
+        let work: usize = self.pops.iter().map(|p| p.pending(full)).sum();
+        if work >= PARALLEL_MIN_NEURONS && self.pops.len() > 1 && rayon::current_num_threads() > 1 {
+            self.pops.par_iter_mut().enumerate().for_each(|(p, pop)| {
+                let mut out = std::mem::take(&mut pop.outbuf);
+                pop.update(n_in + p as u32, full, &mut out);
+                pop.outbuf = out;
+            });
+            for pop in &mut self.pops {
+                self.outbox.append(&mut pop.outbuf);
+            }
+        } else {
+            for (p, pop) in self.pops.iter_mut().enumerate() {
+                pop.update(n_in + p as u32, full, &mut self.outbox);
+            }
         }
         self.fresh = false;
     }

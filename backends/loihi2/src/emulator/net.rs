@@ -132,6 +132,8 @@ pub(crate) struct PopRt {
     is_pdirty: Vec<bool>,
     /// Deltas emitted this step per slice (routed at the end of the step).
     pub sent: Vec<u64>,
+    /// This population's events of the step when populations update in parallel.
+    pub outbuf: Vec<Event>,
 }
 
 fn dense_rows(g: &SynapseGroup, rows: usize, cols: usize) -> Vec<Vec<(u32, i32)>> {
@@ -544,6 +546,7 @@ impl PopRt {
             is_dirty: vec![false; pre],
             pdirty: Vec::new(),
             is_pdirty: vec![false; post],
+            outbuf: Vec::new(),
         }
     }
 
@@ -596,6 +599,15 @@ impl PopRt {
             });
             let slice = self.slice_of_channel[out / self.post_hw] as usize;
             self.sent[slice] += 1;
+        }
+    }
+
+    /// Neurons (and pooled outputs) the next [`PopRt::update`] visits.
+    pub(crate) fn pending(&self, full: bool) -> usize {
+        if full {
+            self.sigma.len() + self.prev.len()
+        } else {
+            self.dirty.len() + self.pdirty.len()
         }
     }
 
