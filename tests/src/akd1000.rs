@@ -1156,3 +1156,77 @@ fn a_zero_pad_before_the_first_convolution_is_host_padding_too() {
         c.listing()
     );
 }
+
+/// A model whose layers need more NPs than the device has at once compiles in several hardware
+/// passes (as akida splits it, docs/chips.md §7), each pass on a freshly configured mesh, and
+/// its outputs stay bit-exact with the quantised reference.
+#[test]
+fn a_model_larger_than_the_mesh_runs_in_several_passes_bit_exact() {
+    // 24 dense layers: 18 take the FNP3s and 4 the FNP2s of the first pass (akida 2.19.3 maps
+    // 22 such layers in one pass and the rest in a second, docs/chips.md §7.1).
+    let c = compile_and_emulate("many_dense", &[64], |n| {
+        for _ in 0..23 {
+            n.dense(64).relu();
+        }
+        n.dense(10);
+    });
+    let art = nmc_akd1000::decode(&c.artifact).unwrap();
+    let passes: Vec<u32> = art
+        .layers
+        .iter()
+        .map(|l| art.units[l.slices[0].unit as usize].pass)
+        .collect();
+    assert_eq!(passes.iter().filter(|p| **p == 0).count(), 22, "{passes:?}");
+    assert_eq!(passes.iter().filter(|p| **p == 1).count(), 2, "{passes:?}");
+    let types = |p: u32| {
+        let mut t: Vec<&str> = art
+            .units
+            .iter()
+            .filter(|u| u.pass == p)
+            .map(|u| nmc_akd1000::listing::unit_type_name(u.unit_type))
+            .collect();
+        t.sort();
+        t.dedup_by(|a, b| a == b);
+        t
+    };
+    assert_eq!(types(0), ["FNP2", "FNP3"]);
+    assert_eq!(types(1), ["FNP3"]);
+    let listing = nmc_akd1000::listing(&art);
+    assert!(
+        listing.contains("passes 2 (the mesh is reconfigured between them)"),
+        "{listing}"
+    );
+    // The emulator charges the pass boundary: the same layers in one pass would be faster.
+    let spec = nmc_akd1000::akd1000();
+    let emu = nmc_akd1000::Emulator::new(&art, &spec).unwrap();
+    let (_, r) = emu.run(&[vec![1; 64]]).unwrap();
+    assert_eq!(r.passes, 2);
+    assert!(r.reload_ns >= spec.cost.a_pass.value, "{}", r.reload_ns);
+    assert!(r.latency_ns > r.reload_ns && r.interval_ns >= r.latency_ns);
+}
+
+/// Convolutions that need more NPs together than the device has: a new pass starts at the
+/// layer that no longer fits, and the outputs are bit-exact.
+#[test]
+fn convolutions_beyond_the_mesh_split_into_passes_bit_exact() {
+    // 3×3 over 256 channels at 4 bits: 16 filters per CNP (docs/chips.md §7.1), so each
+    // 64-filter layer takes 4 NPs... and 160 filters take 10: eight such layers need 80.
+    let c = compile_and_emulate("many_convs", &[1, 5, 5], |n| {
+        n.conv(256, 3, 1, 1).relu();
+        for _ in 0..7 {
+            n.conv(256, 3, 1, 1).relu();
+        }
+        n.flatten().dense(10);
+    });
+    let art = nmc_akd1000::decode(&c.artifact).unwrap();
+    let last = art.units.iter().map(|u| u.pass).max().unwrap();
+    assert!(last >= 1, "{}", nmc_akd1000::listing(&art));
+    for p in 0..=last {
+        let nps = art
+            .units
+            .iter()
+            .filter(|u| u.pass == p && u.unit_type != 0)
+            .count();
+        assert!(nps <= 78, "pass {p}: {nps} NPs");
+    }
+}

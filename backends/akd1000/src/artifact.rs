@@ -18,10 +18,11 @@ pub use nmc_backend::{ArtifactError, Header};
 
 /// The AKD1000 artifact envelope: magic bytes, the format version this crate writes and reads
 /// (2: header checksum; 3: host padding of inputs, [`InputMsg::host_pads`], which a reader that
-/// ignored it would run wrongly), and the target name in the header.
+/// ignored it would run wrongly; 4: hardware passes, [`UnitMsg::pass`], which a reader that
+/// ignored it would see as NPs used twice), and the target name in the header.
 pub const ENVELOPE: Envelope = Envelope {
     magic: b"NMCAKART",
-    version: 3,
+    version: 4,
     target: "akd1000",
 };
 
@@ -79,6 +80,11 @@ pub struct UnitMsg {
     /// Configured type.
     #[prost(enumeration = "UnitTypeMsg", tag = "4")]
     pub unit_type: i32,
+    /// The hardware pass the unit is configured in. Passes run one after another, each on a
+    /// freshly configured mesh (so an NP may appear once per pass); a layer's units are all in
+    /// one pass, and layers are in pass order (docs/chips.md §7).
+    #[prost(uint32, tag = "5")]
+    pub pass: u32,
 }
 
 /// The part of a layer a unit computes.

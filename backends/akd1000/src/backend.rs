@@ -152,6 +152,13 @@ impl Backend for Akd1000 {
         self.check_options(opts)?;
         let s = spec();
         let a = crate::analyze(graph, &s).map_err(ak_error)?;
+        let passes = crate::map::plan(&a, &s).map_err(ak_error)?;
+        if passes.len() > 1 {
+            return Err(BackendError::Usage(format!(
+                "the mapping searches place one hardware pass; this model needs {} passes on the {NAME} (its layers need more NPs than the device has at once); use --partition greedy, or a smaller model that fits in one pass",
+                passes.len()
+            )));
+        }
         let needs = crate::needs(&a, &s).map_err(ak_error)?;
         let m = crate::map(&a, &s).map_err(ak_error)?;
         let greedy = crate::to_ir_mapping(&a, &m);
@@ -192,10 +199,14 @@ impl Backend for Akd1000 {
                 .iter()
                 .map(|&(i, _)| needs[i].nps() as u32)
                 .collect(),
+            // A dense layer is never split (one FNP3 or one FNP2, docs/chips.md §7).
             max_extra: np_layers
                 .iter()
-                .map(|&(i, _)| {
-                    (a.layers[i].channels() as u32).saturating_sub(needs[i].groups.len() as u32)
+                .map(|&(i, t)| match t {
+                    NpType::Fnp2 | NpType::Fnp3 => 0,
+                    _ => {
+                        (a.layers[i].channels() as u32).saturating_sub(needs[i].groups.len() as u32)
+                    }
                 })
                 .collect(),
             step: np_layers
@@ -237,7 +248,7 @@ impl Backend for Akd1000 {
                     nps,
                 };
             }
-            let m = crate::map_explicit(&a, &s, &needs, &choices).ok()?;
+            let m = crate::map_explicit(&a.layers, &s, &needs, &choices, 0).ok()?;
             Some(crate::to_ir_mapping(&a, &m))
         };
         Ok(SearchSpace {
@@ -344,6 +355,7 @@ impl Loaded for LoadedAkd1000 {
                             "id": if ty == "HRC" { None } else { u.map(|u| u.id) },
                             "np_type": ty,
                             "unit": s.unit,
+                            "pass": u.map(|u| u.pass),
                             "channels": [s.c0, s.c1],
                             "rows": [s.r0, s.r1],
                         })
@@ -370,6 +382,7 @@ impl Loaded for LoadedAkd1000 {
             })).collect::<Vec<_>>(),
             "layers": layers,
             "nps_used": a.units.iter().filter(|u| u.unit_type != hrc).count(),
+            "passes": a.units.iter().map(|u| u.pass + 1).max().unwrap_or(1),
             "hrc_used": a.units.iter().any(|u| u.unit_type == hrc),
         })
     }

@@ -75,6 +75,10 @@ pub struct LayerPerf {
 /// Performance of one frame.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PerfReport {
+    /// Hardware passes the frame ran in.
+    pub passes: u32,
+    /// Time spent at pass boundaries reconfiguring the mesh and moving activations (ns).
+    pub reload_ns: f64,
     /// Latency: along the path of layers from the input to the output, the sum of each layer's
     /// slowest unit and input hops (ns).
     pub latency_ns: f64,
@@ -174,6 +178,57 @@ pub struct Emulator {
     unit_layer: Vec<u32>,
     /// Per layer: the hop count of each of its units from its source (computed once).
     hops: Vec<Vec<u64>>,
+    /// Per layer: its hardware pass.
+    layer_pass: Vec<u32>,
+    /// Per pass after the first: bytes moved between host and device before it starts (its
+    /// program and the activations that cross into it, plus those leaving the pass before);
+    /// last, pass 0's program, which the next frame reloads when there are several passes.
+    boundary_bytes: Vec<u64>,
+}
+
+/// Per pass boundary (before pass 1, 2, …): the bytes moved between host and device, by the
+/// cost model's rule (spec.rs `CostModel`): the next pass's program, the weight memory of its
+/// NPs ([`ChipSpec::np_weight_bytes`]), plus each layer output that crosses the boundary, once
+/// out to the host and once back in.
+fn pass_boundary_bytes(
+    a: &Artifact,
+    spec: &ChipSpec,
+    layer_pass: &[u32],
+    passes: usize,
+) -> Vec<u64> {
+    let mut program = vec![0u64; passes];
+    let mut crossing = vec![0u64; passes];
+    for (li, l) in a.layers.iter().enumerate() {
+        let p = layer_pass[li] as usize;
+        let inputs: u64 = l.in_shape.iter().map(|d| u64::from(*d)).product();
+        for s in &l.slices {
+            let u = &a.units[s.unit as usize];
+            let Some(t) = unit_type(u.unit_type).and_then(crate::validate::np_type) else {
+                continue;
+            };
+            let k = l.kernel.first().copied().unwrap_or(1);
+            let cin = u64::from(l.in_shape.first().copied().unwrap_or(1));
+            let filters = u64::from(s.c1 - s.c0);
+            program[p] += spec
+                .np_weight_bytes(t, k, l.weight_bits, cin, inputs, filters)
+                .unwrap_or(0);
+        }
+        if l.source_kind == SourceKind::Layer as i32 {
+            let src = l.source_index as usize;
+            if layer_pass[src] as usize != p {
+                let bits = u64::from(a.layers[src].act_bits.max(1)).min(32);
+                let bytes = (inputs * bits).div_ceil(8);
+                // Out after the source's pass, in before this one (counted at each boundary
+                // the value crosses once: leaving, and arriving).
+                crossing[layer_pass[src] as usize + 1] += bytes;
+                crossing[p] += bytes;
+            }
+        }
+    }
+    // The last entry: pass 0's program, which the next frame reloads after the last pass.
+    let mut out: Vec<u64> = (1..passes).map(|p| program[p] + crossing[p]).collect();
+    out.push(program[0]);
+    out
 }
 
 fn sat32(v: i64) -> i64 {
@@ -300,12 +355,27 @@ impl Emulator {
                 slices,
             });
         }
+        // Validated: every layer has slices, all in one pass.
+        let layer_pass: Vec<u32> = artifact
+            .layers
+            .iter()
+            .map(|l| {
+                l.slices
+                    .first()
+                    .map_or(0, |s| artifact.units[s.unit as usize].pass)
+            })
+            .collect();
+        let passes = layer_pass.last().map_or(1, |p| p + 1) as usize;
+        let boundary_bytes = pass_boundary_bytes(artifact, spec, &layer_pass, passes);
         let dma = (spec.dmas[0].0, spec.dmas[0].1);
         let hops = layers
             .iter()
-            .map(|l| {
+            .enumerate()
+            .map(|(li, l)| {
                 let from: Vec<(u32, u32)> = match l.src {
                     Ok(_) => vec![dma],
+                    // A source in an earlier pass comes back from the host through the DMA.
+                    Err(p) if layer_pass[p] != layer_pass[li] => vec![dma],
                     Err(p) => layers[p]
                         .slices
                         .iter()
@@ -350,6 +420,8 @@ impl Emulator {
             outputs: artifact.outputs.iter().map(|o| o.layer as usize).collect(),
             unit_layer,
             hops,
+            layer_pass,
+            boundary_bytes,
         })
     }
 
@@ -601,7 +673,21 @@ impl Emulator {
         let mut layers = Vec::with_capacity(self.layers.len());
         // Latency to the end of each layer: its source's, plus its input hops and slowest unit.
         let mut done: Vec<f64> = Vec::with_capacity(self.layers.len());
+        // When each pass may start: the previous pass finished, then the boundary's transfers.
+        let mut pass_start = 0.0f64;
+        let mut pass_end = 0.0f64;
+        let mut current = 0u32;
+        let mut reload_ns = 0.0;
         for (li, l) in self.layers.iter().enumerate() {
+            let p = self.layer_pass[li];
+            if p != current {
+                let bytes = self.boundary_bytes[p as usize - 1] as f64;
+                let t = c.a_pass.value + c.a_load.value * bytes;
+                reload_ns += t;
+                energy_pj += c.e_load.value * bytes;
+                pass_start = pass_end + t;
+                current = p;
+            }
             let t = l
                 .slices
                 .iter()
@@ -610,10 +696,11 @@ impl Emulator {
             let hops = self.hops[li].iter().copied().max().unwrap_or(0);
             let hop_ns = c.a_hop.value * hops as f64;
             let start = match l.src {
-                Ok(_) => 0.0,
-                Err(p) => done.get(p).copied().unwrap_or(0.0),
+                Ok(_) => pass_start,
+                Err(p) => done.get(p).copied().unwrap_or(0.0).max(pass_start),
             };
             done.push(start + hop_ns + t);
+            pass_end = pass_end.max(start + hop_ns + t);
             let mut distinct: Vec<usize> = l.slices.iter().map(|s| s.unit).collect();
             distinct.sort_unstable();
             distinct.dedup();
@@ -629,9 +716,24 @@ impl Emulator {
             .iter()
             .filter_map(|&o| done.get(o).copied())
             .fold(0.0, f64::max);
-        let interval = units.iter().map(|u| u.t_ns).fold(0.0, f64::max);
+        // Several passes reconfigure the mesh for every frame: no pipelining across frames, and
+        // the next frame first reloads pass 0.
+        let passes = current + 1;
+        let latency = if passes > 1 {
+            latency.max(pass_end)
+        } else {
+            latency
+        };
+        let interval = if passes > 1 {
+            let first = *self.boundary_bytes.last().unwrap_or(&0) as f64;
+            latency + c.a_pass.value + c.a_load.value * first
+        } else {
+            units.iter().map(|u| u.t_ns).fold(0.0, f64::max)
+        };
         energy_pj += c.p_static.value * latency;
         PerfReport {
+            passes,
+            reload_ns,
             latency_ns: latency,
             interval_ns: interval,
             energy_nj: energy_pj / 1e3,

@@ -46,7 +46,7 @@ pub enum AkError {
         resource: String,
         /// What the layer (or one slice of it) needs.
         needed: String,
-        /// What there is.
+        /// What there is, then what would make it run.
         available: String,
     },
     /// The graph is not in the quantised canonical form for this target.

@@ -32,8 +32,8 @@ pub use layers::{analyze, AkError, AkLayer, Analysis, LayerKind, PoolSpec, Src};
 pub use listing::listing;
 pub use lower::{lower, LowerError};
 pub use map::{
-    choices_from_ir, map, map_explicit, map_graph, need, needs, to_ir_mapping, LayerChoice, Need,
-    NpMapping, Slice, Unit, UnitType,
+    choices_from_ir, map, map_explicit, map_given, map_graph, need, needs, plan, to_ir_mapping,
+    LayerChoice, Need, NpMapping, Pass, Slice, Unit, UnitType,
 };
 pub use nmc_ir::NodeRef;
 pub use spec::{akd1000, ChipSpec, Cost, CostModel, CostTable, Limits, NpSlot, NpType};

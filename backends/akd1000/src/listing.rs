@@ -93,18 +93,58 @@ fn write_listing(s: &mut String, a: &Artifact) -> std::fmt::Result {
         .filter(|u| u.unit_type != UnitTypeMsg::Hrc as i32)
         .count();
     writeln!(s, "units {} ({nps} NPs)", a.units.len())?;
+    let passes = a.units.iter().map(|u| u.pass + 1).max().unwrap_or(1);
+    // Passes are shown only when there are several (a model that fits the mesh has one).
+    let pass = |p: u32| {
+        if passes > 1 {
+            format!(" pass {p}")
+        } else {
+            String::new()
+        }
+    };
     for (i, u) in a.units.iter().enumerate() {
         if u.unit_type == UnitTypeMsg::Hrc as i32 {
-            writeln!(s, "  unit {i} HRC node ({}, {})", u.col, u.row)?;
+            writeln!(
+                s,
+                "  unit {i} HRC node ({}, {}){}",
+                u.col,
+                u.row,
+                pass(u.pass)
+            )?;
         } else {
             writeln!(
                 s,
-                "  unit {i} {} np ({}, {}, {})",
+                "  unit {i} {} np ({}, {}, {}){}",
                 unit_type_name(u.unit_type),
                 u.col,
                 u.row,
-                u.id
+                u.id,
+                pass(u.pass)
             )?;
+        }
+    }
+    if passes > 1 {
+        writeln!(s, "passes {passes} (the mesh is reconfigured between them)")?;
+        for p in 0..passes {
+            let layers: Vec<String> = a
+                .layers
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| {
+                    l.slices
+                        .first()
+                        .and_then(|sl| a.units.get(sl.unit as usize))
+                        .map(|u| u.pass)
+                        == Some(p)
+                })
+                .map(|(i, _)| i.to_string())
+                .collect();
+            let nps = a
+                .units
+                .iter()
+                .filter(|u| u.pass == p && u.unit_type != UnitTypeMsg::Hrc as i32)
+                .count();
+            writeln!(s, "  pass {p}: layers {} on {nps} NPs", layers.join(", "))?;
         }
     }
     Ok(())

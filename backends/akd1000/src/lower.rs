@@ -192,6 +192,7 @@ pub fn build(
                 row: u.row,
                 id: u.id,
                 unit_type: unit_msg(u.ty) as i32,
+                pass: u.pass,
             })
             .collect(),
         layers,
@@ -223,11 +224,9 @@ pub fn lower(
     let m = match mapping {
         None => crate::map::map(&a, spec)?,
         Some(given) => {
-            let needs = crate::map::needs(&a, spec)?;
-            let choices = crate::map::choices_from_ir(&a, spec, &needs, given)
-                .map_err(LowerError::Mapping)?;
-            let m = crate::map::map_explicit(&a, spec, &needs, &choices)
-                .map_err(LowerError::Mapping)?;
+            // A layer that cannot map at all is the mapper's error (it names the layer).
+            crate::map::plan(&a, spec)?;
+            let m = crate::map::map_given(&a, spec, given).map_err(LowerError::Mapping)?;
             if crate::map::to_ir_mapping(&a, &m) != *given {
                 return Err(LowerError::Mapping(
                     "its core numbering is not the mapper's (layer order, one unit per slice)"

@@ -58,6 +58,8 @@ pub struct Unit {
     pub id: u32,
     /// Configured type.
     pub ty: UnitType,
+    /// The hardware pass the unit is configured in (0 for a model that fits the mesh at once).
+    pub pass: u32,
 }
 
 /// The part of a layer one unit computes: output channels `[c0, c1)` of neuron rows `[r0, r1)`.
@@ -78,10 +80,18 @@ pub struct Slice {
 /// Units in use and, per layer of the [`Analysis`], its slices.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NpMapping {
-    /// Units in allocation order (a unit's index is its logical core id).
+    /// Units in allocation order (a unit's index is its logical core id); an NP appears once per
+    /// hardware pass that uses it.
     pub units: Vec<Unit>,
     /// Per layer: its slices, bands outer and channel groups inner.
     pub layers: Vec<Vec<Slice>>,
+}
+
+impl NpMapping {
+    /// Hardware passes (at least 1).
+    pub fn passes(&self) -> u32 {
+        self.units.iter().map(|u| u.pass + 1).max().unwrap_or(1)
+    }
 }
 
 /// What one layer needs before placement.
@@ -128,24 +138,48 @@ pub fn input_bits_needed(l: &AkLayer, r0: u32, r1: u32) -> u64 {
     }
 }
 
-/// Weight-SRAM bits per output channel (or dense neuron): weights plus threshold and step.
-pub fn weight_bits_per_channel(l: &AkLayer, spec: &ChipSpec) -> u64 {
-    let per = (l.weights.len() / l.channels().max(1)) as u64;
-    per * u64::from(l.weight_bits) + spec.neuron_param_bits
+fn layer_ref(l: &AkLayer) -> NodeRef {
+    NodeRef {
+        id: l.node,
+        name: Some(l.name.clone()),
+    }
 }
 
-fn too_big(l: &AkLayer, spec: &ChipSpec, resource: &str, needed: u64, have: u64) -> AkError {
-    let _ = spec;
+fn too_big(
+    l: &AkLayer,
+    resource: &str,
+    needed: String,
+    available: String,
+    remedy: String,
+) -> AkError {
     AkError::DoesNotFit {
-        layer: NodeRef {
-            id: l.node,
-            name: Some(l.name.clone()),
-        },
+        layer: layer_ref(l),
         kind: l.kind.name(),
         resource: resource.into(),
-        needed: format!("{} bytes", needed.div_ceil(8)),
-        available: format!("an NP has {} bytes", have / 8),
+        needed,
+        available: format!("{available}; {remedy}"),
     }
+}
+
+/// Input channels of a convolution (its filters' depth).
+fn in_channels(l: &AkLayer) -> u64 {
+    l.in_shape.first().copied().unwrap_or(1) as u64
+}
+
+/// Inputs of a dense layer.
+fn dense_inputs(l: &AkLayer) -> u64 {
+    l.in_len() as u64
+}
+
+/// Whether a dense layer's neurons all fit one FNP3 (docs/chips.md §7.1).
+pub fn fits_one_fnp3(l: &AkLayer, spec: &ChipSpec) -> bool {
+    spec.fnp3_max_neurons(dense_inputs(l), l.weight_bits) >= l.channels() as u64
+}
+
+/// The most filters of a convolution one CNP holds (docs/chips.md §7.1).
+pub fn cnp_max_filters(l: &AkLayer, spec: &ChipSpec) -> u64 {
+    let k = l.geom.as_ref().map_or(1, |g| g.kernel[0] as u32);
+    spec.cnp_max_filters(k, l.weight_bits, in_channels(l), l.channels() as u64)
 }
 
 /// The NPs a layer needs, by the rule in the module docs; `fnp3` says whether a dense layer
@@ -160,7 +194,7 @@ pub fn need(l: &AkLayer, spec: &ChipSpec, fnp3: bool) -> Result<Need, AkError> {
         });
     }
     let ty = match l.kind {
-        LayerKind::Dense if fnp3 => NpType::Fnp3,
+        LayerKind::Dense if fnp3 && fits_one_fnp3(l, spec) => NpType::Fnp3,
         LayerKind::Dense => NpType::Fnp2,
         _ => NpType::Cnp1,
     };
@@ -179,7 +213,17 @@ pub fn need(l: &AkLayer, spec: &ChipSpec, fnp3: bool) -> Result<Need, AkError> {
     if l.kind == LayerKind::Dense {
         let need = input_bits_needed(l, 0, rows);
         if need > in_cap {
-            return Err(too_big(l, spec, "input SRAM", need, in_cap));
+            return Err(too_big(
+                l,
+                "input SRAM (the whole input vector)",
+                format!("{} bytes", need.div_ceil(8)),
+                format!("an NP has {} bytes", in_cap / 8),
+                format!(
+                    "at most {} inputs at {} bits would make it run",
+                    in_cap / u64::from(l.input_bits.max(1)),
+                    l.input_bits
+                ),
+            ));
         }
         bands = Some(vec![(0, rows)]);
     } else {
@@ -203,30 +247,46 @@ pub fn need(l: &AkLayer, spec: &ChipSpec, fnp3: bool) -> Result<Need, AkError> {
         Some(b) => b,
         None => {
             let need = input_bits_needed(l, 0, step.min(rows));
+            // A band of `step` output rows reads up to `(step − 1)·stride + k` input rows.
+            let read = l.geom.as_ref().map_or(1, |g| {
+                ((step as usize - 1) * g.strides[0] + g.kernel[0]).min(l.in_shape[1])
+            }) as u64;
             return Err(too_big(
                 l,
-                spec,
                 "input SRAM (one band of output rows with its kernel halo)",
-                need,
-                in_cap,
+                format!("{} bytes", need.div_ceil(8)),
+                format!("an NP has {} bytes", in_cap / 8),
+                format!(
+                    "an input row of at most {} bytes (fewer input channels or a narrower input; {} rows are read) would make it run",
+                    in_cap / read.max(1) / 8,
+                    read
+                ),
             ));
         }
     };
-    let per = weight_bits_per_channel(l, spec);
-    let groups = match spec.weight_capacity_bits(ty) {
-        None => vec![(0, channels)],
-        Some(cap) => {
-            if per > cap {
+    let groups = match ty {
+        // A dense layer is never split (docs/chips.md §7): one FNP3, or one FNP2 whose weights
+        // are in external memory.
+        NpType::Fnp2 | NpType::Fnp3 => vec![(0, channels)],
+        NpType::Cnp1 | NpType::Cnp2 => {
+            let most = cnp_max_filters(l, spec);
+            if most == 0 {
+                let k = l.geom.as_ref().map_or(1, |g| g.kernel[0] as u32);
+                let c = in_channels(l);
+                let words = spec.cnp_words(k, l.weight_bits, c, 1).unwrap_or(u64::MAX);
+                let per = spec.cnp_words(k, l.weight_bits, 1, 1).unwrap_or(1).max(1);
                 return Err(too_big(
                     l,
-                    spec,
-                    &format!("{} weight SRAM (one filter)", ty.name()),
-                    per,
-                    cap,
+                    "CNP weight SRAM (one filter; filters in groups of 8, each input channel in blocks of 50-bit words, docs/chips.md §7.1)",
+                    format!("{words} words for {c} input channels at {k}×{k}, {} bits", l.weight_bits),
+                    format!("a CNP has {} words", spec.cnp_capacity_words()),
+                    format!(
+                        "at most {} input channels at this kernel and width would make it run",
+                        spec.cnp_capacity_words() / per
+                    ),
                 ));
             }
-            let fit = (cap / per).max(1) as u32;
-            even_split(channels, channels.div_ceil(fit))
+            even_split(channels, channels.div_ceil(most as u32))
         }
     };
     Ok(Need {
@@ -236,49 +296,168 @@ pub fn need(l: &AkLayer, spec: &ChipSpec, fnp3: bool) -> Result<Need, AkError> {
     })
 }
 
-/// Every layer's [`Need`], with the FNP3/FNP2 choice for dense layers made for the whole model:
-/// convolutions leave the dense layers their FNP3s, and dense layers that cannot all have FNP3s
-/// fall back to one FNP2 each, last layers first.
-pub fn needs(a: &Analysis, spec: &ChipSpec) -> Result<Vec<Need>, AkError> {
-    let fnp3_total = spec.nps.iter().filter(|n| n.can(NpType::Fnp3)).count();
-    let mut needs = Vec::with_capacity(a.layers.len());
-    let mut fnp3_reserved = 0usize;
-    for l in &a.layers {
-        let n = need(l, spec, true)?;
-        if l.kind == LayerKind::Dense {
-            fnp3_reserved += n.nps();
-        }
-        needs.push(n);
-    }
-    let mut fnp2_layers = 0usize;
-    let fnp2_total = spec.nps.iter().filter(|n| n.can(NpType::Fnp2)).count();
-    for (i, l) in a.layers.iter().enumerate().rev() {
-        if fnp3_reserved <= fnp3_total {
-            break;
-        }
-        if l.kind == LayerKind::Dense && fnp2_layers < fnp2_total {
-            fnp3_reserved -= needs[i].nps();
-            needs[i] = need(l, spec, false)?;
-            fnp2_layers += 1;
-        }
-    }
-    Ok(needs)
+/// Every layer's [`Need`] twice: with FNP3 for a dense layer where one holds it, and with FNP2.
+/// Convolutions have one [`Need`] (both entries equal).
+fn layer_needs(layers: &[AkLayer], spec: &ChipSpec) -> Result<Vec<(Need, Need)>, AkError> {
+    layers
+        .iter()
+        .map(|l| {
+            let a = need(l, spec, true)?;
+            let b = if l.kind == LayerKind::Dense {
+                need(l, spec, false)?
+            } else {
+                a.clone()
+            };
+            Ok((a, b))
+        })
+        .collect()
 }
 
-/// Maps analysed layers onto the AKD1000.
-pub fn map(a: &Analysis, spec: &ChipSpec) -> Result<NpMapping, AkError> {
-    let needs = needs(a, spec)?;
-    let mut fnp3_left_for_dense: usize = a
-        .layers
+/// The needs of the layers of one pass, with the FNP3/FNP2 choice for its dense layers made for
+/// the pass: convolutions leave the dense layers their FNP3s, and dense layers that cannot all
+/// have FNP3s fall back to one FNP2 each, last layers first.
+fn pass_needs(layers: &[AkLayer], both: &[(Need, Need)], spec: &ChipSpec) -> Vec<Need> {
+    let fnp3_total = spec.nps.iter().filter(|n| n.can(NpType::Fnp3)).count();
+    let fnp2_total = spec.nps.iter().filter(|n| n.can(NpType::Fnp2)).count();
+    let mut needs: Vec<Need> = both.iter().map(|(a, _)| a.clone()).collect();
+    let mut fnp3_reserved: usize = layers
         .iter()
         .zip(&needs)
         .filter(|(l, n)| l.kind == LayerKind::Dense && n.ty == UnitType::Np(NpType::Fnp3))
         .map(|(_, n)| n.nps())
         .sum();
+    let mut fnp2_layers = needs
+        .iter()
+        .filter(|n| n.ty == UnitType::Np(NpType::Fnp2))
+        .count();
+    for (i, l) in layers.iter().enumerate().rev() {
+        if fnp3_reserved <= fnp3_total {
+            break;
+        }
+        if l.kind == LayerKind::Dense
+            && needs[i].ty == UnitType::Np(NpType::Fnp3)
+            && fnp2_layers < fnp2_total
+        {
+            fnp3_reserved -= needs[i].nps();
+            needs[i] = both[i].1.clone();
+            fnp2_layers += 1;
+        }
+    }
+    needs
+}
+
+/// Every layer's [`Need`] in the pass plan of [`plan`] (the FNP3/FNP2 choice made per pass).
+pub fn needs(a: &Analysis, spec: &ChipSpec) -> Result<Vec<Need>, AkError> {
+    Ok(plan(a, spec)?.into_iter().flat_map(|p| p.needs).collect())
+}
+
+/// One hardware pass: a run of consecutive layers that the mesh holds at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pass {
+    /// Its layers (indices into [`Analysis::layers`]).
+    pub layers: std::ops::Range<usize>,
+    /// Their needs.
+    pub needs: Vec<Need>,
+    /// The default mapper's NPs for them.
+    pub choices: Vec<LayerChoice>,
+}
+
+/// Splits the layers into hardware passes as akida does when the NPs run out (docs/chips.md §7):
+/// layers in order, each pass taking as many as map onto the mesh together, the next pass
+/// starting with a freshly configured mesh. A layer that cannot map even alone (it needs more
+/// NPs than the device has) is an error naming it.
+pub fn plan(a: &Analysis, spec: &ChipSpec) -> Result<Vec<Pass>, AkError> {
+    let both = layer_needs(&a.layers, spec)?;
+    let mut passes = Vec::new();
+    let mut start = 0;
+    while start < a.layers.len() {
+        let one = start..start + 1;
+        let needs = pass_needs(&a.layers[one.clone()], &both[one.clone()], spec);
+        let choices = place(&a.layers[one.clone()], &needs, spec)?;
+        let mut best = Pass {
+            layers: one,
+            needs,
+            choices,
+        };
+        let mut end = start + 1;
+        while end < a.layers.len() {
+            let r = start..end + 1;
+            let needs = pass_needs(&a.layers[r.clone()], &both[r.clone()], spec);
+            match place(&a.layers[r.clone()], &needs, spec) {
+                Ok(choices) => {
+                    best = Pass {
+                        layers: r,
+                        needs,
+                        choices,
+                    };
+                    end += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        passes.push(best);
+        start = end;
+    }
+    Ok(passes)
+}
+
+/// Maps analysed layers onto the AKD1000, in as many hardware passes as [`plan`] needs.
+pub fn map(a: &Analysis, spec: &ChipSpec) -> Result<NpMapping, AkError> {
+    let passes = plan(a, spec)?;
+    let mut parts = Vec::with_capacity(passes.len());
+    for (k, p) in passes.iter().enumerate() {
+        // The choices are valid by construction; a failure here is a bug in this module.
+        let m = map_explicit(
+            &a.layers[p.layers.clone()],
+            spec,
+            &p.needs,
+            &p.choices,
+            k as u32,
+        )
+        .map_err(|message| AkError::Invalid {
+            node: NodeRef {
+                id: a.layers.first().map_or(nmc_ir::NodeId(0), |l| l.node),
+                name: None,
+            },
+            message: format!("the NP mapper chose NPs it cannot use: {message}"),
+        })?;
+        parts.push(m);
+    }
+    Ok(combine(parts))
+}
+
+/// One mapping from the mappings of consecutive passes (unit indices renumbered in order).
+pub fn combine(parts: Vec<NpMapping>) -> NpMapping {
+    let mut out = NpMapping::default();
+    for p in parts {
+        let base = out.units.len() as u32;
+        out.units.extend(p.units);
+        out.layers.extend(p.layers.into_iter().map(|slices| {
+            slices
+                .into_iter()
+                .map(|s| Slice {
+                    unit: s.unit + base,
+                    ..s
+                })
+                .collect()
+        }));
+    }
+    out
+}
+
+/// The default mapper's NPs for the layers of one pass, or the error of the first layer that
+/// finds too few free NPs.
+fn place(layers: &[AkLayer], needs: &[Need], spec: &ChipSpec) -> Result<Vec<LayerChoice>, AkError> {
+    let mut fnp3_left_for_dense: usize = layers
+        .iter()
+        .zip(needs)
+        .filter(|(l, n)| l.kind == LayerKind::Dense && n.ty == UnitType::Np(NpType::Fnp3))
+        .map(|(_, n)| n.nps())
+        .sum();
     let mut used = vec![false; spec.nps.len()];
     let mut cursor = 0usize;
-    let mut choices = Vec::with_capacity(a.layers.len());
-    for (l, n) in a.layers.iter().zip(&needs) {
+    let mut choices = Vec::with_capacity(layers.len());
+    for (l, n) in layers.iter().zip(needs) {
         let mut choice = LayerChoice {
             groups: n.groups.len() as u32,
             nps: Vec::new(),
@@ -299,11 +478,21 @@ pub fn map(a: &Analysis, spec: &ChipSpec) -> Result<NpMapping, AkError> {
             let picked = pick(spec, &used, cursor, ty, count, spare_fnp3);
             if picked.len() < count {
                 let free = used.iter().filter(|u| !**u).count();
+                let alone = free == spec.nps.len();
+                let remedy = if !alone {
+                    "the layer starts a new hardware pass".to_string()
+                } else if l.kind == LayerKind::Dense {
+                    "fewer dense layers in a row would make it run".to_string()
+                } else {
+                    let most = spec.nps.iter().filter(|s| s.can(ty)).count() / n.bands.len().max(1);
+                    format!(
+                        "a layer cannot span hardware passes: at most {most} channel group(s) per band \
+                         (fewer filters, fewer input channels or narrower weights), or fewer row bands \
+                         (a narrower input), would make it run"
+                    )
+                };
                 return Err(AkError::DoesNotFit {
-                    layer: NodeRef {
-                        id: l.node,
-                        name: Some(l.name.clone()),
-                    },
+                    layer: layer_ref(l),
                     kind: l.kind.name(),
                     resource: format!("NPs ({})", ty.name()),
                     needed: format!(
@@ -312,7 +501,7 @@ pub fn map(a: &Analysis, spec: &ChipSpec) -> Result<NpMapping, AkError> {
                         n.groups.len()
                     ),
                     available: format!(
-                        "{} can take it ({free} of the device's {} NPs are free{})",
+                        "{} can take it ({free} of the device's {} NPs are free{}); {remedy}",
                         picked.len(),
                         spec.nps.len(),
                         if l.kind == LayerKind::Dense || fnp3_left_for_dense == 0 {
@@ -335,24 +524,24 @@ pub fn map(a: &Analysis, spec: &ChipSpec) -> Result<NpMapping, AkError> {
         }
         choices.push(choice);
     }
-    // The choices are valid by construction; a failure here is a bug in this module.
-    map_explicit(a, spec, &needs, &choices).map_err(|message| AkError::Invalid {
-        node: NodeRef {
-            id: a.layers.first().map_or(nmc_ir::NodeId(0), |l| l.node),
-            name: None,
-        },
-        message: format!("the NP mapper chose NPs it cannot use: {message}"),
-    })
+    Ok(choices)
 }
 
 /// The slices of a layer on the HRC, adding the HRC's unit on first use (`hrc` remembers it).
-fn hrc_slices(out: &mut NpMapping, hrc: &mut Option<u32>, spec: &ChipSpec, n: &Need) -> Vec<Slice> {
+fn hrc_slices(
+    out: &mut NpMapping,
+    hrc: &mut Option<u32>,
+    spec: &ChipSpec,
+    n: &Need,
+    pass: u32,
+) -> Vec<Slice> {
     let unit = *hrc.get_or_insert_with(|| {
         out.units.push(Unit {
             col: spec.hrc_node.0,
             row: spec.hrc_node.1,
             id: 0,
             ty: UnitType::Hrc,
+            pass,
         });
         out.units.len() as u32 - 1
     });
@@ -436,33 +625,35 @@ pub struct LayerChoice {
     pub nps: Vec<usize>,
 }
 
-/// Maps layers onto NPs the caller chose, checking every choice: the NP count (bands × groups),
-/// that each NP can be configured as the layer's type, that no NP is used twice. The units are
-/// numbered as [`map`] numbers them (layer order, the HRC once, where first used).
+/// Maps the layers of one hardware pass onto NPs the caller chose, checking every choice: the NP
+/// count (bands × groups), that each NP can be configured as the layer's type, that no NP is
+/// used twice. The units are numbered as [`map`] numbers them (layer order, the HRC once, where
+/// first used) and carry `pass`.
 pub fn map_explicit(
-    a: &Analysis,
+    layers: &[AkLayer],
     spec: &ChipSpec,
     needs: &[Need],
     choices: &[LayerChoice],
+    pass: u32,
 ) -> Result<NpMapping, String> {
-    if needs.len() != a.layers.len() || choices.len() != a.layers.len() {
+    if needs.len() != layers.len() || choices.len() != layers.len() {
         return Err(format!(
             "{} layer choices for {} layers",
             choices.len(),
-            a.layers.len()
+            layers.len()
         ));
     }
     let mut used = vec![false; spec.nps.len()];
     let mut out = NpMapping::default();
     let mut hrc: Option<u32> = None;
-    for ((l, n), c) in a.layers.iter().zip(needs).zip(choices) {
+    for ((l, n), c) in layers.iter().zip(needs).zip(choices) {
         let mut slices = Vec::new();
         let ty = match n.ty {
             UnitType::Hrc => {
                 if !c.nps.is_empty() {
                     return Err(format!("layer {}: runs on the HRC, not on NPs", l.name));
                 }
-                let slices = hrc_slices(&mut out, &mut hrc, spec, n);
+                let slices = hrc_slices(&mut out, &mut hrc, spec, n, pass);
                 out.layers.push(slices);
                 continue;
             }
@@ -519,6 +710,7 @@ pub fn map_explicit(
                     row: slot.row,
                     id: slot.id,
                     ty: UnitType::Np(ty),
+                    pass,
                 });
                 slices.push(Slice {
                     unit: out.units.len() as u32 - 1,
@@ -539,16 +731,16 @@ pub fn map_explicit(
 /// slot, so slots are given per node by a small exact matching of the node's units to the NPs
 /// there that can take their type (a node has at most a handful of NPs).
 pub fn choices_from_ir(
-    a: &Analysis,
+    layers: &[AkLayer],
     spec: &ChipSpec,
     needs: &[Need],
     given: &nmc_ir::Mapping,
 ) -> Result<Vec<LayerChoice>, String> {
     // Per layer: (groups, per NP its node and type); filled in with NP indices below.
-    let mut choices = Vec::with_capacity(a.layers.len());
+    let mut choices = Vec::with_capacity(layers.len());
     let mut wanted: Vec<(usize, usize, (u32, u32), NpType)> = Vec::new();
     let mut seen_cores = std::collections::BTreeSet::new();
-    for (li, (l, n)) in a.layers.iter().zip(needs).enumerate() {
+    for (li, (l, n)) in layers.iter().zip(needs).enumerate() {
         let slices = given
             .layers
             .get(&l.node)
@@ -644,6 +836,24 @@ fn match_slots(
         taken[p] = false;
     }
     false
+}
+
+/// The mapping behind an IR mapping (the form [`to_ir_mapping`] gives, of [`map`] or of a
+/// search), pass by pass: the passes are [`plan`]'s, and each pass's units are matched to its NPs
+/// by [`choices_from_ir`] and checked by [`map_explicit`].
+pub fn map_given(
+    a: &Analysis,
+    spec: &ChipSpec,
+    given: &nmc_ir::Mapping,
+) -> Result<NpMapping, String> {
+    let passes = plan(a, spec).map_err(|e| e.to_string())?;
+    let mut parts = Vec::with_capacity(passes.len());
+    for (k, p) in passes.iter().enumerate() {
+        let layers = &a.layers[p.layers.clone()];
+        let choices = choices_from_ir(layers, spec, &p.needs, given)?;
+        parts.push(map_explicit(layers, spec, &p.needs, &choices, k as u32)?);
+    }
+    Ok(combine(parts))
 }
 
 /// Analyses and maps a graph.

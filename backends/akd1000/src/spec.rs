@@ -143,6 +143,13 @@ nmc_backend::cost_table! {
     /// NP. Energy per frame is
     /// `Σ (e_syn·S + e_mem·R + e_neu·D + e_event·M) + e_hop·hops + p_static·latency`.
     ///
+    /// A model in several hardware passes (docs/chips.md §7) runs them one after another, the mesh
+    /// reconfigured between them: each pass starts when the previous one has finished, after
+    /// `a_pass + a_load·bytes`, where `bytes` is the pass's program (its NPs' weight memory,
+    /// [`ChipSpec::np_weight_bytes`]) plus the activations crossing the boundary, out and in; each
+    /// such transfer costs `e_load·bytes`. With several passes every frame reloads every pass, so
+    /// the throughput interval is the whole latency.
+    ///
     /// Times in ns, energies in pJ, power in mW (mW × ns = pJ).
     pub struct CostModel {
         /// Time per synaptic operation on one NP.
@@ -167,6 +174,14 @@ nmc_backend::cost_table! {
         e_hop,
         /// Static power of the chip while a frame is in flight.
         p_static,
+        /// Time per byte moved between host and device at a hardware-pass boundary (the next
+        /// pass's program, and the activations that cross the boundary, out and back in).
+        a_load,
+        /// Fixed time per hardware-pass boundary (the host reads the pass's outputs and starts
+        /// the next).
+        a_pass,
+        /// Energy per byte moved between host and device at a pass boundary.
+        e_load,
     }
 }
 
@@ -223,6 +238,21 @@ fn akd1000_costs() -> CostModel {
             "mW",
             "assumed: static power of the neural fabric while a frame is processed; no public figure in docs/chips.md",
         ),
+        a_load: c(
+            1.0,
+            "ns/byte",
+            "assumed: about 1 GB/s between host and device (no public AKD1000 host-link figure was found, docs/chips.md §7.1)",
+        ),
+        a_pass: c(
+            10_000.0,
+            "ns/pass",
+            "assumed: 10 µs of host round trip per pass boundary (no public figure, docs/chips.md §7.1)",
+        ),
+        e_load: c(
+            10.0,
+            "pJ/byte",
+            "assumed: order of an off-chip transfer per byte (no public figure, docs/chips.md §5.6)",
+        ),
     }
 }
 
@@ -252,9 +282,6 @@ pub struct ChipSpec {
     /// Bits of a weight word an FNP3 uses ("48 bits are used per 50-bit word",
     /// `compute_minimal_memory()`, docs/chips.md §3.1).
     pub fnp3_word_bits: u64,
-    /// Weight-SRAM bits per neuron for its threshold and step (nmc's assumption: a 20-bit
-    /// threshold (|t| ≤ 2^19 − 1) and a 20-bit step (16 integer + 4 fraction bits, cnn2snn)).
-    pub neuron_param_bits: u64,
     /// Order in which nmc fills the nodes: a Hamiltonian path through the mesh starting at the
     /// DMA node, so that a layer's NPs and consecutive layers sit on adjacent nodes.
     pub path: Vec<(u32, u32)>,
@@ -324,22 +351,116 @@ pub fn akd1000() -> ChipSpec {
         weight_sram_bytes: 44_800,
         weight_word_bits: 50,
         fnp3_word_bits: 48,
-        neuron_param_bits: 40,
         path,
         limits: akd1000_limits(),
         cost: akd1000_costs(),
     }
 }
 
+/// Bytes of one FNP3 neuron's 32-input block of weights at 1, 2 and 4 bits, as akida 2.19.3's
+/// mapper reports them (`mem_info.weight_size`, docs/chips.md §7.1): 4, 8 and 24 bytes.
+const FNP3_BLOCK_BYTES: [(u32, u64); 3] = [(1, 4), (2, 8), (4, 24)];
+
+/// Bytes per FNP3 neuron besides its weights (akida 2.19.3, docs/chips.md §7.1).
+const FNP3_NEURON_BYTES: u64 = 16;
+
+/// Weight-SRAM bits one group of 8 filters takes per input channel on a CNP, by kernel size and
+/// weight bits, as akida 2.19.3's mapper reports them (`mem_info.weight_size`, docs/chips.md
+/// §7.1). Rows: weight bits 1, 2, 4; columns: kernels 1, 3, 5, 7.
+const CNP_GROUP_BITS: [(u32, [u64; 4]); 3] = [
+    (1, [25, 80, 200, 400]),
+    (2, [25, 160, 400, 800]),
+    (4, [50, 300, 800, 2100]),
+];
+
 impl ChipSpec {
-    /// Weight bits an NP configured as `t` can hold (`None`: external memory, no on-chip limit).
-    pub fn weight_capacity_bits(&self, t: NpType) -> Option<u64> {
-        let words = self.weight_sram_bytes * 8 / self.weight_word_bits;
+    /// Weight bytes akida gives one FNP3 neuron with `inputs` inputs of `bits`-bit weights:
+    /// `16 + ⌈inputs / 32⌉ · B(bits)`, `B = 4, 8, 24` bytes for 1, 2, 4 bits (docs/chips.md §7.1;
+    /// `None` for another width).
+    pub fn fnp3_neuron_bytes(&self, inputs: u64, bits: u32) -> Option<u64> {
+        let (_, block) = FNP3_BLOCK_BYTES.iter().find(|(b, _)| *b == bits)?;
+        Some(FNP3_NEURON_BYTES + inputs.div_ceil(32) * block)
+    }
+
+    /// An FNP3's weight capacity in bytes: 48 of every 50 bits of its 7 × 1024-word weight SRAM,
+    /// 43,008 bytes (docs/chips.md §3.1, §7.1).
+    pub fn fnp3_capacity_bytes(&self) -> u64 {
+        self.weight_sram_bytes * 8 / self.weight_word_bits * self.fnp3_word_bits / 8
+    }
+
+    /// Neurons of `inputs` inputs at `bits`-bit weights one FNP3 holds (0: not even one).
+    pub fn fnp3_max_neurons(&self, inputs: u64, bits: u32) -> u64 {
+        self.fnp3_neuron_bytes(inputs, bits)
+            .map_or(0, |per| self.fnp3_capacity_bytes() / per)
+    }
+
+    /// A CNP's weight SRAM in 50-bit words (7 × 1024, docs/chips.md §3.1).
+    pub fn cnp_capacity_words(&self) -> u64 {
+        self.weight_sram_bytes * 8 / self.weight_word_bits
+    }
+
+    /// Weight-SRAM words a CNP needs for `filters` filters of a `kernel`×`kernel` convolution
+    /// over `in_channels` input channels at `bits`-bit weights (docs/chips.md §7.1): filters go in
+    /// groups of 8; per input channel the groups take `⌈g · G(k, bits) / 50⌉` words rounded up to
+    /// a block of `R` words (`R` = 16 at 4 bits, 8 at 1 and 2 bits), where `G` is
+    /// [`CNP_GROUP_BITS`]. `None` for a kernel or width the table does not have.
+    pub fn cnp_words(&self, kernel: u32, bits: u32, in_channels: u64, filters: u64) -> Option<u64> {
+        let col = match kernel {
+            1 => 0,
+            3 => 1,
+            5 => 2,
+            7 => 3,
+            _ => return None,
+        };
+        let (_, row) = CNP_GROUP_BITS.iter().find(|(b, _)| *b == bits)?;
+        let block: u64 = if bits == 4 { 16 } else { 8 };
+        let groups = filters.div_ceil(8);
+        let bits_per_channel = groups * row[col];
+        let words = bits_per_channel.div_ceil(self.weight_word_bits * block) * block;
+        Some(in_channels * words)
+    }
+
+    /// The weight-memory bytes an NP of type `t` holds for `filters` channels of a layer
+    /// (`kernel`, `in_channels` or `inputs`, `bits`), by the rules of docs/chips.md §7.1: what
+    /// akida reports as `mem_info.weight_size`; an FNP2 is counted as an FNP3 would hold it (its
+    /// weights still travel with the program, to external memory). `None` off the tables.
+    #[allow(clippy::too_many_arguments)]
+    pub fn np_weight_bytes(
+        &self,
+        t: NpType,
+        kernel: u32,
+        bits: u32,
+        in_channels: u64,
+        inputs: u64,
+        filters: u64,
+    ) -> Option<u64> {
         match t {
-            NpType::Fnp2 => None,
-            NpType::Fnp3 => Some(words * self.fnp3_word_bits),
-            NpType::Cnp1 | NpType::Cnp2 => Some(self.weight_sram_bytes * 8),
+            NpType::Fnp2 | NpType::Fnp3 => Some(self.fnp3_neuron_bytes(inputs, bits)? * filters),
+            NpType::Cnp1 | NpType::Cnp2 => Some(
+                (self.cnp_words(kernel, bits, in_channels, filters)? * self.weight_word_bits)
+                    .div_ceil(8),
+            ),
         }
+    }
+
+    /// The most filters of a layer a CNP holds (0: not even one), by [`ChipSpec::cnp_words`].
+    pub fn cnp_max_filters(&self, kernel: u32, bits: u32, in_channels: u64, filters: u64) -> u64 {
+        let cap = self.cnp_capacity_words();
+        let fits = |f: u64| {
+            self.cnp_words(kernel, bits, in_channels, f)
+                .is_some_and(|w| w <= cap)
+        };
+        // The words grow with the filters: bisect for the largest that fits.
+        let (mut lo, mut hi) = (0u64, filters);
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if fits(mid) {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        lo
     }
 
     /// Position of node `(col, row)` on the fill path.
@@ -380,8 +501,92 @@ mod tests {
         seen.sort();
         assert_eq!(seen, s.nodes);
         assert!(s.path.windows(2).all(|w| ChipSpec::hops(w[0], w[1]) == 1));
-        assert_eq!(s.weight_capacity_bits(NpType::Fnp3), Some(7168 * 48));
-        assert_eq!(s.weight_capacity_bits(NpType::Cnp1), Some(44_800 * 8));
+        assert_eq!(s.fnp3_capacity_bytes(), 43_008);
+        assert_eq!(s.cnp_capacity_words(), 7 * 1024);
         assert!(s.cost.entries().iter().all(|(_, c)| c.value > 0.0));
+    }
+
+    /// The FNP3 rule against akida 2.19.3's `MapMode.Minimal` (docs/chips.md §7): the most
+    /// neurons of 4-bit weights one FNP3 takes, and the one more that sends the layer to an FNP2.
+    #[test]
+    fn fnp3_capacity_matches_akida() {
+        let s = akd1000();
+        for (inputs, most) in [(784, 69), (512, 107), (4096, 13), (100, 384)] {
+            assert_eq!(s.fnp3_max_neurons(inputs, 4), most, "{inputs} inputs");
+        }
+        // The per-neuron weight sizes akida reports (`mem_info.weight_size` / units).
+        for (inputs, bits, bytes) in [
+            (1, 4, 40),
+            (33, 4, 64),
+            (100, 4, 112),
+            (784, 4, 616),
+            (4096, 4, 3088),
+            (784, 2, 216),
+            (1024, 2, 272),
+            (784, 1, 116),
+            (1024, 1, 144),
+        ] {
+            assert_eq!(
+                s.fnp3_neuron_bytes(inputs, bits),
+                Some(bytes),
+                "{inputs}@{bits}"
+            );
+        }
+        assert_eq!(s.fnp3_max_neurons(1, 1), 2150);
+        assert_eq!(s.fnp3_neuron_bytes(8, 8), None);
+    }
+
+    /// The CNP rule against akida 2.19.3 (docs/chips.md §7.1): weight words per input channel
+    /// and the filters per NP it chose.
+    #[test]
+    fn cnp_capacity_matches_akida() {
+        let s = akd1000();
+        // Words per input channel (weight_size · 8 / 50 / channels) akida reports.
+        let per = |k, b, f| s.cnp_words(k, b, 1, f).unwrap();
+        let k3_4: Vec<u64> = (1..=16).map(|g| per(3, 4, 8 * g)).collect();
+        assert_eq!(
+            k3_4,
+            [16, 16, 32, 32, 32, 48, 48, 48, 64, 64, 80, 80, 80, 96, 96, 96]
+        );
+        let k7_4: Vec<u64> = (1..=16).map(|g| per(7, 4, 8 * g)).collect();
+        assert_eq!(
+            k7_4,
+            [48, 96, 128, 176, 224, 256, 304, 336, 384, 432, 464, 512, 560, 592, 640, 672]
+        );
+        let k3_2: Vec<u64> = (1..=16).map(|g| per(3, 2, 8 * g)).collect();
+        assert_eq!(
+            k3_2,
+            [8, 8, 16, 16, 16, 24, 24, 32, 32, 32, 40, 40, 48, 48, 48, 56]
+        );
+        let k3_1: Vec<u64> = (1..=16).map(|g| per(3, 1, 8 * g)).collect();
+        assert_eq!(
+            k3_1,
+            [8, 8, 8, 8, 8, 16, 16, 16, 16, 16, 24, 24, 24, 24, 24, 32]
+        );
+        assert_eq!(per(1, 4, 128), 16);
+        assert_eq!(per(1, 4, 256), 32);
+        assert_eq!(per(5, 4, 33), 80);
+        assert_eq!(per(7, 1, 256), 256);
+        // NPs akida took (in_channels, kernel, filters → NPs; filters split evenly), and the
+        // layers it could not map at all (0).
+        for (c, k, f, nps) in [
+            (128, 7, 128, 16),
+            (128, 3, 128, 2),
+            (128, 3, 100, 2),
+            (128, 3, 72, 2),
+            (256, 3, 256, 16),
+            (64, 3, 130, 1),
+            (64, 3, 64, 1),
+            (64, 5, 64, 2),
+            (32, 1, 32, 1),
+            (448, 5, 8, 1),
+            (449, 5, 8, 0),
+            (448, 1, 8, 1),
+            (896, 1, 8, 0),
+        ] {
+            let most = s.cnp_max_filters(k, 4, c, f);
+            let got = if most == 0 { 0 } else { f.div_ceil(most) };
+            assert_eq!(got, nps, "{c}ch k{k} {f}");
+        }
     }
 }

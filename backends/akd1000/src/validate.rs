@@ -64,11 +64,14 @@ pub fn validate(a: &Artifact, spec: &ChipSpec) -> Result<(), ArtifactError> {
         ("layers", a.layers.len()),
         ("outputs", a.outputs.len()),
     ])?;
-    if a.units.len() > spec.nps.len() + 1 {
+    // Each pass configures at most the whole device; there are at most as many passes as layers.
+    let most_units = (spec.nps.len() + 1).saturating_mul(a.layers.len().max(1));
+    if a.units.len() > most_units {
         return Err(corrupt(format!(
-            "{} units; the device has {} NPs and one HRC",
+            "{} units; the device has {} NPs and one HRC per pass, and {} layers",
             a.units.len(),
-            spec.nps.len()
+            spec.nps.len(),
+            a.layers.len()
         )));
     }
     // What the layers reading each input see: its shape after any host padding.
@@ -124,10 +127,17 @@ pub fn validate(a: &Artifact, spec: &ChipSpec) -> Result<(), ArtifactError> {
                 }
             },
         }
-        if !seen.insert((u.col, u.row, u.id, t == UnitTypeMsg::Hrc)) {
+        if u.pass as usize >= a.layers.len().max(1) {
             return Err(corrupt(format!(
-                "unit {i}: ({}, {}, {}) is listed twice",
-                u.col, u.row, u.id
+                "unit {i}: pass {} of a model of {} layers",
+                u.pass,
+                a.layers.len()
+            )));
+        }
+        if !seen.insert((u.pass, u.col, u.row, u.id, t == UnitTypeMsg::Hrc)) {
+            return Err(corrupt(format!(
+                "unit {i}: ({}, {}, {}) is listed twice in pass {}",
+                u.col, u.row, u.id, u.pass
             )));
         }
     }
@@ -140,6 +150,7 @@ pub fn validate(a: &Artifact, spec: &ChipSpec) -> Result<(), ArtifactError> {
         add_values(&mut total, size, &format!("{what}: layers"))?;
         outs.push((size, bits));
     }
+    check_passes(a)?;
     for (i, o) in a.outputs.iter().enumerate() {
         let what = nmc_backend::check::named("output", i, &o.name)?;
         let Some(&(size, _)) = outs.get(o.layer as usize) else {
@@ -151,6 +162,38 @@ pub fn validate(a: &Artifact, spec: &ChipSpec) -> Result<(), ArtifactError> {
                 o.shape, o.layer
             )));
         }
+    }
+    Ok(())
+}
+
+/// Hardware passes: a layer's units are all in one pass, layers come in pass order, and passes
+/// are numbered from 0 without gaps (every pass runs at least one layer; every unit belongs to
+/// a layer of its pass). Runs after every slice's unit index is checked.
+fn check_passes(a: &Artifact) -> Result<(), ArtifactError> {
+    let mut last = 0u32;
+    let mut used = vec![false; a.units.len()];
+    for (i, l) in a.layers.iter().enumerate() {
+        let pass_of = |s: &crate::artifact::SliceMsg| a.units[s.unit as usize].pass;
+        let p = l.slices.first().map_or(0, pass_of);
+        if let Some(s) = l.slices.iter().find(|s| pass_of(s) != p) {
+            return Err(corrupt(format!(
+                "layer {i}: its units are in passes {p} and {}",
+                pass_of(s)
+            )));
+        }
+        let expected = if i == 0 { 0..=0 } else { last..=last + 1 };
+        if !expected.contains(&p) {
+            return Err(corrupt(format!(
+                "layer {i}: pass {p} after pass {last} (passes run in order, from 0, none empty)"
+            )));
+        }
+        last = p;
+        for s in &l.slices {
+            used[s.unit as usize] = true;
+        }
+    }
+    if let Some(u) = used.iter().position(|u| !u) {
+        return Err(corrupt(format!("unit {u} runs no layer")));
     }
     Ok(())
 }
@@ -345,6 +388,59 @@ fn check_layer(
     Ok((out_n, l.act_bits))
 }
 
+/// Whether `filters` channels of a layer fit the weight SRAM of an NP of type `nt`, by the rules
+/// of docs/chips.md §7.1 (an FNP2's weights are in external memory).
+fn check_weight_fit(
+    spec: &ChipSpec,
+    l: &LayerMsg,
+    kind: LayerKindMsg,
+    nt: NpType,
+    filters: u64,
+    weights_per_channel: u64,
+) -> Result<(), String> {
+    match (kind, nt) {
+        (_, NpType::Fnp2) => Ok(()),
+        (LayerKindMsg::Dense, NpType::Fnp3) => {
+            let per = spec
+                .fnp3_neuron_bytes(weights_per_channel, l.weight_bits)
+                .ok_or_else(|| {
+                    format!(
+                        "has {}-bit weights, which an FNP3 does not take",
+                        l.weight_bits
+                    )
+                })?;
+            let need = per.saturating_mul(filters);
+            if need > spec.fnp3_capacity_bytes() {
+                return Err(format!(
+                    "needs {need} bytes of FNP3 weight SRAM, an FNP3 has {}",
+                    spec.fnp3_capacity_bytes()
+                ));
+            }
+            Ok(())
+        }
+        (_, NpType::Cnp1 | NpType::Cnp2) => {
+            // Validated before: a convolution's kernel and input shape have their lengths.
+            let (k, cin) = (l.kernel[0], u64::from(l.in_shape[0]));
+            let words = spec
+                .cnp_words(k, l.weight_bits, cin, filters)
+                .ok_or_else(|| {
+                    format!(
+                        "has a {k}×{k} kernel at {} bits, which a CNP does not take",
+                        l.weight_bits
+                    )
+                })?;
+            if words > spec.cnp_capacity_words() {
+                return Err(format!(
+                    "needs {words} words of CNP weight SRAM, a CNP has {}",
+                    spec.cnp_capacity_words()
+                ));
+            }
+            Ok(())
+        }
+        (_, NpType::Fnp3) => Err("is not a dense layer on an FNP3".into()),
+    }
+}
+
 fn check_slices(
     a: &Artifact,
     spec: &ChipSpec,
@@ -405,8 +501,6 @@ fn check_slices(
         area += (c1 - c0) * (r1 - r0);
         // SRAM fit of an NP (the HRC's limits are the InputConv2D constraints).
         if let Some(nt) = np_type(t) {
-            let wbits = (c1 - c0)
-                * (weights_per_channel * u64::from(l.weight_bits) + spec.neuron_param_bits);
             let in_bits = match kind {
                 LayerKindMsg::Dense => {
                     l.in_shape.iter().map(|d| u64::from(*d)).product::<u64>()
@@ -435,16 +529,8 @@ fn check_slices(
                     spec.input_sram_bytes
                 )));
             }
-            if let Some(cap) = spec.weight_capacity_bits(nt) {
-                if wbits > cap {
-                    return Err(corrupt(format!(
-                        "{what}: slice {k} needs {} bytes of weight SRAM, a {} has {}",
-                        wbits.div_ceil(8),
-                        nt.name(),
-                        cap / 8
-                    )));
-                }
-            }
+            check_weight_fit(spec, l, kind, nt, c1 - c0, weights_per_channel)
+                .map_err(|m| corrupt(format!("{what}: slice {k} {m}")))?;
         }
     }
     if area != channels * rows {

@@ -137,14 +137,14 @@ fn options_and_cost_overrides() {
         )
         .is_err());
     let p = Akd1000.cost_params(&params(&[("e_hop", 3.0)])).unwrap();
-    assert_eq!(p.len(), 11);
+    assert_eq!(p.len(), 14);
     assert_eq!(p.iter().find(|c| c.name == "e_hop").unwrap().value, 3.0);
     let e = Akd1000.cost_params(&params(&[("bogus", 1.0)])).unwrap_err();
     assert!(matches!(e, BackendError::Usage(_)));
     assert_eq!(
         e.to_string(),
         "unknown akd1000 cost constant `bogus` (known: a_syn, a_mem, a_neu, a_event, a_hop, \
-         e_syn, e_mem, e_neu, e_event, e_hop, p_static)"
+         e_syn, e_mem, e_neu, e_event, e_hop, p_static, a_load, a_pass, e_load)"
     );
     assert!(matches!(Akd1000.quantization(), Quantization::Akida(_)));
     let ops = Akd1000.native_ops();

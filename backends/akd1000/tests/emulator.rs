@@ -140,24 +140,33 @@ fn emulator_equals_reference_on_random_models() {
     for seed in 0..40 {
         let g = random_model(seed);
         padded += usize::from(check(&g, &akd1000(), seed).2);
-        // The same model on tiny SRAMs: the smallest capacities it maps with.
-        let mut tiny = akd1000();
+        // The same model on a tiny weight SRAM, then on a tiny input SRAM: the smallest capacity
+        // of each it maps with (convolutions split by channel groups, then by row bands; dense
+        // layers are never split, docs/chips.md §7).
         let mut mapped = false;
-        for kb in [1u64, 2, 4, 8, 16, 32, 64] {
-            tiny.input_sram_bytes = 16 * kb;
-            tiny.weight_sram_bytes = 25 * kb;
+        for words in [8u64, 16, 32, 64, 128, 256, 512, 1024, 7168] {
+            let mut tiny = akd1000();
+            tiny.weight_sram_bytes = words * 50 / 8;
             if nmc_akd1000::map_graph(&g, &tiny).is_ok() {
-                let (s, b, _) = check(&g, &tiny, seed);
+                let (s, _, _) = check(&g, &tiny, seed);
                 split += usize::from(s > 1);
-                banded += usize::from(b > 1);
                 mapped = true;
+                break;
+            }
+        }
+        for bytes in [16u64, 32, 64, 128, 256, 512, 1024, 43_008] {
+            let mut tiny = akd1000();
+            tiny.input_sram_bytes = bytes;
+            if nmc_akd1000::map_graph(&g, &tiny).is_ok() {
+                let (_, b, _) = check(&g, &tiny, seed);
+                banded += usize::from(b > 1);
                 break;
             }
         }
         assert!(mapped || seed > 0, "seed {seed} maps on no tiny device");
     }
     assert!(
-        split >= 10 && banded >= 5 && padded >= 5,
+        split >= 3 && banded >= 5 && padded >= 5,
         "{split} split, {banded} banded and {padded} host-padded models"
     );
 }
