@@ -401,7 +401,8 @@ pub fn load_samples(path: &Path, graph: &Graph) -> Result<Vec<Vec<Vec<f32>>>, Er
         .collect())
 }
 
-/// Prints how long a stage took when `NMC_TIME_PASSES` is set (like rustc's `-Z time-passes`).
+/// Prints how long a stage took, and the memory after it, when `NMC_TIME_PASSES` is set (like
+/// rustc's `-Z time-passes`).
 pub(crate) fn timed<T>(stage: Stage, f: impl FnOnce() -> T) -> T {
     let stage = stage.name();
     if std::env::var_os("NMC_TIME_PASSES").is_none() {
@@ -409,11 +410,27 @@ pub(crate) fn timed<T>(stage: Stage, f: impl FnOnce() -> T) -> T {
     }
     let start = std::time::Instant::now();
     let out = f();
-    eprintln!(
-        "time: {:>9.3} ms  {stage}",
-        start.elapsed().as_secs_f64() * 1e3
-    );
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    match memory() {
+        Some((rss, peak)) => eprintln!(
+            "time: {ms:>9.3} ms  rss {:>7.1} MB  peak {:>7.1} MB  {stage}",
+            rss as f64 / 1e6,
+            peak as f64 / 1e6
+        ),
+        None => eprintln!("time: {ms:>9.3} ms  {stage}"),
+    }
     out
+}
+
+/// Resident and peak resident memory of this process in bytes (Linux `/proc/self/status`), for
+/// `NMC_TIME_PASSES`; `None` elsewhere.
+fn memory() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
 /// Compiles an ONNX file.

@@ -202,6 +202,45 @@ impl Constant {
         }
     }
 
+    /// Non-zero elements per row of a `[rows, cols]` view of the values (`None` if the
+    /// constant has no values or a different size), read from the storage as it is: no dense
+    /// copy, so sizing a layer of 100 M weights costs one pass and no allocation but the counts.
+    pub fn row_nnz(&self, rows: usize, cols: usize) -> Option<Vec<u64>> {
+        fn count<T: Zero>(s: &Storage<T>, rows: usize, cols: usize) -> Option<Vec<u64>> {
+            let mut out = vec![0u64; rows];
+            match s {
+                Storage::Dense(v) => {
+                    if v.len() != rows.checked_mul(cols)? {
+                        return None;
+                    }
+                    for (o, row) in out.iter_mut().zip(v.chunks_exact(cols.max(1))) {
+                        *o = row.iter().filter(|x| **x != T::ZERO).count() as u64;
+                    }
+                }
+                Storage::Sparse {
+                    len,
+                    indices,
+                    values,
+                } => {
+                    if *len != rows.checked_mul(cols)? || cols == 0 {
+                        return None;
+                    }
+                    for (&i, v) in indices.iter().zip(values) {
+                        if *v != T::ZERO {
+                            *out.get_mut(i as usize / cols)? += 1;
+                        }
+                    }
+                }
+            }
+            Some(out)
+        }
+        match &self.data {
+            ConstData::F32(s) => count(s, rows, cols),
+            ConstData::I32(s) => count(s, rows, cols),
+            ConstData::Opaque { .. } => None,
+        }
+    }
+
     /// The stored float values: every element when dense, the non-zeros when sparse. Enough for
     /// reductions that ignore zeros (maximum magnitude, sum of squares) without densifying.
     pub fn stored_f32(&self) -> Option<&[f32]> {

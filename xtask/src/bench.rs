@@ -170,8 +170,9 @@ fn compile() -> ExitCode {
             .lines()
             .filter_map(|l| {
                 let rest = l.strip_prefix("time:")?.trim_start();
-                let (ms, name) = rest.split_once(" ms")?;
-                Some((ms.trim().parse().ok()?, name.trim().to_string()))
+                let (ms, rest) = rest.split_once(" ms")?;
+                let name = rest.split_whitespace().last()?;
+                Some((ms.trim().parse().ok()?, name.to_string()))
             })
             .collect();
         stages.sort_by(|a, b| b.0.total_cmp(&a.0));

@@ -186,13 +186,9 @@ impl LayerFootprint {
                     pre.get_or_insert(rows as u64);
                     let mut nnz_prefix = Vec::with_capacity(rows + 1);
                     nnz_prefix.push(0u64);
-                    match w.to_f32() {
-                        Some(v) if v.len() == rows * cols => {
-                            for r in 0..rows {
-                                let n = v[r * cols..(r + 1) * cols]
-                                    .iter()
-                                    .filter(|x| **x != 0.0)
-                                    .count() as u64;
+                    match w.row_nnz(rows, cols) {
+                        Some(per_row) => {
+                            for (r, n) in per_row.into_iter().enumerate() {
                                 nnz_prefix.push(nnz_prefix[r] + n);
                             }
                         }
