@@ -401,6 +401,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn row_nnz_counts_dense_and_sparse_storage_alike() {
+        // 3 × 4; the sparse one (2 of 12 non-zero) is stored as (index, value) lists.
+        let dense = Constant::f32(
+            vec![3, 4],
+            vec![1.0, 0.0, 2.0, 3.0, 0.0, 0.0, 0.0, 0.0, 5.0, 0.0, 0.0, 6.0],
+        );
+        assert!(!dense.is_sparse());
+        assert_eq!(dense.row_nnz(3, 4), Some(vec![3, 0, 2]));
+        let mut v = vec![0i32; 12];
+        v[5] = 7;
+        v[11] = -1;
+        let sparse = Constant::i32(vec![3, 4], v);
+        assert!(sparse.is_sparse());
+        assert_eq!(sparse.row_nnz(3, 4), Some(vec![0, 1, 1]));
+        assert_eq!(sparse.row_nnz(2, 6), Some(vec![1, 1]));
+        assert_eq!(dense.row_nnz(5, 4), None);
+        assert_eq!(sparse.row_nnz(4, 4), None);
+    }
+
+    #[test]
     fn sparse_storage_round_trips_and_hash_ignores_storage() {
         let vals = vec![0.0, 0.0, 1.5, 0.0, 0.0, 0.0, -2.0, 0.0];
         let c = Constant::f32(vec![2, 4], vals.clone());
