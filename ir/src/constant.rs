@@ -405,10 +405,10 @@ mod tests {
         // 3 × 4; the sparse one (2 of 12 non-zero) is stored as (index, value) lists.
         let dense = Constant::f32(
             vec![3, 4],
-            vec![1.0, 0.0, 2.0, 3.0, 0.0, 0.0, 0.0, 0.0, 5.0, 0.0, 0.0, 6.0],
+            vec![1.0, 0.0, 2.0, 3.0, 4.0, 0.0, 0.0, 0.0, 5.0, 0.0, 7.0, 6.0],
         );
         assert!(!dense.is_sparse());
-        assert_eq!(dense.row_nnz(3, 4), Some(vec![3, 0, 2]));
+        assert_eq!(dense.row_nnz(3, 4), Some(vec![3, 1, 3]));
         let mut v = vec![0i32; 12];
         v[5] = 7;
         v[11] = -1;
