@@ -23,7 +23,10 @@
 //! - `kernels`: the Loihi 2 emulator's dense kernels equal its event-by-event path (outputs and
 //!   counters), and runs are identical with one thread and several;
 //! - `speck`: rate mode on Speck: emulator == rate-mode reference, accuracy, memory formulas,
-//!   matching vs brute force, listings and limit errors, the `ai.nmc` domain.
+//!   matching vs brute force, listings and limit errors, the `ai.nmc` domain;
+//! - `tiling`: Loihi 2 populations tiled by output rows and columns run bit-exactly, each tile
+//!   charged its neurons and sent its input window; 128×128 inputs compile; hostile tilings in
+//!   an artifact are errors; more tiles on a hot layer lower the emulated latency.
 
 mod akd1000;
 mod cli;
@@ -44,4 +47,5 @@ mod onnx_node;
 mod roundtrip;
 mod snapshots;
 mod speck;
+mod tiling;
 mod toy_backend;

@@ -18,6 +18,7 @@ pub fn run(which: &str) -> ExitCode {
         "speck" => speck(),
         "egraph" => egraph(),
         "eval" => eval(),
+        "tiling" => tiling(),
         "all" => {
             compile();
             emulator();
@@ -26,11 +27,12 @@ pub fn run(which: &str) -> ExitCode {
             akd1000();
             speck();
             eval();
+            tiling();
             egraph()
         }
         other => {
             eprintln!(
-                "unknown bench `{other}` (compile, emulator, eval, floorline, mapping, akd1000, speck, egraph, all)"
+                "unknown bench `{other}` (compile, emulator, eval, floorline, mapping, akd1000, speck, egraph, tiling, all)"
             );
             ExitCode::from(2)
         }
@@ -308,7 +310,9 @@ fn emulator() -> ExitCode {
         let per: usize = net.shape.iter().product();
         let samples: Vec<Vec<Vec<f32>>> =
             calib.data.chunks(per).map(|c| vec![c.to_vec()]).collect();
-        let opts = Options::new(Target::lookup("loihi2").unwrap());
+        // The smallest system the network fits (ResNet-18 at 224×224 needs several chips).
+        let mut opts = Options::new(Target::lookup("loihi2").unwrap());
+        opts.auto_chips = true;
         let c = match driver::compile_graph(imported.graph, &samples, &opts, 0) {
             Ok(c) => c,
             Err(e) => {
@@ -500,6 +504,7 @@ fn floorline() -> ExitCode {
             }
             let genome = nmc_backend::Genome {
                 extra,
+                tiles: Vec::new(),
                 placement: pos,
             };
             let Some(mapping) = (space.decode)(&genome) else {
@@ -996,6 +1001,111 @@ fn egraph() -> ExitCode {
                 );
             }
         }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Spatial tiling on Loihi 2 (issue #12 item 1): what the greedy partitioner makes of
+/// camera-sized and ImageNet-sized inputs (`--chips auto`), and the emulated latency per
+/// inference as the hot first layer of a 2×128×128 CNN is tiled over more row bands.
+fn tiling() -> ExitCode {
+    use nmc::synth::{conv_net, resnet18, ConvLayer};
+    use nmc_backend::{greedy_shapes, place};
+    let l = |channels, kernel, stride| ConvLayer {
+        channels,
+        kernel,
+        stride,
+    };
+    println!("\n## Loihi 2 spatial tiling (release, `--chips auto`)\n");
+    println!(
+        "| network | compile | chips | cores | tiled layers | latency per inference (1 sample) |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let nets: Vec<(&str, Vec<u8>, Vec<usize>)> = vec![
+        (
+            "cnn-2x128x128 (stride-1 stem)",
+            conv_net(
+                [2, 128, 128],
+                &[l(8, 3, 1), l(16, 3, 2), l(32, 3, 2)],
+                10,
+                5,
+            ),
+            vec![2, 128, 128],
+        ),
+        ("resnet18-224", resnet18(224, 1000, 7), vec![3, 224, 224]),
+    ];
+    let mut first = None;
+    for (label, onnx, shape) in nets {
+        let imported = nmc::onnx::import_bytes(&onnx, None).expect("imports");
+        let calib = stream(&shape, 2, 1.0, 11);
+        let per: usize = shape.iter().product();
+        let samples: Vec<Vec<Vec<f32>>> =
+            calib.data.chunks(per).map(|c| vec![c.to_vec()]).collect();
+        let mut opts = Options::new(Target::lookup("loihi2").unwrap());
+        opts.auto_chips = true;
+        let start = Instant::now();
+        let c = match driver::compile_graph(imported.graph, &samples, &opts, 0) {
+            Ok(c) => c,
+            Err(e) => {
+                println!("| {label} | does not compile: {e} | | | | |");
+                continue;
+            }
+        };
+        let t_compile = start.elapsed().as_secs_f64();
+        let a = nmc_loihi2::decode(&c.artifact).expect("decodes");
+        let chips = a.header.as_ref().map_or(1, |h| h.chips);
+        let tiled = c
+            .mapping
+            .layers
+            .values()
+            .filter(|s| s.iter().any(|s| s.is_tile()))
+            .count();
+        let art = nmc::LoadedArtifact::decode(&c.artifact).expect("decodes");
+        let one = stream(&shape, 1, 1.0, 41);
+        let run = art.run(&one, None).expect("runs");
+        println!(
+            "| {label} | {t_compile:.1} s | {chips} | {} | {tiled} | {:.1} µs |",
+            c.report.cores_used,
+            run.perf.latency_ns / 1e3
+        );
+        if first.is_none() {
+            first = Some((c, shape));
+        }
+    }
+    let Some((c, shape)) = first else {
+        return ExitCode::FAILURE;
+    };
+    println!("\n### cnn-2x128x128: the stem tiled over more row bands\n");
+    println!(
+        "| stem cores | total cores | latency per inference | T_step (slowest step) | bound |"
+    );
+    println!("|---|---|---|---|---|");
+    let spec = nmc_loihi2::loihi2();
+    let cores = nmc_loihi2::Cores(spec.clone());
+    let shapes = greedy_shapes(&c.quantized, &cores).expect("fits");
+    let topts = nmc_backend::TargetOptions::default();
+    let loihi2 = Target::lookup("loihi2").unwrap();
+    let xs = stream(&shape, 2, 1.0, 43);
+    for extra in [0, 2, 6, 14, 30] {
+        let mut tiles = vec![0; shapes.len()];
+        tiles[0] = extra;
+        let Ok(m) = place(&c.quantized, &cores, &shapes, &[], &tiles, None) else {
+            continue;
+        };
+        let art = loihi2.lower(&c.quantized, &m, 0, &topts).expect("lowers");
+        let run = nmc::LoadedArtifact::decode(&art)
+            .expect("decodes")
+            .run(&xs, None)
+            .expect("runs");
+        let n = xs.shape[0] as f64;
+        println!(
+            "| {} | {} | {:.1} µs | {:.0} ns | {} |",
+            m.layers[&shapes[0].0].len(),
+            m.cores_used(),
+            run.perf.latency_ns / n / 1e3,
+            run.perf.t_step_ns / n,
+            run.perf.workload_bound
+        );
     }
     ExitCode::SUCCESS
 }

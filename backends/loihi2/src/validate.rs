@@ -363,7 +363,6 @@ fn check_slices(
     channels: u32,
     what: &str,
 ) -> Result<(), ArtifactError> {
-    let mut next = 0u32;
     for (k, s) in p.slices.iter().enumerate() {
         if s.core as usize >= a.cores.len() {
             return Err(corrupt(format!(
@@ -372,18 +371,10 @@ fn check_slices(
                 a.cores.len()
             )));
         }
-        if s.start != next || s.end <= s.start || s.end > channels {
-            return Err(corrupt(format!(
-                "{what}: slice {k} covers channels [{}, {}); expected a non-empty range starting at {next} within {channels} channels",
-                s.start, s.end
-            )));
-        }
-        next = s.end;
     }
-    if next != channels {
-        return Err(corrupt(format!(
-            "{what}: slices cover channels [0, {next}) of {channels}"
-        )));
-    }
-    Ok(())
+    let slices: Vec<nmc_ir::CoreSlice> = p.slices.iter().map(|s| s.to_ir()).collect();
+    let plane = crate::tiles::Plane::of_population(p).map(|pl| (pl.rows.post, pl.cols.post));
+    crate::tiles::check_grid(&slices, channels, plane)
+        .map(|_| ())
+        .map_err(|m| corrupt(format!("{what}: slices: {m}")))
 }

@@ -1,0 +1,410 @@
+//! Spatial tiling of Loihi 2 populations (issue #12 item 1): populations split by output rows and
+//! columns as well as channels run bit-exactly against the reference interpreter, each tile is
+//! charged its own neurons and receives only its input window, camera-sized inputs compile, a
+//! hostile tiling in an artifact is an error, and tiling a hot layer over more cores lowers the
+//! emulated latency.
+
+use nmc::synth::{attr_int, attr_ints, conv_net, ConvLayer, ModelBuilder, Rng};
+use nmc_backend::{greedy_shapes, place, TileShape};
+use nmc_ir::{Graph, Interpreter, Mapping, Op, Value};
+use nmc_loihi2::{ChipSpec, Cores, Emulator, PerfReport};
+
+fn l(channels: usize, kernel: usize, stride: usize) -> ConvLayer {
+    ConvLayer {
+        channels,
+        kernel,
+        stride,
+    }
+}
+
+/// Uniform random samples of `shape`.
+fn samples(shape: &[usize], n: usize, seed: u64) -> Vec<Vec<f32>> {
+    let per: usize = shape.iter().product();
+    let mut rng = Rng::new(seed);
+    (0..n)
+        .map(|_| (0..per).map(|_| rng.uniform(0.0, 1.0)).collect())
+        .collect()
+}
+
+/// Compiles for Loihi 2 with default options, calibrated on four random samples.
+fn compile(onnx: &[u8], shape: &[usize], seed: u64) -> nmc::Compiled {
+    let imported = nmc::onnx::import_bytes(onnx, None).expect("imports");
+    let calib: Vec<Vec<Vec<f32>>> = samples(shape, 4, seed)
+        .into_iter()
+        .map(|s| vec![s])
+        .collect();
+    let opts = nmc::Options::new(nmc::Target::lookup("loihi2").unwrap());
+    nmc::driver::compile_graph(imported.graph, &calib, &opts, 0).expect("compiles")
+}
+
+/// The integers feeding the graph's output Dequantize, from the reference interpreter.
+fn reference(graph: &Graph, x: &[f32]) -> Vec<i64> {
+    let vals = Interpreter::new(graph).unwrap().run_all(&[x]).unwrap();
+    let out = graph.outputs[0].node;
+    assert!(matches!(graph.node(out).op, Op::Dequantize { .. }));
+    match vals[graph.node(out).inputs[0].index()].as_ref().unwrap() {
+        Value::I64(v) => v.clone(),
+        Value::F32(_) => panic!("chip output is not integer"),
+    }
+}
+
+/// A four-chip Loihi 2 system with at most `neurons` neurons per core.
+fn small(neurons: u32) -> ChipSpec {
+    let mut s = nmc_loihi2::loihi2().with_chips(4);
+    s.max_neurons_per_core = neurons;
+    s
+}
+
+/// Layers split spatially (some slice names rows or columns).
+fn tiled_layers(m: &Mapping) -> usize {
+    m.layers
+        .values()
+        .filter(|s| s.iter().any(|s| s.is_tile()))
+        .count()
+}
+
+/// Lowers `mapping` on `spec`, round-trips the artifact through its bytes, runs `xs` on the
+/// emulator and checks every output against the reference interpreter; returns the reports.
+fn run_exact(
+    what: &str,
+    c: &nmc::Compiled,
+    mapping: &Mapping,
+    spec: &ChipSpec,
+    xs: &[Vec<f32>],
+) -> Vec<PerfReport> {
+    let art = nmc_loihi2::lower(&c.quantized, mapping, 0, spec).expect("lowers");
+    let art = nmc_loihi2::decode(&nmc_loihi2::encode(&art)).expect("decodes");
+    let mut emu = Emulator::new(&art, spec).expect("loads");
+    let input = &art.inputs[0];
+    let q = nmc_ir::QuantParams {
+        scale: input.scale,
+        min: input.min,
+        max: input.max,
+    };
+    let t = nmc_loihi2::min_timesteps(&art);
+    xs.iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let ints: Vec<i64> = x.iter().map(|v| nmc_ir::quantize(*v, &q)).collect();
+            let (outs, report) = emu.run(&[ints], t).expect("runs");
+            assert_eq!(
+                outs[0],
+                reference(&c.quantized, x),
+                "{what}: sample {i} differs from the quantised reference"
+            );
+            report
+        })
+        .collect()
+}
+
+/// A conv, named after its output; pads `k / 2`.
+fn conv(b: &mut ModelBuilder, rng: &mut Rng, x: &str, cin: usize, cout: usize, k: usize) -> String {
+    let id = x;
+    let scale = (6.0 / (cin * k * k) as f64).sqrt() as f32;
+    let w: Vec<f32> = (0..cout * cin * k * k)
+        .map(|_| rng.uniform(-scale, scale))
+        .collect();
+    let bias: Vec<f32> = (0..cout).map(|_| rng.uniform(-0.05, 0.05)).collect();
+    let (wn, bn, yn) = (format!("w{id}"), format!("b{id}"), format!("c{id}"));
+    b.init(&wn, &[cout as i64, cin as i64, k as i64, k as i64], &w);
+    b.init(&bn, &[cout as i64], &bias);
+    let p = (k / 2) as i64;
+    b.node(
+        "Conv",
+        &[x, &wn, &bn],
+        &[&yn],
+        vec![
+            attr_ints("kernel_shape", &[k as i64, k as i64]),
+            attr_ints("pads", &[p, p, p, p]),
+        ],
+    );
+    let r = format!("r{id}");
+    b.node("Relu", &[&yn], &[&r], vec![]);
+    r
+}
+
+/// A `[2, side, side]` CNN whose first layer is a 4×4/4 average pooling of the input (a DVS
+/// camera's ON/OFF frames reduced), then a 3×3 convolution with overlapping 3×3/2 max pooling
+/// (pad 1, as ResNet's stem), another convolution, and a dense classifier.
+pub(crate) fn pooled_net(side: usize, seed: u64) -> Vec<u8> {
+    let mut rng = Rng::new(seed);
+    let mut b = ModelBuilder::new("pooled_net", 13);
+    b.input("x", &[-1, 2, side as i64, side as i64]);
+    b.node(
+        "AveragePool",
+        &["x"],
+        &["p0"],
+        vec![
+            attr_ints("kernel_shape", &[4, 4]),
+            attr_ints("strides", &[4, 4]),
+        ],
+    );
+    let y = conv(&mut b, &mut rng, "p0", 2, 6, 3);
+    b.node(
+        "MaxPool",
+        &[&y],
+        &["p1"],
+        vec![
+            attr_ints("kernel_shape", &[3, 3]),
+            attr_ints("strides", &[2, 2]),
+            attr_ints("pads", &[1, 1, 1, 1]),
+        ],
+    );
+    let y = conv(&mut b, &mut rng, "p1", 6, 4, 3);
+    let hw = side / 8;
+    let features = 4 * hw * hw;
+    b.node("Flatten", &[&y], &["flat"], vec![]);
+    let w: Vec<f32> = (0..5 * features).map(|_| rng.uniform(-0.1, 0.1)).collect();
+    b.init("fw", &[5, features as i64], &w);
+    b.init("fb", &[5], &[0.01; 5]);
+    b.node(
+        "Gemm",
+        &["flat", "fw", "fb"],
+        &["out"],
+        vec![attr_int("transB", 1)],
+    );
+    b.output("out");
+    b.finish()
+}
+
+#[test]
+fn small_neuron_limits_tile_layers_and_outputs_stay_bit_exact() {
+    let plain = conv_net([2, 24, 20], &[l(6, 3, 1), l(8, 3, 2), l(4, 5, 1)], 5, 1);
+    let nets = [
+        ("conv_net 2x24x20", plain, vec![2, 24, 20]),
+        ("pooled_net 2x48x48", pooled_net(48, 2), vec![2, 48, 48]),
+    ];
+    for (name, onnx, shape) in nets {
+        let c = compile(&onnx, &shape, 3);
+        let xs = samples(&shape, 3, 4);
+        for neurons in [40, 130, 600] {
+            let spec = small(neurons);
+            let m = nmc_backend::greedy(&c.quantized, &Cores(spec.clone()))
+                .unwrap_or_else(|e| panic!("{name}, {neurons} neurons per core: {e}"));
+            if neurons <= 130 {
+                assert!(tiled_layers(&m) > 0, "{name}: nothing tiled at {neurons}");
+            }
+            run_exact(&format!("{name}, {neurons} neurons"), &c, &m, &spec, &xs);
+        }
+    }
+}
+
+/// The greedy shapes of `c`'s layers with every convolution set to `shape` where its plane
+/// allows (bands are clamped to the channels and rows).
+pub(crate) fn forced(c: &nmc::Compiled, shape: TileShape) -> Mapping {
+    let spec = nmc_loihi2::loihi2();
+    let cores = Cores(spec);
+    let shapes: Vec<_> = greedy_shapes(&c.quantized, &cores)
+        .unwrap()
+        .into_iter()
+        .map(|(id, s)| {
+            let conv = c.quantized.ty(id).shape.len() == 3;
+            (id, if conv { shape } else { s })
+        })
+        .collect();
+    place(&c.quantized, &cores, &shapes, &[], &[], None).expect("fits")
+}
+
+#[test]
+fn explicit_row_and_column_tiles_run_bit_exact_and_kernels_agree() {
+    let onnx = pooled_net(48, 5);
+    let c = compile(&onnx, &[2, 48, 48], 6);
+    let xs = samples(&[2, 48, 48], 3, 7);
+    for shape in [
+        TileShape {
+            channels: 1,
+            rows: 3,
+            cols: 1,
+        },
+        TileShape {
+            channels: 2,
+            rows: 2,
+            cols: 3,
+        },
+        TileShape {
+            channels: 1,
+            rows: 6,
+            cols: 6,
+        },
+    ] {
+        let m = forced(&c, shape);
+        assert!(tiled_layers(&m) >= 2, "{shape:?} tiles the convolutions");
+        let text = nmc::driver::print_partitioned(&c.quantized, &m);
+        assert!(text.contains(" rows ["), "{text}");
+        let (_, back) = nmc::driver::parse_partitioned(&text).unwrap();
+        assert_eq!(back.as_ref(), Some(&m), "partitioned IR round-trips tiles");
+        run_exact(&format!("{shape:?}"), &c, &m, &nmc_loihi2::loihi2(), &xs);
+    }
+}
+
+#[test]
+fn tiles_hold_their_own_neurons_and_receive_only_their_windows() {
+    // No pooling: the tiles' neurons partition each plane, so the work summed over cores is the
+    // untiled work, while messages reach only the tiles whose windows hold them.
+    let shape = [2, 24, 24];
+    let onnx = conv_net(shape, &[l(4, 3, 1), l(4, 3, 1)], 3, 8);
+    let c = compile(&onnx, &shape, 9);
+    let xs = samples(&shape, 2, 10);
+    let spec = nmc_loihi2::loihi2();
+    let untiled = nmc_backend::greedy(&c.quantized, &Cores(spec.clone())).unwrap();
+    assert_eq!(tiled_layers(&untiled), 0);
+    let rows = 4;
+    let tiled = forced(
+        &c,
+        TileShape {
+            channels: 1,
+            rows,
+            cols: 1,
+        },
+    );
+    let sum = |r: &PerfReport, f: fn(&nmc_backend::Counters) -> u64| -> u64 {
+        r.cores.iter().map(|c| f(&c.counts)).sum()
+    };
+    let a = run_exact("untiled", &c, &untiled, &spec, &xs);
+    let b = run_exact("tiled", &c, &tiled, &spec, &xs);
+    for (a, b) in a.iter().zip(&b) {
+        assert_eq!(sum(a, |c| c.syn_ops), sum(b, |c| c.syn_ops));
+        assert_eq!(sum(a, |c| c.mem_reads), sum(b, |c| c.mem_reads));
+        assert_eq!(sum(a, |c| c.neuron_updates), sum(b, |c| c.neuron_updates));
+        // Each convolution's input reaches one core untiled; tiled, each element reaches the
+        // one or two tiles whose windows hold it (a 3×3 kernel's halo is one row), not all four.
+        let (ma, mb) = (sum(a, |c| c.msgs_in), sum(b, |c| c.msgs_in));
+        assert!(
+            mb > ma && mb < ma * 2,
+            "messages in: {ma} untiled, {mb} tiled"
+        );
+    }
+}
+
+#[test]
+fn a_128x128_dvs_cnn_compiles_with_tiles_and_runs_bit_exact() {
+    let shape = [2, 128, 128];
+    let plain = conv_net(shape, &[l(4, 3, 1), l(8, 3, 2), l(8, 3, 2)], 10, 11);
+    let nets = [("conv_net", plain), ("pooled_net", pooled_net(128, 12))];
+    for (name, onnx) in nets {
+        let c = compile(&onnx, &shape, 13);
+        assert!(
+            tiled_layers(&c.mapping) > 0,
+            "{name}: a 128×128 plane needs tiles"
+        );
+        let art = nmc::LoadedArtifact::decode(&c.artifact).unwrap();
+        let xs = samples(&shape, 2, 14);
+        let arr = nmc::npy::Array {
+            shape: vec![2, 2, 128, 128],
+            data: xs.concat(),
+        };
+        let run = art.run(&arr, None).unwrap();
+        for (i, x) in xs.iter().enumerate() {
+            assert_eq!(
+                run.int_outputs[i],
+                reference(&c.quantized, x),
+                "{name}: sample {i}"
+            );
+        }
+    }
+}
+
+#[test]
+fn hostile_tilings_in_an_artifact_are_errors() {
+    let onnx = pooled_net(48, 15);
+    let c = compile(&onnx, &[2, 48, 48], 16);
+    let m = forced(
+        &c,
+        TileShape {
+            channels: 2,
+            rows: 2,
+            cols: 2,
+        },
+    );
+    let good = nmc_loihi2::lower(&c.quantized, &m, 0, &nmc_loihi2::loihi2()).unwrap();
+    let p = good
+        .populations
+        .iter()
+        .position(|p| p.slices.iter().any(|s| s.row_end != 0))
+        .expect("a tiled population");
+    let dense = good.populations.len() - 1;
+    type Damage = Box<dyn Fn(&mut nmc_loihi2::Artifact)>;
+    let damage: Vec<(&str, Damage)> = vec![
+        (
+            "row band beyond the plane",
+            Box::new(move |a| a.populations[p].slices[1].row_end = 10_000),
+        ),
+        (
+            "a whole-plane slice among tiles",
+            Box::new(move |a| {
+                let s = &mut a.populations[p].slices[0];
+                (s.row_start, s.row_end, s.col_start, s.col_end) = (0, 0, 0, 0);
+            }),
+        ),
+        (
+            "overlapping column bands",
+            Box::new(move |a| a.populations[p].slices[1].col_start = 0),
+        ),
+        (
+            "a tile missing",
+            Box::new(move |a| {
+                a.populations[p].slices.pop();
+            }),
+        ),
+        (
+            "channel bands tiled differently",
+            Box::new(move |a| {
+                let n = a.populations[p].slices.len();
+                a.populations[p].slices[n - 1].row_start += 1;
+            }),
+        ),
+        (
+            "rows on a dense population",
+            Box::new(move |a| {
+                a.populations[dense].slices[0].row_end = 1;
+            }),
+        ),
+        (
+            "huge row numbers",
+            Box::new(move |a| {
+                let s = &mut a.populations[p].slices[0];
+                s.row_start = u32::MAX - 1;
+                s.row_end = u32::MAX;
+            }),
+        ),
+    ];
+    for (what, f) in damage {
+        let mut a = good.clone();
+        f(&mut a);
+        match nmc_loihi2::decode(&nmc_loihi2::encode(&a)) {
+            Err(nmc_loihi2::ArtifactError::Corrupt(m)) => {
+                assert!(m.contains("slice"), "{what}: {m}")
+            }
+            other => panic!("{what}: expected a corrupt-artifact error, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn tiling_a_hot_layer_over_more_cores_lowers_emulated_latency() {
+    // One wide convolution (16 channels of 32×32) dominates; splitting its rows spreads its
+    // synaptic work and neuron updates over more cores.
+    let shape = [4, 32, 32];
+    let onnx = conv_net(shape, &[l(16, 3, 1)], 4, 17);
+    let c = compile(&onnx, &shape, 18);
+    let xs = samples(&shape, 2, 19);
+    let spec = nmc_loihi2::loihi2();
+    let cores = Cores(spec.clone());
+    let shapes = greedy_shapes(&c.quantized, &cores).unwrap();
+    let mut last = f64::INFINITY;
+    let mut seen = Vec::new();
+    for extra_rows in [0, 1, 3, 7] {
+        let mut tiles = vec![0; shapes.len()];
+        tiles[0] = extra_rows;
+        let m = place(&c.quantized, &cores, &shapes, &[], &tiles, None).unwrap();
+        let reports = run_exact(&format!("{extra_rows} extra rows"), &c, &m, &spec, &xs);
+        let latency = reports.iter().map(|r| r.latency_ns).sum::<f64>() / reports.len() as f64;
+        seen.push((m.layers[&shapes[0].0].len(), latency));
+        eprintln!("cores of the hot layer, latency per inference (ns): {seen:?}");
+        assert!(
+            latency < last,
+            "latency does not fall with more tiles: {seen:?}"
+        );
+        last = latency;
+    }
+}
