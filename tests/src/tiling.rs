@@ -408,3 +408,133 @@ fn tiling_a_hot_layer_over_more_cores_lowers_emulated_latency() {
         last = latency;
     }
 }
+
+#[test]
+fn the_floorline_model_charges_each_tile_what_the_emulator_counts() {
+    // On one sample the activity profile is that sample's events (0 or 1 per value), so the
+    // model's expected loads are the emulator's counts: synaptic operations, memory words and
+    // messages in and out of every core, tiled or not.
+    let onnx = pooled_net(48, 23);
+    let c = compile(&onnx, &[2, 48, 48], 24);
+    let x = samples(&[2, 48, 48], 1, 25);
+    let calib: Vec<Vec<Vec<f32>>> = vec![vec![x[0].clone()]];
+    let profile = nmc::cost::ActivityProfile::measure(&c.quantized, &calib).unwrap();
+    let spec = nmc_loihi2::loihi2();
+    let untiled = c.mapping.clone();
+    for (name, m) in [
+        ("untiled", untiled),
+        (
+            "tiled 2×3×2",
+            forced(
+                &c,
+                TileShape {
+                    channels: 2,
+                    rows: 3,
+                    cols: 2,
+                },
+            ),
+        ),
+    ] {
+        let art = nmc_loihi2::lower(&c.quantized, &m, 0, &spec).unwrap();
+        let (loads, _, _) = nmc_loihi2::floorline::modelled_loads(&art, &spec, &profile);
+        let report = &run_exact(name, &c, &m, &spec, &x)[0];
+        assert_eq!(loads.len(), report.cores.len());
+        assert!(loads.len() > 3 && loads.iter().all(|l| l.s > 0.0 || l.m_in > 0.0));
+        for (l, e) in loads.iter().zip(&report.cores) {
+            let got = [l.s, l.r, l.m_in, l.m_out];
+            let want = [
+                e.counts.syn_ops,
+                e.counts.mem_reads,
+                e.counts.msgs_in,
+                e.counts.msgs_out,
+            ]
+            .map(|v| v as f64);
+            assert_eq!(got, want, "{name}: core {} (S, R, M in, M out)", l.id);
+        }
+    }
+}
+
+#[test]
+fn fit_errors_come_only_when_no_tiling_fits_and_name_what_would() {
+    // One channel of one output position needs its kernels (2 input channels × 3 × 3 bytes):
+    // with less synaptic memory per core no tiling fits, and the error says what one needs.
+    let shape = [2, 16, 16];
+    let onnx = conv_net(shape, &[l(4, 3, 1)], 3, 26);
+    let c = compile(&onnx, &shape, 27);
+    let mut spec = nmc_loihi2::loihi2();
+    spec.synapse_bytes_per_core = 10;
+    let e = nmc_backend::greedy(&c.quantized, &Cores(spec)).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("no tiling fits a core: even one channel of one output position needs synaptic memory (bytes): needs 18, a core has 10"),
+        "{e}"
+    );
+    // 80 channels of 128×128 need 1.3 M neurons: tiles fit, one chip's 128 cores do not; the
+    // error names the cores the layer needs and the smallest system.
+    let mut b = ModelBuilder::new("wide", 13);
+    b.input("x", &[-1, 1, 128, 128]);
+    let w: Vec<f32> = (0..80 * 9).map(|i| ((i % 7) as f32 - 3.0) / 10.0).collect();
+    b.init("w", &[80, 1, 3, 3], &w);
+    b.node(
+        "Conv",
+        &["x", "w"],
+        &["c"],
+        vec![attr_ints("pads", &[1, 1, 1, 1])],
+    );
+    b.node("Relu", &["c"], &["y"], vec![]);
+    b.output("y");
+    let imported = nmc::onnx::import_bytes(&b.finish(), None).unwrap();
+    let calib = vec![samples(&[1, 128, 128], 1, 28)];
+    let opts = nmc::Options::new(nmc::Target::lookup("loihi2").unwrap());
+    let e = nmc::driver::compile_graph(imported.graph.clone(), &calib, &opts, 0).unwrap_err();
+    let m = e.to_string();
+    assert_eq!(e.exit_code(), 3, "{m}");
+    assert!(
+        m.contains("Conv_0") && m.contains("row band(s)") && m.contains("use --chips 2"),
+        "{m}"
+    );
+    let mut opts = opts;
+    opts.auto_chips = true;
+    let ok = nmc::driver::compile_graph(imported.graph, &calib, &opts, 0).unwrap();
+    assert!(tiled_layers(&ok.mapping) == 1 && ok.mapping.cores_used() > 128);
+}
+
+#[test]
+fn the_mapping_searches_tile_a_hot_layer_by_rows() {
+    // Two channels of 64×64 fit one core, so channel bands can add one core at most; row bands
+    // spread the layer further, and both searches use them.
+    let shape = [2, 64, 64];
+    let onnx = conv_net(shape, &[l(2, 3, 1)], 3, 29);
+    let imported = nmc::onnx::import_bytes(&onnx, None).unwrap();
+    let calib: Vec<Vec<Vec<f32>>> = samples(&shape, 2, 30)
+        .into_iter()
+        .map(|s| vec![s])
+        .collect();
+    for kind in [nmc::PartitionKind::Floorline, nmc::PartitionKind::Evolve] {
+        let mut opts = nmc::Options::new(nmc::Target::lookup("loihi2").unwrap());
+        opts.partition = kind;
+        opts.evals = 40;
+        let c = nmc::driver::compile_graph(imported.graph.clone(), &calib, &opts, 0).unwrap();
+        let s = c.report.search.as_ref().expect("searched");
+        eprintln!(
+            "{kind:?}: greedy {:.0} ns on {} cores, chosen {:.0} ns on {} cores",
+            s.greedy.latency_ns, s.greedy.cores, s.chosen.latency_ns, s.chosen.cores
+        );
+        assert!(
+            s.chosen.latency_ns < s.greedy.latency_ns && tiled_layers(&c.mapping) > 0,
+            "{kind:?}: greedy {} ns, chosen {} ns on {} cores, {} tiled layers",
+            s.greedy.latency_ns,
+            s.chosen.latency_ns,
+            s.chosen.cores,
+            tiled_layers(&c.mapping)
+        );
+        let xs = samples(&shape, 2, 31);
+        run_exact(
+            &format!("{kind:?}"),
+            &c,
+            &c.mapping,
+            &nmc_loihi2::loihi2(),
+            &xs,
+        );
+    }
+}
