@@ -381,6 +381,33 @@ fn hostile_tilings_in_an_artifact_are_errors() {
 }
 
 #[test]
+fn a_tiling_finer_than_the_artifact_allows_is_an_error() {
+    // 72×72 one-position tiles: more tile positions than an artifact may list (each would fit
+    // a core, so only the cap stops the tables sized by them).
+    let shape = [1, 72, 72];
+    let c = compile(&conv_net(shape, &[l(1, 3, 1)], 2, 32), &shape, 33);
+    let mut a = nmc_loihi2::decode(&c.artifact).unwrap();
+    let p = &mut a.populations[0];
+    p.slices = (0..72 * 72)
+        .map(|k| nmc_loihi2::artifact::SliceMsg {
+            core: 0,
+            start: 0,
+            end: 1,
+            row_start: k / 72,
+            row_end: k / 72 + 1,
+            col_start: k % 72,
+            col_end: k % 72 + 1,
+        })
+        .collect();
+    match nmc_loihi2::decode(&nmc_loihi2::encode(&a)) {
+        Err(nmc_loihi2::ArtifactError::Corrupt(m)) => {
+            assert!(m.contains("exceed 4096 tile positions"), "{m}")
+        }
+        other => panic!("expected a corrupt-artifact error, got {other:?}"),
+    }
+}
+
+#[test]
 fn tiling_a_hot_layer_over_more_cores_lowers_emulated_latency() {
     // One wide convolution (16 channels of 32×32) dominates; splitting its rows spreads its
     // synaptic work and neuron updates over more cores.
@@ -436,7 +463,7 @@ fn the_floorline_model_charges_each_tile_what_the_emulator_counts() {
         ),
     ] {
         let art = nmc_loihi2::lower(&c.quantized, &m, 0, &spec).unwrap();
-        let (loads, _, _) = nmc_loihi2::floorline::modelled_loads(&art, &spec, &profile);
+        let (loads, _, _) = nmc_loihi2::floorline::modelled_loads(&art, &spec, &profile).unwrap();
         let report = &run_exact(name, &c, &m, &spec, &x)[0];
         assert_eq!(loads.len(), report.cores.len());
         assert!(loads.len() > 3 && loads.iter().all(|l| l.s > 0.0 || l.m_in > 0.0));

@@ -447,7 +447,8 @@ impl nmc_backend::Loaded for LoadedLoihi2 {
     ) -> Result<Loads, BackendError> {
         let profile = activity.profile()?;
         let spec = spec_with(self.chips(), params)?;
-        let (cores, link_ns, hops) = crate::floorline::modelled_loads(&self.0, &spec, profile);
+        let (cores, link_ns, hops) = crate::floorline::modelled_loads(&self.0, &spec, profile)
+            .map_err(|m| BackendError::Artifact(nmc_backend::corrupt(m)))?;
         Ok(Loads {
             cores,
             link_ns,

@@ -11,12 +11,13 @@ use crate::memory::{dense_group_storage, SynapseStorage, SPARSE_SYNAPSE_BYTES};
 use crate::{Artifact, ChipSpec};
 use nmc_backend::{ActivityProfile, CoreLoad};
 
-/// Per-core loads, the slowest link's time per step (ns) and the expected link traversals.
+/// Per-core loads, the slowest link's time per step (ns) and the expected link traversals; an
+/// error when the artifact's tiling is too fine to model ([`crate::tiles::fanout`]).
 pub fn modelled_loads(
     a: &Artifact,
     spec: &ChipSpec,
     profile: &ActivityProfile,
-) -> (Vec<CoreLoad>, f64, f64) {
+) -> Result<(Vec<CoreLoad>, f64, f64), String> {
     let mut loads: Vec<CoreLoad> = a
         .cores
         .iter()
@@ -56,7 +57,7 @@ pub fn modelled_loads(
     // Destination cores of each source: the cores of its consumers' tiles whose input windows
     // hold the element (every core of a consumer that is not tiled spatially).
     let n_in = a.inputs.len();
-    let fanout = crate::tiles::fanout(a);
+    let fanout = crate::tiles::fanout(a)?;
     let src_density = |k: usize| -> Vec<f64> {
         if k < n_in {
             let len = a.inputs[k].shape.iter().product::<u32>() as usize;
@@ -266,7 +267,7 @@ pub fn modelled_loads(
     for l in &mut loads {
         l.m = l.m_in.max(l.m_out);
     }
-    (loads, link_ns, hops)
+    Ok((loads, link_ns, hops))
 }
 
 /// Column indices of the non-zero weights of each row.

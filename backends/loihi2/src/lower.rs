@@ -534,8 +534,18 @@ impl Lowering<'_> {
             .ok_or_else(|| LowerError::Unmapped { node: self.at(id) })?;
         let fp = LayerFootprint::of(self.graph, id).map_err(|e| self.invalid(id, e.to_string()))?;
         let plane = fp.plane.map(|p| (p.rows.post, p.cols.post));
-        crate::tiles::check_grid(slices, channels as u32, plane)
+        let grid = crate::tiles::check_grid(slices, channels as u32, plane)
             .map_err(|m| self.invalid(id, format!("mapping: {m}")))?;
+        let positions = grid.rows.len() * grid.cols.len();
+        if positions > crate::validate::MAX_TILE_POSITIONS {
+            return Err(self.invalid(
+                id,
+                format!(
+                    "mapping: {positions} tile positions exceed the artifact's {}",
+                    crate::validate::MAX_TILE_POSITIONS
+                ),
+            ));
+        }
         let mut out = Vec::with_capacity(slices.len());
         for s in slices {
             let usage =

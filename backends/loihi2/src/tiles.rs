@@ -379,10 +379,18 @@ enum Need {
     },
 }
 
+/// Most distinct destination sets of one source: a real tiling has a few per tile boundary;
+/// the cap bounds what a hostile artifact can make the emulator allocate.
+pub const MAX_SETS: usize = 1 << 16;
+
+/// Most destination cores listed over all sets of an artifact.
+pub const MAX_SET_ENTRIES: usize = 1 << 24;
+
 /// The destinations of every source of a validated artifact (inputs first, then populations):
 /// a consumer that is not tiled spatially needs all of a source, on all its cores; a tiled
-/// convolution's tile needs its input window, on the cores of that tile's channel bands.
-pub fn fanout(a: &Artifact) -> Vec<Fanout> {
+/// convolution's tile needs its input window, on the cores of that tile's channel bands. An
+/// error (naming the source) when the sets exceed [`MAX_SETS`] or [`MAX_SET_ENTRIES`].
+pub fn fanout(a: &Artifact) -> Result<Vec<Fanout>, String> {
     let n_in = a.inputs.len();
     let n_src = n_in + a.populations.len();
     let mut lens: Vec<usize> = a
@@ -457,6 +465,17 @@ pub fn fanout(a: &Artifact) -> Vec<Fanout> {
         grids.push((grid, tiles));
     }
     let mut out = Vec::with_capacity(n_src);
+    let mut entries = 0usize;
+    let too_many = |src: usize| {
+        let what = if src < n_in {
+            format!("input {src}")
+        } else {
+            format!("population {}", src - n_in)
+        };
+        format!(
+            "{what}: its consumers' tiles need more than {MAX_SETS} destination sets or {MAX_SET_ENTRIES} destination entries"
+        )
+    };
     for (src, ns) in needs.iter().enumerate() {
         let mut all: Vec<u32> = ns
             .iter()
@@ -468,6 +487,10 @@ pub fn fanout(a: &Artifact) -> Vec<Fanout> {
             .collect();
         all.sort_unstable();
         all.dedup();
+        entries += all.len();
+        if entries > MAX_SET_ENTRIES {
+            return Err(too_many(src));
+        }
         if ns.iter().all(|n| matches!(n, Need::All(_))) {
             out.push(Fanout {
                 sets: vec![all],
@@ -529,6 +552,10 @@ pub fn fanout(a: &Artifact) -> Vec<Fanout> {
                     }
                     cores.sort_unstable();
                     cores.dedup();
+                    entries += cores.len();
+                    if sets.len() >= MAX_SETS || entries > MAX_SET_ENTRIES {
+                        return Err(too_many(src));
+                    }
                     sets.push(cores);
                     ids.insert(key.clone(), id);
                     id
@@ -539,7 +566,7 @@ pub fn fanout(a: &Artifact) -> Vec<Fanout> {
         }
         out.push(Fanout { sets, of_elem });
     }
-    out
+    Ok(out)
 }
 
 /// The grid and resolved tiles of a validated population.

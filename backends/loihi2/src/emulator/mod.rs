@@ -197,7 +197,20 @@ impl Emulator {
         }
 
         let n_in = artifact.inputs.len();
-        let fanout = crate::tiles::fanout(artifact);
+        let fanout = crate::tiles::fanout(artifact).map_err(nmc_backend::corrupt)?;
+        // Messages are counted per (slice, destination set); bound that table.
+        for (p, f) in artifact.populations.iter().zip(&fanout[n_in..]) {
+            let cells = p.slices.len().saturating_mul(f.sets.len());
+            if cells > crate::tiles::MAX_SET_ENTRIES {
+                return Err(EmuError::Artifact(nmc_backend::corrupt(format!(
+                    "population \"{}\": {} slices × {} destination sets exceed {}",
+                    p.name,
+                    p.slices.len(),
+                    f.sets.len(),
+                    crate::tiles::MAX_SET_ENTRIES
+                ))));
+            }
+        }
         let inputs: Vec<InputRt> = artifact
             .inputs
             .iter()

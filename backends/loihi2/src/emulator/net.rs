@@ -706,12 +706,16 @@ impl PopRt {
                 idx: out as u32,
                 delta,
             });
-            let (ch, pos) = (out / self.post_hw, out % self.post_hw);
-            let (oy, ox) = (pos / self.post_w, pos % self.post_w);
-            let slice = (self.band_of_channel[ch] as usize * self.grid_rows
-                + self.row_band[oy] as usize)
-                * self.grid_cols
-                + self.col_band[ox] as usize;
+            let ch = out / self.post_hw;
+            let band = self.band_of_channel[ch] as usize;
+            let slice = if self.grid_rows == 1 && self.grid_cols == 1 {
+                band
+            } else {
+                let pos = out % self.post_hw;
+                let (oy, ox) = (pos / self.post_w, pos % self.post_w);
+                (band * self.grid_rows + self.row_band[oy] as usize) * self.grid_cols
+                    + self.col_band[ox] as usize
+            };
             let set = self.out_set.get(out).map_or(0, |&s| s as usize);
             self.sent[slice * self.sets + set] += 1;
         }
