@@ -234,6 +234,13 @@ fn explicit_row_and_column_tiles_run_bit_exact_and_kernels_agree() {
         let (_, back) = nmc::driver::parse_partitioned(&text).unwrap();
         assert_eq!(back.as_ref(), Some(&m), "partitioned IR round-trips tiles");
         run_exact(&format!("{shape:?}"), &c, &m, &nmc_loihi2::loihi2(), &xs);
+        // The listing and `inspect --format json` name each tile's rectangle.
+        let art = nmc_loihi2::lower(&c.quantized, &m, 0, &nmc_loihi2::loihi2()).unwrap();
+        let listing = nmc_loihi2::listing(&art);
+        assert!(listing.contains("tile channels [0, "), "{listing}");
+        let loaded = nmc::LoadedArtifact::decode(&nmc_loihi2::encode(&art)).unwrap();
+        let json = loaded.to_json().to_string();
+        assert!(json.contains("\"rows\":[0,"), "{json}");
     }
 }
 
@@ -564,4 +571,30 @@ fn the_mapping_searches_tile_a_hot_layer_by_rows() {
             &xs,
         );
     }
+}
+
+#[test]
+fn resnet18_at_224_compiles_for_loihi2_with_chips_auto() {
+    // Its stem (64 channels of 112×112, 3×3/2 max pooling) has 12,544 neurons per channel: it
+    // needs tiles, and the whole network needs several chips.
+    let onnx = nmc::synth::resnet18(224, 1000, 7);
+    let imported = nmc::onnx::import_bytes(&onnx, None).unwrap();
+    let calib = vec![samples(&[3, 224, 224], 1, 34)];
+    let mut opts = nmc::Options::new(nmc::Target::lookup("loihi2").unwrap());
+    opts.auto_chips = true;
+    let c = nmc::driver::compile_graph(imported.graph, &calib, &opts, 0).unwrap();
+    let a = nmc_loihi2::decode(&c.artifact).unwrap();
+    let chips = a.header.as_ref().map_or(0, |h| h.chips);
+    eprintln!(
+        "resnet18-224: {chips} chips, {} cores, {} tiled layers",
+        c.mapping.cores_used(),
+        tiled_layers(&c.mapping)
+    );
+    assert!(chips > 1 && tiled_layers(&c.mapping) >= 1);
+    let stem = c
+        .mapping
+        .layers
+        .values()
+        .find(|s| s.iter().any(|s| s.is_tile()));
+    assert!(stem.is_some_and(|s| s.iter().all(|s| s.rows.is_some())));
 }
