@@ -968,9 +968,21 @@ pub fn print_partitioned(graph: &Graph, mapping: &Mapping) -> String {
         let name = graph.node(*id).name.as_deref().unwrap_or("");
         for s in slices {
             let loc = mapping.placement[s.core as usize];
+            // A spatial tile names its rows and columns; a channel slice does not.
+            let axis = |what: &str, r: Option<(u32, u32)>| {
+                r.map_or(String::new(), |(a, b)| format!(" {what} [{a}, {b})"))
+            };
             out.push_str(&format!(
-                "  {id} {:?} channels [{}, {}) -> core {} (chip {}, x {}, y {})\n",
-                name, s.start, s.end, s.core, loc.chip, loc.x, loc.y
+                "  {id} {:?} channels [{}, {}){}{} -> core {} (chip {}, x {}, y {})\n",
+                name,
+                s.start,
+                s.end,
+                axis("rows", s.rows),
+                axis("cols", s.cols),
+                s.core,
+                loc.chip,
+                loc.x,
+                loc.y
             ));
         }
     }
@@ -1007,17 +1019,29 @@ pub fn parse_partitioned(text: &str) -> Result<(Graph, Option<Mapping>), String>
         if id as usize >= graph.nodes.len() {
             return Err(bad("node id beyond the graph"));
         }
-        let nums: Vec<u32> = rest
+        let tail = rest
             .rsplit_once(" channels ")
             .map(|(_, tail)| tail)
-            .ok_or_else(|| bad("no `channels`"))?
+            .ok_or_else(|| bad("no `channels`"))?;
+        let head = tail.split(" -> ").next().unwrap_or("");
+        let (has_rows, has_cols) = (head.contains(" rows ["), head.contains(" cols ["));
+        let nums: Vec<u32> = tail
             .split(|c: char| !c.is_ascii_digit())
             .filter(|t| !t.is_empty())
             .map(|t| t.parse::<u32>().map_err(|_| bad("number out of range")))
             .collect::<Result<_, _>>()?;
-        let [start, end, core, chip, x, y] = nums[..] else {
-            return Err(bad("expected channels [s, e) -> core c (chip k, x i, y j)"));
-        };
+        let want = 6 + 2 * usize::from(has_rows) + 2 * usize::from(has_cols);
+        if nums.len() != want {
+            return Err(bad(
+                "expected channels [s, e) [rows [a, b)] [cols [c, d)] -> core c (chip k, x i, y j)",
+            ));
+        }
+        let mut it = nums.into_iter();
+        let mut next = || it.next().unwrap_or(0);
+        let (start, end) = (next(), next());
+        let rows = has_rows.then(|| (next(), next()));
+        let cols = has_cols.then(|| (next(), next()));
+        let (core, chip, x, y) = (next(), next(), next(), next());
         if core as usize != mapping.placement.len() {
             return Err(bad("cores must be listed in id order"));
         }
@@ -1025,7 +1049,13 @@ pub fn parse_partitioned(text: &str) -> Result<(Graph, Option<Mapping>), String>
             .layers
             .entry(nmc_ir::NodeId(id))
             .or_default()
-            .push(nmc_ir::CoreSlice { core, start, end });
+            .push(nmc_ir::CoreSlice {
+                core,
+                start,
+                end,
+                rows,
+                cols,
+            });
         mapping.placement.push(nmc_ir::CoreLoc { chip, x, y });
     }
     if !closed {

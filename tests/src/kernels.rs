@@ -138,6 +138,43 @@ fn parallel_kernels_on_layers_big_enough_to_split_equal_the_events_path() {
 }
 
 #[test]
+fn dense_kernels_equal_the_events_path_on_tiled_mappings() {
+    // Spatial tiles charge each event per tile (the taps landing on the tile's neurons) and
+    // route it to the tiles whose windows hold it; the batched charge must agree event by event.
+    use crate::tiling::{forced, pooled_net};
+    use nmc_backend::TileShape;
+    let input = [2, 48, 48];
+    let c = compile(&pooled_net(48, 21), &input, 21);
+    let plain_in = [3, 24, 20];
+    let l = |channels, kernel, stride| ConvLayer {
+        channels,
+        kernel,
+        stride,
+    };
+    let plain = compile(
+        &conv_net(plain_in, &[l(6, 3, 1), l(8, 5, 2), l(4, 3, 1)], 4, 22),
+        &plain_in,
+        22,
+    );
+    for (name, c) in [("pooled_net", &c), ("conv_net", &plain)] {
+        for (k, shape) in [(1, 3, 1), (2, 2, 3), (1, 4, 2)].into_iter().enumerate() {
+            let shape = TileShape {
+                channels: shape.0,
+                rows: shape.1,
+                cols: shape.2,
+            };
+            let m = forced(c, shape);
+            let art = nmc_loihi2::lower(&c.quantized, &m, 0, &nmc_loihi2::loihi2()).unwrap();
+            assert_kernels_agree(
+                &format!("{name} tiled {shape:?}"),
+                &nmc_loihi2::encode(&art),
+                k as u64,
+            );
+        }
+    }
+}
+
+#[test]
 fn runs_are_identical_with_one_thread_and_several() {
     let pool = |n| {
         rayon::ThreadPoolBuilder::new()

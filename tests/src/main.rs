@@ -25,7 +25,10 @@
 //! - `record`: `run --record` (each step equals a run stopped there; Speck's steps add up to
 //!   its counts; the AKD1000 refuses it);
 //! - `speck`: rate mode on Speck: emulator == rate-mode reference, accuracy, memory formulas,
-//!   matching vs brute force, listings and limit errors, the `ai.nmc` domain.
+//!   matching vs brute force, listings and limit errors, the `ai.nmc` domain;
+//! - `tiling`: Loihi 2 populations tiled by output rows and columns run bit-exactly, each tile
+//!   charged its neurons and sent its input window; 128×128 inputs compile; hostile tilings in
+//!   an artifact are errors; more tiles on a hot layer lower the emulated latency.
 
 mod akd1000;
 mod cli;
@@ -47,4 +50,5 @@ mod record;
 mod roundtrip;
 mod snapshots;
 mod speck;
+mod tiling;
 mod toy_backend;

@@ -199,11 +199,7 @@ fn akd1000_lowering_rejects_a_mapping_it_cannot_run() {
     let mut bad = c.mapping.clone();
     let (&last, slices) = bad.layers.iter_mut().next_back().unwrap();
     let first_core = slices[0].core;
-    slices.push(nmc_ir::CoreSlice {
-        core: first_core,
-        start: 0,
-        end: 1,
-    });
+    slices.push(nmc_ir::CoreSlice::channels(first_core, 0, 1));
     let e = Target::lookup("akd1000")
         .unwrap()
         .lower(&c.quantized, &bad, 0, &opts.target_options())

@@ -18,6 +18,7 @@ pub fn run(which: &str) -> ExitCode {
         "speck" => speck(),
         "egraph" => egraph(),
         "eval" => eval(),
+        "tiling" => tiling(),
         "all" => {
             compile();
             emulator();
@@ -26,11 +27,12 @@ pub fn run(which: &str) -> ExitCode {
             akd1000();
             speck();
             eval();
+            tiling();
             egraph()
         }
         other => {
             eprintln!(
-                "unknown bench `{other}` (compile, emulator, eval, floorline, mapping, akd1000, speck, egraph, all)"
+                "unknown bench `{other}` (compile, emulator, eval, floorline, mapping, akd1000, speck, egraph, tiling, all)"
             );
             ExitCode::from(2)
         }
@@ -311,7 +313,9 @@ fn emulator() -> ExitCode {
         let per: usize = net.shape.iter().product();
         let samples: Vec<Vec<Vec<f32>>> =
             calib.data.chunks(per).map(|c| vec![c.to_vec()]).collect();
-        let opts = Options::new(Target::lookup("loihi2").unwrap());
+        // The smallest system the network fits (ResNet-18 at 224×224 needs several chips).
+        let mut opts = Options::new(Target::lookup("loihi2").unwrap());
+        opts.auto_chips = true;
         let c = match driver::compile_graph(imported.graph, &samples, &opts, 0) {
             Ok(c) => c,
             Err(e) => {
@@ -503,6 +507,7 @@ fn floorline() -> ExitCode {
             }
             let genome = nmc_backend::Genome {
                 extra,
+                tiles: Vec::new(),
                 placement: pos,
             };
             let Some(mapping) = (space.decode)(&genome) else {
@@ -999,6 +1004,142 @@ fn egraph() -> ExitCode {
                 );
             }
         }
+    }
+    ExitCode::SUCCESS
+}
+
+fn per_sample(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+/// Spatial tiling on Loihi 2 (issue #12 item 1): what the greedy partitioner makes of
+/// camera-sized and ImageNet-sized inputs (`--chips auto`), and the emulated latency per
+/// inference as the hot layer of a 2×128×128 CNN (the one holding the busiest core) is tiled
+/// over more row bands.
+fn tiling() -> ExitCode {
+    use nmc::synth::{conv_net, resnet18, ConvLayer};
+    use nmc_backend::{greedy_shapes, place};
+    let l = |channels, kernel, stride| ConvLayer {
+        channels,
+        kernel,
+        stride,
+    };
+    println!("\n## Loihi 2 spatial tiling (release, `--chips auto`)\n");
+    println!(
+        "| network | compile | chips | cores | tiled layers | latency per inference (1 sample) |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let nets: Vec<(&str, Vec<u8>, Vec<usize>)> = vec![
+        (
+            "cnn-2x128x128 (stride-1 stem)",
+            conv_net(
+                [2, 128, 128],
+                &[l(8, 3, 1), l(16, 3, 2), l(32, 3, 2)],
+                10,
+                5,
+            ),
+            vec![2, 128, 128],
+        ),
+        ("resnet18-224", resnet18(224, 1000, 7), vec![3, 224, 224]),
+    ];
+    let mut first = None;
+    for (label, onnx, shape) in nets {
+        let imported = nmc::onnx::import_bytes(&onnx, None).expect("imports");
+        let calib = stream(&shape, 2, 1.0, 11);
+        let per: usize = shape.iter().product();
+        let samples: Vec<Vec<Vec<f32>>> =
+            calib.data.chunks(per).map(|c| vec![c.to_vec()]).collect();
+        let mut opts = Options::new(Target::lookup("loihi2").unwrap());
+        opts.auto_chips = true;
+        let start = Instant::now();
+        let c = match driver::compile_graph(imported.graph, &samples, &opts, 0) {
+            Ok(c) => c,
+            Err(e) => {
+                println!("| {label} | does not compile: {e} | | | | |");
+                continue;
+            }
+        };
+        let t_compile = start.elapsed().as_secs_f64();
+        let a = nmc_loihi2::decode(&c.artifact).expect("decodes");
+        let chips = a.header.as_ref().map_or(1, |h| h.chips);
+        let tiled = c
+            .mapping
+            .layers
+            .values()
+            .filter(|s| s.iter().any(|s| s.is_tile()))
+            .count();
+        let art = nmc::LoadedArtifact::decode(&c.artifact).expect("decodes");
+        let one = stream(&shape, 1, 1.0, 41);
+        let run = art.run(&one, None).expect("runs");
+        println!(
+            "| {label} | {t_compile:.1} s | {chips} | {} | {tiled} | {:.1} µs |",
+            c.report.cores_used,
+            run.perf.latency_ns / 1e3
+        );
+        if first.is_none() {
+            first = Some((c, shape));
+        }
+    }
+    let Some((c, shape)) = first else {
+        return ExitCode::FAILURE;
+    };
+    let spec = nmc_loihi2::loihi2();
+    let cores = nmc_loihi2::Cores(spec.clone());
+    let shapes = greedy_shapes(&c.quantized, &cores).expect("fits");
+    let topts = nmc_backend::TargetOptions::default();
+    let loihi2 = Target::lookup("loihi2").unwrap();
+    let xs = stream(&shape, 2, 1.0, 43);
+    // The hot layer: the one holding the busiest core of the greedy mapping.
+    let a = nmc_loihi2::decode(&c.artifact).expect("decodes");
+    let mut emu = nmc_loihi2::Emulator::new(&a, &spec).expect("loads");
+    let input = &a.inputs[0];
+    let q = nmc_ir::QuantParams {
+        scale: input.scale,
+        min: input.min,
+        max: input.max,
+    };
+    let x: Vec<i64> = xs.data[..per_sample(&shape)]
+        .iter()
+        .map(|v| nmc_ir::quantize(*v, &q))
+        .collect();
+    let (_, report) = emu.run(&[x], nmc_loihi2::min_timesteps(&a)).expect("runs");
+    let busiest = report
+        .cores
+        .iter()
+        .max_by(|a, b| a.busy_ns.total_cmp(&b.busy_ns))
+        .map_or(0, |c| c.id);
+    let hot = shapes
+        .iter()
+        .position(|(id, _)| c.mapping.layers[id].iter().any(|s| s.core == busiest))
+        .unwrap_or(0);
+    let name = c
+        .quantized
+        .node(shapes[hot].0)
+        .name
+        .clone()
+        .unwrap_or_default();
+    println!("\n### cnn-2x128x128: its hot layer ({name}) tiled over more row bands\n");
+    println!("| hot layer's cores | total cores | latency per inference | T_step (slowest step) | bound |");
+    println!("|---|---|---|---|---|");
+    for extra in [0, 1, 3, 7, 15, 31] {
+        let mut tiles = vec![0; shapes.len()];
+        tiles[hot] = extra;
+        let Ok(m) = place(&c.quantized, &cores, &shapes, &[], &tiles, None) else {
+            continue;
+        };
+        let art = loihi2.lower(&c.quantized, &m, 0, &topts).expect("lowers");
+        let run = nmc::LoadedArtifact::decode(&art)
+            .expect("decodes")
+            .run(&xs, None)
+            .expect("runs");
+        println!(
+            "| {} | {} | {:.1} µs | {:.0} ns | {} |",
+            m.layers[&shapes[hot].0].len(),
+            m.cores_used(),
+            run.perf.latency_ns / 1e3,
+            run.perf.t_step_ns,
+            run.perf.workload_bound
+        );
     }
     ExitCode::SUCCESS
 }

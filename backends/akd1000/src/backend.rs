@@ -218,6 +218,8 @@ impl Backend for Akd1000 {
                 .map(|&(_, t)| s.nps.iter().map(|n| n.can(t)).collect())
                 .collect(),
             base,
+            spatial: Vec::new(),
+            max_tiles: Vec::new(),
             positions: s
                 .nps
                 .iter()

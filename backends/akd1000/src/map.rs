@@ -763,6 +763,12 @@ pub fn choices_from_ir(
         let g = (slices.len() / bands) as u32;
         let groups = even_split(l.channels() as u32, g);
         for (k, s) in slices.iter().enumerate() {
+            if s.is_tile() {
+                return Err(format!(
+                    "layer {}: slice {k} is a spatial tile; the AKD1000 splits layers by channel groups and its own row bands only",
+                    l.name
+                ));
+            }
             if (s.start, s.end) != groups[k % groups.len()] {
                 return Err(format!(
                     "layer {}: slice {k} holds channels {}..{}; {g} groups split them as {:?}",
@@ -873,11 +879,7 @@ pub fn to_ir_mapping(a: &Analysis, m: &NpMapping) -> nmc_ir::Mapping {
             l.node,
             slices
                 .iter()
-                .map(|s| nmc_ir::CoreSlice {
-                    core: s.unit,
-                    start: s.c0,
-                    end: s.c1,
-                })
+                .map(|s| nmc_ir::CoreSlice::channels(s.unit, s.c0, s.c1))
                 .collect(),
         );
     }

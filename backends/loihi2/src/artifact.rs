@@ -182,7 +182,16 @@ pub struct PoolMsg {
     pub count_include_pad: bool,
 }
 
-/// Channels `start..end` of a population live on core `core`.
+/// Channels `start..end` of a population live on core `core`, optionally only output rows
+/// `row_start..row_end` and columns `col_start..col_end` of them (a spatial tile, in post-pool
+/// coordinates; see [`nmc_ir::CoreSlice`]).
+///
+/// An axis with start and end both 0 is the whole axis, and proto3 does not write zeros, so a
+/// slice that is not tiled encodes byte for byte as before tiling existed (fields 1–3 only), and
+/// every artifact written before reads unchanged. The format version stays 2: a reader from
+/// before tiling ignores fields 4–7, so it sees a tiled population as several slices over the
+/// same channels, which its slice check refuses ("slice k covers channels …"); it cannot
+/// misread a tiled artifact as a different network.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct SliceMsg {
     /// Logical core id (index into `Artifact::cores`).
@@ -194,6 +203,47 @@ pub struct SliceMsg {
     /// One past the last channel.
     #[prost(uint32, tag = "3")]
     pub end: u32,
+    /// First output row (0 with `row_end` 0: every row).
+    #[prost(uint32, tag = "4")]
+    pub row_start: u32,
+    /// One past the last output row.
+    #[prost(uint32, tag = "5")]
+    pub row_end: u32,
+    /// First output column (0 with `col_end` 0: every column).
+    #[prost(uint32, tag = "6")]
+    pub col_start: u32,
+    /// One past the last output column.
+    #[prost(uint32, tag = "7")]
+    pub col_end: u32,
+}
+
+impl SliceMsg {
+    /// The message of a mapping slice.
+    pub fn from_ir(s: &nmc_ir::CoreSlice) -> SliceMsg {
+        let (row_start, row_end) = s.rows.unwrap_or((0, 0));
+        let (col_start, col_end) = s.cols.unwrap_or((0, 0));
+        SliceMsg {
+            core: s.core,
+            start: s.start,
+            end: s.end,
+            row_start,
+            row_end,
+            col_start,
+            col_end,
+        }
+    }
+
+    /// The mapping slice this message stands for.
+    pub fn to_ir(&self) -> nmc_ir::CoreSlice {
+        let axis = |a: u32, b: u32| (a != 0 || b != 0).then_some((a, b));
+        nmc_ir::CoreSlice {
+            core: self.core,
+            start: self.start,
+            end: self.end,
+            rows: axis(self.row_start, self.row_end),
+            cols: axis(self.col_start, self.col_end),
+        }
+    }
 }
 
 /// A neuron population (one canonical layer): synapse groups, sigma-delta neurons, pooling.
@@ -232,7 +282,8 @@ pub struct Population {
     /// Output pooling, if any.
     #[prost(message, optional, tag = "11")]
     pub pool: Option<PoolMsg>,
-    /// Channel ranges per core, ordered by channel, covering every channel once.
+    /// What each core holds: a grid of channel bands × row bands × column bands, listed channel
+    /// band first, covering every output once (see [`SliceMsg`]).
     #[prost(message, repeated, tag = "12")]
     pub slices: Vec<SliceMsg>,
 }

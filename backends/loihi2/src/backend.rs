@@ -135,7 +135,9 @@ impl Backend for Loihi2 {
 }
 
 /// The partitioner's view of a Loihi 2 system: interchangeable cores in id order over the chips.
-struct Cores(ChipSpec);
+/// Public so that a partitioner can be run against a spec with other limits (tests force
+/// spatial tiling with a small neuron limit per core).
+pub struct Cores(pub ChipSpec);
 
 impl CoreModel for Cores {
     fn cores_available(&self) -> usize {
@@ -169,6 +171,13 @@ struct Sizer {
 impl LayerSizer for Sizer {
     fn check_slice(&self, start: u32, end: u32) -> Result<(), Source> {
         Ok(self.spec.check_slice(&self.fp.usage(start, end))?)
+    }
+    /// Convolutional populations tile over their output plane ([`crate::tiles`]).
+    fn plane(&self) -> Option<(u32, u32)> {
+        self.fp.plane.map(|p| (p.rows.post, p.cols.post))
+    }
+    fn check_tile(&self, s: &nmc_ir::CoreSlice) -> Result<(), Source> {
+        Ok(self.spec.check_slice(&self.fp.usage_slice(s))?)
     }
     fn min_cores(&self) -> usize {
         let u = self.fp.usage(0, self.fp.channels as u32);
@@ -377,13 +386,22 @@ impl nmc_backend::Loaded for LoadedLoihi2 {
                     .iter()
                     .map(|s| {
                         let c = a.cores.iter().find(|c| c.id == s.core);
-                        serde_json::json!({
+                        let mut j = serde_json::json!({
                             "core": s.core,
                             "channels": [s.start, s.end],
                             "chip": c.map(|c| c.chip),
                             "x": c.map(|c| c.x),
                             "y": c.map(|c| c.y),
-                        })
+                        });
+                        // A spatial tile also names its output rows and columns.
+                        let ir = s.to_ir();
+                        if let Some((a, b)) = ir.rows {
+                            j["rows"] = serde_json::json!([a, b]);
+                        }
+                        if let Some((a, b)) = ir.cols {
+                            j["cols"] = serde_json::json!([a, b]);
+                        }
+                        j
                     })
                     .collect();
                 serde_json::json!({ "name": p.name, "shape": p.shape, "cores": cores })
@@ -457,7 +475,8 @@ impl nmc_backend::Loaded for LoadedLoihi2 {
     ) -> Result<Loads, BackendError> {
         let profile = activity.profile()?;
         let spec = spec_with(self.chips(), params)?;
-        let (cores, link_ns, hops) = crate::floorline::modelled_loads(&self.0, &spec, profile);
+        let (cores, link_ns, hops) = crate::floorline::modelled_loads(&self.0, &spec, profile)
+            .map_err(|m| BackendError::Artifact(nmc_backend::corrupt(m)))?;
         Ok(Loads {
             cores,
             link_ns,

@@ -10,14 +10,14 @@ use crate::emulator::noc::Noc;
 use crate::memory::{dense_group_storage, SynapseStorage, SPARSE_SYNAPSE_BYTES};
 use crate::{Artifact, ChipSpec};
 use nmc_backend::{ActivityProfile, CoreLoad};
-use std::collections::BTreeSet;
 
-/// Per-core loads, the slowest link's time per step (ns) and the expected link traversals.
+/// Per-core loads, the slowest link's time per step (ns) and the expected link traversals; an
+/// error when the artifact's tiling is too fine to model ([`crate::tiles::fanout`]).
 pub fn modelled_loads(
     a: &Artifact,
     spec: &ChipSpec,
     profile: &ActivityProfile,
-) -> (Vec<CoreLoad>, f64, f64) {
+) -> Result<(Vec<CoreLoad>, f64, f64), String> {
     let mut loads: Vec<CoreLoad> = a
         .cores
         .iter()
@@ -54,81 +54,86 @@ pub fn modelled_loads(
             )
         })
         .collect();
-    // Destination cores of each source: every core holding a slice of a consumer.
+    // Destination cores of each source: the cores of its consumers' tiles whose input windows
+    // hold the element (every core of a consumer that is not tiled spatially).
     let n_in = a.inputs.len();
-    let mut dests: Vec<BTreeSet<u32>> = vec![BTreeSet::new(); n_in + a.populations.len()];
-    for pop in &a.populations {
-        for g in &pop.groups {
-            for s in &g.sources {
-                let k = if s.kind == SourceKind::Input as i32 {
-                    s.index as usize
-                } else {
-                    n_in + s.index as usize
-                };
-                if let Some(d) = dests.get_mut(k) {
-                    d.extend(pop.slices.iter().map(|sl| sl.core));
-                }
-            }
-        }
-    }
-    let events = |k: usize| -> f64 {
+    let fanout = crate::tiles::fanout(a)?;
+    let src_density = |k: usize| -> Vec<f64> {
         if k < n_in {
             let len = a.inputs[k].shape.iter().product::<u32>() as usize;
             density(SourceKind::Input as i32, k as u32, len)
-                .iter()
-                .sum()
         } else {
-            pop_density[k - n_in].iter().sum()
+            pop_density[k - n_in].clone()
         }
     };
-    // Messages in: every event of a source reaches each of its destination cores once.
-    for (k, ds) in dests.iter().enumerate() {
-        let e = events(k);
-        for d in ds {
-            if let Some(i) = core_index(*d) {
-                loads[i].m_in += e;
+    // Messages in: every event of a source reaches each core of its element's set once.
+    for (k, fan) in fanout.iter().enumerate() {
+        let mut per_set = vec![0f64; fan.sets.len()];
+        for (i, p) in src_density(k).iter().enumerate() {
+            per_set[fan.set_of(i)] += p;
+        }
+        for (set, e) in fan.sets.iter().zip(&per_set) {
+            for d in set {
+                if let Some(i) = core_index(*d) {
+                    loads[i].m_in += e;
+                }
             }
         }
     }
     let mut link_ns = 0f64;
     let mut hops = 0f64;
     for (p, pop) in a.populations.iter().enumerate() {
-        let pre_hw: u64 = pop
-            .pre_shape
-            .iter()
-            .skip(1)
-            .map(|&d| u64::from(d))
-            .product();
-        let post_hw: u64 = pop.shape.iter().skip(1).map(|&d| u64::from(d)).product();
         let pooled = pop.pool.is_some();
-        let my_dests = &dests[n_in + p];
+        let fan = &fanout[n_in + p];
+        let (_, tiles) = crate::tiles::population_tiles(pop);
+        let (ph, pw) = match pop.shape.as_slice() {
+            &[_, h, w] => (h as usize, w as usize),
+            _ => (1, 1),
+        };
         let mut noc = Noc::new(
             spec.mesh_width,
             spec.mesh_height,
             spec.chips.max(a.header.as_ref().map_or(1, |h| h.chips)),
         );
-        for sl in &pop.slices {
-            let Some(ci) = core_index(sl.core) else {
+        for t in &tiles {
+            let Some(ci) = core_index(t.core) else {
                 continue;
             };
-            let ch = u64::from(sl.end - sl.start);
+            let ch = t.channels();
             let l = &mut loads[ci];
             if l.layer.is_empty() {
                 l.layer = pop.name.clone();
             } else if !l.layer.split(", ").any(|n| n == pop.name) {
                 l.layer = format!("{}, {}", l.layer, pop.name);
             }
-            l.d += (ch * pre_hw + if pooled { ch * post_hw } else { 0 }) as f64;
-            let out_events: f64 = pop_density[p]
-                .get(
-                    (u64::from(sl.start) * post_hw) as usize
-                        ..(u64::from(sl.end) * post_hw) as usize,
-                )
-                .map_or(0.0, |v| v.iter().sum());
-            l.m_out += out_events * my_dests.len() as f64;
-            for d in my_dests {
-                if let Some(di) = core_index(*d) {
-                    let msgs = out_events.round() as u64;
+            l.d += (ch * t.pre_area() + if pooled { ch * t.post_area() } else { 0 }) as f64;
+            // Expected events of the tile's outputs, per destination set.
+            let mut per_set = vec![0f64; fan.sets.len()];
+            for c in t.ch.0 as usize..t.ch.1 as usize {
+                for oy in t.rows.0 as usize..t.rows.1 as usize {
+                    for ox in t.cols.0 as usize..t.cols.1 as usize {
+                        let i = (c * ph + oy) * pw + ox;
+                        if let Some(v) = pop_density[p].get(i) {
+                            per_set[fan.set_of(i)] += v;
+                        }
+                    }
+                }
+            }
+            l.m_out += fan
+                .sets
+                .iter()
+                .zip(&per_set)
+                .map(|(set, e)| e * set.len() as f64)
+                .sum::<f64>();
+            let mut to: std::collections::BTreeMap<u32, f64> = Default::default();
+            for (set, e) in fan.sets.iter().zip(&per_set) {
+                for d in set {
+                    *to.entry(*d).or_default() += e;
+                }
+            }
+            for (d, e) in to {
+                if let Some(di) = core_index(d) {
+                    let msgs = e.round() as u64;
                     let (from, to) = (&a.cores[ci], &a.cores[di]);
                     let loc = |c: &crate::artifact::CoreMsg| nmc_ir::CoreLoc {
                         chip: c.chip,
@@ -204,40 +209,44 @@ pub fn modelled_loads(
                         c.in_shape[1] as usize,
                         c.in_shape[2] as usize,
                     );
-                    let (oh, ow) = (pop.pre_shape[1] as usize, pop.pre_shape[2] as usize);
                     let at = |v: &Vec<u32>, i: usize| v.get(i).copied().unwrap_or(1) as usize;
-                    let taps_y = valid_taps(
-                        h,
-                        at(&c.kernel, 0),
-                        at(&c.strides, 0),
-                        at(&c.dilations, 0),
-                        at(&c.pads, 0),
-                        oh,
-                    );
-                    let taps_x = valid_taps(
-                        w,
-                        at(&c.kernel, 1),
-                        at(&c.strides, 1),
-                        at(&c.dilations, 1),
-                        at(&c.pads, 1),
-                        ow,
-                    );
                     let groups = (c.groups as usize).max(1);
                     let (cig, cog) = (ci_n / groups, c.out_channels as usize / groups);
-                    for sl in &pop.slices {
-                        let Some(core) = core_index(sl.core) else {
+                    for t in &tiles {
+                        let Some(core) = core_index(t.core) else {
                             continue;
                         };
+                        // Taps landing on the tile's neurons (all of them when not tiled).
+                        let span = |r: (u32, u32)| (r.0 as usize, r.1 as usize);
+                        let taps_y = valid_taps(
+                            h,
+                            at(&c.kernel, 0),
+                            at(&c.strides, 0),
+                            at(&c.dilations, 0),
+                            at(&c.pads, 0),
+                            span(t.pre_rows),
+                        );
+                        let taps_x = valid_taps(
+                            w,
+                            at(&c.kernel, 1),
+                            at(&c.strides, 1),
+                            at(&c.dilations, 1),
+                            at(&c.pads, 1),
+                            span(t.pre_cols),
+                        );
                         let (mut s, mut r) = (0.0, 0.0);
                         for ch in 0..ci_n {
                             let grp = ch / cig.max(1);
-                            let lo = (sl.start as usize).max(grp * cog);
-                            let hi = (sl.end as usize).min((grp + 1) * cog);
+                            let lo = (t.ch.0 as usize).max(grp * cog);
+                            let hi = (t.ch.1 as usize).min((grp + 1) * cog);
                             if hi <= lo {
                                 continue;
                             }
                             let outs = (hi - lo) as u64;
                             for (iy, ty) in taps_y.iter().enumerate() {
+                                if *ty == 0 {
+                                    continue;
+                                }
                                 for (ix, tx) in taps_x.iter().enumerate() {
                                     let p =
                                         dens.get((ch * h + iy) * w + ix).copied().unwrap_or(0.0);
@@ -258,7 +267,7 @@ pub fn modelled_loads(
     for l in &mut loads {
         l.m = l.m_in.max(l.m_out);
     }
-    (loads, link_ns, hops)
+    Ok((loads, link_ns, hops))
 }
 
 /// Column indices of the non-zero weights of each row.
@@ -283,8 +292,16 @@ fn row_nonzeros(w: &Weights, rows: usize, cols: usize) -> Vec<Vec<usize>> {
     }
 }
 
-/// For each input coordinate along one axis, how many kernel taps reach a valid output.
-fn valid_taps(n: usize, k: usize, stride: usize, dil: usize, pad: usize, out: usize) -> Vec<u64> {
+/// For each input coordinate along one axis, how many kernel taps reach an output in
+/// `out.0..out.1`.
+fn valid_taps(
+    n: usize,
+    k: usize,
+    stride: usize,
+    dil: usize,
+    pad: usize,
+    out: (usize, usize),
+) -> Vec<u64> {
     (0..n)
         .map(|i| {
             (0..k)
@@ -292,7 +309,7 @@ fn valid_taps(n: usize, k: usize, stride: usize, dil: usize, pad: usize, out: us
                     let t = (i + pad) as isize - (ky * dil) as isize;
                     t >= 0
                         && (t as usize) % stride.max(1) == 0
-                        && (t as usize) / stride.max(1) < out
+                        && (out.0..out.1).contains(&((t as usize) / stride.max(1)))
                 })
                 .count() as u64
         })

@@ -22,10 +22,11 @@ pub mod listing;
 pub mod lower;
 pub mod memory;
 pub mod spec;
+pub mod tiles;
 pub mod validate;
 
 pub use artifact::{decode, encode, is_artifact, Artifact, ArtifactError};
-pub use backend::{LoadedLoihi2, Loihi2};
+pub use backend::{Cores, LoadedLoihi2, Loihi2};
 pub use emulator::{
     min_timesteps, Bound, CoreStep, CoreTotals, Counters, EmuError, Emulator, Kernels, PerfReport,
     StepReport,

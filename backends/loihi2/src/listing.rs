@@ -129,20 +129,43 @@ fn write_population(s: &mut String, a: &Artifact, i: usize, p: &Population) -> s
             pool.kernel, pool.strides, pool.pads
         )?;
     }
+    let plane = crate::tiles::Plane::of_population(p);
     for sl in &p.slices {
         let at = match a.cores.get(sl.core as usize) {
             Some(c) => format!("(chip {}, x {}, y {})", c.chip, c.x, c.y),
             None => "(missing)".into(),
         };
-        writeln!(
-            s,
-            "  slice channels [{}, {}) neurons [{}, {}) -> core {} {at}",
-            sl.start,
-            sl.end,
-            u64::from(sl.start) * per_channel,
-            u64::from(sl.end) * per_channel,
-            sl.core
-        )?;
+        let ir = sl.to_ir();
+        match plane.filter(|_| ir.is_tile()) {
+            // A spatial tile: its output rectangle and the pre-pool neurons it holds.
+            Some(pl) => {
+                let t = pl.resolve(&ir);
+                writeln!(
+                    s,
+                    "  tile channels [{}, {}) rows [{}, {}) cols [{}, {}) neurons rows [{}, {}) cols [{}, {}) -> core {} {at}",
+                    t.ch.0,
+                    t.ch.1,
+                    t.rows.0,
+                    t.rows.1,
+                    t.cols.0,
+                    t.cols.1,
+                    t.pre_rows.0,
+                    t.pre_rows.1,
+                    t.pre_cols.0,
+                    t.pre_cols.1,
+                    sl.core
+                )?;
+            }
+            None => writeln!(
+                s,
+                "  slice channels [{}, {}) neurons [{}, {}) -> core {} {at}",
+                sl.start,
+                sl.end,
+                u64::from(sl.start) * per_channel,
+                u64::from(sl.end) * per_channel,
+                sl.core
+            )?,
+        }
     }
     Ok(())
 }

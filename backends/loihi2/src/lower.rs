@@ -523,7 +523,8 @@ impl Lowering<'_> {
         })
     }
 
-    /// The layer's slices, checked for coverage and, summed per core, for fit.
+    /// The layer's slices, checked to form a grid over its outputs (channel bands, and row and
+    /// column bands of a spatial tiling) and, summed per core, for fit.
     fn slices(&mut self, id: NodeId, channels: usize) -> Result<Vec<SliceMsg>, LowerError> {
         let slices = self
             .mapping
@@ -532,19 +533,21 @@ impl Lowering<'_> {
             .filter(|s| !s.is_empty())
             .ok_or_else(|| LowerError::Unmapped { node: self.at(id) })?;
         let fp = LayerFootprint::of(self.graph, id).map_err(|e| self.invalid(id, e.to_string()))?;
-        let mut next = 0u32;
+        let plane = fp.plane.map(|p| (p.rows.post, p.cols.post));
+        let grid = crate::tiles::check_grid(slices, channels as u32, plane)
+            .map_err(|m| self.invalid(id, format!("mapping: {m}")))?;
+        let positions = grid.rows.len() * grid.cols.len();
+        if positions > crate::validate::MAX_TILE_POSITIONS {
+            return Err(self.invalid(
+                id,
+                format!(
+                    "mapping: {positions} tile positions exceed the artifact's {}",
+                    crate::validate::MAX_TILE_POSITIONS
+                ),
+            ));
+        }
         let mut out = Vec::with_capacity(slices.len());
         for s in slices {
-            if s.start != next || s.end <= s.start || s.end as usize > channels {
-                return Err(self.invalid(
-                    id,
-                    format!(
-                        "mapping slice [{}, {}) on core {}: slices must cover channels 0..{channels} in order, once",
-                        s.start, s.end, s.core
-                    ),
-                ));
-            }
-            next = s.end;
             let usage =
                 self.core_usage
                     .get_mut(s.core as usize)
@@ -555,7 +558,7 @@ impl Lowering<'_> {
                         },
                         message: format!("mapping uses core {} which has no placement", s.core),
                     })?;
-            *usage += fp.usage(s.start, s.end);
+            *usage += fp.usage_slice(s);
             let total = *usage;
             self.spec
                 .check_slice(&total)
@@ -564,17 +567,7 @@ impl Lowering<'_> {
                     core: s.core,
                     fit,
                 })?;
-            out.push(SliceMsg {
-                core: s.core,
-                start: s.start,
-                end: s.end,
-            });
-        }
-        if next as usize != channels {
-            return Err(self.invalid(
-                id,
-                format!("mapping covers channels 0..{next} of {channels}"),
-            ));
+            out.push(SliceMsg::from_ir(s));
         }
         Ok(out)
     }

@@ -12,9 +12,13 @@
 //!   `PySigmaDeltaModelFixed`, docs/chips.md §1.4), one 32-bit word each (24-bit values padded). A
 //!   pooled population also keeps one `act_prev` word per pooled output, while its pre-pool
 //!   neurons keep their current activation in the `act_prev` slot.
+//! - **Spatial tiles** ([`crate::tiles`]): a tile holds its channels' kernels in full and the
+//!   neurons of its rectangle, plus the halo rows its outputs' pooling windows share with the
+//!   neighbouring tile.
 
 use crate::artifact::{GroupKind, Population, Weights};
-use nmc_ir::{Graph, NodeId, Op, Synapse};
+use crate::tiles::{Axis, Plane};
+use nmc_ir::{CoreSlice, Graph, NodeId, Op, Synapse};
 use std::fmt;
 
 /// Bytes of one sparse synapse: 8-bit weight + 16-bit index (assumed).
@@ -157,6 +161,8 @@ pub struct LayerFootprint {
     pub pooled: bool,
     /// One entry per synapse group.
     pub groups: Vec<GroupFootprint>,
+    /// The output plane of a `[c, h, w]` population (what spatial tiles split).
+    pub plane: Option<Plane>,
 }
 
 impl LayerFootprint {
@@ -218,12 +224,38 @@ impl LayerFootprint {
         if channels == 0 {
             return None;
         }
+        // The plane: pre-pool extent from the first convolution, post-pool from the value.
+        let plane = match (l.synapses.first(), node.ty.shape.as_slice()) {
+            (Some(Synapse::Conv { geom, .. }), &[_, ph, pw]) => {
+                let x = &graph.nodes.get(node.inputs.first()?.index())?.ty.shape;
+                let (oh, ow) = geom.out_hw(*x.get(1)?, *x.get(2)?)?;
+                let axis = |pre: usize, post: usize, i: usize| {
+                    let u = |v: usize| u32::try_from(v).ok();
+                    Some(match &l.pool {
+                        None => Axis::plain(u(pre)?),
+                        Some(p) => Axis {
+                            pre: u(pre)?,
+                            post: u(post)?,
+                            k: u(p.kernel[i])?,
+                            s: u(p.strides[i])?,
+                            pad: u(p.pads[i])?,
+                        },
+                    })
+                };
+                Some(Plane {
+                    rows: axis(oh, ph, 0)?,
+                    cols: axis(ow, pw, 1)?,
+                })
+            }
+            _ => None,
+        };
         Some(LayerFootprint {
             channels,
             pre_per_channel: pre / channels,
             post_per_channel: post / channels,
             pooled: l.pool.is_some(),
             groups,
+            plane,
         })
     }
 
@@ -276,6 +308,27 @@ impl LayerFootprint {
             post_per_channel: post / channels,
             pooled: p.pool.is_some(),
             groups,
+            plane: Plane::of_population(p),
+        }
+    }
+
+    /// Usage of one slice of the population: its channels (clamped) and, for a spatial tile,
+    /// the pre-pool neurons and outputs of its rectangle, halo included. Each tile stores the
+    /// kernels of its channels in full.
+    pub fn usage_slice(&self, s: &CoreSlice) -> SliceUsage {
+        let whole = self.usage(s.start, s.end);
+        let Some(plane) = self.plane.filter(|_| s.is_tile()) else {
+            return whole;
+        };
+        let t = plane.resolve(s);
+        let neurons = whole.channels * t.pre_area();
+        let outputs = whole.channels * t.post_area();
+        let pooled_words = if self.pooled { outputs } else { 0 };
+        SliceUsage {
+            neurons,
+            outputs,
+            state_bytes: neurons * STATE_BYTES_PER_NEURON + pooled_words * STATE_WORD_BYTES,
+            ..whole
         }
     }
 

@@ -13,6 +13,10 @@ use nmc_backend::check::{self, out_extent, window, MAX_VALUES, MAX_WEIGHTS, MAX_
 use nmc_backend::corrupt;
 use std::collections::BTreeSet;
 
+/// Most spatial tile positions (row bands × column bands) of one population: far more than any
+/// plane needs (ResNet-18's stem takes tens), few enough that the tables sized by them stay small.
+pub const MAX_TILE_POSITIONS: usize = 1 << 12;
+
 /// Largest weight exponent (a left shift of a 64-bit product).
 pub const MAX_WEIGHT_EXP: i32 = 31;
 
@@ -363,7 +367,6 @@ fn check_slices(
     channels: u32,
     what: &str,
 ) -> Result<(), ArtifactError> {
-    let mut next = 0u32;
     for (k, s) in p.slices.iter().enumerate() {
         if s.core as usize >= a.cores.len() {
             return Err(corrupt(format!(
@@ -372,17 +375,19 @@ fn check_slices(
                 a.cores.len()
             )));
         }
-        if s.start != next || s.end <= s.start || s.end > channels {
-            return Err(corrupt(format!(
-                "{what}: slice {k} covers channels [{}, {}); expected a non-empty range starting at {next} within {channels} channels",
-                s.start, s.end
-            )));
-        }
-        next = s.end;
     }
-    if next != channels {
+    check::item_counts(&[("slices", p.slices.len())])
+        .map_err(|e| corrupt(format!("{what}: {e}")))?;
+    let slices: Vec<nmc_ir::CoreSlice> = p.slices.iter().map(|s| s.to_ir()).collect();
+    let plane = crate::tiles::Plane::of_population(p).map(|pl| (pl.rows.post, pl.cols.post));
+    let grid = crate::tiles::check_grid(&slices, channels, plane)
+        .map_err(|m| corrupt(format!("{what}: slices: {m}")))?;
+    let spatial = grid.rows.len() * grid.cols.len();
+    if spatial > MAX_TILE_POSITIONS {
         return Err(corrupt(format!(
-            "{what}: slices cover channels [0, {next}) of {channels}"
+            "{what}: slices: {} row × {} column bands exceed {MAX_TILE_POSITIONS} tile positions",
+            grid.rows.len(),
+            grid.cols.len()
         )));
     }
     Ok(())

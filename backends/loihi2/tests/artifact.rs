@@ -38,27 +38,9 @@ fn sample() -> Artifact {
         layers: [
             (
                 fc1,
-                vec![
-                    CoreSlice {
-                        core: 0,
-                        start: 0,
-                        end: 5,
-                    },
-                    CoreSlice {
-                        core: 1,
-                        start: 5,
-                        end: 8,
-                    },
-                ],
+                vec![CoreSlice::channels(0, 0, 5), CoreSlice::channels(1, 5, 8)],
             ),
-            (
-                fc2,
-                vec![CoreSlice {
-                    core: 1,
-                    start: 0,
-                    end: 4,
-                }],
-            ),
+            (fc2, vec![CoreSlice::channels(1, 0, 4)]),
         ]
         .into_iter()
         .collect(),

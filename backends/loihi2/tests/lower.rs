@@ -119,14 +119,7 @@ fn slices_that_overflow_a_core_do_not_fit() {
         x: 1,
         y: 0,
     });
-    m.layers.insert(
-        b,
-        vec![CoreSlice {
-            core: 1,
-            start: 0,
-            end: 5000,
-        }],
-    );
+    m.layers.insert(b, vec![CoreSlice::channels(1, 0, 5000)]);
     lower(&g, &m, 0, &loihi2()).unwrap();
     // A core outside the mesh is a placement error.
     m.placement[1] = CoreLoc {
@@ -244,27 +237,9 @@ fn listing_is_readable_and_stable() {
         layers: [
             (
                 conv,
-                vec![
-                    CoreSlice {
-                        core: 0,
-                        start: 0,
-                        end: 1,
-                    },
-                    CoreSlice {
-                        core: 1,
-                        start: 1,
-                        end: 2,
-                    },
-                ],
+                vec![CoreSlice::channels(0, 0, 1), CoreSlice::channels(1, 1, 2)],
             ),
-            (
-                fc,
-                vec![CoreSlice {
-                    core: 1,
-                    start: 0,
-                    end: 3,
-                }],
-            ),
+            (fc, vec![CoreSlice::channels(1, 0, 3)]),
         ]
         .into_iter()
         .collect(),

@@ -67,11 +67,7 @@ fn matching(graph: &Graph, net: &Network) -> Result<Mapping, BackendError> {
     for (l, core) in net.layers.iter().zip(cores) {
         mapping.layers.insert(
             l.node,
-            vec![CoreSlice {
-                core,
-                start: 0,
-                end: l.neuron_shape[0],
-            }],
+            vec![CoreSlice::channels(core, 0, l.neuron_shape[0])],
         );
     }
     Ok(mapping)
@@ -292,6 +288,8 @@ impl Backend for Speck {
                 .map(|l| spec.cores.iter().map(|c| l.memory.fits(c)).collect())
                 .collect(),
             base,
+            spatial: Vec::new(),
+            max_tiles: Vec::new(),
             positions: (0..spec.cores.len()).map(loc).collect(),
         };
         let names = net
@@ -315,11 +313,7 @@ impl Backend for Speck {
             for (&(node, channels), p) in layers.iter().zip(at) {
                 m.layers.insert(
                     node,
-                    vec![CoreSlice {
-                        core: *p.first()? as u32,
-                        start: 0,
-                        end: channels,
-                    }],
+                    vec![CoreSlice::channels(*p.first()? as u32, 0, channels)],
                 );
             }
             Some(m)
@@ -352,7 +346,9 @@ impl Backend for Speck {
             .layers
             .iter()
             .map(|l| match mapping.layers.get(&l.node).map(Vec::as_slice) {
-                Some([s]) if s.start == 0 && s.end == l.neuron_shape[0] => Ok(s.core),
+                Some([s]) if s.start == 0 && s.end == l.neuron_shape[0] && !s.is_tile() => {
+                    Ok(s.core)
+                }
                 _ => Err(BackendError::lower(
                     ENVELOPE.target,
                     format!(

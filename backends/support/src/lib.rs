@@ -29,7 +29,10 @@ pub use cost::{ChipParams, Cost, CostParam, CostTable, UnknownCost};
 pub use envelope::{corrupt, ArtifactError, Envelope, Enveloped, Header};
 pub use error::BackendError;
 pub use floorline::{ActivityProfile, Bound, Constants, CoreLoad, Counters, Loads};
-pub use mapping::{assign, greedy, layer_name, uniform_space, CoreModel, FitError, LayerSizer};
+pub use mapping::{
+    assign, greedy, greedy_shape, greedy_shapes, layer_name, place, uniform_space, CoreModel,
+    FitError, LayerSizer, TileShape,
+};
 pub use quant::{AkidaWidths, QuantSpec, Quantization, RateOptions};
 pub use run::{
     check_int_inputs, finish_perf, map_samples, split_samples, Array, CorePerf, EventArray,

@@ -10,8 +10,11 @@ use nmc_ir::{CoreLoc, Mapping};
 /// A point of the mapping search space.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Genome {
-    /// Extra cores per layer, in topological order.
+    /// Extra cores per layer, in topological order (on Loihi 2, extra channel bands).
     pub extra: Vec<u32>,
+    /// Extra row bands per layer, in topological order, where the layer can be tiled
+    /// spatially (empty or 0: the greedy tiling).
+    pub tiles: Vec<u32>,
     /// Physical position index of every logical core, layers in order, then the unused pool.
     pub placement: Vec<usize>,
 }
@@ -39,6 +42,12 @@ pub struct Problem {
     pub allowed: Vec<Vec<bool>>,
     /// Placement of the greedy genome (empty: positions in id order).
     pub base: Vec<usize>,
+    /// Greedy (row bands, column bands) per layer (empty: `(1, 1)`, untiled); `min_cores` is
+    /// then the channel bands times both, and one unit of `extra` adds a channel band to every
+    /// tile position.
+    pub spatial: Vec<(u32, u32)>,
+    /// Row bands a layer can take on top of its greedy tiling (empty: none).
+    pub max_tiles: Vec<u32>,
     /// Every physical core position, indexed by position id.
     pub positions: Vec<CoreLoc>,
 }
@@ -57,6 +66,8 @@ impl Problem {
             step: Vec::new(),
             allowed: Vec::new(),
             base: Vec::new(),
+            spatial: Vec::new(),
+            max_tiles: Vec::new(),
             positions,
         }
     }
@@ -66,10 +77,19 @@ impl Problem {
         self.step.get(l).copied().unwrap_or(1).max(1)
     }
 
+    /// Extra row bands layer `l` takes in genome `g`.
+    pub fn tiles(&self, g: &Genome, l: usize) -> u32 {
+        let max = self.max_tiles.get(l).copied().unwrap_or(0);
+        g.tiles.get(l).copied().unwrap_or(0).min(max)
+    }
+
     /// Cores layer `l` takes in genome `g`.
     pub fn cores(&self, g: &Genome, l: usize) -> usize {
         let e = g.extra[l].min(self.max_extra[l]);
-        (self.min_cores[l] + e * self.step(l)) as usize
+        let (rows, cols) = self.spatial.get(l).copied().unwrap_or((1, 1));
+        let bands = self.min_cores[l] / (rows * cols).max(1);
+        (u64::from(bands + e * self.step(l)) * u64::from(rows + self.tiles(g, l)) * u64::from(cols))
+            as usize
     }
 
     /// Cores all layers take in genome `g`.
@@ -118,6 +138,7 @@ impl Problem {
         };
         Genome {
             extra: vec![0; self.min_cores.len()],
+            tiles: vec![0; self.min_cores.len()],
             placement,
         }
     }
@@ -127,6 +148,17 @@ impl Problem {
     /// allowed ones nearest (Manhattan distance on the mesh, chips side by side) to the layer's
     /// first core. A layer that finds too few keeps what it can get (its extra shrinks).
     pub fn repair(&self, old: &Genome, new_extra: Vec<u32>) -> Option<Genome> {
+        self.repair_tiles(old, new_extra, old.tiles.clone())
+    }
+
+    /// [`Problem::repair`] with new row band counts too; a layer that finds too few cores gives
+    /// up row bands first, then channel bands.
+    pub fn repair_tiles(
+        &self,
+        old: &Genome,
+        new_extra: Vec<u32>,
+        new_tiles: Vec<u32>,
+    ) -> Option<Genome> {
         let layers = self.min_cores.len();
         let mut per_layer = self.layer_positions(old)?;
         let mut taken = vec![false; self.positions.len()];
@@ -139,6 +171,7 @@ impl Problem {
             .collect();
         let mut target = Genome {
             extra: new_extra,
+            tiles: new_tiles,
             placement: Vec::new(),
         };
         for l in 0..layers {
@@ -170,12 +203,18 @@ impl Problem {
                 }
             }
             // Keep the genome honest about what the layer got.
-            let got = per_layer[l].len() as u32;
-            let step = self.step(l);
-            if got < want as u32 {
-                let units = got.saturating_sub(self.min_cores[l]) / step;
-                target.extra[l] = units;
-                while per_layer[l].len() as u32 > self.min_cores[l] + units * step {
+            let got = per_layer[l].len();
+            if got < want {
+                while self.cores(&target, l) > got {
+                    if target.tiles.get(l).is_some_and(|&t| t > 0) {
+                        target.tiles[l] = self.tiles(&target, l).saturating_sub(1);
+                    } else if target.extra[l] > 0 {
+                        target.extra[l] = target.extra[l].min(self.max_extra[l]).saturating_sub(1);
+                    } else {
+                        break;
+                    }
+                }
+                while per_layer[l].len() > self.cores(&target, l) {
                     pool.push(per_layer[l].pop().expect("non-empty"));
                 }
             }
@@ -185,6 +224,7 @@ impl Problem {
         placement.extend(pool);
         let g = Genome {
             extra: target.extra,
+            tiles: target.tiles,
             placement,
         };
         self.layer_positions(&g).map(|_| g)

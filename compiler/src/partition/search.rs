@@ -53,6 +53,8 @@ const MUTATION_TRIES: usize = 16;
 
 fn mutate_partition(p: &Problem, g: &Genome, rng: &mut Rng) -> Genome {
     let mut extra = g.extra.clone();
+    let mut tiles = g.tiles.clone();
+    tiles.resize(extra.len(), 0);
     let mut free = p.positions.len().saturating_sub(p.used(g)) as i64;
     for l in 0..extra.len() {
         if rng.unit() >= 0.3 {
@@ -71,7 +73,37 @@ fn mutate_partition(p: &Problem, g: &Genome, rng: &mut Rng) -> Genome {
             free += take * per;
         }
     }
-    p.repair(g, extra).unwrap_or_else(|| g.clone())
+    // Spatially tiled layers also move by row bands (drawn only where a layer can tile, so
+    // other targets' searches are unchanged).
+    for l in 0..tiles.len() {
+        let max = p.max_tiles.get(l).copied().unwrap_or(0);
+        if max == 0 || rng.unit() >= 0.3 {
+            continue;
+        }
+        let before = Genome {
+            extra: extra.clone(),
+            tiles: tiles.clone(),
+            placement: Vec::new(),
+        };
+        let old = tiles[l];
+        if rng.unit() < 0.5 {
+            tiles[l] = (old + 1 + (rng.next_u64() % 2) as u32).min(max);
+        } else {
+            tiles[l] = old.saturating_sub(1 + (rng.next_u64() % 2) as u32);
+        }
+        let after = Genome {
+            extra: extra.clone(),
+            tiles: tiles.clone(),
+            placement: Vec::new(),
+        };
+        let grow = p.cores(&after, l) as i64 - p.cores(&before, l) as i64;
+        if grow > free {
+            tiles[l] = old;
+        } else {
+            free -= grow;
+        }
+    }
+    p.repair_tiles(g, extra, tiles).unwrap_or_else(|| g.clone())
 }
 
 fn mutate_placement(p: &Problem, g: &Genome, rng: &mut Rng) -> Genome {
@@ -110,6 +142,7 @@ fn mutate_placement_once(problem: &Problem, g: &Genome, rng: &mut Rng) -> Genome
     }
     Genome {
         extra: g.extra.clone(),
+        tiles: g.tiles.clone(),
         placement: p,
     }
 }
@@ -174,7 +207,8 @@ pub fn evolve(
             .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
     };
     // Without a choice of core counts (Speck), every generation is a placement generation.
-    let partition_free = problem.max_extra.iter().any(|&m| m > 0);
+    let partition_free =
+        problem.max_extra.iter().any(|&m| m > 0) || problem.max_tiles.iter().any(|&m| m > 0);
     let lambda_part = if partition_free {
         opts.lambda_part.max(1)
     } else {
@@ -248,9 +282,13 @@ pub fn floorline_search(
     while evals < max_evals {
         let used = problem.used(&best);
         let free = problem.positions.len().saturating_sub(used) as u32;
-        let mut candidates: Vec<Vec<u32>> = Vec::new();
+        // (extra channel bands, extra row bands) per layer.
+        let mut candidates: Vec<(Vec<u32>, Vec<u32>)> = Vec::new();
+        let mut tiles = best.tiles.clone();
+        tiles.resize(best.extra.len(), 0);
         // Work on the two slowest layers: split a memory- or compute-bound one (one more core,
-        // or half again as many); give cores back from a traffic-bound one.
+        // or half again as many; where the layer tiles spatially, also one more row band or
+        // half again as many); give cores back from a traffic-bound one.
         for &(l, bound) in cur.1.iter().take(2) {
             let k = problem.cores(&best, l) as u32;
             let per = problem.step(l);
@@ -258,7 +296,12 @@ pub fn floorline_search(
                 if best.extra[l] > 0 {
                     let mut e = best.extra.clone();
                     e[l] -= 1;
-                    candidates.push(e);
+                    candidates.push((e, tiles.clone()));
+                }
+                if tiles[l] > 0 {
+                    let mut t = tiles.clone();
+                    t[l] -= 1;
+                    candidates.push((best.extra.clone(), t));
                 }
             } else {
                 for add in [1, k.div_ceil(2).div_ceil(per)] {
@@ -268,19 +311,34 @@ pub fn floorline_search(
                     if add > 0 {
                         let mut e = best.extra.clone();
                         e[l] += add;
-                        candidates.push(e);
+                        candidates.push((e, tiles.clone()));
+                    }
+                }
+                let max = problem.max_tiles.get(l).copied().unwrap_or(0);
+                let (rows, _) = problem.spatial.get(l).copied().unwrap_or((1, 1));
+                for add in [1, (rows + tiles[l]).div_ceil(2)] {
+                    let mut t = tiles.clone();
+                    t[l] = (t[l] + add).min(max);
+                    let g = Genome {
+                        extra: best.extra.clone(),
+                        tiles: t.clone(),
+                        placement: Vec::new(),
+                    };
+                    if t[l] > tiles[l] && problem.used(&g) <= problem.positions.len() {
+                        candidates.push((best.extra.clone(), t));
                     }
                 }
             }
         }
         candidates.dedup();
         let mut step: Option<(Genome, FloorlineVerdict)> = None;
-        for e in candidates {
+        for (e, t) in candidates {
             if evals >= max_evals {
                 break;
             }
             let g = Genome {
                 extra: e,
+                tiles: t,
                 placement: problem.greedy().placement,
             };
             evals += 1;

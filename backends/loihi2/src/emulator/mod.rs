@@ -87,8 +87,8 @@ struct InputRt {
     max: i32,
     /// Last value sent per element.
     prev: Vec<i64>,
-    /// Elements sent this step.
-    sent: u64,
+    /// Elements sent this step, per destination set ([`crate::tiles::Fanout`]).
+    sent: Vec<u64>,
 }
 
 /// An emulated Loihi 2 system loaded with one artifact.
@@ -101,8 +101,9 @@ pub struct Emulator {
     pops: Vec<PopRt>,
     /// Per source (inputs, then populations): the synapse groups reading it.
     consumers: Vec<Vec<Consumer>>,
-    /// Per source: the distinct cores its events are delivered to.
-    dests: Vec<Vec<u32>>,
+    /// Per source: the distinct core sets its events are delivered to, and each element's set
+    /// (a tile of a consumer receives only its input window).
+    fanout: Vec<crate::tiles::Fanout>,
     outputs: Vec<u32>,
     noc: Noc,
     counters: Vec<Counters>,
@@ -191,7 +192,7 @@ impl Emulator {
         for p in &artifact.populations {
             let fp = LayerFootprint::of_population(p);
             for s in &p.slices {
-                usage[s.core as usize] += fp.usage(s.start, s.end);
+                usage[s.core as usize] += fp.usage_slice(&s.to_ir());
             }
         }
         for (core, u) in usage.iter().enumerate() {
@@ -202,6 +203,20 @@ impl Emulator {
         }
 
         let n_in = artifact.inputs.len();
+        let fanout = crate::tiles::fanout(artifact).map_err(nmc_backend::corrupt)?;
+        // Messages are counted per (slice, destination set); bound that table.
+        for (p, f) in artifact.populations.iter().zip(&fanout[n_in..]) {
+            let cells = p.slices.len().saturating_mul(f.sets.len());
+            if cells > crate::tiles::MAX_SET_ENTRIES {
+                return Err(EmuError::Artifact(nmc_backend::corrupt(format!(
+                    "population \"{}\": {} slices × {} destination sets exceed {}",
+                    p.name,
+                    p.slices.len(),
+                    f.sets.len(),
+                    crate::tiles::MAX_SET_ENTRIES
+                ))));
+            }
+        }
         let inputs: Vec<InputRt> = artifact
             .inputs
             .iter()
@@ -212,11 +227,14 @@ impl Emulator {
                     min: i.min,
                     max: i.max,
                     prev: vec![0; len],
-                    sent: 0,
+                    sent: Vec::new(),
                 }
             })
             .collect();
-        let pops: Vec<PopRt> = artifact.populations.iter().map(PopRt::new).collect();
+        let mut pops: Vec<PopRt> = artifact.populations.iter().map(PopRt::new).collect();
+        for (p, f) in pops.iter_mut().zip(&fanout[n_in..]) {
+            p.set_fanout(f);
+        }
         let mut consumers = vec![Vec::new(); n_in + pops.len()];
         for (q, p) in artifact.populations.iter().enumerate() {
             for (g, grp) in p.groups.iter().enumerate() {
@@ -236,18 +254,6 @@ impl Emulator {
                 }
             }
         }
-        let dests = consumers
-            .iter()
-            .map(|cs| {
-                let mut d: Vec<u32> = cs
-                    .iter()
-                    .flat_map(|c| pops[c.pop as usize].slices.iter().map(|s| s.0))
-                    .collect();
-                d.sort_unstable();
-                d.dedup();
-                d
-            })
-            .collect();
         let mut emu = Emulator {
             cost: spec.cost.clone(),
             message_bits: u64::from(spec.message_bits),
@@ -258,7 +264,7 @@ impl Emulator {
             inputs,
             pops,
             consumers,
-            dests,
+            fanout,
             outputs: artifact.outputs.iter().map(|o| o.population).collect(),
             outbox: Vec::new(),
             taps: Vec::new(),
@@ -270,6 +276,9 @@ impl Emulator {
             recording: false,
             recorded: Vec::new(),
         };
+        for (inp, f) in emu.inputs.iter_mut().zip(&emu.fanout) {
+            inp.sent = vec![0; f.sets.len().max(1)];
+        }
         let mut per_core = vec![0u64; emu.cores.len()];
         for p in &emu.pops {
             p.count_neurons(&mut per_core);
@@ -321,7 +330,7 @@ impl Emulator {
     pub fn reset(&mut self) {
         for i in &mut self.inputs {
             i.prev.fill(0);
-            i.sent = 0;
+            i.sent.fill(0);
         }
         for (p, b) in self.pops.iter_mut().zip(&self.baseline) {
             p.restore(b);
@@ -390,7 +399,13 @@ impl Emulator {
 
     /// Queues each input element's change since the last frame as an event.
     fn inject(&mut self, inputs: &[Vec<i64>]) {
-        for (i, (inp, x)) in self.inputs.iter_mut().zip(inputs).enumerate() {
+        for (i, ((inp, x), fan)) in self
+            .inputs
+            .iter_mut()
+            .zip(inputs)
+            .zip(&self.fanout)
+            .enumerate()
+        {
             for (k, (&v, prev)) in x.iter().zip(inp.prev.iter_mut()).enumerate() {
                 if v != *prev {
                     self.outbox.push(Event {
@@ -399,7 +414,7 @@ impl Emulator {
                         delta: v - *prev,
                     });
                     *prev = v;
-                    inp.sent += 1;
+                    inp.sent[fan.set_of(k)] += 1;
                 }
             }
         }
@@ -478,21 +493,26 @@ impl Emulator {
     /// Counts and routes the step's messages, then costs the step.
     fn close_step(&mut self, perf: &mut PerfBuilder) {
         let n_in = self.inputs.len();
-        for (i, inp) in self.inputs.iter_mut().enumerate() {
-            if inp.sent > 0 {
-                for &d in &self.dests[i] {
-                    self.counters[d as usize].msgs_in += inp.sent;
+        for (inp, fan) in self.inputs.iter_mut().zip(&self.fanout) {
+            for (sent, dests) in inp.sent.iter_mut().zip(&fan.sets) {
+                if *sent > 0 {
+                    for &d in dests {
+                        self.counters[d as usize].msgs_in += *sent;
+                    }
+                    *sent = 0;
                 }
-                inp.sent = 0;
             }
         }
         for (p, pop) in self.pops.iter_mut().enumerate() {
-            let dests = &self.dests[n_in + p];
-            for (s, sent) in pop.sent.iter_mut().enumerate() {
+            let sets = &self.fanout[n_in + p].sets;
+            let per = pop.sets;
+            for (k, sent) in pop.sent.iter_mut().enumerate() {
                 if *sent == 0 {
                     continue;
                 }
-                let src = pop.slices[s].0 as usize;
+                let (s, set) = (k / per, k % per);
+                let dests = &sets[set];
+                let src = pop.slices[s].core as usize;
                 self.counters[src].msgs_out += *sent * dests.len() as u64;
                 for &d in dests {
                     self.counters[d as usize].msgs_in += *sent;

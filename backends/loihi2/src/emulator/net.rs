@@ -66,12 +66,12 @@ pub(crate) struct ConvRt {
     matrix: Option<DenseMatrix>,
     /// Scratch of the dense kernel.
     scratch: ConvScratch,
-    /// Valid kernel rows per input row and valid kernel columns per input column: an input at
-    /// `(iy, ix)` reaches `taps_y[iy] · taps_x[ix]` output positions per output channel.
-    taps_y: Vec<u32>,
-    taps_x: Vec<u32>,
-    /// `taps_y[iy] · taps_x[ix]` per input position `iy · w + ix`, for batched charging.
-    taps_at: Vec<u32>,
+    /// Per row band of the population's grid, valid kernel rows per input row whose output row
+    /// is in the band's pre-pool rows, and the same per column band: an input at `(iy, ix)`
+    /// reaches `taps_y[r][iy] · taps_x[c][ix]` neurons per output channel of a tile in row band
+    /// `r` and column band `c` (one band each when the population is not tiled).
+    taps_y: Vec<Vec<u32>>,
+    taps_x: Vec<Vec<u32>>,
     /// Scratch of batched charging: events per (channel group, taps) pair.
     tap_hist: Vec<u64>,
 }
@@ -109,6 +109,20 @@ pub(crate) struct PoolRt {
     include_pad: bool,
 }
 
+/// One slice (tile) of a population at run time: its core, channels, and the indices of its row
+/// and column bands (which select the tap tables of a conv group).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TileRt {
+    pub core: u32,
+    pub start: u32,
+    pub end: u32,
+    /// Row band and column band in the population's grid.
+    pub band: (u32, u32),
+    /// Pre-pool neurons and outputs per channel the tile holds (halo included).
+    pub pre_area: u64,
+    pub post_area: u64,
+}
+
 /// A population at run time.
 pub(crate) struct PopRt {
     pre_hw: usize,
@@ -117,9 +131,20 @@ pub(crate) struct PopRt {
     bias: Vec<i64>,
     groups: Vec<GroupRt>,
     pool: Option<PoolRt>,
-    /// (core, start, end) per slice.
-    pub slices: Vec<(u32, u32, u32)>,
-    slice_of_channel: Vec<u32>,
+    /// The slices, in the artifact's (grid) order.
+    pub slices: Vec<TileRt>,
+    /// Channel band of each channel, row band of each output row, column band of each output
+    /// column, the bands per axis, and the output width: the tile of an output.
+    band_of_channel: Vec<u32>,
+    row_band: Vec<u32>,
+    col_band: Vec<u32>,
+    grid_rows: usize,
+    grid_cols: usize,
+    post_w: usize,
+    /// Destination set of each output (empty: all in set 0) and the number of sets
+    /// ([`crate::tiles::fanout`]).
+    out_set: Vec<u32>,
+    pub sets: usize,
     /// Accumulated, exponent-shifted synaptic input per pre-pool neuron.
     sigma: Vec<i64>,
     /// Current activation per pre-pool neuron (pooled populations only).
@@ -130,7 +155,8 @@ pub(crate) struct PopRt {
     is_dirty: Vec<bool>,
     pdirty: Vec<u32>,
     is_pdirty: Vec<bool>,
-    /// Deltas emitted this step per slice (routed at the end of the step).
+    /// Deltas emitted this step per slice and destination set, `[slice · sets + set]` (routed
+    /// at the end of the step).
     pub sent: Vec<u64>,
     /// This population's events of the step when populations update in parallel.
     pub outbuf: Vec<Event>,
@@ -163,7 +189,7 @@ fn dense_rows(g: &SynapseGroup, rows: usize, cols: usize) -> Vec<Vec<(u32, i32)>
     out
 }
 
-fn build_dense(g: &SynapseGroup, rows: usize, cols: usize, slices: &[(u32, u32, u32)]) -> DenseRt {
+fn build_dense(g: &SynapseGroup, rows: usize, cols: usize, slices: &[TileRt]) -> DenseRt {
     let by_row = dense_rows(g, rows, cols);
     let mut col_ptr = vec![0u32; cols + 1];
     for row in &by_row {
@@ -189,7 +215,7 @@ fn build_dense(g: &SynapseGroup, rows: usize, cols: usize, slices: &[(u32, u32, 
     }
     let sparse_slice = slices
         .iter()
-        .map(|&(_, start, end)| {
+        .map(|&TileRt { start, end, .. }| {
             let nnz: usize = by_row[start as usize..end as usize]
                 .iter()
                 .map(Vec::len)
@@ -208,8 +234,16 @@ fn build_dense(g: &SynapseGroup, rows: usize, cols: usize, slices: &[(u32, u32, 
     }
 }
 
-/// `oh × ow` is the population's pre-pool plane, which validation tied to the geometry.
-fn build_conv(g: &SynapseGroup, c: &crate::artifact::ConvShape, oh: usize, ow: usize) -> ConvRt {
+/// `oh × ow` is the population's pre-pool plane, which validation tied to the geometry;
+/// `row_spans`/`col_spans` the pre-pool rows and columns of each row and column band.
+fn build_conv(
+    g: &SynapseGroup,
+    c: &crate::artifact::ConvShape,
+    oh: usize,
+    ow: usize,
+    row_spans: &[(u32, u32)],
+    col_spans: &[(u32, u32)],
+) -> ConvRt {
     let u = |v: u32| v as usize;
     let (cin, h, w) = (u(c.in_shape[0]), u(c.in_shape[1]), u(c.in_shape[2]));
     let (kh, kw) = (u(c.kernel[0]), u(c.kernel[1]));
@@ -251,22 +285,43 @@ fn build_conv(g: &SynapseGroup, c: &crate::artifact::ConvShape, oh: usize, ow: u
         matrix: DenseMatrix::from_dense(&weights, u(c.out_channels), cig * kh * kw),
         weights,
         scratch: ConvScratch::default(),
-        taps_at: Vec::new(),
-        taps_y: tap_counts(h, kh, u(c.strides[0]), u(c.pads[0]), u(c.dilations[0]), oh),
-        taps_x: tap_counts(w, kw, u(c.strides[1]), u(c.pads[1]), u(c.dilations[1]), ow),
+        taps_y: row_spans
+            .iter()
+            .map(|&(a, b)| {
+                let (s, p, d) = (u(c.strides[0]), u(c.pads[0]), u(c.dilations[0]));
+                tap_counts(h, kh, s, p, d, (u(a), u(b).min(oh)))
+            })
+            .collect(),
+        taps_x: col_spans
+            .iter()
+            .map(|&(a, b)| {
+                let (s, p, d) = (u(c.strides[1]), u(c.pads[1]), u(c.dilations[1]));
+                tap_counts(w, kw, s, p, d, (u(a), u(b).min(ow)))
+            })
+            .collect(),
         tap_hist: Vec::new(),
     }
 }
 
-/// Per input index along one axis: how many kernel offsets `k` put it at a valid output, i.e.
-/// `(i + pad − k·dil)` is a non-negative multiple of `stride` below `out · stride`.
-fn tap_counts(len: usize, k: usize, stride: usize, pad: usize, dil: usize, out: usize) -> Vec<u32> {
+/// Per input index along one axis: how many kernel offsets `k` put it at an output in
+/// `out.0..out.1`, i.e. `(i + pad − k·dil)` is a non-negative multiple of `stride` whose quotient
+/// is in the range.
+fn tap_counts(
+    len: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    dil: usize,
+    out: (usize, usize),
+) -> Vec<u32> {
     (0..len)
         .map(|i| {
             (0..k)
                 .filter(|&kk| {
                     let t = (i + pad) as isize - (kk * dil) as isize;
-                    t >= 0 && t as usize % stride == 0 && t as usize / stride < out
+                    t >= 0
+                        && t as usize % stride == 0
+                        && (out.0..out.1).contains(&(t as usize / stride))
                 })
                 .count() as u32
         })
@@ -377,68 +432,81 @@ impl ConvRt {
         (grp * self.cog, (grp + 1) * self.cog)
     }
 
-    /// [`ConvRt::charge`] of every input in `inputs`, summed per (channel group, taps) first:
-    /// each event's memory words are rounded up on their own, so equal events round equally
-    /// and the sums are the same as event by event.
+    /// [`ConvRt::charge`] of every input in `inputs`, summed per tile band and (channel group,
+    /// taps) first: each event's memory words are rounded up on their own, so equal events round
+    /// equally and the sums are the same as event by event.
     fn charge_batch(
         &mut self,
         inputs: impl Iterator<Item = usize>,
-        slices: &[(u32, u32, u32)],
+        slices: &[TileRt],
         counters: &mut [Counters],
     ) {
         let hw = self.h * self.w;
         let per = self.kh * self.kw + 1;
         let groups = self.groups;
-        if self.taps_at.len() != hw {
-            self.taps_at = (0..hw)
-                .map(|p| self.taps_y[p / self.w] * self.taps_x[p % self.w])
-                .collect();
-        }
-        let group_len = hw * self.cig;
+        let batch: Vec<usize> = inputs.collect();
         if groups * per > 1 << 16 {
             // Huge kernels times many groups: a histogram would cost more than it saves.
-            for i in inputs {
-                self.charge(i, self.taps_at[i % hw] as usize, slices, counters);
+            for &i in &batch {
+                self.charge(i, slices, counters);
             }
             return;
         }
-        self.tap_hist.clear();
-        self.tap_hist.resize(groups * per, 0);
-        for i in inputs {
-            let grp = i / group_len;
-            let taps = self.taps_at[i % hw] as usize;
-            self.tap_hist[grp * per + taps] += 1;
-        }
-        for grp in 0..groups {
-            let (o0, o1) = (grp * self.cog, (grp + 1) * self.cog);
-            for taps in 1..per {
-                let n = self.tap_hist[grp * per + taps];
-                if n == 0 {
+        for (r, ty) in self.taps_y.iter().enumerate() {
+            for (k, tx) in self.taps_x.iter().enumerate() {
+                let band = (r as u32, k as u32);
+                if !slices.iter().any(|t| t.band == band) {
                     continue;
                 }
-                for &(core, start, end) in slices {
-                    let lo = (start as usize).max(o0);
-                    let hi = (end as usize).min(o1);
-                    if hi > lo {
-                        let syn = ((hi - lo) * taps) as u64;
-                        let c = &mut counters[core as usize];
-                        c.syn_ops += n * syn;
-                        c.mem_reads += n * syn.div_ceil(4);
+                self.tap_hist.clear();
+                self.tap_hist.resize(groups * per, 0);
+                for &i in &batch {
+                    let (iy, ix) = ((i % hw) / self.w, i % self.w);
+                    let taps = (ty[iy] * tx[ix]) as usize;
+                    let grp = i / hw / self.cig;
+                    self.tap_hist[grp * per + taps] += 1;
+                }
+                for grp in 0..groups {
+                    let (o0, o1) = (grp * self.cog, (grp + 1) * self.cog);
+                    for taps in 1..per {
+                        let n = self.tap_hist[grp * per + taps];
+                        if n == 0 {
+                            continue;
+                        }
+                        for t in slices.iter().filter(|t| t.band == band) {
+                            let lo = (t.start as usize).max(o0);
+                            let hi = (t.end as usize).min(o1);
+                            if hi > lo {
+                                let syn = ((hi - lo) * taps) as u64;
+                                let c = &mut counters[t.core as usize];
+                                c.syn_ops += n * syn;
+                                c.mem_reads += n * syn.div_ceil(4);
+                            }
+                        }
                     }
                 }
             }
         }
     }
 
-    /// Charges one event of input `i` reaching `taps` positions (see [`DenseRt::charge`]).
-    fn charge(&self, i: usize, taps: usize, slices: &[(u32, u32, u32)], counters: &mut [Counters]) {
+    /// Charges one event of input `i` to every tile holding neurons it reaches: the synapses
+    /// visited (channels of the tile in the event's channel group × kernel taps landing on the
+    /// tile's neurons) and the memory words read (see [`DenseRt::charge`]).
+    fn charge(&self, i: usize, slices: &[TileRt], counters: &mut [Counters]) {
         let (o0, o1) = self.out_range(i);
-        for &(core, start, end) in slices {
-            let lo = (start as usize).max(o0);
-            let hi = (end as usize).min(o1);
+        let hw = self.h * self.w;
+        let (iy, ix) = ((i % hw) / self.w, i % self.w);
+        for t in slices {
+            let lo = (t.start as usize).max(o0);
+            let hi = (t.end as usize).min(o1);
             if hi > lo {
+                let taps = (self.taps_y[t.band.0 as usize][iy] * self.taps_x[t.band.1 as usize][ix])
+                    as usize;
                 let syn = ((hi - lo) * taps) as u64;
-                let c = &mut counters[core as usize];
+                if syn == 0 {
+                    continue;
+                }
+                let c = &mut counters[t.core as usize];
                 c.syn_ops += syn;
                 c.mem_reads += syn.div_ceil(4);
             }
@@ -451,9 +519,15 @@ impl DenseRt {
     /// visited and memory words read, as the slice stores the group (dense rows or sparse
     /// lists). Both delivery kernels call this once per event, so counters cannot depend on
     /// which one ran.
-    fn charge(&self, i: usize, slices: &[(u32, u32, u32)], counters: &mut [Counters]) {
+    fn charge(&self, i: usize, slices: &[TileRt], counters: &mut [Counters]) {
         let col = &self.rows[self.col_ptr[i] as usize..self.col_ptr[i + 1] as usize];
-        for (s, &(core, start, end)) in slices.iter().enumerate() {
+        for (
+            s,
+            &TileRt {
+                core, start, end, ..
+            },
+        ) in slices.iter().enumerate()
+        {
             let (syn, bytes) = if self.sparse_slice[s] {
                 let n = (col.partition_point(|&r| r < end) - col.partition_point(|&r| r < start))
                     as u64;
@@ -474,12 +548,37 @@ impl PopRt {
         let channels = p.pre_shape[0] as usize;
         let pre: usize = p.pre_shape.iter().map(|&d| d as usize).product();
         let post: usize = p.shape.iter().map(|&d| d as usize).product();
-        let slices: Vec<(u32, u32, u32)> =
-            p.slices.iter().map(|s| (s.core, s.start, s.end)).collect();
-        let mut slice_of_channel = vec![0u32; channels];
-        for (k, &(_, start, end)) in slices.iter().enumerate() {
-            slice_of_channel[start as usize..end as usize].fill(k as u32);
+        let (grid, tiles) = crate::tiles::population_tiles(p);
+        let nc = grid.cols.len();
+        let slices: Vec<TileRt> = tiles
+            .iter()
+            .enumerate()
+            .map(|(k, t)| TileRt {
+                core: t.core,
+                start: t.ch.0,
+                end: t.ch.1,
+                band: (((k / nc) % grid.rows.len()) as u32, (k % nc) as u32),
+                pre_area: t.pre_area(),
+                post_area: t.post_area(),
+            })
+            .collect();
+        let mut band_of_channel = vec![0u32; channels];
+        for (k, &(start, end)) in grid.channels.iter().enumerate() {
+            band_of_channel[start as usize..end as usize].fill(k as u32);
         }
+        let bands = |bands: &[(u32, u32)]| -> Vec<u32> {
+            let mut v = Vec::new();
+            for (k, &(_, b)) in bands.iter().enumerate() {
+                v.resize(b as usize, k as u32);
+            }
+            v
+        };
+        let row_band = bands(&grid.rows);
+        let col_band = bands(&grid.cols);
+        let row_spans: Vec<(u32, u32)> = (0..grid.rows.len())
+            .map(|r| tiles[r * nc].pre_rows)
+            .collect();
+        let col_spans: Vec<(u32, u32)> = (0..nc).map(|k| tiles[k].pre_cols).collect();
         let groups = p
             .groups
             .iter()
@@ -495,6 +594,8 @@ impl PopRt {
                     c,
                     p.pre_shape[1] as usize,
                     p.pre_shape[2] as usize,
+                    &row_spans,
+                    &col_spans,
                 ))),
             })
             .collect();
@@ -533,7 +634,18 @@ impl PopRt {
             groups,
             sent: vec![0; slices.len()],
             slices,
-            slice_of_channel,
+            band_of_channel,
+            post_w: if p.shape.len() == 3 {
+                p.shape[2] as usize
+            } else {
+                1
+            },
+            grid_rows: grid.rows.len(),
+            grid_cols: nc,
+            row_band,
+            col_band,
+            out_set: Vec::new(),
+            sets: 1,
             sigma: vec![0; pre],
             act: if pool.is_some() {
                 vec![0; pre]
@@ -566,15 +678,22 @@ impl PopRt {
 
     /// Neurons (pre-pool, plus pooled outputs) each core updates per timestep, added to `per_core`.
     pub(crate) fn count_neurons(&self, per_core: &mut [u64]) {
-        for &(core, start, end) in &self.slices {
-            let ch = (end - start) as usize;
+        for t in &self.slices {
+            let ch = u64::from(t.end - t.start);
             let pooled = if self.pool.is_some() {
-                ch * self.post_hw
+                ch * t.post_area
             } else {
                 0
             };
-            per_core[core as usize] += (ch * self.pre_hw + pooled) as u64;
+            per_core[t.core as usize] += ch * t.pre_area + pooled;
         }
+    }
+
+    /// Takes the destination sets of this population's outputs ([`crate::tiles::fanout`]).
+    pub(crate) fn set_fanout(&mut self, f: &crate::tiles::Fanout) {
+        self.sets = f.sets.len().max(1);
+        self.out_set = f.of_elem.clone();
+        self.sent = vec![0; self.slices.len() * self.sets];
     }
 
     pub(crate) fn reset(&mut self) {
@@ -597,8 +716,18 @@ impl PopRt {
                 idx: out as u32,
                 delta,
             });
-            let slice = self.slice_of_channel[out / self.post_hw] as usize;
-            self.sent[slice] += 1;
+            let ch = out / self.post_hw;
+            let band = self.band_of_channel[ch] as usize;
+            let slice = if self.grid_rows == 1 && self.grid_cols == 1 {
+                band
+            } else {
+                let pos = out % self.post_hw;
+                let (oy, ox) = (pos / self.post_w, pos % self.post_w);
+                (band * self.grid_rows + self.row_band[oy] as usize) * self.grid_cols
+                    + self.col_band[ox] as usize
+            };
+            let set = self.out_set.get(out).map_or(0, |&s| s as usize);
+            self.sent[slice * self.sets + set] += 1;
         }
     }
 
@@ -769,7 +898,7 @@ impl PopRt {
                         }
                     }
                 }
-                g.charge(i, taps.len(), slices, counters);
+                g.charge(i, slices, counters);
             }
         }
     }

@@ -265,11 +265,11 @@ pub fn random_mapping(rng: &mut Rng, g: &Graph, chips: u32) -> Mapping {
             let mut start = 0;
             let mut slices = Vec::new();
             for end in chosen.into_iter().chain([channels]) {
-                slices.push(CoreSlice {
-                    core: rng.range(0, n_cores as i64 - 1) as u32,
+                slices.push(CoreSlice::channels(
+                    rng.range(0, n_cores as i64 - 1) as u32,
                     start,
                     end,
-                });
+                ));
                 start = end;
             }
             m.layers.insert(id, slices);
@@ -291,14 +291,8 @@ pub fn single_core_mapping(g: &Graph) -> Mapping {
     for id in g.ids() {
         if let Op::Layer(_) = g.node(id).op {
             let channels = g.ty(id).shape[0] as u32;
-            m.layers.insert(
-                id,
-                vec![CoreSlice {
-                    core: 0,
-                    start: 0,
-                    end: channels,
-                }],
-            );
+            m.layers
+                .insert(id, vec![CoreSlice::channels(0, 0, channels)]);
         }
     }
     m
