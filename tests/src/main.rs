@@ -25,7 +25,10 @@
 //! - `record`: `run --record` (each step equals a run stopped there; Speck's steps add up to
 //!   its counts; the AKD1000 refuses it);
 //! - `speck`: rate mode on Speck: emulator == rate-mode reference, accuracy, memory formulas,
-//!   matching vs brute force, listings and limit errors, the `ai.nmc` domain.
+//!   matching vs brute force, listings and limit errors, the `ai.nmc` domain;
+//! - `speck_dvs`: Speck's DVS layer: input pooling in it (sum and average, bit-exact on dense
+//!   and event input), region of interest, mirrors and polarity selection against transformed
+//!   event streams, `--dt` binning, hostile DVS fields, refusals naming rule and fix.
 
 mod akd1000;
 mod cli;
@@ -47,4 +50,5 @@ mod record;
 mod roundtrip;
 mod snapshots;
 mod speck;
+mod speck_dvs;
 mod toy_backend;
