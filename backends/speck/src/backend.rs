@@ -167,6 +167,7 @@ impl Backend for Speck {
             "  kernel ≤ {k}×{k} square; channels ≤ {}; input ≤ {i}×{i}; output map ≤ {o}×{o}\n  \
              stride {:?}; padding 0..={}; sum pooling {:?}; ≤ {} destinations per layer\n  \
              weights {}-bit, bias {}-bit, state {}-bit; dvs input {d}×{d}, {} polarities\n  \
+             dvs layer: sum pooling of the input {:?} per axis, region of interest, mirrors, polarity merge/select\n  \
              default timesteps: {}\n",
             s.max_channels,
             s.strides,
@@ -177,6 +178,7 @@ impl Backend for Speck {
             s.bias_bits,
             s.state_bits,
             s.dvs_channels,
+            s.pool_sizes,
             DEFAULT_TIMESTEPS,
             k = s.max_kernel,
             i = s.max_input,
