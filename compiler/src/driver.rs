@@ -49,6 +49,8 @@ pub struct Options {
     pub progress: bool,
     /// Timesteps a rate-mode artifact runs by default (`None`: the target's default).
     pub timesteps: Option<u32>,
+    /// How a DVS sensor's events reach the network input (Speck only).
+    pub dvs: nmc_backend::DvsOptions,
     /// Optimisation level: 0 = no e-graph rewriting, 1 = layout rules only, 2 = every rule.
     pub opt_level: u8,
 }
@@ -81,6 +83,7 @@ fn smallest_system(graph: &Graph, opts: &Options) -> Result<u32, Error> {
         let topts = TargetOptions {
             chips,
             timesteps: opts.timesteps,
+            dvs: opts.dvs,
         };
         opts.target.check_options(&topts).is_ok()
             && opts.target.default_mapping(graph, &topts).is_ok()
@@ -90,6 +93,7 @@ fn smallest_system(graph: &Graph, opts: &Options) -> Result<u32, Error> {
         .check_options(&TargetOptions {
             chips: 2,
             timesteps: opts.timesteps,
+            dvs: opts.dvs,
         })
         .is_ok();
     // A single device has one size; its default mapping reports what does not fit.
@@ -101,6 +105,7 @@ fn smallest_system(graph: &Graph, opts: &Options) -> Result<u32, Error> {
         let topts = TargetOptions {
             chips: max,
             timesteps: opts.timesteps,
+            dvs: opts.dvs,
         };
         opts.target.check_options(&topts)?;
         opts.target.default_mapping(graph, &topts)?;
@@ -125,6 +130,7 @@ fn with_smallest_system(e: nmc_backend::BackendError, graph: &Graph, opts: &Opti
     let more = TargetOptions {
         chips: opts.chips.saturating_add(1),
         timesteps: opts.timesteps,
+        dvs: opts.dvs,
     };
     if opts.target.check_options(&more).is_err() {
         return e.into(); // a single device: more chips are not an option
@@ -199,6 +205,7 @@ impl Options {
         TargetOptions {
             chips: self.chips,
             timesteps: self.timesteps,
+            dvs: self.dvs,
         }
     }
 
@@ -216,6 +223,7 @@ impl Options {
             evals: 500,
             progress: false,
             timesteps: None,
+            dvs: nmc_backend::DvsOptions::default(),
             opt_level: 2,
         }
     }

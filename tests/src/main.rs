@@ -26,6 +26,9 @@
 //!   its counts; the AKD1000 refuses it);
 //! - `speck`: rate mode on Speck: emulator == rate-mode reference, accuracy, memory formulas,
 //!   matching vs brute force, listings and limit errors, the `ai.nmc` domain;
+//! - `speck_dvs`: Speck's DVS layer: input pooling in it (sum and average, bit-exact on dense
+//!   and event input), region of interest, mirrors and polarity selection against transformed
+//!   event streams, `--dt` binning, hostile DVS fields, refusals naming rule and fix.
 //! - `tiling`: Loihi 2 populations tiled by output rows and columns run bit-exactly, each tile
 //!   charged its neurons and sent its input window; 128×128 inputs compile; hostile tilings in
 //!   an artifact are errors; more tiles on a hot layer lower the emulated latency.
@@ -50,5 +53,6 @@ mod record;
 mod roundtrip;
 mod snapshots;
 mod speck;
+mod speck_dvs;
 mod tiling;
 mod toy_backend;

@@ -138,6 +138,7 @@ impl Backend for ToyChip {
         NativeOps::ANY
     }
     fn check_options(&self, opts: &TargetOptions) -> Result<(), BackendError> {
+        opts.dvs.none_for(NAME)?;
         if opts.chips != 1 {
             return Err(BackendError::Usage(format!("{NAME} is one chip")));
         }

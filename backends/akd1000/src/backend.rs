@@ -114,6 +114,7 @@ impl Backend for Akd1000 {
     /// One device, and no `--timesteps`: the AKD1000 runs each sample once through its layer
     /// pipeline.
     fn check_options(&self, opts: &TargetOptions) -> Result<(), BackendError> {
+        opts.dvs.none_for(NAME)?;
         opts.one_device("the akd1000 is one device (nmc does not chain AKD1000s)")?;
         match opts.timesteps {
             Some(t) => Err(BackendError::Usage(format!(

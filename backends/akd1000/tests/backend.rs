@@ -120,6 +120,7 @@ fn options_and_cost_overrides() {
         .check_options(&TargetOptions {
             chips: 2,
             timesteps: None,
+            ..Default::default()
         })
         .unwrap_err();
     assert!(matches!(e, BackendError::Usage(_)));
@@ -132,7 +133,8 @@ fn options_and_cost_overrides() {
             &cnn(),
             &TargetOptions {
                 chips: 2,
-                timesteps: None
+                timesteps: None,
+                ..Default::default()
             }
         )
         .is_err());

@@ -79,6 +79,7 @@ impl Backend for Loihi2 {
     /// the smallest number of timesteps that gives exact outputs, and `nmc run --timesteps`
     /// chooses another.
     fn check_options(&self, opts: &TargetOptions) -> Result<(), BackendError> {
+        opts.dvs.none_for(NAME)?;
         match opts.timesteps {
             Some(t) => Err(BackendError::Usage(format!(
                 "--timesteps {t} does not apply to compiling for {NAME}: its artifacts run the smallest number of timesteps that gives exact outputs (give --timesteps to `nmc run` instead)"

@@ -134,7 +134,35 @@ pub struct DvsLayerConfig {
     /// Whether input events are also sent to the host.
     #[prost(bool, tag = "6")]
     pub monitor_enable: bool,
+    /// Top-left corner of the region of interest, in pooled pixels (samna `origin`; sinabs
+    /// writes the crop after the pooling, docs/chips.md §2.8).
+    #[prost(message, optional, tag = "7")]
+    pub origin: Option<Xy>,
+    /// Bottom-right corner of the region of interest, inclusive, in pooled pixels (samna `cut`;
+    /// absent: the whole pooled sensor).
+    #[prost(message, optional, tag = "8")]
+    pub cut: Option<Xy>,
+    /// Mirror the region left to right (samna `mirror.x`).
+    #[prost(bool, tag = "9")]
+    pub mirror_x: bool,
+    /// Mirror the region top to bottom (samna `mirror.y`).
+    #[prost(bool, tag = "10")]
+    pub mirror_y: bool,
+    /// Swap x and y after mirroring (samna `mirror_diagonal`).
+    #[prost(bool, tag = "11")]
+    pub mirror_diagonal: bool,
+    /// Polarities that pass: 0 both, 1 ON only, 2 OFF only (samna `on_channel`/`off_channel`;
+    /// one polarity only with `merge`, so that it lands in channel 0).
+    #[prost(uint32, tag = "12")]
+    pub polarities: u32,
 }
+
+/// [`DvsLayerConfig::polarities`]: both polarities pass.
+pub const POLARITIES_BOTH: u32 = 0;
+/// [`DvsLayerConfig::polarities`]: ON events only.
+pub const POLARITIES_ON: u32 = 1;
+/// [`DvsLayerConfig::polarities`]: OFF events only.
+pub const POLARITIES_OFF: u32 = 2;
 
 /// samna `CNNLayerConfig` (one per core), plus the layer's name and memory use.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -307,7 +335,7 @@ pub(crate) mod tests {
                     enable: true,
                     pooling: 1,
                 }],
-                monitor_enable: false,
+                ..Default::default()
             }),
             cnn_layers,
             output: Some(OutputSpec {

@@ -3,15 +3,16 @@
 //! [`nmc_backend::Loaded`]) run on the event-driven emulator.
 
 use crate::artifact::{Artifact, OutputSpec, ENVELOPE};
+use crate::events::Steps;
 use crate::mapping::AssignError;
 use crate::network::Network;
 use crate::spec::{speck, ChipSpec, DEFAULT_TIMESTEPS, INPUT_LEVELS, MAX_TIMESTEPS};
 use crate::{Emulator, MemoryUse, PerfReport, RunOut};
 use nmc_backend::{
     finish_perf, layer_name, split_samples, Activity, Array, ArtifactError, Backend, BackendError,
-    ChipParams, Constants, CoreLoad, CorePerf, CostParam, CostTable, EventArray, Genome, Loaded,
-    Loads, NativeOps, PerfSummary, Quantization, RateOptions, RunResult, SearchSpace,
-    TargetOptions,
+    ChipParams, Constants, CoreLoad, CorePerf, CostParam, CostTable, EventArray, EventBinning,
+    Genome, Loaded, Loads, NativeOps, PerfSummary, Quantization, RateOptions, RunResult,
+    SearchSpace, TargetOptions,
 };
 use nmc_ir::{CoreLoc, CoreSlice, Graph, Mapping, NodeId};
 
@@ -162,6 +163,7 @@ impl Backend for Speck {
             "  kernel ≤ {k}×{k} square; channels ≤ {}; input ≤ {i}×{i}; output map ≤ {o}×{o}\n  \
              stride {:?}; padding 0..={}; sum pooling {:?}; ≤ {} destinations per layer\n  \
              weights {}-bit, bias {}-bit, state {}-bit; dvs input {d}×{d}, {} polarities\n  \
+             dvs layer: sum pooling of the input {:?} per axis, region of interest, mirrors, polarity merge/select\n  \
              default timesteps: {}\n",
             s.max_channels,
             s.strides,
@@ -172,6 +174,7 @@ impl Backend for Speck {
             s.bias_bits,
             s.state_bits,
             s.dvs_channels,
+            s.pool_sizes,
             DEFAULT_TIMESTEPS,
             k = s.max_kernel,
             i = s.max_input,
@@ -358,8 +361,12 @@ impl Backend for Speck {
                 )),
             })
             .collect::<Result<_, _>>()?;
-        let art = crate::lower(&net, &cores, &speck(), source_hash, timesteps)
-            .map_err(|e| BackendError::lower(ENVELOPE.target, e))?;
+        let art = crate::lower(&net, &cores, &speck(), source_hash, timesteps, &opts.dvs).map_err(
+            |e| match e {
+                crate::LowerError::Options(m) => BackendError::Usage(m),
+                e => BackendError::lower(ENVELOPE.target, e),
+            },
+        )?;
         Ok(crate::encode(&art))
     }
 
@@ -468,11 +475,46 @@ impl LoadedSpeck {
             .with_cost(cost))
     }
 
-    /// Bins an event stream for the artifact's input map.
-    fn bin(&self, events: &EventArray, timesteps: u32) -> Result<crate::events::Binned, String> {
+    /// The steps of a binning: the artifact's timesteps unless given; with `dt` and no
+    /// timesteps, as many as reach the last event.
+    fn steps(&self, binning: &EventBinning) -> Result<Steps, BackendError> {
+        Ok(match binning.dt {
+            None => Steps::Span(self.timesteps(binning.timesteps)?),
+            Some(dt) => {
+                if let Some(t) = binning.timesteps {
+                    check_timesteps(t).map_err(BackendError::input)?;
+                }
+                Steps::Fixed {
+                    dt,
+                    t_start: binning.t_start,
+                    timesteps: binning.timesteps,
+                }
+            }
+        })
+    }
+
+    /// Bins an event stream in the emulator's event space: sensor events `[2, h, w]` when the
+    /// input passes the DVS layer, else the input map itself (one or two polarity channels; a
+    /// one-channel map takes both polarities).
+    fn bin(&self, events: &EventArray, steps: Steps) -> Result<crate::events::Binned, String> {
         let input = self.0.input.as_ref().ok_or("artifact has no input")?;
-        let map = input.map.map(|m| m.to_chw()).unwrap_or_default();
-        let dvs: Vec<crate::DvsEvent> = (0..events.len())
+        let [c, h, w] = input.map.map(|m| m.to_chw()).unwrap_or_default();
+        let dvs = self
+            .0
+            .dvs_layer
+            .as_ref()
+            .ok_or("artifact has no dvs layer")?;
+        let sensor = if dvs.pass_sensor_events {
+            let s = dvs.input_shape.unwrap_or_default();
+            [s.y, s.x]
+        } else if c > 2 {
+            return Err(format!(
+                "event input needs a 1- or 2-channel (polarity) input; the model's input map is [{c}, {h}, {w}]"
+            ));
+        } else {
+            [h, w]
+        };
+        let list: Vec<crate::DvsEvent> = (0..events.len())
             .map(|i| crate::DvsEvent {
                 x: events.x[i],
                 y: events.y[i],
@@ -480,7 +522,55 @@ impl LoadedSpeck {
                 p: events.p[i],
             })
             .collect();
-        crate::bin(&dvs, map, timesteps)
+        let (mut binned, _) = crate::bin(&list, sensor, steps, MAX_TIMESTEPS)?;
+        if !dvs.pass_sensor_events && c == 1 {
+            // Both polarities into the one channel.
+            let plane = h * w;
+            for step in &mut binned {
+                let mut merged = std::collections::BTreeMap::<u32, u32>::new();
+                for &(i, n) in step.iter() {
+                    let m = merged.entry(i % plane).or_insert(0);
+                    *m = m.saturating_add(n);
+                }
+                *step = merged.into_iter().collect();
+            }
+        }
+        Ok(binned)
+    }
+
+    /// Binned events as the reference interpreter's input: per step, the count per element of
+    /// the model input, through the network's view of the DVS layer (`crate::dvs::ModelView`,
+    /// computed apart from the chip's route that the emulator takes).
+    fn to_model_counts(&self, binned: &crate::events::Binned) -> Result<Vec<Vec<i64>>, String> {
+        let input = self.0.input.as_ref().ok_or("artifact has no input")?;
+        let numel = input.shape.iter().map(|d| *d as usize).product();
+        let dvs = self
+            .0
+            .dvs_layer
+            .as_ref()
+            .ok_or("artifact has no dvs layer")?;
+        if !dvs.pass_sensor_events {
+            return Ok(crate::events::dense(binned, numel));
+        }
+        let route = crate::dvs::DvsRoute::from_config(dvs, &speck())?;
+        let view = crate::dvs::ModelView::new(route);
+        let [_, mh, mw] = view.map();
+        let [sh, sw] = route.sensor;
+        Ok(binned
+            .iter()
+            .map(|step| {
+                let mut v = vec![0i64; numel];
+                for &(i, n) in step {
+                    let (p, y, x) = (i / (sh * sw), (i / sw) % sh, i % sw);
+                    if let Some([c, y, x]) = view.to_model(p, y, x) {
+                        if let Some(e) = v.get_mut(((c * mh + y) * mw + x) as usize) {
+                            *e += i64::from(n);
+                        }
+                    }
+                }
+                v
+            })
+            .collect())
     }
 
     /// Dense samples, independent (in parallel) or as one stream, recording each step's output
@@ -617,6 +707,19 @@ impl Loaded for LoadedSpeck {
             "source_hash": a.header.as_ref().map(|h| format!("{:#018x}", h.source_hash)),
             "timesteps": a.timesteps(),
             "dvs_input": a.dvs_layer.as_ref().map(|d| d.pass_sensor_events),
+            "dvs_layer": a.dvs_layer.as_ref().map(|d| {
+                let p = d.pooling.unwrap_or_default();
+                let o = d.origin.unwrap_or_default();
+                serde_json::json!({
+                    "pooling": { "x": p.x, "y": p.y },
+                    "origin": { "x": o.x, "y": o.y },
+                    "cut": d.cut.map(|c| serde_json::json!({ "x": c.x, "y": c.y })),
+                    "mirror": { "x": d.mirror_x, "y": d.mirror_y },
+                    "mirror_diagonal": d.mirror_diagonal,
+                    "merge": d.merge,
+                    "polarities": (["both", "on", "off"].get(d.polarities as usize)),
+                })
+            }),
             "layers": layers,
             "cores_used": a.cnn_layers.iter().filter(|l| l.used).count(),
         })
@@ -680,8 +783,24 @@ impl Loaded for LoadedSpeck {
         timesteps: Option<u32>,
         params: &ChipParams,
     ) -> Result<RunResult, BackendError> {
-        let t = self.timesteps(timesteps)?;
-        let binned = self.bin(events, t).map_err(BackendError::input)?;
+        let binning = EventBinning {
+            timesteps,
+            ..Default::default()
+        };
+        self.run_events_binned(events, &binning, params)
+    }
+
+    /// One event stream, binned by the stream's span or by a fixed `dt`; its sensor events pass
+    /// the DVS layer in the emulator.
+    fn run_events_binned(
+        &self,
+        events: &EventArray,
+        binning: &EventBinning,
+        params: &ChipParams,
+    ) -> Result<RunResult, BackendError> {
+        let steps = self.steps(binning)?;
+        let binned = self.bin(events, steps).map_err(BackendError::input)?;
+        let t = binned.len() as u32;
         let mut emu = self.emulator(params)?;
         let run = emu.run_events(&binned, false).map_err(BackendError::input);
         self.collect(std::iter::once(run), 1, t)
@@ -693,13 +812,23 @@ impl Loaded for LoadedSpeck {
         timesteps: u32,
     ) -> Result<Vec<Vec<Vec<i64>>>, BackendError> {
         check_timesteps(timesteps).map_err(BackendError::input)?;
-        let binned = self.bin(events, timesteps).map_err(BackendError::input)?;
-        let numel = self
-            .0
-            .input
-            .as_ref()
-            .map_or(0, |i| i.shape.iter().map(|d| *d as usize).product());
-        Ok(crate::events::dense(&binned, numel)
+        let binning = EventBinning {
+            timesteps: Some(timesteps),
+            ..Default::default()
+        };
+        self.bin_events_binned(events, &binning)
+    }
+
+    fn bin_events_binned(
+        &self,
+        events: &EventArray,
+        binning: &EventBinning,
+    ) -> Result<Vec<Vec<Vec<i64>>>, BackendError> {
+        let steps = self.steps(binning)?;
+        let binned = self.bin(events, steps).map_err(BackendError::input)?;
+        Ok(self
+            .to_model_counts(&binned)
+            .map_err(BackendError::input)?
             .into_iter()
             .map(|s| vec![s])
             .collect())
@@ -831,6 +960,7 @@ mod tests {
         let two = TargetOptions {
             chips: 2,
             timesteps: None,
+            ..Default::default()
         };
         assert!(matches!(
             Speck.check_options(&two),

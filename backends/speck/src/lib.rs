@@ -11,6 +11,7 @@
 //! - [`artifact`]: the versioned prost format in nmc-backend's envelope ([`encode`], [`decode`],
 //!   which validates);
 //! - [`listing()`]: the readable nine-core configuration;
+//! - [`dvs`]: the DVS layer (polarity, pooling, region of interest, mirrors) on sensor events;
 //! - [`events`]: DVS events `(x, y, t, p)` binned into timesteps;
 //! - [`emulator`]: the event-driven emulator ([`Emulator`]), bit-exact with the IR's rate-mode
 //!   reference interpreter, with per-core counters and a throughput-based latency.
@@ -18,6 +19,7 @@
 
 pub mod artifact;
 pub mod backend;
+pub mod dvs;
 pub mod emulator;
 pub mod events;
 pub mod listing;

@@ -51,14 +51,24 @@ fn write_listing(s: &mut String, a: &Artifact) -> std::fmt::Result {
         let p = d.pooling.unwrap_or_default();
         let r = d.input_shape.unwrap_or_default();
         if d.pass_sensor_events {
+            let on = |b: bool| if b { "on" } else { "off" };
+            let o = d.origin.unwrap_or_default();
+            let cut = match d.cut {
+                Some(c) => format!("({}, {})..=({}, {})", o.x, o.y, c.x, c.y),
+                None => "all".into(),
+            };
             writeln!(
                 s,
-                "dvs layer: sensor events pass, merge {}, pooling {}x{}, region {}x{} -> {}",
-                if d.merge { "on" } else { "off" },
-                p.x,
-                p.y,
+                "dvs layer: sensor {}x{} events pass; polarities {}, merge {}; sum pooling {}x{} (x, y); region of interest {cut} (x, y pooled); mirror x {} y {} diagonal {} -> {}",
                 r.x,
                 r.y,
+                ["both", "on", "off"].get(d.polarities as usize).unwrap_or(&"?"),
+                on(d.merge),
+                p.x,
+                p.y,
+                on(d.mirror_x),
+                on(d.mirror_y),
+                on(d.mirror_diagonal),
                 dests(&d.destinations)
             )?;
         } else {

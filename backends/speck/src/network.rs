@@ -98,11 +98,23 @@ pub struct OutputDesc {
     pub scale: f32,
 }
 
+/// A pooling of the network input that runs in the DVS layer (sinabs moves a pooling on the
+/// input side into the DVS layer, docs/chips.md §2.8 and §7).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DvsPool {
+    /// The IR layer (a pass-through sum pool, `nmc::passes::quantize_rate::input_pool`).
+    pub node: NodeId,
+    /// Window `[h, w]` in the model input's axes (stride = window).
+    pub kernel: [u32; 2],
+}
+
 /// A rate-mode network ready for Speck.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Network {
     /// The input.
     pub input: InputDesc,
+    /// The input's pooling in the DVS layer, if the model pools its input.
+    pub dvs_pool: Option<DvsPool>,
     /// Layers in topological order.
     pub layers: Vec<SpeckLayer>,
     /// The output.
@@ -184,6 +196,8 @@ enum Val {
     None,
     /// Depends on a node already reported as a problem (not reported again).
     Failed,
+    /// The network input after the DVS layer's pooling.
+    DvsPooled,
 }
 
 fn u32_of(v: usize) -> u32 {
@@ -227,6 +241,9 @@ pub fn extract(g: &Graph, spec: &ChipSpec) -> Result<Network, Problems> {
     let mut input: Option<InputDesc> = None;
     let mut layers: Vec<SpeckLayer> = Vec::new();
     let mut output: Option<OutputDesc> = None;
+    let mut dvs_pool: Option<DvsPool> = None;
+    // Layers that read the input unpooled (the DVS layer has one output map).
+    let mut direct: Vec<NodeId> = Vec::new();
     for id in order {
         let node = g.node(id);
         let arg = |k: usize| {
@@ -288,9 +305,36 @@ pub fn extract(g: &Graph, spec: &ChipSpec) -> Result<Network, Problems> {
                 vals[id.index()] = Val::Input;
             }
             Op::Reshape => vals[id.index()] = arg(0),
+            Op::Layer(l)
+                if matches!(arg(0), Val::Input) && is_pass_through(g, l) && {
+                    let i = input.as_ref();
+                    i.is_some_and(|i| is_dvs_map(&i.ir_shape, spec))
+                } =>
+            {
+                let [_, h, w] = input.as_ref().map(|i| i.shape).unwrap_or([1, 1, 1]);
+                if let Some(k) = dvs_kernel(&mut cx, id, l, [h, w]) {
+                    if dvs_pool.is_some() {
+                        cx.unsupported(
+                            Some(id),
+                            "a second pooling of the input: the DVS layer has one pooling, which every first layer reads".into(),
+                        );
+                    }
+                    dvs_pool = Some(DvsPool {
+                        node: id,
+                        kernel: k,
+                    });
+                    vals[id.index()] = Val::DvsPooled;
+                } else {
+                    vals[id.index()] = Val::Failed;
+                }
+            }
             Op::Layer(l) => {
                 let src = match arg(0) {
-                    Val::Input => Source::Input,
+                    Val::Input => {
+                        direct.push(id);
+                        Source::Input
+                    }
+                    Val::DvsPooled => Source::Input,
                     Val::Layer(i) => Source::Layer(i),
                     Val::Failed => {
                         vals[id.index()] = Val::Failed;
@@ -305,7 +349,13 @@ pub fn extract(g: &Graph, spec: &ChipSpec) -> Result<Network, Problems> {
                     }
                 };
                 let src_shape = match src {
-                    Source::Input => input.as_ref().map(|i| i.shape).unwrap_or([1, 1, 1]),
+                    Source::Input => {
+                        let [c, h, w] = input.as_ref().map(|i| i.shape).unwrap_or([1, 1, 1]);
+                        match (&dvs_pool, arg(0)) {
+                            (Some(p), Val::DvsPooled) => [c, h / p.kernel[0], w / p.kernel[1]],
+                            _ => [c, h, w],
+                        }
+                    }
                     Source::Layer(i) => layers[i].out_shape(),
                 };
                 if let Some(layer) = layer(&mut cx, id, l, src, src_shape) {
@@ -376,6 +426,15 @@ pub fn extract(g: &Graph, spec: &ChipSpec) -> Result<Network, Problems> {
         }
         return Err(Problems(cx.problems));
     };
+    if let (Some(p), Some(&first)) = (&dvs_pool, direct.first()) {
+        cx.unsupported(
+            Some(first),
+            format!(
+                "it reads the input unpooled while {} reads it through the DVS layer's pooling; the DVS layer sends one map to its destinations (pool every first layer's input alike)",
+                g.node_ref(p.node)
+            ),
+        );
+    }
     // Fan-out: the DVS layer and every core have at most two destinations.
     let max_dest = spec.max_destinations as usize;
     if input.consumers.len() > max_dest {
@@ -416,9 +475,87 @@ pub fn extract(g: &Graph, spec: &ChipSpec) -> Result<Network, Problems> {
     }
     Ok(Network {
         input,
+        dvs_pool,
         layers,
         output,
     })
+}
+
+/// Whether a network input of this shape can come from the DVS sensor: `[c, h, w]` with at
+/// most two (polarity) channels and at most 128×128 (docs/chips.md §2.1).
+pub fn is_dvs_map(ir_shape: &[u32], spec: &ChipSpec) -> bool {
+    matches!(ir_shape, [c, h, w] if *c <= spec.dvs_channels && *h <= spec.dvs_size && *w <= spec.dvs_size)
+}
+
+/// Whether a rate-mode layer passes its input events through unchanged before its sum pool: a
+/// depthwise 1×1 convolution whose weights equal the threshold, no bias, a lower bound ≤ 0 and
+/// no spike cap a count can reach, so each input event makes exactly one spike and the state
+/// stays 0 (what `quantize_rate` makes of a pooling of the input alone).
+pub fn is_pass_through(g: &Graph, l: &Layer) -> bool {
+    let (Some(q), Some(pool)) = (&l.quant, &l.pool) else {
+        return false;
+    };
+    let Some(sq) = q.spiking() else { return false };
+    let [Synapse::Conv { weight, geom }] = l.synapses.as_slice() else {
+        return false;
+    };
+    let Some(w) = g.consts.try_get(*weight).and_then(|k| k.to_i32()) else {
+        return false;
+    };
+    pool.kind == PoolKind::Sum
+        && q.bias.is_none()
+        && q.act_max == i32::MAX
+        && q.weight_exp.iter().all(|e| *e == 0)
+        && sq.v_min <= 0
+        && geom.kernel == [1, 1]
+        && geom.strides == [1, 1]
+        && geom.pads == [0; 4]
+        && geom.dilations == [1, 1]
+        && geom.groups == w.len()
+        && w.iter().all(|v| *v == sq.threshold)
+}
+
+/// The DVS layer's pooling window `[h, w]` of the input pooling layer `id`, or `None` with the
+/// problem recorded.
+fn dvs_kernel(cx: &mut Cx, id: NodeId, l: &Layer, [h, w]: [u32; 2]) -> Option<[u32; 2]> {
+    let p = l.pool.as_ref()?;
+    let [kh, kw] = p.kernel.map(u32_of);
+    let before = cx.problems.len();
+    if p.pads != [0; 4] {
+        cx.unsupported(
+            Some(id),
+            format!(
+                "pooling of the input with padding {:?}: the DVS layer pools without padding; remove the padding",
+                p.pads
+            ),
+        );
+    }
+    if p.strides != p.kernel {
+        cx.limit(
+            id,
+            format!(
+                "pooling of the input with stride {:?} and window {:?}: the DVS layer pools with stride = window (Speck datasheet §3.2.3.2, docs/chips.md §2.8); make the stride equal the window",
+                p.strides, p.kernel
+            ),
+        );
+    }
+    let sizes = &cx.spec.pool_sizes;
+    if !sizes.contains(&kh) || !sizes.contains(&kw) {
+        cx.limit(
+            id,
+            format!(
+                "pooling of the input {kh}×{kw}: the DVS layer pools by 1, 2 or 4 per axis (Speck datasheet §3.2.3.2, docs/chips.md §2.8); pool the input by 1, 2 or 4 per axis, or pool after the first convolution"
+            ),
+        );
+    } else if h % kh != 0 || w % kw != 0 {
+        cx.limit(
+            id,
+            format!(
+                "pooling of the input {kh}×{kw} does not divide the input map {h}×{w}: nmc aligns the DVS layer's region of interest to its pooling (docs/chips.md §2.8); give the model an input whose sides are multiples of the pooling"
+            ),
+        );
+    }
+    (cx.problems.len() == before).then_some([kh, kw])
 }
 
 /// One IR layer as a Speck layer, or `None` (problems recorded) when it cannot be one.
@@ -723,7 +860,8 @@ fn layer(
         },
     };
     let smax = (1i64 << (spec.state_bits - 1)) - 1;
-    if q.state_bits > spec.state_bits
+    // A pass-through's state stays 0 whatever its declared width.
+    if (q.state_bits > spec.state_bits && !is_pass_through(g, l))
         || i64::from(sq.threshold) > smax
         || i64::from(sq.v_min) < -smax - 1
     {

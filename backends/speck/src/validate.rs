@@ -5,7 +5,10 @@
 //! source and consistent shapes, and the recorded memory use equals sinabs' formulas and fits its
 //! core. Decoding always validates; the emulator validates again.
 
-use crate::artifact::{Artifact, ArtifactError, CnnLayerConfig, Destination, MapShape};
+use crate::artifact::{
+    Artifact, ArtifactError, CnnLayerConfig, Destination, DvsLayerConfig, MapShape,
+};
+use crate::dvs::{DvsRoute, ModelView};
 use crate::memory::MemoryUse;
 use crate::spec::{speck, ChipSpec};
 use nmc_backend::check::{numel, out_extent};
@@ -121,10 +124,39 @@ pub fn validate(a: &Artifact) -> Result<Sources, ArtifactError> {
     for d in &dvs.destinations {
         check_dest(d, "dvs layer", &spec, a)?;
         if d.pooling != 1 {
-            return Err(corrupt("dvs layer: input pooling must be 1"));
+            return Err(corrupt(
+                "dvs layer: destination pooling must be 1 (the DVS layer pools with `pooling`)",
+            ));
         }
         feeds(d.layer, None, "dvs layer")?;
     }
+    // What the DVS layer sends its destinations: the pooled, cut, mirrored sensor region, or
+    // the input map as it is when the input bypasses it.
+    let dvs_out = if dvs.pass_sensor_events {
+        let route = DvsRoute::from_config(dvs, &spec).map_err(corrupt)?;
+        let view = ModelView::new(route).map();
+        if view != in_map {
+            return Err(corrupt(format!(
+                "dvs layer: its region is the model input {view:?}, but the input map is {in_map:?}"
+            )));
+        }
+        route.out_map()
+    } else {
+        let plain = DvsLayerConfig {
+            pass_sensor_events: false,
+            pooling: dvs.pooling,
+            input_shape: dvs.input_shape,
+            destinations: dvs.destinations.clone(),
+            monitor_enable: dvs.monitor_enable,
+            ..Default::default()
+        };
+        if dvs.pooling.is_some_and(|p| (p.x, p.y) != (1, 1)) || *dvs != plain {
+            return Err(corrupt(
+                "dvs layer: bypassed, yet it pools, cuts, mirrors or merges",
+            ));
+        }
+        in_map
+    };
     for (i, l) in a.cnn_layers.iter().enumerate() {
         let what = format!("core {i}");
         if !l.used {
@@ -157,7 +189,7 @@ pub fn validate(a: &Artifact) -> Result<Sources, ArtifactError> {
     // Shapes along every edge, and acyclicity (follow sources back to the input).
     let shape_of_source = |src: Option<u32>| -> [u32; 3] {
         match src {
-            None => in_map,
+            None => dvs_out,
             Some(k) => out_map(&a.cnn_layers[k as usize], None),
         }
     };

@@ -9,7 +9,7 @@ use crate::envelope::ArtifactError;
 use crate::error::BackendError;
 use crate::floorline::{ActivityProfile, Loads};
 use crate::quant::Quantization;
-use crate::run::{Array, EventArray, RunResult};
+use crate::run::{Array, EventArray, EventBinning, RunResult};
 use crate::search_space::SearchSpace;
 use nmc_ir::{Graph, InterpError, Mapping};
 use std::sync::OnceLock;
@@ -79,6 +79,68 @@ pub struct TargetOptions {
     pub chips: u32,
     /// Timesteps a rate-mode artifact runs by default (`None`: the target's default).
     pub timesteps: Option<u32>,
+    /// How a DVS sensor's events reach the network input (`--dvs-crop`, `--dvs-mirror`,
+    /// `--dvs-polarity`); only targets with an event sensor take them.
+    pub dvs: DvsOptions,
+}
+
+/// Which polarities of a DVS sensor feed a one-channel network input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Polarity {
+    /// Both, summed into the one channel (the sensor pre-processing's `merge`).
+    #[default]
+    Merge,
+    /// ON events only.
+    On,
+    /// OFF events only.
+    Off,
+}
+
+impl Polarity {
+    /// The flag value (`merge`, `on`, `off`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Polarity::Merge => "merge",
+            Polarity::On => "on",
+            Polarity::Off => "off",
+        }
+    }
+}
+
+/// The event-sensor options of a compile: how the sensor's events become the network input. The
+/// network input is the sensor's region of interest (`crop`, its top-left pixel; its size is the
+/// input's), mirrored, then transposed (`swap_xy`), with polarities as channels or selected into
+/// one channel; a pooling of the input follows. No option set (the default) keeps the input as it
+/// is: the region at the sensor's origin, unmirrored, polarities merged into a one-channel input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct DvsOptions {
+    /// Top-left corner `[x, y]` of the region of interest in sensor pixels.
+    pub crop: Option<[u32; 2]>,
+    /// Mirror the region left to right.
+    pub mirror_x: bool,
+    /// Mirror the region top to bottom.
+    pub mirror_y: bool,
+    /// Transpose the region (the diagonal mirror), after mirroring.
+    pub swap_xy: bool,
+    /// Polarity selection of a one-channel input (`None`: merge).
+    pub polarity: Option<Polarity>,
+}
+
+impl DvsOptions {
+    /// Whether any option is set.
+    pub fn any(&self) -> bool {
+        *self != DvsOptions::default()
+    }
+
+    /// For a target without an event sensor: any option set is a usage error naming `target`.
+    pub fn none_for(&self, target: &str) -> Result<(), BackendError> {
+        if self.any() {
+            return Err(BackendError::Usage(format!(
+                "--dvs-crop, --dvs-mirror and --dvs-polarity configure speck's DVS layer; {target} has no event sensor"
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl TargetOptions {
@@ -100,6 +162,7 @@ impl Default for TargetOptions {
         TargetOptions {
             chips: 1,
             timesteps: None,
+            dvs: DvsOptions::default(),
         }
     }
 }
@@ -320,6 +383,38 @@ pub trait Loaded: std::any::Any + Send + Sync {
             "event input (a .npy with fields x, y, t, p) is for event-driven chips; this artifact is for {}",
             self.target()
         )))
+    }
+
+    /// Runs one event stream binned as `binning` says; without `dt` it is
+    /// [`Loaded::run_events`] with `binning.timesteps`.
+    fn run_events_binned(
+        &self,
+        events: &EventArray,
+        binning: &EventBinning,
+        params: &ChipParams,
+    ) -> Result<RunResult, BackendError> {
+        if binning.dt.is_some() {
+            return Err(BackendError::input(format!(
+                "event input (a .npy with fields x, y, t, p) is for event-driven chips; this artifact is for {}",
+                self.target()
+            )));
+        }
+        self.run_events(events, binning.timesteps, params)
+    }
+
+    /// [`Loaded::bin_events`] for any binning (`binning.timesteps` must be given without `dt`).
+    fn bin_events_binned(
+        &self,
+        events: &EventArray,
+        binning: &EventBinning,
+    ) -> Result<Vec<Vec<Vec<i64>>>, BackendError> {
+        match (binning.dt, binning.timesteps) {
+            (None, Some(t)) => self.bin_events(events, t),
+            _ => Err(BackendError::input(format!(
+                "event input is for event-driven chips; this artifact is for {}",
+                self.target()
+            ))),
+        }
     }
 
     /// The per-step input event counts an event stream gives (`[step][input][element]`), for

@@ -23,7 +23,8 @@ pub mod run;
 pub mod search_space;
 
 pub use backend::{
-    calib_array, Activity, Backend, ExecMode, Loaded, NativeOps, TargetOptions, MEASURE_SAMPLES,
+    calib_array, Activity, Backend, DvsOptions, ExecMode, Loaded, NativeOps, Polarity,
+    TargetOptions, MEASURE_SAMPLES,
 };
 pub use cost::{ChipParams, Cost, CostParam, CostTable, UnknownCost};
 pub use envelope::{corrupt, ArtifactError, Envelope, Enveloped, Header};
@@ -36,6 +37,6 @@ pub use mapping::{
 pub use quant::{AkidaWidths, QuantSpec, Quantization, RateOptions};
 pub use run::{
     check_int_inputs, finish_perf, map_samples, split_samples, Array, CorePerf, EventArray,
-    InputError, IntInput, PerfSummary, RunError, RunResult,
+    EventBinning, InputError, IntInput, PerfSummary, RunError, RunResult,
 };
 pub use search_space::{Decoder, Genome, Problem, SearchSpace};

@@ -35,6 +35,35 @@ pub struct EventArray {
     pub p: Vec<u32>,
 }
 
+/// How an event stream is cut into timesteps (`nmc run --dt/--t-start/--timesteps`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventBinning {
+    /// Steps (`None`: the artifact's default, or with `dt` as many as reach the last event).
+    pub timesteps: Option<u32>,
+    /// Time units (µs in specksim's format) per step (`None`: the stream's own span is cut into
+    /// `timesteps` equal bins).
+    pub dt: Option<u64>,
+    /// Start of step 0 with `dt` (`None`: the first event's time).
+    pub t_start: Option<u64>,
+}
+
+impl EventBinning {
+    /// Events a run over `timesteps` steps of this binning leaves out: `(before t_start, after
+    /// the last step)`; none without `dt`.
+    pub fn dropped(&self, events: &EventArray, timesteps: u32) -> (usize, usize) {
+        let Some(dt) = self.dt.filter(|d| *d > 0) else {
+            return (0, 0);
+        };
+        let Some(t0) = self.t_start.or(events.t.iter().copied().min()) else {
+            return (0, 0);
+        };
+        let end = u128::from(t0) + u128::from(dt) * u128::from(timesteps);
+        let before = events.t.iter().filter(|t| **t < t0).count();
+        let after = events.t.iter().filter(|t| u128::from(**t) >= end).count();
+        (before, after)
+    }
+}
+
 impl EventArray {
     /// Number of events.
     pub fn len(&self) -> usize {

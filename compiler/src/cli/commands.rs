@@ -26,6 +26,9 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             weight_bits,
             chips,
             timesteps,
+            dvs_crop,
+            dvs_mirror,
+            dvs_polarity,
             opt_level,
             emit,
         } => {
@@ -39,6 +42,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             opts.weight_bits = weight_bits;
             chips.apply(&mut opts);
             opts.timesteps = timesteps;
+            opts.dvs = super::dvs_options(dvs_crop, &dvs_mirror, dvs_polarity);
             opts.opt_level = opt_level;
             // Flag limits and flags the target ignores, before any file is read.
             opts.check()?;
@@ -51,6 +55,8 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             artifact,
             input,
             timesteps,
+            dt,
+            t_start,
             output,
             report,
             labels,
@@ -60,7 +66,11 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
         } => run(
             &artifact,
             &input,
-            timesteps,
+            nmc_backend::EventBinning {
+                timesteps,
+                dt,
+                t_start,
+            },
             RunOutputs {
                 output: output.as_deref(),
                 report: report.as_deref(),
@@ -383,7 +393,7 @@ struct RunOutputs<'a> {
 fn run(
     artifact: &Path,
     input: &Path,
-    timesteps: Option<u32>,
+    binning: nmc_backend::EventBinning,
     files: RunOutputs<'_>,
     labels: Option<&Path>,
     chip_params: Option<&Path>,
@@ -394,6 +404,7 @@ fn run(
         report,
         record,
     } = files;
+    let timesteps = binning.timesteps;
     if let Some(t) = timesteps {
         driver::check_timesteps(t)?;
     }
@@ -424,6 +435,11 @@ fn run(
         other => Error::Backend(other),
     };
     let data = npy::read_input(input).map_err(|message| Error::Input { message })?;
+    if binning.dt.is_some() && matches!(data, npy::Input::Dense(_)) {
+        return Err(Error::Usage(
+            "--dt and --t-start bin an event stream (a .npy with fields x, y, t, p); dense samples are rate-encoded over --timesteps".into(),
+        ));
+    }
     let n = match &data {
         npy::Input::Dense(samples) => match art.input_shape() {
             Some(shape) => npy::check_samples(input, samples, &shape)
@@ -460,7 +476,25 @@ fn run(
         npy::Input::Events(_) if record.is_some() => Err(nmc_backend::BackendError::Usage(
             "--record takes dense samples (.npy of frames); for an event file, bin it first".into(),
         )),
-        npy::Input::Events(events) => art.run_events_with(&events, timesteps, &params),
+        npy::Input::Events(events) => {
+            let r = art.run_events_binned(&events, &binning, &params);
+            if let Ok(r) = &r {
+                // Events outside the fixed bins are not silently lost.
+                let (before, after) = binning.dropped(&events, r.perf.timesteps);
+                if before > 0 {
+                    eprintln!(
+                        "note: {before} event(s) before --t-start were dropped"
+                    );
+                }
+                if after > 0 {
+                    eprintln!(
+                        "note: {after} event(s) after the last of the {} timesteps were dropped (give more --timesteps, or none to bin up to the last event)",
+                        r.perf.timesteps
+                    );
+                }
+            }
+            r
+        }
     }
     .map_err(blame)?;
     let accuracy = match (labels, &label_values) {

@@ -54,6 +54,59 @@ fn parse_chips(s: &str) -> Result<ChipsArg, String> {
         .map_err(|_| format!("`{s}` is neither a number of chips nor `auto`"))
 }
 
+/// `X,Y`: two non-negative whole numbers.
+fn parse_xy(s: &str) -> Result<[u32; 2], String> {
+    let parse = |v: &str| v.trim().parse::<u32>().ok();
+    match s.split_once(',') {
+        Some((x, y)) => match (parse(x), parse(y)) {
+            (Some(x), Some(y)) => Ok([x, y]),
+            _ => Err(format!("`{s}` is not X,Y (two whole numbers)")),
+        },
+        None => Err(format!("`{s}` is not X,Y (two whole numbers)")),
+    }
+}
+
+/// A mirror of Speck's DVS layer (`--dvs-mirror`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MirrorArg {
+    /// Left to right (samna `mirror.x`).
+    X,
+    /// Top to bottom (samna `mirror.y`).
+    Y,
+    /// Swap x and y (samna `mirror_diagonal`).
+    Diagonal,
+}
+
+/// Polarity selection of Speck's DVS layer (`--dvs-polarity`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PolarityArg {
+    /// Both polarities summed into the one channel.
+    Merge,
+    /// ON events only.
+    On,
+    /// OFF events only.
+    Off,
+}
+
+/// The DVS options of `compile`'s flags.
+pub fn dvs_options(
+    crop: Option<[u32; 2]>,
+    mirror: &[MirrorArg],
+    polarity: Option<PolarityArg>,
+) -> nmc_backend::DvsOptions {
+    nmc_backend::DvsOptions {
+        crop,
+        mirror_x: mirror.contains(&MirrorArg::X),
+        mirror_y: mirror.contains(&MirrorArg::Y),
+        swap_xy: mirror.contains(&MirrorArg::Diagonal),
+        polarity: polarity.map(|p| match p {
+            PolarityArg::Merge => nmc_backend::Polarity::Merge,
+            PolarityArg::On => nmc_backend::Polarity::On,
+            PolarityArg::Off => nmc_backend::Polarity::Off,
+        }),
+    }
+}
+
 /// Output format of `inspect` and `targets`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
 pub enum Format {
@@ -129,6 +182,18 @@ pub enum Command {
         /// Timesteps a rate-mode artifact (speck only) runs by default (1..=1048576).
         #[arg(long)]
         timesteps: Option<u32>,
+        /// Speck's DVS layer: the region of interest's top-left corner X,Y on the 128×128 sensor
+        /// (its size is the model input's; a multiple of the input pooling).
+        #[arg(long, value_name = "X,Y", value_parser = parse_xy)]
+        dvs_crop: Option<[u32; 2]>,
+        /// Speck's DVS layer: mirror the region, comma-separated: x (left to right), y (top to
+        /// bottom), diagonal (swap x and y, after the others).
+        #[arg(long, value_delimiter = ',', value_enum)]
+        dvs_mirror: Vec<MirrorArg>,
+        /// Speck's DVS layer, for a one-channel model input: merge both polarities (default) or
+        /// take ON or OFF events only.
+        #[arg(long, value_enum)]
+        dvs_polarity: Option<PolarityArg>,
         /// Optimisation level: 0 = no e-graph rewriting, 1 = layout rules, 2 = every rule.
         #[arg(short = 'O', long = "opt-level", default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=2))]
         opt_level: u8,
@@ -179,9 +244,17 @@ pub enum Command {
         #[arg(long)]
         input: PathBuf,
         /// Timesteps per sample, 1..=1048576 (default: graded targets, the smallest number that
-        /// gives exact outputs; speck, the artifact's; the AKD1000 has none).
+        /// gives exact outputs; speck, the artifact's, or with --dt as many as reach the last
+        /// event; the AKD1000 has none).
         #[arg(long)]
         timesteps: Option<u32>,
+        /// Event input: time units (µs in specksim's format) per timestep, binned from --t-start
+        /// instead of cutting each file's own first-to-last span into the timesteps.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        dt: Option<u64>,
+        /// Event input with --dt: the time of step 0's start (default: the first event's time).
+        #[arg(long, requires = "dt")]
+        t_start: Option<u64>,
         /// Write the outputs (.npy, samples along the first axis).
         #[arg(short, long)]
         output: Option<PathBuf>,

@@ -11,7 +11,12 @@
 //!   (rates have no upper bound). LIF, CubaLIF and SigmaDelta have no rate-mode meaning here.
 //! - **pooling**: sum pooling of events; average pooling becomes sum pooling and the next layer's
 //!   weights are divided by the window size (sinabs: `AvgPool2d(k)` → `SumPool2d(k)` with the next
-//!   weights rescaled by `1/(k·k)`). Max pooling has no event equivalent and is rejected.
+//!   weights rescaled by `1/(k·k)`). Max pooling has no event equivalent and is rejected. A
+//!   pooling of an input alone ([`input_pool`]) is not re-encoded by a population: it becomes an
+//!   exact pass-through (weight = threshold = 1, no spike cap) followed by the sum pool, and what
+//!   one pooled event stands for moves to its consumers' weights — on Speck it runs in the DVS
+//!   layer, which sums events as they are (sinabs folds such a pooling into its `DVSLayer`,
+//!   docs/chips.md §2.8).
 //! - **inputs**: the dense input is rate-encoded: its full scale `x_max` (the largest calibration
 //!   value, or 1.0 without calibration) is one event per timestep, with 255 levels below it
 //!   ([`nmc_ir::RateEncoder`]). One input event therefore stands for `x_max`, so the first layer's
@@ -179,6 +184,23 @@ pub fn quantize_rate(
         let node = graph.node(id);
         let ity = node.ty.with_dtype(nmc_ir::DType::I32);
         match &node.op {
+            Op::Layer(l) if input_pool(graph, id, l).is_some() => {
+                // A pooling of the input alone: events are summed as they are, and what one
+                // summed event stands for (the input's full scale, over k·k for an average
+                // pool) moves to the consumers' weights, as for any average pool turned sum.
+                let Some((layer, per_event)) = input_pool(graph, id, l) else {
+                    unreachable!("the arm's guard matched")
+                };
+                let f_out = factor[&node.inputs[0]] * per_event;
+                let layer = pass_through(&mut out, layer, f_out);
+                report.notes.push(format!(
+                    "{}: pooling of the input runs as an exact sum pool of its events (speck: the DVS layer's pooling); one pooled event stands for {f_out} in its consumers' weights",
+                    describe(graph, id)
+                ));
+                let srcs: Vec<NodeId> = node.inputs.iter().map(|i| map[i]).collect();
+                map.insert(id, out.add(Op::Layer(layer), srcs, ity, node.name.clone()));
+                factor.insert(id, f_out);
+            }
             Op::Layer(l) => {
                 let factors: Vec<f32> = node.inputs.iter().map(|i| factor[i]).collect();
                 let (layer, f_out, notes) =
@@ -287,6 +309,93 @@ pub fn quantize_rate(
         message: e.to_string(),
     })?;
     Ok((out, report))
+}
+
+/// A pooling of a graph input and nothing else (canonicalize's identity population with a pool:
+/// a depthwise 1×1 convolution of weight 1.0, no bias, a linear or ReLU neuron, an average or
+/// sum pool with stride = window and no padding): its geometry and what one pooled event of it
+/// stands for relative to one input event (1/(kh·kw) for an average pool, 1 for a sum pool).
+pub fn input_pool(graph: &Graph, id: NodeId, l: &Layer) -> Option<((Synapse, nmc_ir::Pool), f32)> {
+    let node = graph.node(id);
+    let [src] = node.inputs.as_slice() else {
+        return None;
+    };
+    if !matches!(graph.node(*src).op, Op::Input { .. })
+        || l.bias.is_some()
+        || !matches!(l.neuron, Neuron::Linear | Neuron::Relu)
+    {
+        return None;
+    }
+    let [syn @ Synapse::Conv { weight, geom }] = l.synapses.as_slice() else {
+        return None;
+    };
+    let c = *graph.ty(*src).shape.first()?;
+    if geom.kernel != [1, 1]
+        || geom.strides != [1, 1]
+        || geom.pads != [0; 4]
+        || geom.dilations != [1, 1]
+        || geom.groups != c
+        || !graph
+            .consts
+            .get(*weight)
+            .to_f32()?
+            .iter()
+            .all(|w| *w == 1.0)
+    {
+        return None;
+    }
+    let p = l.pool.as_ref()?;
+    if p.pads != [0; 4] || p.strides != p.kernel || p.kind == PoolKind::Max {
+        return None;
+    }
+    let per_event = match p.kind {
+        PoolKind::Avg => 1.0 / (p.kernel[0] * p.kernel[1]) as f32,
+        _ => 1.0,
+    };
+    Some(((syn.clone(), p.clone()), per_event))
+}
+
+/// The integer form of an [`input_pool`]: weight 1, threshold 1, lower bound 0 and no cap a count
+/// can reach (`act_max = i32::MAX`), so every input event becomes exactly one event of the sum
+/// pool in the same step and the state stays 0: `Interpreter::run_steps` sums the events, as
+/// Speck's DVS layer does (docs/chips.md §2.1, §2.8). (Only a pixel with more than 2^31 − 1
+/// events in one step would be capped, which takes an event file far beyond the 2 GiB input
+/// limit.)
+fn pass_through(out: &mut Graph, (syn, pool): (Synapse, nmc_ir::Pool), scale: f32) -> Layer {
+    let Synapse::Conv { weight: _, geom } = syn else {
+        unreachable!("input_pool returns convolutions")
+    };
+    let c = geom.groups;
+    let weight = out.consts.add(Constant::i32(vec![c, 1, 1, 1], vec![1; c]));
+    let spk = SpikeQuant {
+        threshold: 1,
+        v_min: 0,
+        reset: Reset::Subtract,
+    };
+    Layer {
+        synapses: vec![Synapse::Conv { weight, geom }],
+        bias: None,
+        neuron: Neuron::Spiking(SpikingModel::If {
+            threshold: 1.0,
+            reset: Reset::Subtract,
+            v_min: 0.0,
+        }),
+        pool: Some(nmc_ir::Pool {
+            kind: PoolKind::Sum,
+            count_include_pad: false,
+            ..pool
+        }),
+        quant: Some(LayerQuant {
+            weight_exp: vec![0],
+            bias: None,
+            state_bits: 48,
+            act_shift: 0,
+            act_min: 0,
+            act_max: i32::MAX,
+            scale,
+            mode: nmc_ir::QuantMode::Spiking(spk),
+        }),
+    }
 }
 
 /// Nodes the chip outputs depend on.

@@ -2,7 +2,10 @@
 //! `nmc_ir::Interpreter::run_steps` (see `nmc-ir`'s interpreter docs for the arithmetic).
 //!
 //! Each timestep: the input events (from the shared [`nmc_ir::RateEncoder`] or a binned event
-//! stream) go to the input's destination cores; then every used core, in source-before-consumer
+//! stream) pass the DVS layer ([`crate::dvs::DvsRoute`]: polarity, pooling by summing events
+//! into the pooled pixel, region of interest, mirrors) to the input's destination cores — a
+//! dense input as the sensor events that feed each of its elements, so both take the chip's
+//! path; then every used core, in source-before-consumer
 //! order, (1) applies each input event to the kernel entries it reaches, accumulating per-neuron
 //! input and remembering which neuron positions it touched, (2) updates only the touched neurons
 //! (plus every neuron of a channel with a non-zero bias, which leaks or charges every step, and
@@ -104,6 +107,10 @@ pub struct Emulator {
     input_dests: Vec<usize>,
     input_numel: usize,
     input_map: [u32; 3],
+    /// The DVS layer, when the input passes it (events are then sensor events `[2, h, w]`).
+    dvs: Option<crate::dvs::DvsRoute>,
+    /// Sensor event index of each dense input element (with `dvs`).
+    dense_to_sensor: Vec<u32>,
     input_q: nmc_ir::QuantParams,
     out_pool: u32,
     out_map: [u32; 3],
@@ -225,6 +232,29 @@ impl Emulator {
         let input = a.input.as_ref().ok_or(NOT_OURS)?;
         let dvs = a.dvs_layer.as_ref().ok_or(NOT_OURS)?;
         let input_map = input.map.unwrap_or_default().to_chw();
+        let dvs_route = if dvs.pass_sensor_events {
+            Some(crate::dvs::DvsRoute::from_config(dvs, &speck()).map_err(nmc_backend::corrupt)?)
+        } else {
+            None
+        };
+        let dense_to_sensor = match dvs_route {
+            Some(r) => {
+                let view = crate::dvs::ModelView::new(r);
+                let [c, h, w] = input_map;
+                let [sh, sw] = r.sensor;
+                let mut t = Vec::with_capacity((c * h * w) as usize);
+                for ch in 0..c {
+                    for y in 0..h {
+                        for x in 0..w {
+                            let [p, sy, sx] = view.to_sensor(ch, y, x);
+                            t.push((p * sh + sy) * sw + sx);
+                        }
+                    }
+                }
+                t
+            }
+            None => Vec::new(),
+        };
         let out_core = &a.cnn_layers[out.layer as usize];
         let out_map = crate::validate::out_map(out_core, Some(out.pooling));
         Ok(Emulator {
@@ -232,6 +262,8 @@ impl Emulator {
             input_dests: dvs.destinations.iter().map(|d| index_of(d.layer)).collect(),
             input_numel: input_map.iter().map(|v| *v as usize).product(),
             input_map,
+            dvs: dvs_route,
+            dense_to_sensor,
             input_q: nmc_ir::QuantParams {
                 scale: input.scale,
                 min: 0,
@@ -272,19 +304,29 @@ impl Emulator {
             .map(|v| nmc_ir::quantize(*v, &self.input_q))
             .collect();
         let mut enc = nmc_ir::RateEncoder::new(&levels, i64::from(self.input_q.max));
-        self.run(timesteps, record_steps, |_, out| {
-            enc.step(|i| out.push((i as u32, 1)))
-        })
+        let to_sensor = std::mem::take(&mut self.dense_to_sensor);
+        let r = self.run(timesteps, record_steps, |_, out| {
+            enc.step(|i| {
+                out.push((to_sensor.get(i).copied().unwrap_or(i as u32), 1));
+            })
+        });
+        self.dense_to_sensor = to_sensor;
+        r
     }
 
-    /// Runs one sample of binned input events (one entry per timestep).
+    /// Values of the event space [`Emulator::run_events`] takes: the sensor's `[2, h, w]` when
+    /// the input passes the DVS layer, else the input map.
+    pub fn event_numel(&self) -> usize {
+        self.dvs.map_or(self.input_numel, |r| r.sensor_numel())
+    }
+
+    /// Runs one sample of binned input events (one entry per timestep), indexed in the event
+    /// space of [`Emulator::event_numel`].
     pub fn run_events(&mut self, steps: &Binned, record_steps: bool) -> Result<RunOut, EmuError> {
+        let numel = self.event_numel();
         for s in steps {
-            if let Some(&(index, _)) = s.iter().find(|(i, _)| *i as usize >= self.input_numel) {
-                return Err(EmuError::EventOutside {
-                    index,
-                    numel: self.input_numel,
-                });
+            if let Some(&(index, _)) = s.iter().find(|(i, _)| *i as usize >= numel) {
+                return Err(EmuError::EventOutside { index, numel });
             }
         }
         self.run(steps.len() as u32, record_steps, |t, out| {
@@ -335,12 +377,24 @@ impl Emulator {
             let mut n_in = 0u64;
             for &(i, n) in &in_events {
                 let i = i as usize;
-                let ev = [
-                    (i / (ih * iw)) as u32,
-                    ((i / iw) % ih) as u32,
-                    (i % iw) as u32,
-                    n,
-                ];
+                let ev = match &self.dvs {
+                    Some(r) => {
+                        let [sh, sw] = r.sensor.map(|v| v as usize);
+                        let at = r.route(
+                            (i / (sh * sw)) as u32,
+                            ((i / sw) % sh) as u32,
+                            (i % sw) as u32,
+                        );
+                        let Some([c, y, x]) = at else { continue };
+                        [c, y, x, n]
+                    }
+                    None => [
+                        (i / (ih * iw)) as u32,
+                        ((i / iw) % ih) as u32,
+                        (i % iw) as u32,
+                        n,
+                    ],
+                };
                 n_in += u64::from(n);
                 for &d in &self.input_dests {
                     self.cores[d].inbox.push(ev);
