@@ -9,14 +9,14 @@ use nmc::synth::{attr_int, attr_ints, ModelBuilder, Rng};
 use nmc_ir::{Interpreter, Op, Value};
 use std::path::Path;
 
-fn akd_cases() -> Vec<&'static Case> {
+pub(crate) fn akd_cases() -> Vec<&'static Case> {
     let v: Vec<&Case> = crate::common::cases_for("akd1000");
     assert!(v.len() >= 3, "the AKD1000 cases are shipped");
     v
 }
 
 /// A case compiled for the AKD1000 at the default 4/4 bits, calibrated on the first samples.
-fn compiled(case: &Case) -> &'static nmc::Compiled {
+pub(crate) fn compiled(case: &Case) -> &'static nmc::Compiled {
     static COMPILED: std::sync::OnceLock<
         std::sync::Mutex<std::collections::BTreeMap<String, &'static nmc::Compiled>>,
     > = std::sync::OnceLock::new();

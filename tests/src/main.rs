@@ -11,6 +11,8 @@
 //!   bit-exactly and is deterministic;
 //! - `akd1000`: the AKD1000 backend on the cases whose case.toml lists it (bit-exactness,
 //!   accuracy, listings, NP mapping) and one error test per Akida 1.0 constraint.
+//! - `akida_reference`: the AKD1000 cases against BrainChip akida 2.19.3's committed outputs
+//!   and `MapMode.Minimal` mapping (`testdata/gen/akida_reference.py`);
 //! - `onnx_node`: ONNX's node test cases (`testdata/onnx-node/`) pass or fail as `cases.toml`
 //!   records;
 //! - `hostile_io`: hostile files, paths and flags give clear errors with the documented exit
@@ -34,6 +36,7 @@
 //!   an artifact are errors; more tiles on a hot layer lower the emulated latency.
 
 mod akd1000;
+mod akida_reference;
 mod cli;
 mod common;
 mod determinism;

@@ -364,11 +364,39 @@ impl Loaded for LoadedAkd1000 {
                         })
                     })
                     .collect();
+                let pool = match crate::artifact::PoolMsg::try_from(l.pool) {
+                    Ok(crate::artifact::PoolMsg::Max) => "max",
+                    Ok(crate::artifact::PoolMsg::GlobalAvg) => "global_avg",
+                    _ => "none",
+                };
+                let source = if l.source_kind == crate::artifact::SourceKind::Layer as i32 {
+                    "layer"
+                } else {
+                    "input"
+                };
                 serde_json::json!({
                     "name": l.name,
                     "type": crate::listing::layer_kind_name(l.kind),
                     "shape": l.out_shape,
                     "nps": nps,
+                    // The integer layer as the artifact stores it (the vendor's conventions,
+                    // crate::artifact): what testdata/gen/akida_reference.py rebuilds in akida.
+                    "source": { "kind": source, "index": l.source_index },
+                    "in_shape": l.in_shape,
+                    "pre_shape": l.pre_shape,
+                    "kernel": l.kernel,
+                    "strides": l.strides,
+                    "pads": l.pads,
+                    "pool": pool,
+                    "pool_size": l.pool_size,
+                    "pool_stride": l.pool_stride,
+                    "input_bits": l.input_bits,
+                    "weight_bits": l.weight_bits,
+                    "act_bits": l.act_bits,
+                    "weights": l.weights,
+                    "threshold": l.threshold,
+                    "act_step": l.act_step,
+                    "scale": l.scale,
                 })
             })
             .collect();
@@ -381,9 +409,16 @@ impl Loaded for LoadedAkd1000 {
                 "name": i.name,
                 "shape": i.shape,
                 "bits": i.bits,
+                "scale": i.scale,
                 "host_pads": i.host_pads,
             })).collect::<Vec<_>>(),
             "layers": layers,
+            "outputs": a.outputs.iter().map(|o| serde_json::json!({
+                "name": o.name,
+                "layer": o.layer,
+                "shape": o.shape,
+                "scale": o.scale,
+            })).collect::<Vec<_>>(),
             "nps_used": a.units.iter().filter(|u| u.unit_type != hrc).count(),
             "passes": a.units.iter().map(|u| u.pass + 1).max().unwrap_or(1),
             "hrc_used": a.units.iter().any(|u| u.unit_type == hrc),

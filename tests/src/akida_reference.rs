@@ -1,0 +1,363 @@
+//! The AKD1000 cases held to BrainChip's own engine (issue 15): `testdata/gen/akida_reference.py`
+//! rebuilt each case's integer network in akida 2.19.3, ran `Model.predict` on the chip's input
+//! codes and mapped it with `MapMode.Minimal` on `akida.AKD1000()`, and committed the results in
+//! the case directory (`akida_inputs.npy`, `akida_outputs.npy`, `akida_reference.json`). CI runs
+//! no Python: these tests read the files.
+//!
+//! - the reference was built from the network nmc compiles now (layer kinds, shapes, bits,
+//!   thresholds, steps and a hash of the weights), else it is stale and must be regenerated;
+//! - nmc's input grid gives akida's input codes, and the emulator's integer outputs equal
+//!   akida's `predict` for every recorded sample (from the float inputs through `run`, and from
+//!   the recorded codes through the emulator directly);
+//! - every layer takes as many NPs of the same types as in akida's Minimal mapping, and the
+//!   layers fall into the same hardware passes.
+//!
+//! `perturbed_references_fail` checks that the comparisons can fail.
+
+use crate::akd1000::{akd_cases, compiled};
+use crate::common::{Case, CALIB_SAMPLES};
+use serde_json::Value;
+
+const REGENERATE: &str = "the reference was built from another network: if nmc's AKD1000 \
+     integers changed on purpose, rerun testdata/gen/akida_reference.py (testdata/README.md)";
+
+/// One case's committed akida reference.
+#[derive(Clone)]
+struct Reference {
+    json: Value,
+    /// `akida_inputs.npy`: uint8 codes, `[samples, ...input shape]`.
+    input_shape: Vec<usize>,
+    inputs: Vec<u8>,
+    /// `akida_outputs.npy`: int64, `[samples, ...output shape]`.
+    output_shape: Vec<usize>,
+    outputs: Vec<i64>,
+}
+
+impl Reference {
+    fn samples(&self) -> usize {
+        self.output_shape[0]
+    }
+}
+
+fn npy<T: npyz::Deserialize>(path: &std::path::Path) -> (Vec<usize>, Vec<T>) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (generate it with testdata/gen/akida_reference.py)",
+            path.display()
+        )
+    });
+    let f = npyz::NpyFile::new(&bytes[..]).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let shape = f.shape().iter().map(|&d| d as usize).collect();
+    let data = f
+        .into_vec::<T>()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (shape, data)
+}
+
+fn reference(case: &Case) -> Reference {
+    let path = case.dir.join("akida_reference.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (every AKD1000 case has an akida reference: run testdata/gen/akida_reference.py)",
+            path.display()
+        )
+    });
+    let json: Value = serde_json::from_str(&text).unwrap();
+    let (input_shape, inputs) = npy::<u8>(&case.dir.join("akida_inputs.npy"));
+    let (output_shape, outputs) = npy::<i64>(&case.dir.join("akida_outputs.npy"));
+    let r = Reference {
+        json,
+        input_shape,
+        inputs,
+        output_shape,
+        outputs,
+    };
+    assert_eq!(r.json["akida"], "2.19.3", "{}: akida version", case.name);
+    assert_eq!(r.json["map_mode"], "Minimal", "{}", case.name);
+    assert_eq!(
+        r.json["calibrate_samples"].as_u64(),
+        Some(CALIB_SAMPLES as u64),
+        "{}: the reference must be built from the network the tests compile",
+        case.name
+    );
+    assert_eq!(r.json["samples"].as_u64(), Some(r.samples() as u64));
+    assert_eq!(r.input_shape[0], r.samples(), "{}", case.name);
+    assert!(r.samples() >= 24, "{}: a few dozen samples", case.name);
+    r
+}
+
+/// FNV-1a 64 of the weights as little-endian int32 bytes (as the script computes it).
+fn fnv1a64(weights: &[Value]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for w in weights {
+        let w = i32::try_from(w.as_i64().unwrap()).unwrap();
+        for b in w.to_le_bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+/// `nmc inspect --format json` of the case's artifact, as the tests compile it.
+fn nmc_json(case: &Case) -> Value {
+    nmc::LoadedArtifact::decode(&compiled(case).artifact)
+        .unwrap()
+        .to_json()
+}
+
+/// The reference was built from `nmc`'s network (the script's `fingerprint`).
+fn same_network(nmc: &Value, r: &Value) -> Result<(), String> {
+    let layers = nmc["layers"].as_array().unwrap();
+    let recorded = r["network"].as_array().unwrap();
+    if layers.len() != recorded.len() {
+        return Err(format!(
+            "{} layers, the reference has {}",
+            layers.len(),
+            recorded.len()
+        ));
+    }
+    for (l, f) in layers.iter().zip(recorded) {
+        for key in [
+            "name",
+            "type",
+            "in_shape",
+            "shape",
+            "input_bits",
+            "weight_bits",
+            "act_bits",
+            "threshold",
+            "act_step",
+        ] {
+            if l[key] != f[key] {
+                return Err(format!("{}: {key} differs", l["name"]));
+            }
+        }
+        if fnv1a64(l["weights"].as_array().unwrap()) != f["weights_fnv1a64"] {
+            return Err(format!("{}: weights differ", l["name"]));
+        }
+    }
+    Ok(())
+}
+
+/// nmc's input codes and the emulator's integer outputs equal akida's, sample by sample.
+fn same_outputs(case: &Case, r: &Reference) -> Result<(), String> {
+    let c = compiled(case);
+    let loaded = nmc::LoadedArtifact::decode(&c.artifact).unwrap();
+    let Some(nmc_akd1000::LoadedAkd1000(a)) = loaded.downcast() else {
+        panic!("not an akd1000 artifact")
+    };
+    let n = r.samples();
+    let per_in = r.inputs.len() / n;
+    let per_out = r.outputs.len() / n;
+    // nmc's input grid (the same quantiser the emulator's `run` applies) gives akida's codes.
+    let input = &a.inputs[0];
+    let q = nmc_ir::QuantParams {
+        scale: input.scale,
+        min: 0,
+        max: (1i32 << input.bits) - 1,
+    };
+    let floats = &case.inputs.data[..n * per_in];
+    if let Some(i) = floats
+        .iter()
+        .zip(&r.inputs)
+        .position(|(x, code)| nmc_ir::quantize(*x, &q) != i64::from(*code))
+    {
+        return Err(format!(
+            "input code {i} (sample {}): nmc {}, akida was given {}",
+            i / per_in,
+            nmc_ir::quantize(floats[i], &q),
+            r.inputs[i]
+        ));
+    }
+    // From the float inputs, through `run`.
+    let mut shape = vec![n];
+    shape.extend_from_slice(&case.inputs.shape[1..]);
+    let run = loaded
+        .run(
+            &nmc::npy::Array {
+                shape,
+                data: floats.to_vec(),
+            },
+            None,
+        )
+        .map_err(|e| e.to_string())?;
+    // From the recorded codes, through the emulator itself.
+    let emu = nmc_akd1000::Emulator::new(a, &nmc_akd1000::akd1000()).unwrap();
+    for s in 0..n {
+        let want = &r.outputs[s * per_out..(s + 1) * per_out];
+        if run.int_outputs[s] != want {
+            return Err(format!(
+                "sample {s}: nmc run {:?}, akida predict {want:?}",
+                run.int_outputs[s]
+            ));
+        }
+        let codes: Vec<i64> = r.inputs[s * per_in..(s + 1) * per_in]
+            .iter()
+            .map(|&v| i64::from(v))
+            .collect();
+        let (outs, _) = emu.run(&[codes]).map_err(|e| e.to_string())?;
+        if outs[0] != want {
+            return Err(format!(
+                "sample {s}: emulator on akida's codes {:?}, akida predict {want:?}",
+                outs[0]
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// NPs per layer (count and types) and hardware passes equal akida's Minimal mapping.
+fn same_mapping(nmc: &Value, r: &Value) -> Result<(), String> {
+    let map = &r["mapping"];
+    let theirs = map["layers"].as_array().unwrap();
+    let ours = nmc["layers"].as_array().unwrap();
+    if ours.len() != theirs.len() {
+        return Err(format!("{} layers, akida {}", ours.len(), theirs.len()));
+    }
+    for (l, t) in ours.iter().zip(theirs) {
+        let mine = sorted(
+            l["nps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["np_type"].as_str().unwrap().to_string())
+                .collect(),
+        );
+        let akida = sorted(
+            t["nps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["type"].as_str().unwrap().to_string())
+                .collect(),
+        );
+        if mine != akida {
+            return Err(format!(
+                "{}: nmc {mine:?}, akida {} {akida:?}",
+                l["name"], t["akida_type"]
+            ));
+        }
+    }
+    // akida's passes, in order over its sequences; every sequence on the hardware.
+    let mut passes: Vec<Vec<String>> = Vec::new();
+    for s in map["sequences"].as_array().unwrap() {
+        if s["backend"] != "Hardware" {
+            return Err(format!("akida runs sequence {} in software", s["name"]));
+        }
+        for p in s["passes"].as_array().unwrap() {
+            passes.push(
+                p.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| n.as_str().unwrap().to_string())
+                    .collect(),
+            );
+        }
+    }
+    let mut mine: Vec<Vec<String>> = Vec::new();
+    for l in ours {
+        let pass = l["nps"][0]["pass"].as_u64().unwrap() as usize;
+        mine.resize(mine.len().max(pass + 1), Vec::new());
+        mine[pass].push(l["name"].as_str().unwrap().to_string());
+    }
+    if mine != passes {
+        return Err(format!("passes: nmc {mine:?}, akida {passes:?}"));
+    }
+    Ok(())
+}
+
+#[test]
+fn every_akd1000_case_has_an_akida_reference_of_its_current_network() {
+    for case in akd_cases() {
+        let r = reference(case);
+        if let Err(e) = same_network(&nmc_json(case), &r.json) {
+            panic!("{}: {e}; {REGENERATE}", case.name);
+        }
+    }
+}
+
+#[test]
+fn emulator_outputs_equal_akida_predict() {
+    for case in akd_cases() {
+        let r = reference(case);
+        same_network(&nmc_json(case), &r.json)
+            .unwrap_or_else(|e| panic!("{}: {e}; {REGENERATE}", case.name));
+        if let Err(e) = same_outputs(case, &r) {
+            panic!("{}: nmc disagrees with akida 2.19.3: {e}", case.name);
+        }
+    }
+}
+
+#[test]
+fn np_mapping_equals_akida_minimal() {
+    for case in akd_cases() {
+        let r = reference(case);
+        let nmc = nmc_json(case);
+        same_network(&nmc, &r.json).unwrap_or_else(|e| panic!("{}: {e}; {REGENERATE}", case.name));
+        if let Err(e) = same_mapping(&nmc, &r.json) {
+            panic!(
+                "{}: nmc's mapping differs from akida's MapMode.Minimal: {e}",
+                case.name
+            );
+        }
+    }
+}
+
+/// Each comparison fails when one recorded value changes.
+#[test]
+fn perturbed_references_fail() {
+    let case = akd_cases()
+        .into_iter()
+        .find(|c| c.name == "digits_cnn_akida")
+        .unwrap();
+    let r = reference(case);
+    let nmc = nmc_json(case);
+    // One output of the last sample.
+    let mut bad = r.clone();
+    *bad.outputs.last_mut().unwrap() += 1;
+    assert!(same_outputs(case, &bad).is_err());
+    // One input code.
+    let mut bad = r.clone();
+    let mid = bad.inputs.len() / 2;
+    bad.inputs[mid] ^= 1;
+    assert!(same_outputs(case, &bad).is_err());
+    // One NP's type, an extra NP, a second pass.
+    let mut bad = r.json.clone();
+    bad["mapping"]["layers"][1]["nps"][0]["type"] = "CNP2".into();
+    assert!(same_mapping(&nmc, &bad).is_err());
+    let mut bad = r.json.clone();
+    let np = bad["mapping"]["layers"][2]["nps"][0].clone();
+    bad["mapping"]["layers"][2]["nps"]
+        .as_array_mut()
+        .unwrap()
+        .push(np);
+    assert!(same_mapping(&nmc, &bad).is_err());
+    let mut bad = r.json.clone();
+    let last = bad["mapping"]["sequences"][0]["passes"][0]
+        .as_array_mut()
+        .unwrap()
+        .pop()
+        .unwrap();
+    bad["mapping"]["sequences"][0]["passes"]
+        .as_array_mut()
+        .unwrap()
+        .push(Value::Array(vec![last]));
+    assert!(same_mapping(&nmc, &bad).is_err());
+    // One threshold, one weight of the network the reference was built from.
+    let mut bad = r.json.clone();
+    bad["network"][1]["threshold"][0] = 12345.into();
+    assert!(same_network(&nmc, &bad).is_err());
+    let mut bad = r.json.clone();
+    bad["network"][0]["weights_fnv1a64"] = "0000000000000000".into();
+    assert!(same_network(&nmc, &bad).is_err());
+    // And the unperturbed reference passes.
+    assert_eq!(same_outputs(case, &r), Ok(()));
+    assert_eq!(same_mapping(&nmc, &r.json), Ok(()));
+    assert_eq!(same_network(&nmc, &r.json), Ok(()));
+}
