@@ -24,6 +24,7 @@
 //!   name the node;
 //! - `kernels`: the Loihi 2 emulator's dense kernels equal its event-by-event path (outputs and
 //!   counters), and runs are identical with one thread and several;
+//! - `multichip`: per-chip counters and inter-chip link traffic in `run --report`;
 //! - `record`: `run --record` (each step equals a run stopped there; Speck's steps add up to
 //!   its counts; the AKD1000 refuses it);
 //! - `speck`: rate mode on Speck: emulator == rate-mode reference, accuracy, memory formulas,
@@ -51,6 +52,7 @@ mod hostile_model;
 mod joins;
 mod kernels;
 mod mapping;
+mod multichip;
 mod onnx_node;
 mod record;
 mod roundtrip;

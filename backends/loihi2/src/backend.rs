@@ -285,6 +285,7 @@ impl LoadedLoihi2 {
                 slowest,
                 report.cores,
                 emu.take_recorded(),
+                report.links,
             ))
         };
         let runs = if stream {
@@ -323,7 +324,8 @@ impl LoadedLoihi2 {
                 data: Vec::new(),
             }
         });
-        for (o, latency_ns, energy_nj, synaptic_events, slowest, cores, recorded) in runs {
+        for (o, latency_ns, energy_nj, synaptic_events, slowest, cores, recorded, links) in runs {
+            nmc_backend::add_links(&mut perf.links, &links);
             if let Some(s) = steps.as_mut() {
                 s.data
                     .extend(recorded.iter().map(|v| *v as f32 * output.scale));

@@ -36,7 +36,8 @@ pub use mapping::{
 };
 pub use quant::{AkidaWidths, QuantSpec, Quantization, RateOptions};
 pub use run::{
-    check_int_inputs, finish_perf, map_samples, split_samples, Array, CorePerf, EventArray,
-    EventBinning, InputError, IntInput, PerfSummary, RunError, RunResult,
+    add_links, check_int_inputs, finish_perf, map_samples, split_samples, Array, ChipPerf,
+    CorePerf, EventArray, EventBinning, InputError, IntInput, LinkPerf, PerfSummary, RunError,
+    RunResult,
 };
 pub use search_space::{Decoder, Genome, Problem, SearchSpace};

@@ -100,6 +100,46 @@ pub struct CorePerf {
     pub unit_type: Option<String>,
 }
 
+/// Per-chip figures of a run: the sums of its cores' counters (every target fills them from
+/// [`CorePerf`] in [`finish_perf`]).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct ChipPerf {
+    /// Chip index in the system.
+    pub chip: u32,
+    /// Cores of the chip the artifact uses.
+    pub cores: usize,
+    /// Σ of the chip's cores' [`Counters`], summed over samples and timesteps.
+    #[serde(flatten)]
+    pub counts: Counters,
+}
+
+/// Traffic over the links from one chip to another (both directions listed apart), summed over
+/// samples and timesteps: what a multi-chip system's inter-chip links carried.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LinkPerf {
+    /// Chip the messages leave.
+    pub from_chip: u32,
+    /// Chip they enter.
+    pub to_chip: u32,
+    /// Messages that crossed.
+    pub messages: u64,
+    /// Bits that crossed.
+    pub bits: u64,
+}
+
+/// Adds `more` into `into`, merging entries of the same (from, to) pair; kept sorted.
+pub fn add_links(into: &mut Vec<LinkPerf>, more: &[LinkPerf]) {
+    for l in more {
+        match into.binary_search_by_key(&(l.from_chip, l.to_chip), |x| (x.from_chip, x.to_chip)) {
+            Ok(i) => {
+                into[i].messages += l.messages;
+                into[i].bits += l.bits;
+            }
+            Err(i) => into.insert(i, *l),
+        }
+    }
+}
+
 /// The `nmc run --report` JSON.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct PerfSummary {
@@ -124,6 +164,12 @@ pub struct PerfSummary {
     /// Frames per second a pipelined chip sustains (AKD1000: 1 / the slowest NP's time).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub throughput_fps: Option<f64>,
+    /// Per chip: the sums of its cores' counters (one entry on a single-chip target).
+    pub chips: Vec<ChipPerf>,
+    /// Per pair of chips: what their links carried (multi-chip Loihi 2 systems; absent when no
+    /// message crossed a chip boundary).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<LinkPerf>,
 }
 
 /// Closes a run report: each core's and the workload's bound become the one that held most often
@@ -144,6 +190,24 @@ pub fn finish_perf(perf: &mut PerfSummary, core_bounds: &[[u64; 3]], workload: &
     };
     for (p, b) in perf.cores.iter_mut().zip(core_bounds) {
         p.bound = most(b).to_string();
+    }
+    perf.chips.clear();
+    for c in &perf.cores {
+        let at = match perf.chips.binary_search_by_key(&c.chip, |x| x.chip) {
+            Ok(i) => i,
+            Err(i) => {
+                perf.chips.insert(
+                    i,
+                    ChipPerf {
+                        chip: c.chip,
+                        ..ChipPerf::default()
+                    },
+                );
+                i
+            }
+        };
+        perf.chips[at].cores += 1;
+        perf.chips[at].counts.add(&c.counts);
     }
     perf.workload_bound = most(workload).to_string();
     if perf.samples > 0 {

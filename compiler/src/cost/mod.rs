@@ -55,6 +55,59 @@ impl CoreCost {
     }
 }
 
+/// One chip in the analysis: the sums of its cores' modelled loads per step.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct ChipCost {
+    /// Chip index in the system.
+    pub chip: u32,
+    /// Cores the mapping uses on it.
+    pub cores: usize,
+    /// Σ synaptic operations.
+    #[serde(rename = "S")]
+    pub s: f64,
+    /// Σ synaptic-memory words read.
+    #[serde(rename = "R")]
+    pub r: f64,
+    /// Σ neuron updates.
+    #[serde(rename = "D")]
+    pub d: f64,
+    /// Σ messages into its cores.
+    pub m_in: f64,
+    /// Σ messages out of its cores.
+    pub m_out: f64,
+    /// Its slowest core's time per step (ns).
+    pub t_ns: f64,
+}
+
+/// Per-chip sums of `cores`, in chip order.
+fn chip_costs(cores: &[CoreCost]) -> Vec<ChipCost> {
+    let mut chips: Vec<ChipCost> = Vec::new();
+    for c in cores {
+        let at = match chips.binary_search_by_key(&c.load.chip, |x| x.chip) {
+            Ok(i) => i,
+            Err(i) => {
+                chips.insert(
+                    i,
+                    ChipCost {
+                        chip: c.load.chip,
+                        ..ChipCost::default()
+                    },
+                );
+                i
+            }
+        };
+        let k = &mut chips[at];
+        k.cores += 1;
+        k.s += c.load.s;
+        k.r += c.load.r;
+        k.d += c.load.d;
+        k.m_in += c.load.m_in;
+        k.m_out += c.load.m_out;
+        k.t_ns = k.t_ns.max(c.time());
+    }
+    chips
+}
+
 /// The floorline analysis of one mapping.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Analysis {
@@ -83,6 +136,8 @@ pub struct Analysis {
     pub activity: String,
     /// Every core.
     pub cores: Vec<CoreCost>,
+    /// Per chip of the system: its cores' loads summed, and its slowest core.
+    pub chips: Vec<ChipCost>,
     /// What to do about it.
     pub advice: Vec<String>,
     /// Whether layers can be split over more cores (from the backend's loads).
@@ -186,6 +241,7 @@ pub fn evaluate(target: &str, loads: Loads) -> Analysis {
         bottleneck_core: bottleneck,
         link_ns,
         activity,
+        chips: chip_costs(&cores),
         cores,
         advice: Vec::new(),
         splittable,
@@ -320,6 +376,18 @@ pub fn report_text(a: &Analysis) -> String {
             mark
         ));
     }
+    if a.chips.len() > 1 {
+        s.push_str(&format!(
+            "\n{:>4} {:>5} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10}\n",
+            "chip", "cores", "S", "R", "D", "M in", "M out", "max ns"
+        ));
+        for k in &a.chips {
+            s.push_str(&format!(
+                "{:>4} {:>5} {:>12.1} {:>12.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1}\n",
+                k.chip, k.cores, k.s, k.r, k.d, k.m_in, k.m_out, k.t_ns
+            ));
+        }
+    }
     s.push_str(&format!(
         "\nslowest link: {:.1} ns per step\nworkload: {}-bound, T_step = {:.1} ns, energy = {:.3} nJ per step, {} steps per inference\n",
         a.link_ns,
@@ -332,4 +400,45 @@ pub fn report_text(a: &Analysis) -> String {
         s.push_str(&format!("advice: {line}\n"));
     }
     s
+}
+
+#[cfg(test)]
+mod chip_tests {
+    use super::*;
+
+    fn core(id: u32, chip: u32, s: f64, time: f64) -> CoreCost {
+        CoreCost {
+            load: CoreLoad {
+                id,
+                chip,
+                s,
+                r: 2.0 * s,
+                d: 1.0,
+                m_in: 3.0,
+                m_out: 4.0,
+                ..CoreLoad::default()
+            },
+            t_ns: BoundTimes {
+                memory: time,
+                compute: 0.0,
+                traffic: 0.0,
+            },
+            bound: Bound::Memory,
+        }
+    }
+
+    #[test]
+    fn chips_sum_their_cores_and_keep_the_slowest() {
+        let cores = [
+            core(0, 1, 10.0, 5.0),
+            core(1, 0, 1.0, 2.0),
+            core(2, 1, 5.0, 9.0),
+        ];
+        let chips = chip_costs(&cores);
+        assert_eq!(chips.len(), 2);
+        assert_eq!((chips[0].chip, chips[0].cores, chips[0].s), (0, 1, 1.0));
+        let k = &chips[1];
+        assert_eq!((k.chip, k.cores, k.s, k.r, k.d), (1, 2, 15.0, 30.0, 2.0));
+        assert_eq!((k.m_in, k.m_out, k.t_ns), (6.0, 8.0, 9.0));
+    }
 }

@@ -299,6 +299,7 @@ impl Emulator {
             self.close_step(&mut perf);
         }
         self.baseline = self.pops.iter().map(|p| p.state()).collect();
+        self.noc.take_links();
         self.fresh = false;
     }
 
@@ -336,6 +337,7 @@ impl Emulator {
             p.restore(b);
         }
         self.outbox.clear();
+        self.noc.take_links();
         self.counters.fill(Counters::default());
         self.fresh = self.baseline.is_empty();
     }
@@ -381,7 +383,9 @@ impl Emulator {
             .iter()
             .map(|&p| self.pops[p as usize].prev.clone())
             .collect();
-        Ok((outputs, perf.finish(&self.cost)))
+        let mut report = perf.finish(&self.cost);
+        report.links = self.noc.take_links();
+        Ok((outputs, report))
     }
 
     fn check_inputs(&self, inputs: &[Vec<i64>]) -> Result<(), EmuError> {

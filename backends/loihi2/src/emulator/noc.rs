@@ -25,6 +25,9 @@ pub struct Noc {
     touched: Vec<u32>,
     /// Link traversals of all messages this step.
     hops: u64,
+    /// Messages and bits over each chip boundary since the last [`Noc::take_links`], indexed
+    /// `boundary * 2 + (0 eastward, 1 westward)`; boundary `k` joins chips `k` and `k + 1`.
+    crossings: Vec<[u64; 2]>,
 }
 
 /// What the links did in one step.
@@ -48,7 +51,29 @@ impl Noc {
             bits: vec![0; global_width as usize * mesh_height as usize * 4],
             touched: Vec::new(),
             hops: 0,
+            crossings: vec![[0; 2]; 2 * chips.max(1).saturating_sub(1) as usize],
         }
+    }
+
+    /// Traffic over the chip boundaries since the last call (see [`nmc_backend::LinkPerf`]),
+    /// then forgets it.
+    pub fn take_links(&mut self) -> Vec<nmc_backend::LinkPerf> {
+        let mut out = Vec::new();
+        for (i, c) in self.crossings.iter_mut().enumerate() {
+            if c[0] > 0 {
+                let k = (i / 2) as u32;
+                let (from_chip, to_chip) = if i % 2 == 0 { (k, k + 1) } else { (k + 1, k) };
+                out.push(nmc_backend::LinkPerf {
+                    from_chip,
+                    to_chip,
+                    messages: c[0],
+                    bits: c[1],
+                });
+            }
+            *c = [0; 2];
+        }
+        out.sort_by_key(|l| (l.from_chip, l.to_chip));
+        out
     }
 
     fn add(&mut self, gx: u32, gy: u32, dir: usize, bits: u64, msgs: u64) {
@@ -58,6 +83,17 @@ impl Noc {
         }
         self.bits[link] += bits;
         self.hops += msgs;
+        let mw = self.mesh_width;
+        let crossing = match dir {
+            EAST if (gx + 1) % mw == 0 && gx + 1 < self.global_width => Some((gx / mw) * 2),
+            WEST if gx % mw == 0 && gx > 0 => Some((gx / mw - 1) * 2 + 1),
+            _ => None,
+        };
+        if let Some(i) = crossing {
+            let c = &mut self.crossings[i as usize];
+            c[0] += msgs;
+            c[1] += bits;
+        }
     }
 
     /// Routes `msgs` messages of `msg_bits` bits each from `a` to `b`.

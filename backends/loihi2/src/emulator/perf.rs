@@ -83,6 +83,8 @@ pub struct PerfReport {
     pub hops: u64,
     /// The workload's bound: the one that limited the most step time (barrier excluded).
     pub bound: Bound,
+    /// Traffic over each pair of chips' links (multi-chip systems; empty on one chip).
+    pub links: Vec<nmc_backend::LinkPerf>,
 }
 
 /// The floorline terms of a core's counters in ns: (memory, compute, traffic).
@@ -198,6 +200,7 @@ impl PerfBuilder {
             bound: Bound::of(m, c, t),
             per_step: self.per_step,
             cores: self.cores,
+            links: Vec::new(),
         }
     }
 }
