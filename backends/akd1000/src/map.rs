@@ -1,22 +1,25 @@
 //! Mapping Akida layers onto the HRC and the NPs of the mesh.
 //!
-//! BrainChip's mapper is closed C++ (docs/chips.md §5.5); only its outcome is visible. nmc's rule,
-//! which reproduces the one measured case (a 64-128-64-10 MLP at 4 bits takes 3 FNP3, one per
-//! layer, docs/chips.md §6), is:
+//! BrainChip's mapper is closed C++ (docs/chips.md §5.5); only its outcome is visible. nmc's rule
+//! reproduces akida 2.19.3's `MapMode.Minimal` on every layer measured (docs/chips.md §7.1; the
+//! shipped cases are held to a committed akida reference, tests/src/akida_reference.rs):
 //!
 //! - **InputConv2D** runs on the HRC, which has no NP (its limits are the InputConv2D rows of the
 //!   constraints table, checked in [`crate::layers`]).
 //! - **Conv2D** runs on NPs configured as CNP1. It is split two ways. *By spatial tiles*, when
 //!   the input SRAM is the limit: the layer's output rows are cut into `T` near-equal bands, the
 //!   fewest for which every band's input rows (with the kernel's halo) fit the 43,008-byte input
-//!   SRAM at the layer's input width. *By output channels*, when the weight SRAM is the limit: the
-//!   filters are cut into `G` near-equal groups, the fewest for which a group's weights
-//!   (`kh·kw·C_in·bits` per filter) plus its thresholds and steps (40 bits per filter) fit the
-//!   44,800-byte weight SRAM. The layer takes `T × G` NPs, one per (band, group).
-//! - **Dense** runs on NPs configured as FNP3, split by output neurons into the fewest groups
-//!   whose weights (`inputs·bits` per neuron, plus 40 bits) fit an FNP3's on-chip weights (48 of
-//!   every 50 bits, 43,008 bytes). When no FNP3 is left, it takes one FNP2, whose weights live in
-//!   external memory. Its input is not split: the whole input vector must fit the input SRAM.
+//!   SRAM at the layer's input width. *By output channels*, when the weights are the limit: filters
+//!   are stored in groups of 8, each input channel's share of a group taking the measured number
+//!   of weight words ([`cnp_max_filters`]), and the filters are cut evenly over the fewest NPs
+//!   that hold them. The layer takes `T × G` NPs, one per (band, group).
+//! - **Dense** is never split: it runs on one FNP3 when its neurons fit one
+//!   ([`fits_one_fnp3`]: `16 + ⌈inputs/32⌉·B(bits)` bytes per neuron within 43,008 bytes),
+//!   else on one FNP2, whose weights live in external memory. Its input is not split either: the
+//!   whole input vector must fit the input SRAM.
+//! - **Passes**: when the mesh cannot hold every layer at once, [`plan`] splits the layers, in
+//!   order, into hardware passes, each as long as the mesh holds; a layer never spans passes, and
+//!   each pass reloads the mesh (the emulator charges it).
 //!
 //! NPs are chosen along [`crate::ChipSpec::path`], a walk through neighbouring nodes that starts
 //! at the DMA node (3,1), continuing from where the previous layer ended, so a layer's NPs sit on
