@@ -206,15 +206,25 @@ impl Constant {
     /// constant has no values or a different size), read from the storage as it is: no dense
     /// copy, so sizing a layer of 100 M weights costs one pass and no allocation but the counts.
     pub fn row_nnz(&self, rows: usize, cols: usize) -> Option<Vec<u64>> {
-        fn count<T: Zero>(s: &Storage<T>, rows: usize, cols: usize) -> Option<Vec<u64>> {
+        fn count<T: Zero + Sync>(s: &Storage<T>, rows: usize, cols: usize) -> Option<Vec<u64>> {
+            use rayon::prelude::*;
             let mut out = vec![0u64; rows];
             match s {
                 Storage::Dense(v) => {
                     if v.len() != rows.checked_mul(cols)? {
                         return None;
                     }
-                    for (o, row) in out.iter_mut().zip(v.chunks_exact(cols.max(1))) {
+                    let nnz = |(o, row): (&mut u64, &[T])| {
                         *o = row.iter().filter(|x| **x != T::ZERO).count() as u64;
+                    };
+                    if v.len() >= 1 << 20 {
+                        out.par_iter_mut()
+                            .zip(v.par_chunks_exact(cols.max(1)))
+                            .for_each(nnz);
+                    } else {
+                        out.iter_mut()
+                            .zip(v.chunks_exact(cols.max(1)))
+                            .for_each(nnz);
                     }
                 }
                 Storage::Sparse {

@@ -1016,6 +1016,59 @@ fn per_sample(shape: &[usize]) -> usize {
 /// camera-sized and ImageNet-sized inputs (`--chips auto`), and the emulated latency per
 /// inference as the hot layer of a 2×128×128 CNN (the one holding the busiest core) is tiled
 /// over more row bands.
+/// ResNet-18 at 224×224 on a Loihi 2 system of `--chips auto`, mapped by each partitioner:
+/// compile time, chips and cores, emulated latency and energy of one inference.
+fn resnet18_partitioners() {
+    use nmc::PartitionKind;
+    let shape = vec![3, 224, 224];
+    let onnx = nmc::synth::resnet18(224, 1000, 7);
+    let calib = stream(&shape, 2, 1.0, 11);
+    let per: usize = shape.iter().product();
+    let samples: Vec<Vec<Vec<f32>>> = calib.data.chunks(per).map(|c| vec![c.to_vec()]).collect();
+    println!(
+        "\n### resnet18-224 (`--chips auto`) by partitioner (evolve: 12 evaluations, seed 1)\n"
+    );
+    println!(
+        "| partitioner | compile | chips | cores | latency per inference | energy per inference |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (label, kind) in [
+        ("greedy", PartitionKind::Greedy),
+        ("floorline", PartitionKind::Floorline),
+        ("evolve", PartitionKind::Evolve),
+    ] {
+        let imported = nmc::onnx::import_bytes(&onnx, None).expect("imports");
+        let mut opts = Options::new(Target::lookup("loihi2").unwrap());
+        opts.auto_chips = true;
+        opts.partition = kind;
+        opts.evals = 12;
+        opts.seed = 1;
+        let start = Instant::now();
+        let c = match driver::compile_graph(imported.graph, &samples, &opts, 0) {
+            Ok(c) => c,
+            Err(e) => {
+                println!("| {label} | fails: {e} | | | | |");
+                continue;
+            }
+        };
+        let t = start.elapsed().as_secs_f64();
+        let chips = nmc_loihi2::decode(&c.artifact)
+            .ok()
+            .and_then(|a| a.header.map(|h| h.chips))
+            .unwrap_or(1);
+        let run = nmc::LoadedArtifact::decode(&c.artifact)
+            .expect("decodes")
+            .run(&stream(&shape, 1, 1.0, 41), None)
+            .expect("runs");
+        println!(
+            "| {label} | {t:.1} s | {chips} | {} | {:.2} ms | {:.1} µJ |",
+            c.report.cores_used,
+            run.perf.latency_ns / 1e6,
+            run.perf.energy_nj / 1e3
+        );
+    }
+}
+
 fn tiling() -> ExitCode {
     use nmc::synth::{conv_net, resnet18, ConvLayer};
     use nmc_backend::{greedy_shapes, place};
@@ -1080,6 +1133,7 @@ fn tiling() -> ExitCode {
             first = Some((c, shape));
         }
     }
+    resnet18_partitioners();
     let Some((c, shape)) = first else {
         return ExitCode::FAILURE;
     };

@@ -300,9 +300,13 @@ fn check_group(
         }
     };
     let count = wshape.iter().fold(1u64, |n, d| n.saturating_mul(*d));
-    if count > MAX_WEIGHTS {
+    let cap = match &g.kind {
+        Some(GroupKind::Dense(_)) => check::MAX_DENSE_GROUP_WEIGHTS,
+        _ => MAX_WEIGHTS,
+    };
+    if count > cap {
         return Err(corrupt(format!(
-            "{what}: {count} weights exceed the cap of {MAX_WEIGHTS}"
+            "{what}: {count} weights exceed the cap of {cap}"
         )));
     }
     let rows = wshape[0];

@@ -10,6 +10,11 @@ use crate::envelope::{corrupt, ArtifactError};
 pub const MAX_VALUES: u64 = 1 << 24;
 /// Most weights in one synapse group or layer (dense shape, zeros included).
 pub const MAX_WEIGHTS: u64 = 1 << 26;
+/// Most weights in one dense (fully connected) synapse group: its weights, or its non-zeros,
+/// are stored in the artifact itself and every table an emulator builds from it is sized by
+/// them, so a larger cap costs nothing a file does not hold (VGG-19's first dense layer has
+/// 102.8 M weights). Convolutions keep [`MAX_WEIGHTS`]: their kernels are expanded.
+pub const MAX_DENSE_GROUP_WEIGHTS: u64 = 1 << 28;
 /// Largest kernel, stride, dilation or padding, and largest mesh coordinate.
 pub const MAX_WINDOW: u32 = 1 << 10;
 /// Most cores, populations, layers, inputs or outputs.
