@@ -132,10 +132,9 @@ def build_model(net):
       Same (TensorFlow's, checked against nmc's explicit pads) or Valid, max pooling
       (``PoolType.Max`` with nmc's size and stride) or global average pooling
       (``PoolType.Average``, akida's default size is the whole map); weights as akida's
-      ``(kh, kw, c_in, c_out)``. nmc's artifact stores every kernel flipped (a true convolution).
-      akida's ``Convolutional`` is a true convolution, so it takes the artifact's kernel as is;
-      ``InputConvolutional`` is a cross-correlation (docs/chips.md §7), so it takes the kernel
-      flipped back (the IR's orientation);
+      ``(kh, kw, c_in, c_out)``. nmc's artifact (format 5) stores each kernel in akida's
+      orientation: flipped for ``Convolutional`` (a true convolution), as given for
+      ``InputConvolutional`` (a cross-correlation, docs/chips.md §7); both are taken as is;
     - ``Dense`` -> ``FullyConnected``: weights ``(1, 1, N, units)``; nmc's columns are already in
       akida's column-major flatten order ``h + H*w + H*W*c`` of a spatial input (docs/chips.md §6);
     - ``threshold`` (int32) is nmc's threshold; ``act_bits`` and ``weights_bits`` are nmc's;
@@ -186,9 +185,7 @@ def build_model(net):
             kernel = w.reshape(cout, n).T.reshape(1, 1, n, cout)
         else:
             kh, kwd = l["kernel"]
-            k = w.reshape(cout, l["in_shape"][0], kh, kwd)  # [o][c][y][x], flipped
-            if l["type"] == "InputConv2D":
-                k = k[:, :, ::-1, ::-1]
+            k = w.reshape(cout, l["in_shape"][0], kh, kwd)  # [o][c][y][x], akida's orientation
             kernel = k.transpose(2, 3, 1, 0)
         layer = model.layers[-1]
         layer.set_variable("weights", np.ascontiguousarray(kernel).astype(np.int8))

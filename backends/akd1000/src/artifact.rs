@@ -2,8 +2,10 @@
 //! prost messages (no protoc); the wire format is protobuf, versioned by the header.
 //!
 //! Weights and parameters are stored in the vendor's conventions, not the IR's:
-//! - convolution kernels are **flipped** (`w_art[o][c][kh−1−y][kw−1−x] = w_ir[o][c][y][x]`),
-//!   because Akida's `Convolutional` computes a true convolution (docs/chips.md §6);
+//! - `Conv2D` kernels are **flipped** (`w_art[o][c][kh−1−y][kw−1−x] = w_ir[o][c][y][x]`),
+//!   because Akida's `Convolutional` computes a true convolution (docs/chips.md §6), while
+//!   `InputConv2D` kernels are stored **as the IR has them**, because Akida's
+//!   `InputConvolutional` computes a cross-correlation (docs/chips.md §7);
 //! - a dense layer after a spatial `[c, h, w]` input has its weight columns in Akida's
 //!   **column-major** flatten order `h + H·w + H·W·c` (docs/chips.md §6);
 //! - a layer stores Akida's per-neuron `threshold` (the IR's `−bias`) and integer `act_step`,
@@ -19,10 +21,11 @@ pub use nmc_backend::{ArtifactError, Header};
 /// The AKD1000 artifact envelope: magic bytes, the format version this crate writes and reads
 /// (2: header checksum; 3: host padding of inputs, [`InputMsg::host_pads`], which a reader that
 /// ignored it would run wrongly; 4: hardware passes, [`UnitMsg::pass`], which a reader that
-/// ignored it would see as NPs used twice), and the target name in the header.
+/// ignored it would see as NPs used twice; 5: InputConv2D kernels unflipped, in akida's
+/// convention, which a reader of format 4 would run mirrored), and the target name in the header.
 pub const ENVELOPE: Envelope = Envelope {
     magic: b"NMCAKART",
-    version: 4,
+    version: 5,
     target: "akd1000",
 };
 

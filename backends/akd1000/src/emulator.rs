@@ -129,7 +129,8 @@ struct LayerRt {
     out_hw: [usize; 2],
     act_max: Option<i64>,
     weight_bits: u64,
-    /// Conv: `[co][ci][kh][kw]` flipped; dense: transposed `[in (column-major order)][out]`.
+    /// Conv: `[co][ci][kh][kw]` flipped (an InputConv2D's stored kernel flipped at load);
+    /// dense: transposed `[in (column-major order)][out]`.
     weights: Vec<i64>,
     /// Dense: IR flat index → Akida column.
     column: Vec<usize>,
@@ -302,6 +303,15 @@ impl Emulator {
                     (0..n_in).collect()
                 };
                 (t, column)
+            } else if l.kind == LayerKindMsg::InputConv2d as i32 {
+                // Stored as a cross-correlation (akida's InputConvolutional); the event
+                // delivery below runs true convolutions, so flip it once here.
+                let flipped = crate::lower::flip_kernels(
+                    &l.weights,
+                    l.kernel[0] as usize,
+                    l.kernel[1] as usize,
+                );
+                (flipped.iter().map(|w| i64::from(*w)).collect(), Vec::new())
             } else {
                 (
                     l.weights.iter().map(|w| i64::from(*w)).collect(),

@@ -5,7 +5,7 @@
 //!   latency/energy constants ([`CostModel`]), each with its source;
 //! - [`layers`]: quantised canonical IR → Akida layers ([`analyze`]), checking every constraint;
 //! - [`map`]: layers → HRC and NPs ([`map()`]), split by output channels and spatial bands;
-//! - [`lower()`]: the artifact, in the vendor's conventions (flipped kernels, column-major
+//! - [`lower()`]: the artifact, in the vendor's conventions (Conv2D kernels flipped, column-major
 //!   flatten, thresholds and integer steps);
 //! - [`artifact`]: the versioned prost format ([`encode`], [`decode`], which validates);
 //! - [`listing()`]: a deterministic text form, for snapshots and `nmc inspect`;

@@ -170,9 +170,14 @@ fn write_layer(s: &mut String, a: &Artifact, i: usize, l: &LayerMsg) -> std::fmt
         };
         writeln!(s, "  dense {:?}{order}", l.pre_shape)?;
     } else {
+        let orientation = if l.kind == LayerKindMsg::InputConv2d as i32 {
+            "kernels as given: cross-correlation"
+        } else {
+            "kernels flipped: true convolution"
+        };
         writeln!(
             s,
-            "  conv kernel {} stride {} pads {:?} -> {:?} (kernels flipped: true convolution)",
+            "  conv kernel {} stride {} pads {:?} -> {:?} ({orientation})",
             dims(&l.kernel),
             dims(&l.strides),
             l.pads,

@@ -1,5 +1,6 @@
 //! Lowering: analysed layers + NP mapping → [`Artifact`], converting the IR's conventions to the
-//! vendor's (flipped kernels, column-major flatten before a dense layer, thresholds).
+//! vendor's (Conv2D kernels flipped, InputConv2D kernels as given, column-major flatten before a
+//! dense layer, thresholds).
 
 use crate::artifact::*;
 use crate::layers::{AkError, AkLayer, Analysis, LayerKind, PoolSpec, Src};
@@ -86,14 +87,16 @@ fn layer_msg(l: &AkLayer, slices: &[crate::map::Slice]) -> Result<LayerMsg, Lowe
                 .geom
                 .as_ref()
                 .ok_or_else(|| LowerError::Internal(format!("{}: no geometry", l.name)))?;
-            (
-                if k == LayerKind::InputConv2D {
-                    LayerKindMsg::InputConv2d
-                } else {
-                    LayerKindMsg::Conv2d
-                },
-                flip_kernels(&l.weights, g.kernel[0], g.kernel[1]),
-            )
+            // Each kind in akida's orientation: InputConvolutional is a cross-correlation (the
+            // IR's), Convolutional a true convolution (flipped).
+            if k == LayerKind::InputConv2D {
+                (LayerKindMsg::InputConv2d, l.weights.clone())
+            } else {
+                (
+                    LayerKindMsg::Conv2d,
+                    flip_kernels(&l.weights, g.kernel[0], g.kernel[1]),
+                )
+            }
         }
     };
     let threshold = l
