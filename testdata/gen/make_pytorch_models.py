@@ -361,8 +361,20 @@ def exported(model: nn.Module, x: np.ndarray, exporter: str) -> tuple:
     sample = torch.from_numpy(x[:2].astype(np.float32))
     if exporter == "torchscript":
         return mm.export_torchscript(model, sample, opset=TS_OPSET), TS_OPSET
-    onx = export_dynamo_default(model, sample)
+    onx = strip_node_metadata(export_dynamo_default(model, sample))
     return onx, mm.opset_of(onx)
+
+
+def strip_node_metadata(onx):
+    """Drop the dynamo exporter's per-node debug metadata (``metadata_props``).
+
+    It records the Python stack trace (the script's absolute path and line numbers) and the
+    module path (``__main__.`` or ``make_pytorch_models.``, by entry point), so the bytes would
+    depend on where and how the script runs; it has no meaning for the model.
+    """
+    for node in onx.graph.node:
+        del node.metadata_props[:]
+    return onx
 
 
 def export_dynamo_default(model: nn.Module, sample: torch.Tensor):
