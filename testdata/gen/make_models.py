@@ -762,8 +762,11 @@ def main(argv: list[str] | None = None) -> int:
     # The DVS/Speck cases live in make_speck_models.py (imported here so that one command builds
     # every case).
     from make_speck_models import SPECK_CASES, finish_events
+    # The real-architecture cases of make_pytorch_models.py (issue 12) too: they take most of
+    # the run time (training at 64x64 and 128x128), and that script alone builds just them.
+    from make_pytorch_models import PYTORCH_CASES
 
-    cases = {**CASES, **SPECK_CASES}
+    cases = {**CASES, **SPECK_CASES, **PYTORCH_CASES}
     ap.add_argument("--only", choices=sorted(cases), help="build just this case")
     args = ap.parse_args(argv)
     setup_torch()

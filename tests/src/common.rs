@@ -40,6 +40,32 @@ impl Case {
 }
 
 impl Case {
+    /// The quantised-vs-float top-1 agreement the Loihi 2 tests ask of this case:
+    /// `min_top1_agreement` in case.toml, default 0.98. The deeper real-architecture nets of
+    /// `make_pytorch_models.py` ask 0.95 (what issue 12 asks of them): 8-bit activations lose
+    /// more through a dozen layers than through the digits nets' two or three. No case may ask
+    /// less than 0.95.
+    pub fn min_top1_agreement(&self) -> f64 {
+        let v = match self.meta.get("min_top1_agreement") {
+            None => 0.98,
+            Some(v) => v
+                .as_float()
+                .unwrap_or_else(|| panic!("{}: min_top1_agreement is not a float", self.name)),
+        };
+        assert!(
+            (0.95..=1.0).contains(&v),
+            "{}: min_top1_agreement {v} is outside [0.95, 1]",
+            self.name
+        );
+        v
+    }
+
+    /// Why a case targets no chip yet (`pending` in case.toml), e.g. a model waiting for a
+    /// compiler feature: the chip tests skip it and say so, the float tests still run it.
+    pub fn pending(&self) -> Option<&str> {
+        self.meta.get("pending").and_then(|p| p.as_str())
+    }
+
     /// The chips the case is meant for (`targets` in case.toml, default `["loihi2"]`).
     pub fn targets(&self) -> Vec<String> {
         match self.meta.get("targets").and_then(|t| t.as_array()) {
@@ -55,7 +81,15 @@ impl Case {
 /// The cases for Loihi 2 (the graded-mode tests iterate over these).
 pub fn cases() -> &'static [&'static Case] {
     static LOIHI2: OnceLock<Vec<&'static Case>> = OnceLock::new();
-    LOIHI2.get_or_init(|| cases_for("loihi2"))
+    LOIHI2.get_or_init(|| {
+        // Said once per test binary, so that a skipped model is visible in the test output.
+        for case in all_cases() {
+            if let Some(why) = case.pending() {
+                eprintln!("skipping {} on the chips: pending: {why}", case.name);
+            }
+        }
+        cases_for("loihi2")
+    })
 }
 
 /// The cases whose `targets` include `target`.

@@ -43,6 +43,8 @@ fn emulator_equals_quantized_reference_bit_for_bit() {
     }
 }
 
+/// At least 98 % by default; a case may ask less in case.toml (`min_top1_agreement`, never
+/// below 95 %: see `Case::min_top1_agreement`).
 #[test]
 fn quantized_top1_agrees_with_float_on_at_least_98_percent() {
     for case in cases() {
@@ -58,9 +60,10 @@ fn quantized_top1_agrees_with_float_on_at_least_98_percent() {
             })
             .count();
         let rate = agree as f64 / n as f64;
+        let min = case.min_top1_agreement();
         assert!(
-            rate >= 0.98,
-            "{}: quantised top-1 agrees with float on only {rate:.3}",
+            rate >= min,
+            "{}: quantised top-1 agrees with float on only {rate:.3} (< {min})",
             case.name
         );
     }

@@ -16,13 +16,18 @@ fn options() -> nmc::Options {
 }
 
 /// A case compiled for Speck with calibration on its first samples (cached; `None` when the
-/// model cannot run on Speck).
+/// model cannot run on Speck or the case is pending).
 fn compiled(case: &Case) -> Option<&'static nmc::Compiled> {
     type Cache = Mutex<BTreeMap<String, Option<&'static nmc::Compiled>>>;
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     if let Some(c) = cache.lock().unwrap().get(&case.name) {
         return *c;
+    }
+    // A case waiting for a compiler feature (`pending` in case.toml) is skipped by every chip
+    // test, this one's "every case that fits" included, until it is enabled.
+    if case.pending().is_some() {
+        return None;
     }
     let imported =
         nmc::onnx::import_file(&case.model).unwrap_or_else(|e| panic!("{}: {e}", case.name));

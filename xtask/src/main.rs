@@ -1,7 +1,8 @@
 //! `cargo xtask …`: project chores that are not part of the compiler.
 //!
 //! - `cargo xtask testdata [--only CASE]`: regenerates testdata/models with the pinned Python
-//!   environment of testdata/gen (PyTorch, onnx, onnxruntime, scikit-learn).
+//!   environment of testdata/gen (PyTorch, onnx, onnxruntime, scikit-learn); make_models.py
+//!   also builds the Speck cases and the real-architecture cases of make_pytorch_models.py.
 //! - `cargo xtask bench [compile|emulator|floorline|mapping|akd1000|speck|egraph|all]`: the benchmarks;
 //!   figures are ratios against a baseline measured in the same process, because machines here
 //!   are noisy. `akd1000` lists, per shipped AKD1000 model, its NPs per layer and the emulated
