@@ -36,9 +36,8 @@ trajectories, its brightness changes turned into ON/OFF event counts per pixel (
 uint8). Everything is seeded; each case seeds itself.
 
 Cases on 128x128 need spatial tiling of Loihi 2 populations (a 128x128 channel is 16,384
-neurons, a core holds 8,192), which is not in nmc yet: their case.toml has ``targets = []`` and a
-``pending`` reason, so the Loihi 2 tests skip them (and say so) while the float interpreter is
-still checked against onnxruntime. Set ``TILING = True`` below to target them at loihi2.
+neurons, a core holds 8,192), which nmc has (issue 12). Set ``TILING = False`` below to mark them
+pending (``targets = []`` and a ``pending`` reason) for a compiler without it.
 
 Run from the repository root (several minutes: about 10 on two busy CPU cores, mostly training
 at 64x64 and 128x128; the gesture cases alone take seconds):
@@ -69,7 +68,7 @@ import make_models as mm
 
 N_INPUTS = 64  # test samples per case: enough for a 95 % agreement check, small files
 TS_OPSET = 17  # TorchScript exporter's opset (the newest it supports well)
-TILING = False  # Loihi 2 spatial tiling of 128x128 channels is not in nmc yet (issue 12)
+TILING = True  # Loihi 2 spatial tiling of 128x128 channels (issue 12)
 PENDING = "needs spatial tiling of Loihi 2 populations (a 128x128 channel is 16,384 neurons, a core holds 8,192; issue 12)"
 # The quantised top-1 agreement the Loihi 2 tests ask of these cases (issue 12 asks >= 95 %;
 # the digits cases keep the tests' default 98 %).

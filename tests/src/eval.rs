@@ -54,23 +54,3 @@ fn every_case_targets_a_chip_or_says_why_not() {
         case.min_top1_agreement();
     }
 }
-
-/// A pending case is pending for a reason: it still does not compile for Loihi 2 (the 128x128
-/// cases wait for spatial tiling). When this fails, the feature has landed: enable the case
-/// (`targets = ["loihi2"]`, no `pending`) so that every chip test runs it.
-#[test]
-fn pending_cases_still_do_not_compile_for_loihi2() {
-    for case in all_cases().iter().filter(|c| c.pending().is_some()) {
-        let imported =
-            nmc::onnx::import_file(&case.model).unwrap_or_else(|e| panic!("{}: {e}", case.name));
-        let opts = nmc::Options::new(nmc::Target::lookup("loihi2").unwrap());
-        match nmc::driver::compile_graph(imported.graph, &case.samples(4), &opts, 0) {
-            Ok(_) => panic!(
-                "{} compiles for loihi2 now (pending: {}): enable it in case.toml",
-                case.name,
-                case.pending().unwrap_or_default()
-            ),
-            Err(e) => eprintln!("{}: still pending: {e}", case.name),
-        }
-    }
-}
