@@ -72,6 +72,20 @@ fn run_report_counts_chips_and_the_links_between_them() {
     assert_eq!(json["links"][0]["from_chip"], 0);
     assert!(json["chips"][1]["syn_ops"].as_u64().unwrap() > 0);
 
+    // The floorline model expects the same traffic over the boundaries for one sample, from the
+    // activity measured on that sample (modelled and emulated counts agree exactly there).
+    let one_sample: Vec<Vec<Vec<f32>>> = vec![vec![case.inputs.data[..per].to_vec()]];
+    let profile = nmc::cost::ActivityProfile::measure(&c.quantized, &one_sample).unwrap();
+    let lowered = nmc_loihi2::lower(&c.quantized, &mapping, 0, &spec).unwrap();
+    let modelled = nmc_loihi2::floorline::modelled_loads(&lowered, &spec, &profile).unwrap();
+    let first = nmc::npy::Array {
+        shape: vec![1, per],
+        data: case.inputs.data[..per].to_vec(),
+    };
+    let measured = art.run(&first, None).unwrap().perf.links;
+    assert!(!modelled.links.is_empty());
+    assert_eq!(modelled.links, measured);
+
     // The same network on one chip: one chip entry, no link entries.
     let one = nmc::LoadedArtifact::decode(&c.artifact)
         .unwrap()

@@ -470,7 +470,9 @@ fn the_floorline_model_charges_each_tile_what_the_emulator_counts() {
         ),
     ] {
         let art = nmc_loihi2::lower(&c.quantized, &m, 0, &spec).unwrap();
-        let (loads, _, _) = nmc_loihi2::floorline::modelled_loads(&art, &spec, &profile).unwrap();
+        let loads = nmc_loihi2::floorline::modelled_loads(&art, &spec, &profile)
+            .unwrap()
+            .cores;
         let report = &run_exact(name, &c, &m, &spec, &x)[0];
         assert_eq!(loads.len(), report.cores.len());
         assert!(loads.len() > 3 && loads.iter().all(|l| l.s > 0.0 || l.m_in > 0.0));

@@ -371,6 +371,7 @@ impl Loaded for LoadedToy {
             },
             activity: profile.from.clone(),
             splittable: true,
+            links: Vec::new(),
         })
     }
 }

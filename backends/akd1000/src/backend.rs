@@ -623,6 +623,7 @@ impl Loaded for LoadedAkd1000 {
             constants,
             activity: format!("loads measured by the emulator on {count} sample(s)"),
             splittable: true,
+            links: Vec::new(),
         })
     }
 }

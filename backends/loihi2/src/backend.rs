@@ -478,12 +478,13 @@ impl nmc_backend::Loaded for LoadedLoihi2 {
     ) -> Result<Loads, BackendError> {
         let profile = activity.profile()?;
         let spec = spec_with(self.chips(), params)?;
-        let (cores, link_ns, hops) = crate::floorline::modelled_loads(&self.0, &spec, profile)
+        let m = crate::floorline::modelled_loads(&self.0, &spec, profile)
             .map_err(|m| BackendError::Artifact(nmc_backend::corrupt(m)))?;
         Ok(Loads {
-            cores,
-            link_ns,
-            hops,
+            cores: m.cores,
+            link_ns: m.link_ns,
+            hops: m.hops,
+            links: m.links,
             timesteps: crate::min_timesteps(&self.0),
             chips: self.chips(),
             constants: constants(&spec),

@@ -11,13 +11,28 @@ use crate::memory::{dense_group_storage, SynapseStorage, SPARSE_SYNAPSE_BYTES};
 use crate::{Artifact, ChipSpec};
 use nmc_backend::{ActivityProfile, CoreLoad};
 
-/// Per-core loads, the slowest link's time per step (ns) and the expected link traversals; an
-/// error when the artifact's tiling is too fine to model ([`crate::tiles::fanout`]).
+/// What [`modelled_loads`] gives: per-core loads, the slowest link's time per step, the expected
+/// link traversals and the expected traffic over each pair of chips' links, of one inference.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelledLoads {
+    /// Per core.
+    pub cores: Vec<CoreLoad>,
+    /// The slowest link's time per step (ns).
+    pub link_ns: f64,
+    /// Expected link traversals.
+    pub hops: f64,
+    /// Expected messages and bits over each chip boundary, per direction.
+    pub links: Vec<nmc_backend::LinkPerf>,
+}
+
+/// Per-core loads, the slowest link's time per step (ns), the expected link traversals and the
+/// traffic over chip boundaries; an error when the artifact's tiling is too fine to model
+/// ([`crate::tiles::fanout`]).
 pub fn modelled_loads(
     a: &Artifact,
     spec: &ChipSpec,
     profile: &ActivityProfile,
-) -> Result<(Vec<CoreLoad>, f64, f64), String> {
+) -> Result<ModelledLoads, String> {
     let mut loads: Vec<CoreLoad> = a
         .cores
         .iter()
@@ -82,6 +97,7 @@ pub fn modelled_loads(
     }
     let mut link_ns = 0f64;
     let mut hops = 0f64;
+    let mut links = Vec::new();
     for (p, pop) in a.populations.iter().enumerate() {
         let pooled = pop.pool.is_some();
         let fan = &fanout[n_in + p];
@@ -147,6 +163,7 @@ pub fn modelled_loads(
         let load = noc.end_step(spec.cost.a_link.value, spec.cost.a_link_interchip.value);
         link_ns = link_ns.max(load.max_ns);
         hops += load.hops as f64;
+        nmc_backend::add_links(&mut links, &noc.take_links());
         // Synaptic work of the groups feeding this population.
         for g in &pop.groups {
             let mut dens = Vec::new();
@@ -267,7 +284,12 @@ pub fn modelled_loads(
     for l in &mut loads {
         l.m = l.m_in.max(l.m_out);
     }
-    Ok((loads, link_ns, hops))
+    Ok(ModelledLoads {
+        cores: loads,
+        link_ns,
+        hops,
+        links,
+    })
 }
 
 /// Column indices of the non-zero weights of each row.

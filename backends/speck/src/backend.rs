@@ -911,6 +911,7 @@ impl Loaded for LoadedSpeck {
                 xs.len()
             ),
             splittable: false,
+            links: Vec::new(),
         })
     }
 }

@@ -174,6 +174,9 @@ pub struct Loads {
     /// Whether a layer can be split over more cores (Speck runs each layer on exactly one
     /// core), so that the analysis advises only what the chip can do.
     pub splittable: bool,
+    /// Expected traffic of one inference over each pair of chips' links (multi-chip systems;
+    /// empty on one chip).
+    pub links: Vec<crate::LinkPerf>,
 }
 
 /// Event density per element of every graph input (after quantisation) and every layer output.

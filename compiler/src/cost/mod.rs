@@ -138,6 +138,10 @@ pub struct Analysis {
     pub cores: Vec<CoreCost>,
     /// Per chip of the system: its cores' loads summed, and its slowest core.
     pub chips: Vec<ChipCost>,
+    /// Expected messages and bits of one inference over each pair of chips' links (multi-chip
+    /// systems only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<nmc_backend::LinkPerf>,
     /// What to do about it.
     pub advice: Vec<String>,
     /// Whether layers can be split over more cores (from the backend's loads).
@@ -170,6 +174,7 @@ pub fn evaluate(target: &str, loads: Loads) -> Analysis {
         constants,
         activity,
         splittable,
+        links,
     } = loads;
     let k = &constants;
     let cores: Vec<CoreCost> = loads
@@ -242,6 +247,7 @@ pub fn evaluate(target: &str, loads: Loads) -> Analysis {
         link_ns,
         activity,
         chips: chip_costs(&cores),
+        links,
         cores,
         advice: Vec::new(),
         splittable,
@@ -387,6 +393,12 @@ pub fn report_text(a: &Analysis) -> String {
                 k.chip, k.cores, k.s, k.r, k.d, k.m_in, k.m_out, k.t_ns
             ));
         }
+    }
+    for l in &a.links {
+        s.push_str(&format!(
+            "chips {} -> {}: {} messages, {} bits per inference\n",
+            l.from_chip, l.to_chip, l.messages, l.bits
+        ));
     }
     s.push_str(&format!(
         "\nslowest link: {:.1} ns per step\nworkload: {}-bound, T_step = {:.1} ns, energy = {:.3} nJ per step, {} steps per inference\n",
