@@ -109,6 +109,47 @@ pub fn parse_input(bytes: &[u8]) -> Result<Input, String> {
     }))
 }
 
+/// Whether the `.npy` file at `path` holds a plain integer (or boolean) array; reads the header
+/// only. `false` for anything else, including files that are not `.npy` (reading them reports
+/// that).
+pub fn is_integer(path: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    match npyz::NpyFile::new(std::io::BufReader::new(file)).map(|f| f.dtype()) {
+        Ok(npyz::DType::Plain(t)) => {
+            matches!(t.to_string().as_bytes().get(1), Some(b'i' | b'u' | b'b'))
+        }
+        _ => false,
+    }
+}
+
+/// Integer codes as the values they stand for (`code · scale`), so that quantising them with
+/// `q` gives the codes back exactly (for codes below 2^16 the float round trip errs by far less
+/// than half a unit). An element that is not an integer code in `[q.min, q.max]` is an error
+/// naming its position and the range.
+pub fn codes_as_values(a: &Array, q: &nmc_ir::QuantParams) -> Result<Array, String> {
+    let data = a
+        .data
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            if c.fract() == 0.0 && c >= q.min as f32 && c <= q.max as f32 {
+                Ok(c * q.scale)
+            } else {
+                Err(format!(
+                    "element {i} is {c}, not an input code of the chip ({}..={}); pass values as a float array instead",
+                    q.min, q.max
+                ))
+            }
+        })
+        .collect::<Result<Vec<f32>, String>>()?;
+    Ok(Array {
+        shape: a.shape.clone(),
+        data,
+    })
+}
+
 /// Reads an `.npy` file; the message says what is wrong with it.
 pub fn read(path: &Path) -> Result<Array, String> {
     let bytes = read_file(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;

@@ -361,3 +361,68 @@ fn perturbed_references_fail() {
     assert_eq!(same_mapping(&nmc, &r.json), Ok(()));
     assert_eq!(same_network(&nmc, &r.json), Ok(()));
 }
+
+/// `nmc run` takes an integer `.npy` as the AKD1000's input codes, as akida does: the recorded
+/// uint8 codes give akida's outputs, and a code out of range is an input error naming it.
+#[test]
+fn integer_inputs_are_the_chips_codes() {
+    let case = akd_cases()
+        .into_iter()
+        .find(|c| c.name == "digits_cnn_akida")
+        .expect("shipped case");
+    let r = reference(case);
+    let d = crate::common::temp_dir("akida-codes");
+    let art = d.join("m.akd1000");
+    std::fs::write(&art, &compiled(case).artifact).unwrap();
+    let codes = case.dir.join("akida_inputs.npy");
+    let out = d.join("out.npy");
+    nmc::cli::run_args(vec![
+        "nmc",
+        "run",
+        art.to_str().unwrap(),
+        "--input",
+        codes.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ])
+    .unwrap();
+    let got = nmc::npy::read(&out).unwrap();
+    let loaded = nmc::LoadedArtifact::decode(&compiled(case).artifact).unwrap();
+    let q = loaded.input_codes().expect("the AKD1000 takes codes");
+    // The same codes given as float values reproduce akida's integer outputs exactly.
+    let as_floats = nmc::npy::Array {
+        shape: r.input_shape.clone(),
+        data: r.inputs.iter().map(|&c| f32::from(c)).collect(),
+    };
+    let values = nmc::npy::codes_as_values(&as_floats, &q).unwrap();
+    let run = loaded.run(&values, None).unwrap();
+    let per = r.outputs.len() / r.samples();
+    for (s, ints) in run.int_outputs.iter().enumerate() {
+        assert_eq!(ints[..], r.outputs[s * per..(s + 1) * per], "sample {s}");
+    }
+    assert_eq!(
+        got.data, run.outputs.data,
+        "the CLI read the integer file as codes"
+    );
+
+    // Values no 8-bit code has.
+    assert!(nmc::npy::is_integer(&codes));
+    let too_big = nmc::npy::Array {
+        shape: vec![1, 2],
+        data: vec![3.0, 300.0],
+    };
+    let e = nmc::npy::codes_as_values(&too_big, &q).unwrap_err();
+    assert_eq!(
+        e,
+        "element 1 is 300, not an input code of the chip (0..=255); pass values as a float array instead"
+    );
+    let e = nmc::npy::codes_as_values(
+        &nmc::npy::Array {
+            shape: vec![1],
+            data: vec![1.5],
+        },
+        &q,
+    )
+    .unwrap_err();
+    assert!(e.starts_with("element 0 is 1.5, not an input code"), "{e}");
+}

@@ -441,6 +441,18 @@ impl Loaded for LoadedAkd1000 {
         }
     }
 
+    /// The host sends `bits`-bit unsigned codes (8 for an image into the HRC).
+    fn input_codes(&self) -> Option<nmc_ir::QuantParams> {
+        match self.0.inputs.as_slice() {
+            [i] if (1..=16).contains(&i.bits) => Some(nmc_ir::QuantParams {
+                scale: i.scale,
+                min: 0,
+                max: (1i32 << i.bits) - 1,
+            }),
+            _ => None,
+        }
+    }
+
     /// Akida keeps no state between frames (each one passes through the layer pipeline once), so a
     /// stream is the frames run one by one: the same as [`Loaded::run`].
     fn run_stream(

@@ -336,6 +336,14 @@ pub trait Loaded: std::any::Any + Send + Sync {
         progress: &(dyn Fn() + Sync),
     ) -> Result<RunResult, BackendError>;
 
+    /// How the chip encodes its input, when it takes integer codes from the host: then an integer
+    /// `.npy` holds those codes (the AKD1000's 8-bit images, as akida takes them) and `nmc run`
+    /// converts them, while a float `.npy` holds values quantised with the scale. `None`
+    /// (the default): every `.npy` holds values.
+    fn input_codes(&self) -> Option<nmc_ir::QuantParams> {
+        None
+    }
+
     /// [`Loaded::run`] (or [`Loaded::run_stream`] when `stream`), also recording the first
     /// output after every timestep into [`RunResult::steps`] (`run --record`). Targets without
     /// timesteps keep the default: a usage error saying so.

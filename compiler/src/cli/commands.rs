@@ -434,7 +434,25 @@ fn run(
         },
         other => Error::Backend(other),
     };
-    let data = npy::read_input(input).map_err(|message| Error::Input { message })?;
+    let mut data = npy::read_input(input).map_err(|message| Error::Input { message })?;
+    // A chip that takes integer codes from the host (the AKD1000's 8-bit images) reads an
+    // integer array as those codes, as its vendor's runtime does; floats are values.
+    if let (npy::Input::Dense(samples), Some(q)) = (&data, art.input_codes()) {
+        if npy::is_integer(input) {
+            let values = npy::codes_as_values(samples, &q).map_err(|m| Error::Input {
+                message: format!("{}: {m}", input.display()),
+            })?;
+            eprintln!(
+                "note: {}: integer array taken as {}'s input codes {}..={} (a float array would be quantised with scale {})",
+                input.display(),
+                art.target(),
+                q.min,
+                q.max,
+                q.scale
+            );
+            data = npy::Input::Dense(values);
+        }
+    }
     if binning.dt.is_some() && matches!(data, npy::Input::Dense(_)) {
         return Err(Error::Usage(
             "--dt and --t-start bin an event stream (a .npy with fields x, y, t, p); dense samples are rate-encoded over --timesteps".into(),
