@@ -431,8 +431,8 @@ pub(crate) fn timed<T>(stage: Stage, f: impl FnOnce() -> T) -> T {
 }
 
 /// Resident and peak resident memory of this process in bytes (Linux `/proc/self/status`), for
-/// `NMC_TIME_PASSES`; `None` elsewhere.
-fn memory() -> Option<(u64, u64)> {
+/// `NMC_TIME_PASSES` and the compile bench; `None` elsewhere.
+pub fn memory() -> Option<(u64, u64)> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let field = |name: &str| -> Option<u64> {
         let line = status.lines().find(|l| l.starts_with(name))?;

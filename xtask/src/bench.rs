@@ -65,14 +65,6 @@ fn models() -> Vec<(String, std::path::PathBuf)> {
     v
 }
 
-/// Peak resident memory of this process so far (Linux `VmHWM`), in bytes.
-fn peak_rss() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
 /// The child side of `bench compile`: compiles one model in a fresh process (so that its peak
 /// memory is the compile's own) and prints `seconds peak_bytes outcome`.
 pub fn compile_one(model: &str) -> ExitCode {
@@ -92,7 +84,10 @@ pub fn compile_one(model: &str) -> ExitCode {
         }
     };
     let t = start.elapsed().as_secs_f64();
-    println!("{t:.3} {} {outcome}", peak_rss().unwrap_or(0));
+    println!(
+        "{t:.3} {} {outcome}",
+        driver::memory().map_or(0, |(_, peak)| peak)
+    );
     ExitCode::SUCCESS
 }
 

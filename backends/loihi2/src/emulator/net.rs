@@ -365,16 +365,19 @@ impl ConvRt {
         let task = |(t, (f, s)): (usize, (&mut [i16], &mut [i32]))| {
             self.block_sums(m, &dmap[base..], grp, t * POSITIONS_PER_TASK, f, s)
         };
-        let fields = sc.fields.chunks_mut(POSITIONS_PER_TASK * k);
-        let sums = sc.sums.chunks_mut(POSITIONS_PER_TASK * self.cog);
+        let (fields, sums) = (POSITIONS_PER_TASK * k, POSITIONS_PER_TASK * self.cog);
         if ohw * k * self.cog >= PARALLEL_MIN_MACS && rayon::current_num_threads() > 1 {
             sc.fields
-                .par_chunks_mut(POSITIONS_PER_TASK * k)
-                .zip(sc.sums.par_chunks_mut(POSITIONS_PER_TASK * self.cog))
+                .par_chunks_mut(fields)
+                .zip(sc.sums.par_chunks_mut(sums))
                 .enumerate()
                 .for_each(task);
         } else {
-            fields.zip(sums).enumerate().for_each(task);
+            sc.fields
+                .chunks_mut(fields)
+                .zip(sc.sums.chunks_mut(sums))
+                .enumerate()
+                .for_each(task);
         }
     }
 
@@ -963,30 +966,24 @@ impl PopRt {
                             .iter()
                             .map(|e| (offset + e.idx as usize, e.delta as i16)),
                     );
-                    for (r, &s) in m.sums.iter().enumerate() {
-                        add(r, s, g.exp);
-                    }
-                    for e in events {
-                        g.charge(offset + e.idx as usize, slices, counters);
-                    }
-                    return true;
-                }
-                if (kernels == Kernels::Auto && !m.pays(events.len(), span))
-                    || !m.exact(max_abs as i64, span)
-                {
-                    return false;
-                }
-                m.deltas[lo..hi].fill(0);
-                for e in events {
-                    // A source sends at most one delta per element and step; should two ever
-                    // meet here, the events path handles them.
-                    let d = &mut m.deltas[offset + e.idx as usize];
-                    if *d != 0 {
+                } else {
+                    if (kernels == Kernels::Auto && !m.pays(events.len(), span))
+                        || !m.exact(max_abs as i64, span)
+                    {
                         return false;
                     }
-                    *d = e.delta as i16;
+                    m.deltas[lo..hi].fill(0);
+                    for e in events {
+                        // A source sends at most one delta per element and step; should two
+                        // ever meet here, the events path handles them.
+                        let d = &mut m.deltas[offset + e.idx as usize];
+                        if *d != 0 {
+                            return false;
+                        }
+                        *d = e.delta as i16;
+                    }
+                    m.multiply(lo, hi);
                 }
-                m.multiply(lo, hi);
                 for (r, &s) in m.sums.iter().enumerate() {
                     add(r, s, g.exp);
                 }

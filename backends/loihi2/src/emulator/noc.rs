@@ -83,16 +83,23 @@ impl Noc {
         }
         self.bits[link] += bits;
         self.hops += msgs;
-        let mw = self.mesh_width;
-        let crossing = match dir {
-            EAST if (gx + 1) % mw == 0 && gx + 1 < self.global_width => Some((gx / mw) * 2),
-            WEST if gx % mw == 0 && gx > 0 => Some((gx / mw - 1) * 2 + 1),
-            _ => None,
-        };
-        if let Some(i) = crossing {
-            let c = &mut self.crossings[i as usize];
+        if let Some(i) = self.crossing(gx, dir) {
+            let c = &mut self.crossings[i];
             c[0] += msgs;
             c[1] += bits;
+        }
+    }
+
+    /// The chip boundary the link leaving column `gx` in direction `dir` crosses, as an index of
+    /// `crossings` (`boundary * 2`, `+ 1` westward), or `None` for a link within a chip.
+    fn crossing(&self, gx: u32, dir: usize) -> Option<usize> {
+        let mw = self.mesh_width;
+        match dir {
+            EAST if (gx + 1) % mw == 0 && gx + 1 < self.global_width => {
+                Some((gx / mw) as usize * 2)
+            }
+            WEST if gx % mw == 0 && gx > 0 => Some((gx / mw - 1) as usize * 2 + 1),
+            _ => None,
         }
     }
 
@@ -125,11 +132,7 @@ impl Noc {
     fn is_interchip(&self, link: usize) -> bool {
         let (router, dir) = (link / 4, link % 4);
         let gx = (router % self.global_width as usize) as u32;
-        match dir {
-            EAST => (gx + 1) % self.mesh_width == 0,
-            WEST => gx % self.mesh_width == 0,
-            _ => false,
-        }
+        self.crossing(gx, dir).is_some()
     }
 
     /// The step's link load, costed with the intra- and inter-chip time per bit; clears it.
