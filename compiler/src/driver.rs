@@ -586,6 +586,28 @@ fn quantize_layers(
     calib: &[Vec<Vec<f32>>],
     opts: &Options,
 ) -> Result<(Graph, QuantReport), Error> {
+    // IF neurons run in rate mode on a rate-mode chip (Speck), in snn mode on one that has it.
+    let if_too = opts.target.runs_snn() && opts.target.mode() != nmc_backend::ExecMode::Rate;
+    if passes::quantize_snn::is_snn(canonical, if_too) {
+        let target = opts.target.name();
+        if !opts.target.runs_snn() {
+            return Err(Error::Lower {
+                target,
+                message: format!(
+                    "the model has LIF or CubaLIF neurons, which need the snn execution mode: {}",
+                    opts.target.snn_refusal()
+                ),
+            });
+        }
+        if opts.act_bits.is_some() || opts.weight_bits.is_some() {
+            return Err(Error::Usage(format!(
+                "--act-bits and --weight-bits do not apply to a spiking network on {target}: its neurons send binary spikes and Lava's weight rules set the weights"
+            )));
+        }
+        return Ok(timed(Stage::Quantize, || {
+            passes::quantize_snn(canonical, target)
+        })?);
+    }
     Ok(match opts.target.quantization() {
         Quantization::Akida(defaults) => {
             // Akida's integer neuron (ceil division by a per-channel step) has its own pass.

@@ -287,6 +287,25 @@ pub fn check_samples(path: &Path, a: &Array, sample: &[usize]) -> Result<usize, 
     }
 }
 
+/// Checks that `a` holds spike frames of a spiking network's input, `[N, T, …sample]` with
+/// `N, T ≥ 1`; returns `N`.
+pub fn check_spike_frames(path: &Path, a: &Array, sample: &[usize]) -> Result<usize, String> {
+    if a.shape.len() == sample.len() + 2
+        && a.shape[2..] == *sample
+        && a.shape[0] > 0
+        && a.shape[1] > 0
+    {
+        return Ok(a.shape[0]);
+    }
+    Err(format!(
+        "{}: array of shape {:?} is not spike frames of the model input shape {:?} (a spiking network takes [samples, timesteps, {}])",
+        path.display(),
+        a.shape,
+        sample,
+        sample.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+    ))
+}
+
 /// Most dimensions an `.npy` file nmc writes may have (numpy's own limit, `NPY_MAXDIMS`, is 64).
 pub const MAX_NPY_RANK: usize = 64;
 

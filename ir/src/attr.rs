@@ -2,8 +2,8 @@
 //! the one place that maps each op to and from its attributes, so adding an op touches one file.
 
 use crate::{
-    ActRound, Activation, ConstId, ConvGeom, Layer, LayerQuant, Neuron, Op, Pool, PoolKind,
-    QuantMode, QuantParams, Reset, SpikeQuant, SpikingModel, Synapse,
+    ActRound, Activation, ConstId, ConvGeom, CubaQuant, Layer, LayerQuant, Neuron, Op, Pool,
+    PoolKind, QuantMode, QuantParams, Reset, SpikeQuant, SpikingModel, Synapse,
 };
 use std::collections::BTreeMap;
 
@@ -272,6 +272,16 @@ pub fn op_attrs(op: &Op) -> Attrs {
                     sm.insert("v_min".into(), AttrValue::Int(sq.v_min as i64));
                     sm.insert("reset".into(), AttrValue::Ident(sq.reset.name().into()));
                     qm.insert("spiking".into(), AttrValue::Map(sm));
+                }
+                if let Some(c) = q.cuba() {
+                    let mut cm = Attrs::new();
+                    cm.insert("du".into(), AttrValue::Int(i64::from(c.du)));
+                    cm.insert("dv".into(), AttrValue::Int(i64::from(c.dv)));
+                    cm.insert("vth".into(), AttrValue::Int(i64::from(c.vth)));
+                    cm.insert("v_bias".into(), AttrValue::Int(i64::from(c.v_bias)));
+                    cm.insert("v_min".into(), AttrValue::Int(i64::from(c.v_min)));
+                    cm.insert("reset".into(), AttrValue::Ident(c.reset.name().into()));
+                    qm.insert("cuba".into(), AttrValue::Map(cm));
                 }
                 m.insert("quant".into(), AttrValue::Map(qm));
             }
@@ -550,7 +560,32 @@ pub fn op_from_attrs(mnemonic: &str, m: &Attrs) -> Result<Op, String> {
                         let pool_first =
                             qr.m.contains_key("pool_first") && qr.bool("pool_first")?;
                         let stepped = step.is_some() || round != ActRound::Floor || pool_first;
-                        if qr.m.contains_key("spiking") {
+                        if qr.m.contains_key("cuba") {
+                            if stepped || qr.m.contains_key("spiking") {
+                                return Err(
+                                    "quant: a cuba layer has no act_step, act_round, pool_first or spiking"
+                                        .into(),
+                                );
+                            }
+                            let cr = Reader {
+                                m: qr.map("cuba")?,
+                                what: "cuba",
+                            };
+                            let w = cr.ident("reset")?;
+                            let decay = |k: &str| -> Result<u32, String> {
+                                u32::try_from(cr.i32(k)?)
+                                    .map_err(|_| format!("cuba: {k} must be non-negative"))
+                            };
+                            QuantMode::Cuba(CubaQuant {
+                                du: decay("du")?,
+                                dv: decay("dv")?,
+                                vth: cr.i32("vth")?,
+                                v_bias: cr.i32("v_bias")?,
+                                v_min: cr.i32("v_min")?,
+                                reset: Reset::from_name(w)
+                                    .ok_or_else(|| format!("cuba: unknown reset `{w}`"))?,
+                            })
+                        } else if qr.m.contains_key("spiking") {
                             if stepped {
                                 return Err(
                                     "quant: a spiking layer has no act_step, act_round or pool_first"

@@ -242,6 +242,9 @@ fn infer_unbounded(
                 if let Some(s) = q.spiking() {
                     check_spiking(s, q, l.pool.as_ref())?;
                 }
+                if let Some(c) = q.cuba() {
+                    check_cuba(c, q, l.pool.as_ref())?;
+                }
             }
             let dtype = if l.quant.is_some() {
                 DType::I32
@@ -277,6 +280,40 @@ fn infer_unbounded(
 }
 
 /// A spiking layer's integer parameters are consistent (see `Interpreter::run_steps`).
+/// The ranges of Loihi's CUBA-LIF registers (docs/chips.md §1.6).
+fn check_cuba(
+    c: &crate::CubaQuant,
+    q: &crate::LayerQuant,
+    pool: Option<&crate::Pool>,
+) -> Result<(), String> {
+    if c.du > 4096 || c.dv > 4096 {
+        return Err(format!(
+            "cuba decays du {} and dv {} must be within 0..=4096",
+            c.du, c.dv
+        ));
+    }
+    if !(0..1 << 17).contains(&c.vth) {
+        return Err(format!("cuba threshold {} is outside 0..2^17", c.vth));
+    }
+    let lim = crate::CUBA_STATE_LIMIT;
+    if i64::from(c.v_min) > 0 || i64::from(c.v_min) < -lim || i64::from(c.v_bias).abs() >= lim {
+        return Err(format!(
+            "cuba v_min {} must be within -2^23..=0 and v_bias {} within ±(2^23 - 1)",
+            c.v_min, c.v_bias
+        ));
+    }
+    if q.state_bits != 24 || q.act_shift > 16 || q.act_min != 0 || q.act_max != 1 {
+        return Err(format!(
+            "a cuba layer has 24-bit state, act_shift ≤ 16 and binary spikes (range [0, 1]), not {} bits, shift {}, range [{}, {}]",
+            q.state_bits, q.act_shift, q.act_min, q.act_max
+        ));
+    }
+    if pool.is_some() {
+        return Err("a cuba layer does not pool its spikes (pool in a separate layer)".into());
+    }
+    Ok(())
+}
+
 fn check_spiking(
     s: &crate::SpikeQuant,
     q: &crate::LayerQuant,

@@ -20,9 +20,9 @@
 //! `y = clamp(v >> act_shift, act_min, act_max)` followed by pooling, the original semantics.
 //!
 //! Native spiking neurons in the *float* graph ([`crate::SpikingModel`], imported from the
-//! `ai.nmc` ONNX domain) run as their rate limit: IF gives `max(x, 0) / threshold` (spikes per
-//! timestep as T → ∞, exact for subtractive reset), SigmaDelta its activation; LIF and CubaLIF have
-//! no single-pass meaning and are rejected.
+//! `ai.nmc` ONNX domain, NIR or netx) run as their rate limit: IF gives `max(x, 0) / threshold`
+//! (spikes per timestep as T → ∞, exact for subtractive reset), SigmaDelta its activation; LIF and
+//! CubaLIF have no single-pass meaning and are rejected here: they run quantised, in snn mode.
 //!
 //! # Rate mode (time-stepped integer semantics)
 //!
@@ -58,6 +58,26 @@
 //! Because `v < threshold` after every step (given `v_min ≤ 0 < threshold`), a neuron that
 //! receives no event and has zero bias never changes and never fires: work can be proportional to
 //! events, which is what an event-driven emulator exploits.
+//!
+//! # Snn mode (Loihi's CUBA-LIF, time-stepped)
+//!
+//! A graph whose layers carry [`crate::CubaQuant`] (`quant.cuba`) runs the same way, over `T`
+//! timesteps with [`Interpreter::run_events`] (spike tensors: `events[t][i]`, binary or graded) or
+//! [`Interpreter::run_steps`] (rate-encoded dense inputs), with two differences that make it
+//! Lava's `Loihi2SimCfg(select_tag="fixed_pt")` execution of a netx network (docs/chips.md §1.6):
+//!
+//! 1. **one timestep of synaptic delay per hop**: a CUBA layer at step `t` reads what its
+//!    operands held at step `t − 1` (zeros at `t = 0`), as Lava's `Dense` sends at step `t` the
+//!    activation it accumulated from the spikes of step `t − 1`; views (`Reshape`, `Concat`, sum
+//!    `Pool2d`) pass values on within the step. A layer `d` hops from the input first sees input
+//!    step `t` at step `t + d`, so a run needs `T + depth` steps for the last input to reach the
+//!    output (`nmc run --timesteps`);
+//! 2. **the neuron** is [`crate::CubaQuant::step`] with `a = Σ_g shift(W_g · e_g, weight_exp[g]) +
+//!    bias[c]` (exact, 64-bit; the bias is a constant input current each step): the current
+//!    decays and wraps at 24 bits, the voltage decays and saturates, a spike is `v > vth <<
+//!    act_shift`, then reset. Each spike is one event (value 1).
+//!
+//! Outputs are as in rate mode: per-step spikes (`StepRun::per_step`) and their counts.
 
 use crate::{Activation, ConstId, ConvGeom, Graph, NodeId, Op, Pool, PoolKind, Synapse};
 
@@ -374,9 +394,9 @@ impl<'g> Interpreter<'g> {
                                 None => Value::F32(y),
                             }
                         }
-                        Some(q) if q.spiking().is_some() => {
+                        Some(q) if q.is_stepped() => {
                             return Err(bad(
-                                "a spiking (rate-mode) layer runs over timesteps: use run_steps",
+                                "a spiking (rate- or snn-mode) layer runs over timesteps: use run_steps or run_events",
                             ))
                         }
                         Some(q) => {
@@ -618,6 +638,9 @@ impl Interpreter<'_> {
         // Per-node state: rate encoders (Quantize), membranes (layers), sums (Dequantize).
         let mut encoders: Vec<Option<RateEncoder>> = vec![None; g.nodes.len()];
         let mut membranes: Vec<Vec<i64>> = vec![Vec::new(); g.nodes.len()];
+        // Snn mode: CUBA currents, and whether layers read the previous step (synaptic delay).
+        let mut currents: Vec<Vec<i64>> = vec![Vec::new(); g.nodes.len()];
+        let mut delayed = false;
         let mut totals: Vec<Vec<i64>> = vec![Vec::new(); g.nodes.len()];
         let out_nodes: Vec<NodeId> = g.outputs.iter().map(|o| o.node).collect();
         let mut per_step: Vec<Vec<Vec<i64>>> = vec![Vec::new(); out_nodes.len()];
@@ -653,11 +676,15 @@ impl Interpreter<'_> {
                 }
                 Op::Layer(l) => {
                     match &l.quant {
-                        Some(q) if q.spiking().is_some() => {
+                        Some(q) if q.is_stepped() => {
                             membranes[id.index()] = vec![0; pre_numel(g, id, l)?];
+                            if q.cuba().is_some() {
+                                delayed = true;
+                                currents[id.index()] = vec![0; pre_numel(g, id, l)?];
+                            }
                         }
                         _ => return Err(bad(
-                            "rate mode runs spiking layers only (this layer has no quant.spiking)",
+                            "rate and snn modes run spiking layers only (this layer has neither quant.spiking nor quant.cuba)",
                         )),
                     }
                 }
@@ -673,7 +700,22 @@ impl Interpreter<'_> {
             }
         }
         let mut vals: Vec<Vec<i64>> = vec![Vec::new(); g.nodes.len()];
+        // Every value of the previous step (all zeros before the first): what a CUBA layer reads.
+        let mut before: Vec<Vec<i64>> = Vec::new();
         for t in 0..timesteps as usize {
+            if delayed {
+                before = if t == 0 {
+                    self.order.iter().map(|&id| (id, g.ty(id).numel())).fold(
+                        vec![Vec::new(); g.nodes.len()],
+                        |mut b, (id, n)| {
+                            b[id.index()] = vec![0; n];
+                            b
+                        },
+                    )
+                } else {
+                    vals.clone()
+                };
+            }
             for &id in &self.order {
                 let node = g.node(id);
                 let arg = |k: usize| &vals[node.inputs[k].index()];
@@ -713,13 +755,18 @@ impl Interpreter<'_> {
                     Op::Pool2d(p) => pool_i(arg(0), in_shape(0), &node.ty.shape, p),
                     Op::Layer(l) => {
                         let q = l.quant.as_ref().expect("checked above");
-                        let sq = q.spiking().expect("checked above");
                         let v = &mut membranes[id.index()];
                         let n = v.len();
                         let pre_shape = pre_shape(g, id, l);
                         let mut acc = vec![0i64; n];
+                        let cuba = q.cuba();
                         for (k, syn) in l.synapses.iter().enumerate() {
-                            let x = arg(k);
+                            // A CUBA layer reads what its sources sent the step before.
+                            let x = if cuba.is_some() {
+                                &before[node.inputs[k].index()]
+                            } else {
+                                arg(k)
+                            };
                             let part = match syn {
                                 Synapse::Dense { weight } => dense_i(self.wi(*weight), x, n),
                                 Synapse::Conv { weight, geom } => {
@@ -738,11 +785,20 @@ impl Interpreter<'_> {
                                 .enumerate()
                                 .for_each(|(i, a)| *a += b[i / per]);
                         }
-                        let spikes: Vec<i64> = v
-                            .iter_mut()
-                            .zip(acc)
-                            .map(|(v, i)| if_step(v, i, q, sq))
-                            .collect();
+                        let spikes: Vec<i64> = match (cuba, q.spiking()) {
+                            (Some(c), _) => v
+                                .iter_mut()
+                                .zip(currents[id.index()].iter_mut())
+                                .zip(acc)
+                                .map(|((v, u), a)| i64::from(c.step(u, v, a, q.act_shift)))
+                                .collect(),
+                            (None, Some(sq)) => v
+                                .iter_mut()
+                                .zip(acc)
+                                .map(|(v, i)| if_step(v, i, q, sq))
+                                .collect(),
+                            (None, None) => unreachable!("checked above"),
+                        };
                         match &l.pool {
                             Some(p) => pool_i(&spikes, &pre_shape, &node.ty.shape, p),
                             None => spikes,

@@ -46,8 +46,9 @@ pub use interp::{
     RateEncoder, StepRun, Value,
 };
 pub use op::{
-    remap_constants, ActRound, Activation, ConvGeom, Layer, LayerQuant, Neuron, Op, Pool, PoolKind,
-    QuantMode, QuantParams, Reset, SpikeQuant, SpikingModel, Synapse,
+    remap_constants, ActRound, Activation, ConvGeom, CubaQuant, Layer, LayerQuant, Neuron, Op,
+    Pool, PoolKind, QuantMode, QuantParams, Reset, SpikeQuant, SpikingModel, Synapse,
+    CUBA_STATE_LIMIT,
 };
 pub use parse::{parse, ParseError};
 pub use partition::{even_split, CoreLoc, CoreSlice, Mapping};

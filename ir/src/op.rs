@@ -398,6 +398,9 @@ pub enum QuantMode {
     },
     /// Rate mode: time-stepped integrate-and-fire (see [`crate::Interpreter::run_steps`]).
     Spiking(SpikeQuant),
+    /// Snn mode: Loihi's fixed-point current-based LIF neuron, stepped over time with one step
+    /// of synaptic delay per hop (see the snn section of [`crate::Interpreter`]'s module docs).
+    Cuba(CubaQuant),
 }
 
 impl LayerQuant {
@@ -434,6 +437,92 @@ impl LayerQuant {
             QuantMode::Spiking(s) => Some(s),
             _ => None,
         }
+    }
+
+    /// The snn-mode CUBA-LIF neuron, for a layer of an snn-mode graph.
+    pub fn cuba(&self) -> Option<&CubaQuant> {
+        match &self.mode {
+            QuantMode::Cuba(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Whether the layer is stepped over time (rate or snn mode) rather than run once.
+    pub fn is_stepped(&self) -> bool {
+        matches!(self.mode, QuantMode::Spiking(_) | QuantMode::Cuba(_))
+    }
+}
+
+/// Integer semantics of an snn-mode CUBA-LIF layer: the neuron of Lava's bit-accurate `LIF`
+/// process model (`PyLifModelBitAcc`, docs/chips.md §1.6), which lava-dl's netx loads for a
+/// CUBA layer. Per neuron and timestep, with `a` the step's synaptic input (see the snn section
+/// of [`crate::Interpreter`]'s module docs for the whole step):
+///
+/// 1. `u = wrap24(decay(u, du) + (a << act_shift))`,
+/// 2. `v = clamp(decay(v, dv) + u + v_bias, max(v_min, −(2^23 − 1)), 2^23 − 1)`,
+/// 3. a spike when `v > vth << act_shift`; then `v = 0` (reset zero) or `v −= vth << act_shift`
+///    (reset subtract),
+///
+/// with `decay(x, d) = sign(x) · ((|x| · (4096 − d)) >> 12)` and `wrap24` Lava's single wrap of
+/// the 24-bit current (`x > 2^23` gives `x − 2^24`, `x ≤ −2^23` gives `x + 2^24`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CubaQuant {
+    /// Current decay, `0..=4096` (Lava's `du + 1`, netx's `iDecay`).
+    pub du: u32,
+    /// Voltage decay, `0..=4096` (Lava's `dv`, netx's `vDecay`).
+    pub dv: u32,
+    /// Threshold mantissa, `0..2^17` (Lava's `vth`, netx's `vThMant`).
+    pub vth: i32,
+    /// Added to the voltage every step, in state units (Lava's `bias_mant << bias_exp`).
+    pub v_bias: i32,
+    /// Lower bound of the voltage in state units (Lava: `−(2^23 − 1)`).
+    pub v_min: i32,
+    /// What a spike does to the voltage.
+    pub reset: Reset,
+}
+
+/// Largest magnitude of a CUBA neuron's 24-bit current and voltage: `2^23`.
+pub const CUBA_STATE_LIMIT: i64 = 1 << 23;
+
+impl CubaQuant {
+    /// `sign(x) · ((|x| · (4096 − d)) >> 12)`: Loihi's 12-bit decay, rounding toward zero.
+    pub fn decay(x: i64, d: u32) -> i64 {
+        let m = (x.unsigned_abs() as i128 * i128::from(4096 - d.min(4096))) >> 12;
+        let m = m.min(i128::from(i64::MAX)) as i64;
+        if x < 0 {
+            -m
+        } else {
+            m
+        }
+    }
+
+    /// One timestep of one neuron (steps 1–3 above): `u` and `v` are its state, `a` the step's
+    /// synaptic input (bias included). Returns whether it spiked.
+    pub fn step(&self, u: &mut i64, v: &mut i64, a: i64, act_shift: u32) -> bool {
+        let m = CUBA_STATE_LIMIT;
+        let d = Self::decay(*u, self.du).saturating_add(a.saturating_mul(1 << act_shift));
+        // Lava wraps once, not modulo: a sum beyond ±3·2^23 stays out of range, as there.
+        *u = if d > m {
+            d - 2 * m
+        } else if d <= -m {
+            d + 2 * m
+        } else {
+            d
+        };
+        let lo = i64::from(self.v_min).max(-(m - 1));
+        let x = Self::decay(*v, self.dv)
+            .saturating_add(*u)
+            .saturating_add(i64::from(self.v_bias));
+        *v = x.clamp(lo, m - 1);
+        let th = i64::from(self.vth) << act_shift;
+        let spiked = *v > th;
+        if spiked {
+            *v = match self.reset {
+                Reset::Zero => 0,
+                Reset::Subtract => *v - th,
+            };
+        }
+        spiked
     }
 }
 

@@ -57,6 +57,7 @@ mod onnx_node;
 mod record;
 mod roundtrip;
 mod snapshots;
+mod snn;
 mod speck;
 mod speck_dvs;
 mod tiling;

@@ -100,6 +100,10 @@ impl Backend for Akd1000 {
         Quantization::Akida(AkidaWidths::default())
     }
 
+    fn snn_refusal(&self) -> String {
+        "Akida 1.0 has no spiking neuron dynamics: its neurons are graded, stateless from one input to the next (docs/chips.md §3); compile spiking networks for loihi2".into()
+    }
+
     /// The Akida quantiser takes an average pool only (a global one, which it fuses before the
     /// activation), never a sum pool after an activation; an NP reads one input map, so there is
     /// no concatenation.

@@ -286,6 +286,77 @@ pub struct Population {
     /// band first, covering every output once (see [`SliceMsg`]).
     #[prost(message, repeated, tag = "12")]
     pub slices: Vec<SliceMsg>,
+    /// Present for an snn-mode population: its neurons are CUBA-LIF (not sigma-delta), `bias`
+    /// is a constant input current per channel (input units, before the `act_shift` alignment),
+    /// and its outputs are binary spikes, sent every step they occur.
+    #[prost(message, optional, tag = "13")]
+    pub cuba: Option<CubaMsg>,
+}
+
+/// Reset of a CUBA-LIF neuron.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum ResetMsg {
+    /// The voltage returns to 0 (Lava's LIF).
+    Zero = 0,
+    /// The threshold is subtracted.
+    Subtract = 1,
+}
+
+/// The registers of a CUBA-LIF population (`nmc_ir::CubaQuant`, docs/chips.md §1.6).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CubaMsg {
+    /// Current decay, 0..=4096.
+    #[prost(uint32, tag = "1")]
+    pub du: u32,
+    /// Voltage decay, 0..=4096.
+    #[prost(uint32, tag = "2")]
+    pub dv: u32,
+    /// Threshold mantissa (spike when `v > vth << act_shift`).
+    #[prost(sint32, tag = "3")]
+    pub vth: i32,
+    /// Voltage bias per step, state units.
+    #[prost(sint32, tag = "4")]
+    pub v_bias: i32,
+    /// Voltage lower bound, state units.
+    #[prost(sint32, tag = "5")]
+    pub v_min: i32,
+    /// Reset mode.
+    #[prost(enumeration = "ResetMsg", tag = "6")]
+    pub reset: i32,
+}
+
+impl CubaMsg {
+    /// The message of the IR's registers.
+    pub fn from_ir(c: &nmc_ir::CubaQuant) -> CubaMsg {
+        CubaMsg {
+            du: c.du,
+            dv: c.dv,
+            vth: c.vth,
+            v_bias: c.v_bias,
+            v_min: c.v_min,
+            reset: match c.reset {
+                nmc_ir::Reset::Zero => ResetMsg::Zero,
+                nmc_ir::Reset::Subtract => ResetMsg::Subtract,
+            } as i32,
+        }
+    }
+
+    /// The IR's registers (an unknown reset reads as zero; validation refuses it first).
+    pub fn to_ir(&self) -> nmc_ir::CubaQuant {
+        nmc_ir::CubaQuant {
+            du: self.du,
+            dv: self.dv,
+            vth: self.vth,
+            v_bias: self.v_bias,
+            v_min: self.v_min,
+            reset: if self.reset == ResetMsg::Subtract as i32 {
+                nmc_ir::Reset::Subtract
+            } else {
+                nmc_ir::Reset::Zero
+            },
+        }
+    }
 }
 
 /// A logical core and its place on the mesh.

@@ -69,6 +69,10 @@ impl Backend for Loihi2 {
         Quantization::Graded(crate::loihi2().quant_spec())
     }
 
+    fn runs_snn(&self) -> bool {
+        true
+    }
+
     /// The Loihi 2 quantiser and emulator take average and sum pooling, and a concatenation is
     /// a view of its producers' outputs.
     fn native_ops(&self) -> NativeOps {
@@ -240,7 +244,18 @@ impl LoadedLoihi2 {
         }
         let input = &a.inputs[0];
         let per: usize = input.shape.iter().map(|d| *d as usize).product();
-        let xs = nmc_backend::split_samples(samples, per, &input.shape)?;
+        // Snn mode takes spike frames, `[samples, T, …input]`; graded mode one frame per sample.
+        let snn = a.populations.iter().any(|p| p.cuba.is_some());
+        let (xs, frames) = if snn {
+            if stream {
+                return Err(BackendError::Usage(
+                    "--stream: a spiking network's samples each start from rest; give them as [samples, T, …]".into(),
+                ));
+            }
+            spike_samples(samples, &input.shape)?
+        } else {
+            (nmc_backend::split_samples(samples, per, &input.shape)?, 0)
+        };
         let q = nmc_ir::QuantParams {
             scale: input.scale,
             min: input.min,
@@ -250,7 +265,14 @@ impl LoadedLoihi2 {
             .outputs
             .first()
             .ok_or_else(|| BackendError::input("artifact has no outputs"))?;
-        let t = timesteps.unwrap_or_else(|| crate::min_timesteps(a));
+        // A spiking run lasts until the last input step has reached the output, as Lava's.
+        let t = timesteps.unwrap_or_else(|| {
+            if snn {
+                (frames as u32).saturating_add(crate::min_timesteps(a) - 1)
+            } else {
+                crate::min_timesteps(a)
+            }
+        });
         let new_emulator = || {
             let mut emu = crate::Emulator::new(a, &spec).map_err(BackendError::input)?;
             // The report needs each step's time and bound, not each core's step: keeping only
@@ -260,10 +282,13 @@ impl LoadedLoihi2 {
             Ok::<_, BackendError>(emu)
         };
         let one = |emu: &mut crate::Emulator, x: &[f32], first: bool| {
-            let x: Vec<i64> = x.iter().map(|v| nmc_ir::quantize(*v, &q)).collect();
-            let (outs, report) = if first {
+            let (outs, report) = if snn {
+                emu.run_spikes(&spike_frames(x, per, &q)?, t)
+            } else if first {
+                let x: Vec<i64> = x.iter().map(|v| nmc_ir::quantize(*v, &q)).collect();
                 emu.run(&[x], t)
             } else {
+                let x: Vec<i64> = x.iter().map(|v| nmc_ir::quantize(*v, &q)).collect();
                 emu.run_continue(&[x], t)
             }
             .map_err(BackendError::input)?;
@@ -369,7 +394,63 @@ impl LoadedLoihi2 {
     }
 }
 
+/// Snn-mode samples `[samples, T, …shape]`: one flat slice per sample (its `T` frames in order)
+/// and `T`.
+fn spike_samples<'a>(
+    samples: &'a nmc_backend::Array,
+    shape: &[u32],
+) -> Result<(Vec<&'a [f32]>, usize), BackendError> {
+    let want: Vec<usize> = shape.iter().map(|d| *d as usize).collect();
+    if samples.shape.len() != want.len() + 2 || samples.shape[2..] != want[..] {
+        return Err(BackendError::input(format!(
+            "a spiking network takes spike frames [samples, timesteps, {}]; the array has shape {:?}",
+            want.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
+            samples.shape
+        )));
+    }
+    let (n, t) = (samples.shape[0], samples.shape[1]);
+    let per = want.iter().product::<usize>() * t;
+    Ok((
+        (0..n)
+            .map(|i| &samples.data[i * per..(i + 1) * per])
+            .collect(),
+        t,
+    ))
+}
+
+/// One sample's spike frames as integers: each value must be a whole spike value the input
+/// accepts (binary, or graded within its range).
+fn spike_frames(
+    x: &[f32],
+    per: usize,
+    q: &nmc_ir::QuantParams,
+) -> Result<Vec<Vec<Vec<i64>>>, BackendError> {
+    x.chunks(per.max(1))
+        .enumerate()
+        .map(|(t, f)| {
+            f.iter()
+                .enumerate()
+                .map(|(k, &v)| {
+                    if v.fract() != 0.0 || v < q.min as f32 || v > q.max as f32 {
+                        Err(BackendError::input(format!(
+                            "spike input at step {t}, element {k}: {v} is not a spike value (an integer in {}..={})",
+                            q.min, q.max
+                        )))
+                    } else {
+                        Ok(v as i64)
+                    }
+                })
+                .collect::<Result<Vec<i64>, _>>()
+                .map(|f| vec![f])
+        })
+        .collect()
+}
+
 impl nmc_backend::Loaded for LoadedLoihi2 {
+    fn spike_frames(&self) -> bool {
+        self.0.populations.iter().any(|p| p.cuba.is_some())
+    }
+
     fn target(&self) -> &'static str {
         NAME
     }

@@ -353,6 +353,12 @@ impl Lowering<'_> {
             .quant
             .as_ref()
             .ok_or_else(|| self.invalid(id, "layer is not quantised"))?;
+        if q.spiking().is_some() {
+            return Err(self.invalid(
+                id,
+                "layer has rate-mode integrate-and-fire neurons; Loihi 2 runs graded sigma-delta or snn-mode CUBA-LIF neurons",
+            ));
+        }
         if q.act_step().is_some() || q.act_round() != nmc_ir::ActRound::Floor || q.pool_first() {
             return Err(self.invalid(
                 id,
@@ -392,7 +398,18 @@ impl Lowering<'_> {
             let w = c.to_i32().ok_or_else(|| {
                 self.invalid(id, format!("synapse group {k}: weights are not integers"))
             })?;
-            if self.spec.group_exponent(&w, exp).is_none() {
+            // A CUBA layer's weights are what Lava's bit-accurate Dense multiplies by: within
+            // its 8-bit clip `[-256, 255]` (docs/chips.md §1.6), the exponent folded in.
+            if q.cuba().is_some() {
+                if let Some(bad) = w.iter().find(|w| !(-256..=255).contains(*w)) {
+                    return Err(self.out_of_range(
+                        id,
+                        format!(
+                            "synapse group {k}: CUBA weight {bad} is outside Lava's [-256, 255]"
+                        ),
+                    ));
+                }
+            } else if self.spec.group_exponent(&w, exp).is_none() {
                 return Err(self.out_of_range(
                     id,
                     format!(
@@ -520,6 +537,7 @@ impl Lowering<'_> {
             scale: q.scale,
             pool,
             slices,
+            cuba: q.cuba().map(crate::artifact::CubaMsg::from_ir),
         })
     }
 

@@ -175,6 +175,30 @@ fn check_population(
             p.state_bits, p.act_shift, p.act_min, p.act_max
         )));
     }
+    if let Some(c) = &p.cuba {
+        let lim = nmc_ir::CUBA_STATE_LIMIT;
+        if c.du > 4096
+            || c.dv > 4096
+            || !(0..1 << 17).contains(&c.vth)
+            || crate::artifact::ResetMsg::try_from(c.reset).is_err()
+            || i64::from(c.v_min) > 0
+            || i64::from(c.v_min) < -lim
+            || i64::from(c.v_bias).abs() >= lim
+            || p.state_bits != 24
+            || p.act_shift > 16
+            || p.act_min != 0
+            || p.act_max != 1
+            || p.pool.is_some()
+            || p.groups.iter().any(|g| g.weight_exp != 0)
+        {
+            return Err(corrupt(format!(
+                "{what}: bad CUBA-LIF registers (du {}, dv {}, vth {}, reset {}, v_min {}, v_bias {}, state_bits {}, act_shift {}, range [{}, {}], pooled {}, weight exponents {:?})",
+                c.du, c.dv, c.vth, c.reset, c.v_min, c.v_bias, p.state_bits, p.act_shift, p.act_min, p.act_max,
+                p.pool.is_some(),
+                p.groups.iter().map(|g| g.weight_exp).collect::<Vec<_>>()
+            )));
+        }
+    }
     if !p.bias.is_empty() && p.bias.len() != channels as usize {
         return Err(corrupt(format!(
             "{what}: {} bias values for {channels} channels",

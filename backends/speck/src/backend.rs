@@ -222,6 +222,10 @@ impl Backend for Speck {
         Quantization::Rate(rate_options())
     }
 
+    fn snn_refusal(&self) -> String {
+        "speck's DYNAP-CNN cores run integrate-and-fire neurons only (rate mode, as sinabs' IAF): replace LIF/CubaLIF by IF neurons to compile for speck".into()
+    }
+
     /// Speck pools events by summing (sinabs turns AvgPool2d into SumPool2d) and has no
     /// concatenation (a core reads one input map).
     fn native_ops(&self) -> NativeOps {

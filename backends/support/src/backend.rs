@@ -260,6 +260,22 @@ pub trait Backend: Send + Sync {
     /// How models are quantised for the chip (and so its execution mode).
     fn quantization(&self) -> Quantization;
 
+    /// Whether the chip runs the snn execution mode: spiking networks (LIF, CubaLIF, IF) as
+    /// Loihi's fixed-point CUBA-LIF neurons stepped over time (`nmc_ir::CubaQuant`). A graph with
+    /// LIF or CubaLIF neurons is compiled in that mode whatever [`Backend::quantization`] says;
+    /// a chip that cannot run it says why in [`Backend::snn_refusal`].
+    fn runs_snn(&self) -> bool {
+        false
+    }
+
+    /// Why the chip cannot run a spiking network (LIF, CubaLIF), for the error a user gets.
+    fn snn_refusal(&self) -> String {
+        format!(
+            "{} has no spiking neuron dynamics nmc can map LIF or CubaLIF neurons to",
+            self.name()
+        )
+    }
+
     /// What the e-graph's extraction may assume the chip runs natively.
     fn native_ops(&self) -> NativeOps;
 
@@ -379,6 +395,12 @@ pub trait Loaded: std::any::Any + Send + Sync {
     /// The shape of one sample of the artifact's input (without the batch axis), which `nmc run`
     /// checks an input array against; `None` when the artifact has not exactly one input.
     fn input_shape(&self) -> Option<Vec<usize>>;
+
+    /// Whether the artifact is a spiking network that takes spike frames, one per timestep:
+    /// samples `[samples, T, …input_shape]` (snn mode).
+    fn spike_frames(&self) -> bool {
+        false
+    }
 
     /// Runs one DVS-style event stream (`x, y, t, p`), binned into `timesteps` steps.
     fn run_events(

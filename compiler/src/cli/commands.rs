@@ -460,6 +460,8 @@ fn run(
     }
     let n = match &data {
         npy::Input::Dense(samples) => match art.input_shape() {
+            Some(shape) if art.spike_frames() => npy::check_spike_frames(input, samples, &shape)
+                .map_err(|message| Error::Input { message })?,
             Some(shape) => npy::check_samples(input, samples, &shape)
                 .map_err(|message| Error::Input { message })?,
             None => samples.shape.first().copied().unwrap_or(1),

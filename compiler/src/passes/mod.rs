@@ -6,6 +6,7 @@ mod joins;
 pub mod quantize;
 pub mod quantize_akida;
 pub mod quantize_rate;
+pub mod quantize_snn;
 
 pub(crate) use describe_node as describe;
 
@@ -13,6 +14,7 @@ pub use canonicalize::canonicalize;
 pub use quantize::{quantize, Calibration, QuantOptions, QuantReport};
 pub use quantize_akida::quantize_akida;
 pub use quantize_rate::{quantize_rate, RateOptions};
+pub use quantize_snn::quantize_snn;
 
 /// A pass failed on a node.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

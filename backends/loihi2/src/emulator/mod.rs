@@ -113,7 +113,7 @@ pub struct Emulator {
     fresh: bool,
     /// The settled response to an all-zero input, which every sample starts from (like the
     /// initial state a chip is loaded with), so that a frame's events are exactly its changes.
-    baseline: Vec<[Vec<i64>; 3]>,
+    baseline: Vec<[Vec<i64>; 5]>,
     /// Neurons each core updates per timestep: Loihi's neuro-cores update every neuron every
     /// step whatever the input (the floorline's compute floor, docs/papers.md §1.3), so the counter
     /// charges them all while the emulator itself only recomputes neurons whose input changed.
@@ -291,6 +291,12 @@ impl Emulator {
     /// Runs the network on an all-zero input until it is quiet and keeps that state as the
     /// baseline. Work done here is not reported: it is configuration, not inference.
     fn settle(&mut self, steps: u32) {
+        if self.is_snn() {
+            // A spiking network starts from rest (Lava's initial state): nothing to settle.
+            self.baseline = self.pops.iter().map(|p| p.state()).collect();
+            self.fresh = false;
+            return;
+        }
         self.fresh = true;
         let mut perf = PerfBuilder::new(&self.cores, false);
         for _ in 0..steps.max(1) {
@@ -386,6 +392,76 @@ impl Emulator {
         let mut report = perf.finish(&self.cost);
         report.links = self.noc.take_links();
         Ok((outputs, report))
+    }
+
+    /// Whether the artifact runs in snn mode (its populations are CUBA-LIF neurons).
+    pub fn is_snn(&self) -> bool {
+        self.pops.iter().any(PopRt::is_cuba)
+    }
+
+    /// Snn mode: runs one sample from rest for `timesteps` steps, sending `frames[t]` (per graph
+    /// input, flat spike values) at step `t` and nothing after the last frame. Returns each
+    /// output's spike counts over the run and the performance report; with
+    /// [`Emulator::record_outputs`], every step's spikes of the first output are kept.
+    pub fn run_spikes(
+        &mut self,
+        frames: &[Vec<Vec<i64>>],
+        timesteps: u32,
+    ) -> Result<(Vec<Vec<i64>>, PerfReport), EmuError> {
+        for f in frames {
+            self.check_inputs(f)?;
+        }
+        self.reset();
+        let mut counts: Vec<Vec<i64>> = self
+            .outputs
+            .iter()
+            .map(|&p| vec![0; self.pops[p as usize].prev.len()])
+            .collect();
+        let mut perf = PerfBuilder::new(&self.cores, self.record_cores);
+        for t in 0..timesteps as usize {
+            if let Some(f) = frames.get(t) {
+                self.inject_spikes(f);
+            }
+            self.neuron_phase();
+            self.synapse_phase();
+            self.close_step(&mut perf);
+            for (c, &p) in counts.iter_mut().zip(&self.outputs) {
+                c.iter_mut()
+                    .zip(&self.pops[p as usize].prev)
+                    .for_each(|(c, s)| *c += s);
+            }
+            if self.recording {
+                if let Some(&p) = self.outputs.first() {
+                    self.recorded.extend_from_slice(&self.pops[p as usize].prev);
+                }
+            }
+        }
+        let mut report = perf.finish(&self.cost);
+        report.links = self.noc.take_links();
+        Ok((counts, report))
+    }
+
+    /// Queues each non-zero input value of one step as an event (snn mode: a spike is sent
+    /// whole, not as a change).
+    fn inject_spikes(&mut self, inputs: &[Vec<i64>]) {
+        for (i, ((inp, x), fan)) in self
+            .inputs
+            .iter_mut()
+            .zip(inputs)
+            .zip(&self.fanout)
+            .enumerate()
+        {
+            for (k, &v) in x.iter().enumerate() {
+                if v != 0 {
+                    self.outbox.push(Event {
+                        src: i as u32,
+                        idx: k as u32,
+                        delta: v,
+                    });
+                    inp.sent[fan.set_of(k)] += 1;
+                }
+            }
+        }
     }
 
     fn check_inputs(&self, inputs: &[Vec<i64>]) -> Result<(), EmuError> {

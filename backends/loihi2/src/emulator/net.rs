@@ -160,6 +160,10 @@ pub(crate) struct PopRt {
     pub sent: Vec<u64>,
     /// This population's events of the step when populations update in parallel.
     pub outbuf: Vec<Event>,
+    /// Snn mode: the CUBA-LIF registers, and each neuron's current and voltage.
+    cuba: Option<nmc_ir::CubaQuant>,
+    u: Vec<i64>,
+    v: Vec<i64>,
 }
 
 fn dense_rows(g: &SynapseGroup, rows: usize, cols: usize) -> Vec<Vec<(u32, i32)>> {
@@ -662,21 +666,45 @@ impl PopRt {
             pdirty: Vec::new(),
             is_pdirty: vec![false; post],
             outbuf: Vec::new(),
+            cuba: p.cuba.as_ref().map(|c| c.to_ir()),
+            u: if p.cuba.is_some() {
+                vec![0; pre]
+            } else {
+                Vec::new()
+            },
+            v: if p.cuba.is_some() {
+                vec![0; pre]
+            } else {
+                Vec::new()
+            },
         }
+    }
+
+    /// Whether this is an snn-mode (CUBA-LIF) population.
+    pub(crate) fn is_cuba(&self) -> bool {
+        self.cuba.is_some()
     }
 
     /// Back to the state before any input: all sums and sent values zero.
     /// The neuron state (for the settled baseline every sample starts from).
-    pub(crate) fn state(&self) -> [Vec<i64>; 3] {
-        [self.sigma.clone(), self.act.clone(), self.prev.clone()]
+    pub(crate) fn state(&self) -> [Vec<i64>; 5] {
+        [
+            self.sigma.clone(),
+            self.act.clone(),
+            self.prev.clone(),
+            self.u.clone(),
+            self.v.clone(),
+        ]
     }
 
     /// Restores a state taken by [`PopRt::state`] and clears pending work.
-    pub(crate) fn restore(&mut self, state: &[Vec<i64>; 3]) {
+    pub(crate) fn restore(&mut self, state: &[Vec<i64>; 5]) {
         self.reset();
         self.sigma.copy_from_slice(&state[0]);
         self.act.copy_from_slice(&state[1]);
         self.prev.copy_from_slice(&state[2]);
+        self.u.copy_from_slice(&state[3]);
+        self.v.copy_from_slice(&state[4]);
     }
 
     /// Neurons (pre-pool, plus pooled outputs) each core updates per timestep, added to `per_core`.
@@ -700,6 +728,8 @@ impl PopRt {
     }
 
     pub(crate) fn reset(&mut self) {
+        self.u.fill(0);
+        self.v.fill(0);
         self.sigma.fill(0);
         self.act.fill(0);
         self.prev.fill(0);
@@ -736,7 +766,7 @@ impl PopRt {
 
     /// Neurons (and pooled outputs) the next [`PopRt::update`] visits.
     pub(crate) fn pending(&self, full: bool) -> usize {
-        if full {
+        if full || self.is_cuba() {
             self.sigma.len() + self.prev.len()
         } else {
             self.dirty.len() + self.pdirty.len()
@@ -746,6 +776,10 @@ impl PopRt {
     /// Neuron phase of a step: updates the neurons whose input changed (all of them when
     /// `full`), pools, and emits the deltas of changed outputs as events from source `src`.
     pub(crate) fn update(&mut self, src: u32, full: bool, outbox: &mut Vec<Event>) {
+        if let Some(c) = self.cuba {
+            self.update_cuba(src, &c, outbox);
+            return;
+        }
         let mut list = std::mem::take(&mut self.dirty);
         if full {
             list.clear();
@@ -782,6 +816,31 @@ impl PopRt {
             plist.clear();
             self.pdirty = plist;
         }
+    }
+
+    /// Neuron phase of an snn-mode population: every neuron steps (its state decays whether or
+    /// not input arrived) on the step's summed input, which is then cleared; each spike is an
+    /// event of value 1, sent the step it happens. `prev` holds this step's spikes. A neuron at
+    /// rest (no current, voltage, input or bias) stays at rest, so it is skipped.
+    fn update_cuba(&mut self, src: u32, c: &nmc_ir::CubaQuant, outbox: &mut Vec<Event>) {
+        let shift = self.quant.act_shift;
+        let idle = c.v_bias == 0;
+        for n in 0..self.sigma.len() {
+            let a = self.sigma[n].wrapping_add(self.bias[n / self.pre_hw]);
+            self.sigma[n] = 0;
+            self.prev[n] = 0;
+            if idle && a == 0 && self.u[n] == 0 && self.v[n] == 0 {
+                continue;
+            }
+            if c.step(&mut self.u[n], &mut self.v[n], a, shift) {
+                // `emit` sends the change from `prev` (0 here) and leaves `prev` at 1.
+                self.emit(src, n, 1, outbox);
+            }
+        }
+        for &n in &self.dirty {
+            self.is_dirty[n as usize] = false;
+        }
+        self.dirty.clear();
     }
 
     /// Marks every pooled output whose window holds pre-pool neuron `n`.

@@ -1,0 +1,319 @@
+//! The snn execution mode on Loihi 2: spiking networks (CUBA-LIF, LIF, IF) compile to Loihi's
+//! fixed-point CUBA-LIF neurons, and the emulator's output spikes equal the reference
+//! interpreter's at every timestep (the compiler's invariant, here per step), whatever the
+//! mapping. Lava's own outputs are held in `netx.rs`.
+
+use nmc::synth::{attr_float, attr_ints, attr_string, ModelBuilder, Rng};
+use nmc::{driver, LoadedArtifact, Options, Target};
+use nmc_ir::Interpreter;
+
+/// The neuron of every layer of a random network.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// lava-dl's CUBA: integer weights and threshold (Loihi units), zero reset.
+    Cuba,
+    /// A float LIF with subtractive reset, a leak potential and a bias.
+    Lif,
+    /// Integrate-and-fire.
+    If,
+}
+
+fn neuron(b: &mut ModelBuilder, kind: Kind, x: &str, y: &str) {
+    match kind {
+        Kind::Cuba => b.node_in(
+            "ai.nmc",
+            1,
+            "CubaLIF",
+            &[x],
+            &[y],
+            vec![
+                attr_float("tau_syn", 4096.0 / 1024.0),
+                attr_float("tau_mem", 4096.0 / 128.0),
+                attr_float("threshold", 80.0),
+                attr_string("reset", "zero"),
+                attr_float("v_min", -1e30),
+            ],
+        ),
+        Kind::Lif => b.node_in(
+            "ai.nmc",
+            1,
+            "LIF",
+            &[x],
+            &[y],
+            vec![
+                attr_float("tau_mem", 5.0),
+                attr_float("r", 1.5),
+                attr_float("v_leak", 0.2),
+                attr_float("threshold", 1.0),
+                attr_string("reset", "subtract"),
+                attr_float("v_min", -2.0),
+            ],
+        ),
+        Kind::If => b.node_in(
+            "ai.nmc",
+            1,
+            "IF",
+            &[x],
+            &[y],
+            vec![attr_float("threshold", 1.0), attr_float("v_min", -1.0)],
+        ),
+    };
+}
+
+/// A random spiking MLP `widths[0] → … → widths[last]`, every layer with `kind` neurons.
+fn mlp(widths: &[usize], kind: Kind, seed: u64) -> Vec<u8> {
+    let mut rng = Rng::new(seed);
+    let mut b = ModelBuilder::new("snn_mlp", 13);
+    b.input("x", &[1, widths[0] as i64]);
+    let mut x = "x".to_string();
+    for (k, w) in widths.windows(2).enumerate() {
+        let (i, o) = (w[0], w[1]);
+        let weights: Vec<f32> = (0..i * o)
+            .map(|_| match kind {
+                Kind::Cuba => (rng.uniform(-60.0, 45.0)).round(),
+                _ => rng.uniform(-0.5, 0.7),
+            })
+            .collect();
+        let (wn, bn, h, y) = (
+            format!("W{k}"),
+            format!("B{k}"),
+            format!("h{k}"),
+            format!("y{k}"),
+        );
+        b.init(&wn, &[o as i64, i as i64], &weights);
+        let mut inputs = vec![x.as_str(), wn.as_str()];
+        let bias: Vec<f32> = (0..o).map(|_| rng.uniform(-0.1, 0.2)).collect();
+        if matches!(kind, Kind::Lif) {
+            b.init(&bn, &[o as i64], &bias);
+            inputs.push(bn.as_str());
+        }
+        b.node(
+            "Gemm",
+            &inputs,
+            &[&h],
+            vec![nmc::synth::attr_int("transB", 1)],
+        );
+        neuron(&mut b, kind, &h, &y);
+        x = y;
+    }
+    b.output(&x);
+    b.finish()
+}
+
+/// A random spiking CNN on `[2, 10, 10]`: a 3×3 stride-2 convolution, then a dense layer.
+fn cnn(kind: Kind, seed: u64) -> Vec<u8> {
+    let mut rng = Rng::new(seed);
+    let mut b = ModelBuilder::new("snn_cnn", 13);
+    b.input("x", &[1, 2, 10, 10]);
+    let scale = |r: &mut Rng| match kind {
+        Kind::Cuba => r.uniform(-50.0, 45.0).round(),
+        _ => r.uniform(-0.6, 0.65),
+    };
+    let w: Vec<f32> = (0..4 * 2 * 9).map(|_| scale(&mut rng)).collect();
+    b.init("Wc", &[4, 2, 3, 3], &w);
+    b.node(
+        "Conv",
+        &["x", "Wc"],
+        &["c"],
+        vec![
+            attr_ints("kernel_shape", &[3, 3]),
+            attr_ints("strides", &[2, 2]),
+            attr_ints("pads", &[1, 1, 1, 1]),
+        ],
+    );
+    neuron(&mut b, kind, "c", "s");
+    b.node(
+        "Flatten",
+        &["s"],
+        &["f"],
+        vec![nmc::synth::attr_int("axis", 1)],
+    );
+    let wd: Vec<f32> = (0..100 * 5).map(|_| scale(&mut rng)).collect();
+    b.init("Wd", &[5, 100], &wd);
+    b.node(
+        "Gemm",
+        &["f", "Wd"],
+        &["d"],
+        vec![nmc::synth::attr_int("transB", 1)],
+    );
+    neuron(&mut b, kind, "d", "y");
+    b.output("y");
+    b.finish()
+}
+
+/// Random binary spike frames `[n, t, …shape]`.
+fn spikes(n: usize, t: usize, shape: &[usize], p: f64, seed: u64) -> nmc::npy::Array {
+    let mut rng = Rng::new(seed);
+    let per: usize = shape.iter().product();
+    let mut s = vec![n, t];
+    s.extend_from_slice(shape);
+    nmc::npy::Array {
+        shape: s,
+        data: (0..n * t * per)
+            .map(|_| f32::from(rng.unit() < p))
+            .collect(),
+    }
+}
+
+/// Compiles `model`, runs it on the emulator with `--record`, and holds every step's output
+/// spikes to the reference interpreter on the quantised graph. Returns the total spike count, so
+/// a caller can make sure the network is not silent.
+fn emulator_equals_interpreter(model: &[u8], opts: &Options, xs: &nmc::npy::Array) -> i64 {
+    let imported = nmc::onnx::import_bytes(model, None).unwrap().graph;
+    let c = driver::compile_graph(imported, &[], opts, 0).unwrap();
+    let art = LoadedArtifact::decode(&c.artifact).unwrap();
+    assert!(art.spike_frames());
+    let (n, t_in) = (xs.shape[0], xs.shape[1]);
+    let k = t_in + 4;
+    let rec = art
+        .run_recorded(xs, Some(k as u32), &Default::default(), false, &|| {})
+        .unwrap();
+    let steps = rec.steps.expect("recorded");
+    let interp = Interpreter::new(&c.quantized).unwrap();
+    let per = xs.data.len() / (n * t_in);
+    let out = rec.int_outputs[0].len();
+    let mut total = 0;
+    for s in 0..n {
+        // The same frames, silent after the last, as integer event counts per step.
+        let events: Vec<Vec<Vec<i64>>> = (0..k)
+            .map(|t| {
+                let frame = if t < t_in {
+                    let at = (s * t_in + t) * per;
+                    xs.data[at..at + per].iter().map(|v| *v as i64).collect()
+                } else {
+                    vec![0; per]
+                };
+                vec![frame]
+            })
+            .collect();
+        let want = interp.run_events(&events).unwrap();
+        assert_eq!(rec.int_outputs[s], want.counts[0], "sample {s}: counts");
+        for t in 0..k {
+            let at = (s * k + t) * out;
+            let got: Vec<i64> = steps.data[at..at + out].iter().map(|v| *v as i64).collect();
+            assert_eq!(got, want.per_step[0][t], "sample {s}, step {t}");
+        }
+        total += want.counts[0].iter().sum::<i64>();
+    }
+    // Neither silent nor saturated, or the comparison would say little.
+    let most = (n * k * out) as i64;
+    assert!(
+        total > 0 && total < most * 3 / 4,
+        "{total} of {most} possible spikes"
+    );
+    total
+}
+
+fn loihi2() -> Options {
+    Options::new(Target::lookup("loihi2").unwrap())
+}
+
+#[test]
+fn cuba_mlp_emulates_the_interpreter_at_every_step() {
+    let xs = spikes(3, 12, &[12], 0.3, 1);
+    for seed in 0..3 {
+        let total =
+            emulator_equals_interpreter(&mlp(&[12, 20, 6], Kind::Cuba, seed), &loihi2(), &xs);
+        assert!(total > 0, "seed {seed}: the network never spikes");
+    }
+}
+
+#[test]
+fn lif_and_if_networks_with_bias_leak_and_subtract_reset_emulate_exactly() {
+    let xs = spikes(2, 10, &[8], 0.4, 2);
+    for kind in [Kind::Lif, Kind::If] {
+        let total = emulator_equals_interpreter(&mlp(&[8, 16, 4], kind, 7), &loihi2(), &xs);
+        assert!(total > 0);
+    }
+}
+
+/// The same network spread over many small cores (channel bands and spatial tiles): the mapping
+/// changes the cost, never the spikes.
+fn tiled_equals_interpreter(model: &[u8], xs: &nmc::npy::Array) {
+    let imported = nmc::onnx::import_bytes(model, None).unwrap().graph;
+    let c = driver::compile_graph(imported, &[], &loihi2(), 0).unwrap();
+    let mut spec = nmc_loihi2::loihi2().with_chips(4);
+    spec.max_neurons_per_core = 16;
+    let m = nmc_backend::greedy(&c.quantized, &nmc_loihi2::Cores(spec.clone())).unwrap();
+    assert!(m.layers.values().any(|s| s.len() > 2), "not spread out");
+    let art = nmc_loihi2::lower(&c.quantized, &m, 0, &spec).unwrap();
+    let art = nmc_loihi2::decode(&nmc_loihi2::encode(&art)).unwrap();
+    let mut emu = nmc_loihi2::Emulator::new(&art, &spec).unwrap();
+    emu.record_outputs(true);
+    let interp = Interpreter::new(&c.quantized).unwrap();
+    let (n, t_in) = (xs.shape[0], xs.shape[1]);
+    let per = xs.data.len() / (n * t_in);
+    let k = t_in + 3;
+    for s in 0..n {
+        let frames: Vec<Vec<Vec<i64>>> = (0..k)
+            .map(|t| {
+                let at = (s * t_in + t.min(t_in - 1)) * per;
+                let f = xs.data[at..at + per].iter().map(|v| *v as i64);
+                vec![if t < t_in { f.collect() } else { vec![0; per] }]
+            })
+            .collect();
+        let (counts, _) = emu.run_spikes(&frames[..t_in], k as u32).unwrap();
+        let want = interp.run_events(&frames).unwrap();
+        assert_eq!(counts[0], want.counts[0], "sample {s}");
+        let rec = emu.take_recorded();
+        let flat: Vec<i64> = want.per_step[0].iter().flatten().copied().collect();
+        assert_eq!(rec, flat, "sample {s}: per step");
+    }
+}
+
+#[test]
+fn spiking_cnn_emulates_exactly_on_one_core_and_tiled() {
+    let xs = spikes(2, 8, &[2, 10, 10], 0.25, 3);
+    let model = cnn(Kind::Cuba, 5);
+    let total = emulator_equals_interpreter(&model, &loihi2(), &xs);
+    assert!(total > 0);
+    tiled_equals_interpreter(&model, &xs);
+    let lif = cnn(Kind::Lif, 6);
+    emulator_equals_interpreter(&lif, &loihi2(), &xs);
+    tiled_equals_interpreter(&lif, &xs);
+}
+
+#[test]
+fn spiking_networks_on_chips_without_dynamics_are_refused_by_kind_and_message() {
+    let model = mlp(&[4, 3], Kind::Cuba, 0);
+    let imported = nmc::onnx::import_bytes(&model, None).unwrap().graph;
+    for (target, says) in [
+        ("akd1000", "Akida 1.0 has no spiking neuron dynamics"),
+        ("speck", "integrate-and-fire neurons only"),
+    ] {
+        let opts = Options::new(Target::lookup(target).unwrap());
+        let e = driver::compile_graph(imported.clone(), &[], &opts, 0).unwrap_err();
+        assert_eq!(e.exit_code(), 1, "{target}: {e}");
+        let m = e.to_string();
+        assert!(
+            m.contains("snn execution mode") && m.contains(says),
+            "{target}: {m}"
+        );
+    }
+}
+
+#[test]
+fn spike_inputs_are_checked_by_shape_and_value() {
+    let model = mlp(&[4, 3], Kind::Cuba, 0);
+    let imported = nmc::onnx::import_bytes(&model, None).unwrap().graph;
+    let c = driver::compile_graph(imported, &[], &loihi2(), 0).unwrap();
+    let art = LoadedArtifact::decode(&c.artifact).unwrap();
+    // A frame per sample (no timestep axis) is not spike frames.
+    let flat = nmc::npy::Array {
+        shape: vec![2, 4],
+        data: vec![0.0; 8],
+    };
+    let e = art.run(&flat, None).unwrap_err().to_string();
+    assert!(
+        e.contains("takes spike frames [samples, timesteps, 4]"),
+        "{e}"
+    );
+    // A fractional value is not a spike.
+    let mut xs = spikes(1, 3, &[4], 0.5, 0);
+    xs.data[5] = 0.5;
+    let e = art.run(&xs, None).unwrap_err().to_string();
+    assert!(
+        e.contains("step 1, element 1: 0.5 is not a spike value"),
+        "{e}"
+    );
+}
