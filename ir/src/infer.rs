@@ -280,7 +280,7 @@ fn infer_unbounded(
 }
 
 /// A spiking layer's integer parameters are consistent (see `Interpreter::run_steps`).
-/// The ranges of Loihi's CUBA-LIF registers (docs/chips.md §1.6).
+/// The ranges of Loihi's CUBA-LIF registers (docs/chips.md §1.4, §1.6).
 fn check_cuba(
     c: &crate::CubaQuant,
     q: &crate::LayerQuant,

@@ -64,7 +64,7 @@
 //! A graph whose layers carry [`crate::CubaQuant`] (`quant.cuba`) runs the same way, over `T`
 //! timesteps with [`Interpreter::run_events`] (spike tensors: `events[t][i]`, binary or graded) or
 //! [`Interpreter::run_steps`] (rate-encoded dense inputs), with two differences that make it
-//! Lava's `Loihi2SimCfg(select_tag="fixed_pt")` execution of a netx network (docs/chips.md §1.6):
+//! Lava's `Loihi2SimCfg(select_tag="fixed_pt")` execution of a netx network (docs/chips.md §1.4, §1.6):
 //!
 //! 1. **one timestep of synaptic delay per hop**: a CUBA layer at step `t` reads what its
 //!    operands held at step `t − 1` (zeros at `t = 0`), as Lava's `Dense` sends at step `t` the

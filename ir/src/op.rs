@@ -454,7 +454,7 @@ impl LayerQuant {
 }
 
 /// Integer semantics of an snn-mode CUBA-LIF layer: the neuron of Lava's bit-accurate `LIF`
-/// process model (`PyLifModelBitAcc`, docs/chips.md §1.6), which lava-dl's netx loads for a
+/// process model (`PyLifModelBitAcc`, docs/chips.md §1.4, §1.6), which lava-dl's netx loads for a
 /// CUBA layer. Per neuron and timestep, with `a` the step's synaptic input (see the snn section
 /// of [`crate::Interpreter`]'s module docs for the whole step):
 ///

@@ -303,7 +303,7 @@ pub enum ResetMsg {
     Subtract = 1,
 }
 
-/// The registers of a CUBA-LIF population (`nmc_ir::CubaQuant`, docs/chips.md §1.6).
+/// The registers of a CUBA-LIF population (`nmc_ir::CubaQuant`, docs/chips.md §1.4, §1.6).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct CubaMsg {
     /// Current decay, 0..=4096.

@@ -399,7 +399,7 @@ impl Lowering<'_> {
                 self.invalid(id, format!("synapse group {k}: weights are not integers"))
             })?;
             // A CUBA layer's weights are what Lava's bit-accurate Dense multiplies by: within
-            // its 8-bit clip `[-256, 255]` (docs/chips.md §1.6), the exponent folded in.
+            // its 8-bit clip `[-256, 255]` (docs/chips.md §1.4, §1.6), the exponent folded in.
             if q.cuba().is_some() {
                 if let Some(bad) = w.iter().find(|w| !(-256..=255).contains(*w)) {
                     return Err(self.out_of_range(

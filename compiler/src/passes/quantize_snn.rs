@@ -5,7 +5,7 @@
 //!
 //! The float graph's neurons are discrete-time, one step per timestep (`nmc_ir::SpikingModel`):
 //! `i ← (1 − 1/τ_syn)·i + w_in·x`, `v ← (1 − 1/τ_mem)·v + r·i + v_leak/τ_mem`, a spike when
-//! `v > threshold`. Per layer (docs/chips.md §1.6):
+//! `v > threshold`. Per layer (docs/chips.md §1.4, §1.6):
 //! - **decays**: `du = round(4096/τ_syn)`, `dv = round(4096/τ_mem)` (an infinite τ is 0: no
 //!   decay). LIF has no current state: `du = 4096`; IF neither leaks: `du = 4096, dv = 0`.
 //! - **gain**: Lava's current is the voltage's input, so `r·w_in` moves into the weights and the
