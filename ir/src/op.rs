@@ -117,10 +117,14 @@ impl Reset {
     }
 }
 
-/// A native spiking neuron model, as imported from the `ai.nmc` ONNX domain (NIR-like parameters,
-/// in the units of the float graph). In the float graph (`eval`, calibration) each model has a
-/// single-pass meaning, its *rate limit* (see [`crate::Interpreter`]); the time-stepped integer
-/// semantics of a quantised spiking layer are given by [`SpikeQuant`].
+/// A native spiking neuron model, as imported from the `ai.nmc` ONNX domain, NIR or lava-dl netx
+/// (NIR-like parameters, in the units of the float graph, time in timesteps). Discrete time, per
+/// step: `i ← (1 − 1/τ_syn)·i + w_in·x` (CubaLif only; LIF and IF take `i = x`),
+/// `v ← (1 − 1/τ_mem)·v + r·i + v_leak/τ_mem` (IF: `v ← v + x`), a spike when `v > threshold`
+/// (IF: `v ≥ threshold`, sinabs' rule), then reset. In the float graph (`eval`, calibration) IF
+/// and SigmaDelta have a single-pass meaning, their *rate limit* (see [`crate::Interpreter`]);
+/// the time-stepped integer semantics of a quantised layer are [`SpikeQuant`] (rate mode) and
+/// [`CubaQuant`] (snn mode).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum SpikingModel {
     /// Integrate-and-fire: `v += x`; `k = floor(v / threshold)` spikes when `v ≥ threshold`;

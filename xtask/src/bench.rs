@@ -19,6 +19,7 @@ pub fn run(which: &str) -> ExitCode {
         "egraph" => egraph(),
         "eval" => eval(),
         "tiling" => tiling(),
+        "snn" => snn(),
         "all" => {
             compile();
             emulator();
@@ -28,11 +29,12 @@ pub fn run(which: &str) -> ExitCode {
             speck();
             eval();
             tiling();
+            snn();
             egraph()
         }
         other => {
             eprintln!(
-                "unknown bench `{other}` (compile, emulator, eval, floorline, mapping, akd1000, speck, egraph, tiling, all)"
+                "unknown bench `{other}` (compile, emulator, eval, floorline, mapping, akd1000, speck, egraph, tiling, snn, all)"
             );
             ExitCode::from(2)
         }
@@ -1188,6 +1190,102 @@ fn tiling() -> ExitCode {
             run.perf.latency_ns / 1e3,
             run.perf.t_step_ns,
             run.perf.workload_bound
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// A number field of a flat JSON file (`case.json`), without a JSON dependency here.
+fn json_number(text: &str, key: &str) -> Option<f64> {
+    let at = text.find(&format!("\"{key}\""))?;
+    let rest = text[at..].split_once(':')?.1.trim_start();
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | '-' | 'e' | 'E' | '+')))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+/// `bench snn`: the SLAYER networks of `testdata/snn/netx_*` on the Loihi 2 emulator — time per
+/// timestep on one thread next to the reference interpreter's (same process) and Lava's
+/// `fixed_pt` figure recorded by `testdata/gen/make_snn_models.py` (another process, another
+/// day: an indication, not a ratio), and accuracy on the test inputs, emulated.
+fn snn() -> ExitCode {
+    println!("\n## snn: lava-dl netx networks on the Loihi 2 emulator (release, one thread)\n");
+    println!("| network | samples × steps | emulator µs/step | interpreter µs/step | emulator vs interpreter | Lava fixed_pt µs/step (recorded) | Lava / emulator | top-1 (emulated) | top-1 (Lava) | spikes equal Lava's |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("pool");
+    for name in ["netx_dense", "netx_conv"] {
+        let dir = crate::root().join("testdata/snn").join(name);
+        let opts = Options::new(Target::lookup("loihi2").unwrap());
+        let c = driver::compile(&dir.join("model.net"), &opts).expect("compiles");
+        let art = nmc::LoadedArtifact::decode(&c.artifact).expect("decodes");
+        let xs = nmc::npy::read(&dir.join("input.npy")).expect("input.npy");
+        let lava = nmc::npy::read(&dir.join("lava_output.npy")).expect("lava_output.npy");
+        let labels = nmc::npy::read(&dir.join("labels.npy")).expect("labels.npy");
+        let case = std::fs::read_to_string(dir.join("case.json")).unwrap_or_default();
+        let (n, k) = (lava.shape[0], lava.shape[1]);
+        let out = lava.shape[2];
+        let mut rec = None;
+        let t_emu = pool.install(|| {
+            median(3, || {
+                rec = Some(
+                    art.run_recorded(&xs, Some(k as u32), &Default::default(), false, &|| {})
+                        .expect("runs"),
+                )
+            })
+        });
+        let r = rec.expect("ran");
+        let equal = r.steps.as_ref().is_some_and(|s| s.data == lava.data);
+        // The interpreter on the same spikes, step by step.
+        let interp = nmc_ir::Interpreter::new(&c.quantized).expect("interpreter");
+        let t_in = xs.shape[1];
+        let per = xs.data.len() / (n * t_in);
+        let events: Vec<Vec<Vec<Vec<i64>>>> = (0..n)
+            .map(|s| {
+                (0..k)
+                    .map(|t| {
+                        vec![if t < t_in {
+                            let at = (s * t_in + t) * per;
+                            xs.data[at..at + per].iter().map(|v| *v as i64).collect()
+                        } else {
+                            vec![0; per]
+                        }]
+                    })
+                    .collect()
+            })
+            .collect();
+        let t_ref = median(3, || {
+            for e in &events {
+                interp.run_events(e).expect("interprets");
+            }
+        });
+        let steps = (n * k) as f64;
+        let (emu_us, ref_us) = (
+            t_emu.as_secs_f64() * 1e6 / steps,
+            t_ref.as_secs_f64() * 1e6 / steps,
+        );
+        let top1 = |counts: &dyn Fn(usize) -> Vec<f32>| {
+            (0..n)
+                .filter(|&i| nmc::cli::argmax(&counts(i)) as f32 == labels.data[i])
+                .count() as f64
+                / n as f64
+        };
+        let emu_top1 = top1(&|i| r.outputs.data[i * out..(i + 1) * out].to_vec());
+        let lava_top1 = top1(&|i| {
+            (0..out)
+                .map(|o| (0..k).map(|t| lava.data[(i * k + t) * out + o]).sum())
+                .collect()
+        });
+        let lava_us = json_number(&case, "lava_us_per_step");
+        println!(
+            "| {name} | {n} × {k} | {emu_us:.2} | {ref_us:.2} | {:.2}× | {} | {} | {emu_top1:.3} | {lava_top1:.3} | {} |",
+            ref_us / emu_us,
+            lava_us.map_or("-".into(), |l| format!("{l:.0}")),
+            lava_us.map_or("-".into(), |l| format!("{:.0}×", l / emu_us)),
+            if equal { "yes, every step" } else { "NO" }
         );
     }
     ExitCode::SUCCESS

@@ -23,11 +23,16 @@
 //! exactly as the ReLU network does on Speck. `r` is folded into the threshold and lower bound
 //! (`v/r` integrates `x`), so the IR's IF has no `r`.
 //!
-//! In the float graph (`nmc eval`, calibration) each op runs as its rate limit: IF as
-//! `max(x, 0)/threshold` (spikes per timestep), SigmaDelta as its activation; LIF and CubaLIF import
-//! but have no single-pass meaning (they need the `snn` mode of ARCHITECTURE.md §4, not built yet),
-//! and no target accepts them today. Speck runs IF (rate mode); the Loihi 2 target (graded mode)
-//! rejects spiking neurons.
+//! Time is discrete, one step per timestep (τ in timesteps), as `nmc_ir::SpikingModel` defines:
+//! CubaLIF is `i ← (1 − 1/τ_syn)·i + w_in·x`, `v ← (1 − 1/τ_mem)·v + r·i + v_leak/τ_mem`, a spike
+//! when `v > threshold`, then reset; LIF the same without the current (`v ← (1 − 1/τ_mem)·v + r·x
+//! + v_leak/τ_mem`). (NIR's continuous-time parameters convert to these with the timestep; the NIR
+//! reader does it.)
+//!
+//! In the float graph (`nmc eval`, calibration) IF runs as its rate limit, `max(x, 0)/threshold`
+//! (spikes per timestep), and SigmaDelta as its activation; LIF and CubaLIF have no single-pass
+//! meaning. Speck runs IF in rate mode; Loihi 2 runs CubaLIF, LIF and IF in the snn mode
+//! (`passes::quantize_snn`: Loihi's fixed-point CUBA-LIF neuron) and rejects SigmaDelta nodes.
 
 use super::ctx::{Ctx, NodeCx, Val};
 use super::ImportError;

@@ -7,7 +7,10 @@
 //! `i ← (1 − 1/τ_syn)·i + w_in·x`, `v ← (1 − 1/τ_mem)·v + r·i + v_leak/τ_mem`, a spike when
 //! `v > threshold`. Per layer (docs/chips.md §1.4, §1.6):
 //! - **decays**: `du = round(4096/τ_syn)`, `dv = round(4096/τ_mem)` (an infinite τ is 0: no
-//!   decay). LIF has no current state: `du = 4096`; IF neither leaks: `du = 4096, dv = 0`.
+//!   decay). LIF has no current state: `du = 4096`; IF neither leaks: `du = 4096, dv = 0`. An IF
+//!   neuron so becomes Loihi's neuron without leak: it fires at most once per step, when
+//!   `v > threshold` (sinabs' IF fires at `v ≥ threshold`, possibly several times a step); the
+//!   compile report says so.
 //! - **gain**: Lava's current is the voltage's input, so `r·w_in` moves into the weights and the
 //!   bias (`W' = r·w_in·W`), and `v_leak/τ_mem` becomes the voltage bias.
 //! - **scale** `s`: a layer whose `W'`, bias and threshold are all integers with `|W'| ≤ 254` is
@@ -481,6 +484,11 @@ fn quantize_layer(
     }
     if v_bias != 0 {
         note.push_str(&format!("; voltage bias {v_bias}"));
+    }
+    if matches!(l.neuron, Neuron::Spiking(SpikingModel::If { .. })) {
+        note.push_str(
+            "; IF runs as Loihi's non-leaky neuron: at most one spike per step, when v > threshold",
+        );
     }
     Ok((
         Layer {

@@ -1,0 +1,61 @@
+//! lava-dl netx networks against Lava itself: SLAYER-trained CUBA-LIF networks exported to netx
+//! (`testdata/snn/netx_*`, made by `testdata/gen/make_snn_models.py`, which also ran Lava's
+//! `Loihi2SimCfg(select_tag="fixed_pt")` on them and recorded every step's output spikes) compile
+//! from the `.net` file for Loihi 2, and the emulator's output spikes equal Lava's at every
+//! timestep of every sample.
+
+use nmc::{driver, LoadedArtifact, Options, Target};
+use std::path::{Path, PathBuf};
+
+fn case(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/snn")
+        .join(name)
+}
+
+fn npy(dir: &Path, f: &str) -> nmc::npy::Array {
+    nmc::npy::read(&dir.join(f)).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+}
+
+/// Compiles `model.net` for Loihi 2, runs `input.npy` for as many steps as Lava ran, and
+/// compares every step's output spikes with `lava_output.npy`.
+fn equals_lava(name: &str) {
+    let dir = case(name);
+    let opts = Options::new(Target::lookup("loihi2").unwrap());
+    let c = driver::compile(&dir.join("model.net"), &opts).unwrap();
+    let art = LoadedArtifact::decode(&c.artifact).unwrap();
+    let xs = npy(&dir, "input.npy");
+    let lava = npy(&dir, "lava_output.npy");
+    let (n, k) = (lava.shape[0], lava.shape[1]);
+    assert_eq!(xs.shape[0], n);
+    let r = art
+        .run_recorded(&xs, Some(k as u32), &Default::default(), false, &|| {})
+        .unwrap();
+    let steps = r.steps.expect("recorded");
+    assert_eq!(steps.shape, lava.shape);
+    let out = lava.shape[2];
+    for s in 0..n {
+        for t in 0..k {
+            let at = (s * k + t) * out;
+            assert_eq!(
+                steps.data[at..at + out],
+                lava.data[at..at + out],
+                "{name}: sample {s}, step {t}"
+            );
+        }
+    }
+    // The counts behind `-o` are the recorded spikes summed.
+    let total: f32 = r.outputs.data.iter().sum();
+    assert_eq!(total, lava.data.iter().sum::<f32>());
+    assert!(total > 0.0);
+}
+
+#[test]
+fn slayer_dense_network_spikes_as_lava_fixed_pt_at_every_step() {
+    equals_lava("netx_dense");
+}
+
+#[test]
+fn slayer_conv_network_spikes_as_lava_fixed_pt_at_every_step() {
+    equals_lava("netx_conv");
+}
