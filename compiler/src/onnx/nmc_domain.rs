@@ -25,9 +25,9 @@
 //!
 //! Time is discrete, one step per timestep (τ in timesteps), as `nmc_ir::SpikingModel` defines:
 //! CubaLIF is `i ← (1 − 1/τ_syn)·i + w_in·x`, `v ← (1 − 1/τ_mem)·v + r·i + v_leak/τ_mem`, a spike
-//! when `v > threshold`, then reset; LIF the same without the current (`v ← (1 − 1/τ_mem)·v + r·x
-//! + v_leak/τ_mem`). (NIR's continuous-time parameters convert to these with the timestep; the NIR
-//! reader does it.)
+//! when `v > threshold`, then reset; LIF the same without the current, `v ← (1 − 1/τ_mem)·v +
+//! r·x + v_leak/τ_mem`. NIR's continuous-time parameters convert to these with the timestep (the
+//! NIR reader does it).
 //!
 //! In the float graph (`nmc eval`, calibration) IF runs as its rate limit, `max(x, 0)/threshold`
 //! (spikes per timestep), and SigmaDelta as its activation; LIF and CubaLIF have no single-pass
