@@ -59,3 +59,43 @@ fn slayer_dense_network_spikes_as_lava_fixed_pt_at_every_step() {
 fn slayer_conv_network_spikes_as_lava_fixed_pt_at_every_step() {
     equals_lava("netx_conv");
 }
+
+/// `run --probe`: the hidden layer's spikes and voltages after every step, as Lava's monitors
+/// recorded them (`lava_hidden_*.npy`; the conv case holds its first 20 samples).
+fn probe_equals_lava(name: &str) {
+    let dir = case(name);
+    let opts = Options::new(Target::lookup("loihi2").unwrap());
+    let c = driver::compile(&dir.join("model.net"), &opts).unwrap();
+    let art = LoadedArtifact::decode(&c.artifact).unwrap();
+    let spikes = npy(&dir, "lava_hidden_spikes.npy");
+    let volts = npy(&dir, "lava_hidden_v.npy");
+    let (n, k) = (spikes.shape[0], spikes.shape[1]);
+    let mut xs = npy(&dir, "input.npy");
+    let per = xs.data.len() / xs.shape[0];
+    xs.shape[0] = n;
+    xs.data.truncate(n * per);
+    let hidden = art.to_json()["layers"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = art
+        .run_probed(&xs, Some(k as u32), &Default::default(), &[hidden], &|| {})
+        .unwrap();
+    let p = &r.probes[0];
+    assert_eq!(p.spikes.data.len(), spikes.data.len());
+    let per_step = spikes.data.len() / (n * k);
+    for s in 0..n {
+        for t in 0..k {
+            let at = (s * k + t) * per_step;
+            let r = at..at + per_step;
+            assert_eq!(p.spikes.data[r.clone()], spikes.data[r.clone()], "{name}: sample {s}, step {t}: spikes");
+            assert_eq!(p.v.data[r.clone()], volts.data[r], "{name}: sample {s}, step {t}: voltages");
+        }
+    }
+}
+
+#[test]
+fn hidden_spikes_and_voltages_probe_as_lava_monitors_record_them() {
+    probe_equals_lava("netx_dense");
+    probe_equals_lava("netx_conv");
+}

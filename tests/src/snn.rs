@@ -317,3 +317,56 @@ fn spike_inputs_are_checked_by_shape_and_value() {
         "{e}"
     );
 }
+
+#[test]
+fn run_probe_writes_a_layers_spikes_and_voltages_and_refuses_what_it_cannot_probe() {
+    let d = crate::common::temp_dir("snn-probe");
+    let model = d.join("snn.onnx");
+    std::fs::write(&model, mlp(&[12, 20, 6], Kind::Cuba, 0)).unwrap();
+    let art = d.join("snn.loihi2");
+    let xs = d.join("x.npy");
+    nmc::npy::write(&xs, &spikes(2, 6, &[12], 0.3, 1)).unwrap();
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let nmc = |args: &[&str]| {
+        let mut argv = vec!["nmc"];
+        argv.extend_from_slice(args);
+        nmc::cli::run_args(argv)
+    };
+    nmc(&["compile", &s(&model), "--target", "loihi2", "-o", &s(&art)]).unwrap();
+    // The output layer probed: its spikes are the recorded output steps.
+    let rec = d.join("rec.npy");
+    let prefix = d.join("out");
+    nmc(&[
+        "run",
+        &s(&art),
+        "--input",
+        &s(&xs),
+        "--timesteps",
+        "9",
+        "--record",
+        &s(&rec),
+        "--probe",
+        &format!("Gemm_2={}", s(&prefix)),
+    ])
+    .unwrap();
+    let spikes = nmc::npy::read(&d.join("out.spikes.npy")).unwrap();
+    let v = nmc::npy::read(&d.join("out.v.npy")).unwrap();
+    let rec = nmc::npy::read(&rec).unwrap();
+    assert_eq!(spikes.shape, [2, 9, 6]);
+    assert_eq!(v.shape, [2, 9, 6]);
+    assert_eq!(spikes.data, rec.data);
+    // A voltage never exceeds the threshold after a step (it resets on a spike).
+    assert!(v.data.iter().all(|x| *x <= (80 << 6) as f32));
+    // Bad specifications and unknown layers are usage errors naming what exists.
+    for (probe, says) in [
+        ("Gemm_2", "expected LAYER=PREFIX"),
+        (
+            "nosuch=x",
+            "--probe nosuch: no such layer (the layers are \"Gemm_0\", \"Gemm_2\")",
+        ),
+    ] {
+        let e = nmc(&["run", &s(&art), "--input", &s(&xs), "--probe", probe]).unwrap_err();
+        assert_eq!((e.kind(), e.exit_code()), ("usage", 2), "{e}");
+        assert!(e.to_string().contains(says), "{e}");
+    }
+}

@@ -328,6 +328,7 @@ impl Loaded for LoadedToy {
             int_outputs,
             perf,
             steps: None,
+            probes: Vec::new(),
         })
     }
     /// The reference interpreter keeps no state: a stream is the frames one by one.

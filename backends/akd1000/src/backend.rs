@@ -562,6 +562,7 @@ impl Loaded for LoadedAkd1000 {
             int_outputs,
             perf,
             steps: None,
+            probes: Vec::new(),
         })
     }
 

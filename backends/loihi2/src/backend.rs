@@ -232,8 +232,28 @@ impl LoadedLoihi2 {
         progress: &(dyn Fn() + Sync),
         stream: bool,
         record: bool,
+        probes: &[String],
     ) -> Result<RunResult, BackendError> {
         let a = &self.0;
+        // Probed populations by name (snn mode only: the caller checked).
+        let probe_pops: Vec<usize> = probes
+            .iter()
+            .map(|name| {
+                a.populations
+                    .iter()
+                    .position(|p| &p.name == name)
+                    .ok_or_else(|| {
+                        BackendError::Usage(format!(
+                            "--probe {name}: no such layer (the layers are {})",
+                            a.populations
+                                .iter()
+                                .map(|p| format!("\"{}\"", p.name))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ))
+                    })
+            })
+            .collect::<Result<_, _>>()?;
 
         let spec = spec_with(self.chips(), params)?;
         if a.inputs.len() != 1 {
@@ -279,6 +299,7 @@ impl LoadedLoihi2 {
             // those bounds the memory of a long run (--timesteps) to a few dozen bytes per step.
             emu.record_core_steps(false);
             emu.record_outputs(record);
+            emu.probe(&probe_pops);
             Ok::<_, BackendError>(emu)
         };
         let one = |emu: &mut crate::Emulator, x: &[f32], first: bool| {
@@ -311,6 +332,7 @@ impl LoadedLoihi2 {
                 report.cores,
                 emu.take_recorded(),
                 report.links,
+                emu.take_probed(),
             ))
         };
         let runs = if stream {
@@ -349,7 +371,30 @@ impl LoadedLoihi2 {
                 data: Vec::new(),
             }
         });
-        for (o, latency_ns, energy_nj, synaptic_events, slowest, cores, recorded, links) in runs {
+        let mut probed: Vec<nmc_backend::Probe> = probe_pops
+            .iter()
+            .map(|&p| {
+                let pop = &a.populations[p];
+                let mut shape = vec![n, t as usize];
+                shape.extend(pop.pre_shape.iter().map(|d| *d as usize));
+                let empty = nmc_backend::Array {
+                    shape,
+                    data: Vec::new(),
+                };
+                nmc_backend::Probe {
+                    layer: pop.name.clone(),
+                    spikes: empty.clone(),
+                    v: empty,
+                }
+            })
+            .collect();
+        for (o, latency_ns, energy_nj, synaptic_events, slowest, cores, recorded, links, probes) in
+            runs
+        {
+            for (p, (s, v)) in probed.iter_mut().zip(probes) {
+                p.spikes.data.extend(s.iter().map(|x| *x as f32));
+                p.v.data.extend(v.iter().map(|x| *x as f32));
+            }
             nmc_backend::add_links(&mut perf.links, &links);
             if let Some(s) = steps.as_mut() {
                 s.data
@@ -390,6 +435,7 @@ impl LoadedLoihi2 {
             int_outputs,
             perf,
             steps,
+            probes: probed,
         })
     }
 }
@@ -523,7 +569,7 @@ impl nmc_backend::Loaded for LoadedLoihi2 {
         params: &ChipParams,
         progress: &(dyn Fn() + Sync),
     ) -> Result<RunResult, BackendError> {
-        self.run_samples(samples, timesteps, params, progress, false, false)
+        self.run_samples(samples, timesteps, params, progress, false, false, &[])
     }
 
     /// Frames in order on one emulator: after the first, `run_continue` sends each input's
@@ -535,7 +581,7 @@ impl nmc_backend::Loaded for LoadedLoihi2 {
         params: &ChipParams,
         progress: &(dyn Fn() + Sync),
     ) -> Result<RunResult, BackendError> {
-        self.run_samples(samples, timesteps, params, progress, true, false)
+        self.run_samples(samples, timesteps, params, progress, true, false, &[])
     }
 
     /// Each step's output is what the output neurons have sent so far (their graded value).
@@ -547,7 +593,24 @@ impl nmc_backend::Loaded for LoadedLoihi2 {
         stream: bool,
         progress: &(dyn Fn() + Sync),
     ) -> Result<RunResult, BackendError> {
-        self.run_samples(samples, timesteps, params, progress, stream, true)
+        self.run_samples(samples, timesteps, params, progress, stream, true, &[])
+    }
+
+    /// Snn mode: the recorded run, plus the named populations' spikes and voltages per step.
+    fn run_probed(
+        &self,
+        samples: &nmc_backend::Array,
+        timesteps: Option<u32>,
+        params: &ChipParams,
+        probes: &[String],
+        progress: &(dyn Fn() + Sync),
+    ) -> Result<RunResult, BackendError> {
+        if !self.spike_frames() {
+            return Err(BackendError::Usage(
+                "--probe records the spikes and voltages of a spiking network's layers; this loihi2 artifact runs graded (sigma-delta) neurons".into(),
+            ));
+        }
+        self.run_samples(samples, timesteps, params, progress, false, true, probes)
     }
 
     /// Loads modelled from the activity profile ([`crate::floorline`]), with the emulator's

@@ -56,11 +56,28 @@ fn write_population(s: &mut String, a: &Artifact, i: usize, p: &Population) -> s
         "population {i} \"{}\" shape {:?} pre {:?} neurons {pre}",
         p.name, p.shape, p.pre_shape
     )?;
-    writeln!(
-        s,
-        "  neuron sigma-delta state {}b shift {} act [{}, {}] scale {:?}",
-        p.state_bits, p.act_shift, p.act_min, p.act_max, p.scale
-    )?;
+    match &p.cuba {
+        None => writeln!(
+            s,
+            "  neuron sigma-delta state {}b shift {} act [{}, {}] scale {:?}",
+            p.state_bits, p.act_shift, p.act_min, p.act_max, p.scale
+        )?,
+        Some(c) => {
+            let c = c.to_ir();
+            writeln!(
+                s,
+                "  neuron cuba-lif state {}b shift {} du {} dv {} vth {} v_bias {} v_min {} reset {}",
+                p.state_bits,
+                p.act_shift,
+                c.du,
+                c.dv,
+                c.vth,
+                c.v_bias,
+                c.v_min,
+                c.reset.name()
+            )?
+        }
+    }
     for (j, g) in p.groups.iter().enumerate() {
         let from: Vec<String> = g
             .sources

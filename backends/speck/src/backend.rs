@@ -658,6 +658,7 @@ impl LoadedSpeck {
             int_outputs,
             perf: summary.finish(),
             steps,
+            probes: Vec::new(),
         })
     }
 }

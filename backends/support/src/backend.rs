@@ -396,6 +396,23 @@ pub trait Loaded: std::any::Any + Send + Sync {
     /// checks an input array against; `None` when the artifact has not exactly one input.
     fn input_shape(&self) -> Option<Vec<usize>>;
 
+    /// [`Loaded::run_recorded`] (samples independent), also recording each named layer's spikes
+    /// and voltages after every step into [`RunResult::probes`] (`run --probe`). Only a spiking
+    /// network has them; the default is a usage error saying so.
+    fn run_probed(
+        &self,
+        _samples: &Array,
+        _timesteps: Option<u32>,
+        _params: &ChipParams,
+        _probes: &[String],
+        _progress: &(dyn Fn() + Sync),
+    ) -> Result<RunResult, BackendError> {
+        Err(BackendError::Usage(format!(
+            "--probe records the spikes and voltages of a spiking network's layers; this {} artifact has no spiking layers",
+            self.target()
+        )))
+    }
+
     /// Whether the artifact is a spiking network that takes spike frames, one per timestep:
     /// samples `[samples, T, …input_shape]` (snn mode).
     fn spike_frames(&self) -> bool {

@@ -37,7 +37,7 @@ pub use mapping::{
 pub use quant::{AkidaWidths, QuantSpec, Quantization, RateOptions};
 pub use run::{
     add_links, check_int_inputs, finish_perf, map_samples, split_samples, Array, ChipPerf,
-    CorePerf, EventArray, EventBinning, InputError, IntInput, LinkPerf, PerfSummary, RunError,
-    RunResult,
+    CorePerf, EventArray, EventBinning, InputError, IntInput, LinkPerf, PerfSummary, Probe,
+    RunError, RunResult,
 };
 pub use search_space::{Decoder, Genome, Problem, SearchSpace};

@@ -230,6 +230,21 @@ pub struct RunResult {
     /// The first output after every timestep, `[N, T, …]`, when the run recorded it
     /// ([`crate::Loaded::run_recorded`]).
     pub steps: Option<Array>,
+    /// The probed layers' spikes and voltages ([`crate::Loaded::run_probed`]).
+    pub probes: Vec<Probe>,
+}
+
+/// What a probe recorded of one layer, after every timestep (as Lava's `Monitor` reads a
+/// neuron's `s_out` and `v` after each step's update).
+#[derive(Clone, Debug)]
+pub struct Probe {
+    /// The layer (its population's name).
+    pub layer: String,
+    /// Spikes, `[N, T, …layer shape]`.
+    pub spikes: Array,
+    /// Voltages in the neuron's state units (Loihi: `vth << 6` is the threshold),
+    /// `[N, T, …layer shape]`.
+    pub v: Array,
 }
 
 /// Splits `[N, …]` samples (or one unbatched sample) into flat per-sample slices of `per` values.

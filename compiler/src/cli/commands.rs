@@ -63,6 +63,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
             chip_params,
             stream,
             record,
+            probe,
         } => run(
             &artifact,
             &input,
@@ -75,6 +76,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
                 output: output.as_deref(),
                 report: report.as_deref(),
                 record: record.as_deref(),
+                probes: &probe,
             },
             labels.as_deref(),
             chip_params.as_deref(),
@@ -388,6 +390,25 @@ struct RunOutputs<'a> {
     output: Option<&'a Path>,
     report: Option<&'a Path>,
     record: Option<&'a Path>,
+    /// `--probe LAYER=PREFIX`, as given.
+    probes: &'a [String],
+}
+
+/// `--probe LAYER=PREFIX`: the layer and the two files it writes.
+fn probe_files(spec: &str) -> Result<(String, PathBuf, PathBuf), Error> {
+    let (layer, prefix) = spec
+        .rsplit_once('=')
+        .filter(|(l, p)| !l.is_empty() && !p.is_empty())
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "--probe {spec}: expected LAYER=PREFIX (writes PREFIX.spikes.npy and PREFIX.v.npy)"
+            ))
+        })?;
+    Ok((
+        layer.to_string(),
+        PathBuf::from(format!("{prefix}.spikes.npy")),
+        PathBuf::from(format!("{prefix}.v.npy")),
+    ))
 }
 
 fn run(
@@ -403,7 +424,12 @@ fn run(
         output,
         report,
         record,
+        probes,
     } = files;
+    let probes: Vec<(String, PathBuf, PathBuf)> = probes
+        .iter()
+        .map(|p| probe_files(p))
+        .collect::<Result<_, _>>()?;
     let timesteps = binning.timesteps;
     if let Some(t) = timesteps {
         driver::check_timesteps(t)?;
@@ -417,6 +443,10 @@ fn run(
     }
     for p in [output, report, record].into_iter().flatten() {
         outputs.plan(p)?;
+    }
+    for (_, s, v) in &probes {
+        outputs.plan(s)?;
+        outputs.plan(v)?;
     }
     let params = load_params(chip_params)?;
     let bytes = crate::fsutil::read(artifact)?;
@@ -478,7 +508,15 @@ fn run(
                     b.inc(1);
                 }
             };
-            let r = if record.is_some() {
+            let r = if !probes.is_empty() {
+                if stream {
+                    return Err(Error::Usage(
+                        "--probe runs each sample from rest; it does not take --stream".into(),
+                    ));
+                }
+                let layers: Vec<String> = probes.iter().map(|p| p.0.clone()).collect();
+                art.run_probed(&samples, timesteps, &params, &layers, &tick)
+            } else if record.is_some() {
                 art.run_recorded(&samples, timesteps, &params, stream, &tick)
             } else if stream {
                 art.run_stream(&samples, timesteps, &params, &tick)
@@ -492,6 +530,9 @@ fn run(
         }
         npy::Input::Events(_) if stream => Err(nmc_backend::BackendError::Usage(
             "--stream takes dense frames; an event file is already one stream".into(),
+        )),
+        npy::Input::Events(_) if !probes.is_empty() => Err(nmc_backend::BackendError::Usage(
+            "--probe takes spike frames (.npy [samples, timesteps, …]), not an event file".into(),
         )),
         npy::Input::Events(_) if record.is_some() => Err(nmc_backend::BackendError::Usage(
             "--record takes dense samples (.npy of frames); for an event file, bin it first".into(),
@@ -536,6 +577,10 @@ fn run(
         })?;
         outputs.stage(p, npy_bytes(steps)?);
     }
+    for ((_, s, v), p) in probes.iter().zip(&result.probes) {
+        outputs.stage(s, npy_bytes(&p.spikes)?);
+        outputs.stage(v, npy_bytes(&p.v)?);
+    }
     if let Some(p) = report {
         let json = serde_json::to_string_pretty(&result.perf).map_err(|e| Error::Input {
             message: format!("the performance report does not serialise: {e}"),
@@ -551,7 +596,12 @@ fn run(
     if let Some(acc) = accuracy {
         println!("top-1 accuracy: {:.4}", acc);
     }
-    if output.is_none() && report.is_none() && record.is_none() && labels.is_none() {
+    if output.is_none()
+        && report.is_none()
+        && record.is_none()
+        && labels.is_none()
+        && probes.is_empty()
+    {
         print_argmax(&result.outputs);
     }
     Ok(())

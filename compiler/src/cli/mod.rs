@@ -275,6 +275,11 @@ pub enum Command {
         /// Loihi 2, the graded output values; Speck, each step's output spike counts.
         #[arg(long, value_name = "FILE")]
         record: Option<PathBuf>,
+        /// A spiking network's layer to record, as Lava's monitors do: LAYER=PREFIX writes its
+        /// spikes to PREFIX.spikes.npy and its voltages to PREFIX.v.npy, `[samples, timesteps,
+        /// …]`, after every step (repeat for more layers; `nmc inspect` lists the layers).
+        #[arg(long, value_name = "LAYER=PREFIX")]
+        probe: Vec<String>,
     },
     /// Run a model with nmc's reference interpreter (float, or quantised for a target).
     Eval {

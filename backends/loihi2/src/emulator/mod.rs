@@ -125,6 +125,9 @@ pub struct Emulator {
     /// Whether each step appends the first output's values to `recorded`.
     recording: bool,
     recorded: Vec<i64>,
+    /// Snn mode: populations whose spikes and voltages each step appends (`run --probe`).
+    probes: Vec<usize>,
+    probed: Vec<(Vec<i64>, Vec<i64>)>,
 }
 
 /// Timesteps after which every output is exact: the longest path in synapse hops from an input
@@ -275,6 +278,8 @@ impl Emulator {
             kernels: Kernels::Auto,
             recording: false,
             recorded: Vec::new(),
+            probes: Vec::new(),
+            probed: Vec::new(),
         };
         for (inp, f) in emu.inputs.iter_mut().zip(&emu.fanout) {
             inp.sent = vec![0; f.sets.len().max(1)];
@@ -399,6 +404,24 @@ impl Emulator {
         self.pops.iter().any(PopRt::is_cuba)
     }
 
+    /// Snn mode: records the spikes and voltages of populations `pops` (indices into the
+    /// artifact's populations) after every step of [`Emulator::run_spikes`] from now on.
+    pub fn probe(&mut self, pops: &[usize]) {
+        self.probes = pops
+            .iter()
+            .copied()
+            .filter(|&p| p < self.pops.len())
+            .collect();
+        self.probed = vec![(Vec::new(), Vec::new()); self.probes.len()];
+    }
+
+    /// Per probed population, its spikes and voltages step after step since the last call
+    /// (`steps × neurons` each).
+    pub fn take_probed(&mut self) -> Vec<(Vec<i64>, Vec<i64>)> {
+        let empty = vec![(Vec::new(), Vec::new()); self.probes.len()];
+        std::mem::replace(&mut self.probed, empty)
+    }
+
     /// Snn mode: runs one sample from rest for `timesteps` steps, sending `frames[t]` (per graph
     /// input, flat spike values) at step `t` and nothing after the last frame. Returns each
     /// output's spike counts over the run and the performance report; with
@@ -434,6 +457,11 @@ impl Emulator {
                 if let Some(&p) = self.outputs.first() {
                     self.recorded.extend_from_slice(&self.pops[p as usize].prev);
                 }
+            }
+            for (&p, (s, v)) in self.probes.iter().zip(&mut self.probed) {
+                let (spikes, volts) = self.pops[p].spikes_and_voltages();
+                s.extend_from_slice(spikes);
+                v.extend_from_slice(volts);
             }
         }
         let mut report = perf.finish(&self.cost);

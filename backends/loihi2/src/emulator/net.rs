@@ -680,6 +680,11 @@ impl PopRt {
         }
     }
 
+    /// Snn mode: this step's spikes and each neuron's voltage after the step.
+    pub(crate) fn spikes_and_voltages(&self) -> (&[i64], &[i64]) {
+        (&self.prev, &self.v)
+    }
+
     /// Whether this is an snn-mode (CUBA-LIF) population.
     pub(crate) fn is_cuba(&self) -> bool {
         self.cuba.is_some()
