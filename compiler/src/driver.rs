@@ -401,8 +401,17 @@ pub fn load_samples(path: &Path, graph: &Graph) -> Result<Vec<Vec<Vec<f32>>>, Er
         });
     }
     let ty = graph.ty(graph.inputs[0]);
-    // `[N, …shape]`, one sample of the shape, or `[N]` for a model whose sample is a scalar.
-    let n = npy::check_samples(path, &a, &ty.shape).map_err(|message| Error::Input { message })?;
+    // A spiking network's samples may be spike frames, `[N, T, …shape]` (each sample its T
+    // frames); otherwise `[N, …shape]`, one sample of the shape, or `[N]` for a model whose
+    // sample is a scalar.
+    let frames = a.shape.len() == ty.shape.len() + 2
+        && a.shape[2..] == ty.shape[..]
+        && passes::quantize_snn::is_snn(graph, true);
+    let n = if frames {
+        npy::check_spike_frames(path, &a, &ty.shape).map_err(|message| Error::Input { message })?
+    } else {
+        npy::check_samples(path, &a, &ty.shape).map_err(|message| Error::Input { message })?
+    };
     let per = a.data.len() / n;
     Ok((0..n)
         .map(|i| vec![a.data[i * per..(i + 1) * per].to_vec()])
@@ -803,7 +812,8 @@ fn map_search(
             .collect();
         Some((a.latency_ns, slowest))
     };
-    let samples = nmc_backend::calib_array(calib);
+    // The calibration samples as the artifact takes them (spike frames for a spiking network).
+    let samples = (!calib.is_empty()).then(|| activity.samples().clone());
     let emulated = |m: &Mapping| -> Option<MappingFigures> {
         let art = lower(m)?;
         let arr = samples.as_ref()?;

@@ -497,6 +497,10 @@ pub struct StepRun {
     pub per_step: Vec<Vec<Vec<i64>>>,
     /// Per graph output: the float output, `counts · scale / T`.
     pub outputs: Vec<Vec<f32>>,
+    /// Per node (indexed by `NodeId::index`) of a layer or an input's `Quantize`: per element,
+    /// the steps in which it sent an event (a non-zero value); empty for other nodes. What the
+    /// floorline model's activity profile of a stepped network is measured from.
+    pub active_steps: Vec<Vec<u32>>,
 }
 
 /// The deterministic rate encoder of rate mode (see the module docs): one accumulator per
@@ -700,6 +704,7 @@ impl Interpreter<'_> {
             }
         }
         let mut vals: Vec<Vec<i64>> = vec![Vec::new(); g.nodes.len()];
+        let mut active: Vec<Vec<u32>> = vec![Vec::new(); g.nodes.len()];
         // Every value of the previous step (all zeros before the first): what a CUBA layer reads.
         let mut before: Vec<Vec<i64>> = Vec::new();
         for t in 0..timesteps as usize {
@@ -819,6 +824,18 @@ impl Interpreter<'_> {
             for (k, o) in out_nodes.iter().enumerate() {
                 per_step[k].push(vals[o.index()].clone());
             }
+            for &id in &self.order {
+                if matches!(g.node(id).op, Op::Layer(_) | Op::Quantize(_)) {
+                    let a = &mut active[id.index()];
+                    let v = &vals[id.index()];
+                    if a.len() != v.len() {
+                        a.resize(v.len(), 0);
+                    }
+                    a.iter_mut()
+                        .zip(v)
+                        .for_each(|(a, x)| *a += u32::from(*x != 0));
+                }
+            }
         }
         let mut counts = Vec::with_capacity(out_nodes.len());
         let mut outputs = Vec::with_capacity(out_nodes.len());
@@ -839,6 +856,7 @@ impl Interpreter<'_> {
             counts,
             per_step,
             outputs,
+            active_steps: active,
         })
     }
 }

@@ -370,3 +370,65 @@ fn run_probe_writes_a_layers_spikes_and_voltages_and_refuses_what_it_cannot_prob
         assert!(e.to_string().contains(says), "{e}");
     }
 }
+
+#[test]
+fn floorline_and_evolve_measure_a_spiking_network_on_its_spike_frames() {
+    let d = crate::common::temp_dir("snn-search");
+    let model = d.join("snn.onnx");
+    std::fs::write(&model, mlp(&[12, 40, 6], Kind::Cuba, 1)).unwrap();
+    let calib = d.join("calib.npy");
+    let xs = spikes(4, 8, &[12], 0.3, 5);
+    nmc::npy::write(&calib, &xs).unwrap();
+    let mut opts = loihi2();
+    opts.calibrate = Some(calib.clone());
+    // The activity is each element's spikes per step, from a run on the frames.
+    let (_, a, _) = driver::analyze(&model, &opts, &Default::default()).unwrap();
+    assert!(a.activity.contains("spike-frame"), "{}", a.activity);
+    let quiet = {
+        let mut silent = xs.clone();
+        silent.data.iter_mut().for_each(|v| *v = 0.0);
+        let q = d.join("quiet.npy");
+        nmc::npy::write(&q, &silent).unwrap();
+        let mut o = loihi2();
+        o.calibrate = Some(q);
+        driver::analyze(&model, &o, &Default::default()).unwrap().1
+    };
+    // Silent inputs make no synaptic work.
+    assert!(
+        quiet.latency_ns < a.latency_ns,
+        "{} vs {}",
+        quiet.latency_ns,
+        a.latency_ns
+    );
+    // The evolutionary search runs the emulator on the same frames; whatever mapping it picks
+    // spikes exactly as the interpreter.
+    opts.partition = nmc::PartitionKind::Evolve;
+    opts.evals = 24;
+    let imported = nmc::onnx::import_file(&model).unwrap().graph;
+    let samples = driver::load_samples(&calib, &imported).unwrap();
+    let c = driver::compile_graph(imported, &samples, &opts, 0).unwrap();
+    let s = c.report.search.as_ref().expect("searched");
+    assert!(s.chosen.emulated && s.chosen.latency_ns <= s.greedy.latency_ns);
+    let art = LoadedArtifact::decode(&c.artifact).unwrap();
+    let r = art.run(&xs, None).unwrap();
+    let interp = Interpreter::new(&c.quantized).unwrap();
+    let k = r.perf.timesteps as usize;
+    for s in 0..4 {
+        let events: Vec<Vec<Vec<i64>>> = (0..k)
+            .map(|t| {
+                vec![if t < 8 {
+                    xs.data[(s * 8 + t) * 12..(s * 8 + t + 1) * 12]
+                        .iter()
+                        .map(|v| *v as i64)
+                        .collect()
+                } else {
+                    vec![0; 12]
+                }]
+            })
+            .collect();
+        assert_eq!(
+            r.int_outputs[s],
+            interp.run_events(&events).unwrap().counts[0]
+        );
+    }
+}

@@ -184,13 +184,32 @@ impl<'a> Activity<'a> {
     /// without samples, every value is assumed active with the profile's default density and
     /// emulators measure on one mid-grey input.
     pub fn new(graph: &'a Graph, calib: &'a [Vec<Vec<f32>>]) -> Self {
-        let samples = calib_array(calib).unwrap_or_else(|| {
-            let numel = graph.inputs.first().map_or(0, |&i| graph.ty(i).numel());
-            Array {
+        let numel = graph.inputs.first().map_or(0, |&i| graph.ty(i).numel());
+        let snn = crate::floorline::is_snn(graph);
+        let samples = match calib_array(calib) {
+            // A spiking network's samples are spike frames: `[N, T, …input]`.
+            Some(mut a) if snn && numel > 0 => {
+                let per = a.shape.get(1).copied().unwrap_or(0);
+                let mut shape = vec![a.shape[0], per / numel];
+                shape.extend(graph.ty(graph.inputs[0]).shape.iter().copied());
+                a.shape = shape;
+                a
+            }
+            Some(a) => a,
+            // One frame with every input spiking, or a mid-grey frame.
+            None if snn => {
+                let mut shape = vec![1, 1];
+                shape.extend(graph.ty(graph.inputs[0]).shape.iter().copied());
+                Array {
+                    shape,
+                    data: vec![1.0; numel],
+                }
+            }
+            None => Array {
                 shape: vec![1, numel],
                 data: vec![0.5; numel],
-            }
-        });
+            },
+        };
         Activity {
             graph: Some((graph, calib)),
             profile: OnceLock::new(),

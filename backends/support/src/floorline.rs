@@ -200,6 +200,13 @@ fn quantize_of(graph: &Graph, input: NodeId) -> NodeId {
         .unwrap_or(input)
 }
 
+/// Whether `graph` is an snn-mode graph (its layers are CUBA-LIF neurons stepped over time).
+pub fn is_snn(graph: &Graph) -> bool {
+    graph.ids().any(|id| {
+        matches!(&graph.node(id).op, Op::Layer(l) if l.quant.as_ref().is_some_and(|q| q.cuba().is_some()))
+    })
+}
+
 fn layer_nodes(graph: &Graph) -> Vec<NodeId> {
     graph
         .topo_order()
@@ -240,6 +247,9 @@ impl ActivityProfile {
             return Ok(Self::uniform(graph, DEFAULT_DENSITY));
         }
         let interp = Interpreter::new(graph)?;
+        if is_snn(graph) {
+            return Self::measure_snn(graph, &interp, samples);
+        }
         let qs: Vec<NodeId> = graph
             .inputs
             .iter()
@@ -281,6 +291,83 @@ impl ActivityProfile {
         let norm = |v: Vec<f64>| v.into_iter().map(|c| c / n).collect::<Vec<f64>>();
         Ok(ActivityProfile {
             from: format!("measured on {} calibration sample(s)", samples.len()),
+            inputs: inputs.into_iter().map(norm).collect(),
+            layers: layers
+                .iter()
+                .zip(outs)
+                .map(|(&l, v)| (l, graph.node(l).name.clone(), norm(v)))
+                .collect(),
+        })
+    }
+
+    /// [`ActivityProfile::measure`] of an snn-mode graph: each sample is its inputs' spike frames
+    /// (`T` frames of each input, flat), run step by step; an element's density is the fraction
+    /// of steps in which it sent a spike, the probability the floorline model charges per step.
+    fn measure_snn(
+        graph: &Graph,
+        interp: &Interpreter<'_>,
+        samples: &[Vec<Vec<f32>>],
+    ) -> Result<Self, InterpError> {
+        let qs: Vec<NodeId> = graph
+            .inputs
+            .iter()
+            .map(|&i| quantize_of(graph, i))
+            .collect();
+        let layers = layer_nodes(graph);
+        let mut inputs: Vec<Vec<f64>> =
+            qs.iter().map(|&q| vec![0.0; graph.ty(q).numel()]).collect();
+        let mut outs: Vec<Vec<f64>> = layers
+            .iter()
+            .map(|&l| vec![0.0; graph.ty(l).numel()])
+            .collect();
+        let mut steps = 0u64;
+        for s in samples {
+            let per: Vec<usize> = graph.inputs.iter().map(|&i| graph.ty(i).numel()).collect();
+            let t = match (s.first(), per.first()) {
+                (Some(x), Some(&p)) if p > 0 && x.len() % p == 0 => x.len() / p,
+                _ => 0,
+            };
+            if t == 0 || s.len() != per.len() || s.iter().zip(&per).any(|(x, p)| x.len() != t * p) {
+                return Err(InterpError::InputSize {
+                    index: 0,
+                    got: s.first().map_or(0, Vec::len),
+                    expected: per.first().copied().unwrap_or(0),
+                });
+            }
+            let events: Vec<Vec<Vec<i64>>> = (0..t)
+                .map(|k| {
+                    s.iter()
+                        .zip(&per)
+                        .map(|(x, &p)| x[k * p..(k + 1) * p].iter().map(|v| *v as i64).collect())
+                        .collect()
+                })
+                .collect();
+            let r = interp.run_events(&events)?;
+            let add = |acc: &mut Vec<f64>, id: NodeId| {
+                if let Some(a) = r.active_steps.get(id.index()) {
+                    acc.iter_mut()
+                        .zip(a)
+                        .for_each(|(acc, n)| *acc += f64::from(*n));
+                }
+            };
+            for (acc, &q) in inputs.iter_mut().zip(&qs) {
+                add(acc, q);
+            }
+            for (acc, &l) in outs.iter_mut().zip(&layers) {
+                add(acc, l);
+            }
+            steps += t as u64;
+        }
+        let norm = |v: Vec<f64>| {
+            v.into_iter()
+                .map(|c| c / steps.max(1) as f64)
+                .collect::<Vec<f64>>()
+        };
+        Ok(ActivityProfile {
+            from: format!(
+                "measured on {} spike-frame sample(s), {steps} step(s) in all",
+                samples.len()
+            ),
             inputs: inputs.into_iter().map(norm).collect(),
             layers: layers
                 .iter()
