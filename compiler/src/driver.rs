@@ -949,6 +949,22 @@ pub fn interpret_progress(
         message: e.to_string(),
     })?;
     let rate = passes::quantize_rate::is_rate_graph(graph);
+    let snn = nmc_backend::floorline::is_snn(graph);
+    // Synapse hops from an input to the deepest output (snn mode's delay per hop).
+    let depth = {
+        let mut d = vec![0usize; graph.nodes.len()];
+        for id in graph.topo_order().unwrap_or_default() {
+            let n = graph.node(id);
+            let from = n.inputs.iter().map(|i| d[i.index()]).max().unwrap_or(0);
+            d[id.index()] = from + usize::from(matches!(n.op, nmc_ir::Op::Layer(_)));
+        }
+        graph
+            .outputs
+            .iter()
+            .map(|o| d[o.node.index()])
+            .max()
+            .unwrap_or(0)
+    };
     let t = timesteps.or_else(rate_default_timesteps).unwrap_or(1);
     if rate && (t == 0 || t > MAX_RATE_TIMESTEPS) {
         return Err(Error::Usage(format!(
@@ -972,7 +988,29 @@ pub fn interpret_progress(
         let err = |e: nmc_ir::InterpError| Error::Input {
             message: e.to_string(),
         };
-        let vals = if rate {
+        let vals = if snn {
+            // Spike frames: each input holds its T frames; the run lasts until the last frame
+            // has reached the output, as `nmc run` on the chip.
+            let per: Vec<usize> = graph.inputs.iter().map(|&i| graph.ty(i).numel()).collect();
+            let frames = s.first().map_or(0, Vec::len) / per.first().copied().unwrap_or(1).max(1);
+            let k = timesteps.map_or(frames + depth, |t| t as usize);
+            let events: Vec<Vec<Vec<i64>>> = (0..k)
+                .map(|f| {
+                    s.iter()
+                        .zip(&per)
+                        .map(|(x, &p)| match x.get(f * p..(f + 1) * p) {
+                            Some(v) if f < frames => v.iter().map(|v| *v as i64).collect(),
+                            _ => vec![0; p],
+                        })
+                        .collect()
+                })
+                .collect();
+            let r = interp.run_events(&events).map_err(err)?;
+            r.counts
+                .into_iter()
+                .map(|c| Value::F32(c.into_iter().map(|v| v as f32).collect()))
+                .collect()
+        } else if rate {
             let r = interp.run_steps(&refs, t).map_err(err)?;
             r.outputs.into_iter().map(Value::F32).collect()
         } else {

@@ -432,3 +432,38 @@ fn floorline_and_evolve_measure_a_spiking_network_on_its_spike_frames() {
         );
     }
 }
+
+#[test]
+fn eval_of_the_quantised_spiking_network_gives_the_chips_spike_counts() {
+    let d = crate::common::temp_dir("snn-eval");
+    let model = d.join("snn.onnx");
+    std::fs::write(&model, mlp(&[12, 20, 6], Kind::Cuba, 2)).unwrap();
+    let xs = d.join("x.npy");
+    nmc::npy::write(&xs, &spikes(3, 7, &[12], 0.3, 9)).unwrap();
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let nmc = |args: &[&str]| {
+        let mut argv = vec!["nmc"];
+        argv.extend_from_slice(args);
+        nmc::cli::run_args(argv)
+    };
+    let art = d.join("snn.loihi2");
+    nmc(&["compile", &s(&model), "--target", "loihi2", "-o", &s(&art)]).unwrap();
+    for k in [None, Some("12")] {
+        let (ev, run) = (d.join("ev.npy"), d.join("run.npy"));
+        let mut a = vec!["eval", "--quantized", "--target", "loihi2"];
+        let (m, x, e, r) = (s(&model), s(&xs), s(&ev), s(&run));
+        a.extend([m.as_str(), "--input", x.as_str(), "-o", e.as_str()]);
+        let art_s = s(&art);
+        let mut b = vec!["run", art_s.as_str()];
+        b.extend(["--input", x.as_str(), "-o", r.as_str()]);
+        if let Some(k) = k {
+            a.extend(["--timesteps", k]);
+            b.extend(["--timesteps", k]);
+        }
+        nmc(&a).unwrap();
+        nmc(&b).unwrap();
+        let (ev, run) = (nmc::npy::read(&ev).unwrap(), nmc::npy::read(&run).unwrap());
+        assert_eq!(ev.data, run.data, "timesteps {k:?}");
+        assert!(ev.data.iter().sum::<f32>() > 0.0);
+    }
+}

@@ -625,9 +625,9 @@ fn eval(
 ) -> Result<(), Error> {
     if let Some(t) = timesteps {
         driver::check_timesteps(t)?;
-        if quantized.is_none_or(|q| q.mode() != nmc_backend::ExecMode::Rate) {
+        if quantized.is_none_or(|q| q.mode() != nmc_backend::ExecMode::Rate && !q.runs_snn()) {
             return Err(Error::Usage(format!(
-                "--timesteps {t} applies to a rate-mode evaluation only (--quantized --target {}); other evaluations have no timesteps",
+                "--timesteps {t} applies to a rate-mode evaluation (--quantized --target {}) or a spiking network's; other evaluations have no timesteps",
                 Target::all()
                     .iter()
                     .filter(|t| t.mode() == nmc_backend::ExecMode::Rate)
@@ -660,12 +660,23 @@ fn eval(
             opts.calibrate = bits.calibrate;
             opts.act_bits = bits.act_bits;
             opts.weight_bits = bits.weight_bits;
-            opts.timesteps = timesteps;
+            if t.mode() == nmc_backend::ExecMode::Rate {
+                opts.timesteps = timesteps;
+            }
             let calib = match &opts.calibrate {
                 Some(p) => driver::load_samples(p, &imported.graph)?,
                 None => Vec::new(),
             };
-            driver::quantize_for(&imported.graph, &calib, &opts)?.1
+            let g = driver::quantize_for(&imported.graph, &calib, &opts)?.1;
+            if let Some(k) = timesteps {
+                if t.mode() != nmc_backend::ExecMode::Rate && !nmc_backend::floorline::is_snn(&g) {
+                    return Err(Error::Usage(format!(
+                        "--timesteps {k}: this model is not a spiking network; its {} evaluation has no timesteps",
+                        t.name()
+                    )));
+                }
+            }
+            g
         }
     };
     let bar = progress_bar(samples.len(), "evaluating");
