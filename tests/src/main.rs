@@ -57,6 +57,7 @@ mod onnx_node;
 mod record;
 mod roundtrip;
 mod snapshots;
+mod snn_io;
 mod speck;
 mod speck_dvs;
 mod tiling;

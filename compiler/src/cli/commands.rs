@@ -595,7 +595,7 @@ fn eval(
     if let Some(p) = output {
         outputs.plan(p)?;
     }
-    let imported = crate::onnx::import_file(model)?;
+    let imported = crate::import::import_file(model)?;
     for f in &imported.files {
         outputs.reads(f);
     }
@@ -678,7 +678,7 @@ fn inspect(file: &Path, format: Format) -> Result<(), Error> {
             return Ok(());
         }
     }
-    let imported = crate::onnx::import_bytes(&bytes, file.parent())?;
+    let imported = crate::import::import_bytes(&bytes, file.parent())?;
     match format {
         Format::Text => print!("{}", nmc_ir::print(&imported.graph)),
         Format::Json => {
