@@ -1,8 +1,8 @@
 //! The pipeline: import → canonicalize → quantize → partition → lower, with a verifier run after
 //! every stage, plus the library entry points that the CLI and build scripts call.
 
+use crate::import;
 use crate::npy;
-use crate::onnx;
 use crate::partition;
 use crate::passes::{self, QuantOptions, QuantReport};
 use crate::stage::Stage;
@@ -453,7 +453,7 @@ pub fn memory() -> Option<(u64, u64)> {
 /// Compiles an ONNX file.
 pub fn compile(model: &Path, opts: &Options) -> Result<Compiled, Error> {
     opts.check()?;
-    let imported = timed(Stage::Import, || onnx::import_file(model))?;
+    let imported = timed(Stage::Import, || import::import_file(model))?;
     let calib = match &opts.calibrate {
         Some(p) => load_samples(p, &imported.graph)?,
         None => Vec::new(),
@@ -908,7 +908,7 @@ pub fn analyze(
     params: &crate::target::ChipParams,
 ) -> Result<(Compiled, crate::cost::Analysis, nmc_backend::Constants), Error> {
     opts.check()?;
-    let imported = onnx::import_file(model)?;
+    let imported = import::import_file(model)?;
     let calib = match &opts.calibrate {
         Some(p) => load_samples(p, &imported.graph)?,
         None => Vec::new(),

@@ -308,8 +308,8 @@ fn check_cuba(
             q.state_bits, q.act_shift, q.act_min, q.act_max
         ));
     }
-    if pool.is_some() {
-        return Err("a cuba layer does not pool its spikes (pool in a separate layer)".into());
+    if pool.is_some_and(|p| p.kind != crate::PoolKind::Sum) {
+        return Err("a cuba layer pools its spikes by sum only".into());
     }
     Ok(())
 }

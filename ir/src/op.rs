@@ -192,7 +192,9 @@ impl SpikingModel {
         }
     }
 
-    /// Checks the parameters: finite, thresholds and time constants positive, lower bounds ≤ 0.
+    /// Checks the parameters: thresholds positive and finite; time constants positive, and
+    /// `+∞` allowed (no decay: netx's `iDecay = 0` or `vDecay = 0`); lower bounds ≤ 0, and `−∞`
+    /// allowed (no lower bound, as netx and NIR neurons have); everything else finite.
     pub fn check(&self) -> Result<(), String> {
         let pos = |k: &str, v: f32| {
             if v.is_finite() && v > 0.0 {
@@ -211,12 +213,22 @@ impl SpikingModel {
                 Err(format!("{} `{k}` must be finite, is {v}", self.name()))
             }
         };
-        let low = |v: f32| {
-            if v.is_finite() && v <= 0.0 {
+        let tau = |k: &str, v: f32| {
+            if v > 0.0 && !v.is_nan() {
                 Ok(())
             } else {
                 Err(format!(
-                    "{} `v_min` must be finite and ≤ 0, is {v}",
+                    "{} `{k}` must be > 0 (or inf), is {v}",
+                    self.name()
+                ))
+            }
+        };
+        let low = |v: f32| {
+            if v <= 0.0 && !v.is_nan() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} `v_min` must be ≤ 0 (or -inf), is {v}",
                     self.name()
                 ))
             }
@@ -236,7 +248,7 @@ impl SpikingModel {
                 v_min,
                 ..
             } => {
-                pos("tau_mem", tau_mem)?;
+                tau("tau_mem", tau_mem)?;
                 pos("r", r)?;
                 fin("v_leak", v_leak)?;
                 pos("threshold", threshold)?;
@@ -252,8 +264,8 @@ impl SpikingModel {
                 v_min,
                 ..
             } => {
-                pos("tau_syn", tau_syn)?;
-                pos("tau_mem", tau_mem)?;
+                tau("tau_syn", tau_syn)?;
+                tau("tau_mem", tau_mem)?;
                 pos("r", r)?;
                 fin("v_leak", v_leak)?;
                 fin("w_in", w_in)?;
@@ -738,5 +750,55 @@ pub fn remap_constants(op: &mut Op, mut f: impl FnMut(ConstId) -> ConstId) {
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// netx's zero decays are infinite time constants and netx and NIR neurons have no lower
+    /// bound: `check` accepts `+∞` taus and a `−∞` `v_min`, nothing else non-finite.
+    #[test]
+    fn check_accepts_infinite_taus_and_unbounded_v_min() {
+        let m = SpikingModel::CubaLif {
+            tau_syn: f32::INFINITY,
+            tau_mem: f32::INFINITY,
+            r: 1.0,
+            v_leak: 0.0,
+            w_in: 1.0,
+            threshold: 64.0,
+            reset: Reset::Zero,
+            v_min: f32::NEG_INFINITY,
+        };
+        assert_eq!(m.check(), Ok(()));
+        let bad = |m: SpikingModel| assert!(m.check().is_err(), "{m:?}");
+        if let SpikingModel::CubaLif { .. } = m {
+            let mut x = m;
+            if let SpikingModel::CubaLif { tau_syn, .. } = &mut x {
+                *tau_syn = f32::NAN;
+            }
+            bad(x);
+            let mut x = m;
+            if let SpikingModel::CubaLif { tau_mem, .. } = &mut x {
+                *tau_mem = f32::NEG_INFINITY;
+            }
+            bad(x);
+            let mut x = m;
+            if let SpikingModel::CubaLif { threshold, .. } = &mut x {
+                *threshold = f32::INFINITY;
+            }
+            bad(x);
+            let mut x = m;
+            if let SpikingModel::CubaLif { v_min, .. } = &mut x {
+                *v_min = f32::INFINITY;
+            }
+            bad(x);
+        }
+        bad(SpikingModel::If {
+            threshold: 1.0,
+            reset: Reset::Zero,
+            v_min: f32::NAN,
+        });
     }
 }

@@ -799,7 +799,7 @@ fn flags_a_target_ignores_are_refused_there() {
         ],
     );
     assert!(msg.contains("--timesteps"), "{msg}");
-    // eval's --timesteps is for a rate-mode (speck) quantised evaluation only.
+    // eval's --timesteps is for a rate-mode (speck) or spiking quantised evaluation only.
     let msg = fails(
         "usage",
         2,
@@ -815,7 +815,7 @@ fn flags_a_target_ignores_are_refused_there() {
             "4",
         ],
     );
-    assert!(msg.contains("rate-mode"), "{msg}");
+    assert!(msg.contains("not a spiking network"), "{msg}");
     // --calibrate without --quantized would be ignored.
     fails(
         "usage",

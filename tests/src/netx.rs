@@ -88,8 +88,16 @@ fn probe_equals_lava(name: &str) {
         for t in 0..k {
             let at = (s * k + t) * per_step;
             let r = at..at + per_step;
-            assert_eq!(p.spikes.data[r.clone()], spikes.data[r.clone()], "{name}: sample {s}, step {t}: spikes");
-            assert_eq!(p.v.data[r.clone()], volts.data[r], "{name}: sample {s}, step {t}: voltages");
+            assert_eq!(
+                p.spikes.data[r.clone()],
+                spikes.data[r.clone()],
+                "{name}: sample {s}, step {t}: spikes"
+            );
+            assert_eq!(
+                p.v.data[r.clone()],
+                volts.data[r],
+                "{name}: sample {s}, step {t}: voltages"
+            );
         }
     }
 }

@@ -467,3 +467,83 @@ fn eval_of_the_quantised_spiking_network_gives_the_chips_spike_counts() {
         assert!(ev.data.iter().sum::<f32>() > 0.0);
     }
 }
+
+/// NIR graphs written by snnTorch (LIF) and sinabs (IF with sum pooling) compile for Loihi 2 and
+/// spike as the reference interpreter at every step on their recorded inputs; the IF network
+/// also runs on Speck in rate mode, as the interpreter says.
+#[test]
+fn nir_graphs_from_snntorch_and_sinabs_run_on_loihi2_and_speck() {
+    let dir = |c: &str| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../testdata/snn")
+            .join(c)
+    };
+    for case in ["nir_snntorch_lif", "nir_sinabs_if"] {
+        let d = dir(case);
+        let mut xs = nmc::npy::read(&d.join("input.npy")).unwrap();
+        // A few samples keep the test short.
+        let per = xs.data.len() / xs.shape[0];
+        xs.shape[0] = 4;
+        xs.data.truncate(4 * per);
+        let c = driver::compile(&d.join("model.nir"), &loihi2()).unwrap();
+        let art = LoadedArtifact::decode(&c.artifact).unwrap();
+        let t_in = xs.shape[1];
+        let k = t_in + 2;
+        let r = art
+            .run_recorded(&xs, Some(k as u32), &Default::default(), false, &|| {})
+            .unwrap();
+        let steps = r.steps.unwrap();
+        let interp = Interpreter::new(&c.quantized).unwrap();
+        let frame = per / t_in;
+        let out = r.int_outputs[0].len();
+        let mut total = 0;
+        for s in 0..4 {
+            let events: Vec<Vec<Vec<i64>>> = (0..k)
+                .map(|t| {
+                    vec![if t < t_in {
+                        let at = s * per + t * frame;
+                        xs.data[at..at + frame].iter().map(|v| *v as i64).collect()
+                    } else {
+                        vec![0; frame]
+                    }]
+                })
+                .collect();
+            let want = interp.run_events(&events).unwrap();
+            for t in 0..k {
+                let at = (s * k + t) * out;
+                let got: Vec<i64> = steps.data[at..at + out].iter().map(|v| *v as i64).collect();
+                assert_eq!(got, want.per_step[0][t], "{case}: sample {s}, step {t}");
+            }
+            total += want.counts[0].iter().sum::<i64>();
+        }
+        assert!(total > 0, "{case}: silent on loihi2");
+    }
+    // Speck: the IF network in rate mode, on the same spike frames.
+    let d = dir("nir_sinabs_if");
+    let mut xs = nmc::npy::read(&d.join("input.npy")).unwrap();
+    let per = xs.data.len() / xs.shape[0];
+    xs.shape[0] = 2;
+    xs.data.truncate(2 * per);
+    let c = driver::compile(
+        &d.join("model.nir"),
+        &Options::new(Target::lookup("speck").unwrap()),
+    )
+    .unwrap();
+    let art = LoadedArtifact::decode(&c.artifact).unwrap();
+    let r = art.run(&xs, None).unwrap();
+    assert_eq!(r.perf.timesteps as usize, xs.shape[1]);
+    let interp = Interpreter::new(&c.quantized).unwrap();
+    let (t_in, frame) = (xs.shape[1], per / xs.shape[1]);
+    for s in 0..2 {
+        let events: Vec<Vec<Vec<i64>>> = (0..t_in)
+            .map(|t| {
+                let at = s * per + t * frame;
+                vec![xs.data[at..at + frame].iter().map(|v| *v as i64).collect()]
+            })
+            .collect();
+        assert_eq!(
+            r.int_outputs[s],
+            interp.run_events(&events).unwrap().counts[0]
+        );
+    }
+}

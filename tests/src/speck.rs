@@ -811,25 +811,36 @@ fn ai_nmc_domain_imports_with_its_documented_meaning() {
         ),
         "{ir}"
     );
-    // LIF has no single-pass meaning, no target runs it, and errors say so.
+    // LIF has no single-pass meaning, Speck does not run it (Loihi 2 does: tests/src/snn.rs),
+    // and errors say so.
     let lif = nmc_node_model("LIF", vec![attr_float("tau_mem", 8.0)], 1);
     let g = nmc::onnx::import_bytes(&lif, None).unwrap().graph;
     let e = nmc::driver::interpret(&g, &[vec![vec![0.0; 4]]]).unwrap_err();
     assert!(e.to_string().contains("snn"), "{e}");
     let (e, text) = speck_error(&lif);
     assert_eq!(e.exit_code(), 1);
-    assert!(text.contains("`lif` neurons cannot run on speck"), "{text}");
-    // Loihi 2 runs graded neurons and refuses IF.
+    assert!(
+        text.contains(
+            "snn execution mode: speck's DYNAP-CNN cores run integrate-and-fire neurons only"
+        ),
+        "{text}"
+    );
+    // Loihi 2 runs IF in the snn mode, as a non-leaky CUBA-LIF neuron.
     let iff = nmc_node_model("IF", vec![], 1);
     let g = nmc::onnx::import_bytes(&iff, None).unwrap().graph;
-    let e = nmc::driver::compile_graph(
+    let c = nmc::driver::compile_graph(
         g,
         &[],
         &nmc::Options::new(nmc::Target::lookup("loihi2").unwrap()),
         0,
     )
-    .unwrap_err();
-    assert!(e.to_string().contains("rate execution mode"), "{e}");
+    .unwrap();
+    assert!(nmc_backend::floorline::is_snn(&c.quantized));
+    assert!(c
+        .report
+        .notes
+        .iter()
+        .any(|n| n.contains("IF runs as Loihi's non-leaky neuron")));
     // Bad attributes, versions and op types are import errors that name the node.
     for (bytes, want) in [
         (

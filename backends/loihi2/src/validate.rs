@@ -188,7 +188,9 @@ fn check_population(
             || p.act_shift > 16
             || p.act_min != 0
             || p.act_max != 1
-            || p.pool.is_some()
+            || p.pool
+                .as_ref()
+                .is_some_and(|q| q.kind != crate::artifact::PoolKindMsg::Sum as i32)
             || p.groups.iter().any(|g| g.weight_exp != 0)
         {
             return Err(corrupt(format!(

@@ -589,6 +589,9 @@ impl LoadedSpeck {
         record: bool,
     ) -> Result<RunResult, BackendError> {
         let (per, shape) = self.input_len()?;
+        if samples.shape.len() == shape.len() + 2 {
+            return self.frames(samples, params, progress, stream, record);
+        }
         let xs = split_samples(samples, per, shape)?;
         let t = self.timesteps(timesteps)?;
         if stream {
@@ -613,6 +616,65 @@ impl LoadedSpeck {
             },
         )?;
         self.collect(runs.into_iter().map(Ok), xs.len(), t)
+    }
+
+    /// Spike frames `[samples, T, …input]`: each sample's `T` steps of input spikes (whole
+    /// numbers), from the reset state; `T` is the run's length.
+    fn frames(
+        &self,
+        samples: &Array,
+        params: &ChipParams,
+        progress: &(dyn Fn() + Sync),
+        stream: bool,
+        record: bool,
+    ) -> Result<RunResult, BackendError> {
+        if stream {
+            return Err(BackendError::Usage(
+                "--stream takes frames of one stream [samples, …input]; spike frames [samples, T, …input] are already steps".into(),
+            ));
+        }
+        let (per, shape) = self.input_len()?;
+        if samples.shape[2..]
+            .iter()
+            .zip(shape)
+            .any(|(a, b)| *a != *b as usize)
+        {
+            return Err(BackendError::input(format!(
+                "spike frames of shape {:?} do not match the input shape {shape:?}",
+                samples.shape
+            )));
+        }
+        let t = samples.shape[1];
+        check_timesteps(t as u32).map_err(BackendError::input)?;
+        let xs = split_samples(samples, per * t, shape)?;
+        let runs = nmc_backend::map_samples(
+            &xs,
+            || self.emulator(params),
+            |emu, x| {
+                let frames = x
+                    .chunks(per.max(1))
+                    .enumerate()
+                    .map(|(k, f)| {
+                        f.iter()
+                            .enumerate()
+                            .map(|(i, &v)| {
+                                if v < 0.0 || v.fract() != 0.0 || v > u32::MAX as f32 {
+                                    Err(BackendError::input(format!(
+                                        "spike input at step {k}, element {i}: {v} is not a spike count"
+                                    )))
+                                } else {
+                                    Ok(v as u32)
+                                }
+                            })
+                            .collect::<Result<Vec<u32>, _>>()
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let r = emu.run_frames(&frames, record).map_err(BackendError::input);
+                progress();
+                r
+            },
+        )?;
+        self.collect(runs.into_iter().map(Ok), xs.len(), t as u32)
     }
 
     /// The run result; per-step output spike counts go to `steps` where the runs recorded them.
@@ -738,6 +800,11 @@ impl Loaded for LoadedSpeck {
         params: &ChipParams,
     ) -> Result<RunResult, BackendError> {
         self.run_with_progress(samples, timesteps, params, &|| {})
+    }
+
+    /// Dense samples are rate-encoded; spike frames `[samples, T, …]` are taken as they are.
+    fn accepts_frames(&self) -> bool {
+        true
     }
 
     fn input_shape(&self) -> Option<Vec<usize>> {

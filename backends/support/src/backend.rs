@@ -438,6 +438,12 @@ pub trait Loaded: std::any::Any + Send + Sync {
         false
     }
 
+    /// Whether the artifact takes spike frames `[samples, T, …input_shape]` besides its usual
+    /// input (Speck: dense samples, rate-encoded).
+    fn accepts_frames(&self) -> bool {
+        self.spike_frames()
+    }
+
     /// Runs one DVS-style event stream (`x, y, t, p`), binned into `timesteps` steps.
     fn run_events(
         &self,

@@ -490,8 +490,13 @@ fn run(
     }
     let n = match &data {
         npy::Input::Dense(samples) => match art.input_shape() {
-            Some(shape) if art.spike_frames() => npy::check_spike_frames(input, samples, &shape)
-                .map_err(|message| Error::Input { message })?,
+            Some(shape)
+                if art.spike_frames()
+                    || (art.accepts_frames() && samples.shape.len() == shape.len() + 2) =>
+            {
+                npy::check_spike_frames(input, samples, &shape)
+                    .map_err(|message| Error::Input { message })?
+            }
             Some(shape) => npy::check_samples(input, samples, &shape)
                 .map_err(|message| Error::Input { message })?,
             None => samples.shape.first().copied().unwrap_or(1),
@@ -647,7 +652,7 @@ fn eval(
     if let Some(p) = output {
         outputs.plan(p)?;
     }
-    let imported = crate::onnx::import_file(model)?;
+    let imported = crate::import::import_file(model)?;
     for f in &imported.files {
         outputs.reads(f);
     }
@@ -741,7 +746,7 @@ fn inspect(file: &Path, format: Format) -> Result<(), Error> {
             return Ok(());
         }
     }
-    let imported = crate::onnx::import_bytes(&bytes, file.parent())?;
+    let imported = crate::import::import_bytes(&bytes, file.parent())?;
     match format {
         Format::Text => print!("{}", nmc_ir::print(&imported.graph)),
         Format::Json => {

@@ -153,6 +153,27 @@ pub enum ImportError {
         /// The undefined value name.
         input: String,
     },
+    /// An HDF5 file (lava-dl netx or NIR) could not be read: `place` is the object's path.
+    #[error("HDF5 file {place}: {message}")]
+    Hdf5 {
+        /// Path of the object in the file (`/` for the file itself).
+        place: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A spiking network file (lava-dl netx or NIR) is malformed or uses a construct nmc does not
+    /// support: `place` names the layer or node (`layer/3`, `node "lif1" (LIF)`).
+    #[error("{format} {place}: {message}")]
+    Network {
+        /// "netx" or "NIR".
+        format: &'static str,
+        /// The layer or node.
+        place: String,
+        /// What is wrong or unsupported.
+        message: String,
+        /// Whether the file is valid but uses something nmc does not support.
+        unsupported: bool,
+    },
     /// External tensor data could not be read (safely).
     #[error("external data of tensor \"{tensor}\": {message}")]
     ExternalData {
@@ -174,6 +195,11 @@ impl ImportError {
             ImportError::Invalid { .. } => "invalid",
             ImportError::MissingInput { .. } => "missing-input",
             ImportError::ExternalData { .. } => "external-data",
+            ImportError::Hdf5 { .. } => "hdf5",
+            ImportError::Network {
+                unsupported: true, ..
+            } => "unsupported",
+            ImportError::Network { .. } => "invalid",
         }
     }
 }
@@ -184,6 +210,12 @@ pub fn import_file(path: &Path) -> Result<Imported, ImportError> {
         path: path.to_path_buf(),
         source,
     })?;
+    import_read(path, bytes)
+}
+
+/// Imports an ONNX model whose file `path` has been read into `bytes` (consumed, so the bytes are
+/// dropped as soon as the parse has copied what it needs).
+pub fn import_read(path: &Path, bytes: Vec<u8>) -> Result<Imported, ImportError> {
     let base = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

@@ -278,6 +278,16 @@ pub fn quantize_akida(
                 // A linear layer whose QDQ grid starts at 0 is clamped at 0 by the model itself
                 // (onnxruntime drops a ReLU that a uint8 QuantizeLinear makes redundant).
                 let mut neuron = l.neuron;
+                if let Neuron::Spiking(m) = neuron {
+                    // A native spiking neuron (ai.nmc domain, netx, NIR) has no Akida meaning.
+                    return Err(perr(
+                        id,
+                        format!(
+                            "`{}` neurons cannot run on akd1000: Akida 1.0 runs graded ReLU neurons",
+                            m.name()
+                        ),
+                    ));
+                }
                 if let (Neuron::Linear, Some(r)) = (neuron, hints.get(&id)) {
                     if r.lo >= 0.0 {
                         neuron = Neuron::Clip { lo: 0.0, hi: r.hi };

@@ -26,7 +26,8 @@
 //!   (`backend/dynapcnn/discretize.py`, docs/chips.md §2.3): one common scale
 //!   `s = min(scale(W, 8 bits), scale(b, 8 bits), scale((v_min, threshold), 16 bits))`, where
 //!   `scale(x, n) = |(2^(n−1) − 1) / max(x)|` if `|min(x)| ≤ |max(x)| · 2^(n−1)/(2^(n−1) − 1)`, else
-//!   `|−2^(n−1) / min(x)|`; then weights, bias, threshold and lower bound are multiplied by `s`
+//!   `|−2^(n−1) / min(x)|` (a lower bound of −∞, sinabs' `min_v_mem = None`, counts as −2^15);
+//!   then weights, bias, threshold and lower bound are multiplied by `s`
 //!   and rounded half to even (`torch.round`). Like sinabs, everything is computed in `f32`. A
 //!   layer without a bias uses zeros for `b` (whose scale is infinite); a layer with a bias keeps
 //!   it even if it rounds to zeros, because it still occupies bias memory.
@@ -462,6 +463,16 @@ fn quantize_layer(
     opts: &RateOptions,
 ) -> Result<(Layer, f32, Vec<String>), String> {
     let ((threshold, v_min, reset), mut notes) = neuron_of(l, opts.target)?;
+    // No lower bound (NIR's IF has none) is sinabs' `min_v_mem = None`, which it discretises as
+    // −2^15 (`discretize.py`, docs/chips.md §2.3).
+    let v_min = if v_min == f32::NEG_INFINITY {
+        notes.push(
+            "no lower bound on the membrane: discretised as sinabs does for min_v_mem None (-2^15), which caps the scale at 1 (weights round to whole thresholds); a lower bound such as -threshold keeps 8-bit weight precision".into(),
+        );
+        -32768.0
+    } else {
+        v_min
+    };
     let mut pool = l.pool.clone();
     let mut f_out = 1.0f32;
     if let Some(p) = &mut pool {

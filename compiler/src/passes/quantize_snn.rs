@@ -368,9 +368,16 @@ fn quantize_layer(
     target: &str,
 ) -> Result<(Layer, String), String> {
     let c = cuba_of(&l.neuron)?;
-    if l.pool.is_some() {
+    if l.pool
+        .as_ref()
+        .is_some_and(|p| p.kind != nmc_ir::PoolKind::Sum)
+    {
         return Err(format!(
-            "pooling of spikes inside a layer does not run in snn mode on {target} (a sum pool is a separate convolution layer)"
+            "{} pooling of spikes does not run in snn mode on {target}: pool spikes by sum (NIR SumPool2d), which sends each window's spike count",
+            match l.pool.as_ref().map(|p| p.kind) {
+                Some(nmc_ir::PoolKind::Max) => "max",
+                _ => "average",
+            }
         ));
     }
     let du = decay_of(c.tau_syn, "tau_syn")?;
@@ -495,7 +502,7 @@ fn quantize_layer(
             synapses,
             bias: None,
             neuron: l.neuron,
-            pool: None,
+            pool: l.pool.clone(),
             quant: Some(LayerQuant {
                 weight_exp: vec![0; l.synapses.len()],
                 bias: bias_q,

@@ -830,16 +830,30 @@ impl PopRt {
     fn update_cuba(&mut self, src: u32, c: &nmc_ir::CubaQuant, outbox: &mut Vec<Event>) {
         let shift = self.quant.act_shift;
         let idle = c.v_bias == 0;
+        let pooled = self.pool.is_some();
         for n in 0..self.sigma.len() {
             let a = self.sigma[n].wrapping_add(self.bias[n / self.pre_hw]);
             self.sigma[n] = 0;
-            self.prev[n] = 0;
-            if idle && a == 0 && self.u[n] == 0 && self.v[n] == 0 {
-                continue;
+            let spiked = !(idle && a == 0 && self.u[n] == 0 && self.v[n] == 0)
+                && c.step(&mut self.u[n], &mut self.v[n], a, shift);
+            if pooled {
+                self.act[n] = i64::from(spiked);
+            } else {
+                self.prev[n] = 0;
+                if spiked {
+                    // `emit` sends the change from `prev` (0 here) and leaves `prev` at 1.
+                    self.emit(src, n, 1, outbox);
+                }
             }
-            if c.step(&mut self.u[n], &mut self.v[n], a, shift) {
-                // `emit` sends the change from `prev` (0 here) and leaves `prev` at 1.
-                self.emit(src, n, 1, outbox);
+        }
+        if pooled {
+            // A sum pool sends each window's spike count, whole, every step it is non-zero.
+            for o in 0..self.prev.len() {
+                let y = self.pooled(o);
+                self.prev[o] = 0;
+                if y != 0 {
+                    self.emit(src, o, y, outbox);
+                }
             }
         }
         for &n in &self.dirty {

@@ -314,6 +314,32 @@ impl Emulator {
         r
     }
 
+    /// Runs one sample of spike frames: `frames[t]` holds, per element of the model input, the
+    /// spikes it receives at step `t` (a spiking network's input, e.g. a NIR graph's); they take
+    /// the same path into the chip as rate-encoded events.
+    pub fn run_frames(
+        &mut self,
+        frames: &[Vec<u32>],
+        record_steps: bool,
+    ) -> Result<RunOut, EmuError> {
+        if let Some(f) = frames.iter().find(|f| f.len() != self.input_numel) {
+            return Err(EmuError::InputSize {
+                got: f.len(),
+                expected: self.input_numel,
+            });
+        }
+        let to_sensor = std::mem::take(&mut self.dense_to_sensor);
+        let r = self.run(frames.len() as u32, record_steps, |t, out| {
+            for (i, &n) in frames[t].iter().enumerate() {
+                if n > 0 {
+                    out.push((to_sensor.get(i).copied().unwrap_or(i as u32), n));
+                }
+            }
+        });
+        self.dense_to_sensor = to_sensor;
+        r
+    }
+
     /// Values of the event space [`Emulator::run_events`] takes: the sensor's `[2, h, w]` when
     /// the input passes the DVS layer, else the input map.
     pub fn event_numel(&self) -> usize {
