@@ -248,7 +248,25 @@ impl Compiled {
             Emit::Listing => self.listing(),
             Emit::Report => self.report.text(),
             Emit::DepInfo => dep_info(artifact_path, &self.files),
-            Emit::Artifact => return None,
+            Emit::Artifact | Emit::Netx | Emit::Nir => return None,
+        })
+    }
+
+    /// The binary outputs of `--emit`: the artifact, or the spiking network as a netx file or a
+    /// NIR graph (`crate::snn::export`, NIR with snnTorch's timestep `crate::snn::DEFAULT_DT`).
+    pub fn binary(&self, kind: crate::Emit) -> Result<Vec<u8>, Error> {
+        use crate::Emit;
+        let (format, r) = match kind {
+            Emit::Netx => ("netx", crate::snn::export::netx(&self.quantized)),
+            Emit::Nir => (
+                "nir",
+                crate::snn::export::nir(&self.quantized, crate::snn::DEFAULT_DT),
+            ),
+            _ => return Ok(self.artifact.clone()),
+        };
+        r.map_err(|message| Error::Lower {
+            target: format,
+            message,
         })
     }
 

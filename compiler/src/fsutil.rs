@@ -73,7 +73,7 @@ pub fn max_file_bytes() -> io::Result<u64> {
 pub fn human_bytes(n: u64) -> String {
     let units = [(1u64 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
     match units.iter().find(|(u, _)| n >= *u) {
-        Some((u, name)) if n % u == 0 => format!("{n} bytes ({} {name})", n / u),
+        Some((u, name)) if n.is_multiple_of(*u) => format!("{n} bytes ({} {name})", n / u),
         Some((u, name)) => format!("{n} bytes ({:.1} {name})", n as f64 / *u as f64),
         None => format!("{n} bytes"),
     }

@@ -590,3 +590,115 @@ mod tests {
         assert_eq!(read(b"hello").unwrap_err().place, "/");
     }
 }
+
+/// An HDF5 file to write (`--emit netx`, `--emit nir`): groups and datasets by name, written by
+/// the `hdf5-pure` crate (the reading crate above cannot write; docs/formats.md). Members are
+/// kept sorted, so the same tree always gives the same bytes.
+#[derive(Clone, Debug, Default)]
+pub struct H5Out {
+    groups: BTreeMap<String, H5Out>,
+    datasets: BTreeMap<String, OutData>,
+}
+
+/// One dataset to write.
+#[derive(Clone, Debug)]
+enum OutData {
+    /// `float32` of a shape (`[]`: a scalar).
+    F32(Vec<u64>, Vec<f32>),
+    /// `int64` of a shape (`[]`: a scalar).
+    I64(Vec<u64>, Vec<i64>),
+    /// Fixed-length, null-padded ASCII strings, `[n]` (netx's layer `type`).
+    Ascii(Vec<String>),
+    /// Variable-length UTF-8 strings of a shape (`[]`: a scalar), as h5py writes a `str`.
+    Text(Vec<u64>, Vec<String>),
+}
+
+impl H5Out {
+    /// The subgroup `name`, created empty if new.
+    pub fn group(&mut self, name: &str) -> &mut H5Out {
+        self.groups.entry(name.to_string()).or_default()
+    }
+
+    /// A `float32` dataset of `shape` (`&[]` for a scalar).
+    pub fn f32(&mut self, name: &str, shape: &[usize], values: Vec<f32>) -> &mut Self {
+        self.datasets
+            .insert(name.into(), OutData::F32(u64s(shape), values));
+        self
+    }
+
+    /// An `int64` dataset of `shape` (`&[]` for a scalar).
+    pub fn i64(&mut self, name: &str, shape: &[usize], values: Vec<i64>) -> &mut Self {
+        self.datasets
+            .insert(name.into(), OutData::I64(u64s(shape), values));
+        self
+    }
+
+    /// A `[n]` fixed-length ASCII string dataset.
+    pub fn ascii(&mut self, name: &str, values: &[&str]) -> &mut Self {
+        self.datasets.insert(
+            name.into(),
+            OutData::Ascii(values.iter().map(|s| s.to_string()).collect()),
+        );
+        self
+    }
+
+    /// A variable-length UTF-8 string dataset of `shape` (`&[]` for a scalar).
+    pub fn text(&mut self, name: &str, shape: &[usize], values: &[&str]) -> &mut Self {
+        self.datasets.insert(
+            name.into(),
+            OutData::Text(u64s(shape), values.iter().map(|s| s.to_string()).collect()),
+        );
+        self
+    }
+
+    /// The file's bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, String> {
+        let mut b = hdf5_pure::FileBuilder::new();
+        for (name, d) in &self.datasets {
+            fill(b.create_dataset(name), d)?;
+        }
+        for (name, g) in &self.groups {
+            let mut gb = b.create_group(name);
+            g.build(&mut gb)?;
+            b.add_group(gb.finish());
+        }
+        b.finish().map_err(|e| format!("cannot write HDF5: {e}"))
+    }
+
+    fn build(&self, into: &mut hdf5_pure::GroupBuilder) -> Result<(), String> {
+        for (name, d) in &self.datasets {
+            fill(into.create_dataset(name), d)?;
+        }
+        for (name, g) in &self.groups {
+            let mut gb = into.create_group(name);
+            g.build(&mut gb)?;
+            into.add_group(gb.finish());
+        }
+        Ok(())
+    }
+}
+
+fn u64s(shape: &[usize]) -> Vec<u64> {
+    shape.iter().map(|&d| d as u64).collect()
+}
+
+fn fill(d: &mut hdf5_pure::DatasetBuilder, data: &OutData) -> Result<(), String> {
+    match data {
+        OutData::F32(shape, v) => {
+            d.with_f32_data(v).with_shape(shape);
+        }
+        OutData::I64(shape, v) => {
+            d.with_i64_data(v).with_shape(shape);
+        }
+        OutData::Ascii(v) => {
+            let refs: Vec<&str> = v.iter().map(String::as_str).collect();
+            d.with_ascii_strings(&refs)
+                .map_err(|e| format!("cannot write a string: {e}"))?;
+        }
+        OutData::Text(shape, v) => {
+            let refs: Vec<&str> = v.iter().map(String::as_str).collect();
+            d.with_vlen_strings(&refs).with_shape(shape);
+        }
+    }
+    Ok(())
+}

@@ -60,6 +60,10 @@ pub enum Emit {
     Report,
     /// A Makefile dependency file (needs `=FILE`).
     DepInfo,
+    /// A compiled spiking network as a lava-dl netx HDF5 file that Lava loads (needs `=FILE`).
+    Netx,
+    /// A compiled spiking network as a NIR graph (HDF5, nir 1.0.8; needs `=FILE`).
+    Nir,
 }
 
 impl Emit {
@@ -75,6 +79,8 @@ impl Emit {
             Emit::Artifact => "artifact",
             Emit::Report => "report",
             Emit::DepInfo => "dep-info",
+            Emit::Netx => "netx",
+            Emit::Nir => "nir",
         }
     }
 

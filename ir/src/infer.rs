@@ -392,7 +392,7 @@ fn conv_out(w: &[usize], g: &crate::ConvGeom, x: &TensorType) -> Result<Vec<usiz
     if x.shape.len() != 3 {
         return Err(format!("conv operand must be [c, h, w], is {x}"));
     }
-    if g.groups == 0 || x.shape[0] % g.groups != 0 || w[0] % g.groups != 0 {
+    if g.groups == 0 || !x.shape[0].is_multiple_of(g.groups) || !w[0].is_multiple_of(g.groups) {
         return Err(format!(
             "{} groups do not divide {} input and {} output channels",
             g.groups, x.shape[0], w[0]

@@ -697,7 +697,7 @@ pub(crate) fn infer(
                 && s.len() == n + 1
                 && c.groups >= 1
                 && w[0] == s[0]
-                && s[0] % c.groups == 0
+                && s[0].is_multiple_of(c.groups)
                 && c.strides.len() == n
                 && c.dilations.len() == n
                 && c.output_padding.len() == n

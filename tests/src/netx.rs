@@ -107,3 +107,41 @@ fn hidden_spikes_and_voltages_probe_as_lava_monitors_record_them() {
     probe_equals_lava("netx_dense");
     probe_equals_lava("netx_conv");
 }
+
+/// `--emit netx` and `--emit nir`: nmc's output for each case is byte for byte the file that
+/// `testdata/gen/check_emitted.py` loaded in lava-dl (same spikes as the original network at
+/// every step, in Lava fixed_pt) and in `nir.read`; the netx file compiles back to the same
+/// network.
+#[test]
+fn emitted_files_are_the_checked_ones() {
+    for name in ["netx_dense", "netx_conv"] {
+        let dir = case(name);
+        let opts = Options::new(Target::lookup("loihi2").unwrap());
+        let c = driver::compile(&dir.join("model.net"), &opts).unwrap();
+        let netx = c.binary(nmc::Emit::Netx).unwrap();
+        let nir = c.binary(nmc::Emit::Nir).unwrap();
+        assert!(
+            netx == std::fs::read(dir.join("emitted.net")).unwrap(),
+            "{name}: --emit netx changed; re-run testdata/gen/check_emitted.py on the new file"
+        );
+        assert!(
+            nir == std::fs::read(dir.join("emitted.nir")).unwrap(),
+            "{name}: --emit nir changed; re-run testdata/gen/check_emitted.py on the new file"
+        );
+        let check: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("emitted_check.json")).unwrap())
+                .unwrap();
+        assert_eq!(
+            check["lava_fixed_pt_output_equals_original"], true,
+            "{name}"
+        );
+        assert_eq!(check["differing_spikes"], 0, "{name}");
+        // Compiled back, the emitted netx file is the same network.
+        let back = driver::compile(&dir.join("emitted.net"), &opts).unwrap();
+        assert_eq!(
+            nmc_ir::print(&back.quantized).replace("emitted", "model"),
+            nmc_ir::print(&c.quantized).replace("emitted", "model"),
+            "{name}"
+        );
+    }
+}

@@ -547,3 +547,65 @@ fn nir_graphs_from_snntorch_and_sinabs_run_on_loihi2_and_speck() {
         );
     }
 }
+
+#[test]
+fn emit_netx_refuses_what_lava_cannot_load_and_writes_nothing() {
+    let d = crate::common::temp_dir("snn-emit");
+    let model = d.join("lif.onnx");
+    std::fs::write(&model, mlp(&[8, 16, 4], Kind::Lif, 7)).unwrap();
+    let (art, net, nir) = (d.join("a.loihi2"), d.join("x.net"), d.join("x.nir"));
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let e = nmc::cli::run_args([
+        "nmc".to_string(),
+        "compile".into(),
+        s(&model),
+        "--target".into(),
+        "loihi2".into(),
+        "-o".into(),
+        s(&art),
+        "--emit".into(),
+        format!("netx={}", s(&net)),
+    ])
+    .unwrap_err();
+    assert_eq!(e.exit_code(), 1, "{e}");
+    let m = e.to_string();
+    assert!(
+        m.contains("Lava's LIF resets to 0") && m.contains("reset subtract"),
+        "{m}"
+    );
+    assert!(
+        !net.exists() && !art.exists(),
+        "a failed compile leaves no files"
+    );
+    // The same network as NIR: subtractive reset has no NIR 1.0.8 form either.
+    let e = nmc::cli::run_args([
+        "nmc".to_string(),
+        "compile".into(),
+        s(&model),
+        "--target".into(),
+        "loihi2".into(),
+        "-o".into(),
+        s(&art),
+        "--emit".into(),
+        format!("nir={}", s(&nir)),
+    ])
+    .unwrap_err();
+    assert!(e.to_string().contains("NIR 1.0.8 resets to v_reset"), "{e}");
+    // A file is required.
+    let e = nmc::cli::run_args([
+        "nmc",
+        "compile",
+        &s(&model),
+        "--target",
+        "loihi2",
+        "--emit",
+        "netx",
+    ])
+    .unwrap_err();
+    assert_eq!(e.kind(), "usage");
+    assert!(
+        e.to_string()
+            .contains("--emit netx needs a file: netx=FILE"),
+        "{e}"
+    );
+}

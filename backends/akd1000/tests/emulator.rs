@@ -17,7 +17,7 @@ fn random_model(seed: u64) -> nmc_ir::Graph {
     let mut b = Builder::new(vec![c, h, w], 8, seed);
     let k = r.pick(&[3usize, 5, 7]);
     let stride = r.pick(&[1usize, 2, 3]);
-    let same = r.next() % 2 == 0 || k > h.min(w);
+    let same = r.next().is_multiple_of(2) || k > h.min(w);
     // A third of the first convolutions have explicit pads, PyTorch's symmetric `k / 2` or any
     // below the kernel: where they are neither Same nor Valid the host pads the input.
     let pads = match r.range(0, 2) {
@@ -88,7 +88,7 @@ fn random_model(seed: u64) -> nmc_ir::Graph {
         }
         _ => {}
     }
-    let act = (r.next() % 3 == 0).then(|| r.pick(&[1, 2, 4]));
+    let act = r.next().is_multiple_of(3).then(|| r.pick(&[1, 2, 4]));
     b.dense(r.range(1, 10) as usize, r.pick(&[1, 2, 4]), act, 60);
     b.finish()
 }

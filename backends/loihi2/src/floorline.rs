@@ -330,7 +330,7 @@ fn valid_taps(
                 .filter(|&ky| {
                     let t = (i + pad) as isize - (ky * dil) as isize;
                     t >= 0
-                        && (t as usize) % stride.max(1) == 0
+                        && (t as usize).is_multiple_of(stride.max(1))
                         && (out.0..out.1).contains(&((t as usize) / stride.max(1)))
                 })
                 .count() as u64

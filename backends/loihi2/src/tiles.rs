@@ -258,7 +258,7 @@ pub fn check_grid(
         .iter()
         .take_while(|s| (s.start, s.end) == (first.start, first.end))
         .count();
-    if slices.len() % per_band != 0 {
+    if !slices.len().is_multiple_of(per_band) {
         return Err(format!(
             "{} slices do not split into channel bands of {per_band} tile(s)",
             slices.len()

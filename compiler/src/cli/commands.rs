@@ -192,10 +192,16 @@ fn parse_emit(items: &[String]) -> Result<Vec<EmitRequest>, Error> {
                     "--emit dep-info needs a file: dep-info=FILE".into(),
                 ));
             }
-            if kind == Emit::Artifact && path.is_none() {
-                return Err(Error::Usage(
-                    "--emit artifact needs a file: artifact=FILE (or use -o)".into(),
-                ));
+            if matches!(kind, Emit::Artifact | Emit::Netx | Emit::Nir) && path.is_none() {
+                return Err(Error::Usage(format!(
+                    "--emit {0} needs a file: {0}=FILE{1}",
+                    kind.name(),
+                    if kind == Emit::Artifact {
+                        " (or use -o)"
+                    } else {
+                        ""
+                    }
+                )));
             }
             Ok(EmitRequest { kind, path })
         })
@@ -236,7 +242,7 @@ fn compile(
         match (compiled.dump(e.kind, &out), &e.path) {
             (Some(text), Some(p)) => outputs.stage(p, text.into_bytes()),
             (Some(text), None) => stdout.push_str(&text),
-            (None, Some(p)) => outputs.stage(p, compiled.artifact.clone()),
+            (None, Some(p)) => outputs.stage(p, compiled.binary(e.kind)?),
             (None, None) => {
                 return Err(Error::Usage(
                     "--emit artifact needs a file: artifact=FILE (or use -o)".into(),

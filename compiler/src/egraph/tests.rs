@@ -334,7 +334,7 @@ fn random_graph(seed: u64) -> Graph {
                     Some(format!("id{k}")),
                 );
             }
-            1 if n % 2 == 0 => {
+            1 if n.is_multiple_of(2) => {
                 let y = g.add(Op::Reshape, vec![x], TensorType::f32(vec![2, n / 2]), None);
                 x = g.add(Op::Reshape, vec![y], TensorType::f32(vec![n]), None);
             }

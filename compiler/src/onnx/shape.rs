@@ -41,7 +41,7 @@ pub(crate) fn resolve_reshape(
         .try_fold(1usize, |a, &d| a.checked_mul(d))
         .ok_or_else(|| format!("shape {} is too large", shape_text(target)))?;
     if let Some(i) = infer {
-        if known == 0 || numel % known != 0 {
+        if known == 0 || !numel.is_multiple_of(known) {
             return Err(format!(
                 "cannot infer the -1 of {target:?} for {numel} elements"
             ));

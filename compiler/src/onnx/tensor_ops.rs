@@ -489,7 +489,7 @@ pub(crate) fn conv_transpose(ctx: &mut Ctx, n: &NodeCx) -> Built {
     let group = n.attr_int_or("group", 1)?;
     let groups = usize::try_from(group)
         .ok()
-        .filter(|&g| g >= 1 && ir[0] % g == 0)
+        .filter(|&g| g >= 1 && ir[0].is_multiple_of(g))
         .ok_or_else(|| n.invalid(format!("group {group} does not divide {} channels", ir[0])))?;
     // The full output size per axis before pads are removed.
     let full = |d: usize, op: usize| {

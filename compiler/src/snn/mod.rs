@@ -9,6 +9,7 @@
 //! steps, NIR's continuous time → steps of `dt`) are returned as notes, which the compile report
 //! lists. The exact mapping of each construct is in docs/formats.md.
 
+pub mod export;
 pub mod netx;
 pub mod nir;
 

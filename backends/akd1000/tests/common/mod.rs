@@ -87,7 +87,7 @@ impl Builder {
                 } else {
                     let m = (1i64 << (bits - 1)) - 1;
                     // A third of the weights zero, like a trained sparse-ish layer.
-                    if self.rng.next() % 3 == 0 {
+                    if self.rng.next().is_multiple_of(3) {
                         0
                     } else {
                         self.rng.range(-m, m) as i32
@@ -329,7 +329,7 @@ pub fn reference(g: &Graph, x: &[i64]) -> Vec<i64> {
 pub fn random_input(rng: &mut Rng, n: usize, bits: u32) -> Vec<i64> {
     (0..n)
         .map(|_| {
-            if rng.next() % 2 == 0 {
+            if rng.next().is_multiple_of(2) {
                 0
             } else {
                 rng.range(0, (1 << bits) - 1)

@@ -324,7 +324,7 @@ fn tap_counts(
                 .filter(|&kk| {
                     let t = (i + pad) as isize - (kk * dil) as isize;
                     t >= 0
-                        && t as usize % stride == 0
+                        && (t as usize).is_multiple_of(stride)
                         && (out.0..out.1).contains(&(t as usize / stride))
                 })
                 .count() as u32
@@ -341,13 +341,14 @@ impl ConvRt {
         taps.clear();
         for ky in 0..self.kh {
             let t = (iy + self.pt) as isize - (ky * self.dh) as isize;
-            if t < 0 || t as usize % self.sh != 0 || t as usize / self.sh >= self.oh {
+            if t < 0 || !(t as usize).is_multiple_of(self.sh) || t as usize / self.sh >= self.oh {
                 continue;
             }
             let oy = t as usize / self.sh;
             for kx in 0..self.kw {
                 let t = (ix + self.pl) as isize - (kx * self.dw) as isize;
-                if t < 0 || t as usize % self.sw != 0 || t as usize / self.sw >= self.ow {
+                if t < 0 || !(t as usize).is_multiple_of(self.sw) || t as usize / self.sw >= self.ow
+                {
                     continue;
                 }
                 let ox = t as usize / self.sw;

@@ -95,10 +95,10 @@ impl Noc {
     fn crossing(&self, gx: u32, dir: usize) -> Option<usize> {
         let mw = self.mesh_width;
         match dir {
-            EAST if (gx + 1) % mw == 0 && gx + 1 < self.global_width => {
+            EAST if (gx + 1).is_multiple_of(mw) && gx + 1 < self.global_width => {
                 Some((gx / mw) as usize * 2)
             }
-            WEST if gx % mw == 0 && gx > 0 => Some((gx / mw - 1) as usize * 2 + 1),
+            WEST if gx.is_multiple_of(mw) && gx > 0 => Some((gx / mw - 1) as usize * 2 + 1),
             _ => None,
         }
     }
