@@ -1211,8 +1211,8 @@ fn json_number(text: &str, key: &str) -> Option<f64> {
 /// day: an indication, not a ratio), and accuracy on the test inputs, emulated.
 fn snn() -> ExitCode {
     println!("\n## snn: lava-dl netx networks on the Loihi 2 emulator (release, one thread)\n");
-    println!("| network | samples × steps | emulator µs/step | interpreter µs/step | emulator vs interpreter | Lava fixed_pt µs/step (recorded) | Lava / emulator | top-1 (emulated) | top-1 (Lava) | spikes equal Lava's |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("| network | samples × steps | emulator µs/step | emulator steps/s | interpreter µs/step | emulator vs interpreter | Lava fixed_pt µs/step (recorded) | Lava / emulator | top-1 (emulated) | top-1 (Lava) | spikes equal Lava's |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()
@@ -1281,7 +1281,8 @@ fn snn() -> ExitCode {
         });
         let lava_us = json_number(&case, "lava_us_per_step");
         println!(
-            "| {name} | {n} × {k} | {emu_us:.2} | {ref_us:.2} | {:.2}× | {} | {} | {emu_top1:.3} | {lava_top1:.3} | {} |",
+            "| {name} | {n} × {k} | {emu_us:.2} | {:.0} | {ref_us:.2} | {:.2}× | {} | {} | {emu_top1:.3} | {lava_top1:.3} | {} |",
+            1e6 / emu_us,
             ref_us / emu_us,
             lava_us.map_or("-".into(), |l| format!("{l:.0}")),
             lava_us.map_or("-".into(), |l| format!("{:.0}×", l / emu_us)),
