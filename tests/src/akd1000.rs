@@ -211,6 +211,15 @@ impl Net {
     fn relu(&mut self) -> &mut Self {
         self.op("Relu", &[], vec![])
     }
+    /// A depthwise k×k convolution (groups = channels) with explicit pads.
+    fn dw(&mut self, k: i64, stride: i64, pads: [i64; 4]) -> &mut Self {
+        let c = self.shape[0];
+        self.conv_full(c, [k, k], stride, pads, c, 1)
+    }
+    /// A pointwise 1×1 convolution.
+    fn pw(&mut self, co: i64) -> &mut Self {
+        self.conv_full(co, [1, 1], 1, [0; 4], 1, 1)
+    }
     fn pool(&mut self, op: &str, k: i64, s: i64) -> &mut Self {
         self.shape = vec![
             self.shape[0],
@@ -613,14 +622,58 @@ fn global_average_pool_rows() {
 
 #[test]
 fn depthwise_conv() {
-    constraint("depthwise_conv", "convolutions have groups = 1", &[], |n| {
-        n.conv(8, 3, 1, 1)
-            .relu()
-            .conv_full(8, [3, 3], 1, [1; 4], 8, 1)
-            .relu()
-            .flatten()
-            .dense(10);
-    });
+    // A PyTorch MobileNet v1 block: ReLU after the depthwise convolution too.
+    constraint(
+        "depthwise_conv",
+        "is followed by a ReLU, which Akida 1.0 cannot run between the depthwise and pointwise convolutions",
+        &[],
+        |n| {
+            n.conv(8, 3, 1, 1)
+                .relu()
+                .dw(3, 1, [1; 4])
+                .relu()
+                .pw(16)
+                .relu()
+                .flatten()
+                .dense(10);
+        },
+    );
+}
+
+#[test]
+fn depthwise_conv_without_pointwise() {
+    constraint(
+        "depthwise_conv_without_pointwise",
+        "is not followed by a pointwise 1×1 convolution",
+        &[],
+        |n| {
+            n.conv(8, 3, 1, 1)
+                .relu()
+                .dw(3, 1, [1; 4])
+                .conv(8, 3, 1, 1)
+                .relu()
+                .flatten()
+                .dense(10);
+        },
+    );
+}
+
+#[test]
+fn separable_5x5_stride_2() {
+    constraint(
+        "separable_5x5_stride_2",
+        "stride 2 is only supported with 3×3 kernels",
+        &[],
+        |n| {
+            n.conv(8, 3, 1, 1)
+                .relu()
+                .dw(5, 2, [1, 1, 2, 2])
+                .pw(16)
+                .relu()
+                .flatten()
+                .dense(10);
+        },
+    );
 }
 
 #[test]
@@ -1082,6 +1135,58 @@ fn compile_and_emulate_with(
         );
     }
     c
+}
+
+/// Depthwise + pointwise blocks (no activation between) become SeparableConv2D layers and run
+/// bit-exactly: Same padding at stride 1 (3×3, 5×5, 7×7) and Keras' 0/1 pads at stride 2, max
+/// pooling and global average pooling after the pointwise kernel, row bands (a 40-row input
+/// takes two NPs, docs/chips.md §3.6).
+#[test]
+fn separable_blocks_run_bit_exactly() {
+    let c = compile_and_emulate("separable", &[1, 40, 16], |n| {
+        n.conv(8, 3, 1, 1)
+            .relu()
+            .dw(3, 1, [1; 4])
+            .pw(16)
+            .relu()
+            .dw(3, 2, [0, 0, 1, 1])
+            .pw(16)
+            .relu()
+            .dw(5, 1, [2; 4])
+            .pw(24)
+            .relu()
+            .pool("MaxPool", 2, 2)
+            .dw(7, 1, [3; 4])
+            .pw(16)
+            .gap()
+            .relu()
+            .flatten()
+            .dense(10);
+    });
+    let listing = c.listing();
+    assert_eq!(
+        listing.matches(" SeparableConv2D <- ").count(),
+        4,
+        "{listing}"
+    );
+    assert!(
+        listing.contains(
+            "depthwise kernel 3×3 stride 2×2 pads [0, 0, 1, 1], then pointwise 1×1 -> [16, 20, 8]"
+        ),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("pool max 2×2 stride 2×2 -> [24, 10, 4]"),
+        "{listing}"
+    );
+    snap("listing-akd1000", "separable_blocks", &listing);
+    // The first separable layer reads 40 rows: two NPs (akida: ⌈H / 32⌉ row bands).
+    let json = nmc::LoadedArtifact::decode(&c.artifact).unwrap().to_json();
+    assert_eq!(
+        json["layers"][1]["nps"].as_array().unwrap().len(),
+        2,
+        "{json}"
+    );
 }
 
 #[test]
