@@ -206,7 +206,8 @@ def mapped(m):
             "hardware": layer.mapping is not None,
             "nps": [{"type": str(n.type).split(".")[-1], "filters": n.filters,
                      "weight_size": n.mem_info.weight_size} for n in nps]})
-    return out, len(m.sequences)
+    passes = sum(len(seq.passes) for seq in m.sequences)
+    return out, passes
 
 
 def one_layer_map(**a):
@@ -275,7 +276,8 @@ def add_sep(m, cin, f, s, name, gap=False):
 
 
 def architectures():
-    """The Done-when networks of issue 15, built directly in akida (random 4-bit weights)."""
+    """The Done-when networks of issue 15 (and two larger MobileNets), built directly in akida
+    (random 4-bit weights)."""
     out = {}
     m = akida.Model()
     m.add(akida.InputConvolutional(input_shape=(53, 14, 1), kernel_size=(5, 5),
@@ -287,25 +289,31 @@ def architectures():
     m.add(akida.FullyConnected(units=10, weights_bits=4, activation=False, name="fc"))
     set_random(m.layers[-1], {"weights": (1, 1, 64, 10)}, 10)
     out["ds_cnn"] = mapped(m)
-    m = akida.Model()
-    m.add(akida.InputConvolutional(input_shape=(98, 98, 3), kernel_size=(3, 3),
-                                   kernel_stride=(2, 2), filters=8, padding=akida.Padding.Valid,
-                                   weights_bits=8, act_bits=4, name="conv0"))
-    set_random(m.layers[-1], {"weights": (3, 3, 3, 8)}, 8)
-    cin = 8
-    cfg = [(16, 1), (32, 2), (32, 1), (64, 2), (64, 1), (128, 2)] + [(128, 1)] * 5 + [
-        (256, 2), (256, 1)]
-    for i, (f, s) in enumerate(cfg):
-        add_sep(m, cin, f, s, f"sep{i + 1}", gap=(i == len(cfg) - 1))
-        cin = f
-    m.add(akida.FullyConnected(units=10, weights_bits=4, activation=False, name="fc"))
-    set_random(m.layers[-1], {"weights": (1, 1, 256, 10)}, 10)
-    out["mobilenet_v1_025_96"] = mapped(m)
+    # MobileNet v1 (alpha, resolution, classes): the shipped case's shape, and two larger ones
+    # (the largest needs two hardware passes).
+    for alpha, res, classes in ((0.25, 96, 10), (0.5, 160, 1000), (1.0, 224, 1000)):
+        m = akida.Model()
+        c0 = int(32 * alpha)
+        m.add(akida.InputConvolutional(input_shape=(res + 2, res + 2, 3), kernel_size=(3, 3),
+                                       kernel_stride=(2, 2), filters=c0,
+                                       padding=akida.Padding.Valid, weights_bits=8, act_bits=4,
+                                       name="conv0"))
+        set_random(m.layers[-1], {"weights": (3, 3, 3, c0)}, c0)
+        cin = c0
+        cfg = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [
+            (1024, 2), (1024, 1)]
+        for i, (f, s) in enumerate(cfg):
+            f = int(f * alpha)
+            add_sep(m, cin, f, s, f"sep{i + 1}", gap=(i == len(cfg) - 1))
+            cin = f
+        m.add(akida.FullyConnected(units=classes, weights_bits=4, activation=False, name="fc"))
+        set_random(m.layers[-1], {"weights": (1, 1, cin, classes)}, classes)
+        out[f"mobilenet_v1_{alpha}_{res}_{classes}"] = mapped(m)
     for name, (layers, seqs) in out.items():
-        print(f"{name}: {seqs} sequence(s); " + ", ".join(
+        print(f"{name}: {seqs} pass(es); " + ", ".join(
             f"{l['layer']} {len(l['nps'])}x{'/'.join(sorted({n['type'] for n in l['nps']})) or 'HRC'}"
             for l in layers))
-    return {k: {"layers": v[0], "sequences": v[1]} for k, v in out.items()}
+    return {k: {"layers": v[0], "passes": v[1]} for k, v in out.items()}
 
 
 def main():

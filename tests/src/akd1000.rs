@@ -1189,6 +1189,60 @@ fn separable_blocks_run_bit_exactly() {
     );
 }
 
+/// MobileNet v1 α = 0.5 at 160×160 with 1,000 classes (untrained weights: the mapping does not
+/// depend on them) takes the NPs per layer akida 2.19.3's `MapMode.Minimal` gives the same
+/// architecture (testdata/gen/akida_separable_probe.json, docs/chips.md §3.6), and runs
+/// bit-exactly.
+#[test]
+fn mobilenet_v1_half_at_160_maps_as_akida() {
+    let c = compile_and_emulate("mobilenet-0.5-160", &[3, 160, 160], |n| {
+        n.conv(16, 3, 2, 1).relu();
+        let blocks = [
+            (32, 1),
+            (64, 2),
+            (64, 1),
+            (128, 2),
+            (128, 1),
+            (256, 2),
+            (256, 1),
+            (256, 1),
+            (256, 1),
+            (256, 1),
+            (256, 1),
+            (512, 2),
+            (512, 1),
+        ];
+        for (i, &(f, s)) in blocks.iter().enumerate() {
+            let pads = if s == 2 { [0, 0, 1, 1] } else { [1; 4] };
+            n.dw(3, s, pads).pw(f);
+            if i + 1 == blocks.len() {
+                n.gap();
+            }
+            n.relu();
+        }
+        n.flatten().dense(1000);
+    });
+    let json = nmc::LoadedArtifact::decode(&c.artifact).unwrap().to_json();
+    let nps: Vec<(usize, String)> = json["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let nps = l["nps"].as_array().unwrap();
+            (nps.len(), nps[0]["np_type"].as_str().unwrap().to_string())
+        })
+        .collect();
+    let akida = [1, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 2, 4, 1];
+    assert_eq!(
+        nps.iter().map(|n| n.0).collect::<Vec<_>>(),
+        akida,
+        "{nps:?}"
+    );
+    assert_eq!(nps[0].1, "HRC");
+    assert!(nps[1..14].iter().all(|n| n.1 == "CNP1"), "{nps:?}");
+    assert_eq!(nps[14].1, "FNP2");
+}
+
 #[test]
 fn pytorch_stride_2_first_convolutions_run_on_a_host_padded_input() {
     // PyTorch's `Conv2d(k, stride=2, padding=k // 2)` on even images: pads 1/1/1/1 (3×3) and

@@ -213,9 +213,13 @@ fn pass_boundary_bytes(
             let k = l.kernel.first().copied().unwrap_or(1);
             let cin = u64::from(l.in_shape.first().copied().unwrap_or(1));
             let filters = u64::from(s.c1 - s.c0);
-            program[p] += spec
-                .np_weight_bytes(t, k, l.weight_bits, cin, inputs, filters)
-                .unwrap_or(0);
+            program[p] += if l.kind == LayerKindMsg::SeparableConv2d as i32 {
+                spec.sep_words(k, l.weight_bits, cin, filters)
+                    .map_or(0, |w| (w * spec.weight_word_bits).div_ceil(8))
+            } else {
+                spec.np_weight_bytes(t, k, l.weight_bits, cin, inputs, filters)
+                    .unwrap_or(0)
+            };
         }
         if l.source_kind == SourceKind::Layer as i32 {
             let src = l.source_index as usize;
