@@ -251,6 +251,11 @@ def mapping_sweeps():
     for h, w, c in ((64, 152, 16), (64, 160, 16), (64, 336, 16), (64, 344, 16), (128, 128, 32),
                     (8, 700, 16), (8, 1300, 16)):
         rec("sram", h=h, w=w, c=c, f=16, k=3)
+    # Square maps as in MobileNets: the count does not depend on the stride.
+    for c in (16, 32, 64, 128, 256):
+        for h in (14, 28, 40, 56, 80, 112):
+            for st in (1, 2):
+                rec("square", h=h, w=h, c=c, f=16, k=3, s=st)
     for c in (1, 4, 8, 9, 16, 17):
         for wbits in (2, 4):
             rec("weight_size", h=8, w=8, c=c, f=8, k=3, wbits=wbits)
