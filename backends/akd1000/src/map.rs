@@ -190,16 +190,16 @@ pub fn cnp_max_filters(l: &AkLayer, spec: &ChipSpec) -> u64 {
 }
 
 /// Whether output-row band `[a, b)` of a SeparableConv2D fits one NP's input, by the rule
-/// measured in akida 2.19.3 (docs/chips.md §3.6): at most [`crate::spec::SEP_BAND_ROWS`]
-/// input rows per band, and the band's `(b − a) · stride + k` input rows strictly within the
-/// input SRAM.
+/// fitted to akida 2.19.3's `MapMode.Minimal` (docs/chips.md §3.6): at least
+/// `⌈H / `[`crate::spec::SEP_BAND_ROWS`]`⌉` bands, and the `(b − a − 1) · stride + k` input rows
+/// a band reads (its kernel halo included, the padding not clipped) within the input SRAM.
 fn sep_band_fits(l: &AkLayer, spec: &ChipSpec, bands: u32, a: u32, b: u32) -> bool {
     let Some(g) = &l.geom else { return false };
     let h = l.in_shape[1] as u64;
     let row_bits = (l.in_shape[0] * l.in_shape[2]) as u64 * u64::from(l.input_bits);
-    let rows = u64::from(b - a) * g.strides[0] as u64 + g.kernel[0] as u64;
+    let rows = u64::from(b - a).saturating_sub(1) * g.strides[0] as u64 + g.kernel[0] as u64;
     u64::from(bands) >= h.div_ceil(crate::spec::SEP_BAND_ROWS)
-        && rows * row_bits < spec.input_sram_bytes * 8
+        && rows * row_bits <= spec.input_sram_bytes * 8
 }
 
 /// The NPs a layer needs, by the rule in the module docs; `fnp3` says whether a dense layer
@@ -984,9 +984,15 @@ mod tests {
             (16, 33, 48, 16, 2, 2),
             (16, 64, 152, 16, 1, 2),
             (16, 64, 160, 16, 1, 3),
-            (16, 64, 336, 16, 1, 6),
-            (16, 64, 344, 16, 1, 6),
-            (32, 128, 128, 16, 1, 8),
+            // Square maps of MobileNet sizes, either stride.
+            (32, 112, 112, 16, 1, 6),
+            (64, 112, 112, 16, 2, 12),
+            (64, 80, 80, 16, 1, 6),
+            (128, 56, 56, 16, 1, 6),
+            (128, 56, 56, 16, 2, 6),
+            (128, 40, 40, 16, 1, 3),
+            (256, 28, 28, 16, 1, 3),
+            (256, 28, 28, 512, 2, 6),
             (512, 8, 8, 512, 1, 4),
             (8, 8, 8, 504, 1, 1),
             (8, 8, 8, 512, 1, 2),

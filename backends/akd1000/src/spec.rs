@@ -385,10 +385,10 @@ const CNP_GROUP_BITS: [(u32, [u64; 4]); 3] = [
 /// testdata/gen/akida_separable_probe.py; docs/chips.md §3.6).
 pub const SEP_MAX_FILTERS_PER_NP: u64 = 504;
 
-/// Input rows of a SeparableConv2D one NP takes: akida splits its input into `⌈H / 32⌉` row
-/// bands whatever the width, channels and bits (for inputs of up to 150 columns of 16 4-bit
-/// channels; wider ones take more NPs, by a rule not established; measured, akida 2.19.3,
-/// testdata/gen/akida_separable_probe.py; docs/chips.md §3.6).
+/// Input rows of a SeparableConv2D one NP takes at most: akida splits its input into at least
+/// `⌈H / 32⌉` row bands whatever the width, channels, bits and stride, more when the input SRAM
+/// needs it (`crate::map`; measured, akida 2.19.3, testdata/gen/akida_separable_probe.py;
+/// docs/chips.md §3.6).
 pub const SEP_BAND_ROWS: u64 = 32;
 
 impl ChipSpec {
