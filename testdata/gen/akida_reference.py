@@ -135,6 +135,10 @@ def build_model(net):
       ``(kh, kw, c_in, c_out)``. nmc's artifact (format 5) stores each kernel in akida's
       orientation: flipped for ``Convolutional`` (a true convolution), as given for
       ``InputConvolutional`` (a cross-correlation, docs/chips.md §7); both are taken as is;
+    - ``SeparableConv2D`` -> ``SeparableConvolutional`` (kernel, stride, Same, pooling as above):
+      ``weights`` is nmc's depthwise kernel ``dw_weights`` (``[c][kh][kw]``, already flipped:
+      akida's separable layer is a true convolution, docs/chips.md §3.6) as ``(kh, kw, c, 1)``,
+      and ``weights_pw`` nmc's pointwise ``weights`` (``[co][c]``) as ``(1, 1, c, co)``;
     - ``Dense`` -> ``FullyConnected``: weights ``(1, 1, N, units)``; nmc's columns are already in
       akida's column-major flatten order ``h + H*w + H*W*c`` of a spatial input (docs/chips.md §6);
     - ``threshold`` (int32) is nmc's threshold; ``act_bits`` and ``weights_bits`` are nmc's;
@@ -161,7 +165,7 @@ def build_model(net):
         if act:
             common["act_bits"] = l["act_bits"]
         cout = l["pre_shape"][0]
-        if l["type"] in ("InputConv2D", "Conv2D"):
+        if l["type"] in ("InputConv2D", "Conv2D", "SeparableConv2D"):
             c, h, w = l["in_shape"]
             kw = dict(common, filters=cout, kernel_size=square(l, "kernel"),
                       kernel_stride=square(l, "strides"), padding=padding_of(l, h, w))
@@ -172,6 +176,8 @@ def build_model(net):
                 kw.update(pool_type=akida.PoolType.Average)
             if l["type"] == "InputConv2D":
                 layer = akida.InputConvolutional(input_shape=(h, w, c), **kw)
+            elif l["type"] == "SeparableConv2D":
+                layer = akida.SeparableConvolutional(**kw)
             else:
                 layer = akida.Convolutional(**kw)
         elif l["type"] == "Dense":
@@ -183,12 +189,22 @@ def build_model(net):
         if l["type"] == "Dense":
             n = int(np.prod(l["in_shape"]))
             kernel = w.reshape(cout, n).T.reshape(1, 1, n, cout)
+        elif l["type"] == "SeparableConv2D":
+            kh, kwd = l["kernel"]
+            c = l["in_shape"][0]
+            dw = np.asarray(l["dw_weights"], dtype=np.int64).reshape(c, kh, kwd)  # flipped
+            pw = w.reshape(cout, c)
+            kernel = np.ascontiguousarray(pw.T.reshape(1, 1, c, cout))
+            model.layers[-1].set_variable(
+                "weights", np.ascontiguousarray(dw.transpose(1, 2, 0)[..., None]).astype(np.int8))
         else:
             kh, kwd = l["kernel"]
             k = w.reshape(cout, l["in_shape"][0], kh, kwd)  # [o][c][y][x], akida's orientation
             kernel = k.transpose(2, 3, 1, 0)
         layer = model.layers[-1]
-        layer.set_variable("weights", np.ascontiguousarray(kernel).astype(np.int8))
+        # A SeparableConvolutional's depthwise kernel is its "weights", the pointwise "weights_pw".
+        name = "weights_pw" if l["type"] == "SeparableConv2D" else "weights"
+        layer.set_variable(name, np.ascontiguousarray(kernel).astype(np.int8))
         layer.set_variable("threshold", np.asarray(l["threshold"], dtype=np.int32))
         if act:
             step = np.asarray(l["act_step"], dtype=np.float64) / 2 ** (4 - l["act_bits"])
@@ -245,7 +261,9 @@ def fingerprint(net):
              "shape": l["shape"], "input_bits": l["input_bits"],
              "weight_bits": l["weight_bits"], "act_bits": l["act_bits"],
              "threshold": l["threshold"], "act_step": l["act_step"],
-             "weights_fnv1a64": fnv1a64(l["weights"])} for l in net["layers"]]
+             "weights_fnv1a64": fnv1a64(l["weights"]),
+             **({"dw_weights_fnv1a64": fnv1a64(l["dw_weights"])} if "dw_weights" in l else {})}
+            for l in net["layers"]]
 
 
 def reference(nmc, case_dir, tmp, out_dir, extra):

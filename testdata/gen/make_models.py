@@ -765,8 +765,10 @@ def main(argv: list[str] | None = None) -> int:
     # The real-architecture cases of make_pytorch_models.py (issue 12) too: they take most of
     # the run time (training at 64x64 and 128x128), and that script alone builds just them.
     from make_pytorch_models import PYTORCH_CASES
+    # And the AKD1000 cases written for Akida 1.0 (issue 15: DS-CNN, MobileNet v1 0.25).
+    from make_akida_models import CASES as AKIDA_CASES
 
-    cases = {**CASES, **SPECK_CASES, **PYTORCH_CASES}
+    cases = {**CASES, **SPECK_CASES, **PYTORCH_CASES, **AKIDA_CASES}
     ap.add_argument("--only", choices=sorted(cases), help="build just this case")
     args = ap.parse_args(argv)
     setup_torch()

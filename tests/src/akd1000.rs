@@ -211,6 +211,15 @@ impl Net {
     fn relu(&mut self) -> &mut Self {
         self.op("Relu", &[], vec![])
     }
+    /// A depthwise k×k convolution (groups = channels) with explicit pads.
+    fn dw(&mut self, k: i64, stride: i64, pads: [i64; 4]) -> &mut Self {
+        let c = self.shape[0];
+        self.conv_full(c, [k, k], stride, pads, c, 1)
+    }
+    /// A pointwise 1×1 convolution.
+    fn pw(&mut self, co: i64) -> &mut Self {
+        self.conv_full(co, [1, 1], 1, [0; 4], 1, 1)
+    }
     fn pool(&mut self, op: &str, k: i64, s: i64) -> &mut Self {
         self.shape = vec![
             self.shape[0],
@@ -613,14 +622,58 @@ fn global_average_pool_rows() {
 
 #[test]
 fn depthwise_conv() {
-    constraint("depthwise_conv", "convolutions have groups = 1", &[], |n| {
-        n.conv(8, 3, 1, 1)
-            .relu()
-            .conv_full(8, [3, 3], 1, [1; 4], 8, 1)
-            .relu()
-            .flatten()
-            .dense(10);
-    });
+    // A PyTorch MobileNet v1 block: ReLU after the depthwise convolution too.
+    constraint(
+        "depthwise_conv",
+        "is followed by a ReLU, which Akida 1.0 cannot run between the depthwise and pointwise convolutions",
+        &[],
+        |n| {
+            n.conv(8, 3, 1, 1)
+                .relu()
+                .dw(3, 1, [1; 4])
+                .relu()
+                .pw(16)
+                .relu()
+                .flatten()
+                .dense(10);
+        },
+    );
+}
+
+#[test]
+fn depthwise_conv_without_pointwise() {
+    constraint(
+        "depthwise_conv_without_pointwise",
+        "is not followed by a pointwise 1×1 convolution",
+        &[],
+        |n| {
+            n.conv(8, 3, 1, 1)
+                .relu()
+                .dw(3, 1, [1; 4])
+                .conv(8, 3, 1, 1)
+                .relu()
+                .flatten()
+                .dense(10);
+        },
+    );
+}
+
+#[test]
+fn separable_5x5_stride_2() {
+    constraint(
+        "separable_5x5_stride_2",
+        "stride 2 is only supported with 3×3 kernels",
+        &[],
+        |n| {
+            n.conv(8, 3, 1, 1)
+                .relu()
+                .dw(5, 2, [1, 1, 2, 2])
+                .pw(16)
+                .relu()
+                .flatten()
+                .dense(10);
+        },
+    );
 }
 
 #[test]
@@ -1082,6 +1135,112 @@ fn compile_and_emulate_with(
         );
     }
     c
+}
+
+/// Depthwise + pointwise blocks (no activation between) become SeparableConv2D layers and run
+/// bit-exactly: Same padding at stride 1 (3×3, 5×5, 7×7) and Keras' 0/1 pads at stride 2, max
+/// pooling and global average pooling after the pointwise kernel, row bands (a 40-row input
+/// takes two NPs, docs/chips.md §3.6).
+#[test]
+fn separable_blocks_run_bit_exactly() {
+    let c = compile_and_emulate("separable", &[1, 40, 16], |n| {
+        n.conv(8, 3, 1, 1)
+            .relu()
+            .dw(3, 1, [1; 4])
+            .pw(16)
+            .relu()
+            .dw(3, 2, [0, 0, 1, 1])
+            .pw(16)
+            .relu()
+            .dw(5, 1, [2; 4])
+            .pw(24)
+            .relu()
+            .pool("MaxPool", 2, 2)
+            .dw(7, 1, [3; 4])
+            .pw(16)
+            .gap()
+            .relu()
+            .flatten()
+            .dense(10);
+    });
+    let listing = c.listing();
+    assert_eq!(
+        listing.matches(" SeparableConv2D <- ").count(),
+        4,
+        "{listing}"
+    );
+    assert!(
+        listing.contains(
+            "depthwise kernel 3×3 stride 2×2 pads [0, 0, 1, 1], then pointwise 1×1 -> [16, 20, 8]"
+        ),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("pool max 2×2 stride 2×2 -> [24, 10, 4]"),
+        "{listing}"
+    );
+    snap("listing-akd1000", "separable_blocks", &listing);
+    // The first separable layer reads 40 rows: two NPs (akida: ⌈H / 32⌉ row bands).
+    let json = nmc::LoadedArtifact::decode(&c.artifact).unwrap().to_json();
+    assert_eq!(
+        json["layers"][1]["nps"].as_array().unwrap().len(),
+        2,
+        "{json}"
+    );
+}
+
+/// MobileNet v1 α = 0.5 at 160×160 with 1,000 classes (untrained weights: the mapping does not
+/// depend on them) takes the NPs per layer akida 2.19.3's `MapMode.Minimal` gives the same
+/// architecture (testdata/gen/akida_separable_probe.json, docs/chips.md §3.6), and runs
+/// bit-exactly.
+#[test]
+fn mobilenet_v1_half_at_160_maps_as_akida() {
+    let c = compile_and_emulate("mobilenet-0.5-160", &[3, 160, 160], |n| {
+        n.conv(16, 3, 2, 1).relu();
+        let blocks = [
+            (32, 1),
+            (64, 2),
+            (64, 1),
+            (128, 2),
+            (128, 1),
+            (256, 2),
+            (256, 1),
+            (256, 1),
+            (256, 1),
+            (256, 1),
+            (256, 1),
+            (512, 2),
+            (512, 1),
+        ];
+        for (i, &(f, s)) in blocks.iter().enumerate() {
+            let pads = if s == 2 { [0, 0, 1, 1] } else { [1; 4] };
+            n.dw(3, s, pads).pw(f);
+            if i + 1 == blocks.len() {
+                n.gap();
+            }
+            n.relu();
+        }
+        n.flatten().dense(1000);
+    });
+    let json = nmc::LoadedArtifact::decode(&c.artifact).unwrap().to_json();
+    let nps: Vec<(usize, String)> = json["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let nps = l["nps"].as_array().unwrap();
+            (nps.len(), nps[0]["np_type"].as_str().unwrap().to_string())
+        })
+        .collect();
+    let akida = [1, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 2, 4, 1];
+    assert_eq!(
+        nps.iter().map(|n| n.0).collect::<Vec<_>>(),
+        akida,
+        "{nps:?}"
+    );
+    assert_eq!(nps[0].1, "HRC");
+    assert!(nps[1..14].iter().all(|n| n.1 == "CNP1"), "{nps:?}");
+    assert_eq!(nps[14].1, "FNP2");
 }
 
 #[test]

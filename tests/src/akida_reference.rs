@@ -136,6 +136,11 @@ fn same_network(nmc: &Value, r: &Value) -> Result<(), String> {
         if fnv1a64(l["weights"].as_array().unwrap()) != f["weights_fnv1a64"] {
             return Err(format!("{}: weights differ", l["name"]));
         }
+        // A SeparableConv2D's depthwise kernels.
+        let dw = l["dw_weights"].as_array().map(|w| fnv1a64(w));
+        if dw.as_deref() != f["dw_weights_fnv1a64"].as_str() {
+            return Err(format!("{}: depthwise weights differ", l["name"]));
+        }
     }
     Ok(())
 }

@@ -6,6 +6,9 @@
 //!   because Akida's `Convolutional` computes a true convolution (docs/chips.md §6), while
 //!   `InputConv2D` kernels are stored **as the IR has them**, because Akida's
 //!   `InputConvolutional` computes a cross-correlation (docs/chips.md §7);
+//! - a `SeparableConv2D` stores its depthwise kernels **flipped** too (akida's
+//!   SeparableConvolutional is a true convolution, measured: docs/chips.md §3.6) in
+//!   [`LayerMsg::dw_weights`], and its pointwise 1×1 kernels in `weights`;
 //! - a dense layer after a spatial `[c, h, w]` input has its weight columns in Akida's
 //!   **column-major** flatten order `h + H·w + H·W·c` (docs/chips.md §6);
 //! - a layer stores Akida's per-neuron `threshold` (the IR's `−bias`) and integer `act_step`,
@@ -22,10 +25,12 @@ pub use nmc_backend::{ArtifactError, Header};
 /// (2: header checksum; 3: host padding of inputs, [`InputMsg::host_pads`], which a reader that
 /// ignored it would run wrongly; 4: hardware passes, [`UnitMsg::pass`], which a reader that
 /// ignored it would see as NPs used twice; 5: InputConv2D kernels unflipped, in akida's
-/// convention, which a reader of format 4 would run mirrored), and the target name in the header.
+/// convention, which a reader of format 4 would run mirrored; 6: SeparableConv2D layers,
+/// [`LayerKindMsg::SeparableConv2d`] with [`LayerMsg::dw_weights`], which a reader of format 5
+/// would run as a Conv2D without its depthwise half), and the target name in the header.
 pub const ENVELOPE: Envelope = Envelope {
     magic: b"NMCAKART",
-    version: 5,
+    version: 6,
     target: "akd1000",
 };
 
@@ -120,6 +125,8 @@ pub enum LayerKindMsg {
     Conv2d = 1,
     /// Dense / FullyConnected (on FNPs).
     Dense = 2,
+    /// SeparableConv2D (depthwise then pointwise, on CNPs).
+    SeparableConv2d = 3,
 }
 
 /// Where a layer reads from.
@@ -211,6 +218,12 @@ pub struct LayerMsg {
     /// Which unit computes which part.
     #[prost(message, repeated, tag = "21")]
     pub slices: Vec<SliceMsg>,
+    /// A SeparableConv2D's depthwise kernels `[c][kh][kw]`, flipped (akida's orientation);
+    /// `kernel`, `strides` and `pads` are the depthwise kernel's, and `weights` holds the
+    /// pointwise kernels `[co][c]`, applied to the depthwise sums at full precision. Empty for
+    /// other kinds.
+    #[prost(sint32, repeated, tag = "22")]
+    pub dw_weights: Vec<i32>,
 }
 
 /// A chip output.

@@ -378,7 +378,7 @@ impl Loaded for LoadedAkd1000 {
                 } else {
                     "input"
                 };
-                serde_json::json!({
+                let mut v = serde_json::json!({
                     "name": l.name,
                     "type": crate::listing::layer_kind_name(l.kind),
                     "shape": l.out_shape,
@@ -401,7 +401,12 @@ impl Loaded for LoadedAkd1000 {
                     "threshold": l.threshold,
                     "act_step": l.act_step,
                     "scale": l.scale,
-                })
+                });
+                // A SeparableConv2D's depthwise kernels `[c][kh][kw]`, flipped as stored.
+                if !l.dw_weights.is_empty() {
+                    v["dw_weights"] = serde_json::json!(l.dw_weights);
+                }
+                v
             })
             .collect();
         let hrc = UnitTypeMsg::Hrc as i32;

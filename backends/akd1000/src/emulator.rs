@@ -134,6 +134,9 @@ struct LayerRt {
     weights: Vec<i64>,
     /// Dense: IR flat index → Akida column.
     column: Vec<usize>,
+    /// SeparableConv2D: the depthwise kernels `[c][kh][kw]`, flipped as stored; `weights` then
+    /// holds the pointwise kernels `[co][c]`.
+    dw: Option<Vec<i64>>,
     threshold: Vec<i64>,
     step: Vec<i64>,
     slices: Vec<SliceRt>,
@@ -210,9 +213,13 @@ fn pass_boundary_bytes(
             let k = l.kernel.first().copied().unwrap_or(1);
             let cin = u64::from(l.in_shape.first().copied().unwrap_or(1));
             let filters = u64::from(s.c1 - s.c0);
-            program[p] += spec
-                .np_weight_bytes(t, k, l.weight_bits, cin, inputs, filters)
-                .unwrap_or(0);
+            program[p] += if l.kind == LayerKindMsg::SeparableConv2d as i32 {
+                spec.sep_words(k, l.weight_bits, cin, filters)
+                    .map_or(0, |w| (w * spec.weight_word_bits).div_ceil(8))
+            } else {
+                spec.np_weight_bytes(t, k, l.weight_bits, cin, inputs, filters)
+                    .unwrap_or(0)
+            };
         }
         if l.source_kind == SourceKind::Layer as i32 {
             let src = l.source_index as usize;
@@ -360,6 +367,8 @@ impl Emulator {
                 weight_bits: u64::from(l.weight_bits),
                 weights,
                 column,
+                dw: (l.kind == LayerKindMsg::SeparableConv2d as i32)
+                    .then(|| l.dw_weights.iter().map(|w| i64::from(*w)).collect()),
                 threshold: l.threshold.iter().map(|t| i64::from(*t)).collect(),
                 step: l.act_step.iter().map(|t| i64::from(*t).max(1)).collect(),
                 slices,
@@ -478,6 +487,8 @@ impl Emulator {
             }
             let acc = if l.dense {
                 self.dense(l, x, &mut perf)
+            } else if l.dw.is_some() {
+                self.separable(l, x, &mut perf)
             } else {
                 self.conv(l, x, &mut perf)
             };
@@ -563,6 +574,85 @@ impl Emulator {
                             arow[ox] += wo[jy * c.kw + jx] * v;
                         }
                     }
+                }
+            }
+        }
+        acc
+    }
+
+    /// A SeparableConv2D: the depthwise sums first, each input event reaching the outputs of its
+    /// own channel through the flipped kernel (as [`Emulator::conv`] does per filter), kept at
+    /// full precision (docs/chips.md §3.6); then every non-zero depthwise sum is an event for the
+    /// pointwise kernels. An NP computes the depthwise sums of its row band for all channels (its
+    /// filters need them all), so an input event counts on every NP whose band it reaches.
+    fn separable(&self, l: &LayerRt, x: &[i64], perf: &mut [UnitPerf]) -> Vec<i64> {
+        let (Some(c), Some(dw)) = (l.conv, l.dw.as_ref()) else {
+            return vec![0; l.pre.iter().product()];
+        };
+        let (ci_n, h, w) = (l.in_shape[0], l.in_shape[1], l.in_shape[2]);
+        let [co, oh, ow] = l.pre;
+        let reach = |i: usize, k: usize, s: usize, off: i64, n: usize| -> Vec<(usize, usize)> {
+            (0..k)
+                .filter_map(|j| {
+                    let t = i as i64 + j as i64 - off;
+                    (t >= 0 && t % s as i64 == 0 && ((t / s as i64) as usize) < n)
+                        .then(|| ((t / s as i64) as usize, j))
+                })
+                .collect()
+        };
+        let cols: Vec<Vec<(usize, usize)>> = (0..w)
+            .map(|ix| reach(ix, c.kw, c.sw, c.off_w, ow))
+            .collect();
+        // Band of each NP (slices are channel groups × row bands).
+        let mut d = vec![0i64; ci_n * oh * ow];
+        for (f, &v) in x.iter().enumerate() {
+            if v == 0 {
+                continue;
+            }
+            let (ci, iy, ix) = (f / (h * w), (f / w) % h, f % w);
+            let rows = reach(iy, c.kh, c.sh, c.off_h, oh);
+            let cs = &cols[ix];
+            if cs.is_empty() || rows.is_empty() {
+                continue;
+            }
+            for s in &l.slices {
+                let taps = rows
+                    .iter()
+                    .filter(|(oy, _)| (s.r0..s.r1).contains(oy))
+                    .count();
+                if taps == 0 {
+                    continue;
+                }
+                let p = &mut perf[s.unit];
+                p.counts.msgs_in += 1;
+                let n = (taps * cs.len()) as u64;
+                p.counts.syn_ops += n;
+                p.counts.mem_reads += (n * l.weight_bits).div_ceil(50);
+            }
+            let k = &dw[ci * c.kh * c.kw..(ci + 1) * c.kh * c.kw];
+            for &(oy, jy) in &rows {
+                let drow = &mut d[(ci * oh + oy) * ow..(ci * oh + oy + 1) * ow];
+                for &(ox, jx) in cs {
+                    drow[ox] += k[jy * c.kw + jx] * v;
+                }
+            }
+        }
+        let mut acc = vec![0i64; co * oh * ow];
+        for (f, &v) in d.iter().enumerate() {
+            if v == 0 {
+                continue;
+            }
+            let (ci, oy, ox) = (f / (oh * ow), (f / ow) % oh, f % ow);
+            for s in &l.slices {
+                if !(s.r0..s.r1).contains(&oy) {
+                    continue;
+                }
+                let p = &mut perf[s.unit];
+                let n = (s.c1 - s.c0) as u64;
+                p.counts.syn_ops += n;
+                p.counts.mem_reads += (n * l.weight_bits).div_ceil(50);
+                for o in s.c0..s.c1 {
+                    acc[(o * oh + oy) * ow + ox] += l.weights[o * ci_n + ci] * v;
                 }
             }
         }

@@ -7,6 +7,12 @@
 //!   padding is Same or Valid, or else the host zero-pads the input image and the layer runs
 //!   Valid on the padded image (see [`InputInfo::host_pads`]);
 //! - **Conv2D** when it is any other convolution;
+//! - **SeparableConv2D** when it is a pointwise 1×1 convolution reading a depthwise `k×k`
+//!   convolution that has no activation, no pooling and no other reader (the pair the quantiser
+//!   prepares, `compiler/src/passes/quantize_akida.rs`): one Akida layer whose depthwise sums
+//!   feed the pointwise kernel at full precision, with the pointwise layer's threshold, step,
+//!   activation and pooling (docs/chips.md §3.6). A depthwise convolution in any other form is
+//!   refused, naming the form that runs;
 //! - **Dense** (Akida's FullyConnected) when it is a dense synapse group, whatever the shape of
 //!   its input: a `[c, h, w]` input is flattened the vendor's way (column-major, docs/chips.md §6) in
 //!   the artifact.
@@ -66,6 +72,8 @@ pub enum LayerKind {
     InputConv2D,
     /// A convolution on NPs configured as CNP.
     Conv2D,
+    /// A depthwise convolution and the pointwise 1×1 convolution reading it, on CNPs.
+    SeparableConv2D,
     /// A fully-connected layer on NPs configured as FNP.
     Dense,
 }
@@ -76,6 +84,7 @@ impl LayerKind {
         match self {
             LayerKind::InputConv2D => "InputConv2D",
             LayerKind::Conv2D => "Conv2D",
+            LayerKind::SeparableConv2D => "SeparableConv2D",
             LayerKind::Dense => "Dense",
         }
     }
@@ -148,8 +157,12 @@ pub struct AkLayer {
     /// Output after pooling, as consumers see it.
     pub out_shape: Vec<usize>,
     /// Convolution geometry (convolutions only). A host-padded InputConv2D has zero pads here
-    /// and reads the padded image: `in_shape` is the padded shape.
+    /// and reads the padded image: `in_shape` is the padded shape. A SeparableConv2D has its
+    /// depthwise kernel's geometry (groups = input channels); its pointwise kernel is 1×1.
     pub geom: Option<ConvGeom>,
+    /// A SeparableConv2D's depthwise kernels, `[c][1][kh][kw]`, IR order (empty otherwise);
+    /// `weights` then holds its pointwise kernels `[co][c][1][1]`.
+    pub dw_weights: Vec<i32>,
     /// The host padding this layer needs on its graph input (all zero: none; InputConv2D only).
     pub host_pads: [usize; 4],
     /// Pooling.
@@ -258,6 +271,10 @@ struct Cx<'a> {
     /// Per graph input: the first layer reading it and the host padding that layer needs. The
     /// host sends one image, so every reader needs the same padding.
     readers: Vec<Option<(usize, [usize; 4])>>,
+    /// Per node: its readers.
+    users: Vec<Vec<NodeId>>,
+    /// Per node: a depthwise layer waiting for its pointwise layer (the node and its input).
+    pending_dw: Vec<Option<Val>>,
 }
 
 fn bits_of_range(min: i64, max: i64) -> Option<u32> {
@@ -297,6 +314,8 @@ pub fn analyze(graph: &Graph, spec: &ChipSpec) -> Result<Analysis, AkError> {
             outputs: Vec::new(),
         },
         readers: vec![None; graph.inputs.len()],
+        users: graph.users(),
+        pending_dw: vec![None; graph.nodes.len()],
     };
     let order = graph.topo_order().map_err(|c| AkError::Invalid {
         node: graph.node_ref(c.0),
@@ -395,6 +414,9 @@ impl Cx<'_> {
             Op::Reshape => {
                 self.vals[id.index()] = Some(self.operand(id, 0)?);
             }
+            Op::Layer(l) if self.is_depthwise(id, l) => {
+                self.depthwise(id, l)?;
+            }
             Op::Layer(l) => {
                 let layer = self.layer(id, l)?;
                 let index = self.out.layers.len();
@@ -476,6 +498,96 @@ impl Cx<'_> {
         }
     }
 
+    /// Whether layer `l` is a grouped convolution, which Akida 1.0 runs only as the depthwise
+    /// half of a SeparableConv2D ([`Cx::depthwise`]).
+    fn is_depthwise(&self, _id: NodeId, l: &Layer) -> bool {
+        matches!(l.synapses.as_slice(), [Synapse::Conv { geom, .. }] if geom.groups > 1)
+    }
+
+    /// Checks that depthwise layer `id` can be the first half of a SeparableConv2D and leaves it
+    /// waiting for its pointwise layer, which builds the Akida layer. Akida 1.0 has no standalone
+    /// depthwise layer: its SeparableConvolutional applies the pointwise kernel to the depthwise
+    /// sums directly, with one threshold, step and activation after the pointwise kernel
+    /// (docs/chips.md §3.6), so nothing may sit between the two.
+    fn depthwise(&mut self, id: NodeId, l: &Layer) -> Result<(), AkError> {
+        let g = self.graph;
+        let node = g.node(id);
+        let [Synapse::Conv { geom, .. }] = l.synapses.as_slice() else {
+            return Err(self.invalid(id, "not a convolution"));
+        };
+        let q = l
+            .quant
+            .as_ref()
+            .ok_or_else(|| self.invalid(id, "layer is not quantised"))?;
+        let input = self.operand(id, 0)?;
+        let cin = g.ty(node.inputs[0]).shape.first().copied().unwrap_or(0);
+        let cout = node.ty.shape.first().copied().unwrap_or(0);
+        let form = "Akida 1.0 runs a grouped convolution only as the depthwise half of a SeparableConv2D: a depthwise k×k convolution (groups = input channels = output channels) with no activation, no pooling and no bias of its own, read only by a pointwise 1×1 convolution (stride 1, no padding) that takes the activation; write the block as depthwise conv (+ BatchNorm), then pointwise conv (+ BatchNorm) + ReLU";
+        let refuse = |detail: String| AkError::Constraint {
+            layer: self.at(id),
+            kind: "SeparableConv2D",
+            rule: form.into(),
+            detail,
+        };
+        if geom.groups != cin || cout != cin {
+            return Err(refuse(format!(
+                "{} groups on {cin} input and {cout} output channels",
+                geom.groups
+            )));
+        }
+        let raw = q.act_min == i32::MIN && q.act_max == i32::MAX && q.act_step().is_none();
+        if !raw || !matches!(l.neuron, nmc_ir::Neuron::Linear) {
+            let act = match l.neuron {
+                nmc_ir::Neuron::Relu => "a ReLU".to_string(),
+                nmc_ir::Neuron::Clip { lo, hi } => format!("a clip to [{lo}, {hi}] (ReLU6-like)"),
+                _ => format!(
+                    "an activation (output clamped to [{}, {}])",
+                    q.act_min, q.act_max
+                ),
+            };
+            return Err(refuse(format!(
+                "this depthwise convolution is followed by {act}, which Akida 1.0 cannot run between the depthwise and pointwise convolutions; remove it (keep the BatchNorm) and the block runs as one SeparableConv2D"
+            )));
+        }
+        if l.pool.is_some() {
+            return Err(refuse("this depthwise convolution is pooled".into()));
+        }
+        if q.bias.is_some() {
+            return Err(refuse(
+                "this depthwise convolution has a bias of its own (the quantiser moves it into the pointwise layer)".into(),
+            ));
+        }
+        let readers = &self.users[id.index()];
+        let pointwise = match readers.as_slice() {
+            [r] => match &g.node(*r).op {
+                Op::Layer(p) => {
+                    matches!(p.synapses.as_slice(), [Synapse::Conv { geom, .. }]
+                    if geom.kernel == [1, 1] && geom.groups == 1 && geom.strides == [1, 1]
+                        && geom.pads == [0; 4] && geom.dilations == [1, 1])
+                        && g.node(*r).inputs.first() == Some(&id)
+                }
+                _ => false,
+            },
+            _ => false,
+        };
+        if !pointwise {
+            let what = match readers.as_slice() {
+                [] => "nothing reads it".to_string(),
+                [r] => format!(
+                    "it is read by {} ({})",
+                    self.at(*r),
+                    g.node(*r).op.mnemonic()
+                ),
+                more => format!("{} nodes read it", more.len()),
+            };
+            return Err(refuse(format!(
+                "this depthwise convolution is not followed by a pointwise 1×1 convolution: {what}"
+            )));
+        }
+        self.pending_dw[id.index()] = Some(input);
+        Ok(())
+    }
+
     fn layer(&self, id: NodeId, l: &Layer) -> Result<AkLayer, AkError> {
         let g = self.graph;
         let node = g.node(id);
@@ -492,9 +604,24 @@ impl Cx<'_> {
                 detail: format!("{} synapse groups", l.synapses.len()),
             });
         };
-        let input = self.operand(id, 0)?;
-        let operand_shape = g.ty(node.inputs[0]).shape.clone();
+        // A pointwise layer whose operand is a waiting depthwise layer completes a
+        // SeparableConv2D, which reads the depthwise layer's input.
+        let dw_node = node
+            .inputs
+            .first()
+            .copied()
+            .filter(|d| self.pending_dw[d.index()].is_some());
+        let (input, operand_shape) = match dw_node {
+            Some(d) => {
+                let v = self.pending_dw[d.index()]
+                    .clone()
+                    .unwrap_or_else(|| unreachable!());
+                (v, g.ty(g.node(d).inputs[0]).shape.clone())
+            }
+            None => (self.operand(id, 0)?, g.ty(node.inputs[0]).shape.clone()),
+        };
         let kind = match syn {
+            Synapse::Conv { .. } if dw_node.is_some() => LayerKind::SeparableConv2D,
             Synapse::Conv { .. } if matches!(input.src, Src::Input(_)) && input.bits == 8 => {
                 LayerKind::InputConv2D
             }
@@ -515,6 +642,24 @@ impl Cx<'_> {
         let weights = c
             .to_i32()
             .ok_or_else(|| self.invalid(id, "weights are not integers"))?;
+        // A SeparableConv2D's depthwise half: its weights and geometry.
+        let (dw_weights, dw_geom) = match dw_node {
+            Some(d) => {
+                let Op::Layer(dl) = &g.node(d).op else {
+                    unreachable!("pending depthwise nodes are layers")
+                };
+                let Synapse::Conv { weight, geom } = &dl.synapses[0] else {
+                    unreachable!("depthwise layers are convolutions")
+                };
+                let w = g
+                    .consts
+                    .try_get(*weight)
+                    .and_then(|c| c.to_i32())
+                    .ok_or_else(|| self.invalid(d, "weights are not integers"))?;
+                (w, Some(geom.clone()))
+            }
+            None => (Vec::new(), None),
+        };
         let channels = *node
             .ty
             .shape
@@ -544,6 +689,8 @@ impl Cx<'_> {
                         ),
                     ));
                 }
+                // A SeparableConv2D's window is its depthwise kernel's.
+                let geom = dw_geom.as_ref().unwrap_or(geom);
                 let host = self.check_conv(kind, geom, &operand_shape, c.shape[0], &rule)?;
                 let mut geom = geom.clone();
                 if let Some(p) = host {
@@ -595,17 +742,24 @@ impl Cx<'_> {
             return Err(rule(why, format!("{}-bit input", input.bits)));
         }
 
-        // Weight bits.
-        let wb = weight_width(&weights).ok_or_else(|| {
+        // Weight bits (a SeparableConv2D has one width for both kernels).
+        let all: Vec<i32>;
+        let ws: &[i32] = if dw_weights.is_empty() {
+            &weights
+        } else {
+            all = weights.iter().chain(&dw_weights).copied().collect();
+            &all
+        };
+        let wb = weight_width(ws).ok_or_else(|| {
             rule(
                 "weights are at most 8 bits".into(),
                 "weights exceed 8 bits".into(),
             )
         })?;
-        let allowed_w = if kind == LayerKind::InputConv2D {
-            lim.input_weight_bits
-        } else {
-            lim.weight_bits
+        let allowed_w = match kind {
+            LayerKind::InputConv2D => lim.input_weight_bits,
+            LayerKind::SeparableConv2D => lim.sep_weight_bits,
+            _ => lim.weight_bits,
         };
         // A layer quantised to fewer bits than it needs is impossible; a wider allowed width
         // always holds a narrower value, so pick the smallest allowed width ≥ the need.
@@ -725,6 +879,7 @@ impl Cx<'_> {
             pre_shape,
             out_shape: node.ty.shape.clone(),
             geom,
+            dw_weights,
             host_pads,
             pool,
             input_bits: input.bits,
@@ -752,9 +907,9 @@ impl Cx<'_> {
         let [kh, kw] = geom.kernel;
         let [sh, sw] = geom.strides;
         let (c, h, w) = (in_shape[0], in_shape[1], in_shape[2]);
-        if geom.groups != 1 {
+        if geom.groups != 1 && !(kind == LayerKind::SeparableConv2D && geom.groups == c) {
             return Err(rule(
-                "convolutions have groups = 1 (depthwise convolutions exist only inside SeparableConv2D, which nmc's akd1000 backend does not emit)".into(),
+                "convolutions have groups = 1; a depthwise convolution (groups = channels) runs only inside a SeparableConv2D, directly followed by a pointwise 1×1 convolution with no activation between them".into(),
                 format!("{} groups", geom.groups),
             ));
         }
@@ -764,10 +919,10 @@ impl Cx<'_> {
                 format!("dilations {}×{}", geom.dilations[0], geom.dilations[1]),
             ));
         }
-        let kernels = if kind == LayerKind::InputConv2D {
-            lim.input_kernels
-        } else {
-            lim.conv_kernels
+        let kernels = match kind {
+            LayerKind::InputConv2D => lim.input_kernels,
+            LayerKind::SeparableConv2D => lim.sep_kernels,
+            _ => lim.conv_kernels,
         };
         let ksizes = kernels
             .iter()
@@ -791,7 +946,7 @@ impl Cx<'_> {
                 format!("stride {sh}×{sw}"),
             ));
         }
-        if kind == LayerKind::Conv2D && sh == 2 && kh != 3 {
+        if matches!(kind, LayerKind::Conv2D | LayerKind::SeparableConv2D) && sh == 2 && kh != 3 {
             return Err(rule(
                 "stride 2 is only supported with 3×3 kernels".into(),
                 format!("kernel {kh}×{kw} with stride 2"),
@@ -998,6 +1153,7 @@ impl Cx<'_> {
             let layer = self.graph.node_ref(l.node);
             if matches!(l.pool, Some(PoolSpec::Max { size, .. }) if size != [1, 1]) {
                 let bad = consumers.iter().find(|c| c.kind == LayerKind::Dense);
+                // (Convolutional or SeparableConvolutional consumers are fine.)
                 if bad.is_some() || is_output {
                     return Err(AkError::Constraint {
                         layer,

@@ -24,6 +24,7 @@ pub fn layer_kind_name(k: i32) -> &'static str {
         Ok(LayerKindMsg::InputConv2d) => "InputConv2D",
         Ok(LayerKindMsg::Conv2d) => "Conv2D",
         Ok(LayerKindMsg::Dense) => "Dense",
+        Ok(LayerKindMsg::SeparableConv2d) => "SeparableConv2D",
         Err(_) => "unknown",
     }
 }
@@ -169,6 +170,15 @@ fn write_layer(s: &mut String, a: &Artifact, i: usize, l: &LayerMsg) -> std::fmt
             ""
         };
         writeln!(s, "  dense {:?}{order}", l.pre_shape)?;
+    } else if l.kind == LayerKindMsg::SeparableConv2d as i32 {
+        writeln!(
+            s,
+            "  depthwise kernel {} stride {} pads {:?}, then pointwise 1×1 -> {:?} (depthwise kernels flipped: true convolution; depthwise sums at full precision)",
+            dims(&l.kernel),
+            dims(&l.strides),
+            l.pads,
+            l.pre_shape
+        )?;
     } else {
         let orientation = if l.kind == LayerKindMsg::InputConv2d as i32 {
             "kernels as given: cross-correlation"

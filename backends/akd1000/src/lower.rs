@@ -91,6 +91,9 @@ fn layer_msg(l: &AkLayer, slices: &[crate::map::Slice]) -> Result<LayerMsg, Lowe
             // IR's), Convolutional a true convolution (flipped).
             if k == LayerKind::InputConv2D {
                 (LayerKindMsg::InputConv2d, l.weights.clone())
+            } else if k == LayerKind::SeparableConv2D {
+                // Pointwise 1×1 kernels: no orientation.
+                (LayerKindMsg::SeparableConv2d, l.weights.clone())
             } else {
                 (
                     LayerKindMsg::Conv2d,
@@ -139,6 +142,13 @@ fn layer_msg(l: &AkLayer, slices: &[crate::map::Slice]) -> Result<LayerMsg, Lowe
         weight_bits: l.weight_bits,
         act_bits: l.act_bits.unwrap_or(0),
         weights,
+        // SeparableConvolutional is a true convolution (docs/chips.md §3.6): flipped.
+        dw_weights: match &l.geom {
+            Some(g) if l.kind == LayerKind::SeparableConv2D => {
+                flip_kernels(&l.dw_weights, g.kernel[0], g.kernel[1])
+            }
+            _ => Vec::new(),
+        },
         threshold,
         act_step,
         scale: l.scale,

@@ -179,10 +179,27 @@ pub fn fits_one_fnp3(l: &AkLayer, spec: &ChipSpec) -> bool {
     spec.fnp3_max_neurons(dense_inputs(l), l.weight_bits) >= l.channels() as u64
 }
 
-/// The most filters of a convolution one CNP holds (docs/chips.md §7.1).
+/// The most filters of a convolution one CNP holds (docs/chips.md §7.1; a SeparableConv2D's
+/// pointwise filters, §3.6).
 pub fn cnp_max_filters(l: &AkLayer, spec: &ChipSpec) -> u64 {
     let k = l.geom.as_ref().map_or(1, |g| g.kernel[0] as u32);
+    if l.kind == LayerKind::SeparableConv2D {
+        return spec.sep_max_filters(k, l.weight_bits, in_channels(l), l.channels() as u64);
+    }
     spec.cnp_max_filters(k, l.weight_bits, in_channels(l), l.channels() as u64)
+}
+
+/// Whether output-row band `[a, b)` of a SeparableConv2D fits one NP's input, by the rule
+/// fitted to akida 2.19.3's `MapMode.Minimal` (docs/chips.md §3.6): at least
+/// `⌈H / `[`crate::spec::SEP_BAND_ROWS`]`⌉` bands, and the `(b − a − 1) · stride + k` input rows
+/// a band reads (its kernel halo included, the padding not clipped) within the input SRAM.
+fn sep_band_fits(l: &AkLayer, spec: &ChipSpec, bands: u32, a: u32, b: u32) -> bool {
+    let Some(g) = &l.geom else { return false };
+    let h = l.in_shape[1] as u64;
+    let row_bits = (l.in_shape[0] * l.in_shape[2]) as u64 * u64::from(l.input_bits);
+    let rows = u64::from(b - a).saturating_sub(1) * g.strides[0] as u64 + g.kernel[0] as u64;
+    u64::from(bands) >= h.div_ceil(crate::spec::SEP_BAND_ROWS)
+        && rows * row_bits <= spec.input_sram_bytes * 8
 }
 
 /// The NPs a layer needs, by the rule in the module docs; `fnp3` says whether a dense layer
@@ -237,10 +254,14 @@ pub fn need(l: &AkLayer, spec: &ChipSpec, fnp3: bool) -> Result<Need, AkError> {
                 .into_iter()
                 .map(|(a, b)| (a * step, (b * step).min(rows)))
                 .collect();
-            if split
-                .iter()
-                .all(|&(a, b)| input_bits_needed(l, a, b) <= in_cap)
-            {
+            let fits = |a: u32, b: u32| {
+                if l.kind == LayerKind::SeparableConv2D {
+                    sep_band_fits(l, spec, t, a, b)
+                } else {
+                    input_bits_needed(l, a, b) <= in_cap
+                }
+            };
+            if split.iter().all(|&(a, b)| fits(a, b)) {
                 bands = Some(split);
                 break;
             }
@@ -273,6 +294,16 @@ pub fn need(l: &AkLayer, spec: &ChipSpec, fnp3: bool) -> Result<Need, AkError> {
         NpType::Fnp2 | NpType::Fnp3 => vec![(0, channels)],
         NpType::Cnp1 | NpType::Cnp2 => {
             let most = cnp_max_filters(l, spec);
+            if most == 0 && l.kind == LayerKind::SeparableConv2D {
+                let k = l.geom.as_ref().map_or(1, |g| g.kernel[0] as u32);
+                return Err(too_big(
+                    l,
+                    "CNP weight SRAM (one pointwise filter with the depthwise kernels, docs/chips.md §3.6)",
+                    format!("{} input channels at {k}×{k}, {} bits", in_channels(l), l.weight_bits),
+                    format!("a CNP has {} words", spec.cnp_capacity_words()),
+                    "fewer input channels would make it run".into(),
+                ));
+            }
             if most == 0 {
                 let k = l.geom.as_ref().map_or(1, |g| g.kernel[0] as u32);
                 let c = in_channels(l);
@@ -896,4 +927,83 @@ pub fn to_ir_mapping(a: &Analysis, m: &NpMapping) -> nmc_ir::Mapping {
         })
         .collect();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::{LayerKind, Src};
+    use nmc_ir::{ConvGeom, NodeId};
+
+    /// A 3×3 SeparableConv2D at stride `s` on a `[c, h, w]` 4-bit input, Same padding.
+    fn separable(c: usize, h: usize, w: usize, f: usize, s: usize) -> AkLayer {
+        let (t, b) = crate::layers::same_pads(h, 3, s);
+        let (l, r) = crate::layers::same_pads(w, 3, s);
+        let geom = ConvGeom {
+            kernel: [3, 3],
+            strides: [s, s],
+            pads: [t, l, b, r],
+            dilations: [1, 1],
+            groups: c,
+        };
+        let (oh, ow) = (h.div_ceil(s), w.div_ceil(s));
+        AkLayer {
+            node: NodeId(0),
+            name: "sep".into(),
+            kind: LayerKind::SeparableConv2D,
+            src: Src::Layer(0),
+            in_shape: vec![c, h, w],
+            pre_shape: vec![f, oh, ow],
+            out_shape: vec![f, oh, ow],
+            geom: Some(geom),
+            dw_weights: vec![1; c * 9],
+            host_pads: [0; 4],
+            pool: None,
+            input_bits: 4,
+            weight_bits: 4,
+            act_bits: Some(4),
+            weights: vec![1; f * c],
+            threshold: vec![0; f],
+            act_step: vec![1; f],
+            scale: 1.0,
+        }
+    }
+
+    /// NPs per SeparableConv2D as akida 2.19.3's `MapMode.Minimal` gives them
+    /// (testdata/gen/akida_separable_probe.json; docs/chips.md §3.6).
+    #[test]
+    fn separable_nps_match_akida() {
+        let spec = crate::akd1000();
+        // (channels, height, width, filters, stride, NPs)
+        for (c, h, w, f, s, nps) in [
+            (8, 32, 48, 16, 1, 1),
+            (8, 33, 48, 16, 1, 2),
+            (8, 64, 48, 16, 1, 2),
+            (8, 65, 48, 16, 1, 3),
+            (8, 97, 48, 16, 1, 4),
+            (16, 33, 48, 16, 2, 2),
+            (16, 64, 152, 16, 1, 2),
+            (16, 64, 160, 16, 1, 3),
+            // Square maps of MobileNet sizes, either stride.
+            (32, 112, 112, 16, 1, 6),
+            (64, 112, 112, 16, 2, 12),
+            (64, 80, 80, 16, 1, 6),
+            (128, 56, 56, 16, 1, 6),
+            (128, 56, 56, 16, 2, 6),
+            (128, 40, 40, 16, 1, 3),
+            (256, 28, 28, 16, 1, 3),
+            (256, 28, 28, 512, 2, 6),
+            (512, 8, 8, 512, 1, 4),
+            (8, 8, 8, 504, 1, 1),
+            (8, 8, 8, 512, 1, 2),
+            (8, 8, 8, 1008, 1, 2),
+            (8, 8, 8, 1016, 1, 3),
+            // MobileNet v1 α = 0.25 at 96×96: the first two separable layers.
+            (8, 48, 48, 16, 1, 2),
+            (16, 48, 48, 32, 2, 2),
+        ] {
+            let n = need(&separable(c, h, w, f, s), &spec, false).unwrap();
+            assert_eq!(n.nps(), nps, "{c}×{h}×{w} → {f}, stride {s}");
+        }
+    }
 }

@@ -98,6 +98,11 @@ pub struct Limits {
     pub weight_bits: &'static [u32],
     /// Activation bits of every layer.
     pub act_bits: &'static [u32],
+    /// SeparableConv2D square kernel sizes (docs/chips.md §3.3; 1×1 is not a separable kernel).
+    pub sep_kernels: &'static [u32],
+    /// SeparableConv2D weight bits, for both kernels: 2 or 4 (docs/chips.md §3.3; akida 2.19.3
+    /// runs 1-bit separable layers in software only, §3.6).
+    pub sep_weight_bits: &'static [u32],
     /// Largest `act_step`: "act_step should fit in 16bit" (cnn2snn `fix_v1_activation_variables`,
     /// `ACT_STEP_HW_LIMIT = (1 << 16) - 1`; BrainChip, Apache-2.0, public code whose repository
     /// was not identified).
@@ -127,6 +132,8 @@ fn akd1000_limits() -> Limits {
         layer_input_bits: &[1, 2, 4],
         weight_bits: &[1, 2, 4],
         act_bits: &[1, 2, 4],
+        sep_kernels: &[3, 5, 7],
+        sep_weight_bits: &[2, 4],
         act_step_max: (1 << 16) - 1,
         threshold_max: (1 << 19) - 1,
     }
@@ -373,6 +380,17 @@ const CNP_GROUP_BITS: [(u32, [u64; 4]); 3] = [
     (4, [50, 300, 800, 2100]),
 ];
 
+/// The most pointwise filters akida puts on one NP for a SeparableConv2D: 504 filters take one
+/// NP, 512 take two (256 each) and 1,016 three, whatever the input size (measured, akida 2.19.3,
+/// testdata/gen/akida_separable_probe.py; docs/chips.md §3.6).
+pub const SEP_MAX_FILTERS_PER_NP: u64 = 504;
+
+/// Input rows of a SeparableConv2D one NP takes at most: akida splits its input into at least
+/// `⌈H / 32⌉` row bands whatever the width, channels, bits and stride, more when the input SRAM
+/// needs it (`crate::map`; measured, akida 2.19.3, testdata/gen/akida_separable_probe.py;
+/// docs/chips.md §3.6).
+pub const SEP_BAND_ROWS: u64 = 32;
+
 impl ChipSpec {
     /// Weight bytes akida gives one FNP3 neuron with `inputs` inputs of `bits`-bit weights:
     /// `16 + ⌈inputs / 32⌉ · B(bits)`, `B = 4, 8, 24` bytes for 1, 2, 4 bits (docs/chips.md §7.1;
@@ -418,6 +436,53 @@ impl ChipSpec {
         let bits_per_channel = groups * row[col];
         let words = bits_per_channel.div_ceil(self.weight_word_bits * block) * block;
         Some(in_channels * words)
+    }
+
+    /// Weight-SRAM words a CNP needs for `filters` pointwise filters of a `kernel`×`kernel`
+    /// SeparableConv2D over `in_channels` channels at `bits`-bit weights — a rule fitted to
+    /// akida's `mem_info.weight_size` (docs/chips.md §3.6), over the channels rounded up to a
+    /// block (8 at 4 bits, 16 at 2 bits): the depthwise kernels packed whole into 50-bit words
+    /// when two or more fit one (3×3 at 2 bits), else per channel their rows packed whole
+    /// (`⌈k / ⌊50 / (k · bits)⌋⌉` words); plus per channel its pointwise weights at 48 bits per
+    /// word (`⌈bits · filters / 48⌉`). It gives every measured layer whose channels fill whole
+    /// blocks exactly, and more than akida for partial blocks (at most a block's worth);
+    /// `None` for a kernel or width a separable layer does not take.
+    pub fn sep_words(&self, kernel: u32, bits: u32, in_channels: u64, filters: u64) -> Option<u64> {
+        if ![3, 5, 7].contains(&kernel) || ![2, 4].contains(&bits) {
+            return None;
+        }
+        let block: u64 = if bits == 4 { 8 } else { 16 };
+        let channels = in_channels.div_ceil(block) * block;
+        let kernel_bits = u64::from(kernel * kernel * bits);
+        let kernels_per_word = self.weight_word_bits / kernel_bits;
+        let dw = if kernels_per_word >= 2 {
+            channels.div_ceil(kernels_per_word)
+        } else {
+            let rows_per_word = (self.weight_word_bits / u64::from(kernel * bits)).max(1);
+            channels * u64::from(kernel).div_ceil(rows_per_word)
+        };
+        let pw = channels * (u64::from(bits) * filters).div_ceil(48);
+        Some(dw + pw)
+    }
+
+    /// The most pointwise filters of a SeparableConv2D one CNP holds (0: not even one): within
+    /// [`ChipSpec::sep_words`]' capacity and at most [`SEP_MAX_FILTERS_PER_NP`].
+    pub fn sep_max_filters(&self, kernel: u32, bits: u32, in_channels: u64, filters: u64) -> u64 {
+        let cap = self.cnp_capacity_words();
+        let fits = |f: u64| {
+            self.sep_words(kernel, bits, in_channels, f)
+                .is_some_and(|w| w <= cap)
+        };
+        let (mut lo, mut hi) = (0u64, filters.min(SEP_MAX_FILTERS_PER_NP));
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if fits(mid) {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        lo
     }
 
     /// The weight-memory bytes an NP of type `t` holds for `filters` channels of a layer
@@ -504,6 +569,39 @@ mod tests {
         assert_eq!(s.fnp3_capacity_bytes(), 43_008);
         assert_eq!(s.cnp_capacity_words(), 7 * 1024);
         assert!(s.cost.entries().iter().all(|(_, c)| c.value > 0.0));
+    }
+
+    /// The SeparableConv2D weight rule against akida 2.19.3's `mem_info.weight_size` (bytes,
+    /// docs/chips.md §3.6, testdata/gen/akida_separable_probe.json), and the filters per NP.
+    #[test]
+    fn separable_weight_words_match_akida() {
+        let s = akd1000();
+        let bytes = |w: u64| (w * 50).div_ceil(8);
+        // (kernel, bits, channels, filters, weight_size)
+        for (k, b, c, f, size) in [
+            (3, 4, 8, 8, 100),
+            (3, 4, 64, 64, 2800),
+            (3, 4, 256, 256, 36800),
+            (5, 4, 64, 64, 3600),
+            (7, 4, 64, 64, 5200),
+            (3, 2, 64, 64, 1400),
+            (3, 2, 16, 256, 1150),
+            (7, 2, 16, 256, 1400),
+            (3, 4, 32, 256, 4600),
+            (3, 4, 512, 128, 38400),
+        ] {
+            assert_eq!(
+                bytes(s.sep_words(k, b, c, f).unwrap()),
+                size,
+                "{k} {b} {c} {f}"
+            );
+        }
+        // 512 × 512 at 3×3 takes four NPs of 128 filters (akida's split); 504 filters one NP.
+        assert_eq!(s.sep_max_filters(3, 4, 512, 512).div_ceil(1), 156);
+        assert_eq!(512u64.div_ceil(s.sep_max_filters(3, 4, 512, 512)), 4);
+        assert_eq!(s.sep_max_filters(3, 4, 8, 504), 504);
+        assert_eq!(1016u64.div_ceil(s.sep_max_filters(3, 4, 8, 1016)), 3);
+        assert_eq!(s.sep_words(3, 1, 8, 8), None);
     }
 
     /// The FNP3 rule against akida 2.19.3's `MapMode.Minimal` (docs/chips.md §7): the most

@@ -271,7 +271,7 @@ fn check_layer(
             }
             in_n
         }
-        LayerKindMsg::InputConv2d | LayerKindMsg::Conv2d => {
+        LayerKindMsg::InputConv2d | LayerKindMsg::Conv2d | LayerKindMsg::SeparableConv2d => {
             if l.in_shape.len() != 3 || l.pre_shape.len() != 3 {
                 return Err(corrupt(format!(
                     "{what}: a convolution maps [c, h, w] to [c, h, w]"
@@ -301,9 +301,31 @@ fn check_layer(
                     l.pre_shape
                 )));
             }
-            u64::from(l.in_shape[0]) * u64::from(k[0]) * u64::from(k[1])
+            if kind == LayerKindMsg::SeparableConv2d {
+                // Depthwise `[c][kh][kw]`, then pointwise `[co][c]`.
+                let dw = u64::from(l.in_shape[0]) * u64::from(k[0]) * u64::from(k[1]);
+                if l.dw_weights.len() as u64 != dw {
+                    return Err(corrupt(format!(
+                        "{what}: {} depthwise weights stored, {dw} expected",
+                        l.dw_weights.len()
+                    )));
+                }
+                u64::from(l.in_shape[0])
+            } else {
+                if !l.dw_weights.is_empty() {
+                    return Err(corrupt(format!(
+                        "{what}: depthwise weights on a {kind:?} layer"
+                    )));
+                }
+                u64::from(l.in_shape[0]) * u64::from(k[0]) * u64::from(k[1])
+            }
         }
     };
+    if kind == LayerKindMsg::Dense && !l.dw_weights.is_empty() {
+        return Err(corrupt(format!(
+            "{what}: depthwise weights on a dense layer"
+        )));
+    }
     let count = u64::from(channels).saturating_mul(weights_per_channel);
     if count > MAX_WEIGHTS || l.weights.len() as u64 != count {
         return Err(corrupt(format!(
@@ -318,7 +340,12 @@ fn check_layer(
         2 | 4 | 8 => (-(1 << (wb - 1))..(1 << (wb - 1))).contains(&w),
         _ => false,
     };
-    if let Some(w) = l.weights.iter().find(|w| !in_range(**w)) {
+    if let Some(w) = l
+        .weights
+        .iter()
+        .chain(&l.dw_weights)
+        .find(|w| !in_range(**w))
+    {
         return Err(corrupt(format!(
             "{what}: weight {w} does not fit {wb} bits"
         )));
@@ -421,14 +448,17 @@ fn check_weight_fit(
         (_, NpType::Cnp1 | NpType::Cnp2) => {
             // Validated before: a convolution's kernel and input shape have their lengths.
             let (k, cin) = (l.kernel[0], u64::from(l.in_shape[0]));
-            let words = spec
-                .cnp_words(k, l.weight_bits, cin, filters)
-                .ok_or_else(|| {
-                    format!(
-                        "has a {k}×{k} kernel at {} bits, which a CNP does not take",
-                        l.weight_bits
-                    )
-                })?;
+            let words = if kind == LayerKindMsg::SeparableConv2d {
+                spec.sep_words(k, l.weight_bits, cin, filters)
+            } else {
+                spec.cnp_words(k, l.weight_bits, cin, filters)
+            };
+            let words = words.ok_or_else(|| {
+                format!(
+                    "has a {k}×{k} kernel at {} bits, which a CNP does not take",
+                    l.weight_bits
+                )
+            })?;
             if words > spec.cnp_capacity_words() {
                 return Err(format!(
                     "needs {words} words of CNP weight SRAM, a CNP has {}",
@@ -470,7 +500,9 @@ fn check_slices(
         let t = unit_type(u.unit_type).unwrap_or(UnitTypeMsg::Hrc);
         let ok = match kind {
             LayerKindMsg::InputConv2d => t == UnitTypeMsg::Hrc,
-            LayerKindMsg::Conv2d => matches!(t, UnitTypeMsg::Cnp1 | UnitTypeMsg::Cnp2),
+            LayerKindMsg::Conv2d | LayerKindMsg::SeparableConv2d => {
+                matches!(t, UnitTypeMsg::Cnp1 | UnitTypeMsg::Cnp2)
+            }
             LayerKindMsg::Dense => matches!(t, UnitTypeMsg::Fnp2 | UnitTypeMsg::Fnp3),
         };
         if !ok {

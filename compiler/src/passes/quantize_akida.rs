@@ -24,6 +24,11 @@
 //! - **1-bit weights** are binary `{0, 1}` times a per-channel scale, as akida stores them (it
 //!   rejects −1, docs/chips.md §7): the scale is the mean of the channel's positive weights and a
 //!   weight is 1 where it exceeds half of it, so negative weights contribute nothing.
+//! - **separable pairs** (a depthwise convolution without activation, then a pointwise 1×1
+//!   convolution; [`separable_pairs`]) become one Akida SeparableConv2D in the backend. The
+//!   depthwise layer is quantised per channel and outputs its raw integer sums, as the chip keeps
+//!   them at full precision (docs/chips.md §3.6); the pointwise layer absorbs the per-channel
+//!   scales and the depthwise bias and carries the pair's one threshold and step per channel.
 //! - **global average pooling** before the activation (Conv → GlobalAveragePool → ReLU, the only
 //!   order Akida 1.0 has) is fused into the convolution: the potentials are summed over the `N`
 //!   positions (`pool_first`), the step becomes `N · k_c` and the bias `N · b`.
@@ -155,6 +160,162 @@ fn gap_fusions(graph: &Graph) -> BTreeMap<NodeId, GapFusion> {
     out
 }
 
+/// Whether layer `l` is a depthwise convolution: one convolution whose groups equal its input
+/// and output channels (one `k×k` filter per channel).
+fn is_depthwise(graph: &Graph, id: NodeId, l: &Layer) -> bool {
+    let [Synapse::Conv { geom, weight }] = l.synapses.as_slice() else {
+        return false;
+    };
+    let shape = &graph.consts.get(*weight).shape;
+    let cin = graph.ty(graph.node(id).inputs[0]).shape.first().copied();
+    geom.groups > 1
+        && shape.len() == 4
+        && shape[0] == geom.groups
+        && shape[1] == 1
+        && cin == Some(geom.groups)
+}
+
+/// Separable pairs of the canonical graph, keyed by the pointwise layer: a depthwise convolution
+/// (BatchNorm folded, no activation, no pooling, read only by the next layer) followed by a
+/// pointwise 1×1 convolution (stride 1, unpadded). The AKD1000 runs each pair as one Akida 1.0
+/// SeparableConv2D, which applies the pointwise kernel to the depthwise sums at full precision
+/// and has one threshold and step per output channel (docs/chips.md §3.6). The IR keeps both
+/// layers, so the reference interpreter computes exactly that: the depthwise layer outputs its
+/// raw integer sums, the pointwise layer reads them.
+///
+/// A depthwise convolution that does not pair (an activation after it, another consumer) is
+/// quantised like any layer and refused by the backend's constraint check, which names the form
+/// that would run.
+fn separable_pairs(graph: &Graph) -> BTreeMap<NodeId, NodeId> {
+    let users = graph.users();
+    let mut out = BTreeMap::new();
+    for id in graph.ids() {
+        let Op::Layer(dw) = &graph.node(id).op else {
+            continue;
+        };
+        let ok_dw = is_depthwise(graph, id, dw)
+            && matches!(dw.neuron, Neuron::Linear)
+            && dw.pool.is_none()
+            && users[id.index()].len() == 1;
+        if !ok_dw {
+            continue;
+        }
+        let pw_id = users[id.index()][0];
+        let Op::Layer(pw) = &graph.node(pw_id).op else {
+            continue;
+        };
+        let ok_pw = matches!(pw.synapses.as_slice(), [Synapse::Conv { geom, .. }]
+            if geom.kernel == [1, 1] && geom.groups == 1 && geom.strides == [1, 1]
+                && geom.pads == [0; 4] && geom.dilations == [1, 1])
+            && graph.node(pw_id).inputs.first() == Some(&id);
+        if ok_pw {
+            out.insert(pw_id, id);
+        }
+    }
+    out
+}
+
+/// The integer depthwise half of a separable pair and what its pointwise half absorbs.
+struct DepthwisePart {
+    /// The quantised depthwise layer: raw integer sums (no bias, no activation).
+    layer: Layer,
+    /// Per channel: the real value of one unit of a depthwise sum, over the input scale.
+    channel_scale: Vec<f64>,
+    /// Per channel: the depthwise layer's float bias (BatchNorm), to move into the pointwise bias.
+    bias: Vec<f64>,
+}
+
+/// Quantises the depthwise layer `dw` of a separable pair, per channel: channel `c` takes the
+/// weight scale `s_c = max|w_c| / wmax` (binary: the mean of its positive weights, as
+/// [`quantize_weights`]). Its integer sums are then worth `s_in · s_c` each; the pointwise layer
+/// multiplies its column `c` by `s_c` and takes the depthwise bias through its own weights
+/// (`b'_o = b_o + Σ_c w_oc · b_c`, exact: nothing non-linear sits between the two), so that
+/// Akida's one threshold and step per output channel hold the whole block.
+fn quantize_depthwise(
+    graph: &Graph,
+    out: &mut Graph,
+    dw: &Layer,
+    wbits: u32,
+    s_in: f32,
+) -> Result<DepthwisePart, String> {
+    let Synapse::Conv { weight, geom } = &dw.synapses[0] else {
+        return Err("a depthwise layer is a convolution".into());
+    };
+    let wc = graph.consts.get(*weight);
+    let w = wc.to_f32().ok_or("weights have no float values")?;
+    let channels = wc.shape[0];
+    let per = w.len() / channels.max(1);
+    let bias: Vec<f64> = match dw.bias {
+        Some(b) => graph
+            .consts
+            .get(b)
+            .to_f32()
+            .ok_or("bias has no values")?
+            .into_iter()
+            .map(f64::from)
+            .collect(),
+        None => vec![0.0; channels],
+    };
+    let binary = wbits == 1;
+    let wmax = if binary {
+        1.0
+    } else {
+        ((1i64 << (wbits - 1)) - 1) as f64
+    };
+    let mut q = vec![0i32; w.len()];
+    let mut channel_scale = Vec::with_capacity(channels);
+    for c in 0..channels {
+        let ws = &w[c * per..(c + 1) * per];
+        let s = if binary {
+            let pos: Vec<f64> = ws
+                .iter()
+                .filter(|x| **x > 0.0)
+                .map(|x| f64::from(*x))
+                .collect();
+            pos.iter().sum::<f64>() / pos.len().max(1) as f64
+        } else {
+            ws.iter().fold(0f64, |m, x| m.max(f64::from(x.abs()))) / wmax
+        };
+        let s = if s > 0.0 && s.is_finite() { s } else { 1.0 };
+        for (qv, x) in q[c * per..(c + 1) * per].iter_mut().zip(ws) {
+            *qv = if binary {
+                i32::from(f64::from(*x) > s / 2.0)
+            } else {
+                nmc_ir::round_even(f64::from(*x) / s).clamp(-wmax, wmax) as i32
+            };
+        }
+        channel_scale.push(s);
+    }
+    let weight = out.consts.add(Constant::i32(wc.shape.clone(), q));
+    let top = channel_scale.iter().copied().fold(0f64, f64::max);
+    let layer = Layer {
+        synapses: vec![Synapse::Conv {
+            weight,
+            geom: geom.clone(),
+        }],
+        bias: None,
+        neuron: Neuron::Linear,
+        pool: None,
+        quant: Some(LayerQuant {
+            weight_exp: vec![0],
+            bias: None,
+            state_bits: 32,
+            act_shift: 0,
+            act_min: i32::MIN,
+            act_max: i32::MAX,
+            // The channels have scales `s_in · s_c`, which one number cannot hold; this records
+            // the largest. Nothing reads it: the pointwise layer absorbed the per-channel scales.
+            scale: (f64::from(s_in) * top) as f32,
+            mode: nmc_ir::QuantMode::Shift,
+        }),
+    };
+    Ok(DepthwisePart {
+        layer,
+        channel_scale,
+        bias,
+    })
+}
+
 /// Quantises a canonical graph for Akida 1.0. `calibration` may be empty.
 pub fn quantize_akida(
     graph: &Graph,
@@ -205,10 +366,13 @@ pub fn quantize_akida(
 
     // 3. Build the integer graph.
     let fusions = gap_fusions(graph);
+    let pairs = separable_pairs(graph);
+    // The depthwise half of a pair is emitted with its pointwise half.
     let fused_away: BTreeSet<NodeId> = fusions
         .values()
         .flat_map(|f| [Some(f.conv), Some(f.pool), f.reshape])
         .flatten()
+        .chain(pairs.values().copied())
         .collect();
     let order = graph
         .topo_order()
@@ -307,12 +471,13 @@ pub fn quantize_akida(
                     }
                 }
                 let src = graph.node(src_layer).inputs[0];
-                let s_in = scale[&src];
+                let pair = pairs.get(&src_layer).copied();
                 let gap = fusion.map(|f| {
                     let pre = graph.ty(graph.node(f.pool).inputs[0]).shape.clone();
                     (pre[1] * pre[2]) as i64
                 });
-                let first_conv = matches!(body.synapses[0], Synapse::Conv { .. })
+                let first_conv = pair.is_none()
+                    && matches!(body.synapses[0], Synapse::Conv { .. })
                     && matches!(graph.node(src).op, Op::Input { .. });
                 let wbits = if first_conv {
                     opts.input_weight_bits
@@ -325,9 +490,78 @@ pub fn quantize_akida(
                     activation: !matches!(neuron, Neuron::Linear),
                     gap,
                 };
-                let (mut layer, s_out, notes) =
-                    quantize_layer(graph, &mut out, body, neuron, s_in, range_of(id), &spec)
-                        .map_err(|m| perr(id, m))?;
+                // The value the chip layer reads, and its scale: a separable pair reads the
+                // depthwise layer's input.
+                let (read, quantized) = match pair {
+                    None => (
+                        map[&src],
+                        quantize_layer(
+                            graph,
+                            &mut out,
+                            body,
+                            neuron,
+                            scale[&src],
+                            range_of(id),
+                            &spec,
+                        ),
+                    ),
+                    Some(dw) => {
+                        let Op::Layer(dl) = &graph.node(dw).op else {
+                            unreachable!("pairs start at a layer")
+                        };
+                        let dsrc = graph.node(dw).inputs[0];
+                        let s_in = scale[&dsrc];
+                        let part = quantize_depthwise(graph, &mut out, dl, wbits, s_in)
+                            .map_err(|m| perr(dw, m))?;
+                        let dty = graph.ty(dw).with_dtype(nmc_ir::DType::I32);
+                        let dnode = out.add(
+                            Op::Layer(part.layer.clone()),
+                            vec![map[&dsrc]],
+                            dty,
+                            graph.node(dw).name.clone(),
+                        );
+                        map.insert(dw, dnode);
+                        let wc = graph.consts.get(body.synapses[0].weight());
+                        let w = wc
+                            .to_f32()
+                            .ok_or_else(|| perr(id, "weights have no float values".into()))?;
+                        let cin = part.channel_scale.len();
+                        let fout = wc.shape[0];
+                        let mut bias: Vec<f64> = match body.bias {
+                            Some(b) => graph
+                                .consts
+                                .get(b)
+                                .to_f32()
+                                .ok_or_else(|| perr(id, "bias has no values".into()))?
+                                .into_iter()
+                                .map(f64::from)
+                                .collect(),
+                            None => vec![0.0; fout],
+                        };
+                        let mut wp = vec![0f32; w.len()];
+                        for o in 0..fout {
+                            for c in 0..cin {
+                                let x = f64::from(w[o * cin + c]);
+                                wp[o * cin + c] = (x * part.channel_scale[c]) as f32;
+                                bias[o] += x * part.bias[c];
+                            }
+                        }
+                        let bias: Vec<f32> = bias.into_iter().map(|b| b as f32).collect();
+                        let q = quantize_weights(
+                            &mut out,
+                            body,
+                            &wp,
+                            &wc.shape,
+                            &bias,
+                            neuron,
+                            s_in,
+                            range_of(id),
+                            &spec,
+                        );
+                        (dnode, q)
+                    }
+                };
+                let (mut layer, s_out, notes) = quantized.map_err(|m| perr(id, m))?;
                 if fusion.is_some() {
                     let conv_out = graph.ty(src_layer).shape.clone();
                     layer.pool = Some(Pool {
@@ -351,7 +585,7 @@ pub fn quantize_akida(
                 };
                 // A fused layer is named after its convolution, as the vendor names it.
                 let name = graph.node(src_layer).name.clone().or(node.name.clone());
-                let mut nid = out.add(Op::Layer(layer), vec![map[&src]], lty.clone(), name);
+                let mut nid = out.add(Op::Layer(layer), vec![read], lty.clone(), name);
                 if lty != ity {
                     nid = out.add(Op::Reshape, vec![nid], ity, None);
                 }
@@ -446,16 +680,34 @@ fn quantize_layer(
     range: Range,
     spec: &LayerSpec,
 ) -> Result<(Layer, f32, Vec<String>), String> {
-    let mut notes = Vec::new();
-    let syn = &l.synapses[0];
-    let wc = graph.consts.get(syn.weight());
+    let wc = graph.consts.get(l.synapses[0].weight());
     let w = wc.to_f32().ok_or("weights have no float values")?;
-    let channels = wc.shape[0];
-    let per = w.len() / channels.max(1);
     let bias: Vec<f32> = match l.bias {
         Some(b) => graph.consts.get(b).to_f32().ok_or("bias has no values")?,
-        None => vec![0.0; channels],
+        None => vec![0.0; wc.shape[0]],
     };
+    quantize_weights(out, l, &w, &wc.shape, &bias, neuron, s_in, range, spec)
+}
+
+/// [`quantize_layer`] on given float weights (shaped `wshape`) and bias, which replace the
+/// layer's own: a separable pair's pointwise layer is quantised on weights that absorb the
+/// depthwise kernel's per-channel scales ([`separable_pairs`]).
+#[allow(clippy::too_many_arguments)]
+fn quantize_weights(
+    out: &mut Graph,
+    l: &Layer,
+    w: &[f32],
+    wshape: &[usize],
+    bias: &[f32],
+    neuron: Neuron,
+    s_in: f32,
+    range: Range,
+    spec: &LayerSpec,
+) -> Result<(Layer, f32, Vec<String>), String> {
+    let mut notes = Vec::new();
+    let syn = &l.synapses[0];
+    let channels = wshape[0];
+    let per = w.len() / channels.max(1);
     let s_in = f64::from(s_in);
     let wbits = spec.weight_bits;
     let binary = wbits == 1;
@@ -551,7 +803,7 @@ fn quantize_layer(
         // Raw potentials: one weight scale for the layer, so one output scale.
         let m = (0..channels).map(magnitude).fold(0f64, f64::max);
         let s_w = if m > 0.0 { m / wmax } else { 1.0 };
-        for (q, x) in qw.iter_mut().zip(&w) {
+        for (q, x) in qw.iter_mut().zip(w.iter()) {
             *q = quant_w(*x, s_w);
         }
         let s_out = s_in * s_w;
@@ -580,7 +832,7 @@ fn quantize_layer(
             s_out,
         )
     };
-    let weight = out.consts.add(Constant::i32(wc.shape.clone(), qw));
+    let weight = out.consts.add(Constant::i32(wshape.to_vec(), qw));
     let synapses = vec![match syn {
         Synapse::Dense { .. } => Synapse::Dense { weight },
         Synapse::Conv { geom, .. } => Synapse::Conv {

@@ -131,9 +131,40 @@ impl GapFold {
             && conv.synapses.len() == 1
             && matches!(conv.synapses[0], nmc_ir::Synapse::Conv { .. })
             && tx.shape.len() == 3
-            && tu.shape[0] * tx.numel() <= GAP_FOLD_MAX;
+            && tu.shape[0] * tx.numel() <= GAP_FOLD_MAX
+            && !pointwise_after_depthwise(eg, conv, s[var("?x")]);
         (gap_ok && conv_ok).then(|| (conv.clone(), tx.shape.clone()))
     }
+}
+
+/// Whether `conv` is a pointwise 1×1 convolution reading class `x` that holds a linear depthwise
+/// convolution: a separable block, which `global-avgpool-fold` leaves alone. Folding its pointwise
+/// kernel and the pooling into one dense population over the depthwise map would leave the
+/// depthwise convolution without the pointwise layer it pairs with, and the AKD1000 runs a
+/// depthwise convolution only as the first half of that pair (docs/chips.md §3.6); the fold
+/// saves no synaptic operation a chip pays for there either (the dense population reads every
+/// depthwise output once, as the 1×1 convolution does).
+fn pointwise_after_depthwise(
+    eg: &EGraph<Nmc, TypeAnalysis>,
+    conv: &nmc_ir::Layer,
+    x: egg::Id,
+) -> bool {
+    let pointwise = matches!(&conv.synapses[..], [nmc_ir::Synapse::Conv { geom, .. }]
+        if geom.kernel == [1, 1] && geom.groups == 1);
+    pointwise && eg[x].nodes.iter().any(|n| {
+        let Nmc::Layer(ch) = n else { return false };
+        let Some(Op::Layer(l)) = ch
+            .first()
+            .and_then(|&a| super::leaf(eg, a))
+            .and_then(|sym| eg.analysis.table.op_of(sym))
+            .map(|(op, _)| op)
+        else {
+            return false;
+        };
+        l.neuron == Neuron::Linear
+            && l.pool.is_none()
+            && matches!(&l.synapses[..], [nmc_ir::Synapse::Conv { geom, .. }] if geom.groups > 1)
+    })
 }
 
 /// Sums a conv kernel over every output position: `[co, ci·h·w]` divided by the position count.
