@@ -27,6 +27,9 @@
 //! - `multichip`: per-chip counters and inter-chip link traffic in `run --report`;
 //! - `record`: `run --record` (each step equals a run stopped there; Speck's steps add up to
 //!   its counts; the AKD1000 refuses it);
+//! - `sinabs_reference`: the Speck cases held to sinabs 3.1.3 as `testdata/gen/sinabs_reference.py`
+//!   recorded it (cores, memory and samna configuration as sinabs writes them; every layer's
+//!   spikes and the output counts per sample and step as sinabs simulates them);
 //! - `speck`: rate mode on Speck: emulator == rate-mode reference, accuracy, memory formulas,
 //!   matching vs brute force, listings and limit errors, the `ai.nmc` domain;
 //! - `speck_dvs`: Speck's DVS layer: input pooling in it (sum and average, bit-exact on dense
@@ -56,6 +59,7 @@ mod multichip;
 mod onnx_node;
 mod record;
 mod roundtrip;
+mod sinabs_reference;
 mod snapshots;
 mod snn;
 mod speck;

@@ -1,6 +1,13 @@
-//! The Speck view of a quantised rate-mode graph: a chain (or tree, fan-out ≤ 2) of DYNAP-CNN
-//! layers, each a convolution (a dense layer becomes a convolution over a 1×1 or full-size input,
-//! as sinabs' `_convert_linear_to_conv` does), an integrate-and-fire population and a sum pooling.
+//! The Speck view of a quantised rate-mode graph: a graph of DYNAP-CNN layers, each a convolution
+//! (a dense layer becomes a convolution over a 1×1 or full-size input, as sinabs'
+//! `_convert_linear_to_conv` does), an integrate-and-fire population and a sum pooling.
+//!
+//! Branches are what sinabs 3 maps (docs/chips.md §2.9): a layer (or the DVS layer) sends its
+//! events to at most two destinations, and a layer may read two sources — sinabs' `Merge`, the
+//! events of two maps of equal shape arriving at one core and one kernel. In the IR such a merge
+//! is a layer with two synapse groups that are the same kernel (`quantize_rate::fold_merges`
+//! makes them from an `Add` read by a convolution); groups with different kernels (a residual
+//! add after a convolution, `relu(conv(x) + x)`) have no Speck form and are refused.
 //! [`extract`] reads it from the IR and checks every per-layer limit of the chip; the memory each
 //! layer needs ([`MemoryUse`]) is what the layer → core matching works on.
 
@@ -25,8 +32,8 @@ pub struct SpeckLayer {
     pub node: NodeId,
     /// Name (from the source model).
     pub name: String,
-    /// Input.
-    pub source: Source,
+    /// Inputs: one, or two for a merge (their events are summed before the kernel).
+    pub sources: Vec<Source>,
     /// Input feature map `[c, h, w]` as this layer sees it.
     pub in_shape: [u32; 3],
     /// Square kernel side.
@@ -329,44 +336,52 @@ pub fn extract(g: &Graph, spec: &ChipSpec) -> Result<Network, Problems> {
                 }
             }
             Op::Layer(l) => {
-                let src = match arg(0) {
-                    Val::Input => {
-                        direct.push(id);
-                        Source::Input
-                    }
-                    Val::DvsPooled => Source::Input,
-                    Val::Layer(i) => Source::Layer(i),
-                    Val::Failed => {
-                        vals[id.index()] = Val::Failed;
-                        continue;
-                    }
-                    Val::None => {
-                        cx.unsupported(
-                            Some(id),
-                            "its input is not an event stream of the chip".into(),
-                        );
-                        continue;
-                    }
-                };
-                let src_shape = match src {
-                    Source::Input => {
-                        let [c, h, w] = input.as_ref().map(|i| i.shape).unwrap_or([1, 1, 1]);
-                        match (&dvs_pool, arg(0)) {
-                            (Some(p), Val::DvsPooled) => [c, h / p.kernel[0], w / p.kernel[1]],
-                            _ => [c, h, w],
+                // Every operand must be an event map of the chip (the input or a layer).
+                let mut srcs: Vec<(Source, [u32; 3])> = Vec::with_capacity(node.inputs.len());
+                let mut failed = false;
+                for k in 0..node.inputs.len() {
+                    let src = match arg(k) {
+                        Val::Input => {
+                            direct.push(id);
+                            let s = input.as_ref().map(|i| i.shape).unwrap_or([1, 1, 1]);
+                            (Source::Input, s)
                         }
-                    }
-                    Source::Layer(i) => layers[i].out_shape(),
-                };
-                if let Some(layer) = layer(&mut cx, id, l, src, src_shape) {
+                        Val::DvsPooled => {
+                            let [c, h, w] = input.as_ref().map(|i| i.shape).unwrap_or([1, 1, 1]);
+                            let [ph, pw] = dvs_pool.as_ref().map_or([1, 1], |p| p.kernel);
+                            (Source::Input, [c, h / ph, w / pw])
+                        }
+                        Val::Layer(i) => (Source::Layer(i), layers[i].out_shape()),
+                        Val::Failed => {
+                            failed = true;
+                            break;
+                        }
+                        Val::None => {
+                            cx.unsupported(
+                                Some(id),
+                                "its input is not an event stream of the chip".into(),
+                            );
+                            failed = true;
+                            break;
+                        }
+                    };
+                    srcs.push(src);
+                }
+                if failed || srcs.is_empty() {
+                    vals[id.index()] = Val::Failed;
+                    continue;
+                }
+                if let Some(layer) = layer(&mut cx, id, l, &srcs) {
                     let idx = layers.len();
-                    match src {
-                        Source::Input => {
-                            if let Some(i) = input.as_mut() {
-                                i.consumers.push(idx);
+                    for (src, _) in &srcs {
+                        match *src {
+                            Source::Input => {
+                                if let Some(i) = input.as_mut() {
+                                    i.consumers.push(idx);
+                                }
                             }
+                            Source::Layer(i) => layers[i].consumers.push(idx),
                         }
-                        Source::Layer(i) => layers[i].consumers.push(idx),
                     }
                     layers.push(layer);
                     vals[id.index()] = Val::Layer(idx);
@@ -558,14 +573,61 @@ fn dvs_kernel(cx: &mut Cx, id: NodeId, l: &Layer, [h, w]: [u32; 2]) -> Option<[u
     (cx.problems.len() == before).then_some([kh, kw])
 }
 
+/// Whether a layer's synapse groups are what one Speck core runs: one group over one map, or a
+/// merge (sinabs 3's `Merge`, docs/chips.md §2.9) — two groups over two distinct sources whose
+/// maps have the same shape, with the same kernel (geometry and integers), since a core applies
+/// one kernel to every event it receives. Records the problem otherwise.
+fn is_merge(cx: &mut Cx, id: NodeId, l: &Layer, srcs: &[(Source, [u32; 3])]) -> bool {
+    let g = cx.g;
+    let n = l.synapses.len();
+    if n == 1 {
+        return true;
+    }
+    if n > 2 {
+        cx.unsupported(
+            Some(id),
+            format!(
+                "the layer sums {n} maps; nmc maps a merge of two maps onto a core, as sinabs' Merge (docs/chips.md §2.9): add the maps two at a time, each sum before a convolution"
+            ),
+        );
+        return false;
+    }
+    let [(a, sa), (b, sb)] = [srcs[0], srcs[1]];
+    if a == b {
+        cx.unsupported(
+            Some(id),
+            "the layer adds a map to itself; a source sends a core its events once (scale the weights instead)".into(),
+        );
+        return false;
+    }
+    if sa != sb {
+        cx.unsupported(
+            Some(id),
+            format!(
+                "the layer merges maps of shapes {sa:?} and {sb:?}; sinabs requires merged maps of the same shape (Merge in nir_graph_extractor.py, docs/chips.md §2.9): pool or pad the operands to one shape"
+            ),
+        );
+        return false;
+    }
+    let ints = |s: &Synapse| g.consts.try_get(s.weight()).and_then(|k| k.to_i32());
+    let same_geometry = match (&l.synapses[0], &l.synapses[1]) {
+        (Synapse::Conv { geom: x, .. }, Synapse::Conv { geom: y, .. }) => x == y,
+        (Synapse::Dense { .. }, Synapse::Dense { .. }) => true,
+        _ => false,
+    };
+    let w0 = ints(&l.synapses[0]);
+    if !same_geometry || w0.is_none() || w0 != ints(&l.synapses[1]) {
+        cx.unsupported(
+            Some(id),
+            "the layer sums two synapse groups with different kernels; a speck core applies one kernel to the events of both its sources (sinabs' Merge adds spike maps before one convolution, docs/chips.md §2.9): add the spike maps before a convolution (not a convolution's output to a map, as in relu(conv(x) + x)), with the same pooling on both, so that their spikes stand for the same amount".into(),
+        );
+        return false;
+    }
+    true
+}
+
 /// One IR layer as a Speck layer, or `None` (problems recorded) when it cannot be one.
-fn layer(
-    cx: &mut Cx,
-    id: NodeId,
-    l: &Layer,
-    source: Source,
-    in_shape: [u32; 3],
-) -> Option<SpeckLayer> {
+fn layer(cx: &mut Cx, id: NodeId, l: &Layer, srcs: &[(Source, [u32; 3])]) -> Option<SpeckLayer> {
     let g = cx.g;
     let spec = cx.spec;
     let node = g.node(id);
@@ -581,16 +643,10 @@ fn layer(
         );
         return None;
     };
-    if l.synapses.len() != 1 {
-        cx.unsupported(
-            Some(id),
-            format!(
-                "the layer sums {} synapse groups (a residual add); a speck core has one kernel over one input",
-                l.synapses.len()
-            ),
-        );
+    if !is_merge(cx, id, l, srcs) {
         return None;
     }
+    let in_shape = srcs[0].1;
     if q.weight_exp.first().copied().unwrap_or(0) != 0 {
         cx.unsupported(
             Some(id),
@@ -887,7 +943,7 @@ fn layer(
     Some(SpeckLayer {
         node: id,
         name: node.name.clone().unwrap_or_else(|| id.to_string()),
-        source,
+        sources: srcs.iter().map(|s| s.0).collect(),
         in_shape,
         kernel,
         stride,
