@@ -32,6 +32,8 @@
 //!   spikes and the output counts per sample and step as sinabs simulates them);
 //! - `speck`: rate mode on Speck: emulator == rate-mode reference, accuracy, memory formulas,
 //!   matching vs brute force, listings and limit errors, the `ai.nmc` domain;
+//! - `speck_branches`: branching networks as sinabs 3 maps them (two destinations, merges):
+//!   random residual networks bit-exact with merges on the chip, refusals naming rule and fix;
 //! - `speck_dvs`: Speck's DVS layer: input pooling in it (sum and average, bit-exact on dense
 //!   and event input), region of interest, mirrors and polarity selection against transformed
 //!   event streams, `--dt` binning, hostile DVS fields, refusals naming rule and fix.
@@ -63,6 +65,7 @@ mod sinabs_reference;
 mod snapshots;
 mod snn;
 mod speck;
+mod speck_branches;
 mod speck_dvs;
 mod tiling;
 mod toy_backend;

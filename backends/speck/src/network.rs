@@ -593,13 +593,6 @@ fn is_merge(cx: &mut Cx, id: NodeId, l: &Layer, srcs: &[(Source, [u32; 3])]) -> 
         return false;
     }
     let [(a, sa), (b, sb)] = [srcs[0], srcs[1]];
-    if a == b {
-        cx.unsupported(
-            Some(id),
-            "the layer adds a map to itself; a source sends a core its events once (scale the weights instead)".into(),
-        );
-        return false;
-    }
     if sa != sb {
         cx.unsupported(
             Some(id),
@@ -620,6 +613,13 @@ fn is_merge(cx: &mut Cx, id: NodeId, l: &Layer, srcs: &[(Source, [u32; 3])]) -> 
         cx.unsupported(
             Some(id),
             "the layer sums two synapse groups with different kernels; a speck core applies one kernel to the events of both its sources (sinabs' Merge adds spike maps before one convolution, docs/chips.md §2.9): add the spike maps before a convolution (not a convolution's output to a map, as in relu(conv(x) + x)), with the same pooling on both, so that their spikes stand for the same amount".into(),
+        );
+        return false;
+    }
+    if a == b {
+        cx.unsupported(
+            Some(id),
+            "the layer adds a map to itself; a source sends a core its events once (scale the weights instead)".into(),
         );
         return false;
     }
