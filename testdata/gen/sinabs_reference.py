@@ -18,6 +18,9 @@ script
    (``make_config``: Edmonds-Karp over ``get_constraints()``), its ``memory_summary()`` and the
    samna configuration sinabs writes (dimensions, thresholds, destinations with their pooling, a
    hash of the weights) - the configuration object comes from a stand-in for samna (below);
+   and, as a check of nmc's discretisation itself, converts the case's float ``model.onnx`` the
+   way a sinabs user would (``float_model``, ``from_model``, ``DynapcnnNetwork(discretize=True)``,
+   ``make_config``) and records that configuration too (``conversion``);
 4. runs sinabs' own simulation (``DynapcnnNetwork.forward``, i.e. the ``DynapcnnLayer`` modules
    in sinabs' topological order, merges summed by ``sl.Merge``) for T timesteps on the same
    input events nmc's emulator sees: each dense input rate-encoded exactly as nmc does it
@@ -31,7 +34,8 @@ and writes into the case directory:
 - ``sinabs_outputs.npy``: int64, ``(samples, T, outputs)``: the output layer's spike counts per
   step (after its pooling);
 - ``sinabs_reference.json``: provenance (versions, samples, T, calibration), the nmc network it
-  was built from (a fingerprint per core), and sinabs' mapping, memory and configuration.
+  was built from (a fingerprint per core), sinabs' mapping, memory and configuration of it, and
+  the configuration of sinabs' own conversion of the float model (``conversion``).
 
 samna 0.48.6 on PyPI is a placeholder that downloads the real package when imported, so it is
 not importable offline; sinabs imports it at module level. ``install_samna_stand_in`` registers a
@@ -302,6 +306,108 @@ def build_model(net, src, order):
     return FromNmc()
 
 
+def float_model(case_dir, x_max):
+    """The case's float ONNX model as a torch module sinabs can convert (``from_model``).
+
+    Supports what the shipped Speck cases use: Conv, Relu, ``ai.nmc`` IF with sinabs' defaults
+    (threshold 1, subtractive reset, v_min -1: the ReLU that ``from_model`` turns into exactly
+    that neuron), AveragePool (stride = window), Flatten, Gemm (transB) and Add of two maps (as
+    ``sl.Merge``). The output layer gets a ReLU, which ``from_model`` turns into the spiking
+    output ``add_spiking_output`` would add. The first convolution's weights are multiplied by
+    ``x_max``, the input's full scale: one input event stands for it (nmc's rate encoding).
+    """
+    import onnx
+    import sinabs.layers as sl
+    import torch
+    from onnx import numpy_helper
+    from torch import nn
+
+    m = onnx.load(case_dir / "model.onnx")
+    inits = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+    attrs = lambda n: {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}  # noqa: E731
+
+    class FromOnnx(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.steps = []  # (module name, input value names, output value name)
+            first = True
+            for i, n in enumerate(m.graph.node):
+                a = attrs(n)
+                name = f"n{i}_{n.op_type.lower()}"
+                if n.op_type == "Conv":
+                    w = torch.from_numpy(inits[n.input[1]].copy())
+                    if a.get("group", 1) != 1 or a.get("dilations", [1, 1]) != [1, 1]:
+                        raise ValueError("grouped or dilated convolution")
+                    pads = a.get("pads", [0, 0, 0, 0])
+                    if pads[0] != pads[2] or pads[1] != pads[3]:
+                        raise ValueError("asymmetric pads")
+                    conv = nn.Conv2d(w.shape[1], w.shape[0], tuple(w.shape[2:]),
+                                     stride=tuple(a.get("strides", [1, 1])),
+                                     padding=(pads[0], pads[1]), bias=len(n.input) > 2)
+                    conv.weight.data = w * (x_max if first else 1.0)
+                    if len(n.input) > 2:
+                        conv.bias.data = torch.from_numpy(inits[n.input[2]].copy())
+                    first = False
+                    mod, ins = conv, [n.input[0]]
+                elif n.op_type == "Relu":
+                    mod, ins = nn.ReLU(), [n.input[0]]
+                elif n.op_type == "IF" and n.domain == "ai.nmc":
+                    if (a.get("threshold", 1.0), a.get("v_min", -1.0)) != (1.0, -1.0) or \
+                            a.get("reset", b"subtract") not in (b"subtract", "subtract"):
+                        raise ValueError("an IF other than from_model's defaults")
+                    mod, ins = nn.ReLU(), [n.input[0]]
+                elif n.op_type == "AveragePool":
+                    k = tuple(a["kernel_shape"])
+                    if tuple(a.get("strides", k)) != k or any(a.get("pads", [0])):
+                        raise ValueError("average pooling other than stride = window")
+                    mod, ins = nn.AvgPool2d(k), [n.input[0]]
+                elif n.op_type == "Flatten":
+                    mod, ins = nn.Flatten(), [n.input[0]]
+                elif n.op_type == "Gemm":
+                    if a.get("transB", 0) != 1 or a.get("alpha", 1.0) != 1.0 or \
+                            a.get("beta", 1.0) != 1.0:
+                        raise ValueError("Gemm other than x @ W^T + b")
+                    w = torch.from_numpy(inits[n.input[1]].copy())
+                    lin = nn.Linear(w.shape[1], w.shape[0], bias=len(n.input) > 2)
+                    lin.weight.data = w
+                    if len(n.input) > 2:
+                        lin.bias.data = torch.from_numpy(inits[n.input[2]].copy())
+                    mod, ins = lin, [n.input[0]]
+                elif n.op_type == "Add":
+                    mod, ins = sl.Merge(), list(n.input)
+                else:
+                    raise ValueError(f"{n.op_type} is not supported by this converter")
+                self.add_module(name, mod)
+                self.steps.append((name, ins, n.output[0]))
+            self.out = m.graph.output[0].name
+            self.add_module("spike_output", nn.ReLU())
+
+        def forward(self, x):
+            vals = {m.graph.input[0].name: x}
+            for name, ins, out in self.steps:
+                vals[out] = getattr(self, name)(*[vals[i] for i in ins])
+            return self.spike_output(vals[self.out])
+
+    return FromOnnx()
+
+
+def sinabs_conversion(case_dir, shape, dvs_input, x_max):
+    """sinabs' own conversion of the float model: ``from_model`` then
+    ``DynapcnnNetwork(discretize=True)`` and ``make_config``; returns its configuration per core
+    (as ``config_of``) and the layer -> core map."""
+    from sinabs.backend.dynapcnn import DynapcnnNetwork
+    from sinabs.from_torch import from_model
+
+    ann = float_model(case_dir, x_max)
+    snn = from_model(ann, input_shape=shape, batch_size=1)
+    dn = DynapcnnNetwork(snn, input_shape=shape, batch_size=1, dvs_input=dvs_input,
+                         discretize=True)
+    with contextlib.redirect_stdout(io.StringIO()):
+        cfg = dn.make_config(device=DEVICE)
+    cores, dvs = config_of(cfg, dn.layer2core_map.values())
+    return {"cnn_layers": cores, "dvs_layer": dvs}
+
+
 def encode(x, scale, levels, timesteps):
     """nmc's rate encoding of one dense sample: `(timesteps, *x.shape)` int64 event counts.
 
@@ -400,6 +506,10 @@ def reference(nmc, case_dir, tmp):
             "pooling": [int(sinabs.utils.collapse_pair(p)) for p in layers[i].pool],
         })
     cores, dvs_cfg = config_of(cfg, l2c.values())
+    # sinabs' own conversion of the float model, from the same full scale as nmc's encoder.
+    x_cal = np.load(case_dir / "inputs.npy").astype(np.float32)[:CALIB_SAMPLES]
+    x_max = float(x_cal.max()) if x_cal.max() > 0 else 1.0
+    conversion = sinabs_conversion(case_dir, shape, dvs_input, x_max)
 
     # Simulation: one sample at a time from the reset state, per-layer spikes by forward hooks.
     x_all = np.load(case_dir / "inputs.npy").astype(np.float32)[:MAX_SAMPLES]
@@ -451,6 +561,8 @@ def reference(nmc, case_dir, tmp):
         "network": fingerprint(net),
         "layers": ref_layers,
         "config": {"dvs_layer": dvs_cfg, "cnn_layers": cores},
+        # From model.onnx by sinabs itself (from_model, DynapcnnNetwork(discretize=True)).
+        "conversion": {"input_full_scale": x_max, **conversion},
         "columns": ["input events"] + [l["nmc_name"] for l in ref_layers],
         "output_core": net["output"]["core"],
     }

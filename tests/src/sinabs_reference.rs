@@ -9,7 +9,10 @@
 //!   stride, padding, thresholds, reset, destinations, a hash of the weights, the biases), else
 //!   it is stale and must be regenerated;
 //! - every layer is on the core sinabs chose and needs the memory sinabs' `memory_summary` gives,
-//!   and the samna configuration sinabs writes equals nmc's artifact core for core;
+//!   and the samna configuration sinabs writes equals nmc's artifact core for core — both for
+//!   nmc's integers and for sinabs' own conversion of `model.onnx` (`from_model`, then
+//!   `DynapcnnNetwork(discretize=True)`), so nmc's discretisation, rescaling of average pools,
+//!   merges and mapping are sinabs';
 //! - nmc's rate encoding gives the input events sinabs was fed, and per sample and per step the
 //!   emulator's spikes of every layer (before pooling) and its output counts equal sinabs'.
 //!
@@ -195,27 +198,39 @@ fn same_mapping(nmc: &Value, r: &Value) -> Result<(), String> {
             }
         }
     }
-    let cfg = &r["config"];
+    same_config(nmc, &r["config"], r["dvs_input"].clone(), "")?;
+    same_config(
+        nmc,
+        &r["conversion"],
+        r["dvs_input"].clone(),
+        " (sinabs' own conversion of model.onnx)",
+    )
+}
+
+/// A samna configuration sinabs wrote (`config_of` in the script) equals nmc's artifact, core
+/// for core.
+fn same_config(nmc: &Value, cfg: &Value, dvs_input: Value, from: &str) -> Result<(), String> {
+    let ours = nmc["layers"].as_array().unwrap();
     let dvs = &cfg["dvs_layer"];
-    if nmc["dvs_destinations"] != dvs["destinations"] || nmc["dvs_input"] != r["dvs_input"] {
+    if nmc["dvs_destinations"] != dvs["destinations"] || nmc["dvs_input"] != dvs_input {
         return Err(format!(
-            "dvs layer: nmc sends to {}, sinabs to {}",
+            "dvs layer{from}: nmc sends to {}, sinabs to {}",
             nmc["dvs_destinations"], dvs["destinations"]
         ));
     }
     let cores = cfg["cnn_layers"].as_array().unwrap();
     if cores.len() != ours.len() {
         return Err(format!(
-            "sinabs configures {} cores, nmc {}",
+            "sinabs configures {} cores{from}, nmc {}",
             cores.len(),
             ours.len()
         ));
     }
     for c in cores {
-        let l = ours
-            .iter()
-            .find(|l| l["core"] == c["core"])
-            .ok_or(format!("sinabs uses core {}, nmc does not", c["core"]))?;
+        let l = ours.iter().find(|l| l["core"] == c["core"]).ok_or(format!(
+            "sinabs uses core {}{from}, nmc does not",
+            c["core"]
+        ))?;
         let dests: Vec<Value> = l["destinations"]
             .as_array()
             .unwrap()
@@ -244,17 +259,20 @@ fn same_mapping(nmc: &Value, r: &Value) -> Result<(), String> {
         ];
         for (what, a, b) in pairs {
             if a != b {
-                return Err(format!("core {}: {what} nmc {a}, sinabs {b}", c["core"]));
+                return Err(format!(
+                    "core {}{from}: {what} nmc {a}, sinabs {b}",
+                    c["core"]
+                ));
             }
         }
         if Value::Array(dests.clone()) != c["destinations"] {
             return Err(format!(
-                "core {}: destinations nmc {dests:?}, sinabs {}",
+                "core {}{from}: destinations nmc {dests:?}, sinabs {}",
                 c["core"], c["destinations"]
             ));
         }
         if fnv1a64(l["weights"].as_array().unwrap()) != c["weights_fnv1a64"] {
-            return Err(format!("core {}: samna weights differ", c["core"]));
+            return Err(format!("core {}{from}: samna weights differ", c["core"]));
         }
     }
     Ok(())
@@ -405,6 +423,9 @@ fn perturbed_references_fail() {
     assert!(same_mapping(&nmc, &bad.json).is_err());
     let mut bad = r.clone();
     bad.json["config"]["cnn_layers"][0]["destinations"][1]["pooling"] = Value::from(2);
+    assert!(same_mapping(&nmc, &bad.json).is_err());
+    let mut bad = r.clone();
+    bad.json["conversion"]["cnn_layers"][2]["threshold_low"] = Value::from(-1);
     assert!(same_mapping(&nmc, &bad.json).is_err());
     let mut small = r.clone();
     small.samples = 2;
