@@ -11,7 +11,7 @@ script
 2. rebuilds that network, integer for integer, as a sinabs model (``build_model``): per core a
    ``Conv2d`` with nmc's kernel (samna order transposed back to torch's), an ``IAFSqueeze`` with
    nmc's thresholds (``MultiSpike``, subtractive reset or reset to zero, ``min_v_mem`` = nmc's
-   lower bound), a ``SumPool2d`` for nmc's pooling, and an ``sl.Merge`` where a core has two
+   lower bound), a ``SumPool2d`` for each destination's pooling, and an ``sl.Merge`` where a core has two
    sources; dense layers are already full-size convolutions in nmc's artifact;
 3. hands it to sinabs 3's ``DynapcnnNetwork(dvs_input=..., discretize=False)`` (the integers are
    nmc's, not discretised again), and records sinabs' layer -> core assignment
@@ -186,7 +186,7 @@ def speck_cases(models):
             yield d
 
 
-def nmc_network(nmc, case_dir, tmp):
+def nmc_network(nmc, case_dir, tmp, extra=()):
     """Compiles the case as the tests do; returns nmc's `inspect --format json` of the artifact."""
     x = np.load(case_dir / "inputs.npy").astype(np.float32)
     calib = tmp / f"{case_dir.name}.calib.npy"
@@ -194,7 +194,7 @@ def nmc_network(nmc, case_dir, tmp):
     art = tmp / f"{case_dir.name}.speck"
     subprocess.run(
         [nmc, "compile", case_dir / "model.onnx", "--target", "speck", "--calibrate", calib,
-         "-o", art], check=True, capture_output=True)
+         "-o", art, *extra], check=True, capture_output=True)
     out = subprocess.run([nmc, "inspect", art, "--format", "json"], check=True,
                          capture_output=True, text=True)
     return json.loads(out.stdout)
@@ -250,6 +250,8 @@ def build_model(net, src, order):
 
     by_core = {l["core"]: l for l in net["layers"]}
     out_core = net["output"]["core"]
+    pool_to = {(l["core"], d["core"]): d["pooling"] for l in net["layers"]
+               for d in l["destinations"]}
 
     class FromNmc(nn.Module):
         def __init__(self):
@@ -281,27 +283,28 @@ def build_model(net, src, order):
                     spike_fn=MultiSpike,
                     reset_fn=MembraneReset() if l["return_to_zero"] else MembraneSubtract(),
                 )
+                # One sum pooling per destination (sinabs 3's per-destination pooling).
                 pools = {d["pooling"] for d in l["destinations"]}
                 if core == out_core:
                     pools.add(net["output"]["pooling"])
-                if len(pools) > 1:
-                    raise ValueError(f"core {core}: one pooling per layer in nmc, got {pools}")
-                p = pools.pop() if pools else 1
-                if p > 1:
-                    self.pools[str(core)] = sl.SumPool2d(p)
+                for p in sorted(pools):
+                    if p > 1:
+                        self.pools[f"{core}_{p}"] = sl.SumPool2d(p)
                 if len(src[core]) > 1:
                     self.merges[str(core)] = sl.Merge()
+
+        def pooled(self, outs, core, p):
+            key = f"{core}_{p}"
+            return self.pools[key](outs[core]) if key in self.pools else outs[core]
 
         def forward(self, x):
             outs = {}
             for core in self.order:
-                ins = [x if s is None else outs[s] for s in self.src[core]]
+                ins = [x if s is None else self.pooled(outs, s, pool_to[(s, core)])
+                       for s in self.src[core]]
                 h = ins[0] if len(ins) == 1 else self.merges[str(core)](*ins)
-                h = self.spks[str(core)](self.convs[str(core)](h))
-                if str(core) in self.pools:
-                    h = self.pools[str(core)](h)
-                outs[core] = h
-            return outs[self.out_core]
+                outs[core] = self.spks[str(core)](self.convs[str(core)](h))
+            return self.pooled(outs, self.out_core, net["output"]["pooling"])
 
     return FromNmc()
 
@@ -463,12 +466,12 @@ def config_of(cfg, used_cores):
     }
 
 
-def reference(nmc, case_dir, tmp):
+def reference(nmc, case_dir, tmp, max_samples=MAX_SAMPLES, extra=()):
     import sinabs
     import torch
     from sinabs.backend.dynapcnn import DynapcnnNetwork
 
-    net = nmc_network(nmc, case_dir, tmp)
+    net = nmc_network(nmc, case_dir, tmp, extra)
     src = sources_of(net)
     order = topological(net, src)
     model = build_model(net, src, order)
@@ -512,7 +515,7 @@ def reference(nmc, case_dir, tmp):
     conversion = sinabs_conversion(case_dir, shape, dvs_input, x_max)
 
     # Simulation: one sample at a time from the reset state, per-layer spikes by forward hooks.
-    x_all = np.load(case_dir / "inputs.npy").astype(np.float32)[:MAX_SAMPLES]
+    x_all = np.load(case_dir / "inputs.npy").astype(np.float32)[:max_samples]
     t_steps = int(net["timesteps"])
     scale, levels = net["input"]["scale"], int(net["input"]["levels"])
     record = {}

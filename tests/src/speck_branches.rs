@@ -62,9 +62,11 @@ fn head(b: &mut ModelBuilder, rng: &mut Rng, x: &str, [c, h]: [usize; 2], n: usi
 }
 
 /// A random residual network (seeded): a stem convolution, then 1–3 blocks, each either a plain
-/// convolution or `a → b = relu(conv(a))` (same shape) and `relu(conv(a + b))`, then a dense
-/// head. Returns the model, the input shape and the number of merges in it.
-fn random_residual(seed: u64) -> (Vec<u8>, [usize; 3], usize) {
+/// convolution, `a → b = relu(conv(a))` (same shape) and `relu(conv(a + b))`, or two branches
+/// of `a` pooled differently (`conv(avgpool(a))` and a stride-2 `conv(a)`) merged, then a dense
+/// head. Returns the model, the input shape, the number of merges and of the
+/// differently-pooled branch pairs in it.
+fn random_residual(seed: u64) -> (Vec<u8>, [usize; 3], usize, usize) {
     let mut rng = Rng::new(seed);
     let pick = |rng: &mut Rng, n: u64| (rng.next_u64() % n) as usize;
     let c0 = 1 + pick(&mut rng, 2);
@@ -73,7 +75,7 @@ fn random_residual(seed: u64) -> (Vec<u8>, [usize; 3], usize) {
     b.input("x", &[-1, c0 as i64, s0 as i64, s0 as i64]);
     let f0 = 2 + pick(&mut rng, 6);
     let (mut prev, mut shape) = conv_relu(&mut b, &mut rng, "stem", "x", [c0, s0], f0, 3, 1);
-    let mut merges = 0;
+    let (mut merges, mut pooled) = (0, 0);
     for blk in 0..1 + pick(&mut rng, 3) {
         let f = 2 + pick(&mut rng, 8);
         let k = [1, 3, 5][pick(&mut rng, 3)].min(shape[1]);
@@ -108,6 +110,37 @@ fn random_residual(seed: u64) -> (Vec<u8>, [usize; 3], usize) {
             );
             (prev, shape) = (o, s);
             merges += 1;
+        } else if shape[1] >= 4 && shape[1] % 2 == 0 && rng.unit() < 0.5 {
+            // Two destinations with different poolings (sinabs 3 pools per destination):
+            // c = relu(conv(avgpool(a))) and d = relu(conv_stride2(a)) meet in a merge.
+            let half = [shape[0], shape[1] / 2];
+            let pn = format!("pool{blk}");
+            b.node(
+                "AveragePool",
+                &[&prev],
+                &[&pn],
+                vec![
+                    attr_ints("kernel_shape", &[2, 2]),
+                    attr_ints("strides", &[2, 2]),
+                ],
+            );
+            let (cn, _) = conv_relu(&mut b, &mut rng, &format!("q{blk}"), &pn, half, f, 3, 1);
+            let (dn, _) = conv_relu(&mut b, &mut rng, &format!("d{blk}"), &prev, shape, f, 2, 2);
+            let sum = format!("sum{blk}");
+            b.node("Add", &[&cn, &dn], &[&sum], vec![]);
+            let (o, s) = conv_relu(
+                &mut b,
+                &mut rng,
+                &format!("m{blk}"),
+                &sum,
+                [f, half[1]],
+                f,
+                3,
+                1,
+            );
+            (prev, shape) = (o, s);
+            merges += 1;
+            pooled += 1;
         } else {
             let (o, s) = conv_relu(
                 &mut b,
@@ -124,7 +157,7 @@ fn random_residual(seed: u64) -> (Vec<u8>, [usize; 3], usize) {
     }
     let classes = 2 + pick(&mut rng, 8);
     head(&mut b, &mut rng, &prev, shape, classes);
-    (b.finish(), [c0, s0, s0], merges)
+    (b.finish(), [c0, s0, s0], merges, pooled)
 }
 
 fn samples(rng: &mut Rng, n: usize, len: usize) -> Vec<Vec<f32>> {
@@ -144,10 +177,10 @@ fn samples(rng: &mut Rng, n: usize, len: usize) -> Vec<Vec<f32>> {
 }
 
 #[test]
-fn random_residual_networks_run_bit_exact_with_merges_on_the_chip() {
-    let (mut ran, mut merged) = (0, 0);
+fn random_residual_networks_run_bit_exact_with_merges_and_destination_pooling() {
+    let (mut ran, mut merged, mut mixed_pools) = (0, 0, 0);
     for seed in 0..30 {
-        let (bytes, [c, h, w], merges) = random_residual(seed);
+        let (bytes, [c, h, w], merges, pooled) = random_residual(seed);
         let imported =
             nmc::onnx::import_bytes(&bytes, None).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         let mut rng = Rng::new(seed + 2000);
@@ -176,11 +209,30 @@ fn random_residual_networks_run_bit_exact_with_merges_on_the_chip() {
             two_dests, merges,
             "seed {seed}: layers with two destinations"
         );
+        // A pooling of one branch runs as that destination's pooling, not on a core.
+        let mixed = art
+            .cnn_layers
+            .iter()
+            .filter(|l| {
+                let pools: std::collections::BTreeSet<u32> =
+                    l.destinations.iter().map(|d| d.pooling).collect();
+                pools.len() == 2
+            })
+            .count();
+        assert_eq!(
+            mixed, pooled,
+            "seed {seed}: destinations pooled differently"
+        );
         ran += 1;
         merged += merges;
+        mixed_pools += pooled;
     }
     assert_eq!(ran, 30);
     assert!(merged >= 20, "only {merged} merges in the random networks");
+    assert!(
+        mixed_pools >= 5,
+        "only {mixed_pools} per-destination poolings"
+    );
 }
 
 /// The compile error of a model for Speck (it must not compile).

@@ -7,7 +7,9 @@
 //! events of two maps of equal shape arriving at one core and one kernel. In the IR such a merge
 //! is a layer with two synapse groups that are the same kernel (`quantize_rate::fold_merges`
 //! makes them from an `Add` read by a convolution); groups with different kernels (a residual
-//! add after a convolution, `relu(conv(x) + x)`) have no Speck form and are refused.
+//! add after a convolution, `relu(conv(x) + x)`) have no Speck form and are refused. Each
+//! destination has its own sum pooling: a pooling population of a layer that something else
+//! also reads runs as the pooling of its readers' destinations ([`SpeckLayer::consumer_pools`]).
 //! [`extract`] reads it from the IR and checks every per-layer limit of the chip; the memory each
 //! layer needs ([`MemoryUse`]) is what the layer → core matching works on.
 
@@ -63,6 +65,10 @@ pub struct SpeckLayer {
     pub dense: bool,
     /// Layers that read this one's events (at most two).
     pub consumers: Vec<usize>,
+    /// The sum pooling toward each consumer (parallel to `consumers`): `pool`, times a pooling
+    /// population folded into that destination (sinabs 3 pools per destination,
+    /// docs/chips.md §2.9).
+    pub consumer_pools: Vec<u32>,
     /// Memory entries needed, by sinabs' formulas.
     pub memory: MemoryUse,
 }
@@ -205,6 +211,9 @@ enum Val {
     Failed,
     /// The network input after the DVS layer's pooling.
     DvsPooled,
+    /// A layer's events pooled once more by a pooling population that runs as the pooling of
+    /// the destinations reading it (the layer, the cumulative pooling from its neuron map).
+    Pooled(usize, u32),
 }
 
 fn u32_of(v: usize) -> u32 {
@@ -244,6 +253,7 @@ pub fn extract(g: &Graph, spec: &ChipSpec) -> Result<Network, Problems> {
             ),
         );
     }
+    let users = g.users();
     let mut vals = vec![Val::None; g.nodes.len()];
     let mut input: Option<InputDesc> = None;
     let mut layers: Vec<SpeckLayer> = Vec::new();
@@ -335,9 +345,24 @@ pub fn extract(g: &Graph, spec: &ChipSpec) -> Result<Network, Problems> {
                     vals[id.index()] = Val::Failed;
                 }
             }
+            Op::Layer(l)
+                if matches!(arg(0), Val::Layer(_)) && {
+                    let Val::Layer(s) = arg(0) else {
+                        unreachable!("matched")
+                    };
+                    destination_pool(g, id, l, &layers[s], &users, spec).is_some()
+                } =>
+            {
+                let Val::Layer(s) = arg(0) else {
+                    unreachable!("the arm's guard matched")
+                };
+                let q = destination_pool(g, id, l, &layers[s], &users, spec).unwrap_or(1);
+                vals[id.index()] = Val::Pooled(s, layers[s].pool * q);
+            }
             Op::Layer(l) => {
                 // Every operand must be an event map of the chip (the input or a layer).
                 let mut srcs: Vec<(Source, [u32; 3])> = Vec::with_capacity(node.inputs.len());
+                let mut pools: Vec<u32> = Vec::with_capacity(node.inputs.len());
                 let mut failed = false;
                 for k in 0..node.inputs.len() {
                     let src = match arg(k) {
@@ -352,6 +377,10 @@ pub fn extract(g: &Graph, spec: &ChipSpec) -> Result<Network, Problems> {
                             (Source::Input, [c, h / ph, w / pw])
                         }
                         Val::Layer(i) => (Source::Layer(i), layers[i].out_shape()),
+                        Val::Pooled(i, p) => {
+                            let [f, h, w] = layers[i].neuron_shape;
+                            (Source::Layer(i), [f, h / p, w / p])
+                        }
                         Val::Failed => {
                             failed = true;
                             break;
@@ -365,6 +394,11 @@ pub fn extract(g: &Graph, spec: &ChipSpec) -> Result<Network, Problems> {
                             break;
                         }
                     };
+                    pools.push(match arg(k) {
+                        Val::Layer(i) => layers[i].pool,
+                        Val::Pooled(_, p) => p,
+                        _ => 1,
+                    });
                     srcs.push(src);
                 }
                 if failed || srcs.is_empty() {
@@ -373,14 +407,17 @@ pub fn extract(g: &Graph, spec: &ChipSpec) -> Result<Network, Problems> {
                 }
                 if let Some(layer) = layer(&mut cx, id, l, &srcs) {
                     let idx = layers.len();
-                    for (src, _) in &srcs {
+                    for ((src, _), &p) in srcs.iter().zip(&pools) {
                         match *src {
                             Source::Input => {
                                 if let Some(i) = input.as_mut() {
                                     i.consumers.push(idx);
                                 }
                             }
-                            Source::Layer(i) => layers[i].consumers.push(idx),
+                            Source::Layer(i) => {
+                                layers[i].consumers.push(idx);
+                                layers[i].consumer_pools.push(p);
+                            }
                         }
                     }
                     layers.push(layer);
@@ -528,6 +565,54 @@ pub fn is_pass_through(g: &Graph, l: &Layer) -> bool {
         && geom.dilations == [1, 1]
         && geom.groups == w.len()
         && w.iter().all(|v| *v == sq.threshold)
+}
+
+/// The pooling `q` of a pooling population that can run as the pooling of its readers'
+/// destinations instead of on a core of its own (sinabs 3 gives each destination its own sum
+/// pooling, docs/chips.md §2.9): it reads one layer `src` and is an exact pass-through of its
+/// events followed by a square sum pool (a depthwise 1×1 kernel equal to the threshold, no
+/// bias, a lower bound ≤ 0 and a spike cap no count of `src` reaches, so each event is one
+/// spike and the state stays 0: what `quantize_rate` makes of an average or sum pooling of a
+/// layer that something else also reads), every reader is a layer, and the pooling it adds
+/// keeps the cumulative pooling among the chip's sizes. `None` otherwise (it stays a core).
+fn destination_pool(
+    g: &Graph,
+    id: NodeId,
+    l: &Layer,
+    src: &SpeckLayer,
+    users: &[Vec<NodeId>],
+    spec: &ChipSpec,
+) -> Option<u32> {
+    let (Some(q), Some(pool)) = (&l.quant, &l.pool) else {
+        return None;
+    };
+    let sq = q.spiking()?;
+    let [Synapse::Conv { weight, geom }] = l.synapses.as_slice() else {
+        return None;
+    };
+    let w = g.consts.try_get(*weight).and_then(|k| k.to_i32())?;
+    let [k, kw] = pool.kernel.map(u32_of);
+    let pass_through = pool.kind == PoolKind::Sum
+        && pool.strides == pool.kernel
+        && pool.pads == [0; 4]
+        && k == kw
+        && q.bias.is_none()
+        && q.act_max >= src.max_spikes
+        && q.weight_exp.iter().all(|e| *e == 0)
+        && sq.v_min <= 0
+        && geom.kernel == [1, 1]
+        && geom.strides == [1, 1]
+        && geom.pads == [0; 4]
+        && geom.dilations == [1, 1]
+        && geom.groups == w.len()
+        && w.len() == src.neuron_shape[0] as usize
+        && w.iter().all(|v| *v == sq.threshold);
+    let readers = &users[id.index()];
+    let all_layers = !readers.is_empty()
+        && readers
+            .iter()
+            .all(|u| matches!(g.node(*u).op, Op::Layer(_)));
+    (pass_through && all_layers && spec.pool_sizes.contains(&(src.pool * k))).then_some(k)
 }
 
 /// The DVS layer's pooling window `[h, w]` of the input pooling layer `id`, or `None` with the
@@ -958,6 +1043,7 @@ fn layer(cx: &mut Cx, id: NodeId, l: &Layer, srcs: &[(Source, [u32; 3])]) -> Opt
         max_spikes: q.act_max,
         dense,
         consumers: Vec::new(),
+        consumer_pools: Vec::new(),
         memory,
     })
 }
