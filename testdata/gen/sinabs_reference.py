@@ -26,6 +26,8 @@ script
    input events nmc's emulator sees: each dense input rate-encoded exactly as nmc does it
    (``nmc_ir::quantize`` then ``nmc_ir::RateEncoder``, reimplemented in ``encode``), and counts,
    per sample and step, the spikes of every layer's neurons (before pooling) and the output;
+   and the same for the case's DVS event file (``events`` in case.toml), binned over its span
+   into T steps as ``nmc run`` bins it (``bin_span``);
 
 and writes into the case directory:
 
@@ -431,6 +433,20 @@ def encode(x, scale, levels, timesteps):
     return out
 
 
+def bin_span(ev, shape, timesteps):
+    """nmc's default binning of an event stream (``nmc_speck::events::bin``, ``Steps::Span``):
+    an event at ``t`` is in step ``(t - t_first) * T // (t_last - t_first + 1)``, at element
+    ``(p, y, x)``; returns ``(T, *shape)`` int64 counts. (Only for inputs that the DVS layer
+    passes unchanged: no pooling, region or mirror, both polarities as channels.)"""
+    t = ev["t"].astype(np.int64)
+    t0, t1 = int(t.min()), int(t.max())
+    step = (t - t0) * timesteps // (t1 - t0 + 1)
+    out = np.zeros((timesteps, *shape), dtype=np.int64)
+    np.add.at(out, (step, ev["p"].astype(np.int64), ev["y"].astype(np.int64),
+                    ev["x"].astype(np.int64)), 1)
+    return out
+
+
 def config_of(cfg, used_cores):
     """The samna configuration sinabs wrote, per used core (weights as a hash)."""
     cores = []
@@ -547,6 +563,23 @@ def reference(nmc, case_dir, tmp, max_samples=MAX_SAMPLES, extra=()):
             outputs.append(yv.astype(np.int64))
     outputs = np.stack(outputs)
 
+    # The case's DVS event file (case.toml `events`), binned as `nmc run` bins it by default.
+    case = tomllib.loads((case_dir / "case.toml").read_text())
+    events = None
+    if "events" in case:
+        ev = bin_span(np.load(case_dir / case["events"]), shape, t_steps)
+        for i in idx:
+            layers[i].spk.reset_states()
+        record.clear()
+        with torch.no_grad():
+            y = dn(torch.from_numpy(ev.astype(np.float32)))
+        ev_counts = np.zeros((t_steps, 1 + len(idx)), dtype=np.int64)
+        ev_counts[:, 0] = ev.reshape(t_steps, -1).sum(1)
+        for j, i in enumerate(idx):
+            ev_counts[:, 1 + j] = record[i]
+        events = {"file": case["events"], "binning": "span", "counts": ev_counts.tolist(),
+                  "outputs": y.detach().numpy().reshape(t_steps, -1).astype(np.int64).tolist()}
+
     import nir
     import nirtorch
     ref = {
@@ -567,6 +600,8 @@ def reference(nmc, case_dir, tmp, max_samples=MAX_SAMPLES, extra=()):
         # From model.onnx by sinabs itself (from_model, DynapcnnNetwork(discretize=True)).
         "conversion": {"input_full_scale": x_max, **conversion},
         "columns": ["input events"] + [l["nmc_name"] for l in ref_layers],
+        # The events file: per step the same columns, and the output counts.
+        "events": events,
         "output_core": net["output"]["core"],
     }
     return ref, counts, outputs

@@ -14,7 +14,8 @@
 //!   `DynapcnnNetwork(discretize=True)`), so nmc's discretisation, rescaling of average pools,
 //!   merges and mapping are sinabs';
 //! - nmc's rate encoding gives the input events sinabs was fed, and per sample and per step the
-//!   emulator's spikes of every layer (before pooling) and its output counts equal sinabs'.
+//!   emulator's spikes of every layer (before pooling) and its output counts equal sinabs'; so
+//!   do they for the case's DVS event file binned over its span (`nmc run`'s default).
 //!
 //! `perturbed_references_fail` checks that the comparisons can fail.
 
@@ -342,6 +343,98 @@ fn same_spikes(case: &Case, c: &nmc::Compiled, r: &Reference) -> Result<(), Stri
         }
     }
     Ok(())
+}
+
+/// The case's DVS event file, binned over its span into the reference's T steps (`nmc run`'s
+/// default), gives the recorded input events, every layer's spikes and the outputs per step.
+fn same_event_spikes(case: &Case, c: &nmc::Compiled, r: &Reference) -> Result<(), String> {
+    let ev = &r.json["events"];
+    let file = ev["file"].as_str().unwrap();
+    let events = match nmc::npy::read_input(&case.dir.join(file)).unwrap() {
+        nmc::npy::Input::Events(e) => e,
+        nmc::npy::Input::Dense(_) => return Err(format!("{file} is not an event stream")),
+    };
+    let art = nmc_speck::decode(&c.artifact).unwrap();
+    let s = art
+        .dvs_layer
+        .as_ref()
+        .unwrap()
+        .input_shape
+        .unwrap_or_default();
+    let list: Vec<nmc_speck::DvsEvent> = (0..events.len())
+        .map(|i| nmc_speck::DvsEvent {
+            x: events.x[i],
+            y: events.y[i],
+            t: events.t[i],
+            p: events.p[i],
+        })
+        .collect();
+    let t = r.timesteps;
+    let (binned, _) = nmc_speck::bin(
+        &list,
+        [s.y, s.x],
+        nmc_speck::events::Steps::Span(t as u32),
+        nmc_speck::MAX_TIMESTEPS,
+    )?;
+    let mut emu = nmc_speck::Emulator::new(&art).unwrap();
+    let run = emu.run_events(&binned, true).map_err(|e| e.to_string())?;
+    let cores: Vec<usize> = r.json["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["sinabs_core"].as_u64().unwrap() as usize)
+        .collect();
+    for step in 0..t {
+        let want = &ev["counts"][step];
+        let n_in: u32 = binned[step].iter().map(|(_, n)| n).sum();
+        if Value::from(n_in) != want[0] {
+            return Err(format!(
+                "step {step}: {n_in} input events, sinabs {}",
+                want[0]
+            ));
+        }
+        for (j, &core) in cores.iter().enumerate() {
+            let ours = run.core_spikes.as_ref().unwrap()[step][core];
+            if Value::from(ours) != want[1 + j] {
+                return Err(format!(
+                    "step {step} core {core}: nmc {ours} spikes, sinabs {}",
+                    want[1 + j]
+                ));
+            }
+        }
+        let outs = &run.per_step.as_ref().unwrap()[step];
+        if Value::from(outs.clone()) != ev["outputs"][step] {
+            return Err(format!(
+                "step {step}: outputs nmc {outs:?}, sinabs {}",
+                ev["outputs"][step]
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn event_file_spikes_equal_sinabs() {
+    let mut checked = 0;
+    for (case, c) in speck_cases() {
+        let r = reference(case);
+        if r.json["events"].is_null() {
+            assert!(
+                case.meta.get("events").is_none(),
+                "{}: the reference lacks the events file",
+                case.name
+            );
+            continue;
+        }
+        if let Err(e) = same_event_spikes(case, c, &r) {
+            panic!("{}: {e}", case.name);
+        }
+        let mut bad = r.clone();
+        bad.json["events"]["counts"][3][2] = Value::from(0);
+        assert!(same_event_spikes(case, c, &bad).is_err(), "can fail");
+        checked += 1;
+    }
+    assert!(checked >= 1, "dvs_cnn has an events file");
 }
 
 #[test]
