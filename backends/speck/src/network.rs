@@ -345,21 +345,14 @@ pub fn extract(g: &Graph, spec: &ChipSpec) -> Result<Network, Problems> {
                     vals[id.index()] = Val::Failed;
                 }
             }
-            Op::Layer(l)
-                if matches!(arg(0), Val::Layer(_)) && {
-                    let Val::Layer(s) = arg(0) else {
-                        unreachable!("matched")
-                    };
-                    destination_pool(g, id, l, &layers[s], &users, spec).is_some()
-                } =>
-            {
-                let Val::Layer(s) = arg(0) else {
-                    unreachable!("the arm's guard matched")
-                };
-                let q = destination_pool(g, id, l, &layers[s], &users, spec).unwrap_or(1);
-                vals[id.index()] = Val::Pooled(s, layers[s].pool * q);
-            }
             Op::Layer(l) => {
+                // A pooling population of a layer runs as its readers' destination pooling.
+                if let Val::Layer(s) = arg(0) {
+                    if let Some(q) = destination_pool(g, id, l, &layers[s], &users, spec) {
+                        vals[id.index()] = Val::Pooled(s, layers[s].pool * q);
+                        continue;
+                    }
+                }
                 // Every operand must be an event map of the chip (the input or a layer).
                 let mut srcs: Vec<(Source, [u32; 3])> = Vec::with_capacity(node.inputs.len());
                 let mut pools: Vec<u32> = Vec::with_capacity(node.inputs.len());
@@ -597,7 +590,8 @@ fn destination_pool(
         && pool.pads == [0; 4]
         && k == kw
         && q.bias.is_none()
-        && q.act_max >= src.max_spikes
+        // Each of its neurons receives at most pool² of `src`'s neurons' counts per step.
+        && i64::from(q.act_max) >= i64::from(src.max_spikes) * i64::from(src.pool).pow(2)
         && q.weight_exp.iter().all(|e| *e == 0)
         && sq.v_min <= 0
         && geom.kernel == [1, 1]
