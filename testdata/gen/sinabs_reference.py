@@ -564,7 +564,8 @@ def reference(nmc, case_dir, tmp, max_samples=MAX_SAMPLES, extra=()):
     outputs = np.stack(outputs)
 
     # The case's DVS event file (case.toml `events`), binned as `nmc run` bins it by default.
-    case = tomllib.loads((case_dir / "case.toml").read_text())
+    toml = case_dir / "case.toml"
+    case = tomllib.loads(toml.read_text()) if toml.is_file() else {}
     events = None
     if "events" in case:
         ev = bin_span(np.load(case_dir / case["events"]), shape, t_steps)
