@@ -161,7 +161,8 @@ impl Backend for Speck {
         }
         out.push_str(&format!(
             "  kernel ≤ {k}×{k} square; channels ≤ {}; input ≤ {i}×{i}; output map ≤ {o}×{o}\n  \
-             stride {:?}; padding 0..={}; sum pooling {:?}; ≤ {} destinations per layer\n  \
+             stride {:?}; padding 0..={}; sum pooling {:?}; ≤ {} destinations per layer, each with its own pooling\n  \
+             merges: a layer may read the sum of two spike maps of one shape (sinabs Merge)\n  \
              weights {}-bit, bias {}-bit, state {}-bit; dvs input {d}×{d}, {} polarities\n  \
              dvs layer: sum pooling of the input {:?} per axis, region of interest, mirrors, polarity merge/select\n  \
              default timesteps: {}\n",
