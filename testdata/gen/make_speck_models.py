@@ -21,6 +21,14 @@ Cases (case.toml has `targets = ["speck"]`: the Loihi 2 integration tests skip t
   ``ai.nmc`` nodes, so ``expected.npy`` is onnxruntime's output of the ReLU twin (an IF
   network's float meaning is its rate limit, max(x, 0)/threshold = ReLU for threshold 1).
   32 test images only, to keep the files small.
+* ``dvs_res``: a residual network as sinabs 3 maps it: conv 2->8 (3x3, stride 2, padding 1)
+  with ReLU gives ``a``; conv 8->8 (3x3, padding 1) with ReLU reads ``a`` and gives ``b``; the
+  sum ``a + b`` (sinabs' ``Merge``, written here as ``+``) feeds conv 8->16 (3x3, stride 2,
+  padding 1) with ReLU, then Linear 1024->10. On the chip ``a``'s core has two destinations
+  (``b``'s core and the merge's) and the merge's core two sources; the sum is taken before the
+  convolution, so both operands use the same kernel (docs/chips.md §2.9). No pooling before the
+  merge: an average pool on one operand only would make its spikes stand for a different amount
+  (sinabs then averages rescale factors, ``weight_rescaling_methods.py``; nmc refuses).
 * ``speck_too_big``: an untrained network that does not fit Speck: its second convolution
   (16->32, 3x3) on a 64x64 map needs 32 * 2^(6+6) = 128 Ki neuron entries, twice the largest
   core's 64 Ki (the example of sinabs' documentation). Two random inputs.
@@ -69,6 +77,23 @@ class DvsCNN(nn.Module):
         x = F.avg_pool2d(F.relu(self.conv2(x)), 2)
         x = F.avg_pool2d(F.relu(self.conv3(x)), 2)
         return self.fc(torch.flatten(x, 1))
+
+
+class DvsRes(nn.Module):
+    """A residual block as sinabs 3 runs it: two spike maps summed before a convolution."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(2, 8, 3, stride=2, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.conv3 = nn.Conv2d(8, 16, 3, stride=2, padding=1, bias=False)
+        self.fc = nn.Linear(1024, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = F.relu(self.conv1(x))
+        b = F.relu(self.conv2(a))
+        c = F.relu(self.conv3(a + b))
+        return self.fc(torch.flatten(c, 1))
 
 
 class TooBig(nn.Module):
@@ -157,6 +182,19 @@ def case_dvs_cnn_if() -> mm.Built:
         extra={**SPECK, "source_case": "dvs_cnn"})
 
 
+def case_dvs_res() -> mm.Built:
+    mm.seed_everything(mm.SEED + 12)
+    xtr, xte = _data()
+    m = mm.train(DvsRes(), xtr, mm.load_data().y_train, epochs=10, lr=3e-3)
+    n = 64
+    onx = _export(m, xte)
+    return mm.Built(
+        onx, xte[:n], "residual DVS digits (2x32x32 ON/OFF event frames): a = conv8/2(x), "
+        "b = conv8(a), conv16/2(a + b) (ReLU each, sinabs Merge: two destinations, two sources), "
+        "linear 1024->10", "torchscript", 13, torch_model=m, save_dtype="uint8",
+        labels=mm.load_data().y_test[:n], extra=SPECK)
+
+
 def case_speck_too_big() -> mm.Built:
     mm.seed_everything(mm.SEED + 11)
     m = TooBig().eval()
@@ -172,6 +210,7 @@ def case_speck_too_big() -> mm.Built:
 SPECK_CASES = {
     "dvs_cnn": case_dvs_cnn,
     "dvs_cnn_if": case_dvs_cnn_if,
+    "dvs_res": case_dvs_res,
     "speck_too_big": case_speck_too_big,
 }
 

@@ -27,8 +27,13 @@
 //! - `multichip`: per-chip counters and inter-chip link traffic in `run --report`;
 //! - `record`: `run --record` (each step equals a run stopped there; Speck's steps add up to
 //!   its counts; the AKD1000 refuses it);
+//! - `sinabs_reference`: the Speck cases held to sinabs 3.1.3 as `testdata/gen/sinabs_reference.py`
+//!   recorded it (cores, memory and samna configuration as sinabs writes them; every layer's
+//!   spikes and the output counts per sample and step as sinabs simulates them);
 //! - `speck`: rate mode on Speck: emulator == rate-mode reference, accuracy, memory formulas,
 //!   matching vs brute force, listings and limit errors, the `ai.nmc` domain;
+//! - `speck_branches`: branching networks as sinabs 3 maps them (two destinations, merges):
+//!   random residual networks bit-exact with merges on the chip, refusals naming rule and fix;
 //! - `speck_dvs`: Speck's DVS layer: input pooling in it (sum and average, bit-exact on dense
 //!   and event input), region of interest, mirrors and polarity selection against transformed
 //!   event streams, `--dt` binning, hostile DVS fields, refusals naming rule and fix.
@@ -57,10 +62,12 @@ mod netx;
 mod onnx_node;
 mod record;
 mod roundtrip;
+mod sinabs_reference;
 mod snapshots;
 mod snn;
 mod snn_io;
 mod speck;
+mod speck_branches;
 mod speck_dvs;
 mod tiling;
 mod toy_backend;

@@ -17,7 +17,7 @@ fn options() -> nmc::Options {
 
 /// A case compiled for Speck with calibration on its first samples (cached; `None` when the
 /// model cannot run on Speck or the case is pending).
-fn compiled(case: &Case) -> Option<&'static nmc::Compiled> {
+pub(crate) fn compiled(case: &Case) -> Option<&'static nmc::Compiled> {
     type Cache = Mutex<BTreeMap<String, Option<&'static nmc::Compiled>>>;
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
@@ -897,11 +897,37 @@ fn corrupt_speck_artifacts_are_errors_not_panics() {
         }
     }
     let mut art = decode(c);
+    // A destination moved onto its own core leaves core 3 without a source.
     art.cnn_layers[1].destinations[0].layer = 1;
-    assert!(nmc_speck::decode(&nmc_speck::encode(&art))
+    let e = nmc_speck::decode(&nmc_speck::encode(&art))
         .unwrap_err()
-        .to_string()
-        .contains("core 1"));
+        .to_string();
+    assert!(
+        e.contains("core 3: used but nothing sends it events"),
+        "{e}"
+    );
+    // A second destination back to itself: a merge of core 0 and core 1's own (pooled) output,
+    // whose map is not core 1's input.
+    let mut art = decode(c);
+    let back = art.cnn_layers[1].destinations[0];
+    art.cnn_layers[1]
+        .destinations
+        .push(nmc_speck::artifact::Destination { layer: 1, ..back });
+    let e = nmc_speck::decode(&nmc_speck::encode(&art))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("core 1"), "{e}");
+    // In dvs_res core 1 (conv2) keeps its map's shape, so sending its events back to itself
+    // fits every shape check: the cycle itself is the error.
+    let mut art = decode(compiled(case("dvs_res")).unwrap());
+    let back = art.cnn_layers[1].destinations[0];
+    art.cnn_layers[1]
+        .destinations
+        .push(nmc_speck::artifact::Destination { layer: 1, ..back });
+    let e = nmc_speck::decode(&nmc_speck::encode(&art))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("core 1: destinations form a cycle"), "{e}");
 }
 
 #[test]

@@ -161,7 +161,8 @@ impl Backend for Speck {
         }
         out.push_str(&format!(
             "  kernel ≤ {k}×{k} square; channels ≤ {}; input ≤ {i}×{i}; output map ≤ {o}×{o}\n  \
-             stride {:?}; padding 0..={}; sum pooling {:?}; ≤ {} destinations per layer\n  \
+             stride {:?}; padding 0..={}; sum pooling {:?}; ≤ {} destinations per layer, each with its own pooling\n  \
+             merges: a layer may read the sum of two spike maps of one shape (sinabs Merge)\n  \
              weights {}-bit, bias {}-bit, state {}-bit; dvs input {d}×{d}, {} polarities\n  \
              dvs layer: sum pooling of the input {:?} per axis, region of interest, mirrors, polarity merge/select\n  \
              default timesteps: {}\n",
@@ -760,10 +761,17 @@ impl Loaded for LoadedSpeck {
                     "kernel_memory": m.kernel,
                     "neuron_memory": m.neuron,
                     "bias_memory": m.bias,
+                    "stride": d.stride.map(|s| [s.y, s.x]),
+                    "padding": d.padding.map(|p| [p.y, p.x]),
                     "threshold_high": l.threshold_high,
                     "threshold_low": l.threshold_low,
                     "return_to_zero": l.return_to_zero,
+                    "max_spikes": l.max_spikes,
                     "destinations": dests,
+                    // samna's order, [f][c][kx][ky] flattened (docs/chips.md §2.4), so that a
+                    // vendor engine can be given exactly these integers.
+                    "weights": l.weights,
+                    "biases": l.biases,
                     "monitor": l.monitor_enable,
                 })
             })
@@ -773,7 +781,25 @@ impl Loaded for LoadedSpeck {
             "format_version": a.header.as_ref().map(|h| h.format_version),
             "source_hash": a.header.as_ref().map(|h| format!("{:#018x}", h.source_hash)),
             "timesteps": a.timesteps(),
+            // The rate encoder's grid: a value x sends round_half_even(x / scale) of `levels`
+            // levels (nmc_ir::quantize, RateEncoder).
+            "input": a.input.as_ref().map(|i| serde_json::json!({
+                "name": i.name,
+                "shape": i.shape,
+                "map": i.map.map(|m| m.to_chw()),
+                "scale": i.scale,
+                "levels": i.levels,
+            })),
+            "output": a.output.as_ref().map(|o| serde_json::json!({
+                "core": o.layer,
+                "pooling": o.pooling,
+                "shape": o.shape,
+                "scale": o.scale,
+            })),
             "dvs_input": a.dvs_layer.as_ref().map(|d| d.pass_sensor_events),
+            "dvs_destinations": a.dvs_layer.as_ref().map(|d| {
+                d.destinations.iter().map(|x| x.layer).collect::<Vec<_>>()
+            }),
             "dvs_layer": a.dvs_layer.as_ref().map(|d| {
                 let p = d.pooling.unwrap_or_default();
                 let o = d.origin.unwrap_or_default();

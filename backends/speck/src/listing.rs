@@ -80,8 +80,30 @@ fn write_listing(s: &mut String, a: &Artifact) -> std::fmt::Result {
         }
     }
     let spec = speck();
+    // Who sends each core events: two senders are a merge (sinabs' `Merge`, docs/chips.md §2.9).
+    let mut senders: Vec<Vec<String>> = vec![Vec::new(); a.cnn_layers.len()];
+    let from_dvs = a.dvs_layer.iter().flat_map(|d| &d.destinations);
+    for d in from_dvs {
+        if let Some(v) = senders.get_mut(d.layer as usize) {
+            v.push("the dvs layer".into());
+        }
+    }
+    for (i, l) in a.cnn_layers.iter().enumerate() {
+        for d in &l.destinations {
+            if let Some(v) = senders.get_mut(d.layer as usize) {
+                v.push(format!("core {i}"));
+            }
+        }
+    }
     for (i, l) in a.cnn_layers.iter().enumerate() {
         write_layer(s, i, l, spec.cores.get(i))?;
+        if l.used && senders[i].len() > 1 {
+            writeln!(
+                s,
+                "  merge: the events of {} reach this kernel alike (sinabs Merge)",
+                senders[i].join(" and ")
+            )?;
+        }
     }
     if let Some(o) = &a.output {
         writeln!(

@@ -80,10 +80,11 @@ pub fn lower(
             destinations: l
                 .consumers
                 .iter()
-                .map(|&k| Destination {
+                .zip(&l.consumer_pools)
+                .map(|(&k, &pooling)| Destination {
                     layer: cores[k],
                     enable: true,
-                    pooling: l.pool,
+                    pooling,
                 })
                 .collect(),
             memory: Some(MemoryMsg {

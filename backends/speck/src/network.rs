@@ -1,6 +1,15 @@
-//! The Speck view of a quantised rate-mode graph: a chain (or tree, fan-out ≤ 2) of DYNAP-CNN
-//! layers, each a convolution (a dense layer becomes a convolution over a 1×1 or full-size input,
-//! as sinabs' `_convert_linear_to_conv` does), an integrate-and-fire population and a sum pooling.
+//! The Speck view of a quantised rate-mode graph: a graph of DYNAP-CNN layers, each a convolution
+//! (a dense layer becomes a convolution over a 1×1 or full-size input, as sinabs'
+//! `_convert_linear_to_conv` does), an integrate-and-fire population and a sum pooling.
+//!
+//! Branches are what sinabs 3 maps (docs/chips.md §2.9): a layer (or the DVS layer) sends its
+//! events to at most two destinations, and a layer may read two sources — sinabs' `Merge`, the
+//! events of two maps of equal shape arriving at one core and one kernel. In the IR such a merge
+//! is a layer with two synapse groups that are the same kernel (`quantize_rate::fold_merges`
+//! makes them from an `Add` read by a convolution); groups with different kernels (a residual
+//! add after a convolution, `relu(conv(x) + x)`) have no Speck form and are refused. Each
+//! destination has its own sum pooling: a pooling population of a layer that something else
+//! also reads runs as the pooling of its readers' destinations ([`SpeckLayer::consumer_pools`]).
 //! [`extract`] reads it from the IR and checks every per-layer limit of the chip; the memory each
 //! layer needs ([`MemoryUse`]) is what the layer → core matching works on.
 
@@ -25,8 +34,8 @@ pub struct SpeckLayer {
     pub node: NodeId,
     /// Name (from the source model).
     pub name: String,
-    /// Input.
-    pub source: Source,
+    /// Inputs: one, or two for a merge (their events are summed before the kernel).
+    pub sources: Vec<Source>,
     /// Input feature map `[c, h, w]` as this layer sees it.
     pub in_shape: [u32; 3],
     /// Square kernel side.
@@ -56,6 +65,10 @@ pub struct SpeckLayer {
     pub dense: bool,
     /// Layers that read this one's events (at most two).
     pub consumers: Vec<usize>,
+    /// The sum pooling toward each consumer (parallel to `consumers`): `pool`, times a pooling
+    /// population folded into that destination (sinabs 3 pools per destination,
+    /// docs/chips.md §2.9).
+    pub consumer_pools: Vec<u32>,
     /// Memory entries needed, by sinabs' formulas.
     pub memory: MemoryUse,
 }
@@ -198,6 +211,9 @@ enum Val {
     Failed,
     /// The network input after the DVS layer's pooling.
     DvsPooled,
+    /// A layer's events pooled once more by a pooling population that runs as the pooling of
+    /// the destinations reading it (the layer, the cumulative pooling from its neuron map).
+    Pooled(usize, u32),
 }
 
 fn u32_of(v: usize) -> u32 {
@@ -237,6 +253,7 @@ pub fn extract(g: &Graph, spec: &ChipSpec) -> Result<Network, Problems> {
             ),
         );
     }
+    let users = g.users();
     let mut vals = vec![Val::None; g.nodes.len()];
     let mut input: Option<InputDesc> = None;
     let mut layers: Vec<SpeckLayer> = Vec::new();
@@ -329,44 +346,72 @@ pub fn extract(g: &Graph, spec: &ChipSpec) -> Result<Network, Problems> {
                 }
             }
             Op::Layer(l) => {
-                let src = match arg(0) {
-                    Val::Input => {
-                        direct.push(id);
-                        Source::Input
-                    }
-                    Val::DvsPooled => Source::Input,
-                    Val::Layer(i) => Source::Layer(i),
-                    Val::Failed => {
-                        vals[id.index()] = Val::Failed;
+                // A pooling population of a layer runs as its readers' destination pooling.
+                if let Val::Layer(s) = arg(0) {
+                    if let Some(q) = destination_pool(g, id, l, &layers[s], &users, spec) {
+                        vals[id.index()] = Val::Pooled(s, layers[s].pool * q);
                         continue;
                     }
-                    Val::None => {
-                        cx.unsupported(
-                            Some(id),
-                            "its input is not an event stream of the chip".into(),
-                        );
-                        continue;
-                    }
-                };
-                let src_shape = match src {
-                    Source::Input => {
-                        let [c, h, w] = input.as_ref().map(|i| i.shape).unwrap_or([1, 1, 1]);
-                        match (&dvs_pool, arg(0)) {
-                            (Some(p), Val::DvsPooled) => [c, h / p.kernel[0], w / p.kernel[1]],
-                            _ => [c, h, w],
+                }
+                // Every operand must be an event map of the chip (the input or a layer).
+                let mut srcs: Vec<(Source, [u32; 3])> = Vec::with_capacity(node.inputs.len());
+                let mut pools: Vec<u32> = Vec::with_capacity(node.inputs.len());
+                let mut failed = false;
+                for k in 0..node.inputs.len() {
+                    let src = match arg(k) {
+                        Val::Input => {
+                            direct.push(id);
+                            let s = input.as_ref().map(|i| i.shape).unwrap_or([1, 1, 1]);
+                            (Source::Input, s)
                         }
-                    }
-                    Source::Layer(i) => layers[i].out_shape(),
-                };
-                if let Some(layer) = layer(&mut cx, id, l, src, src_shape) {
+                        Val::DvsPooled => {
+                            let [c, h, w] = input.as_ref().map(|i| i.shape).unwrap_or([1, 1, 1]);
+                            let [ph, pw] = dvs_pool.as_ref().map_or([1, 1], |p| p.kernel);
+                            (Source::Input, [c, h / ph, w / pw])
+                        }
+                        Val::Layer(i) => (Source::Layer(i), layers[i].out_shape()),
+                        Val::Pooled(i, p) => {
+                            let [f, h, w] = layers[i].neuron_shape;
+                            (Source::Layer(i), [f, h / p, w / p])
+                        }
+                        Val::Failed => {
+                            failed = true;
+                            break;
+                        }
+                        Val::None => {
+                            cx.unsupported(
+                                Some(id),
+                                "its input is not an event stream of the chip".into(),
+                            );
+                            failed = true;
+                            break;
+                        }
+                    };
+                    pools.push(match arg(k) {
+                        Val::Layer(i) => layers[i].pool,
+                        Val::Pooled(_, p) => p,
+                        _ => 1,
+                    });
+                    srcs.push(src);
+                }
+                if failed || srcs.is_empty() {
+                    vals[id.index()] = Val::Failed;
+                    continue;
+                }
+                if let Some(layer) = layer(&mut cx, id, l, &srcs) {
                     let idx = layers.len();
-                    match src {
-                        Source::Input => {
-                            if let Some(i) = input.as_mut() {
-                                i.consumers.push(idx);
+                    for ((src, _), &p) in srcs.iter().zip(&pools) {
+                        match *src {
+                            Source::Input => {
+                                if let Some(i) = input.as_mut() {
+                                    i.consumers.push(idx);
+                                }
+                            }
+                            Source::Layer(i) => {
+                                layers[i].consumers.push(idx);
+                                layers[i].consumer_pools.push(p);
                             }
                         }
-                        Source::Layer(i) => layers[i].consumers.push(idx),
                     }
                     layers.push(layer);
                     vals[id.index()] = Val::Layer(idx);
@@ -515,6 +560,55 @@ pub fn is_pass_through(g: &Graph, l: &Layer) -> bool {
         && w.iter().all(|v| *v == sq.threshold)
 }
 
+/// The pooling `q` of a pooling population that can run as the pooling of its readers'
+/// destinations instead of on a core of its own (sinabs 3 gives each destination its own sum
+/// pooling, docs/chips.md §2.9): it reads one layer `src` and is an exact pass-through of its
+/// events followed by a square sum pool (a depthwise 1×1 kernel equal to the threshold, no
+/// bias, a lower bound ≤ 0 and a spike cap no count of `src` reaches, so each event is one
+/// spike and the state stays 0: what `quantize_rate` makes of an average or sum pooling of a
+/// layer that something else also reads), every reader is a layer, and the pooling it adds
+/// keeps the cumulative pooling among the chip's sizes. `None` otherwise (it stays a core).
+fn destination_pool(
+    g: &Graph,
+    id: NodeId,
+    l: &Layer,
+    src: &SpeckLayer,
+    users: &[Vec<NodeId>],
+    spec: &ChipSpec,
+) -> Option<u32> {
+    let (Some(q), Some(pool)) = (&l.quant, &l.pool) else {
+        return None;
+    };
+    let sq = q.spiking()?;
+    let [Synapse::Conv { weight, geom }] = l.synapses.as_slice() else {
+        return None;
+    };
+    let w = g.consts.try_get(*weight).and_then(|k| k.to_i32())?;
+    let [k, kw] = pool.kernel.map(u32_of);
+    let pass_through = pool.kind == PoolKind::Sum
+        && pool.strides == pool.kernel
+        && pool.pads == [0; 4]
+        && k == kw
+        && q.bias.is_none()
+        // Each of its neurons receives at most pool² of `src`'s neurons' counts per step.
+        && i64::from(q.act_max) >= i64::from(src.max_spikes) * i64::from(src.pool).pow(2)
+        && q.weight_exp.iter().all(|e| *e == 0)
+        && sq.v_min <= 0
+        && geom.kernel == [1, 1]
+        && geom.strides == [1, 1]
+        && geom.pads == [0; 4]
+        && geom.dilations == [1, 1]
+        && geom.groups == w.len()
+        && w.len() == src.neuron_shape[0] as usize
+        && w.iter().all(|v| *v == sq.threshold);
+    let readers = &users[id.index()];
+    let all_layers = !readers.is_empty()
+        && readers
+            .iter()
+            .all(|u| matches!(g.node(*u).op, Op::Layer(_)));
+    (pass_through && all_layers && spec.pool_sizes.contains(&(src.pool * k))).then_some(k)
+}
+
 /// The DVS layer's pooling window `[h, w]` of the input pooling layer `id`, or `None` with the
 /// problem recorded.
 fn dvs_kernel(cx: &mut Cx, id: NodeId, l: &Layer, [h, w]: [u32; 2]) -> Option<[u32; 2]> {
@@ -558,14 +652,61 @@ fn dvs_kernel(cx: &mut Cx, id: NodeId, l: &Layer, [h, w]: [u32; 2]) -> Option<[u
     (cx.problems.len() == before).then_some([kh, kw])
 }
 
+/// Whether a layer's synapse groups are what one Speck core runs: one group over one map, or a
+/// merge (sinabs 3's `Merge`, docs/chips.md §2.9) — two groups over two distinct sources whose
+/// maps have the same shape, with the same kernel (geometry and integers), since a core applies
+/// one kernel to every event it receives. Records the problem otherwise.
+fn is_merge(cx: &mut Cx, id: NodeId, l: &Layer, srcs: &[(Source, [u32; 3])]) -> bool {
+    let g = cx.g;
+    let n = l.synapses.len();
+    if n == 1 {
+        return true;
+    }
+    if n > 2 {
+        cx.unsupported(
+            Some(id),
+            format!(
+                "the layer sums {n} maps; nmc maps a merge of two maps onto a core, as sinabs' Merge (docs/chips.md §2.9): add the maps two at a time, each sum before a convolution"
+            ),
+        );
+        return false;
+    }
+    let [(a, sa), (b, sb)] = [srcs[0], srcs[1]];
+    if sa != sb {
+        cx.unsupported(
+            Some(id),
+            format!(
+                "the layer merges maps of shapes {sa:?} and {sb:?}; sinabs requires merged maps of the same shape (Merge in nir_graph_extractor.py, docs/chips.md §2.9): pool or pad the operands to one shape"
+            ),
+        );
+        return false;
+    }
+    let ints = |s: &Synapse| g.consts.try_get(s.weight()).and_then(|k| k.to_i32());
+    let same_geometry = match (&l.synapses[0], &l.synapses[1]) {
+        (Synapse::Conv { geom: x, .. }, Synapse::Conv { geom: y, .. }) => x == y,
+        (Synapse::Dense { .. }, Synapse::Dense { .. }) => true,
+        _ => false,
+    };
+    let w0 = ints(&l.synapses[0]);
+    if !same_geometry || w0.is_none() || w0 != ints(&l.synapses[1]) {
+        cx.unsupported(
+            Some(id),
+            "the layer sums two synapse groups with different kernels; a speck core applies one kernel to the events of both its sources (sinabs' Merge adds spike maps before one convolution, docs/chips.md §2.9): add the spike maps before a convolution (not a convolution's output to a map, as in relu(conv(x) + x)), with the same pooling on both, so that their spikes stand for the same amount".into(),
+        );
+        return false;
+    }
+    if a == b {
+        cx.unsupported(
+            Some(id),
+            "the layer adds a map to itself; a source sends a core its events once (scale the weights instead)".into(),
+        );
+        return false;
+    }
+    true
+}
+
 /// One IR layer as a Speck layer, or `None` (problems recorded) when it cannot be one.
-fn layer(
-    cx: &mut Cx,
-    id: NodeId,
-    l: &Layer,
-    source: Source,
-    in_shape: [u32; 3],
-) -> Option<SpeckLayer> {
+fn layer(cx: &mut Cx, id: NodeId, l: &Layer, srcs: &[(Source, [u32; 3])]) -> Option<SpeckLayer> {
     let g = cx.g;
     let spec = cx.spec;
     let node = g.node(id);
@@ -581,16 +722,10 @@ fn layer(
         );
         return None;
     };
-    if l.synapses.len() != 1 {
-        cx.unsupported(
-            Some(id),
-            format!(
-                "the layer sums {} synapse groups (a residual add); a speck core has one kernel over one input",
-                l.synapses.len()
-            ),
-        );
+    if !is_merge(cx, id, l, srcs) {
         return None;
     }
+    let in_shape = srcs[0].1;
     if q.weight_exp.first().copied().unwrap_or(0) != 0 {
         cx.unsupported(
             Some(id),
@@ -887,7 +1022,7 @@ fn layer(
     Some(SpeckLayer {
         node: id,
         name: node.name.clone().unwrap_or_else(|| id.to_string()),
-        source,
+        sources: srcs.iter().map(|s| s.0).collect(),
         in_shape,
         kernel,
         stride,
@@ -902,6 +1037,7 @@ fn layer(
         max_spikes: q.act_max,
         dense,
         consumers: Vec::new(),
+        consumer_pools: Vec::new(),
         memory,
     })
 }

@@ -1,8 +1,8 @@
 //! Structural validation of an artifact. After [`validate`] succeeds every core index is in range,
 //! every length agrees with its dimensions, every dimension respects the chip's limits (so every
 //! allocation the emulator makes is bounded: at most 1024·64·64 neurons and 64 Ki kernel entries
-//! per core), the destinations form an acyclic graph in which every used core has exactly one
-//! source and consistent shapes, and the recorded memory use equals sinabs' formulas and fits its
+//! per core), the destinations form an acyclic graph in which every used core has one or two
+//! sources (two: a merge, docs/chips.md §2.9) sending it maps of its input shape, and the recorded memory use equals sinabs' formulas and fits its
 //! core. Decoding always validates; the emulator validates again.
 
 use crate::artifact::{
@@ -24,8 +24,12 @@ fn values(shape: &[u32]) -> Option<u64> {
     }
 }
 
-/// Where each used core's input comes from: `None` = the network input.
-pub type Sources = Vec<Option<Option<u32>>>;
+/// Where each core's input events come from (empty: an unused core); `None` = the network input,
+/// `Some(k)` = core `k`. Two sources are a merge: both maps reach the one kernel.
+pub type Sources = Vec<Vec<Option<u32>>>;
+
+/// Sources one core may have: one, or two for sinabs' `Merge` (docs/chips.md §2.9).
+const MAX_SOURCES: usize = 2;
 
 /// `[c, h, w]` of a map, each in `1..=max`.
 fn map(
@@ -69,7 +73,7 @@ fn check_dest(
 }
 
 /// Checks the whole artifact (the header is checked by [`crate::decode`]); returns each core's
-/// source (`Some(None)` = the network input, `Some(Some(k))` = core `k`, `None` = unused core).
+/// sources ([`Sources`]).
 pub fn validate(a: &Artifact) -> Result<Sources, ArtifactError> {
     let spec = speck();
     if a.cnn_layers.len() != spec.cores.len() {
@@ -110,15 +114,18 @@ pub fn validate(a: &Artifact) -> Result<Sources, ArtifactError> {
             spec.max_destinations
         )));
     }
-    let mut sources: Sources = vec![None; a.cnn_layers.len()];
+    let mut sources: Sources = vec![Vec::new(); a.cnn_layers.len()];
     let mut feeds = |core: u32, from: Option<u32>, what: &str| -> Result<(), ArtifactError> {
         let s = &mut sources[core as usize];
-        if s.is_some() {
+        if s.contains(&from) {
+            return Err(corrupt(format!("{what}: core {core} is listed twice")));
+        }
+        if s.len() == MAX_SOURCES {
             return Err(corrupt(format!(
-                "{what}: core {core} has more than one source"
+                "{what}: core {core} has more than {MAX_SOURCES} sources"
             )));
         }
-        *s = Some(from);
+        s.push(from);
         Ok(())
     };
     for d in &dvs.destinations {
@@ -179,7 +186,7 @@ pub fn validate(a: &Artifact) -> Result<Sources, ArtifactError> {
     for (i, l) in a.cnn_layers.iter().enumerate() {
         if l.used {
             check_layer(i, l, &spec)?;
-            if sources[i].is_none() {
+            if sources[i].is_empty() {
                 return Err(corrupt(format!(
                     "core {i}: used but nothing sends it events"
                 )));
@@ -194,36 +201,61 @@ pub fn validate(a: &Artifact) -> Result<Sources, ArtifactError> {
         }
     };
     for (i, l) in a.cnn_layers.iter().enumerate() {
-        let Some(src) = sources[i] else { continue };
-        let pooling = match src {
-            None => 1,
-            Some(k) => a.cnn_layers[k as usize]
-                .destinations
-                .iter()
-                .find(|d| d.layer == i as u32)
-                .map_or(1, |d| d.pooling),
-        };
-        let s = shape_of_source(src);
-        let want = [s[0], s[1] / pooling, s[2] / pooling];
         let got = l
             .dimensions
             .and_then(|d| d.input_shape)
             .map(|m| m.to_chw())
             .unwrap_or_default();
-        if want != got {
-            return Err(corrupt(format!(
-                "core {i}: input map {got:?} but its source sends {want:?}"
-            )));
-        }
-        let mut at = Some(i as u32);
-        for _ in 0..=a.cnn_layers.len() {
-            match at {
-                Some(k) => at = sources[k as usize].flatten(),
-                None => break,
+        for &src in &sources[i] {
+            let pooling = match src {
+                None => 1,
+                Some(k) => a.cnn_layers[k as usize]
+                    .destinations
+                    .iter()
+                    .find(|d| d.layer == i as u32)
+                    .map_or(1, |d| d.pooling),
+            };
+            let s = shape_of_source(src);
+            let want = [s[0], s[1] / pooling, s[2] / pooling];
+            if want != got {
+                return Err(corrupt(format!(
+                    "core {i}: input map {got:?} but its source sends {want:?}"
+                )));
             }
         }
-        if at.is_some() {
-            return Err(corrupt(format!("core {i}: destinations form a cycle")));
+    }
+    // Acyclic: a depth-first walk from each core back along its sources never meets a core
+    // still on its path.
+    let n = a.cnn_layers.len();
+    let mut state = vec![0u8; n]; // 0 new, 1 on the path, 2 done
+    for start in 0..n {
+        if state[start] != 0 {
+            continue;
+        }
+        let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+        state[start] = 1;
+        while let Some(&mut (k, ref mut next)) = stack.last_mut() {
+            match sources[k].get(*next) {
+                Some(src) => {
+                    *next += 1;
+                    if let Some(j) = src.map(|j| j as usize) {
+                        match state[j] {
+                            1 => {
+                                return Err(corrupt(format!("core {j}: destinations form a cycle")))
+                            }
+                            0 => {
+                                state[j] = 1;
+                                stack.push((j, 0));
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                None => {
+                    state[k] = 2;
+                    stack.pop();
+                }
+            }
         }
     }
     let o = a.output.as_ref().ok_or_else(|| corrupt("no output spec"))?;

@@ -17,6 +17,13 @@
 //!   one pooled event stands for moves to its consumers' weights — on Speck it runs in the DVS
 //!   layer, which sums events as they are (sinabs folds such a pooling into its `DVSLayer`,
 //!   docs/chips.md §2.8).
+//! - **sums of spike maps** ([`fold_merges`]): an `Add` of two maps read only by a convolution
+//!   or dense layer (canonicalize's two-group identity population with a linear neuron) is read
+//!   by that layer directly, one synapse group per operand with the layer's own kernel, since
+//!   `W·(a + b) = W·a + W·b`. This is sinabs' `Merge` (docs/chips.md §2.9): spike maps are summed
+//!   as events before one convolution; a population of its own would instead re-encode the sum
+//!   through an integrate-and-fire neuron (a layer sinabs does not have, and one core more).
+//!   Where the operands' spikes stand for the same amount, both groups get the same integers.
 //! - **inputs**: the dense input is rate-encoded: its full scale `x_max` (the largest calibration
 //!   value, or 1.0 without calibration) is one event per timestep, with 255 levels below it
 //!   ([`nmc_ir::RateEncoder`]). One input event therefore stands for `x_max`, so the first layer's
@@ -108,6 +115,9 @@ pub fn quantize_rate(
     opts: &RateOptions,
 ) -> Result<(Graph, QuantReport), PassError> {
     let mut report = QuantReport::default();
+    // 0. Sums of spike maps read by one layer become its synapse groups (sinabs' Merge).
+    let folded = fold_merges(graph, &mut report.notes);
+    let graph = folded.as_ref().unwrap_or(graph);
     let err = |id: NodeId, message: String| PassError {
         pass: PASS,
         node: describe(graph, id),
@@ -397,6 +407,97 @@ fn pass_through(out: &mut Graph, (syn, pool): (Synapse, nmc_ir::Pool), scale: f3
             mode: nmc_ir::QuantMode::Spiking(spk),
         }),
     }
+}
+
+/// Whether `l` is a sum of its operands and nothing else: no bias, pool or neuron, every group
+/// an identity (a depthwise 1×1 convolution of weight 1.0, or a dense identity matrix).
+fn is_plain_sum(graph: &Graph, l: &Layer) -> bool {
+    let identity = |s: &Synapse| {
+        let Some(w) = graph
+            .consts
+            .try_get(s.weight())
+            .and_then(|c| c.to_f32().map(|v| (c.shape.clone(), v)))
+        else {
+            return false;
+        };
+        let (shape, v) = w;
+        match s {
+            Synapse::Conv { geom, .. } => {
+                geom.kernel == [1, 1]
+                    && geom.strides == [1, 1]
+                    && geom.pads == [0; 4]
+                    && geom.dilations == [1, 1]
+                    && shape.len() == 4
+                    && shape[1..] == [1, 1, 1]
+                    && geom.groups == shape[0]
+                    && v.iter().all(|x| *x == 1.0)
+            }
+            Synapse::Dense { .. } => {
+                let n = shape[0];
+                shape.len() == 2
+                    && shape[1] == n
+                    && v.iter()
+                        .enumerate()
+                        .all(|(i, &x)| x == if i / n == i % n { 1.0 } else { 0.0 })
+            }
+        }
+    };
+    l.synapses.len() >= 2
+        && l.bias.is_none()
+        && l.pool.is_none()
+        && l.quant.is_none()
+        && l.neuron == Neuron::Linear
+        && l.synapses.iter().all(identity)
+}
+
+/// Folds every plain sum ([`is_plain_sum`]) whose only reader is a one-group layer into that
+/// layer: the layer reads the sum's operands, one synapse group each, all with its own kernel
+/// (`W·(a + b) = W·a + W·b`, exact in the float graph). This is what sinabs' `Merge` does on
+/// Speck (events of both maps reach one core and one kernel, docs/chips.md §2.9); without it
+/// the sum would become an integrate-and-fire population of its own. A sum that is an output,
+/// has several readers or feeds a pooling is left alone (it stays a population). `None` when
+/// there is nothing to fold.
+pub fn fold_merges(graph: &Graph, notes: &mut Vec<String>) -> Option<Graph> {
+    let users = graph.users();
+    let outputs: BTreeSet<NodeId> = graph.outputs.iter().map(|o| o.node).collect();
+    let mut folds: Vec<(NodeId, NodeId, Layer)> = Vec::new();
+    for id in graph.ids() {
+        let Op::Layer(reader) = &graph.node(id).op else {
+            continue;
+        };
+        let [sum] = graph.node(id).inputs[..] else {
+            continue;
+        };
+        let Op::Layer(s) = &graph.node(sum).op else {
+            continue;
+        };
+        if reader.synapses.len() != 1
+            || !is_plain_sum(graph, s)
+            || users[sum.index()] != [id]
+            || outputs.contains(&sum)
+        {
+            continue;
+        }
+        let mut l = reader.clone();
+        l.synapses = vec![reader.synapses[0].clone(); s.synapses.len()];
+        folds.push((id, sum, l));
+        notes.push(format!(
+            "{}: reads the sum {} of {} spike maps directly, one synapse group per operand with its kernel (sinabs' Merge)",
+            describe(graph, id),
+            describe(graph, sum),
+            s.synapses.len()
+        ));
+    }
+    if folds.is_empty() {
+        return None;
+    }
+    let mut g = graph.clone();
+    for (id, sum, l) in folds {
+        let node = g.node_mut(id);
+        node.op = Op::Layer(l);
+        node.inputs = graph.node(sum).inputs.clone();
+    }
+    Some(g.into_compact())
 }
 
 /// Nodes the chip outputs depend on.

@@ -6,7 +6,8 @@
 //! into the pooled pixel, region of interest, mirrors) to the input's destination cores — a
 //! dense input as the sensor events that feed each of its elements, so both take the chip's
 //! path; then every used core, in source-before-consumer
-//! order, (1) applies each input event to the kernel entries it reaches, accumulating per-neuron
+//! order (a merge's core after both its sources, whose events share its one inbox and kernel:
+//! sinabs' `Merge`), (1) applies each input event to the kernel entries it reaches, accumulating per-neuron
 //! input and remembering which neuron positions it touched, (2) updates only the touched neurons
 //! (plus every neuron of a channel with a non-zero bias, which leaks or charges every step, and
 //! any neuron still above threshold after a capped step) with [`nmc_ir::if_step`], and (3) sends
@@ -63,6 +64,10 @@ pub struct RunOut {
     pub counts: Vec<i64>,
     /// Per-step output counts, when asked for.
     pub per_step: Option<Vec<Vec<i64>>>,
+    /// With the per-step counts: the spikes each core's neurons fired in each step (before
+    /// pooling), `[step][core]` over all nine cores (0 for an unused core) — what sinabs'
+    /// per-layer spike counts are compared with (`tests/src/sinabs_reference.rs`).
+    pub core_spikes: Option<Vec<Vec<u64>>>,
     /// Counters, latency, energy.
     pub perf: PerfReport,
 }
@@ -125,21 +130,27 @@ impl Emulator {
     pub fn new(a: &Artifact) -> Result<Self, EmuError> {
         ENVELOPE.checked(a.header.as_ref())?;
         let sources = crate::validate::validate(a)?;
-        // Source-before-consumer order of the used cores.
+        // Source-before-consumer order of the used cores (a merge after both its sources).
+        let used = sources.iter().filter(|s| !s.is_empty()).count();
         let mut order: Vec<u32> = Vec::new();
         let mut placed = vec![false; a.cnn_layers.len()];
         let mut depth_of = vec![0u32; a.cnn_layers.len()];
-        while order.len() < sources.iter().filter(|s| s.is_some()).count() {
+        while order.len() < used {
             let before = order.len();
             for (i, s) in sources.iter().enumerate() {
-                match s {
-                    Some(src) if !placed[i] && src.is_none_or(|k| placed[k as usize]) => {
-                        placed[i] = true;
-                        depth_of[i] = src.map_or(1, |k| depth_of[k as usize] + 1);
-                        order.push(i as u32);
-                    }
-                    _ => {}
+                if s.is_empty()
+                    || placed[i]
+                    || !s.iter().all(|src| src.is_none_or(|k| placed[k as usize]))
+                {
+                    continue;
                 }
+                placed[i] = true;
+                depth_of[i] = 1 + s
+                    .iter()
+                    .map(|src| src.map_or(0, |k| depth_of[k as usize]))
+                    .max()
+                    .unwrap_or(0);
+                order.push(i as u32);
             }
             if order.len() == before {
                 return Err(nmc_backend::corrupt("destinations form a cycle").into());
@@ -392,6 +403,8 @@ impl Emulator {
         let out_numel = self.out_map.iter().map(|v| *v as usize).product();
         let mut counts = vec![0i64; out_numel];
         let mut per_step = record_steps.then(Vec::new);
+        let n_cores = speck().cores.len();
+        let mut core_spikes = record_steps.then(Vec::new);
         let [_, ih, iw] = self.input_map.map(|v| v as usize);
         let mut in_events: Vec<(u32, u32)> = Vec::new();
         let mut spikes: Vec<[u32; 4]> = Vec::new();
@@ -475,12 +488,22 @@ impl Emulator {
             if let (Some(ps), Some(o)) = (per_step.as_mut(), out_step) {
                 ps.push(o);
             }
+            if let Some(cs) = core_spikes.as_mut() {
+                let mut row = vec![0u64; n_cores];
+                for (c, s) in self.cores.iter().zip(&step_counts) {
+                    if let Some(r) = row.get_mut(c.id as usize) {
+                        *r = s.spikes_out;
+                    }
+                }
+                cs.push(row);
+            }
         }
         let mut report = perf.finish();
         report.cores.sort_by_key(|c| c.id);
         Ok(RunOut {
             counts,
             per_step,
+            core_spikes,
             perf: report,
         })
     }
