@@ -609,3 +609,69 @@ fn emit_netx_refuses_what_lava_cannot_load_and_writes_nothing() {
         "{e}"
     );
 }
+
+/// An event file `(x, y, t, p)` as a spiking network's input on Loihi 2: binned into spike
+/// frames by span or by `--dt`, then run as frames; graded artifacts and missing binning are
+/// refused.
+#[test]
+fn event_files_run_as_the_spike_frames_they_bin_into() {
+    let imported = nmc::onnx::import_bytes(&cnn(Kind::Cuba, 5), None)
+        .unwrap()
+        .graph;
+    let c = driver::compile_graph(imported, &[], &loihi2(), 0).unwrap();
+    let art = LoadedArtifact::decode(&c.artifact).unwrap();
+    let mut rng = Rng::new(4);
+    let n = 300;
+    let ev = nmc_backend::EventArray {
+        x: (0..n).map(|_| (rng.unit() * 10.0) as u32).collect(),
+        y: (0..n).map(|_| (rng.unit() * 10.0) as u32).collect(),
+        t: (0..n).map(|i| 1000 + 7 * i as u64).collect(),
+        p: (0..n).map(|_| u32::from(rng.unit() < 0.5)).collect(),
+    };
+    let list: Vec<nmc_backend::events::DvsEvent> = (0..n)
+        .map(|i| nmc_backend::events::DvsEvent {
+            x: ev.x[i],
+            y: ev.y[i],
+            t: ev.t[i],
+            p: ev.p[i],
+        })
+        .collect();
+    for binning in [
+        nmc_backend::EventBinning {
+            timesteps: Some(6),
+            ..Default::default()
+        },
+        nmc_backend::EventBinning {
+            dt: Some(100),
+            t_start: Some(1000),
+            ..Default::default()
+        },
+    ] {
+        let steps = match binning.dt {
+            None => nmc_backend::events::Steps::Span(6),
+            Some(dt) => nmc_backend::events::Steps::Fixed {
+                dt,
+                t_start: binning.t_start,
+                timesteps: None,
+            },
+        };
+        let (binned, _) = nmc_backend::events::bin(&list, [10, 10], steps, 1 << 20).unwrap();
+        let frames = nmc_backend::events::dense(&binned, 200);
+        assert!(
+            frames.iter().flatten().any(|v| *v > 1),
+            "some pixel spikes twice in a step"
+        );
+        let xs = nmc::npy::Array {
+            shape: vec![1, frames.len(), 2, 10, 10],
+            data: frames.iter().flatten().map(|v| *v as f32).collect(),
+        };
+        let want = art.run(&xs, None).unwrap();
+        let got = art
+            .run_events_binned(&ev, &binning, &Default::default())
+            .unwrap();
+        assert_eq!(got.int_outputs, want.int_outputs, "{binning:?}");
+        assert_eq!(got.perf.timesteps, want.perf.timesteps);
+    }
+    let e = art.run_events(&ev, None).unwrap_err();
+    assert!(e.to_string().contains("needs --timesteps T"), "{e}");
+}

@@ -440,6 +440,10 @@ impl LoadedLoihi2 {
     }
 }
 
+/// Most timesteps an event file is binned into (`--dt` over a long stream): 2^20, the limit of
+/// `--timesteps` (docs/limits.md).
+const MAX_EVENT_STEPS: u32 = 1 << 20;
+
 /// Snn-mode samples `[samples, T, …shape]`: one flat slice per sample (its `T` frames in order)
 /// and `T`.
 fn spike_samples<'a>(
@@ -594,6 +598,84 @@ impl nmc_backend::Loaded for LoadedLoihi2 {
         progress: &(dyn Fn() + Sync),
     ) -> Result<RunResult, BackendError> {
         self.run_samples(samples, timesteps, params, progress, stream, true, &[])
+    }
+
+    /// Snn mode: an event file `(x, y, t, p)` binned into spike frames over the input's `[2, h,
+    /// w]` (polarity first; a one-channel input takes both polarities), by the stream's span cut
+    /// into `--timesteps` steps or by `--dt`, then run as frames (`T + depth` steps).
+    fn run_events_binned(
+        &self,
+        events: &nmc_backend::EventArray,
+        binning: &nmc_backend::EventBinning,
+        params: &ChipParams,
+    ) -> Result<RunResult, BackendError> {
+        use nmc_backend::events::{bin, dense, DvsEvent, Steps};
+        if !self.spike_frames() {
+            return Err(BackendError::input(
+                "event input (a .npy with fields x, y, t, p) is for a spiking network or speck; this loihi2 artifact runs graded neurons: give frames [samples, …]",
+            ));
+        }
+        let shape = self.input_shape().unwrap_or_default();
+        let [c, h, w] = shape.as_slice() else {
+            return Err(BackendError::input(format!(
+                "event input needs a [1 or 2, h, w] input; the model's is {shape:?}"
+            )));
+        };
+        let (c, h, w) = (*c, *h, *w);
+        if !(1..=2).contains(&c) {
+            return Err(BackendError::input(format!(
+                "event input needs a 1- or 2-channel (polarity) input; the model's is [{c}, {h}, {w}]"
+            )));
+        }
+        let steps = match binning.dt {
+            None => Steps::Span(binning.timesteps.ok_or_else(|| {
+                BackendError::Usage(
+                    "an event file needs --timesteps T (its span cut into T steps) or --dt".into(),
+                )
+            })?),
+            Some(dt) => Steps::Fixed {
+                dt,
+                t_start: binning.t_start,
+                timesteps: binning.timesteps,
+            },
+        };
+        let list: Vec<DvsEvent> = (0..events.len())
+            .map(|i| DvsEvent {
+                x: events.x[i],
+                y: events.y[i],
+                t: events.t[i],
+                p: events.p[i],
+            })
+            .collect();
+        let (binned, _) = bin(&list, [h as u32, w as u32], steps, MAX_EVENT_STEPS)
+            .map_err(BackendError::input)?;
+        let plane = h * w;
+        let mut data = Vec::with_capacity(binned.len() * c * plane);
+        for f in dense(&binned, 2 * plane) {
+            if c == 2 {
+                data.extend(f.iter().map(|v| *v as f32));
+            } else {
+                data.extend((0..plane).map(|i| (f[i] + f[plane + i]) as f32));
+            }
+        }
+        let frames = nmc_backend::Array {
+            shape: vec![1, binned.len(), c, h, w],
+            data,
+        };
+        self.run_samples(&frames, None, params, &|| {}, false, false, &[])
+    }
+
+    fn run_events(
+        &self,
+        events: &nmc_backend::EventArray,
+        timesteps: Option<u32>,
+        params: &ChipParams,
+    ) -> Result<RunResult, BackendError> {
+        let binning = nmc_backend::EventBinning {
+            timesteps,
+            ..Default::default()
+        };
+        self.run_events_binned(events, &binning, params)
     }
 
     /// Snn mode: the recorded run, plus the named populations' spikes and voltages per step.

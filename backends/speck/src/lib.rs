@@ -21,7 +21,7 @@ pub mod artifact;
 pub mod backend;
 pub mod dvs;
 pub mod emulator;
-pub mod events;
+pub use nmc_backend::events;
 pub mod listing;
 pub mod lower;
 pub mod mapping;

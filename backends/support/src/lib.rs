@@ -16,6 +16,7 @@ pub mod check;
 pub mod cost;
 pub mod envelope;
 pub mod error;
+pub mod events;
 pub mod floorline;
 pub mod mapping;
 pub mod quant;

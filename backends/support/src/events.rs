@@ -1,11 +1,12 @@
 //! DVS-style input events `(x, y, t, p)` (the structured form specksim and samna use, docs/chips.md
-//! §2.6) binned into timesteps.
+//! §2.6) binned into timesteps: Speck's event input, and the spike frames a Loihi 2 spiking
+//! network takes from an event file.
 //!
 //! Binning ([`Steps`]): by default, with `t0`/`t1` the first and last timestamps, an event at `t`
 //! belongs to step `⌊(t − t0) · T / (t1 − t0 + 1)⌋`, so the stream's time span is cut into `T`
 //! equal bins; with a fixed `dt` (`nmc run --dt`), step `⌊(t − t_start) / dt⌋`, so every file
 //! of a data set gets the same time per step. Events stay in sensor coordinates, polarity
-//! first (`[2, h, w]`): the DVS layer ([`crate::dvs`]) decides where they go. Events at the same
+//! first (`[2, h, w]`): Speck's DVS layer (`nmc_speck::dvs`) decides where they go. Events at the same
 //! place in the same bin add up: a pixel may send several events in one step.
 
 /// One sensor event.
