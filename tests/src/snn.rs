@@ -155,6 +155,23 @@ fn spikes(n: usize, t: usize, shape: &[usize], p: f64, seed: u64) -> nmc::npy::A
     }
 }
 
+/// Sample `s` of spike frames `[n, T, …]` as the interpreter's event counts for `k` steps: its `T`
+/// frames, then silence.
+fn steps_of(xs: &nmc::npy::Array, s: usize, k: usize) -> Vec<Vec<Vec<i64>>> {
+    let (n, t_in) = (xs.shape[0], xs.shape[1]);
+    let frame = xs.data.len() / (n * t_in);
+    (0..k)
+        .map(|t| {
+            vec![if t < t_in {
+                let at = (s * t_in + t) * frame;
+                xs.data[at..at + frame].iter().map(|v| *v as i64).collect()
+            } else {
+                vec![0; frame]
+            }]
+        })
+        .collect()
+}
+
 /// Compiles `model`, runs it on the emulator with `--record`, and holds every step's output
 /// spikes to the reference interpreter on the quantised graph. Returns the total spike count, so
 /// a caller can make sure the network is not silent.
@@ -170,22 +187,11 @@ fn emulator_equals_interpreter(model: &[u8], opts: &Options, xs: &nmc::npy::Arra
         .unwrap();
     let steps = rec.steps.expect("recorded");
     let interp = Interpreter::new(&c.quantized).unwrap();
-    let per = xs.data.len() / (n * t_in);
     let out = rec.int_outputs[0].len();
     let mut total = 0;
     for s in 0..n {
         // The same frames, silent after the last, as integer event counts per step.
-        let events: Vec<Vec<Vec<i64>>> = (0..k)
-            .map(|t| {
-                let frame = if t < t_in {
-                    let at = (s * t_in + t) * per;
-                    xs.data[at..at + per].iter().map(|v| *v as i64).collect()
-                } else {
-                    vec![0; per]
-                };
-                vec![frame]
-            })
-            .collect();
+        let events = steps_of(xs, s, k);
         let want = interp.run_events(&events).unwrap();
         assert_eq!(rec.int_outputs[s], want.counts[0], "sample {s}: counts");
         for t in 0..k {
@@ -242,16 +248,9 @@ fn tiled_equals_interpreter(model: &[u8], xs: &nmc::npy::Array) {
     emu.record_outputs(true);
     let interp = Interpreter::new(&c.quantized).unwrap();
     let (n, t_in) = (xs.shape[0], xs.shape[1]);
-    let per = xs.data.len() / (n * t_in);
     let k = t_in + 3;
     for s in 0..n {
-        let frames: Vec<Vec<Vec<i64>>> = (0..k)
-            .map(|t| {
-                let at = (s * t_in + t.min(t_in - 1)) * per;
-                let f = xs.data[at..at + per].iter().map(|v| *v as i64);
-                vec![if t < t_in { f.collect() } else { vec![0; per] }]
-            })
-            .collect();
+        let frames = steps_of(xs, s, k);
         let (counts, _) = emu.run_spikes(&frames[..t_in], k as u32).unwrap();
         let want = interp.run_events(&frames).unwrap();
         assert_eq!(counts[0], want.counts[0], "sample {s}");
@@ -414,18 +413,7 @@ fn floorline_and_evolve_measure_a_spiking_network_on_its_spike_frames() {
     let interp = Interpreter::new(&c.quantized).unwrap();
     let k = r.perf.timesteps as usize;
     for s in 0..4 {
-        let events: Vec<Vec<Vec<i64>>> = (0..k)
-            .map(|t| {
-                vec![if t < 8 {
-                    xs.data[(s * 8 + t) * 12..(s * 8 + t + 1) * 12]
-                        .iter()
-                        .map(|v| *v as i64)
-                        .collect()
-                } else {
-                    vec![0; 12]
-                }]
-            })
-            .collect();
+        let events = steps_of(&xs, s, k);
         assert_eq!(
             r.int_outputs[s],
             interp.run_events(&events).unwrap().counts[0]
@@ -494,20 +482,10 @@ fn nir_graphs_from_snntorch_and_sinabs_run_on_loihi2_and_speck() {
             .unwrap();
         let steps = r.steps.unwrap();
         let interp = Interpreter::new(&c.quantized).unwrap();
-        let frame = per / t_in;
         let out = r.int_outputs[0].len();
         let mut total = 0;
         for s in 0..4 {
-            let events: Vec<Vec<Vec<i64>>> = (0..k)
-                .map(|t| {
-                    vec![if t < t_in {
-                        let at = s * per + t * frame;
-                        xs.data[at..at + frame].iter().map(|v| *v as i64).collect()
-                    } else {
-                        vec![0; frame]
-                    }]
-                })
-                .collect();
+            let events = steps_of(&xs, s, k);
             let want = interp.run_events(&events).unwrap();
             for t in 0..k {
                 let at = (s * k + t) * out;
@@ -533,14 +511,9 @@ fn nir_graphs_from_snntorch_and_sinabs_run_on_loihi2_and_speck() {
     let r = art.run(&xs, None).unwrap();
     assert_eq!(r.perf.timesteps as usize, xs.shape[1]);
     let interp = Interpreter::new(&c.quantized).unwrap();
-    let (t_in, frame) = (xs.shape[1], per / xs.shape[1]);
+    let t_in = xs.shape[1];
     for s in 0..2 {
-        let events: Vec<Vec<Vec<i64>>> = (0..t_in)
-            .map(|t| {
-                let at = s * per + t * frame;
-                vec![xs.data[at..at + frame].iter().map(|v| *v as i64).collect()]
-            })
-            .collect();
+        let events = steps_of(&xs, s, t_in);
         assert_eq!(
             r.int_outputs[s],
             interp.run_events(&events).unwrap().counts[0]

@@ -207,6 +207,48 @@ pub fn is_snn(graph: &Graph) -> bool {
     })
 }
 
+/// Per element of each input (its `Quantize`) and of each layer, a sum over runs, turned into
+/// densities by [`Tally::finish`]: what both measurements of an activity profile collect.
+struct Tally {
+    inputs: Vec<(NodeId, Vec<f64>)>,
+    layers: Vec<(NodeId, Vec<f64>)>,
+}
+
+impl Tally {
+    fn new(graph: &Graph) -> Self {
+        let zeros = |id: NodeId| (id, vec![0.0; graph.ty(id).numel()]);
+        Tally {
+            inputs: graph
+                .inputs
+                .iter()
+                .map(|&i| zeros(quantize_of(graph, i)))
+                .collect(),
+            layers: layer_nodes(graph).into_iter().map(zeros).collect(),
+        }
+    }
+
+    /// Lets `f` add one run's counts to every input's and layer's sums.
+    fn add(&mut self, mut f: impl FnMut(NodeId, &mut [f64])) {
+        for (id, acc) in self.inputs.iter_mut().chain(&mut self.layers) {
+            f(*id, acc);
+        }
+    }
+
+    /// The sums divided by `n` (runs, or steps).
+    fn finish(self, graph: &Graph, n: f64, from: String) -> ActivityProfile {
+        let norm = |v: Vec<f64>| v.into_iter().map(|c| c / n).collect::<Vec<f64>>();
+        ActivityProfile {
+            from,
+            inputs: self.inputs.into_iter().map(|(_, v)| norm(v)).collect(),
+            layers: self
+                .layers
+                .into_iter()
+                .map(|(l, v)| (l, graph.node(l).name.clone(), norm(v)))
+                .collect(),
+        }
+    }
+}
+
 fn layer_nodes(graph: &Graph) -> Vec<NodeId> {
     graph
         .topo_order()
@@ -250,18 +292,7 @@ impl ActivityProfile {
         if is_snn(graph) {
             return Self::measure_snn(graph, &interp, samples);
         }
-        let qs: Vec<NodeId> = graph
-            .inputs
-            .iter()
-            .map(|&i| quantize_of(graph, i))
-            .collect();
-        let layers = layer_nodes(graph);
-        let mut inputs: Vec<Vec<f64>> =
-            qs.iter().map(|&q| vec![0.0; graph.ty(q).numel()]).collect();
-        let mut outs: Vec<Vec<f64>> = layers
-            .iter()
-            .map(|&l| vec![0.0; graph.ty(l).numel()])
-            .collect();
+        let mut tally = Tally::new(graph);
         // The blank-input response every inference starts from.
         let zeros: Vec<Vec<f32>> = graph
             .inputs
@@ -270,34 +301,24 @@ impl ActivityProfile {
             .collect();
         let zero_refs: Vec<&[f32]> = zeros.iter().map(|v| v.as_slice()).collect();
         let blank = interp.run_all(&zero_refs)?;
-        let count = |acc: &mut Vec<f64>, v: &Option<Value>, base: &Option<Value>| {
-            if let (Some(Value::I64(x)), Some(Value::I64(b))) = (v, base) {
-                acc.iter_mut()
-                    .zip(x.iter().zip(b))
-                    .for_each(|(a, (x, b))| *a += f64::from(u8::from(x != b)));
-            }
-        };
         for s in samples {
             let refs: Vec<&[f32]> = s.iter().map(|v| v.as_slice()).collect();
             let vals = interp.run_all(&refs)?;
-            for (acc, q) in inputs.iter_mut().zip(&qs) {
-                count(acc, &vals[q.index()], &blank[q.index()]);
-            }
-            for (acc, l) in outs.iter_mut().zip(&layers) {
-                count(acc, &vals[l.index()], &blank[l.index()]);
-            }
+            tally.add(|id, acc| {
+                if let (Some(Value::I64(x)), Some(Value::I64(b))) =
+                    (&vals[id.index()], &blank[id.index()])
+                {
+                    acc.iter_mut()
+                        .zip(x.iter().zip(b))
+                        .for_each(|(a, (x, b))| *a += f64::from(u8::from(x != b)));
+                }
+            });
         }
-        let n = samples.len() as f64;
-        let norm = |v: Vec<f64>| v.into_iter().map(|c| c / n).collect::<Vec<f64>>();
-        Ok(ActivityProfile {
-            from: format!("measured on {} calibration sample(s)", samples.len()),
-            inputs: inputs.into_iter().map(norm).collect(),
-            layers: layers
-                .iter()
-                .zip(outs)
-                .map(|(&l, v)| (l, graph.node(l).name.clone(), norm(v)))
-                .collect(),
-        })
+        Ok(tally.finish(
+            graph,
+            samples.len() as f64,
+            format!("measured on {} calibration sample(s)", samples.len()),
+        ))
     }
 
     /// [`ActivityProfile::measure`] of an snn-mode graph: each sample is its inputs' spike frames
@@ -308,18 +329,7 @@ impl ActivityProfile {
         interp: &Interpreter<'_>,
         samples: &[Vec<Vec<f32>>],
     ) -> Result<Self, InterpError> {
-        let qs: Vec<NodeId> = graph
-            .inputs
-            .iter()
-            .map(|&i| quantize_of(graph, i))
-            .collect();
-        let layers = layer_nodes(graph);
-        let mut inputs: Vec<Vec<f64>> =
-            qs.iter().map(|&q| vec![0.0; graph.ty(q).numel()]).collect();
-        let mut outs: Vec<Vec<f64>> = layers
-            .iter()
-            .map(|&l| vec![0.0; graph.ty(l).numel()])
-            .collect();
+        let mut tally = Tally::new(graph);
         let mut steps = 0u64;
         for s in samples {
             let per: Vec<usize> = graph.inputs.iter().map(|&i| graph.ty(i).numel()).collect();
@@ -343,38 +353,23 @@ impl ActivityProfile {
                 })
                 .collect();
             let r = interp.run_events(&events)?;
-            let add = |acc: &mut Vec<f64>, id: NodeId| {
+            tally.add(|id, acc| {
                 if let Some(a) = r.active_steps.get(id.index()) {
                     acc.iter_mut()
                         .zip(a)
                         .for_each(|(acc, n)| *acc += f64::from(*n));
                 }
-            };
-            for (acc, &q) in inputs.iter_mut().zip(&qs) {
-                add(acc, q);
-            }
-            for (acc, &l) in outs.iter_mut().zip(&layers) {
-                add(acc, l);
-            }
+            });
             steps += t as u64;
         }
-        let norm = |v: Vec<f64>| {
-            v.into_iter()
-                .map(|c| c / steps.max(1) as f64)
-                .collect::<Vec<f64>>()
-        };
-        Ok(ActivityProfile {
-            from: format!(
+        Ok(tally.finish(
+            graph,
+            steps.max(1) as f64,
+            format!(
                 "measured on {} spike-frame sample(s), {steps} step(s) in all",
                 samples.len()
             ),
-            inputs: inputs.into_iter().map(norm).collect(),
-            layers: layers
-                .iter()
-                .zip(outs)
-                .map(|(&l, v)| (l, graph.node(l).name.clone(), norm(v)))
-                .collect(),
-        })
+        ))
     }
 
     /// The same profile with every density multiplied by `factor` (clamped to [0, 1]): "what if

@@ -251,22 +251,16 @@ pub fn quantize(
                 map.insert(id, nid);
                 scale.insert(id, target.scale);
             }
-            _ => match carry_view(node, ity, &map, &scale, &mut out) {
-                Some(r) => {
-                    let (nid, s) = r.map_err(|m| err(id, m))?;
-                    map.insert(id, nid);
-                    scale.insert(id, s);
-                }
-                None => {
-                    return Err(err(
-                        id,
-                        format!(
-                            "`{}` cannot run on the chip (not canonical)",
-                            node.op.mnemonic()
-                        ),
-                    ))
-                }
-            },
+            _ => carry(
+                id,
+                node,
+                ity,
+                &mut map,
+                &mut scale,
+                &mut out,
+                "on the chip (not canonical)",
+            )
+            .map_err(|m| err(id, m))?,
         }
     }
     dequantize_outputs(&mut out, &chip_outputs, &map, &scale);
@@ -299,6 +293,24 @@ pub(super) fn chip_outputs(graph: &Graph, notes: &mut Vec<String>) -> Vec<Output
         });
     }
     chip_outputs
+}
+
+/// [`carry_view`] of node `id`, recording its new node in `map` and its scale in `scale`; an op
+/// that is not a view is refused as `` `op` cannot run {place} ``. Every quantiser's last case.
+pub(crate) fn carry(
+    id: NodeId,
+    node: &nmc_ir::Node,
+    ity: nmc_ir::TensorType,
+    map: &mut BTreeMap<NodeId, NodeId>,
+    scale: &mut BTreeMap<NodeId, f32>,
+    out: &mut Graph,
+    place: &str,
+) -> Result<(), String> {
+    let (nid, s) = carry_view(node, ity, map, scale, out)
+        .ok_or_else(|| format!("`{}` cannot run {place}", node.op.mnemonic()))??;
+    map.insert(id, nid);
+    scale.insert(id, s);
+    Ok(())
 }
 
 /// Carries a view (reshape, concatenation, fake-quant) into a quantised graph: the same view of

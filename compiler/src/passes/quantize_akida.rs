@@ -602,22 +602,16 @@ pub fn quantize_akida(
                 );
                 scale.insert(id, scale[&node.inputs[0]]);
             }
-            _ => match super::quantize::carry_view(node, ity, &map, &scale, &mut out) {
-                Some(r) => {
-                    let (nid, s) = r.map_err(|m| perr(id, m))?;
-                    map.insert(id, nid);
-                    scale.insert(id, s);
-                }
-                None => {
-                    return Err(perr(
-                        id,
-                        format!(
-                            "`{}` cannot run on the chip (not canonical)",
-                            node.op.mnemonic()
-                        ),
-                    ))
-                }
-            },
+            _ => super::quantize::carry(
+                id,
+                node,
+                ity,
+                &mut map,
+                &mut scale,
+                &mut out,
+                "on the chip (not canonical)",
+            )
+            .map_err(|m| perr(id, m))?,
         }
     }
     super::quantize::dequantize_outputs(&mut out, &chip_outputs, &map, &scale);

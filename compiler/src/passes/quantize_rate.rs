@@ -268,22 +268,16 @@ pub fn quantize_rate(
                 );
                 factor.insert(id, 1.0);
             }
-            _ => match super::quantize::carry_view(node, ity, &map, &factor, &mut out) {
-                Some(r) => {
-                    let (nid, f) = r.map_err(|m| err(id, m))?;
-                    map.insert(id, nid);
-                    factor.insert(id, f);
-                }
-                None => {
-                    return Err(err(
-                        id,
-                        format!(
-                            "`{}` cannot run in rate mode (not canonical)",
-                            node.op.mnemonic()
-                        ),
-                    ))
-                }
-            },
+            _ => super::quantize::carry(
+                id,
+                node,
+                ity,
+                &mut map,
+                &mut factor,
+                &mut out,
+                "in rate mode (not canonical)",
+            )
+            .map_err(|m| err(id, m))?,
         }
     }
     for o in &chip_outputs {

@@ -317,22 +317,16 @@ pub fn quantize_snn(graph: &Graph, target: &str) -> Result<(Graph, QuantReport),
                 map.insert(id, out.add(Op::Layer(layer), srcs, ity, node.name.clone()));
                 unit.insert(id, 1.0);
             }
-            _ => match super::quantize::carry_view(node, ity, &map, &unit, &mut out) {
-                Some(r) => {
-                    let (nid, f) = r.map_err(|m| err(id, m))?;
-                    map.insert(id, nid);
-                    unit.insert(id, f);
-                }
-                None => {
-                    return Err(err(
-                        id,
-                        format!(
-                            "`{}` cannot run in snn mode on {target}",
-                            node.op.mnemonic()
-                        ),
-                    ))
-                }
-            },
+            _ => super::quantize::carry(
+                id,
+                node,
+                ity,
+                &mut map,
+                &mut unit,
+                &mut out,
+                &format!("in snn mode on {target}"),
+            )
+            .map_err(|m| err(id, m))?,
         }
     }
     for o in &graph.outputs {

@@ -378,7 +378,7 @@ impl Emulator {
         let mut perf = PerfBuilder::new(&self.cores, self.record_cores);
         for t in 0..timesteps {
             if t == 0 {
-                self.inject(inputs);
+                self.inject(inputs, false);
             }
             self.neuron_phase();
             self.synapse_phase();
@@ -443,7 +443,7 @@ impl Emulator {
         let mut perf = PerfBuilder::new(&self.cores, self.record_cores);
         for t in 0..timesteps as usize {
             if let Some(f) = frames.get(t) {
-                self.inject_spikes(f);
+                self.inject(f, true);
             }
             self.neuron_phase();
             self.synapse_phase();
@@ -469,29 +469,6 @@ impl Emulator {
         Ok((counts, report))
     }
 
-    /// Queues each non-zero input value of one step as an event (snn mode: a spike is sent
-    /// whole, not as a change).
-    fn inject_spikes(&mut self, inputs: &[Vec<i64>]) {
-        for (i, ((inp, x), fan)) in self
-            .inputs
-            .iter_mut()
-            .zip(inputs)
-            .zip(&self.fanout)
-            .enumerate()
-        {
-            for (k, &v) in x.iter().enumerate() {
-                if v != 0 {
-                    self.outbox.push(Event {
-                        src: i as u32,
-                        idx: k as u32,
-                        delta: v,
-                    });
-                    inp.sent[fan.set_of(k)] += 1;
-                }
-            }
-        }
-    }
-
     fn check_inputs(&self, inputs: &[Vec<i64>]) -> Result<(), EmuError> {
         let expected: Vec<IntInput> = self
             .inputs
@@ -505,8 +482,9 @@ impl Emulator {
         Ok(check_int_inputs(inputs, &expected)?)
     }
 
-    /// Queues each input element's change since the last frame as an event.
-    fn inject(&mut self, inputs: &[Vec<i64>]) {
+    /// Queues the inputs as events: each element's change since the last frame (graded), or,
+    /// with `whole` (snn mode), each non-zero value as it is (a spike is sent whole).
+    fn inject(&mut self, inputs: &[Vec<i64>], whole: bool) {
         for (i, ((inp, x), fan)) in self
             .inputs
             .iter_mut()
@@ -515,13 +493,16 @@ impl Emulator {
             .enumerate()
         {
             for (k, (&v, prev)) in x.iter().zip(inp.prev.iter_mut()).enumerate() {
-                if v != *prev {
+                let delta = if whole { v } else { v - *prev };
+                if delta != 0 {
                     self.outbox.push(Event {
                         src: i as u32,
                         idx: k as u32,
-                        delta: v - *prev,
+                        delta,
                     });
-                    *prev = v;
+                    if !whole {
+                        *prev = v;
+                    }
                     inp.sent[fan.set_of(k)] += 1;
                 }
             }
