@@ -40,18 +40,7 @@ impl Reference {
 }
 
 fn npy<T: npyz::Deserialize>(path: &std::path::Path) -> (Vec<usize>, Vec<T>) {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (generate it with testdata/gen/akida_reference.py)",
-            path.display()
-        )
-    });
-    let f = npyz::NpyFile::new(&bytes[..]).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let shape = f.shape().iter().map(|&d| d as usize).collect();
-    let data = f
-        .into_vec::<T>()
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    (shape, data)
+    crate::common::vendor_npy(path, "akida_reference.py")
 }
 
 fn reference(case: &Case) -> Reference {

@@ -212,3 +212,20 @@ pub fn with_int_initializer(bytes: Vec<u8>, name: &str, values: Vec<i64>) -> Vec
         });
     model.write_to_bytes().unwrap()
 }
+
+/// A vendor engine's recorded `.npy` (`shape`, values), or a panic naming the generator script
+/// that makes it (`testdata/gen/<generator>`).
+pub fn vendor_npy<T: npyz::Deserialize>(path: &Path, generator: &str) -> (Vec<usize>, Vec<T>) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (generate it with testdata/gen/{generator})",
+            path.display()
+        )
+    });
+    let f = npyz::NpyFile::new(&bytes[..]).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let shape = f.shape().iter().map(|&d| d as usize).collect();
+    let data = f
+        .into_vec::<T>()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (shape, data)
+}

@@ -41,18 +41,7 @@ struct Reference {
 }
 
 fn npy_i64(path: &std::path::Path) -> (Vec<usize>, Vec<i64>) {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (generate it with testdata/gen/sinabs_reference.py)",
-            path.display()
-        )
-    });
-    let f = npyz::NpyFile::new(&bytes[..]).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let shape = f.shape().iter().map(|&d| d as usize).collect();
-    let data = f
-        .into_vec::<i64>()
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    (shape, data)
+    crate::common::vendor_npy(path, "sinabs_reference.py")
 }
 
 fn reference(case: &Case) -> Reference {
