@@ -32,3 +32,14 @@ pub struct PassError {
 pub fn describe_node(graph: &nmc_ir::Graph, id: nmc_ir::NodeId) -> String {
     graph.node_ref(id).to_string()
 }
+
+/// A quantiser's new graph, compacted and verified: the last step of every quantiser.
+pub(crate) fn finished(out: nmc_ir::Graph, pass: &'static str) -> Result<nmc_ir::Graph, PassError> {
+    let out = out.into_compact();
+    nmc_ir::verify(&out).map_err(|e| PassError {
+        pass,
+        node: "graph".into(),
+        message: e.to_string(),
+    })?;
+    Ok(out)
+}

@@ -264,13 +264,7 @@ pub fn quantize(
         }
     }
     dequantize_outputs(&mut out, &chip_outputs, &map, &scale);
-    let out = out.into_compact();
-    nmc_ir::verify(&out).map_err(|e| PassError {
-        pass: PASS,
-        node: "graph".into(),
-        message: e.to_string(),
-    })?;
-    Ok((out, report))
+    Ok((super::finished(out, PASS)?, report))
 }
 
 /// The values the chip produces: each graph output, with a trailing Softmax or LogSoftmax left

@@ -615,14 +615,7 @@ pub fn quantize_akida(
         }
     }
     super::quantize::dequantize_outputs(&mut out, &chip_outputs, &map, &scale);
-    let out = out.into_compact();
-    nmc_ir::verify(&out).map_err(|e| {
-        Error::Pass(PassError {
-            pass: PASS,
-            node: "graph".into(),
-            message: e.to_string(),
-        })
-    })?;
+    let out = super::finished(out, PASS).map_err(Error::Pass)?;
     Ok((out, report))
 }
 

@@ -307,13 +307,7 @@ pub fn quantize_rate(
             name: o.name.clone(),
         });
     }
-    let out = out.into_compact();
-    nmc_ir::verify(&out).map_err(|e| PassError {
-        pass: PASS,
-        node: "graph".into(),
-        message: e.to_string(),
-    })?;
-    Ok((out, report))
+    Ok((super::finished(out, PASS)?, report))
 }
 
 /// A pooling of a graph input and nothing else (canonicalize's identity population with a pool:

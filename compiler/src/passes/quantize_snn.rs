@@ -344,13 +344,7 @@ pub fn quantize_snn(graph: &Graph, target: &str) -> Result<(Graph, QuantReport),
             name: o.name.clone(),
         });
     }
-    let out = out.into_compact();
-    nmc_ir::verify(&out).map_err(|e| PassError {
-        pass: PASS,
-        node: "graph".into(),
-        message: e.to_string(),
-    })?;
-    Ok((out, report))
+    Ok((super::finished(out, PASS)?, report))
 }
 
 /// One layer to Loihi's CUBA registers; returns it and the conversion note the compile report
