@@ -777,8 +777,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and name != args.only:
             continue
         finish_case(name, build(), args.out, labels)
-        if name == "dvs_cnn":
-            finish_events(args.out)
+        if name in ("dvs_cnn", "dvs_gesture_speck"):
+            finish_events(args.out, name)
     return 0
 
 

@@ -29,6 +29,16 @@ Cases (case.toml has `targets = ["speck"]`: the Loihi 2 integration tests skip t
   convolution, so both operands use the same kernel (docs/chips.md §2.9). No pooling before the
   merge: an average pool on one operand only would make its spikes stand for a different amount
   (sinabs then averages rescale factors, ``weight_rescaling_methods.py``; nmc refuses).
+* ``dvs_gesture_speck``: a DVS-gesture CNN on 2x128x128 ON/OFF event counts, written as sinabs
+  users write one for Speck (an ``nn.Sequential``): ``nn.AvgPool2d(4)`` on the input first
+  (run in the DVS layer, 128x128 -> 32x32), then conv 2->8, 8->16, 16->16 (3x3, padding 1, no
+  bias) each with ReLU and 2x2 average pooling, flatten, Linear 256->11 without bias. Trained
+  on make_pytorch_models.py's synthetic gesture clips (its ``gesture_data``: event counts of
+  blobs moving along 11 class paths); the first 32 test clips are the inputs (uint8 counts).
+  Also writes ``events.npy``: test clip 0 as a DVS event stream in sensor coordinates, each
+  pixel firing 8 events per count evenly over 100 ms (``write_events``), so that binned into
+  the default T = 8 steps every step carries about the clip's counts, as dvs_cnn's every step
+  carries its frame.
 * ``speck_too_big``: an untrained network that does not fit Speck: its second convolution
   (16->32, 3x3) on a 64x64 map needs 32 * 2^(6+6) = 128 Ki neuron entries, twice the largest
   core's 64 Ki (the example of sinabs' documentation). Two random inputs.
@@ -113,6 +123,18 @@ class TooBig(nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
+def gesture_net() -> nn.Module:
+    """The sinabs-style gesture network: the input pooling first, average pooling only."""
+    return nn.Sequential(
+        nn.AvgPool2d(4),  # the DVS layer's pooling: 2x128x128 -> 2x32x32
+        nn.Conv2d(2, 8, 3, padding=1, bias=False), nn.ReLU(), nn.AvgPool2d(2),  # 8x16x16
+        nn.Conv2d(8, 16, 3, padding=1, bias=False), nn.ReLU(), nn.AvgPool2d(2),  # 16x8x8
+        nn.Conv2d(16, 16, 3, padding=1, bias=False), nn.ReLU(), nn.AvgPool2d(2),  # 16x4x4
+        nn.Flatten(),
+        nn.Linear(16 * 4 * 4, 11, bias=False),
+    )
+
+
 @functools.lru_cache(maxsize=1)
 def _data() -> tuple[np.ndarray, np.ndarray]:
     d = mm.load_data()
@@ -130,15 +152,18 @@ def _export(m: nn.Module, x: np.ndarray) -> onnx.ModelProto:
     return mm.export_torchscript(m, torch.from_numpy(x[:2]), opset=13)
 
 
-def write_events(path: Path, frame: np.ndarray, seed: int) -> int:
-    """Writes one frame (2, H, W) as a DVS event stream; returns the number of events."""
+def write_events(path: Path, frame: np.ndarray, seed: int, per_unit: int = 8) -> int:
+    """Writes one frame (2, H, W) of non-negative integers as a DVS event stream; returns the
+    number of events. A pixel of value v fires v * per_unit events, evenly over 100 ms with a
+    random phase (binary frames: 8 events per active pixel)."""
     rng = np.random.default_rng(seed)
-    window_us, per_pixel = 100_000, 8
+    window_us = 100_000
     rows = []
     for p, y, x in zip(*np.nonzero(frame)):
         phase = rng.random()
-        for k in range(per_pixel):
-            t = int((k + phase) * window_us / per_pixel)
+        n = int(frame[p, y, x]) * per_unit
+        for k in range(n):
+            t = int((k + phase) * window_us / n)
             rows.append((x, y, t, p))
     rows.sort(key=lambda r: (r[2], r[3], r[1], r[0]))
     dtype = np.dtype([("x", "<u4"), ("y", "<u4"), ("t", "<u4"), ("p", "<u4")])
@@ -195,6 +220,25 @@ def case_dvs_res() -> mm.Built:
         labels=mm.load_data().y_test[:n], extra=SPECK)
 
 
+N_GESTURE = 32  # test clips in dvs_gesture_speck (2x128x128 uint8: 1 MB)
+
+
+def case_dvs_gesture_speck() -> mm.Built:
+    import make_pytorch_models as mp
+
+    xtr, ytr, xte, yte = mp.gesture_data()
+    mm.seed_everything(mm.SEED + 13)
+    m = mm.train(gesture_net(), xtr.astype(np.float32), ytr, epochs=30, lr=5e-3, batch=16).eval()
+    x = xte[:N_GESTURE].astype(np.float32)
+    onx = _export(m, x)
+    return mm.Built(
+        onx, x, "sinabs-style DVS-gesture CNN on 2x128x128 ON/OFF event counts (synthetic clips, "
+        "11 classes): avgpool 4x4 (the DVS layer's), conv8-conv16-conv16 (3x3, no bias, ReLU, "
+        "2x2 average pooling each), linear 256->11 without bias", "torchscript", 13,
+        min_top1=0.5, torch_model=m, save_dtype="uint8", labels=yte[:N_GESTURE],
+        extra={**SPECK, "events": "events.npy", "events_sample": 0})
+
+
 def case_speck_too_big() -> mm.Built:
     mm.seed_everything(mm.SEED + 11)
     m = TooBig().eval()
@@ -211,12 +255,21 @@ SPECK_CASES = {
     "dvs_cnn": case_dvs_cnn,
     "dvs_cnn_if": case_dvs_cnn_if,
     "dvs_res": case_dvs_res,
+    "dvs_gesture_speck": case_dvs_gesture_speck,
     "speck_too_big": case_speck_too_big,
 }
 
 
-def finish_events(out: Path) -> None:
-    """events.npy next to dvs_cnn, from its first test input."""
+def finish_events(out: Path, name: str = "dvs_cnn") -> None:
+    """events.npy next to dvs_cnn (its first test image) or dvs_gesture_speck (its first test
+    clip): 8 events per unit of a pixel's value."""
+    if name == "dvs_gesture_speck":
+        import make_pytorch_models as mp
+
+        _, _, xte, yte = mp.gesture_data()
+        n = write_events(out / name / "events.npy", xte[0], seed=1)
+        print(f"   events.npy: {n} events of test clip 0 (label {yte[0]})")
+        return
     _, xte = _data()
     n = write_events(out / "dvs_cnn" / "events.npy", xte[0], seed=0)
     print(f"   events.npy: {n} events of test image 0 (label {mm.load_data().y_test[0]})")

@@ -12,7 +12,9 @@ script
    ``Conv2d`` with nmc's kernel (samna order transposed back to torch's), an ``IAFSqueeze`` with
    nmc's thresholds (``MultiSpike``, subtractive reset or reset to zero, ``min_v_mem`` = nmc's
    lower bound), a ``SumPool2d`` for each destination's pooling, and an ``sl.Merge`` where a core has two
-   sources; dense layers are already full-size convolutions in nmc's artifact;
+   sources; dense layers are already full-size convolutions in nmc's artifact; nmc's DVS-layer
+   pooling is a ``SumPool2d`` on the input, which sinabs moves into its ``DVSLayer``
+   (``consolidate_dvs_pooling``), as it does for a user's model that pools its input first;
 3. hands it to sinabs 3's ``DynapcnnNetwork(dvs_input=..., discretize=False)`` (the integers are
    nmc's, not discretised again), and records sinabs' layer -> core assignment
    (``make_config``: Edmonds-Karp over ``get_constraints()``), its ``memory_summary()`` and the
@@ -294,12 +296,22 @@ def build_model(net, src, order):
                         self.pools[f"{core}_{p}"] = sl.SumPool2d(p)
                 if len(src[core]) > 1:
                     self.merges[str(core)] = sl.Merge()
+            # The DVS layer's pooling, as a pooling of the input (sinabs takes it into its
+            # DVSLayer); nmc's region and mirrors are not modelled (the cases use neither).
+            dvs = net["dvs_layer"]
+            if dvs["origin"] != {"x": 0, "y": 0} or any(dvs["mirror"].values()) or \
+                    dvs["mirror_diagonal"]:
+                raise ValueError("a DVS region or mirror: not modelled by this script")
+            pool = (dvs["pooling"]["y"], dvs["pooling"]["x"])
+            self.dvs_pool = sl.SumPool2d(pool) if pool != (1, 1) else None
 
         def pooled(self, outs, core, p):
             key = f"{core}_{p}"
             return self.pools[key](outs[core]) if key in self.pools else outs[core]
 
         def forward(self, x):
+            if self.dvs_pool is not None:
+                x = self.dvs_pool(x)
             outs = {}
             for core in self.order:
                 ins = [x if s is None else self.pooled(outs, s, pool_to[(s, core)])
@@ -316,8 +328,9 @@ def float_model(case_dir, x_max):
 
     Supports what the shipped Speck cases use: Conv, Relu, ``ai.nmc`` IF with sinabs' defaults
     (threshold 1, subtractive reset, v_min -1: the ReLU that ``from_model`` turns into exactly
-    that neuron), AveragePool (stride = window), Flatten, Gemm (transB) and Add of two maps (as
-    ``sl.Merge``). The output layer gets a ReLU, which ``from_model`` turns into the spiking
+    that neuron), AveragePool (stride = window; on the input, sinabs moves it into the DVS
+    layer), Flatten, Gemm (transB), MatMul by a constant (a Linear without bias) and Add of two
+    maps (as ``sl.Merge``). The output layer gets a ReLU, which ``from_model`` turns into the spiking
     output ``add_spiking_output`` would add. The first convolution's weights are multiplied by
     ``x_max``, the input's full scale: one input event stands for it (nmc's rate encoding).
     """
@@ -378,6 +391,11 @@ def float_model(case_dir, x_max):
                     if len(n.input) > 2:
                         lin.bias.data = torch.from_numpy(inits[n.input[2]].copy())
                     mod, ins = lin, [n.input[0]]
+                elif n.op_type == "MatMul" and n.input[1] in inits:
+                    w = torch.from_numpy(inits[n.input[1]].copy())
+                    lin = nn.Linear(w.shape[0], w.shape[1], bias=False)
+                    lin.weight.data = w.T.contiguous()
+                    mod, ins = lin, [n.input[0]]
                 elif n.op_type == "Add":
                     mod, ins = sl.Merge(), list(n.input)
                 else:
@@ -436,8 +454,9 @@ def encode(x, scale, levels, timesteps):
 def bin_span(ev, shape, timesteps):
     """nmc's default binning of an event stream (``nmc_speck::events::bin``, ``Steps::Span``):
     an event at ``t`` is in step ``(t - t_first) * T // (t_last - t_first + 1)``, at element
-    ``(p, y, x)``; returns ``(T, *shape)`` int64 counts. (Only for inputs that the DVS layer
-    passes unchanged: no pooling, region or mirror, both polarities as channels.)"""
+    ``(p, y, x)``; returns ``(T, *shape)`` int64 counts in sensor pixels: the DVS layer's pooling
+    is the model's (``build_model``). (Only for a region at the sensor's origin without mirrors,
+    both polarities as channels.)"""
     t = ev["t"].astype(np.int64)
     t0, t1 = int(t.min()), int(t.max())
     step = (t - t0) * timesteps // (t1 - t0 + 1)

@@ -208,6 +208,15 @@ fn same_config(nmc: &Value, cfg: &Value, dvs_input: Value, from: &str) -> Result
             nmc["dvs_destinations"], dvs["destinations"]
         ));
     }
+    // The DVS layer's pooling (sinabs moves a pooling of the input into it) and polarity merge.
+    for key in ["pooling", "merge"] {
+        if nmc["dvs_layer"][key] != dvs[key] {
+            return Err(format!(
+                "dvs layer{from}: {key} nmc {}, sinabs {}",
+                nmc["dvs_layer"][key], dvs[key]
+            ));
+        }
+    }
     let cores = cfg["cnn_layers"].as_array().unwrap();
     if cores.len() != ours.len() {
         return Err(format!(
@@ -423,14 +432,17 @@ fn event_file_spikes_equal_sinabs() {
         assert!(same_event_spikes(case, c, &bad).is_err(), "can fail");
         checked += 1;
     }
-    assert!(checked >= 1, "dvs_cnn has an events file");
+    assert!(
+        checked >= 2,
+        "dvs_cnn and dvs_gesture_speck have events files"
+    );
 }
 
 #[test]
 fn every_speck_case_has_a_current_sinabs_reference() {
     let cases = speck_cases();
     let names: Vec<&str> = cases.iter().map(|(c, _)| c.name.as_str()).collect();
-    for must in ["dvs_cnn", "dvs_cnn_if", "dvs_res"] {
+    for must in ["dvs_cnn", "dvs_cnn_if", "dvs_res", "dvs_gesture_speck"] {
         assert!(names.contains(&must), "{must} did not compile for speck");
     }
     for (case, c) in cases {
@@ -487,6 +499,35 @@ fn the_residual_case_merges_and_branches_as_sinabs() {
         }
     }
     assert_eq!(sources.iter().filter(|&&n| n == 2).count(), 1, "one merge");
+}
+
+#[test]
+fn the_gesture_case_pools_its_input_in_the_dvs_layer_as_sinabs() {
+    // dvs_gesture_speck: a sinabs-style model on 2x128x128 whose nn.AvgPool2d(4) on the input
+    // runs in the DVS layer; sinabs (both from nmc's integers and from its own conversion of
+    // model.onnx) sets the same 4x4 DVS pooling and puts every layer on the core nmc chose.
+    let case = all_cases()
+        .iter()
+        .find(|c| c.name == "dvs_gesture_speck")
+        .unwrap();
+    let r = reference(case);
+    let four = serde_json::json!({ "x": 4, "y": 4 });
+    assert_eq!(r.json["config"]["dvs_layer"]["pooling"], four);
+    assert_eq!(r.json["conversion"]["dvs_layer"]["pooling"], four);
+    assert_eq!(r.json["layers"].as_array().unwrap().len(), 4);
+    let nmc = nmc_json(crate::speck::compiled(case).unwrap());
+    assert_eq!(nmc["input"]["map"], serde_json::json!([2, 128, 128]));
+    assert_eq!(nmc["dvs_layer"]["pooling"], four);
+    assert_eq!(
+        nmc["layers"][0]["input_shape"],
+        serde_json::json!([2, 32, 32])
+    );
+    let mut bad = r.json.clone();
+    bad["conversion"]["dvs_layer"]["pooling"]["x"] = Value::from(2);
+    assert!(
+        same_mapping(&nmc, &bad).is_err(),
+        "the DVS pooling is compared"
+    );
 }
 
 #[test]
