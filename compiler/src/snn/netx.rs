@@ -90,7 +90,7 @@ pub fn import(root: &H5Group) -> Result<(nmc_ir::Graph, Vec<String>), ImportErro
                 check_delay(&b, l, &place)?;
                 let w = l.dataset("weight").map_err(super::h5_error)?;
                 let out = out_features(&b, l, &place)?;
-                let wv = w.f32s().map_err(super::h5_error)?;
+                let wv = lava_ints(w.f32s().map_err(super::h5_error)?);
                 if out == 0 || wv.len() % out != 0 || wv.is_empty() {
                     return Err(b.error(
                         &place,
@@ -329,7 +329,7 @@ fn conv(b: &mut Builder, l: &H5Group, x: NodeId, place: &str) -> Result<NodeId, 
         dilations: [dh, dw],
         groups: groups as usize,
     };
-    let wv = w.f32s().map_err(super::h5_error)?;
+    let wv = lava_ints(w.f32s().map_err(super::h5_error)?);
     let weight = b.constant(shape, wv);
     b.push(
         Op::Conv2d {
@@ -442,4 +442,11 @@ pub(crate) fn cuba(
         ));
     }
     Ok(m)
+}
+
+/// Weights as netx reads them: `NetDict` takes `weight` with `.astype(int)`, which truncates
+/// toward zero (lava-dl 0.6 `netx/utils.py`); slayer writes integers, so this changes nothing
+/// for its files, and makes another writer's fractions mean what Lava makes of them.
+fn lava_ints(w: Vec<f32>) -> Vec<f32> {
+    w.into_iter().map(f32::trunc).collect()
 }
