@@ -91,7 +91,7 @@ pub fn import(root: &H5Group) -> Result<(nmc_ir::Graph, Vec<String>), ImportErro
                 let w = l.dataset("weight").map_err(super::h5_error)?;
                 let out = out_features(&b, l, &place)?;
                 let wv = lava_ints(w.f32s().map_err(super::h5_error)?);
-                if out == 0 || wv.len() % out != 0 || wv.is_empty() {
+                if out == 0 || !wv.len().is_multiple_of(out) || wv.is_empty() {
                     return Err(b.error(
                         &place,
                         format!(
