@@ -75,19 +75,6 @@ fn reference(case: &Case) -> Reference {
     r
 }
 
-/// FNV-1a 64 of the weights as little-endian int32 bytes (as the script computes it).
-fn fnv1a64(weights: &[Value]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for w in weights {
-        let w = i32::try_from(w.as_i64().unwrap()).unwrap();
-        for b in w.to_le_bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    format!("{h:016x}")
-}
-
 /// `nmc inspect --format json` of the case's artifact, as the tests compile it.
 fn nmc_json(case: &Case) -> Value {
     nmc::LoadedArtifact::decode(&compiled(case).artifact)
@@ -97,17 +84,10 @@ fn nmc_json(case: &Case) -> Value {
 
 /// The reference was built from `nmc`'s network (the script's `fingerprint`).
 fn same_network(nmc: &Value, r: &Value) -> Result<(), String> {
-    let layers = nmc["layers"].as_array().unwrap();
-    let recorded = r["network"].as_array().unwrap();
-    if layers.len() != recorded.len() {
-        return Err(format!(
-            "{} layers, the reference has {}",
-            layers.len(),
-            recorded.len()
-        ));
-    }
-    for (l, f) in layers.iter().zip(recorded) {
-        for key in [
+    crate::common::same_fingerprint(
+        nmc,
+        r,
+        &[
             "name",
             "type",
             "in_shape",
@@ -117,16 +97,14 @@ fn same_network(nmc: &Value, r: &Value) -> Result<(), String> {
             "act_bits",
             "threshold",
             "act_step",
-        ] {
-            if l[key] != f[key] {
-                return Err(format!("{}: {key} differs", l["name"]));
-            }
-        }
-        if fnv1a64(l["weights"].as_array().unwrap()) != f["weights_fnv1a64"] {
-            return Err(format!("{}: weights differ", l["name"]));
-        }
-        // A SeparableConv2D's depthwise kernels.
-        let dw = l["dw_weights"].as_array().map(|w| fnv1a64(w));
+        ],
+    )?;
+    // A SeparableConv2D's depthwise kernels.
+    let layers = nmc["layers"].as_array().unwrap();
+    for (l, f) in layers.iter().zip(r["network"].as_array().unwrap()) {
+        let dw = l["dw_weights"]
+            .as_array()
+            .map(|w| crate::common::weights_fnv1a64(w));
         if dw.as_deref() != f["dw_weights_fnv1a64"].as_str() {
             return Err(format!("{}: depthwise weights differ", l["name"]));
         }

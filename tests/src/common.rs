@@ -229,3 +229,41 @@ pub fn vendor_npy<T: npyz::Deserialize>(path: &Path, generator: &str) -> (Vec<us
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     (shape, data)
 }
+
+/// FNV-1a of a JSON weight list as little-endian `i32`s (`nmc_ir::fnv1a`), as the vendor
+/// reference scripts fingerprint the network they rebuilt.
+pub fn weights_fnv1a64(weights: &[serde_json::Value]) -> String {
+    let bytes = weights
+        .iter()
+        .flat_map(|w| i32::try_from(w.as_i64().unwrap()).unwrap().to_le_bytes());
+    format!("{:016x}", nmc_ir::fnv1a(bytes))
+}
+
+/// Whether a vendor reference was built from nmc's network: `nmc`'s `inspect` JSON layers and
+/// the reference's `network` fingerprint agree on `keys` and the weights' hash.
+pub fn same_fingerprint(
+    nmc: &serde_json::Value,
+    r: &serde_json::Value,
+    keys: &[&str],
+) -> Result<(), String> {
+    let layers = nmc["layers"].as_array().unwrap();
+    let recorded = r["network"].as_array().unwrap();
+    if layers.len() != recorded.len() {
+        return Err(format!(
+            "{} layers, the reference has {}",
+            layers.len(),
+            recorded.len()
+        ));
+    }
+    for (l, f) in layers.iter().zip(recorded) {
+        for key in keys {
+            if l[key] != f[key] {
+                return Err(format!("{}: {key} differs", l["name"]));
+            }
+        }
+        if weights_fnv1a64(l["weights"].as_array().unwrap()) != f["weights_fnv1a64"] {
+            return Err(format!("{}: weights differ", l["name"]));
+        }
+    }
+    Ok(())
+}

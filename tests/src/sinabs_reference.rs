@@ -100,19 +100,6 @@ fn reference(case: &Case) -> Reference {
     }
 }
 
-/// FNV-1a 64 of the weights as little-endian int32 bytes (as the script computes it).
-fn fnv1a64(weights: &[Value]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for w in weights {
-        let w = i32::try_from(w.as_i64().unwrap()).unwrap();
-        for b in w.to_le_bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    format!("{h:016x}")
-}
-
 /// The Speck cases that compile (each must have a reference).
 fn speck_cases() -> Vec<(&'static Case, &'static nmc::Compiled)> {
     all_cases()
@@ -128,17 +115,10 @@ fn nmc_json(c: &nmc::Compiled) -> Value {
 
 /// The reference was built from nmc's network (the script's `fingerprint`).
 fn same_network(nmc: &Value, r: &Value) -> Result<(), String> {
-    let layers = nmc["layers"].as_array().unwrap();
-    let recorded = r["network"].as_array().unwrap();
-    if layers.len() != recorded.len() {
-        return Err(format!(
-            "{} layers, the reference has {}",
-            layers.len(),
-            recorded.len()
-        ));
-    }
-    for (l, f) in layers.iter().zip(recorded) {
-        for key in [
+    crate::common::same_fingerprint(
+        nmc,
+        r,
+        &[
             "name",
             "core",
             "input_shape",
@@ -151,16 +131,8 @@ fn same_network(nmc: &Value, r: &Value) -> Result<(), String> {
             "return_to_zero",
             "destinations",
             "biases",
-        ] {
-            if l[key] != f[key] {
-                return Err(format!("{}: {key} differs", l["name"]));
-            }
-        }
-        if fnv1a64(l["weights"].as_array().unwrap()) != f["weights_fnv1a64"] {
-            return Err(format!("{}: weights differ", l["name"]));
-        }
-    }
-    Ok(())
+        ],
+    )
 }
 
 /// Cores, memory and the samna configuration equal sinabs'.
@@ -270,7 +242,8 @@ fn same_config(nmc: &Value, cfg: &Value, dvs_input: Value, from: &str) -> Result
                 c["core"], c["destinations"]
             ));
         }
-        if fnv1a64(l["weights"].as_array().unwrap()) != c["weights_fnv1a64"] {
+        if crate::common::weights_fnv1a64(l["weights"].as_array().unwrap()) != c["weights_fnv1a64"]
+        {
             return Err(format!("core {}{from}: samna weights differ", c["core"]));
         }
     }

@@ -172,6 +172,21 @@ fn steps_of(xs: &nmc::npy::Array, s: usize, k: usize) -> Vec<Vec<Vec<i64>>> {
         .collect()
 }
 
+/// A run's spike counts per sample equal the interpreter's on the same frames over the run's
+/// timesteps.
+fn counts_equal_interpreter(
+    quantized: &nmc_ir::Graph,
+    r: &nmc_backend::RunResult,
+    xs: &nmc::npy::Array,
+) {
+    let interp = Interpreter::new(quantized).unwrap();
+    let k = r.perf.timesteps as usize;
+    for s in 0..xs.shape[0] {
+        let want = interp.run_events(&steps_of(xs, s, k)).unwrap();
+        assert_eq!(r.int_outputs[s], want.counts[0], "sample {s}");
+    }
+}
+
 /// Compiles `model`, runs it on the emulator with `--record`, and holds every step's output
 /// spikes to the reference interpreter on the quantised graph. Returns the total spike count, so
 /// a caller can make sure the network is not silent.
@@ -410,15 +425,7 @@ fn floorline_and_evolve_measure_a_spiking_network_on_its_spike_frames() {
     assert!(s.chosen.emulated && s.chosen.latency_ns <= s.greedy.latency_ns);
     let art = LoadedArtifact::decode(&c.artifact).unwrap();
     let r = art.run(&xs, None).unwrap();
-    let interp = Interpreter::new(&c.quantized).unwrap();
-    let k = r.perf.timesteps as usize;
-    for s in 0..4 {
-        let events = steps_of(&xs, s, k);
-        assert_eq!(
-            r.int_outputs[s],
-            interp.run_events(&events).unwrap().counts[0]
-        );
-    }
+    counts_equal_interpreter(&c.quantized, &r, &xs);
 }
 
 #[test]
@@ -510,15 +517,7 @@ fn nir_graphs_from_snntorch_and_sinabs_run_on_loihi2_and_speck() {
     let art = LoadedArtifact::decode(&c.artifact).unwrap();
     let r = art.run(&xs, None).unwrap();
     assert_eq!(r.perf.timesteps as usize, xs.shape[1]);
-    let interp = Interpreter::new(&c.quantized).unwrap();
-    let t_in = xs.shape[1];
-    for s in 0..2 {
-        let events = steps_of(&xs, s, t_in);
-        assert_eq!(
-            r.int_outputs[s],
-            interp.run_events(&events).unwrap().counts[0]
-        );
-    }
+    counts_equal_interpreter(&c.quantized, &r, &xs);
 }
 
 #[test]
